@@ -2,10 +2,12 @@
 
 Convention (docs/air-interface.md, "FEC"): the most significant bit of each octal generator
 multiplies the *current* input bit, the least significant bit the input six steps back. For
-each input bit the encoder emits the G1=171 parity bit first, then the G2=133 parity bit. This
-is the CCSDS / NASA "standard" K=7 code; libfec's ``viterbi27`` writes the same generators
-bit-reversed (0x4f, 0x6d) with the newest bit in the LSB of its shift register, and
-scikit-commpy's ``Trellis(..., polynomial_format='MSB')`` reads them as we do.
+each input bit the encoder emits the G1=171 parity bit first, then the G2=133 parity bit. These
+are the generators of the CCSDS / NASA "standard" K=7 code (CCSDS additionally inverts the G2
+output; we do not); libfec's ``viterbi27`` writes the same generators bit-reversed (0x4f, 0x6d)
+with the newest bit in the LSB of its shift register, and scikit-commpy's
+``Trellis(..., polynomial_format='LSB')`` reproduces our encoder (its default 'MSB' reading is
+the time-reversed code).
 
 The encoder is a streaming object (``process``/``reset``/``copy``) over the pure kernel
 :func:`conv_encode_kernel`; :func:`encode_frame` terminates the trellis with six zero bits.

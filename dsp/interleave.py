@@ -3,7 +3,7 @@
 The N transmitted coded bits are written row by row into a matrix of 32 columns
 (ceil(N/32) rows; cells beyond N are skipped) and read column by column. Two coded bits that
 are adjacent on the air are therefore 32 coded bits (16 trellis steps) apart at the decoder,
-so an impulse that wipes out up to ceil(N/32) consecutive symbols leaves isolated errors.
+so an impulse that wipes out up to 16 consecutive BPSK symbols (89 ms) leaves isolated errors.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ CHIP_RATE_HZ = 720.0  #: chips per second (transmitter crystal, +-100 ppm)
 CHIPS_PER_SYMBOL = 4  #: spreading factor
 SYMBOL_RATE_HZ = CHIP_RATE_HZ / CHIPS_PER_SYMBOL  #: 180 symbols/s
 RRC_BETA = 0.25  #: root-raised-cosine roll-off of the chip pulse
-RRC_SPAN_CHIPS = 6  #: the pulse is truncated to +-6 chips (Hann-free, plain truncation)
+RRC_SPAN_CHIPS = 6  #: the pulse is evaluated for the 13 chips nearest to t (n within 6 of round(t))
 CODE_LENGTH = 127  #: Gold codes of degree 7
 PREAMBLE_SYMBOLS = 64  #: BPSK preamble length
 

@@ -1,0 +1,1 @@
+"""The Computing Platform (FastAPI): Inventory, Grid Map, provisioning, change inference."""

@@ -1,0 +1,1 @@
+"""The Substation Receiver service and the `gla` command line."""
