@@ -71,3 +71,63 @@ def modulate_naive(chips, sample_idx, *, fs_hz, fc_hz, t_start_s, grid_period_s,
             v += sign * (env * np.exp(1j * (2 * math.pi * fc_hz * tt + phase_rad))).real
         out.append(amplitude * v)
     return np.array(out)
+
+
+def viterbi_naive(soft, n_bits_with_tail):
+    """Textbook soft Viterbi for the K=7 171/133 code: full 64-state trellis, full paths.
+
+    ``soft`` is one frame (1-D, ``2 * n_bits_with_tail`` values) or a batch of frames of equal
+    length (2-D, one frame per row: the batch only adds a numpy axis, the algorithm is the
+    per-state textbook one). Positive soft = bit 0; metric = sum(soft * (1 - 2 * bit)),
+    maximised. Start in state 0, end in state 0 (terminated frame).
+
+    State = last six inputs, newest in bit 5; input b takes state p to (b << 5) | (p >> 1) and
+    emits parity(((b << 6) | p) & G) for G = 0o171, then 0o133.
+
+    Tie-break (shared with dsp.viterbi): of the two predecessors p = ((n & 31) << 1) | x of
+    state n, the odd one (x = 1, higher state index) survives only if its candidate metric is
+    strictly greater; on equal metrics the lower state index wins. After each step every metric
+    has the new metric of state 0 subtracted (dsp.viterbi does the same, so the float64
+    arithmetic and therefore every decision are identical). Returns uint8 bits (tail included),
+    shape (n_bits_with_tail,) or (n_frames, n_bits_with_tail).
+    """
+    soft = np.asarray(soft, dtype=np.float64)
+    single = soft.ndim == 1
+    if single:
+        soft = soft[None, :]
+    n_frames, n_soft = soft.shape
+    n = n_bits_with_tail
+    assert n_soft == 2 * n, "soft must hold 2 values per trellis step"
+    g1, g2 = 0o171, 0o133
+
+    def parity(x):
+        return bin(x).count("1") % 2
+
+    pm = [np.full(n_frames, -np.inf) for _ in range(64)]
+    pm[0] = np.zeros(n_frames)
+    paths = np.zeros((n_frames, 64, n), dtype=np.uint8)  # full survivor path of every state
+    rows = np.arange(n_frames)
+    for t in range(n):
+        s0 = soft[:, 2 * t]
+        s1 = soft[:, 2 * t + 1]
+        new_pm = []
+        new_paths = np.empty_like(paths)
+        for ns in range(64):
+            b = ns >> 5
+            cands = []
+            for x in (0, 1):
+                p = ((ns & 31) << 1) | x
+                w = (b << 6) | p
+                e1, e2 = parity(w & g1), parity(w & g2)
+                bm = s0 * (1.0 - 2.0 * e1) + s1 * (1.0 - 2.0 * e2)
+                cands.append(pm[p] + bm)
+            take_odd = cands[1] > cands[0]  # strict: ties keep the lower predecessor
+            new_pm.append(np.where(take_odd, cands[1], cands[0]))
+            pred = np.where(take_odd, ((ns & 31) << 1) | 1, (ns & 31) << 1)
+            new_paths[:, ns, :] = paths[rows, pred, :]
+            new_paths[:, ns, t] = b
+        ref = new_pm[0].copy()
+        pm = [m - ref for m in new_pm]
+        paths = new_paths
+    out = paths[:, 0, :].copy()
+    return out[0] if single else out
