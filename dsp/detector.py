@@ -1,0 +1,218 @@
+"""Preamble detector: every chip code of one channel, CFAR threshold, explicit state machine.
+
+Input: the channel's complex baseband at 1.5 kHz (dsp.channelizer). For each code the detector
+correlates against the noise-free received preamble (64 BPSK symbols spread by the code, RRC
+chips, and the transmitter's harmonic-null comb, i.e. the two paths 0 and T0), sampled at two
+sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a quarter sample).
+Correlation runs by overlap-save FFTs in fixed blocks of N = 2048 samples aligned to the absolute
+sample index, so results do not depend on how the stream is cut.
+
+CFAR: the statistic is lambda = |r|^2 / (E_p sigma^2) with sigma^2 the noise power per sample of
+the block (median of |x|^2 / ln 2, robust to a burst in the block). On noise alone lambda is
+exponential with mean 1, so a threshold T gives a false-alarm probability exp(-T) per test;
+T = 21 allows about 6.5e7 tests per input-hour (3 channels x 4 codes x 1500 lags/s x 3600 s)
+for ~0.05 false alarms per input-hour before the correlation between neighbouring lags.
+
+State machine per code: IDLE -> (lambda > T) -> PEAK (follow the maximum while it keeps rising,
+until PEAK_SPAN samples pass without a higher value; more than one grid period, since the T0 path
+makes side peaks one period either side) -> emit -> HOLDOFF (the rest of this burst: its data would
+otherwise re-trigger on strong bursts) -> IDLE. A candidate whose peak is less than 1/XCODE_RATIO
+of another code's peak within +-2 samples is the cross-correlation of that stronger burst and is
+dropped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from . import params as P
+from .channelizer import DECIMATION, Channelizer
+from .codes import chip_code, preamble_bits
+from .shaping import rrc
+
+NFFT = 2048
+THRESHOLD = 21.0
+PEAK_SPAN = 34  # > one grid period (25 samples): the T0 path gives side peaks at +-T0 with 1/4 of the power
+XCODE_RATIO = 8.0
+PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
+
+
+class DetState(IntEnum):
+    IDLE = 0
+    PEAK = 1
+    HOLDOFF = 2
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A preamble found on one channel of one input; times derive from ``start_sample``."""
+
+    channel: int
+    code: int
+    start_sample: float  # input-rate index (fractional) of the centre of chip 0
+    m_peak: int  # baseband index of the correlation peak (template start)
+    lambda_peak: float  # CFAR statistic at the peak
+    corr: complex  # complex correlation at the peak (its phase is the carrier phase)
+    noise_power: float  # per baseband sample, at detection
+    sub_phase: int  # which template phase (0 or 1 = half a sample later)
+
+
+def template(channel: P.Channel, code: int, grid_hz: float, fs_bb: float, phase: float) -> np.ndarray:
+    """Received preamble at baseband rate, sample i at time (i + phase)/fs_bb - PRE_CHIPS*Tc."""
+    tc = 1.0 / P.CHIP_RATE_HZ
+    t0 = 1.0 / grid_hz
+    n_chips = P.PREAMBLE_SYMBOLS * P.CHIPS_PER_SYMBOL
+    chips = (1.0 - 2.0 * preamble_bits().astype(float)).repeat(P.CHIPS_PER_SYMBOL) * \
+        np.asarray(chip_code(channel.index, code))[np.arange(n_chips) % P.CODE_LENGTH]
+    length = int(math.ceil(((n_chips - 1 + 2 * PRE_CHIPS) * tc + t0) * fs_bb)) + 1
+    t = (np.arange(length) + phase) / fs_bb - PRE_CHIPS * tc
+    w2 = -np.exp(-2j * np.pi * channel.fc_hz * t0)
+    out = np.zeros(length, complex)
+    for n in range(n_chips):
+        for d, w in ((0.0, 1.0), (t0, w2)):
+            x = (t - d) / tc - n
+            m = np.abs(x) <= PRE_CHIPS
+            out[m] += w * chips[n] * np.array([rrc(float(v), P.RRC_BETA) for v in x[m]])
+    return out
+
+
+@dataclass
+class _CodeSM:
+    state: DetState = DetState.IDLE
+    best_lambda: float = 0.0
+    best_m: int = -1
+    best_corr: complex = 0j
+    best_phase: int = 0
+    best_noise: float = 0.0
+    since_best: int = 0
+    holdoff_until: int = -1
+
+
+@dataclass
+class DetectorState:
+    buf: np.ndarray  # samples not yet consumed by a full block
+    buf_start: int  # baseband index of buf[0]
+    sms: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # detections waiting for the cross-code check
+    n_tests: int = 0
+
+    def copy(self) -> "DetectorState":
+        return DetectorState(self.buf.copy(), self.buf_start, [(_CodeSM(**vars(s))) for s in self.sms],
+                             list(self.pending), self.n_tests)
+
+
+class PreambleDetector:
+    """Streaming detector for one channel of one input."""
+
+    def __init__(self, channel: P.Channel, grid_hz: float = 60.0, fs_bb: float = 48000.0 / DECIMATION,
+                 threshold: float = THRESHOLD, codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL))) -> None:
+        if threshold <= 0:
+            raise ValueError("threshold must be positive")
+        self.channel, self.grid_hz, self.fs_bb, self.threshold, self.codes = channel, grid_hz, fs_bb, threshold, codes
+        temps = []
+        for code in codes:
+            for ph in (0.0, 0.5):
+                temps.append(template(channel, code, grid_hz, fs_bb, ph))
+        self.L = max(t.size for t in temps)
+        if self.L >= NFFT // 2:
+            raise ValueError("template longer than half the FFT block")
+        self.hop = NFFT - self.L + 1
+        self.energy = np.array([np.sum(np.abs(t) ** 2) for t in temps])
+        self.T = np.conj(np.fft.fft(np.stack([np.pad(t, (0, NFFT - t.size)) for t in temps]), axis=1))
+        self.burst_bb = int((P.burst_duration_s() + 1.0 / grid_hz) * fs_bb)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = DetectorState(np.zeros(0, complex), 0, [_CodeSM() for _ in self.codes], [], 0)
+
+    def copy(self) -> "PreambleDetector":
+        d = PreambleDetector.__new__(PreambleDetector)
+        d.__dict__.update(self.__dict__)
+        d.state = self.state.copy()
+        return d
+
+    def start_sample(self, m: float, sub_phase: int) -> float:
+        """Input-rate index of the centre of chip 0 for a template that starts at baseband m."""
+        return Channelizer.input_index(m) - DECIMATION * 0.5 * sub_phase + PRE_CHIPS * 48000.0 / P.CHIP_RATE_HZ
+
+    def process(self, x: np.ndarray) -> list[Detection]:
+        x = np.asarray(x)
+        if x.ndim != 1 or x.dtype.kind != "c":
+            raise ValueError(f"the detector takes one channel of complex baseband, got {x.dtype} {x.shape}")
+        s = self.state
+        s.buf = np.concatenate([s.buf, x.astype(complex)])
+        out: list[Detection] = []
+        while s.buf.size >= NFFT:
+            out.extend(self._block(s.buf[:NFFT], s.buf_start))
+            s.buf = s.buf[self.hop:]
+            s.buf_start += self.hop
+        return out
+
+    def _block(self, blk: np.ndarray, m0: int) -> list[Detection]:
+        s = self.state
+        p = np.abs(blk) ** 2
+        noise = float(np.median(p) / math.log(2.0))
+        if noise <= 0 or not math.isfinite(noise):
+            return []  # blanked or silent block: nothing to detect
+        X = np.fft.fft(blk)
+        r = np.fft.ifft(X[None, :] * self.T, axis=1)[:, : self.hop]
+        lam = np.abs(r) ** 2 / (self.energy[:, None] * noise)
+        s.n_tests += lam.size
+        ncode = len(self.codes)
+        lam2 = lam.reshape(ncode, 2, -1)
+        best_phase = np.argmax(lam2, axis=1)  # (codes, hop)
+        lam_c = np.take_along_axis(lam2, best_phase[:, None, :], axis=1)[:, 0, :]
+        found: list[Detection] = []
+        for ci in range(ncode):
+            sm = s.sms[ci]
+            row = lam_c[ci]
+            above = np.flatnonzero(row > self.threshold)
+            if sm.state == DetState.HOLDOFF and sm.holdoff_until >= m0 + self.hop:
+                continue
+            if sm.state == DetState.IDLE and above.size == 0:
+                continue
+            first = 0
+            if sm.state == DetState.HOLDOFF:
+                first = sm.holdoff_until - m0
+                sm.state = DetState.IDLE
+            elif sm.state == DetState.IDLE:
+                first = int(above[0])
+            for i in range(first, self.hop):
+                m = m0 + i
+                if sm.state == DetState.HOLDOFF:
+                    break
+                v = row[i]
+                if sm.state == DetState.IDLE:
+                    if v > self.threshold:
+                        ph = int(best_phase[ci, i])
+                        sm.state, sm.best_lambda, sm.best_m, sm.since_best = DetState.PEAK, v, m, 0
+                        sm.best_corr, sm.best_phase, sm.best_noise = complex(r[2 * ci + ph, i]), ph, noise
+                    continue
+                # PEAK
+                if v > sm.best_lambda:
+                    ph = int(best_phase[ci, i])
+                    sm.best_lambda, sm.best_m, sm.since_best = v, m, 0
+                    sm.best_corr, sm.best_phase, sm.best_noise = complex(r[2 * ci + ph, i]), ph, noise
+                else:
+                    sm.since_best += 1
+                if sm.since_best >= PEAK_SPAN:
+                    found.append(Detection(self.channel.index, self.codes[ci],
+                                           self.start_sample(sm.best_m, sm.best_phase), sm.best_m, sm.best_lambda,
+                                           sm.best_corr, sm.best_noise, sm.best_phase))
+                    sm.state = DetState.HOLDOFF
+                    sm.holdoff_until = sm.best_m + self.burst_bb
+        # cross-code check among everything found so far and still pending
+        allc = s.pending + found
+        keep = []
+        for d in allc:
+            stronger = [o for o in allc if o is not d and abs(o.m_peak - d.m_peak) <= 2
+                        and o.lambda_peak > XCODE_RATIO * d.lambda_peak]
+            if not stronger:
+                keep.append(d)
+        # a detection is final once no later block can bring a stronger neighbour (2 samples)
+        horizon = m0 + self.hop - 3
+        s.pending = [d for d in keep if d.m_peak > horizon]
+        return sorted((d for d in keep if d.m_peak <= horizon), key=lambda d: d.m_peak)
