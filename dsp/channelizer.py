@@ -34,7 +34,7 @@ TAPS_A = 81
 TAPS_B = 57
 GD_A = (TAPS_A - 1) // 2
 DELAY = GD_A + DEC_A * (TAPS_B - 1) // 2
-BLANK_K = 6.0  # threshold in noise RMS (Gaussian noise alone exceeds it with p = exp(-36))
+BLANK_K = 4.5  # threshold in noise RMS (Gaussian noise alone exceeds it with p = exp(-20): < 0.02/hour)
 BLANK_HALF = 16
 NOISE_ALPHA = 1.0 / 3000.0  # noise power tracker: ~2 s time constant at 1.5 kHz
 WARMUP = 1500  # outputs (1 s) of plain averaging before blanking starts

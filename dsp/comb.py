@@ -129,6 +129,8 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
                 if abs(trend) > 0.05 * abs(s1) + 1e-4:  # a step, not a drift: do not extrapolate
                     step = s1
                 f0_hat = f_nom + step * fs / (2.0 * math.pi * block)
+                if abs(f0_hat - f_nom) > 0.5:  # no usable fundamental (dead CT?): hold nominal
+                    f0_hat = f_nom
             d = fs / f0_hat
             ip = math.floor(d)
             _lagrange3(1.0 - (d - ip), w)

@@ -220,8 +220,28 @@ class BurstDemodulator:
         shift = np.round((phi_pre - np.mean(ang[:npre])) / (2 * np.pi / power)) * (2 * np.pi / power)
         return ang + shift
 
-    def _soft(self, Y, phi, amp, noise_var):
+    def _weights(self, r, m_first, tau0, eps, t0_s):
+        """Per-symbol reliability: 1 where the baseband power around the symbol (both paths) is at
+        the burst's typical level, p_typ / p_local where an impulse raised it (its soft values then
+        count for less instead of misleading the decoder)."""
+        p = np.abs(r) ** 2
+        k = np.ones(5) / 5
+        ploc = np.convolve(p, k, mode="same")
+        spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+        centre = tau0 + (np.arange(self.n_sym) * P.CHIPS_PER_SYMBOL + 1.5) * spc
+        idx0 = np.clip(np.round((centre - self.c0) / DECIMATION).astype(int) - m_first, 0, r.size - 1)
+        idx1 = np.clip(np.round((centre + t0_s * self.fs_hz / (1 + eps) - self.c0) / DECIMATION).astype(int)
+                       - m_first, 0, r.size - 1)
+        ps = 0.5 * (ploc[idx0] + ploc[idx1])
+        typ = float(np.median(ps))
+        if typ <= 0:
+            return np.ones(self.n_sym)
+        return np.minimum(1.0, typ / np.maximum(ps, 1e-300)) ** 2
+
+    def _soft(self, Y, phi, amp, noise_var, w=None):
         d = Y[P.PREAMBLE_SYMBOLS:] * np.exp(-1j * phi[P.PREAMBLE_SYMBOLS:])
+        if w is not None:
+            d = d * w[P.PREAMBLE_SYMBOLS:]
         scale = 2.0 * amp / max(noise_var, 1e-300)
         if self.channel.modulation == P.Modulation.BPSK:
             soft = d.real * scale
@@ -244,6 +264,7 @@ class BurstDemodulator:
         return burst_symbols(frame, self.channel.modulation, self.channel.fec)
 
     def _finish(self, r, m_first, tau0, eps, df, t0_s, code, corr_peak, fund_rms) -> BurstResult:
+        r = np.asarray(r)
         z = self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips)
         Y, w2 = self._combine(z, t0_s, code)
         phi = self._phase_track(Y, None)
@@ -251,7 +272,8 @@ class BurstDemodulator:
         amp = float(np.abs(np.mean((Y[:npre] * self.pre) * np.exp(-1j * phi[:npre]))))
         resid = (Y[:npre] * self.pre) * np.exp(-1j * phi[:npre]) - amp
         noise_var = float(np.mean(np.abs(resid) ** 2))
-        bits, frame, ok, full = self._decode(self._soft(Y, phi, amp, noise_var))
+        wts = self._weights(r, m_first, tau0, eps, t0_s)
+        bits, frame, ok, full = self._decode(self._soft(Y, phi, amp, noise_var, wts))
         it = 1
         best = (bits, frame, ok, full, Y, phi)
         while it < self.iterations + 1 and (not ok or it == 1):
@@ -266,7 +288,7 @@ class BurstDemodulator:
             amp2 = float(np.mean(np.real(Y2 * np.conj(known) * np.exp(-1j * phi2))))
             res2 = Y2 * np.conj(known) * np.exp(-1j * phi2) - amp2
             nv2 = float(np.mean(np.abs(res2) ** 2))
-            bits2, frame2, ok2, full2 = self._decode(self._soft(Y2, phi2, amp2, nv2))
+            bits2, frame2, ok2, full2 = self._decode(self._soft(Y2, phi2, amp2, nv2, wts))
             it += 1
             if ok2 or not ok:
                 best = (bits2, frame2, ok2, full2, Y2, phi2)

@@ -13,18 +13,21 @@ exponential with mean 1, so a threshold T gives a false-alarm probability exp(-T
 T = 21 allows about 6.5e7 tests per input-hour (3 channels x 4 codes x 1500 lags/s x 3600 s)
 for ~0.05 false alarms per input-hour before the correlation between neighbouring lags.
 
-State machine per code: IDLE -> (lambda > T) -> PEAK (follow the maximum while it keeps rising,
-until PEAK_SPAN samples pass without a higher value; more than one grid period, since the T0 path
-makes side peaks one period either side) -> emit -> HOLDOFF (the rest of this burst: its data would
-otherwise re-trigger on strong bursts) -> IDLE. A candidate whose peak is less than 1/XCODE_RATIO
-of another code's peak within +-2 samples is the cross-correlation of that stronger burst and is
-dropped.
+State machine per code: IDLE -> (lambda > T) -> PEAK (follow the maximum for PEAK_SPAN samples,
+a template length: a strong burst has correlation sidelobes (the code repeats every 127 chips, the
+T0 path echoes the template one grid period either side) that can cross T before the true peak)
+-> emit the maximum -> HOLDOFF (the rest of this burst: its data would otherwise re-trigger on
+strong bursts) -> IDLE. A detection is released once its burst has passed, and dropped if a
+detection on the same channel whose burst overlaps it is more than XCODE_RATIO times stronger:
+it is that burst's sidelobe (a real burst 12 dB under another on a spreading factor of 4 could
+not be decoded anyway).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,8 +38,8 @@ from .shaping import rrc
 
 NFFT = 2048
 THRESHOLD = 21.0
-PEAK_SPAN = 34  # > one grid period (25 samples): the T0 path gives side peaks at +-T0 with 1/4 of the power
-XCODE_RATIO = 8.0
+PEAK_SPAN = 640  # follow the maximum for a template length after the first crossing (0.43 s)
+XCODE_RATIO = 16.0  # a burst makes sidelobes up to ~1/16 of its peak on the other codes and lags
 PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
 
 
@@ -62,21 +65,31 @@ class Detection:
 
 def template(channel: P.Channel, code: int, grid_hz: float, fs_bb: float, phase: float) -> np.ndarray:
     """Received preamble at baseband rate, sample i at time (i + phase)/fs_bb - PRE_CHIPS*Tc."""
+    return _template(channel.index, channel.fc_hz, code, grid_hz, fs_bb, phase).copy()
+
+
+@lru_cache(maxsize=256)
+def _template(ch_index: int, fc_hz: float, code: int, grid_hz: float, fs_bb: float, phase: float) -> np.ndarray:
     tc = 1.0 / P.CHIP_RATE_HZ
     t0 = 1.0 / grid_hz
     n_chips = P.PREAMBLE_SYMBOLS * P.CHIPS_PER_SYMBOL
     chips = (1.0 - 2.0 * preamble_bits().astype(float)).repeat(P.CHIPS_PER_SYMBOL) * \
-        np.asarray(chip_code(channel.index, code))[np.arange(n_chips) % P.CODE_LENGTH]
+        np.asarray(chip_code(ch_index, code))[np.arange(n_chips) % P.CODE_LENGTH]
     length = int(math.ceil(((n_chips - 1 + 2 * PRE_CHIPS) * tc + t0) * fs_bb)) + 1
     t = (np.arange(length) + phase) / fs_bb - PRE_CHIPS * tc
-    w2 = -np.exp(-2j * np.pi * channel.fc_hz * t0)
+    w2 = -np.exp(-2j * np.pi * fc_hz * t0)
     out = np.zeros(length, complex)
     for n in range(n_chips):
         for d, w in ((0.0, 1.0), (t0, w2)):
             x = (t - d) / tc - n
             m = np.abs(x) <= PRE_CHIPS
-            out[m] += w * chips[n] * np.array([rrc(float(v), P.RRC_BETA) for v in x[m]])
+            out[m] += w * chips[n] * _rrc_vec(x[m])
+    out.setflags(write=False)
     return out
+
+
+def _rrc_vec(x: np.ndarray) -> np.ndarray:
+    return np.array([rrc(float(v), P.RRC_BETA) for v in x])
 
 
 @dataclass
@@ -88,6 +101,7 @@ class _CodeSM:
     best_phase: int = 0
     best_noise: float = 0.0
     since_best: int = 0
+    first_m: int = -1
     holdoff_until: int = -1
 
 
@@ -96,12 +110,14 @@ class DetectorState:
     buf: np.ndarray  # samples not yet consumed by a full block
     buf_start: int  # baseband index of buf[0]
     sms: list = field(default_factory=list)
-    pending: list = field(default_factory=list)  # detections waiting for the cross-code check
+    pending: list = field(default_factory=list)  # detections waiting for their burst to pass
+    recent: list = field(default_factory=list)  # released or dropped ones, for the rival check
     n_tests: int = 0
+    dropped: int = 0
 
     def copy(self) -> "DetectorState":
         return DetectorState(self.buf.copy(), self.buf_start, [(_CodeSM(**vars(s))) for s in self.sms],
-                             list(self.pending), self.n_tests)
+                             list(self.pending), list(self.recent), self.n_tests, self.dropped)
 
 
 class PreambleDetector:
@@ -126,7 +142,7 @@ class PreambleDetector:
         self.reset()
 
     def reset(self) -> None:
-        self.state = DetectorState(np.zeros(0, complex), 0, [_CodeSM() for _ in self.codes], [], 0)
+        self.state = DetectorState(np.zeros(0, complex), 0, [_CodeSM() for _ in self.codes])
 
     def copy(self) -> "PreambleDetector":
         d = PreambleDetector.__new__(PreambleDetector)
@@ -151,12 +167,19 @@ class PreambleDetector:
             s.buf_start += self.hop
         return out
 
+    def _skip(self, m0: int) -> None:
+        for sm in self.state.sms:
+            if sm.state == DetState.PEAK:
+                sm.state = DetState.IDLE
+
     def _block(self, blk: np.ndarray, m0: int) -> list[Detection]:
         s = self.state
         p = np.abs(blk) ** 2
-        noise = float(np.median(p) / math.log(2.0))
-        if noise <= 0 or not math.isfinite(noise):
-            return []  # blanked or silent block: nothing to detect
+        live = p[p > 0]  # blanked samples (and the comb's settling) are exact zeros
+        if live.size < NFFT // 2:
+            self._skip(m0)
+            return []  # mostly blanked or silent: nothing reliable to detect
+        noise = float(np.median(live) / math.log(2.0))
         X = np.fft.fft(blk)
         r = np.fft.ifft(X[None, :] * self.T, axis=1)[:, : self.hop]
         lam = np.abs(r) ** 2 / (self.energy[:, None] * noise)
@@ -189,6 +212,7 @@ class PreambleDetector:
                     if v > self.threshold:
                         ph = int(best_phase[ci, i])
                         sm.state, sm.best_lambda, sm.best_m, sm.since_best = DetState.PEAK, v, m, 0
+                        sm.first_m = m
                         sm.best_corr, sm.best_phase, sm.best_noise = complex(r[2 * ci + ph, i]), ph, noise
                     continue
                 # PEAK
@@ -196,23 +220,42 @@ class PreambleDetector:
                     ph = int(best_phase[ci, i])
                     sm.best_lambda, sm.best_m, sm.since_best = v, m, 0
                     sm.best_corr, sm.best_phase, sm.best_noise = complex(r[2 * ci + ph, i]), ph, noise
-                else:
-                    sm.since_best += 1
+                sm.since_best = m - sm.first_m
                 if sm.since_best >= PEAK_SPAN:
                     found.append(Detection(self.channel.index, self.codes[ci],
                                            self.start_sample(sm.best_m, sm.best_phase), sm.best_m, sm.best_lambda,
                                            sm.best_corr, sm.best_noise, sm.best_phase))
                     sm.state = DetState.HOLDOFF
                     sm.holdoff_until = sm.best_m + self.burst_bb
-        # cross-code check among everything found so far and still pending
-        allc = s.pending + found
-        keep = []
-        for d in allc:
-            stronger = [o for o in allc if o is not d and abs(o.m_peak - d.m_peak) <= 2
-                        and o.lambda_peak > XCODE_RATIO * d.lambda_peak]
-            if not stronger:
-                keep.append(d)
-        # a detection is final once no later block can bring a stronger neighbour (2 samples)
-        horizon = m0 + self.hop - 3
-        s.pending = [d for d in keep if d.m_peak > horizon]
-        return sorted((d for d in keep if d.m_peak <= horizon), key=lambda d: d.m_peak)
+        s.pending.extend(found)
+        return self._release(m0 + self.hop)
+
+    def flush(self) -> list[Detection]:
+        """End of stream: release everything still pending (after the rival check)."""
+        s = self.state
+        for ci, sm in enumerate(s.sms):
+            if sm.state == DetState.PEAK:
+                s.pending.append(Detection(self.channel.index, self.codes[ci], self.start_sample(sm.best_m, sm.best_phase),
+                                           sm.best_m, sm.best_lambda, sm.best_corr, sm.best_noise, sm.best_phase))
+                sm.state = DetState.IDLE
+        return self._release(10**18)
+
+    def _release(self, now: int) -> list[Detection]:
+        """Release detections whose burst has passed, unless a much stronger overlapping one exists."""
+        s = self.state
+        out = []
+        still = []
+        for d in s.pending:
+            if d.m_peak + self.burst_bb > now:
+                still.append(d)
+                continue
+            rivals = s.pending + s.recent
+            if any(o is not d and abs(o.m_peak - d.m_peak) < self.burst_bb and o.lambda_peak > XCODE_RATIO * d.lambda_peak
+                   for o in rivals):
+                s.dropped += 1
+                continue
+            out.append(d)
+        s.recent = [d for d in s.recent + out + [d for d in s.pending if d not in still and d not in out]
+                    if d.m_peak > now - 3 * self.burst_bb]
+        s.pending = still
+        return sorted(out, key=lambda d: d.m_peak)

@@ -34,6 +34,7 @@ class ChainStats:
     detections: int = 0
     crc_ok: int = 0
     crc_fail: int = 0
+    truncated: int = 0
 
 
 class InputChain:
@@ -103,6 +104,25 @@ class InputChain:
             if drop > 0:
                 self.ring[c] = self.ring[c][drop:]
                 self.ring_start[c] += drop
+        return out
+
+    def flush(self) -> list[tuple[int, BurstResult]]:
+        """End of stream: demodulate what is still pending if its burst is complete (a burst cut
+        off by the end of the stream is counted in ``stats.truncated`` and dropped)."""
+        out = []
+        for c, det in enumerate(self.dets):
+            for d in det.flush():
+                self.stats.detections += 1
+                end = d.start_sample + self.demods[c].span_samples(self.plan.grid_hz)
+                need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2
+                self.pending[c].append(_Pending(d, need))
+            have = self.ring_start[c] + self.ring[c].size
+            for p in self.pending[c]:
+                if p.need_m <= have:
+                    out.append((self.input_index, self._demod(c, p.det)))
+                else:
+                    self.stats.truncated += 1
+            self.pending[c] = []
         return out
 
     def _demod(self, c: int, d: Detection) -> BurstResult:
