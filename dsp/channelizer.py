@@ -143,10 +143,12 @@ def channelize_kernel(x, n0, ha, hb, lo_a, lo_b, hist_a, hist_b, m_a, delay_line
 class Channelizer:
     """Streaming channelizer for one input; ``process`` returns (channels, n_out) complex128."""
 
-    def __init__(self, plan: P.ChannelPlan, fs_hz: float = 48000.0) -> None:
+    def __init__(self, plan: P.ChannelPlan, fs_hz: float = 48000.0, blank_k: float = BLANK_K) -> None:
         if fs_hz != 48000.0:
             raise ValueError(f"the channelizer is designed for 48 kHz input, got fs_hz={fs_hz}")
-        self.plan, self.fs_hz = plan, float(fs_hz)
+        if not blank_k > 0:
+            raise ValueError(f"blank_k must be positive, got {blank_k}")
+        self.plan, self.fs_hz, self.blank_k = plan, float(fs_hz), float(blank_k)
         self.out_rate_hz = fs_hz / DECIMATION
         fcs = [c.fc_hz for c in plan.channels]
         self.f_mid_hz = (min(fcs) + max(fcs)) / 2
@@ -183,14 +185,17 @@ class Channelizer:
         return c
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 1:
-            raise ValueError(f"the channelizer takes one input at a time: shape {x.shape}")
+        x = np.asarray(x)
+        if x.ndim != 1 or x.dtype.kind not in "fiu":
+            raise ValueError(f"the channelizer takes one real input at a time: {x.dtype} {x.shape}")
+        x = x.astype(np.float64, copy=False)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("non-finite samples: the comb (dsp.comb) replaces them before the channelizer")
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         s.n, s.m_a, s.m_out, w = channelize_kernel(
             x, s.n, self.ha, self.hb, self.lo_a, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
-            s.noise_pow, s.warm, s.m_out, s.blanked, out, BLANK_K**2, NOISE_ALPHA)
+            s.noise_pow, s.warm, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
         return out[:, :w]
 
     @property

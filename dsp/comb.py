@@ -70,7 +70,8 @@ def _lagrange3(mu: float, w: np.ndarray) -> None:
 
 @jit
 def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_hat, lo, block, fs, f_nom, rho_final):
-    """Filter ``x`` into ``out``; returns (n, n_blocks, f0_hat, nonfinite_count, f0 per block)."""
+    """Filter ``x`` into ``out``; returns (n, n_blocks, f0_hat, nonfinite_count, f0 and fundamental RMS
+    estimated at the end of each block completed here)."""
     mask = xh.shape[0] - 1
     rho = rho_final * min(1.0, n_blocks / RAMP_BLOCKS)
     g = ((1.0 + rho) / 2.0) ** 2
@@ -81,6 +82,7 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
     off = ip + 1
     bad = 0
     f_log = np.empty(x.shape[0] // block + 2)
+    a_log = np.empty(x.shape[0] // block + 2)
     nf = 0
     period = lo.shape[0]
     for k in range(x.shape[0]):
@@ -138,8 +140,9 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             rho = rho_final * min(1.0, n_blocks / RAMP_BLOCKS)
             g = ((1.0 + rho) / 2.0) ** 2
             f_log[nf] = f0_hat
+            a_log[nf] = fund[0]
             nf += 1
-    return n0 + x.shape[0], n_blocks, f0_hat, bad, f_log[:nf]
+    return n0 + x.shape[0], n_blocks, f0_hat, bad, f_log[:nf], a_log[:nf]
 
 
 
@@ -160,19 +163,21 @@ class HarmonicComb:
         self.fs_hz, self.grid_hz, self.rho, self.block = float(fs_hz), float(grid_hz), float(rho), int(block)
         n = np.arange(self.block)
         self._lo = np.exp(-2j * np.pi * n / self.block)  # nominal fundamental, period = one block
-        self.f0_log: list[float] = []
         self.reset()
 
     def reset(self) -> None:
         self.state = CombState(0, np.zeros(RING), np.zeros(RING), np.zeros(RING), np.zeros(3, complex),
                                np.zeros(HIST), np.zeros(1), 0, self.grid_hz, 0)
-        self.f0_log = []
+        self.f0_log: list[float] = []  # estimate at the end of block log_start + i
+        self.fund_log: list[float] = []
+        self.log_start = 0
 
     def copy(self) -> "HarmonicComb":
         c = HarmonicComb.__new__(HarmonicComb)
         c.__dict__.update(self.__dict__)
         c.state = self.state.copy()
         c.f0_log = list(self.f0_log)
+        c.fund_log = list(self.fund_log)
         return c
 
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -184,12 +189,30 @@ class HarmonicComb:
         x = x.astype(np.float64, copy=False)
         out = np.empty_like(x)
         s = self.state
-        s.n, s.n_blocks, s.f0_hat_hz, bad, flog = comb_kernel(
+        s.n, s.n_blocks, s.f0_hat_hz, bad, flog, alog = comb_kernel(
             x, out, s.n, s.xh, s.y1h, s.y2h, s.acc, s.phase_hist, s.fund, s.n_blocks, s.f0_hat_hz, self._lo,
             self.block, self.fs_hz, self.grid_hz, self.rho)
         s.nonfinite += int(bad)
         self.f0_log.extend(flog.tolist())
+        self.fund_log.extend(alog.tolist())
         return out
+
+    def trim_log(self, keep_blocks: int) -> None:
+        """Forget all but the last ``keep_blocks`` entries of the per-block logs."""
+        drop = len(self.f0_log) - keep_blocks
+        if drop > 0:
+            del self.f0_log[:drop]
+            del self.fund_log[:drop]
+            self.log_start += drop
+
+    def at(self, sample: float) -> tuple[float, float]:
+        """(grid frequency, fundamental RMS) as estimated just before input sample ``sample``:
+        deterministic, whatever the block sizes and whenever it is asked."""
+        b = int(sample // self.block) - 1 - self.log_start  # last block completed before it
+        if not self.f0_log:
+            return self.grid_hz, float("nan")
+        b = min(max(b, 0), len(self.f0_log) - 1)
+        return self.f0_log[b], self.fund_log[b]
 
     @property
     def locked(self) -> bool:

@@ -184,8 +184,7 @@ class BurstDemodulator:
         z = self._mf(r, m_first, tau0, 0.0, t0_s, 0.0, self.n_chips)
         Y, _ = self._combine(z, t0_s, code)
         power = 2 if mod == P.Modulation.BPSK else 4
-        zpow = Y ** power
-        zpow[: P.PREAMBLE_SYMBOLS] = (Y[: P.PREAMBLE_SYMBOLS] * self.pre) ** power  # known symbols
+        zpow = self._strip(Y)
         nfft = 1 << 14
         F = np.abs(np.fft.fft(zpow, nfft))
         fr = np.fft.fftfreq(nfft, d=1.0 / P.SYMBOL_RATE_HZ)
@@ -199,6 +198,17 @@ class BurstDemodulator:
         eps = df / self.channel.fc_hz
         return self._finish(r, m_first, tau0, eps, df, t0_s, code, corr_peak, fundamental_rms)
 
+    def _strip(self, Y: np.ndarray) -> np.ndarray:
+        """Modulation removed by a power law: BPSK^2 = 1 and ((+-1 +-j)/sqrt2)^4 = -1, so data
+        symbols give +A^p exp(j p phi) like the known preamble symbols (BPSK, whatever the mode)."""
+        power = 2 if self.channel.modulation == P.Modulation.BPSK else 4
+        z = Y ** power
+        if power == 4:
+            z = -z
+        npre = P.PREAMBLE_SYMBOLS
+        z[:npre] = (Y[:npre] * self.pre) ** power
+        return z
+
     def _phase_track(self, Y: np.ndarray, known: np.ndarray | None) -> np.ndarray:
         """Phase per symbol. ``known``: the symbols if known (data-aided), else None."""
         mod = self.channel.modulation
@@ -211,8 +221,7 @@ class BurstDemodulator:
             return np.unwrap(np.angle(sm))
         phi_pre = np.angle(np.sum(Y[:npre] * self.pre))
         power = 2 if mod == P.Modulation.BPSK else 4
-        zp = Y ** power
-        zp[:npre] = (Y[:npre] * self.pre) ** power
+        zp = self._strip(Y)
         win = 48
         sm = np.convolve(zp, np.ones(2 * win + 1), mode="same")
         ang = np.unwrap(np.angle(sm)) / power
@@ -306,7 +315,8 @@ class BurstDemodulator:
         n_data = self.n_sym - npre
         ebn0_db = snr_db + 10 * math.log10(n_data / P.FRAME_BITS) if snr > 0 else -99.0
         evm = 100.0 * math.sqrt(nv) / amp_f if amp_f > 0 else 999.0
-        level = amp_f / (4.0 * 2.0 * (self.fs_hz / DECIMATION) / P.CHIP_RATE_HZ) * math.sqrt(2.0) / 2.0
+        # despread amplitude = burst RMS x 4 chips x (baseband samples per chip) (calibrated in tests)
+        level = amp_f / (P.CHIPS_PER_SYMBOL * (self.fs_hz / DECIMATION) / P.CHIP_RATE_HZ)
         level_db = 20 * math.log10(level / fund_rms) if fund_rms > 0 and level > 0 else float("nan")
         pre_err = reencode_errors(full, bits)
         return BurstResult(self.channel.index, code, float(tau0), bool(ok), frame if ok else None, bits if ok else None,

@@ -16,10 +16,11 @@ for ~0.05 false alarms per input-hour before the correlation between neighbourin
 State machine per code: IDLE -> (lambda > T) -> PEAK (follow the maximum for PEAK_SPAN samples,
 a template length: a strong burst has correlation sidelobes (the code repeats every 127 chips, the
 T0 path echoes the template one grid period either side) that can cross T before the true peak)
--> emit the maximum -> HOLDOFF (the rest of this burst: its data would otherwise re-trigger on
-strong bursts) -> IDLE. A detection is released once its burst has passed, and dropped if a
-detection on the same channel whose burst overlaps it is more than XCODE_RATIO times stronger:
-it is that burst's sidelobe (a real burst 12 dB under another on a spreading factor of 4 could
+-> emit the maximum -> HOLDOFF (PEAK_SPAN samples past the peak, covering its +T0 echo) -> IDLE.
+A detection is released once its burst has passed, and dropped if a detection on the same
+channel (any code, this one included) whose burst overlaps it is more than XCODE_RATIO times
+stronger: it is that burst's sidelobe (the data of a strong burst re-triggers its own and the
+other codes' correlators; no long hold-off, so a sidelobe can never mask a real burst) (a real burst 10 dB under another on a spreading factor of 4 could
 not be decoded anyway).
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ from .shaping import rrc
 NFFT = 2048
 THRESHOLD = 21.0
 PEAK_SPAN = 640  # follow the maximum for a template length after the first crossing (0.43 s)
-XCODE_RATIO = 16.0  # a burst makes sidelobes up to ~1/16 of its peak on the other codes and lags
+XCODE_RATIO = 20.0  # a burst's largest sidelobe over all lags and codes is about -11 dB (measured)
 PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
 
 
@@ -199,14 +200,16 @@ class PreambleDetector:
                 continue
             first = 0
             if sm.state == DetState.HOLDOFF:
-                first = sm.holdoff_until - m0
+                first = max(0, sm.holdoff_until - m0)
                 sm.state = DetState.IDLE
             elif sm.state == DetState.IDLE:
                 first = int(above[0])
             for i in range(first, self.hop):
                 m = m0 + i
                 if sm.state == DetState.HOLDOFF:
-                    break
+                    if m < sm.holdoff_until:
+                        continue
+                    sm.state = DetState.IDLE
                 v = row[i]
                 if sm.state == DetState.IDLE:
                     if v > self.threshold:
@@ -225,8 +228,8 @@ class PreambleDetector:
                     found.append(Detection(self.channel.index, self.codes[ci],
                                            self.start_sample(sm.best_m, sm.best_phase), sm.best_m, sm.best_lambda,
                                            sm.best_corr, sm.best_noise, sm.best_phase))
-                    sm.state = DetState.HOLDOFF
-                    sm.holdoff_until = sm.best_m + self.burst_bb
+                    sm.state = DetState.HOLDOFF  # only past this peak's own echoes (+T0)
+                    sm.holdoff_until = sm.best_m + PEAK_SPAN
         s.pending.extend(found)
         return self._release(m0 + self.hop)
 

@@ -100,6 +100,7 @@ class InputChain:
                 else:
                     still.append(p)
             self.pending[c] = still
+            self.comb.trim_log(int(2 * KEEP_S * self.plan.grid_hz))
             drop = self.ring[c].size - self.keep
             if drop > 0:
                 self.ring[c] = self.ring[c][drop:]
@@ -129,8 +130,8 @@ class InputChain:
         first = int((d.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
         first = max(first, self.ring_start[c])
         r = self.ring[c][first - self.ring_start[c]:]
-        res = self.demods[c].demodulate(r, first, d.start_sample, d.code, self.comb.f0_hz, d.lambda_peak,
-                                        self.comb.fundamental_rms)
+        f0, fund = self.comb.at(d.start_sample)
+        res = self.demods[c].demodulate(r, first, d.start_sample, d.code, f0, d.lambda_peak, fund)
         if res.crc_ok:
             self.stats.crc_ok += 1
         else:

@@ -131,3 +131,90 @@ def viterbi_naive(soft, n_bits_with_tail):
         paths = new_paths
     out = paths[:, 0, :].copy()
     return out[0] if single else out
+
+
+# ------------------------------------------------------------------------ receive-side references
+def comb_naive(x, fs=48000.0, f_nom=60.0, rho_final=0.9, ramp_blocks=30.0):
+    """The tracking comb of dsp.comb written out plainly (lists, no ring buffers, no numba)."""
+    block = int(round(fs / f_nom))
+    xs, y1s, y2s = [], [], []
+    phases = []
+    f0 = f_nom
+    s0 = s1 = prev_s1 = 0j
+
+    def delayed(seq, pos):  # cubic Lagrange read of seq at fractional index pos (zeros before 0)
+        i = math.floor(pos)
+        mu = pos - i
+        pts = [seq[j] if 0 <= j < len(seq) else 0.0 for j in (i - 1, i, i + 1, i + 2)]
+        w = [-mu * (mu - 1) * (mu - 2) / 6, (mu + 1) * (mu - 1) * (mu - 2) / 2,
+             -(mu + 1) * mu * (mu - 2) / 2, (mu + 1) * mu * (mu - 1) / 6]
+        return sum(a * b for a, b in zip(w, pts))
+
+    out = []
+    for n, v in enumerate(x):
+        rho = rho_final * min(1.0, len(phases) / ramp_blocks)
+        g = ((1 + rho) / 2) ** 2
+        d = fs / f0
+        xd = delayed(xs, n - d)
+        if not math.isfinite(v):
+            v = xd
+        y1d = delayed(y1s, n - d)
+        y2d = delayed(y2s, n - d)
+        y1 = v - xd + rho * y1d
+        y2 = y1 - y1d + rho * y2d
+        xs.append(v)
+        y1s.append(y1)
+        y2s.append(y2)
+        out.append(g * y2)
+        j = n % block
+        z = v * np.exp(-2j * np.pi * (n % block) / block)
+        s0 += z
+        s1 += z * (j / block)
+        if j == block - 1:
+            p = prev_s1 + s0 - s1
+            prev_s1, s0, s1 = s1, 0j, 0j
+            ph = math.atan2(p.imag, p.real)
+            if phases:
+                ph = phases[-1] + ((ph - phases[-1] + math.pi) % (2 * math.pi) - math.pi)
+            phases.append(ph)
+            if len(phases) >= 5:
+                st = [phases[-1] - phases[-2], phases[-3] - phases[-4]]
+                trend = (st[0] - st[1]) / 2
+                step = st[0] + 1.5 * trend
+                if abs(trend) > 0.05 * abs(st[0]) + 1e-4:
+                    step = st[0]
+                f0 = f_nom + step * fs / (2 * math.pi * block)
+                if abs(f0 - f_nom) > 0.5:
+                    f0 = f_nom
+    return np.array(out)
+
+
+def channelize_naive(x, ha, hb, f_mid, offsets, fs=48000.0):
+    """Mix, filter (full convolution), decimate by 8, mix per channel, filter, decimate by 4,
+    with numpy's convolve; no blanking. Output m <-> stage outputs as in dsp.channelizer."""
+    n = np.arange(x.size)
+    a = np.convolve(x * np.exp(-2j * np.pi * f_mid * n / fs), ha)[: x.size]
+    idx_a = np.arange(7, x.size, 8)  # stage-A outputs at input indices 8 ma + 7
+    ya = a[idx_a]
+    gd_a = (len(ha) - 1) // 2
+    out = []
+    for off in offsets:
+        mixed = ya * np.exp(-2j * np.pi * off * (idx_a - gd_a) / fs)
+        b = np.convolve(mixed, hb)[: mixed.size]
+        out.append(b[3::4])
+    return np.array(out)
+
+
+def mf_naive(r, m_first, c0, tau0, spc, t0_samples, n_chips, beta=0.25, span=6.5):
+    """Matched filter of both paths by direct evaluation of the RRC pulse."""
+    from dsp.shaping import rrc
+
+    z = np.zeros((2, n_chips), complex)
+    for p in range(2):
+        for k in range(n_chips):
+            tau = tau0 + k * spc + p * t0_samples
+            for i in range(r.size):
+                x = (32.0 * (m_first + i) + c0 - tau) / spc
+                if abs(x) <= span:
+                    z[p, k] += r[i] * rrc(x, beta)
+    return z

@@ -1,0 +1,271 @@
+"""Receive chain: comb, channelizer, detector, demodulator, and the whole chain on the demo capture."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from dsp import frame as F
+from dsp import modulator
+from dsp import params as P
+from dsp.channelizer import Channelizer
+from dsp.comb import HarmonicComb
+from dsp.despread import BurstDemodulator, mf_kernel, _RRC_TAB, TAB_RES, TAB_SPAN, SPAN
+from dsp.detector import PreambleDetector
+from dsp.receive import InputChain
+from tests import naive
+
+FS = 48000.0
+PLAN = P.ChannelPlan.default()
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+T_BIT = P.data_symbols(P.Modulation.BPSK, P.FecRate.R1_2) / P.SYMBOL_RATE_HZ / P.FRAME_BITS
+
+
+def grid(n, f0=59.97, seed=0, harmonics=range(2, 61), drift_hz_per_s=0.004):
+    """A fundamental with harmonics (-30..-60 dBc) and a linearly drifting frequency."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / FS
+    theta = 2 * np.pi * np.cumsum(f0 + drift_hz_per_s * t) / FS
+    x = math.sqrt(2) * np.cos(theta)
+    for h in harmonics:
+        x += 10 ** (-(30 + 30 * (h / 60)) / 20) * math.sqrt(2) * np.cos(h * theta + rng.uniform(0, 2 * np.pi))
+    return x, theta
+
+
+def burst(rng, ch=1, code=0, ebn0_db=None, t_start=0.45, f0=60.0, ppm=None, plan=PLAN):
+    header = F.Header(kind=4, hub_id=int(rng.integers(2**32)), counter=int(rng.integers(2**24)))
+    fr = F.build_frame(header, bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
+    c = plan.channel(ch)
+    chips = F.burst_chips(fr, ch, code, c.modulation, c.fec)
+    ppm = float(rng.uniform(-100, 100)) if ppm is None else ppm
+    first, s = modulator.modulate(chips, fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start, grid_period_s=1 / f0,
+                                  clock_ppm=ppm, phase_rad=float(rng.uniform(0, 2 * np.pi)))
+    return fr, first, s
+
+
+def stream_with(fr_first_s, n, ebn0_db, rng, f0=60.0):
+    x = np.zeros(n)
+    for first, s in fr_first_s:
+        x[first:first + s.size] += s
+    sigma = math.sqrt(T_BIT * FS / 2 / 10 ** (ebn0_db / 10))
+    x += sigma * rng.standard_normal(n)
+    x += sigma * 10 ** (85 / 20) * math.sqrt(2) * np.cos(2 * np.pi * f0 * np.arange(n) / FS + 0.3)
+    return x
+
+
+def run_chain(x, chunks=None, plan=PLAN):
+    chain = InputChain(plan, 0)
+    got = []
+    if chunks is None:
+        chunks = [x.size]
+    i = 0
+    for c in chunks:
+        got += chain.process(x[i:i + c])
+        i += c
+    got += chain.process(x[i:])
+    got += chain.flush()
+    return chain, [r for _, r in got]
+
+
+# -------------------------------------------------------------------------------------- comb
+def test_comb_suppresses_every_harmonic_in_band_by_60_db():
+    x, theta = grid(int(6 * FS))
+    y = HarmonicComb().process(x)
+    seg = slice(int(1.0 * FS), None)
+    worst = -1e9
+    for h in range(11, 61):
+        ref = np.exp(-1j * h * theta[seg])
+        sup = 20 * np.log10(abs(np.mean(y[seg] * ref)) / abs(np.mean(x[seg] * ref)))
+        worst = max(worst, sup)
+    assert worst < -60, worst
+
+
+def test_comb_tracks_the_frequency_and_matches_naive():
+    x, _ = grid(int(0.5 * FS), harmonics=range(2, 12))
+    c = HarmonicComb()
+    y = c.process(x)
+    assert abs(c.f0_hz - (59.97 + 0.004 * 0.5)) < 2e-3
+    ref = naive.comb_naive(x[:4000])
+    np.testing.assert_allclose(y[:4000], ref, atol=1e-9)
+
+
+def test_comb_chunking_copy_and_nonfinite():
+    x, _ = grid(int(1.0 * FS), harmonics=range(2, 8))
+    x = x + 1e-4 * np.random.default_rng(2).standard_normal(x.size)
+    whole = HarmonicComb().process(x)
+    rng = np.random.default_rng(4)
+    c = HarmonicComb()
+    cuts = np.sort(rng.choice(np.arange(1, x.size), 30, replace=False))
+    parts = []
+    for i, part in enumerate(np.split(x, cuts)):
+        parts.append(c.process(part))
+        if i == 10:
+            clone = c.copy()
+            rest = clone.process(x[cuts[10]:])
+    assert np.array_equal(np.concatenate(parts), whole)
+    assert np.array_equal(rest, whole[cuts[10]:])
+    bad = x.copy()
+    bad[[1000, 20000, 20001]] = [np.nan, np.inf, -np.inf]
+    cb = HarmonicComb()
+    yb = cb.process(bad)
+    assert cb.state.nonfinite == 3 and np.all(np.isfinite(yb))
+    with pytest.raises(ValueError):
+        HarmonicComb().process(np.zeros((10, 2)))
+    with pytest.raises(ValueError):
+        HarmonicComb().process(np.zeros(10, complex))
+    with pytest.raises(ValueError):
+        HarmonicComb(grid_hz=55.0)
+    with pytest.raises(ValueError):
+        HarmonicComb(fs_hz=44000.0)  # not a whole number of samples per cycle
+
+
+# ------------------------------------------------------------------------------- channelizer
+def test_channelizer_matches_naive_and_is_chunk_invariant():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(48000)
+    ch = Channelizer(PLAN, blank_k=1e9)
+    y = ch.process(x)
+    ref = naive.channelize_naive(x, ch.ha, ch.hb, ch.f_mid_hz, [c.fc_hz - ch.f_mid_hz for c in PLAN.channels])
+    from dsp.channelizer import BLANK_HALF
+    m = min(y.shape[1], ref.shape[1] - BLANK_HALF)
+    np.testing.assert_allclose(y[:, BLANK_HALF:m], ref[:, :m - BLANK_HALF], atol=1e-9)
+    c2 = Channelizer(PLAN, blank_k=1e9)
+    parts, i = [], 0
+    for k in rng.integers(1, 3000, 40):
+        parts.append(c2.process(x[i:i + k]))
+        i += k
+    parts.append(c2.process(x[i:]))
+    assert np.array_equal(np.concatenate(parts, axis=1), y)
+
+
+def test_channelizer_time_reference_and_blanking():
+    n = np.arange(int(3 * FS))
+    x = 0.5 * np.cos(2 * np.pi * 870 * n / FS) + 1e-3 * np.random.default_rng(1).standard_normal(n.size)
+    x[int(2 * FS)] += 50.0  # a switching spike
+    ch = Channelizer(PLAN)
+    y = ch.process(x)
+    m = np.arange(600, 900)
+    ref = 0.25 * np.exp(2j * np.pi * (870 - 1170) * Channelizer.input_index(m) / FS)
+    assert np.max(np.abs(np.angle(y[0, m] / ref))) < 0.05
+    assert np.all(ch.state.blanked > 0)
+    k = int((2 * FS - Channelizer.input_index(0)) / 32)
+    assert np.all(y[:, k - 2:k + 3] == 0)
+    with pytest.raises(ValueError):
+        ch.process(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError):
+        Channelizer(PLAN, blank_k=0)
+
+
+# ------------------------------------------------------------------------------------ detector
+def test_detector_finds_a_burst_at_the_right_time_and_code():
+    rng = np.random.default_rng(5)
+    fr, first, s = burst(rng, ch=2, code=3)
+    x = stream_with([(first, s)], first + s.size + int(1.5 * FS), 6.0, rng)
+    y = HarmonicComb().process(x)
+    y[: int(0.25 * FS)] = 0.0  # as InputChain does until the comb has locked
+    bb = Channelizer(PLAN).process(y)
+    det = PreambleDetector(PLAN.channel(2))
+    found = det.process(bb[2]) + det.flush()
+    assert [(d.channel, d.code) for d in found] == [(2, 3)]
+    assert abs(found[0].start_sample - 0.45 * FS) < 0.15 * FS / P.CHIP_RATE_HZ
+    with pytest.raises(ValueError):
+        det.process(np.zeros(10))
+
+
+def test_detector_no_false_alarm_on_noise_and_harmonics():
+    x, _ = grid(int(40 * FS), seed=3)
+    x += 10 ** (-85 / 20) * np.random.default_rng(3).standard_normal(x.size)
+    chain, res = run_chain(x)
+    assert chain.stats.detections == 0
+
+
+# ---------------------------------------------------------------------------------- demodulator
+def test_matched_filter_matches_naive():
+    rng = np.random.default_rng(8)
+    r = rng.standard_normal(200) + 1j * rng.standard_normal(200)
+    c0 = float(Channelizer.input_index(0))
+    spc = FS / P.CHIP_RATE_HZ / (1 + 37e-6)
+    z = mf_kernel(r, 5, c0, 2000.3, spc, 800.7, 20, _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
+    ref = naive.mf_naive(r, 5, c0, 2000.3, spc, 800.7, 20)
+    np.testing.assert_allclose(z, ref, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("ch,ppm", [(0, -100.0), (1, 0.0), (2, 100.0)])
+def test_chain_decodes_with_clock_offsets(ch, ppm):
+    rng = np.random.default_rng(10 + ch)
+    fr, first, s = burst(rng, ch=ch, code=ch % 4, ppm=ppm)
+    x = stream_with([(first, s)], first + s.size + int(1.5 * FS), 8.0, rng)
+    _, res = run_chain(x)
+    ok = [r for r in res if r.crc_ok]
+    assert len(ok) == 1 and ok[0].frame == fr and ok[0].channel == ch
+    assert abs(ok[0].clock_offset_ppm - ppm) < 8
+    assert 6.0 < ok[0].ebn0_db < 10.0
+    assert np.isfinite(ok[0].evm_pct)
+    true_level_db = 20 * np.log10(np.sqrt(np.mean(s**2)) / (math.sqrt(T_BIT * FS / 2 / 10 ** 0.8) * 10 ** (85 / 20)))
+    assert abs(ok[0].level_db - true_level_db) < 1.0
+
+
+def test_chain_decodes_qpsk_and_rate_two_thirds():
+    chans = tuple(P.Channel(c.index, c.fc_hz, c.role, P.Modulation.QPSK, P.FecRate.R2_3) for c in PLAN.channels)
+    plan = P.ChannelPlan(PLAN.grid_hz, chans)
+    rng = np.random.default_rng(21)
+    fr, first, s = burst(rng, ch=1, code=2, plan=plan, ppm=-40.0)
+    x = stream_with([(first, s)], first + s.size + int(1.5 * FS), 12.0, rng)
+    _, res = run_chain(x, plan=plan)
+    assert [r.frame for r in res if r.crc_ok] == [fr]
+
+
+def test_overlapping_bursts_on_one_channel_with_different_codes():
+    rng = np.random.default_rng(31)
+    fr1, f1, s1 = burst(rng, ch=0, code=0, t_start=0.45)
+    fr2, f2, s2 = burst(rng, ch=0, code=1, t_start=1.6)
+    x = stream_with([(f1, s1), (f2, s2)], f2 + s2.size + int(1.5 * FS), 10.0, rng)
+    _, res = run_chain(x)
+    assert sorted(r.frame for r in res if r.crc_ok) == sorted([fr1, fr2])
+
+
+# --------------------------------------------------------------------------- the whole chain
+def _demo_capture():
+    x, fs = sf.read(str(CAPTURES / "demo_small.wav"), dtype="float64")
+    meta = json.loads((CAPTURES / "demo_small.sigmf-meta").read_text())
+    truth = json.loads((CAPTURES / "demo_small.truth.json").read_text())["transmissions"]
+    return x / meta["global"]["gla:scale"], truth
+
+
+def test_every_burst_of_the_demo_capture_is_decoded_on_its_true_input():
+    x, truth = _demo_capture()
+    for tx in truth:
+        chain = InputChain(PLAN, tx["input"])
+        res = [r for _, r in chain.process(x[:, tx["input"]]) + chain.flush()]
+        mine = [r for r in res if r.channel == tx["channel"] and r.code == tx["code"] and r.crc_ok]
+        assert [r.frame.hex() for r in mine] == [tx["frame_hex"]], tx["tx_id"]
+        assert abs(mine[0].start_sample - tx["start_sample"]) < 10
+        assert abs(mine[0].clock_offset_ppm - tx["clock_ppm"]) < 10
+
+
+def test_chain_results_do_not_depend_on_chunking_or_copy_and_survive_bad_samples():
+    x, truth = _demo_capture()
+    tx = truth[1]
+    col = x[:, tx["input"]].copy()
+    col[[5000, 90000]] = np.nan  # two dropped samples
+    a_chain, a = run_chain(col)
+    rng = np.random.default_rng(3)
+    b_chain, b = run_chain(col, chunks=list(rng.integers(1, 20000, 30)))
+    key = lambda r: (r.channel, r.code, round(r.start_sample, 6), r.crc_ok, r.frame)  # noqa: E731
+    assert [key(r) for r in a] == [key(r) for r in b]
+    assert a_chain.stats.nonfinite == 2
+    assert any(r.crc_ok and r.frame.hex() == tx["frame_hex"] for r in a)
+    # a copy taken mid-stream continues exactly like the original
+    c1 = InputChain(PLAN, 0)
+    half = col.size // 3
+    r1 = [r for _, r in c1.process(col[:half])]
+    c2 = c1.copy()
+    r1b = [r for _, r in c1.process(col[half:]) + c1.flush()]
+    r2b = [r for _, r in c2.process(col[half:]) + c2.flush()]
+    assert [key(r) for r in r1b] == [key(r) for r in r2b]
+    with pytest.raises(ValueError):
+        InputChain(PLAN, 0).process(np.zeros((4, 4)))
