@@ -1,13 +1,14 @@
 """Channelizer: comb-filtered real input at fs -> complex baseband of every channel at fs / 32.
 
 Stage A shifts the middle of the channel plan to 0 Hz and decimates by 8 (48 kHz -> 6 kHz) with a
-Kaiser FIR (81 taps, flat over the plan's +-1.41 kHz, >= 80 dB from 4.59 kHz where aliases would
-fold into the plan). Stage B shifts each channel to 0 Hz and decimates by 4 (-> 1.5 kHz, 2.08
-samples per chip) with a second Kaiser FIR (57 taps, flat to +-450 Hz, >= 80 dB from 1.05 kHz).
+Kaiser FIR (61 taps, flat over the plan's +-1.41 kHz, >= 65 dB from 4.59 kHz where aliases would
+fold into the plan), as a polyphase filter whose taps carry the mixer. Stage B shifts each channel
+to 0 Hz and decimates by 4 (-> 1.5 kHz, 2.08 samples per chip) with a second Kaiser FIR (41 taps,
+flat to +-450 Hz, >= 65 dB from 1.05 kHz).
 Both mixers read exact periodic tables indexed by the absolute sample number, so the output does
 not depend on how the input is cut, and the carrier phase of every channel is referenced to
 absolute time: output sample m of a channel is the baseband value at input sample
-32 m + 31 - DELAY - 32 BLANK_HALF (DELAY = 40 + 8 * 28 = 264; see :meth:`Channelizer.input_index`).
+32 m + 31 - DELAY - 32 BLANK_HALF (DELAY = 30 + 8 * 20 = 190; see :meth:`Channelizer.input_index`).
 
 Impulse blanking: a switching transient is far above the noise at baseband. Each channel keeps a
 slow estimate of its noise power; a sample above BLANK_K^2 times that estimate zeroes itself and
@@ -27,11 +28,12 @@ from scipy import signal
 from . import params as P
 from ._jit import jit
 
+STOP_DB = 65.0  # noise, neighbouring channels and comb residue alias 65 dB down: far under the noise
 DEC_A = 8
 DEC_B = 4
 DECIMATION = DEC_A * DEC_B
-TAPS_A = 81
-TAPS_B = 57
+TAPS_A = 61
+TAPS_B = 41
 GD_A = (TAPS_A - 1) // 2
 DELAY = GD_A + DEC_A * (TAPS_B - 1) // 2
 BLANK_K = 4.5  # threshold in noise RMS (Gaussian noise alone exceeds it with p = exp(-20): < 0.02/hour)
@@ -51,7 +53,7 @@ def _lo_table(freq_hz: float, fs_hz: float) -> np.ndarray:
 
 
 def design(fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    beta = signal.kaiser_beta(80.0)
+    beta = signal.kaiser_beta(STOP_DB)
     ha = signal.firwin(TAPS_A, 3000.0, window=("kaiser", beta), fs=fs_hz)
     hb = signal.firwin(TAPS_B, 750.0, window=("kaiser", beta), fs=fs_hz / DEC_A)
     return ha, hb
@@ -60,8 +62,8 @@ def design(fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
 @dataclass
 class ChannelizerState:
     n: int  # absolute input index of the next sample
-    hist_a: np.ndarray  # complex ring of stage-A inputs (mixed)
-    hist_b: np.ndarray  # (channels, ring) complex ring of stage-B inputs (mixed per channel)
+    hist_a: np.ndarray  # doubled ring of real input samples
+    hist_b: np.ndarray  # (channels, doubled ring) of stage-B inputs (mixed per channel)
     m_a: int  # stage-A outputs produced so far
     delay_line: np.ndarray  # (channels, 2*BLANK_HALF+1) complex, pending outputs
     blank_left: np.ndarray  # (channels,) samples still to blank
@@ -77,39 +79,63 @@ class ChannelizerState:
 
 
 @jit
-def channelize_kernel(x, n0, ha, hb, lo_a, lo_b, hist_a, hist_b, m_a, delay_line, blank_left, noise_pow, warm,
+def channelize_kernel(x, n0, hq, hb, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm,
                       m_out, blanked, out, k2, alpha):
-    """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max))."""
-    ra = hist_a.shape[0]
-    rb = hist_b.shape[1]
-    la = ha.shape[0]
+    """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
+
+    Stage A is polyphase: ``hq[q]`` are the taps already multiplied by the mixer (output phase q
+    = stage-A output index modulo the mixer period), so the real input is filtered directly.
+    ``xbuf`` / ``bbuf`` are doubled ring buffers (each value written twice, R apart) so that
+    every filter reads one contiguous run."""
+    ra = xbuf.shape[0] // 2
+    rb = bbuf.shape[1] // 2
+    la = hq.shape[1]
     lb = hb.shape[0]
+    nq = hq.shape[0]
     nch = lo_b.shape[0]
-    pa = lo_a.shape[0]
     pb = lo_b.shape[1]
     dl = delay_line.shape[1]
     w = 0
+    n = n0
     for k in range(x.shape[0]):
         n = n0 + k
-        hist_a[n % ra] = x[k] * lo_a[n % pa]
+        ia = n % ra
+        v = x[k]
+        xbuf[ia] = v
+        xbuf[ia + ra] = v
         if (n + 1) % DEC_A != 0:
             continue
-        # stage A output at input index n
-        acc = 0.0 + 0.0j
+        # stage A output at input index n: sum_t x[n - t] hq[q, t]
+        q = m_a % nq
+        base = ia + ra
+        acc_r = 0.0
+        acc_i = 0.0
         for t in range(la):
-            acc += ha[t] * hist_a[(n - t) % ra]
+            xv = xbuf[base - t]
+            h = hq[q, t]
+            acc_r += xv * h.real
+            acc_i += xv * h.imag
         ma = m_a
         m_a += 1
+        ib = ma % rb
+        jb = (n - GD_A) % pb
         for c in range(nch):
-            hist_b[c, ma % rb] = acc * lo_b[c, (n - GD_A) % pb]  # phase of the absolute time it represents
+            lo = lo_b[c, jb]
+            val = complex(acc_r * lo.real - acc_i * lo.imag, acc_r * lo.imag + acc_i * lo.real)
+            bbuf[c, ib] = val
+            bbuf[c, ib + rb] = val
         if (ma + 1) % DEC_B != 0:
             continue
+        baseb = ib + rb
         for c in range(nch):
-            yb = 0.0 + 0.0j
+            yr = 0.0
+            yi = 0.0
             for t in range(lb):
-                yb += hb[t] * hist_b[c, (ma - t) % rb]
-            # blanking with a delay line of 2*half+1 samples
-            p = yb.real * yb.real + yb.imag * yb.imag
+                z = bbuf[c, baseb - t]
+                yr += hb[t] * z.real
+                yi += hb[t] * z.imag
+            yb = complex(yr, yi)
+            p = yr * yr + yi * yi
             np_est = noise_pow[c]
             if np_est <= 0.0:  # nothing seen yet (or only zeros): seed, no blanking
                 noise_pow[c] = p
@@ -157,6 +183,12 @@ class Channelizer:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
         self.ha, self.hb = design(fs_hz)
         self.lo_a = _lo_table(self.f_mid_hz, fs_hz)
+        # polyphase stage A: output ma is at input index 8 ma + 7; its mixer phase repeats with
+        # period lcm(P_a, 8) / 8 outputs
+        pa = self.lo_a.size
+        nq = int(np.lcm(pa, DEC_A) // DEC_A)
+        t = np.arange(TAPS_A)
+        self.hq = np.stack([self.ha * self.lo_a[(DEC_A * q + DEC_A - 1 - t) % pa] for q in range(nq)])
         tabs = [_lo_table(c.fc_hz - self.f_mid_hz, fs_hz) for c in plan.channels]
         period = int(np.lcm.reduce([t.size for t in tabs]))
         self.lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
@@ -174,7 +206,7 @@ class Channelizer:
     def reset(self) -> None:
         nch = self.n_channels
         dl = BLANK_HALF
-        self.state = ChannelizerState(0, np.zeros(128, complex), np.zeros((nch, 64), complex), 0,
+        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2 * 64), complex), 0,
                                       np.zeros((nch, dl), complex), np.zeros(nch, np.int64), np.zeros(nch),
                                       np.zeros(nch, np.int64), 0, np.zeros(nch, np.int64))
 
@@ -194,7 +226,7 @@ class Channelizer:
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         s.n, s.m_a, s.m_out, w = channelize_kernel(
-            x, s.n, self.ha, self.hb, self.lo_a, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
+            x, s.n, self.hq, self.hb, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
             s.noise_pow, s.warm, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
         return out[:, :w]
 

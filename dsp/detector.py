@@ -4,7 +4,7 @@ Input: the channel's complex baseband at 1.5 kHz (dsp.channelizer). For each cod
 correlates against the noise-free received preamble (64 BPSK symbols spread by the code, RRC
 chips, and the transmitter's harmonic-null comb, i.e. the two paths 0 and T0), sampled at two
 sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a quarter sample).
-Correlation runs by overlap-save FFTs in fixed blocks of N = 2048 samples aligned to the absolute
+Correlation runs by overlap-save FFTs (single precision) in fixed blocks of N = 4096 samples aligned to the absolute
 sample index, so results do not depend on how the stream is cut.
 
 CFAR: the statistic is lambda = |r|^2 / (E_p sigma^2) with sigma^2 the noise power per sample of
@@ -31,13 +31,14 @@ from enum import IntEnum
 from functools import lru_cache
 
 import numpy as np
+import scipy.fft as sfft
 
 from . import params as P
 from .channelizer import DECIMATION, Channelizer
 from .codes import chip_code, preamble_bits
 from .shaping import rrc
 
-NFFT = 2048
+NFFT = 4096
 THRESHOLD = 21.0
 PEAK_SPAN = 640  # follow the maximum for a template length after the first crossing (0.43 s)
 XCODE_RATIO = 20.0  # a burst's largest sidelobe over all lags and codes is about -11 dB (measured)
@@ -138,7 +139,7 @@ class PreambleDetector:
             raise ValueError("template longer than half the FFT block")
         self.hop = NFFT - self.L + 1
         self.energy = np.array([np.sum(np.abs(t) ** 2) for t in temps])
-        self.T = np.conj(np.fft.fft(np.stack([np.pad(t, (0, NFFT - t.size)) for t in temps]), axis=1))
+        self.T = np.conj(sfft.fft(np.stack([np.pad(t, (0, NFFT - t.size)) for t in temps]), axis=1)).astype(np.complex64)
         self.burst_bb = int((P.burst_duration_s() + 1.0 / grid_hz) * fs_bb)
         self.reset()
 
@@ -175,15 +176,16 @@ class PreambleDetector:
 
     def _block(self, blk: np.ndarray, m0: int) -> list[Detection]:
         s = self.state
-        p = np.abs(blk) ** 2
+        b32 = blk.astype(np.complex64)
+        p = b32.real * b32.real + b32.imag * b32.imag
         live = p[p > 0]  # blanked samples (and the comb's settling) are exact zeros
         if live.size < NFFT // 2:
             self._skip(m0)
             return []  # mostly blanked or silent: nothing reliable to detect
-        noise = float(np.median(live) / math.log(2.0))
-        X = np.fft.fft(blk)
-        r = np.fft.ifft(X[None, :] * self.T, axis=1)[:, : self.hop]
-        lam = np.abs(r) ** 2 / (self.energy[:, None] * noise)
+        noise = float(np.partition(live, live.size // 2)[live.size // 2] / math.log(2.0))
+        X = sfft.fft(b32)
+        r = sfft.ifft(X[None, :] * self.T, axis=1, overwrite_x=True)[:, : self.hop]
+        lam = (r.real * r.real + r.imag * r.imag) / (self.energy[:, None] * noise).astype(np.float32)
         s.n_tests += lam.size
         ncode = len(self.codes)
         lam2 = lam.reshape(ncode, 2, -1)
