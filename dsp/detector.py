@@ -195,43 +195,38 @@ class PreambleDetector:
         for ci in range(ncode):
             sm = s.sms[ci]
             row = lam_c[ci]
-            above = np.flatnonzero(row > self.threshold)
-            if sm.state == DetState.HOLDOFF and sm.holdoff_until >= m0 + self.hop:
+            if sm.state == DetState.IDLE and not (row.max() > self.threshold):
                 continue
-            if sm.state == DetState.IDLE and above.size == 0:
-                continue
-            first = 0
-            if sm.state == DetState.HOLDOFF:
-                first = max(0, sm.holdoff_until - m0)
-                sm.state = DetState.IDLE
-            elif sm.state == DetState.IDLE:
-                first = int(above[0])
-            for i in range(first, self.hop):
-                m = m0 + i
+            i = 0
+            hop = self.hop
+            while i < hop:
                 if sm.state == DetState.HOLDOFF:
-                    if m < sm.holdoff_until:
-                        continue
+                    i = max(i, sm.holdoff_until - m0)
+                    if i >= hop:
+                        break
                     sm.state = DetState.IDLE
-                v = row[i]
                 if sm.state == DetState.IDLE:
-                    if v > self.threshold:
-                        ph = int(best_phase[ci, i])
-                        sm.state, sm.best_lambda, sm.best_m, sm.since_best = DetState.PEAK, v, m, 0
-                        sm.first_m = m
-                        sm.best_corr, sm.best_phase, sm.best_noise = complex(r[2 * ci + ph, i]), ph, noise
-                    continue
-                # PEAK
-                if v > sm.best_lambda:
-                    ph = int(best_phase[ci, i])
-                    sm.best_lambda, sm.best_m, sm.since_best = v, m, 0
-                    sm.best_corr, sm.best_phase, sm.best_noise = complex(r[2 * ci + ph, i]), ph, noise
-                sm.since_best = m - sm.first_m
-                if sm.since_best >= PEAK_SPAN:
-                    found.append(Detection(self.channel.index, self.codes[ci],
-                                           self.start_sample(sm.best_m, sm.best_phase), sm.best_m, sm.best_lambda,
-                                           sm.best_corr, sm.best_noise, sm.best_phase))
-                    sm.state = DetState.HOLDOFF  # only past this peak's own echoes (+T0)
-                    sm.holdoff_until = sm.best_m + PEAK_SPAN
+                    above = np.flatnonzero(row[i:] > self.threshold)
+                    if above.size == 0:
+                        break
+                    i += int(above[0])
+                    sm.state, sm.first_m, sm.best_lambda = DetState.PEAK, m0 + i, -1.0
+                # PEAK: the maximum over [first_m, first_m + PEAK_SPAN]
+                e = sm.first_m + PEAK_SPAN + 1 - m0
+                seg = row[i:min(e, hop)]
+                k = int(np.argmax(seg))
+                if seg[k] > sm.best_lambda:
+                    j = i + k
+                    ph = int(best_phase[ci, j])
+                    sm.best_lambda, sm.best_m, sm.best_phase = float(seg[k]), m0 + j, ph
+                    sm.best_corr, sm.best_noise = complex(r[2 * ci + ph, j]), noise
+                if e > hop:
+                    break  # the window goes on in the next block
+                found.append(Detection(self.channel.index, self.codes[ci], self.start_sample(sm.best_m, sm.best_phase),
+                                       sm.best_m, sm.best_lambda, sm.best_corr, sm.best_noise, sm.best_phase))
+                sm.state = DetState.HOLDOFF  # only past this peak's own echoes (+T0)
+                sm.holdoff_until = sm.best_m + PEAK_SPAN
+                i = e
         s.pending.extend(found)
         return self._release(m0 + self.hop)
 

@@ -252,7 +252,7 @@ class Scheduler:
         for i, hub in enumerate(self.hubs):
             if not hub.is_new:
                 continue
-            t = float(self.rng.uniform(0, min(60.0, self.duration_s / 4)))
+            t = float(self.rng.uniform(0, min(600.0, self.duration_s / 2)))  # new hubs come up over minutes
             self._alert(i, t, M.ProvisioningRequest(meter_id=hub.meter_ids[0], capabilities=1))
             for j, mid in enumerate(hub.meter_ids[1:], start=1):
                 t += float(self.rng.uniform(8, 20))

@@ -1,0 +1,351 @@
+"""Receive-chain benchmarks of issue [2/6]: sensitivity, comb, false alarms, throughput.
+
+    python -m benchmarks.bench_dsp            # full run (~20-30 min on 2 cores)
+    python -m benchmarks.bench_dsp --quick    # smoke run (~2 min): fewer trials, shorter stretches
+
+Writes benchmarks/results/sensitivity.json, benchmarks/results/throughput.json and the plots
+benchmarks/results/fer.png, benchmarks/results/throughput.png, benchmarks/results/comb.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import bench_sensitivity as S
+from benchmarks.common import machine, write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FS = 48000.0
+
+
+# ------------------------------------------------------------------------------------- comb
+def comb_figures(seconds: float, seed: int = 11) -> dict:
+    """Harmonic suppression with the simulator's drifting grid, and the loss of a burst's energy."""
+    from dsp import frame as F
+    from dsp import modulator
+    from dsp import params as P
+    from dsp.comb import HarmonicComb
+    from gridsim.channel import ChannelConfig, Layout, SubstationChannel
+
+    cfg = ChannelConfig(enable_noise=False, enable_impulses=False, enable_interferers=False,
+                        freq_steps_per_hour=30.0)
+    chan = SubstationChannel(cfg, Layout(1, 1), seed=seed)
+    n = int(seconds * FS)
+    x = chan.render(0, n)[:, 0]
+    theta = np.cumsum(2 * np.pi * chan.grid_frequency(0, n) / FS)
+    comb = HarmonicComb()
+    y = comb.process(x)
+    seg = slice(int(1.0 * FS), n)
+    sup = {}
+    for h in range(11, 61):  # every harmonic in 660..3600 Hz
+        ref = np.exp(-1j * h * theta[seg])
+        sup[h] = 20 * math.log10(abs(np.mean(y[seg] * ref)) / abs(np.mean(x[seg] * ref)))
+    # signal loss: bursts on every channel, T0 from the same drifting grid, through a fresh comb
+    plan = P.ChannelPlan.default()
+    rng = np.random.default_rng(seed)
+    losses = []
+    for ch in plan.channels:
+        fr = F.build_frame(F.Header(kind=4, hub_id=1, counter=1), bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
+        t0 = 1.0 / float(chan.grid_frequency(int(1.2 * FS), 1)[0])
+        first, s = modulator.modulate(F.burst_chips(fr, ch.index, 0), fs_hz=FS, fc_hz=ch.fc_hz, t_start_s=1.2,
+                                      grid_period_s=t0, clock_ppm=float(rng.uniform(-100, 100)))
+        sig = np.zeros(first + s.size + int(0.5 * FS))
+        sig[first:first + s.size] = s
+        c2 = HarmonicComb()
+        # the comb follows the real grid: feed it the grid plus the burst and subtract the grid's output
+        xin = chan.render(0, sig.size)[:, 0]
+        out = c2.process(xin + sig) - HarmonicComb().process(xin)
+        e_in = float(np.sum(sig**2))
+        losses.append(-10 * math.log10(float(np.sum(out**2)) / e_in))
+    return {"harmonic_suppression_db": {str(k): round(v, 2) for k, v in sup.items()},
+            "harmonic_suppression_db_min": round(-max(sup.values()), 2),
+            "signal_loss_db_per_channel": [round(v, 3) for v in losses],
+            "signal_loss_db": round(max(losses), 3),
+            "f0_range_hz": [float(chan.grid_frequency(0, n).min()), float(chan.grid_frequency(0, n).max())],
+            "comb_lock_s": 0.25}
+
+
+# ---------------------------------------------------------------------------- false alarms
+def _fa_worker(args) -> tuple[int, int, float]:
+    hours, seed = args
+    from dsp import params as P
+    from dsp.receive import InputChain
+    from gridsim.channel import ChannelConfig, Layout, SubstationChannel
+
+    chan = SubstationChannel(ChannelConfig(), Layout(1, 1), seed=seed)  # harmonics, noise, impulses, tones
+    plan = P.ChannelPlan.default()
+    chains = [InputChain(plan, i) for i in range(3)]
+    n_total = int(hours * 3600 * FS)
+    block = int(10 * FS)
+    for pos in range(0, n_total, block):
+        x = chan.render(pos, min(block, n_total - pos))
+        for i, c in enumerate(chains):
+            c.process(x[:, i])
+    for c in chains:
+        c.flush()
+    dets = sum(c.stats.detections for c in chains)
+    blanked = sum(int(c.chan.state.blanked.sum()) for c in chains)
+    return dets, 3, blanked / 1500.0
+
+
+def false_alarms(hours_per_worker: float, workers: int) -> dict:
+    with mp.get_context("fork").Pool(workers) as pool:
+        res = pool.map(_fa_worker, [(hours_per_worker, 1000 + w) for w in range(workers)])
+    dets = sum(r[0] for r in res)
+    input_hours = sum(r[1] for r in res) * hours_per_worker
+    return {"false_detections": dets, "input_hours": input_hours,
+            "false_detections_per_input_hour": round(dets / input_hours, 4),
+            "blanked_s_per_input_hour": round(sum(r[2] for r in res) / input_hours, 2)}
+
+
+# ------------------------------------------------------------------------------- throughput
+def _pin_one_core() -> None:
+    try:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    except (AttributeError, OSError):
+        pass
+
+
+def throughput(seconds: float, inputs: int = 36) -> dict:
+    """Whole chain on a 36-input capture of the large scenario (bursts included), one core."""
+    from dsp import params as P
+    from dsp.receive import InputChain
+    from gridsim.simulate import run_scenario
+
+    tmp = RESULTS / "_throughput_capture"
+    res = run_scenario("large", tmp, duration_s=seconds, progress=False)
+    import soundfile as sf
+    x, _ = sf.read(str(res.audio_path), dtype="float64")
+    x = x[:, :inputs] / 0.25
+    plan = P.ChannelPlan.default()
+    _pin_one_core()
+    InputChain(plan).process(x[: int(2 * FS), 0])  # compile / load the kernels
+    stage = {"comb": 0.0, "channelizer": 0.0, "detector": 0.0, "demod+decode": 0.0}
+    t_all = time.perf_counter()
+    decoded = 0
+    for i in range(x.shape[1]):
+        chain = InputChain(plan, i)
+        col = np.ascontiguousarray(x[:, i])
+        for pos in range(0, col.size, int(FS)):
+            blk = col[pos:pos + int(FS)]
+            t = time.perf_counter()
+            y = chain.comb.process(blk)
+            t1 = time.perf_counter()
+            bb = chain.chan.process(y)
+            t2 = time.perf_counter()
+            stage["comb"] += t1 - t
+            stage["channelizer"] += t2 - t1
+            # detector + demodulation through the chain's own bookkeeping
+            t3 = time.perf_counter()
+            out = _after_channelizer(chain, bb)
+            t4 = time.perf_counter()
+            stage["detector"] += chain._det_time
+            stage["demod+decode"] += (t4 - t3) - chain._det_time
+            decoded += sum(1 for _, r in out if r.crc_ok)
+        decoded += sum(1 for _, r in chain.flush() if r.crc_ok)
+    wall = time.perf_counter() - t_all
+    samples = x.shape[0] * x.shape[1]
+    rtf = (x.shape[0] / FS) / wall  # seconds of 36-input signal processed per second, one core
+    out = {"realtime_factor_36in_48k_1core": round(rtf, 2), "inputs": inputs, "seconds": seconds,
+           "msamples_per_s": round(samples / wall / 1e6, 2), "decoded_frames": decoded,
+           "stage_msamples_per_s": {k: round(samples / v / 1e6, 1) if v > 0 else None for k, v in stage.items()}}
+    for f in tmp.parent.glob(tmp.name + "*"):
+        f.unlink()
+    return out
+
+
+def _after_channelizer(chain, bb):
+    """InputChain.process after its comb and channelizer (timing the detectors separately)."""
+    from dsp.channelizer import DECIMATION, Channelizer
+    from dsp.receive import _Pending
+
+    out = []
+    chain._det_time = 0.0
+    for c, det in enumerate(chain.dets):
+        chain.ring[c] = np.concatenate([chain.ring[c], bb[c]])
+        t = time.perf_counter()
+        found = det.process(bb[c])
+        chain._det_time += time.perf_counter() - t
+        for d in found:
+            chain.stats.detections += 1
+            end = d.start_sample + chain.demods[c].span_samples(chain.plan.grid_hz)
+            need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2
+            chain.pending[c].append(_Pending(d, need))
+        have = chain.ring_start[c] + chain.ring[c].size
+        still = []
+        for p in chain.pending[c]:
+            if p.need_m <= have:
+                out.append((chain.input_index, chain._demod(c, p.det)))
+            else:
+                still.append(p)
+        chain.pending[c] = still
+        drop = chain.ring[c].size - chain.keep
+        if drop > 0:
+            chain.ring[c] = chain.ring[c][drop:]
+            chain.ring_start[c] += drop
+    chain.comb.trim_log(int(2 * 8.0 * chain.plan.grid_hz))
+    return out
+
+
+def nojit_throughput(seconds: float) -> dict:
+    """The same chain with NUMBA_DISABLE_JIT=1 on a short stretch (a subprocess, one core)."""
+    code = f"""
+import time, numpy as np, json
+from dsp import params as P
+from dsp.receive import InputChain
+fs = 48000.0; n = int({seconds} * fs)
+rng = np.random.default_rng(0)
+x = np.sqrt(2) * np.cos(2 * np.pi * 60.01 * np.arange(n) / fs) + 1e-4 * rng.standard_normal(n)
+c = InputChain(P.ChannelPlan.default())
+t = time.perf_counter(); c.process(x); c.flush(); w = time.perf_counter() - t
+print(json.dumps({{"wall_s": w, "seconds": {seconds}}}))
+"""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    rtf_1in = d["seconds"] / d["wall_s"]
+    return {"numba_disabled_realtime_factor_36in_48k_1core": round(rtf_1in / 36, 5),
+            "numba_disabled_stretch_s": seconds, "numba_disabled_inputs_measured": 1}
+
+
+# ------------------------------------------------------------------------------------ plots
+def plot_fer(sens: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label, style in (("ideal", "ideal coherent soft Viterbi (256-bit frames)", "k--"),
+                              ("awgn", "whole chain, white noise", "o-"),
+                              ("substation", "whole chain, substation channel", "s-")):
+        pts = [p for p in sens["curves"][key] if p["fer"] > 0]
+        if pts:
+            ax.semilogy([p["ebn0_db"] for p in pts], [p["fer"] for p in pts], style, label=label)
+    ax.axhline(1e-2, color="grey", lw=0.5)
+    ax.set_xlabel("Eb/N0 (dB, information bit, data part)")
+    ax.set_ylabel("frame error rate")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    ax.set_title("Sensitivity: " + sens["command"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_comb(comb: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = sorted(int(k) for k in comb["harmonic_suppression_db"])
+    v = [-comb["harmonic_suppression_db"][str(k)] for k in h]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar([k * 60 for k in h], v, width=40)
+    ax.axhline(60, color="r", lw=1, label="target 60 dB")
+    ax.set_xlabel("harmonic frequency (Hz)")
+    ax.set_ylabel("suppression (dB)")
+    ax.legend()
+    ax.set_title("Tracking comb on the simulator's drifting grid")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_throughput(thr: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    st = thr["stage_msamples_per_s"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    names = list(st) + ["whole chain"]
+    vals = [st[k] or 0 for k in st] + [thr["msamples_per_s"]]
+    ax.barh(names, vals)
+    ax.axvline(86.4, color="r", lw=1, label="50x real time for 36 inputs")
+    ax.set_xlabel("input Msamples/s on one core")
+    ax.legend()
+    ax.set_title(f"Throughput: {thr['realtime_factor_36in_48k_1core']}x real time for 36 inputs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: few trials, short stretches")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["sensitivity", "comb", "false", "throughput"])
+    args = ap.parse_args(argv)
+    q = args.quick
+    workers = max(1, min(2, os.cpu_count() or 1))
+    command = "python -m benchmarks.bench_dsp" + (" --quick" if q else "")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    sens_path, thr_path = RESULTS / "sensitivity.json", RESULTS / "throughput.json"
+    sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
+    thr = json.loads(thr_path.read_text()) if thr_path.exists() else {}
+
+    def say(*a):
+        print(*a, flush=True)
+
+    if "sensitivity" not in args.skip:
+        pts_a = [2.5, 3.0, 3.5, 4.0] if not q else [3.5]
+        pts_b = [3.0, 3.5, 4.0, 4.5, 5.0, 6.0] if not q else [5.0]
+        n_max, e_max = (1200, 60) if not q else (16, 16)
+        t = time.perf_counter()
+        awgn = S.measure("awgn", pts_a, n_max, e_max, workers, progress=None)
+        say("awgn", awgn)
+        sub = S.measure("substation", pts_b, n_max, e_max, workers, progress=None)
+        say("substation", sub)
+        ideal = [{"ebn0_db": e, "fer": S.ideal_fer(e, 20000 if not q else 2000), "trials": 20000 if not q else 2000}
+                 for e in (2.0, 2.5, 3.0, 3.5, 4.0, 4.5)]
+        say("ideal", ideal)
+        sens = {
+            "awgn_ebn0_db_at_fer_1e-2": S.ebn0_at_fer(awgn),
+            "ideal_ebn0_db_at_fer_1e-2": S.ebn0_at_fer(ideal),
+            "substation_ebn0_db_at_fer_1e-2": S.ebn0_at_fer(sub),
+            "curves": {"awgn": awgn, "substation": sub, "ideal": ideal},
+            "eb_definition": "energy per information bit of the data part; the preamble (0.47 dB) is not counted",
+            **{k: v for k, v in sens.items() if k in ("harmonic_suppression_db_min", "signal_loss_db", "false_detections_per_input_hour", "comb", "false_alarms")},
+            "wall_s": round(time.perf_counter() - t, 1),
+        }
+    if "comb" not in args.skip:
+        comb = comb_figures(20.0 if not q else 6.0)
+        say("comb", {k: v for k, v in comb.items() if k != "harmonic_suppression_db"})
+        sens.update(harmonic_suppression_db_min=comb["harmonic_suppression_db_min"],
+                    signal_loss_db=comb["signal_loss_db"], comb=comb)
+        plot_comb(comb, RESULTS / "comb.png")
+    if "false" not in args.skip:
+        fa = false_alarms(1.0 if not q else 0.02, workers)
+        say("false alarms", fa)
+        sens.update(false_detections_per_input_hour=fa["false_detections_per_input_hour"], false_alarms=fa)
+    sens.update(command=command, date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
+    write_json(sens_path, sens)
+    if "curves" in sens:
+        plot_fer(sens, RESULTS / "fer.png")
+    if "throughput" not in args.skip:
+        t1 = throughput(20.0 if not q else 4.0)
+        say("throughput", t1)
+        t2 = nojit_throughput(1.0 if not q else 0.3)
+        say("nojit", t2)
+        from benchmarks import bench_viterbi
+        v = bench_viterbi.run(quick=q)
+        thr = {**t1, **t2, "viterbi": v, "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "machine": machine()}
+        write_json(thr_path, thr)
+        plot_throughput(thr, RESULTS / "throughput.png")
+    say(f"wrote {sens_path} and {thr_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
