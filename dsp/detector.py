@@ -38,7 +38,7 @@ from .channelizer import DECIMATION, Channelizer
 from .codes import chip_code, preamble_bits
 from .shaping import rrc
 
-NFFT = 4096
+NFFT = 2048  # ~1 s hop: a burst is released at most ~1 s after it ends (latency budget 2 s)
 THRESHOLD = 21.0
 PEAK_SPAN = 640  # follow the maximum for a template length after the first crossing (0.43 s)
 XCODE_RATIO = 20.0  # a burst's largest sidelobe over all lags and codes is about -11 dB (measured)

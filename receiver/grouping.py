@@ -1,0 +1,255 @@
+"""Copies -> bundles: group one transmission's copies across inputs, measure it everywhere, rank,
+infer the feeder and phase it was sent on.
+
+A transmission reaches the CT inputs of its own feeder phase and, weaker, the other phases and
+feeders of the bus (crosstalk). The detectors of several inputs may each find and decode it. The
+grouper clusters detections of the same channel and code whose start times agree within
+``GROUP_TOL`` samples. Once every input has been processed past the burst (plus the detector's
+release delay) the cluster is final:
+
+1. payload: any copy whose CRC passed (the best-ranked one; a crosstalk copy can be clean when
+   the main one is not);
+2. with a frame in hand, the burst is measured data-aided on every input of the bus
+   (:func:`dsp.despread.measure_known`): level, phase, SNR and band amplitudes even where it is
+   far below detection, so the ranking compares like with like;
+3. copies are ranked by level (the true input carries the injected current; crosstalk is
+   attenuated), the best names bus/feeder/phase; the margin to the runner-up against the
+   measurement uncertainty gives the confidence, and a margin under ``max(AMBIGUOUS_MIN_DB,
+   AMBIGUOUS_SIGMAS * sigma)`` is flagged ambiguous rather than risked.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import numpy as np
+
+from dsp import params as P
+from dsp.channelizer import DECIMATION, Channelizer
+from dsp.despread import BurstDemodulator, BurstResult, measure_known
+from dsp.detector import NFFT
+from dsp.frame import parse_frame
+from dsp.messages import Kind
+
+from .bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
+
+GROUP_TOL = 40  # input samples (0.6 chip)
+KEEP_S = 12.0  # baseband history per input
+AMBIGUOUS_MIN_DB = 1.0
+AMBIGUOUS_SIGMAS = 4.0
+MIN_COPY_SNR_DB = -12.0  # a measured copy weaker than this is not reported as a copy
+PHASES = "ABC"
+
+
+@dataclass
+class InputInfo:
+    index: int
+    bus: int
+    feeder: int
+    phase: str
+
+
+@dataclass
+class _Cluster:
+    channel: int
+    code: int
+    start: float
+    members: list[tuple[int, BurstResult]] = field(default_factory=list)
+
+
+class Grouper:
+    def __init__(self, plan: P.ChannelPlan, inputs: list[InputInfo], *, receiver_id: str, substation_id: str,
+                 fs_hz: float = 48000.0, t0_utc: datetime | None = None,
+                 on_bundle: Callable[[Bundle], None] | None = None) -> None:
+        self.plan, self.inputs, self.fs_hz = plan, {i.index: i for i in inputs}, fs_hz
+        self.receiver_id, self.substation_id = receiver_id, substation_id
+        self.t0_utc = t0_utc or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        self.on_bundle = on_bundle
+        self.demods = [BurstDemodulator(c, fs_hz) for c in plan.channels]
+        self.keep = int(KEEP_S * fs_hz / DECIMATION)
+        self.rings: dict[int, np.ndarray] = {}
+        self.ring_start: dict[int, int] = {}
+        self.progress: dict[int, int] = {i: 0 for i in self.inputs}
+        self.fund: dict[int, tuple[float, float]] = {}
+        self.clusters: list[_Cluster] = []
+        self.bundles: list[Bundle] = []
+        self.stats = {"bundles": 0, "bundles_crc_ok": 0, "ambiguous": 0, "copies_measured": 0}
+        span = self.demods[0].span_samples(plan.grid_hz)
+        self.release_delay = span + (NFFT + 64) * DECIMATION + int(0.2 * fs_hz)
+
+    # -- feeding ---------------------------------------------------------------------------------
+    def add_output(self, out) -> list[Bundle]:
+        """Take one worker output (results, baseband, progress)."""
+        for i, bb in out.baseband.items():
+            m0 = out.m_start[i]
+            if i not in self.rings:
+                self.rings[i], self.ring_start[i] = bb, m0
+            else:
+                self.rings[i] = np.concatenate([self.rings[i], bb], axis=1)
+            drop = self.rings[i].shape[1] - self.keep
+            if drop > 0:
+                self.rings[i] = self.rings[i][:, drop:]
+                self.ring_start[i] += drop
+        for i, (log_start, f0s, funds, _n) in out.fund.items():
+            if f0s:
+                self.fund[i] = (f0s[-1], funds[-1])
+        for i in out.stats:
+            self.progress[i] = out.stats[i]["samples_in"]
+        for i, r in out.results:
+            self._add(i, r)
+        return self._finalize(final=False)
+
+    def flush(self) -> list[Bundle]:
+        return self._finalize(final=True)
+
+    def _add(self, i: int, r: BurstResult) -> None:
+        for c in self.clusters:
+            if c.channel == r.channel and c.code == r.code and abs(c.start - r.start_sample) <= GROUP_TOL:
+                c.members.append((i, r))
+                return
+        self.clusters.append(_Cluster(r.channel, r.code, r.start_sample, [(i, r)]))
+
+    def _finalize(self, final: bool) -> list[Bundle]:
+        done = []
+        low = min(self.progress.values()) if self.progress else 0
+        keep = []
+        for c in self.clusters:
+            if final or c.start + self.release_delay <= low:
+                done.append(self._bundle(c))
+            else:
+                keep.append(c)
+        self.clusters = keep
+        for b in done:
+            self.bundles.append(b)
+            self.stats["bundles"] += 1
+            self.stats["bundles_crc_ok"] += int(b.crc_ok)
+            self.stats["ambiguous"] += int(bool(b.inferred and b.inferred.ambiguous))
+            if self.on_bundle:
+                self.on_bundle(b)
+        return done
+
+    # -- one bundle ------------------------------------------------------------------------------
+    def _bundle(self, c: _Cluster) -> Bundle:
+        ch = self.plan.channel(c.channel)
+        demod = self.demods[c.channel]
+        ok = [(i, r) for i, r in c.members if r.crc_ok]
+        ok.sort(key=lambda ir: -ir[1].snr_db)
+        best_i, best = ok[0] if ok else max(c.members, key=lambda ir: ir[1].corr_peak)
+        frame = best.frame if ok else None
+        detected = {i: r for i, r in c.members}
+        measured: dict[int, tuple] = {}
+        if frame is not None:
+            bus = self.inputs[best_i].bus if best_i in self.inputs else None
+            for i, info in self.inputs.items():
+                if bus is not None and info.bus != bus:
+                    continue  # crosstalk stays within the bus
+                m = self._measure(i, demod, best, frame)
+                if m is not None:
+                    measured[i] = m
+                    self.stats["copies_measured"] += 1
+        copies = []
+        for i in sorted(set(detected) | set(measured)):
+            info = self.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
+            r = detected.get(i)
+            m = measured.get(i)
+            if r is None and (m is None or m.snr_db < MIN_COPY_SNR_DB):
+                continue
+            level = m.level_db if m is not None else r.level_db
+            snr = m.snr_db if (m is not None and r is None) else r.snr_db
+            copies.append(dict(
+                i=i, info=info, r=r, m=m, level=level if math.isfinite(level) else -200.0, snr=snr,
+                start=(r.start_sample if r is not None else best.start_sample)))
+        copies.sort(key=lambda d: -d["level"])
+        ref_phase = copies[0]["m"].phase_rad if copies and copies[0]["m"] is not None else None
+        out_copies = []
+        for d in copies:
+            r, m, info = d["r"], d["m"], d["info"]
+            pol = 1
+            if ref_phase is not None and m is not None:
+                pol = 1 if math.cos(m.phase_rad - ref_phase) >= 0 else -1
+            arrival = self.t0_utc + timedelta(seconds=d["start"] / self.fs_hz)
+            snr_db = float(d["snr"])
+            n_data = demod.n_sym - P.PREAMBLE_SYMBOLS
+            out_copies.append(Copy(
+                input_index=d["i"], bus=info.bus, feeder=info.feeder, phase=info.phase,
+                start_sample=int(round(d["start"])), arrival_utc=arrival, level_db=round(float(d["level"]), 3),
+                snr_db=round(snr_db, 3), ebn0_db=round(snr_db + 10 * math.log10(n_data / P.FRAME_BITS), 3),
+                evm_pct=round(float(r.evm_pct if r is not None else min(999.0, 100.0 / math.sqrt(max(10 ** (snr_db / 10), 1e-6)))), 2),
+                corr_peak=round(float(r.corr_peak if r is not None else 0.0), 2),
+                pre_fec_bit_errors=(r.pre_fec_bit_errors if r is not None else None),
+                carrier_offset_hz=round(float((r or best).carrier_offset_hz), 4),
+                clock_offset_ppm=round(float((r or best).clock_offset_ppm), 2), polarity=pol,
+                crc_ok=bool(r.crc_ok) if r is not None else False,
+                band_amplitudes=[BandAmplitude(freq_hz=f, amplitude_db=round(a, 2)) for f, a in (m.band_amplitudes_db if m else [])
+                                 if math.isfinite(a)]))
+        inferred = self._infer(copies, demod)
+        start_unix = (self.t0_utc.timestamp() + best.start_sample / self.fs_hz)
+        hub_id = kind = counter = None
+        if frame is not None:
+            h = parse_frame(frame).header
+            hub_id, counter = h.hub_id, h.counter
+            try:
+                kind = Kind(h.kind).name.lower()
+            except ValueError:
+                kind = None
+        fh = frame.hex() if frame is not None else None
+        return Bundle(
+            bundle_id=make_bundle_id(self.receiver_id, c.channel, c.code, int(round(best.start_sample)), fh),
+            receiver_id=self.receiver_id, substation_id=self.substation_id, created_utc=datetime.now(timezone.utc),
+            channel=c.channel, code=c.code, fc_hz=ch.fc_hz,
+            modulation="bpsk" if ch.modulation == P.Modulation.BPSK else "qpsk",
+            fec="1/2" if ch.fec == P.FecRate.R1_2 else "2/3",
+            slot=int(start_unix // P.SLOT_S), crc_ok=frame is not None, frame_hex=fh, hub_id=hub_id, kind=kind,
+            counter=counter, copies=out_copies or [_fallback_copy(best_i, best, self)], inferred=inferred)
+
+    def _measure(self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes):
+        ring = self.rings.get(i)
+        if ring is None:
+            return None
+        m_first = int((best.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
+        need_end = int((best.start_sample + demod.span_samples(self.plan.grid_hz) - Channelizer.input_index(0))
+                       / DECIMATION)
+        s0 = self.ring_start[i]
+        if m_first < s0 or need_end > s0 + ring.shape[1]:
+            return None
+        r = ring[best.channel, m_first - s0:need_end - s0 + 8].astype(np.complex128)
+        f0, fund = self.fund.get(i, (self.plan.grid_hz, float("nan")))
+        try:
+            return measure_known(demod, r, m_first, best.start_sample, best.code, f0, frame,
+                                 best.clock_offset_ppm * 1e-6, fund)
+        except (ValueError, FloatingPointError):
+            return None
+
+    def _infer(self, copies: list[dict], demod: BurstDemodulator) -> Inference | None:
+        if not copies:
+            return None
+        top = copies[0]
+        loc = Location(bus=top["info"].bus, feeder=top["info"].feeder, phase=top["info"].phase)
+        if len(copies) == 1:
+            # nothing else rose above the floor: the margin is at least top SNR - floor
+            margin = max(0.0, float(top["snr"]) - MIN_COPY_SNR_DB)
+            return Inference(location=loc, confidence=round(min(0.999, 1 - 10 ** (-margin / 10)), 4),
+                             margin_db=round(margin, 2), ambiguous=margin < AMBIGUOUS_MIN_DB)
+        second = copies[1]
+        margin = float(top["level"] - second["level"])
+        n = demod.n_sym
+        sig = [8.686 / math.sqrt(2 * n * max(10 ** (float(c["snr"]) / 10), 1e-6)) for c in (top, second)]
+        sigma = math.hypot(*sig)
+        ambiguous = margin < max(AMBIGUOUS_MIN_DB, AMBIGUOUS_SIGMAS * sigma)
+        conf = 0.5 * (1 + math.erf(margin / (sigma * math.sqrt(2)))) if sigma > 0 else 1.0
+        if ambiguous:
+            conf = min(conf, 0.9)
+        return Inference(location=loc, confidence=round(min(conf, 0.999999), 6), margin_db=round(margin, 2),
+                         ambiguous=ambiguous,
+                         runner_up=Location(bus=second["info"].bus, feeder=second["info"].feeder, phase=second["info"].phase))
+
+
+def _fallback_copy(i: int, r: BurstResult, g: Grouper) -> Copy:
+    info = g.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
+    return Copy(input_index=i, bus=info.bus, feeder=info.feeder, phase=info.phase, start_sample=int(round(r.start_sample)),
+                arrival_utc=g.t0_utc + timedelta(seconds=r.start_sample / g.fs_hz),
+                level_db=r.level_db if math.isfinite(r.level_db) else -200.0, snr_db=r.snr_db, ebn0_db=r.ebn0_db,
+                evm_pct=min(r.evm_pct, 999.0), corr_peak=r.corr_peak, pre_fec_bit_errors=r.pre_fec_bit_errors,
+                carrier_offset_hz=r.carrier_offset_hz, clock_offset_ppm=r.clock_offset_ppm, polarity=1, crc_ok=r.crc_ok)
