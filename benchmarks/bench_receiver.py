@@ -1,0 +1,209 @@
+"""Receiver benchmarks of issue [3/6]: feeder/phase identification against crosstalk, message
+success on the demo and large scenarios, replay speed on both cores, and the kill test.
+
+    python -m benchmarks.bench_receiver            # full (~25 min on 2 cores)
+    python -m benchmarks.bench_receiver --quick    # smoke (~3 min)
+
+Writes benchmarks/results/receiver.json and benchmarks/results/confusion.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine, write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FS = 48000.0
+
+
+def _phase_trial(args) -> tuple[float, int, int, str]:
+    """One burst on feeder 0 of a two-feeder bus, crosstalk exactly `margin` dB below on the
+    other phases of the feeder and margin + 10 dB below on the other feeder's phases.
+    Returns (margin, true input, inferred input or -1, outcome)."""
+    margin_db, seed = args
+    from dsp import frame as F
+    from dsp import modulator
+    from dsp import params as P
+    from dsp.receive import InputChain
+    from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel
+    from receiver.grouping import Grouper, InputInfo
+    from receiver.pipeline import WorkerOutput
+
+    rng = np.random.default_rng(seed)
+    plan = P.ChannelPlan.default()
+    cfg = ChannelConfig(crosstalk_same_feeder_db=(-margin_db, -margin_db),
+                        crosstalk_other_feeder_db=(-margin_db - 10, -margin_db - 10), impulse_rate_per_feeder_per_s=0.05)
+    layout = Layout(1, 2)
+    chan = SubstationChannel(cfg, layout, seed=int(seed))
+    ch = int(rng.integers(3))
+    code = int(rng.integers(4))
+    fr = F.build_frame(F.Header(kind=4, hub_id=int(rng.integers(2**31)), counter=1),
+                       bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
+    t_start = 0.5
+    f0 = float(chan.grid_frequency(int(t_start * FS), 1)[0])
+    c = plan.channel(ch)
+    first, s = modulator.modulate(F.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start,
+                                  grid_period_s=1 / f0, clock_ppm=float(rng.uniform(-100, 100)),
+                                  phase_rad=float(rng.uniform(0, 2 * np.pi)))
+    phase = int(rng.integers(3))
+    level = float(rng.uniform(-100.0, -94.0))  # Eb/N0 ~ 9..15 dB on the true input
+    inj = Injection(first, s, 0, 0, phase, level, float(rng.uniform(3500, 4600)), int(seed))
+    n = first + s.size + int(2.5 * FS)
+    x = chan.render(0, n, [inj])
+    inputs = [InputInfo(i, b, f, "ABC"[p]) for i, (b, f, p) in enumerate(layout.inputs)]
+    g = Grouper(plan, inputs, receiver_id="bench", substation_id="s")
+    chains = [InputChain(plan, i) for i in range(x.shape[1])]
+    out = WorkerOutput(0, 0, n)
+    for i, chn in enumerate(chains):
+        out.results += chn.process(x[:, i]) + chn.flush()
+        out.baseband[i] = np.stack(chn.ring).astype(np.complex64)
+        out.m_start[i] = chn.ring_start[0]
+        out.stats[i] = vars(chn.stats).copy()
+        out.fund[i] = (chn.comb.log_start, chn.comb.f0_log[-4:], chn.comb.fund_log[-4:], 0)
+    g.add_output(out)
+    g.flush()
+    true_in = phase
+    mine = [b for b in g.bundles if b.crc_ok and b.frame_hex == fr.hex()]
+    if not mine or not mine[0].inferred:
+        return margin_db, true_in, -1, "missed"
+    inf = mine[0].inferred
+    got = layout.input_index(inf.location.bus, inf.location.feeder, inf.location.phase)
+    if inf.ambiguous:
+        return margin_db, true_in, got, "ambiguous"
+    return margin_db, true_in, got, "right" if got == true_in else "wrong"
+
+
+def phase_id(margins: list[float], trials: int, workers: int) -> dict:
+    jobs = [(m, 10_000 * int(m * 10) + k) for m in margins for k in range(trials)]
+    with mp.get_context("fork").Pool(workers) as pool:
+        res = pool.map(_phase_trial, jobs, chunksize=4)
+    per = {}
+    confusion = np.zeros((6, 7), int)  # true input (0..5) x inferred (0..5, 6 = ambiguous/missed)
+    for m, t, g, outcome in res:
+        d = per.setdefault(str(m), {"trials": 0, "right": 0, "wrong": 0, "ambiguous": 0, "missed": 0})
+        d["trials"] += 1
+        d[outcome] += 1
+        if m >= 6:
+            confusion[t, g if outcome in ("right", "wrong") else 6] += 1
+    for d in per.values():
+        decided = d["trials"] - d["missed"]
+        d["accuracy"] = d["right"] / decided if decided else None
+        d["wrong_rate"] = d["wrong"] / decided if decided else None
+    big = [v for k, v in per.items() if float(k) >= 6]
+    tot = sum(v["trials"] - v["missed"] for v in big)
+    return {"per_margin_db": per, "confusion_margin_ge_6db": confusion.tolist(),
+            "phase_id_accuracy_margin_6db": sum(v["right"] for v in big) / tot if tot else None,
+            "phase_id_wrong_rate_margin_6db": sum(v["wrong"] for v in big) / tot if tot else None,
+            "phase_id_trials_margin_6db": tot}
+
+
+def scenario_success(name: str, seconds: float, workers: int, tmp: Path) -> dict:
+    from gridsim.simulate import run_scenario
+    from receiver.replay import replay
+
+    res = run_scenario(name, tmp / name, duration_s=seconds, progress=False)
+    rp = replay(res.audio_path.with_suffix(""), workers=workers, progress=False)
+    s = rp.score or {}
+    return {"scenario": name, "seconds": seconds, "inputs": rp.n_inputs, "sent": s.get("sent"),
+            "decoded": s.get("decoded"), "message_success_rate": s.get("message_success_rate"),
+            "feeder_phase_accuracy": s.get("feeder_phase_accuracy"), "ambiguous": s.get("ambiguous"),
+            "wrong_location": s.get("wrong_location"), "extra_bundles": s.get("extra_bundles"),
+            "replay_realtime_factor": round(rp.realtime_factor, 2), "replay_wall_s": round(rp.wall_s, 1),
+            "sent_ebn0_db_median": float(np.median([r["ebn0_db"] for r in s.get("rows", [])])) if s.get("rows") else None,
+            "success_by_ebn0": _by_ebn0(s.get("rows", []))}
+
+
+def _by_ebn0(rows: list[dict]) -> dict:
+    out = {}
+    for lo in range(-6, 20, 2):
+        sel = [r for r in rows if lo <= r["ebn0_db"] < lo + 2]
+        if sel:
+            out[f"{lo}..{lo + 2}"] = {"sent": len(sel), "decoded": sum(r["decoded"] for r in sel)}
+    return out
+
+
+def plot_confusion(pid: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.array(pid["confusion_margin_ge_6db"])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.imshow(m, cmap="Blues")
+    labels = ["f0 A", "f0 B", "f0 C", "f1 A", "f1 B", "f1 C"]
+    a1.set_xticks(range(7), labels + ["amb."], rotation=45)
+    a1.set_yticks(range(6), labels)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if m[i, j]:
+                a1.text(j, i, str(m[i, j]), ha="center", va="center", fontsize=8)
+    a1.set_xlabel("inferred")
+    a1.set_ylabel("true input")
+    a1.set_title("feeder/phase, crosstalk >= 6 dB down")
+    ms = sorted(pid["per_margin_db"], key=float)
+    for key, lab in (("right", "right"), ("ambiguous", "ambiguous"), ("wrong", "wrong")):
+        a2.plot([float(k) for k in ms], [pid["per_margin_db"][k][key] / pid["per_margin_db"][k]["trials"] for k in ms],
+                "o-", label=lab)
+    a2.set_xlabel("crosstalk margin (dB below the true input)")
+    a2.set_ylabel("fraction of trials")
+    a2.legend()
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill"])
+    args = ap.parse_args(argv)
+    q = args.quick
+    workers = max(1, min(2, os.cpu_count() or 1))
+    path = RESULTS / "receiver.json"
+    out = json.loads(path.read_text()) if path.exists() else {}
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        if "phase" not in args.skip:
+            pid = phase_id([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0] if not q else [1.0, 6.0, 20.0],
+                           120 if not q else 4, workers)
+            print("phase id", {k: v for k, v in pid.items() if k != "confusion_margin_ge_6db"}, flush=True)
+            out.update(phase_id_accuracy_margin_6db=pid["phase_id_accuracy_margin_6db"],
+                       phase_id_wrong_rate_margin_6db=pid["phase_id_wrong_rate_margin_6db"], phase_id=pid)
+            plot_confusion(pid, RESULTS / "confusion.png")
+        if "demo" not in args.skip:
+            d = scenario_success("demo", 300.0 if not q else 30.0, workers, tmp)
+            print("demo", d, flush=True)
+            out.update(message_success_rate_demo=d["message_success_rate"], demo=d)
+        if "large" not in args.skip:
+            lg = scenario_success("large", 180.0 if not q else 12.0, workers, tmp)
+            print("large", lg, flush=True)
+            out.update(message_success_rate_large=lg["message_success_rate"], large=lg,
+                       replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"])
+    if "kill" not in args.skip:
+        try:
+            from benchmarks import bench_kill
+            k = bench_kill.run(**({"n_bundles": 60} if q else {}))
+            print("kill", k, flush=True)
+            out.update(bundles_lost_in_kill_test=k["bundles_lost_in_kill_test"],
+                       bundles_duplicated_in_kill_test=k["bundles_duplicated_in_kill_test"], kill_test=k)
+        except ImportError as e:
+            print(f"kill test not available: {e}")
+    out.update(command="python -m benchmarks.bench_receiver" + (" --quick" if q else ""),
+               date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
+    write_json(path, out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""`gla receive`: the Substation Receiver as a service.
+
+    ZeroMQ (PULL/SUB, GLA or GNU Radio framing) -> pipeline (all inputs, all cores) -> grouper
+      -> durable spool (SQLite WAL) -> deliverer (HTTP POST, retry with backoff) -> Computing Platform
+      -> archive (JSONL per day)
+    plus /healthz and /metrics (Prometheus text) on a small HTTP listener, JSON logs, and a clean
+    shutdown on SIGTERM/SIGINT (stop receiving, flush the chains, spool what was found, stop).
+
+The configuration is a TOML file (see ``deploy/receiver.example.toml``); every key is checked and
+a bad one is reported with its path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dsp import params as P
+
+from .archive import BundleArchive
+from .grouping import Grouper, InputInfo
+
+log = logging.getLogger("gla.receiver")
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReceiverSection(_M):
+    id: str = Field(min_length=1, max_length=64)
+    substation_id: str = Field(min_length=1, max_length=64)
+    workers: int = Field(default=2, ge=0, le=64)
+    data_dir: str = "./gla-receiver-data"
+
+
+class InputChannel(_M):
+    index: int = Field(ge=0)
+    bus: int = Field(ge=0)
+    feeder: int = Field(ge=0)
+    phase: Literal["A", "B", "C"]
+
+
+class InputSection(_M):
+    endpoint: str
+    pattern: Literal["pull", "sub"] = "pull"
+    framing: Literal["gla", "gr"] = "gla"
+    n_channels: int = Field(ge=1, le=1024)
+    sample_rate_hz: float = 48000.0
+    sample_type: Literal["float32", "int16", "int32", "float64"] = "float32"
+    pass_tags: bool = False
+    scale: float = Field(default=1.0, gt=0, description="physical units per sample unit")
+    channels: list[InputChannel]
+
+
+class PlanSection(_M):
+    grid_hz: Literal[50, 60] = 60
+    transformer_cutoff_hz: float = 3600.0
+
+
+class PlatformSection(_M):
+    url: Optional[str] = None
+    token_file: Optional[str] = None
+    token: Optional[str] = None
+
+
+class HttpSection(_M):
+    listen: str = "127.0.0.1:9100"
+
+
+class ReceiverConfig(_M):
+    receiver: ReceiverSection
+    input: InputSection
+    plan: PlanSection = PlanSection()
+    platform: PlatformSection = PlatformSection()
+    http: HttpSection = HttpSection()
+
+
+def load_config(path: str | Path) -> ReceiverConfig:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"{p}: {e}") from None
+    try:
+        cfg = ReceiverConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = [f"{p}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise ValueError("\n".join(lines)) from None
+    idx = sorted(c.index for c in cfg.input.channels)
+    if idx != list(range(cfg.input.n_channels)):
+        raise ValueError(f"{p}: input.channels must map every input 0..{cfg.input.n_channels - 1} exactly once")
+    return cfg
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra=`` fields."""
+
+    _skip = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        d = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(), "level": record.levelname,
+             "logger": record.name, "message": record.getMessage()}
+        d.update({k: v for k, v in vars(record).items() if k not in self._skip})
+        if record.exc_info:
+            d["exc"] = self.formatException(record.exc_info)
+        return json.dumps(d, default=str)
+
+
+@dataclass
+class Metrics:
+    """What /metrics exports (counters and gauges of the whole service)."""
+
+    started: float = field(default_factory=time.time)
+    stream_time_s: float = 0.0  # of the newest sample processed
+    stream_wall_at: float = 0.0
+    values: dict = field(default_factory=dict)
+
+    def prometheus(self) -> str:
+        lines = []
+        for name, (kind, help_, val) in sorted(self.values.items()):
+            lines.append(f"# HELP gla_{name} {help_}")
+            lines.append(f"# TYPE gla_{name} {kind}")
+            if isinstance(val, dict):
+                for lab, v in val.items():
+                    lines.append(f'gla_{name}{{{lab}}} {float(v)}')
+            else:
+                lines.append(f"gla_{name} {float(val)}")
+        return "\n".join(lines) + "\n"
+
+
+def _http_server(listen: str, metrics: Metrics, health) -> ThreadingHTTPServer:
+    host, port = listen.rsplit(":", 1)
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path == "/metrics":
+                body, ctype, code = metrics.prometheus().encode(), "text/plain; version=0.0.4", 200
+            elif self.path == "/healthz":
+                ok, info = health()
+                body, ctype, code = json.dumps(info).encode(), "application/json", 200 if ok else 503
+            else:
+                body, ctype, code = b"not found\n", "text/plain", 404
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):  # quiet
+            pass
+
+    srv = ThreadingHTTPServer((host, int(port)), H)
+    threading.Thread(target=srv.serve_forever, name="gla-http", daemon=True).start()
+    return srv
+
+
+def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
+    from .delivery import Deliverer
+    from .ingest import ZmqSource
+    from .pipeline import Pipeline
+    from .spool import Spool, SpoolFull
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    data = Path(cfg.receiver.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    plan = P.ChannelPlan.default(float(cfg.plan.grid_hz), cfg.plan.transformer_cutoff_hz)
+    inputs = [InputInfo(c.index, c.bus, c.feeder, c.phase) for c in cfg.input.channels]
+    spool = Spool(data / "spool.sqlite")
+    archive = BundleArchive(data / "archive")
+    token = cfg.platform.token or (Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None)
+    deliverer = Deliverer(spool, cfg.platform.url, token) if cfg.platform.url else None
+    held: list = []  # bundles the spool could not take yet (disk full): kept and retried
+
+    def on_bundle(b) -> None:
+        archive.write(b)
+        held.append(b)
+        while held:
+            try:
+                spool.put(held[0])
+                held.pop(0)
+            except SpoolFull as e:
+                log.error("spool full, holding %d bundles in memory", len(held), extra={"error": str(e)})
+                break
+
+    src = ZmqSource(cfg.input.endpoint, pattern=cfg.input.pattern, framing=cfg.input.framing,
+                    n_channels=cfg.input.n_channels, sample_rate_hz=cfg.input.sample_rate_hz,
+                    sample_type=cfg.input.sample_type, pass_tags=cfg.input.pass_tags, stop_event=stop)
+    fs = cfg.input.sample_rate_hz
+    grouper = None
+    pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers)
+    metrics = Metrics()
+
+    def health():
+        lag = time.time() - metrics.stream_wall_at if metrics.stream_wall_at else None
+        ok = not stop.is_set()
+        return ok, {"status": "ok" if ok else "stopping", "receiver_id": cfg.receiver.id, "lag_s": lag,
+                    "spool_depth": spool.depth(), "bundles": grouper.stats["bundles"] if grouper else 0}
+
+    srv = _http_server(cfg.http.listen, metrics, health)
+    if deliverer:
+        deliverer.start()
+    log.info("receiver started", extra={"receiver_id": cfg.receiver.id, "endpoint": cfg.input.endpoint,
+                                        "inputs": cfg.input.n_channels, "workers": pipe.n_workers})
+    t0_stream = None
+    try:
+        for blk in src:
+            if grouper is None:
+                t0_stream = blk.time_utc or datetime.now(timezone.utc)
+                from datetime import timedelta
+                t0_utc = t0_stream - timedelta(seconds=blk.first_sample / fs)
+                grouper = Grouper(plan, inputs, receiver_id=cfg.receiver.id, substation_id=cfg.receiver.substation_id,
+                                  fs_hz=fs, t0_utc=t0_utc, on_bundle=on_bundle)
+            if blk.discontinuity:
+                pipe.reset()
+            x = blk.samples * cfg.input.scale if cfg.input.scale != 1.0 else blk.samples
+            pipe.feed(blk.first_sample, x)
+            for o in pipe.outputs():
+                grouper.add_output(o)
+            metrics.stream_time_s = (blk.first_sample + x.shape[0]) / fs
+            metrics.stream_wall_at = time.time()
+            _update_metrics(metrics, src, grouper, spool, deliverer, pipe)
+            if stop.is_set() or (max_seconds is not None and metrics.stream_time_s >= max_seconds):
+                break
+    finally:
+        log.info("receiver stopping: flushing the chains")
+        for o in pipe.close():
+            if grouper:
+                grouper.add_output(o)
+        if grouper:
+            grouper.flush()
+        for b in list(held):
+            try:
+                spool.put(b)
+                held.remove(b)
+            except SpoolFull:
+                log.error("spool full at shutdown: %d bundles only in the archive", len(held))
+                break
+        if deliverer:
+            deliverer.stop(drain_s=5.0)
+        src.close()
+        archive.close()
+        srv.shutdown()
+        spool.close()
+    summary = {"bundles": grouper.stats if grouper else {}, "source": vars(src.stats)}
+    log.info("receiver stopped", extra=summary)
+    return summary
+
+
+def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
+    s = src.stats
+    g = grouper.stats if grouper else {}
+    v = m.values
+    v["samples_in_total"] = ("counter", "input samples per channel received", s.samples)
+    v["gaps_total"] = ("counter", "gaps in the input stream", s.gaps)
+    v["gap_samples_total"] = ("counter", "samples missing in gaps", s.gap_samples)
+    v["duplicates_total"] = ("counter", "duplicated messages dropped", s.duplicates)
+    v["reordered_total"] = ("counter", "messages put back in order", s.reordered)
+    v["bad_frames_total"] = ("counter", "malformed messages skipped", s.bad_frames)
+    v["nonfinite_total"] = ("counter", "NaN/inf samples", s.nonfinite)
+    v["clipped_total"] = ("counter", "clipped samples", s.clipped)
+    v["bundles_total"] = ("counter", "bundles made", g.get("bundles", 0))
+    v["bundles_crc_ok_total"] = ("counter", "bundles with a clean frame", g.get("bundles_crc_ok", 0))
+    v["crc_failures_total"] = ("counter", "bundles without a clean frame", g.get("bundles", 0) - g.get("bundles_crc_ok", 0))
+    v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
+    v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
+    if deliverer is not None:
+        st = deliverer.stats
+        for k in ("posted", "delivered", "retries"):
+            if hasattr(st, k):
+                v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", getattr(st, k))
