@@ -298,13 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         print(*a, flush=True)
 
     if "sensitivity" not in args.skip:
-        pts_a = [2.5, 3.0, 3.5, 4.0] if not q else [3.5]
-        pts_b = [3.0, 3.5, 4.0, 4.5, 5.0, 6.0] if not q else [5.0]
-        n_max, e_max = (1200, 60) if not q else (16, 16)
+        pts_a = [2.75, 3.25, 3.75] if not q else [3.5]
+        pts_b = [3.5, 4.5, 5.5, 6.5] if not q else [5.0]
+        n_max, e_max = (640, 40) if not q else (16, 16)
         t = time.perf_counter()
-        awgn = S.measure("awgn", pts_a, n_max, e_max, workers, progress=None)
+        prog = (lambda kind, e, n, k: print(f"  {kind} {e} dB: {k} errors in {n}", flush=True)) if not q else None
+        awgn = S.measure("awgn", pts_a, n_max, e_max, workers, progress=prog)
         say("awgn", awgn)
-        sub = S.measure("substation", pts_b, n_max, e_max, workers, progress=None)
+        sub = S.measure("substation", pts_b, n_max, e_max, workers, progress=prog)
         say("substation", sub)
         ideal = [{"ebn0_db": e, "fer": S.ideal_fer(e, 20000 if not q else 2000), "trials": 20000 if not q else 2000}
                  for e in (2.0, 2.5, 3.0, 3.5, 4.0, 4.5)]

@@ -84,7 +84,8 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
     f_log = np.empty(x.shape[0] // block + 2)
     a_log = np.empty(x.shape[0] // block + 2)
     nf = 0
-    period = lo.shape[0]
+    inv_block = 1.0 / block
+    j = n0 % block  # position in the current block (the nominal LO has period = one block)
     for k in range(x.shape[0]):
         n = n0 + k
         base = n - off
@@ -105,11 +106,12 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
         y2h[n & mask] = y2
         out[k] = g * y2
         # fundamental phasor at the nominal frequency, triangular window over two blocks
-        j = n % block
-        z = v * lo[n % period]
+        z = v * lo[j]
         acc[0] += z
-        acc[1] += z * (j / block)
-        if j == block - 1:
+        acc[1] += z * (j * inv_block)
+        j += 1
+        if j == block:
+            j = 0
             p = acc[2] + acc[0] - acc[1]  # rising half (previous block) + falling half (this block)
             acc[2] = acc[1]
             acc[0] = 0.0
