@@ -76,8 +76,8 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
 
     grouper = Grouper(plan, inputs_from_meta(meta), receiver_id=receiver_id, substation_id=substation_id, fs_hz=fs,
                       t0_utc=t0 or datetime.now(timezone.utc), on_bundle=sink)
-    pipe = Pipeline(plan, src.n_channels, fs, workers=workers)
-    total = src.n_frames if duration_s is None else min(src.n_frames, int(duration_s * fs))
+    pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
+    total = src.end_frame - src.first_frame
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}")
     t_wall = time.perf_counter()
     n_done = 0
@@ -99,7 +99,7 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
         if archive:
             archive.close()
     wall = time.perf_counter() - t_wall
-    res = ReplayResult(str(capture), grouper.bundles, n_done / fs, wall, src.n_channels,
+    res = ReplayResult(str(capture), grouper.bundles, n_done / fs, wall, meta.n_channels,
                        Path(out_dir) if out_dir else None, stats={"grouper": grouper.stats, "source": vars(src.stats)})
     truth_path = Path(str(src.meta.meta_path).replace(".sigmf-meta", ".truth.json"))
     if truth_path.exists():
