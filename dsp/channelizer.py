@@ -39,7 +39,7 @@ DELAY = GD_A + DEC_A * (TAPS_B - 1) // 2
 BLANK_K = 4.5  # threshold in noise RMS (Gaussian noise alone exceeds it with p = exp(-20): < 0.02/hour)
 BLANK_HALF = 16
 NOISE_ALPHA = 1.0 / 3000.0  # noise power tracker: ~2 s time constant at 1.5 kHz
-WARMUP = 1500  # outputs (1 s) of plain averaging before blanking starts
+WARMUP = 96  # outputs (64 ms): the noise estimate starts from their median (robust to an impulse)
 
 
 def _lo_table(freq_hz: float, fs_hz: float) -> np.ndarray:
@@ -68,18 +68,19 @@ class ChannelizerState:
     delay_line: np.ndarray  # (channels, 2*BLANK_HALF+1) complex, pending outputs
     blank_left: np.ndarray  # (channels,) samples still to blank
     noise_pow: np.ndarray  # (channels,) running noise power estimate
-    warm: np.ndarray  # (channels,) outputs averaged so far during warm-up
+    warm: np.ndarray  # (channels,) outputs collected so far during warm-up
+    warm_buf: np.ndarray  # (channels, WARMUP) their powers
     m_out: int  # outputs produced so far (per channel; all channels in step)
     blanked: np.ndarray  # (channels,) counters
 
     def copy(self) -> "ChannelizerState":
         return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy(), self.m_a, self.delay_line.copy(),
-                                self.blank_left.copy(), self.noise_pow.copy(), self.warm.copy(), self.m_out,
-                                self.blanked.copy())
+                                self.blank_left.copy(), self.noise_pow.copy(), self.warm.copy(), self.warm_buf.copy(),
+                                self.m_out, self.blanked.copy())
 
 
 @jit
-def channelize_kernel(x, n0, hq, hb, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm,
+def channelize_kernel(x, n0, hq, hb, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm, warm_buf,
                       m_out, blanked, out, k2, alpha):
     """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
 
@@ -137,12 +138,12 @@ def channelize_kernel(x, n0, hq, hb, lo_b, xbuf, bbuf, m_a, delay_line, blank_le
             yb = complex(yr, yi)
             p = yr * yr + yi * yi
             np_est = noise_pow[c]
-            if np_est <= 0.0:  # nothing seen yet (or only zeros): seed, no blanking
-                noise_pow[c] = p
-                warm[c] = 1
-            elif warm[c] < WARMUP:  # first second of signal: plain running mean, no blanking
-                warm[c] += 1
-                noise_pow[c] = np_est + (p - np_est) / warm[c]
+            if warm[c] < WARMUP:  # first outputs of signal: collect, then start from their median
+                if p > 0.0:
+                    warm_buf[c, warm[c]] = p
+                    warm[c] += 1
+                    if warm[c] == WARMUP:
+                        noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
             elif p > k2 * np_est:
                 blank_left[c] = dl  # blank the pending samples and the coming ones
                 for i in range(dl):
@@ -208,7 +209,7 @@ class Channelizer:
         dl = BLANK_HALF
         self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2 * 64), complex), 0,
                                       np.zeros((nch, dl), complex), np.zeros(nch, np.int64), np.zeros(nch),
-                                      np.zeros(nch, np.int64), 0, np.zeros(nch, np.int64))
+                                      np.zeros(nch, np.int64), np.zeros((nch, WARMUP)), 0, np.zeros(nch, np.int64))
 
     def copy(self) -> "Channelizer":
         c = Channelizer.__new__(Channelizer)
@@ -227,7 +228,7 @@ class Channelizer:
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         s.n, s.m_a, s.m_out, w = channelize_kernel(
             x, s.n, self.hq, self.hb, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
-            s.noise_pow, s.warm, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
+            s.noise_pow, s.warm, s.warm_buf, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
         return out[:, :w]
 
     @property

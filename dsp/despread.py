@@ -380,6 +380,10 @@ def measure_known(demod: BurstDemodulator, r: np.ndarray, m_first: int, start_sa
     known = demod._known_symbols(frame)
     phi = demod._phase_track(Y, known)
     v = Y * np.conj(known) * np.exp(-1j * phi)
+    # symbols touched by impulse blanking (exact zeros at baseband) would bias the level low
+    clean = _clean_symbols(demod, r, m_first, start_sample, eps, t0_s)
+    if clean.sum() >= 32:
+        v = v[clean]
     amp = float(np.mean(v.real))
     phase = float(np.angle(np.sum(Y * np.conj(known))))
     resid = v - amp
@@ -407,6 +411,22 @@ def measure_known(demod: BurstDemodulator, r: np.ndarray, m_first: int, start_sa
         b = 20 * math.log10(max(g, 1e-30) / fundamental_rms) if fundamental_rms > 0 else float("nan")
         bands.append((demod.channel.fc_hz + off, b))
     return KnownMeasurement(amp, phase, 10 * math.log10(snr) if snr > 0 else -99.0, lvl, bands)
+
+
+def _clean_symbols(demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float,
+                   t0_s: float) -> np.ndarray:
+    """True for symbols whose chips (both paths, +-7 chips) saw no blanked baseband sample."""
+    zero = (r == 0).astype(np.int64)
+    cz = np.concatenate([[0], np.cumsum(zero)])
+    spc = demod.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+    ok = np.ones(demod.n_sym, bool)
+    for off in (0.0, t0_s * demod.fs_hz / (1.0 + eps)):
+        lo = tau0 + off + (np.arange(demod.n_sym) * P.CHIPS_PER_SYMBOL - 7) * spc
+        hi = tau0 + off + (np.arange(demod.n_sym) * P.CHIPS_PER_SYMBOL + P.CHIPS_PER_SYMBOL + 7) * spc
+        a = np.clip(((lo - demod.c0) / DECIMATION).astype(int) - m_first, 0, r.size)
+        b = np.clip(((hi - demod.c0) / DECIMATION).astype(int) + 1 - m_first, 0, r.size)
+        ok &= (cz[b] - cz[a]) == 0
+    return ok
 
 
 @jit

@@ -41,7 +41,7 @@ from .shaping import rrc
 NFFT = 2048  # ~1 s hop: a burst is released at most ~1 s after it ends (latency budget 2 s)
 THRESHOLD = 21.0
 PEAK_SPAN = 640  # follow the maximum for a template length after the first crossing (0.43 s)
-XCODE_RATIO = 20.0  # a burst's largest sidelobe over all lags and codes is about -11 dB (measured)
+XCODE_RATIO = 6.0  # a burst's sidelobes (other lags, other codes) reach -11 dB alone, ~-8 dB with noise and overlaps
 PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
 
 

@@ -39,11 +39,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gridsim.simulate import print_summary, run_scenario
 
+    from .replay import print_replay_summary, replay
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/1] simulating the demo substation ({args.scenario}) into {out}/ ...")
-    result = run_scenario(args.scenario, out / "demo", duration_s=args.duration, progress=not args.no_progress)
-    print_summary(result, limit=args.show)
+    print(f"[1/2] simulating the demo substation ({args.scenario}, {args.duration:g} s) into {out}/ ...", flush=True)
+    sim = run_scenario(args.scenario, out / "demo", duration_s=args.duration, progress=not args.no_progress)
+    print_summary(sim, limit=args.show)
+    print(f"\n[2/2] replaying the capture through the receiver ({args.workers} worker processes) ...", flush=True)
+    res = replay(out / "demo", workers=args.workers, out_dir=out / "replay", progress=not args.no_progress)
+    print_replay_summary(res, limit=args.show)
     return 0
 
 
@@ -66,7 +71,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         posted = deliver_all(spool, args.post, token, progress=not args.no_progress)
         spool.close()
         print(f"posted to {args.post}: {posted}")
-    return 0
+    return 1 if res.error else 0
 
 
 def _cmd_receive(args: argparse.Namespace) -> int:
@@ -167,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="out/demo", help="working directory for the demo's files")
     d.add_argument("--duration", type=float, default=120.0, help="seconds of substation time to simulate")
     d.add_argument("--show", type=int, default=25)
+    d.add_argument("--workers", type=int, default=2)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_cmd_demo)
     return p

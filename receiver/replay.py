@@ -38,6 +38,7 @@ class ReplayResult:
     archive_dir: Path | None = None
     score: dict | None = None
     stats: dict = field(default_factory=dict)
+    error: str | None = None  # a truncated capture: what was readable was still processed
 
     @property
     def realtime_factor(self) -> float:
@@ -57,7 +58,7 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
            block_s: float = 1.0, on_bundle=None, duration_s: float | None = None) -> ReplayResult:
     from tqdm import tqdm
 
-    from .ingest import CaptureSource
+    from .ingest import CaptureSource, CaptureTruncatedError
 
     src = CaptureSource(capture, block_s=block_s, duration_s=duration_s)
     meta = src.meta
@@ -81,15 +82,20 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}")
     t_wall = time.perf_counter()
     n_done = 0
+    error = None
     try:
-        for blk in src:
-            if blk.discontinuity:
-                pipe.reset()
-            pipe.feed(blk.first_sample, blk.samples)
-            for o in pipe.outputs():
-                grouper.add_output(o)
-            n_done += blk.samples.shape[0]
-            bar.update(blk.samples.shape[0])
+        try:
+            for blk in src:
+                if blk.discontinuity:
+                    pipe.reset()
+                pipe.feed(blk.first_sample, blk.samples)
+                for o in pipe.outputs():
+                    grouper.add_output(o)
+                n_done += blk.samples.shape[0]
+                bar.update(blk.samples.shape[0])
+        except CaptureTruncatedError as e:  # keep everything read before the damage
+            error = str(e)
+            log.error("%s", e)
         for o in pipe.close():
             grouper.add_output(o)
         grouper.flush()
@@ -100,7 +106,8 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
             archive.close()
     wall = time.perf_counter() - t_wall
     res = ReplayResult(str(capture), grouper.bundles, n_done / fs, wall, meta.n_channels,
-                       Path(out_dir) if out_dir else None, stats={"grouper": grouper.stats, "source": vars(src.stats)})
+                       Path(out_dir) if out_dir else None, stats={"grouper": grouper.stats, "source": vars(src.stats)},
+                       error=error)
     truth_path = Path(str(src.meta.meta_path).replace(".sigmf-meta", ".truth.json"))
     if truth_path.exists():
         res.score = score_against_truth(grouper.bundles, json.loads(truth_path.read_text()), fs, n_done)
@@ -167,6 +174,8 @@ def print_replay_summary(res: ReplayResult, limit: int = 30) -> None:
               f"{loc + flag:<10} {inf.confidence if inf else 0:6.3f} {inf.margin_db if inf else 0:6.1f}dB")
     if len(res.bundles) > limit:
         print(f"... {len(res.bundles) - limit} more" + (f" (all in {res.archive_dir}/bundles)" if res.archive_dir else ""))
+    if res.error:
+        print(f"error: {res.error}")
     if res.score:
         s = res.score
         print(f"against the truth: {s['decoded']}/{s['sent']} messages decoded "

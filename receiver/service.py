@@ -59,7 +59,8 @@ class InputSection(_M):
     sample_rate_hz: float = 48000.0
     sample_type: Literal["float32", "int16", "int32", "float64"] = "float32"
     pass_tags: bool = False
-    scale: float = Field(default=1.0, gt=0, description="physical units per sample unit")
+    scale: float = Field(default=1.0, gt=0, description="GNU Radio framing only: physical units per sample unit "
+                                                       "(GLA frames carry their own full scale)")
     channels: list[InputChannel]
 
 
@@ -199,7 +200,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
 
     src = ZmqSource(cfg.input.endpoint, pattern=cfg.input.pattern, framing=cfg.input.framing,
                     n_channels=cfg.input.n_channels, sample_rate_hz=cfg.input.sample_rate_hz,
-                    sample_type=cfg.input.sample_type, pass_tags=cfg.input.pass_tags, stop_event=stop)
+                    sample_type=cfg.input.sample_type, pass_tags=cfg.input.pass_tags, stop_event=stop,
+                    gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None)
     fs = cfg.input.sample_rate_hz
     grouper = None
     pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers)
@@ -227,7 +229,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                                   fs_hz=fs, t0_utc=t0_utc, on_bundle=on_bundle)
             if blk.discontinuity:
                 pipe.reset()
-            x = blk.samples * cfg.input.scale if cfg.input.scale != 1.0 else blk.samples
+            x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():
                 grouper.add_output(o)
