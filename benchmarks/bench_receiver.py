@@ -131,6 +131,54 @@ def _by_ebn0(rows: list[dict]) -> dict:
     return out
 
 
+def latency() -> dict:
+    """Real-time input: demo_small streamed over ZeroMQ at its own pace into the service; the
+    latency of a bundle is its creation time minus the wall time at which the burst's last
+    sample was sent."""
+    import socket
+    import threading
+    from datetime import datetime, timezone
+
+    from receiver.ingest import stream_capture
+    from receiver.service import ReceiverConfig, run_service
+
+    root = Path(__file__).resolve().parents[1]
+    cap = root / "captures" / "demo_small"
+    meta = json.loads((root / "captures" / "demo_small.sigmf-meta").read_text())
+    truth = json.loads((root / "captures" / "demo_small.truth.json").read_text())["transmissions"]
+    ports = []
+    for _ in range(2):
+        with socket.socket() as so:
+            so.bind(("127.0.0.1", 0))
+            ports.append(so.getsockname()[1])
+    with tempfile.TemporaryDirectory() as td:
+        cfg = ReceiverConfig.model_validate({
+            "receiver": {"id": "rx-lat", "substation_id": "s", "workers": 2, "data_dir": td},
+            "input": {"endpoint": f"tcp://127.0.0.1:{ports[0]}", "n_channels": 12,
+                      "channels": [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]]},
+            "http": {"listen": f"127.0.0.1:{ports[1]}"}})
+        stop = threading.Event()
+        th = threading.Thread(target=run_service, args=(cfg,), kwargs={"stop": stop}, daemon=True)
+        th.start()
+        time.sleep(2.0)
+        t0 = time.time()
+        stream_capture(cap, f"tcp://127.0.0.1:{ports[0]}", pattern="push", framing="gla", block_s=0.1, realtime=True)
+        time.sleep(4.0)  # real-time stream: the last bursts finish at the end of the capture
+        stop.set()
+        th.join(timeout=60)
+        bundles = [json.loads(line) for f in Path(td, "archive").glob("*.jsonl") for line in f.read_text().splitlines()]
+    lat = []
+    for b in bundles:
+        t = next((t for t in truth if t["frame_hex"] == b.get("frame_hex")), None)
+        if t is None:
+            continue
+        created = datetime.fromisoformat(b["created_utc"].replace("Z", "+00:00")).timestamp()
+        # the sender paces blocks: sample k leaves at about t0 + k / fs
+        lat.append(created - (t0 + t["end_sample"] / FS))
+    return {"latency_s_max": round(max(lat), 3) if lat else None, "latency_s_median": round(float(np.median(lat)), 3) if lat else None,
+            "latency_bundles": len(lat), "latency_note": "burst end (last sample sent) to bundle created, real-time ZeroMQ input"}
+
+
 def plot_confusion(pid: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -165,7 +213,7 @@ def plot_confusion(pid: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill", "latency"])
     args = ap.parse_args(argv)
     q = args.quick
     workers = max(1, min(2, os.cpu_count() or 1))
@@ -189,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             print("large", lg, flush=True)
             out.update(message_success_rate_large=lg["message_success_rate"], large=lg,
                        replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"])
+    if "latency" not in args.skip:
+        la = latency()
+        print("latency", la, flush=True)
+        out.update(latency_s_max=la["latency_s_max"], latency=la)
     if "kill" not in args.skip:
         try:
             from benchmarks import bench_kill

@@ -29,7 +29,6 @@ import numpy as np
 from dsp import params as P
 from dsp.channelizer import DECIMATION, Channelizer
 from dsp.despread import BurstDemodulator, BurstResult, measure_known
-from dsp.detector import NFFT
 from dsp.frame import parse_frame
 from dsp.messages import Kind
 
@@ -72,12 +71,13 @@ class Grouper:
         self.rings: dict[int, np.ndarray] = {}
         self.ring_start: dict[int, int] = {}
         self.progress: dict[int, int] = {i: 0 for i in self.inputs}
+        self.horizon: dict[int, int] = {i: 0 for i in self.inputs}
         self.fund: dict[int, tuple[float, float]] = {}
         self.clusters: list[_Cluster] = []
         self.bundles: list[Bundle] = []
         self.stats = {"bundles": 0, "bundles_crc_ok": 0, "ambiguous": 0, "copies_measured": 0}
-        span = self.demods[0].span_samples(plan.grid_hz)
-        self.release_delay = span + (NFFT + 64) * DECIMATION + int(0.2 * fs_hz)
+        # a cluster is complete once every input's detectors are past the burst's end
+        self.burst_len = int((P.burst_duration_s() + 1.0 / plan.grid_hz) * fs_hz) + 2 * int(fs_hz / P.CHIP_RATE_HZ)
 
     # -- feeding ---------------------------------------------------------------------------------
     def add_output(self, out) -> list[Bundle]:
@@ -97,6 +97,7 @@ class Grouper:
                 self.fund[i] = (f0s[-1], funds[-1])
         for i in out.stats:
             self.progress[i] = out.stats[i]["samples_in"]
+            self.horizon[i] = out.stats[i].get("horizon", self.progress[i])
         for i, r in out.results:
             self._add(i, r)
         return self._finalize(final=False)
@@ -113,10 +114,10 @@ class Grouper:
 
     def _finalize(self, final: bool) -> list[Bundle]:
         done = []
-        low = min(self.progress.values()) if self.progress else 0
+        low = min(self.horizon.values()) if self.horizon else 0
         keep = []
         for c in self.clusters:
-            if final or c.start + self.release_delay <= low:
+            if final or c.start + self.burst_len <= low:
                 done.append(self._bundle(c))
             else:
                 keep.append(c)

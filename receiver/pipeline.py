@@ -24,6 +24,7 @@ import numpy as np
 
 from dsp import params as P
 from dsp.despread import BurstResult
+from dsp.channelizer import Channelizer
 from dsp.receive import InputChain
 
 log = logging.getLogger("gla.pipeline")
@@ -68,6 +69,9 @@ class _Chains:
                 out.baseband[i] = np.stack([r[-gained:] for r in ch.ring]).astype(np.complex64)
                 out.m_start[i] = m1 - gained
             out.stats[i] = vars(ch.stats).copy()
+            # every detection of a burst that ended before this input sample has been released
+            out.stats[i]["horizon"] = (10**18 if flush else
+                                       int(Channelizer.input_index(min(d.state.buf_start for d in ch.dets))))
             n_blk = len(ch.comb.f0_log)
             out.fund[i] = (ch.comb.log_start, ch.comb.f0_log[-4:], ch.comb.fund_log[-4:], n_blk)
         return out

@@ -280,8 +280,13 @@ def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
     v["crc_failures_total"] = ("counter", "bundles without a clean frame", g.get("bundles", 0) - g.get("bundles_crc_ok", 0))
     v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
     v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
+    lag = time.time() - (m.stream_wall_at or time.time())
+    v["lag_seconds"] = ("gauge", "seconds since the newest block was processed", max(0.0, lag))
     if deliverer is not None:
-        st = deliverer.stats
-        for k in ("posted", "delivered", "retries"):
-            if hasattr(st, k):
-                v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", getattr(st, k))
+        st = deliverer.stats()
+        for k in ("posted", "delivered", "replayed", "retries", "rejected", "conflicts"):
+            if isinstance(st.get(k), (int, float)):
+                v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", st[k])
+        if isinstance(st.get("oldest_pending_age_s"), (int, float)):
+            v["spool_oldest_pending_age_seconds"] = ("gauge", "age of the oldest bundle not yet delivered",
+                                                     st["oldest_pending_age_s"])
