@@ -37,19 +37,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gridsim.simulate import print_summary, run_scenario
+    from .demo import run_demo
 
-    from .replay import print_replay_summary, replay
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/2] simulating the demo substation ({args.scenario}, {args.duration:g} s) into {out}/ ...", flush=True)
-    sim = run_scenario(args.scenario, out / "demo", duration_s=args.duration, progress=not args.no_progress)
-    print_summary(sim, limit=args.show)
-    print(f"\n[2/2] replaying the capture through the receiver ({args.workers} worker processes) ...", flush=True)
-    res = replay(out / "demo", workers=args.workers, out_dir=out / "replay", progress=not args.no_progress)
-    print_replay_summary(res, limit=args.show)
-    return 0
+    return run_demo(Path(args.out), scenario=args.scenario, duration_s=args.duration, workers=args.workers,
+                    keep_up=args.keep_up, show=args.show, progress=not args.no_progress)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -170,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="end-to-end demo on the embedded defaults")
     d.add_argument("--scenario", default="demo")
     d.add_argument("--out", default="out/demo", help="working directory for the demo's files")
-    d.add_argument("--duration", type=float, default=120.0, help="seconds of substation time to simulate")
+    d.add_argument("--duration", type=float, default=None, help="seconds of substation time (default: the scenario's)")
+    d.add_argument("--keep-up", action="store_true", help="leave the platform and its dashboard running at the end")
     d.add_argument("--show", type=int, default=25)
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--no-progress", action="store_true")

@@ -1,0 +1,80 @@
+"""Write BENCHMARKS.md from benchmarks/results/*.json (run by `gla bench`, or alone:
+`python -m benchmarks.report`). Every figure names the command that produced it and the machine."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+TARGETS = {
+    "awgn_ebn0_db_at_fer_1e-2": ("whole chain in white noise, Eb/N0 at FER 1e-2", "dB", "<= ideal + 1.0 dB"),
+    "ideal_ebn0_db_at_fer_1e-2": ("ideal coherent soft Viterbi, same frames", "dB", "reference"),
+    "substation_ebn0_db_at_fer_1e-2": ("whole chain in the substation channel", "dB", "<= ideal + 1.5 dB"),
+    "harmonic_suppression_db_min": ("comb: worst suppression of a harmonic in 660-3600 Hz", "dB", ">= 60"),
+    "signal_loss_db": ("comb: loss of a burst's energy", "dB", "<= 0.5"),
+    "false_detections_per_input_hour": ("false detections on noise, harmonics, impulses, tones", "/input-hour", "<= 1"),
+    "realtime_factor_36in_48k_1core": ("whole chain, 36 inputs at 48 kHz, one core", "x real time", ">= 50"),
+    "numba_disabled_realtime_factor_36in_48k_1core": ("same chain with NUMBA_DISABLE_JIT=1", "x real time", "reference"),
+    "phase_id_accuracy_margin_6db": ("feeder/phase right, crosstalk >= 6 dB down", "", ">= 0.999"),
+    "phase_id_wrong_rate_margin_6db": ("feeder/phase wrong, crosstalk >= 6 dB down", "", "~0"),
+    "message_success_rate_demo": ("messages decoded / sent, demo scenario", "", ""),
+    "message_success_rate_large": ("messages decoded / sent, large scenario (36 inputs)", "", ""),
+    "replay_realtime_factor_36in_48k_2cores": ("replay of 36 inputs, both cores", "x real time", ""),
+    "bundles_lost_in_kill_test": ("kill test: bundles lost", "", "0"),
+    "bundles_duplicated_in_kill_test": ("kill test: bundles duplicated", "", "0"),
+    "latency_s_max": ("burst end to bundle, real-time input (max)", "s", "< 2"),
+    "ingest_bundles_per_s_sqlite_1core": ("platform ingest, SQLite, one core", "bundles/s", ">= 500"),
+    "ingest_bundles_per_s_postgresql": ("platform ingest, PostgreSQL", "bundles/s", ""),
+    "detect_rate_3kw_1h_us": ("theft: 3 kW tap detected within 1 h (US areas)", "", ">= 0.95"),
+    "detect_rate_1kw_24h_us": ("theft: 1 kW tap detected within 24 h (US areas)", "", ">= 0.95"),
+    "localise_rate_us": ("theft: localised to the right meter (US areas)", "", ">= 0.90"),
+    "false_alarms_per_1000_meter_days_clean": ("theft: false alarms on clean data", "/1000 meter-days", "<= 1"),
+    "smallest_tap_kw_detected_eu_24h": ("theft: smallest tap detected in 24 h (EU feeders)", "kW", "report"),
+}
+FILES = ["sensitivity.json", "throughput.json", "receiver.json", "platform.json", "theft.json"]
+PLOTS = [("fer.png", "FER against Eb/N0 with the ideal curve"), ("comb.png", "harmonic suppression of the comb"),
+         ("throughput.png", "throughput per stage"), ("confusion.png", "feeder/phase confusion matrix"),
+         ("theft_detection.png", "theft detection by tap size")]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "not measured"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def main() -> int:
+    lines = ["# Benchmarks", "",
+             "Made by `gla bench` (all) or `gla bench dsp|receiver|platform|theft`; each result file in",
+             "`benchmarks/results/` names its command, date and machine. Ratios quoted in the text were measured",
+             "in one run. This file is written by `python -m benchmarks.report`.", ""]
+    for name in FILES:
+        p = RESULTS / name
+        if not p.exists():
+            lines += [f"## {name}", "", "not run yet", ""]
+            continue
+        d = json.loads(p.read_text())
+        m = d.get("machine", {})
+        lines += [f"## {name}", "", f"`{d.get('command', '?')}` on {d.get('date', '?')}, "
+                  f"{m.get('cores', '?')} cores, {m.get('cpu', '?')}", "",
+                  "| key | value | unit | what | target |", "|---|---|---|---|---|"]
+        for k, v in d.items():
+            if k in TARGETS:
+                what, unit, target = TARGETS[k]
+                lines.append(f"| `{k}` | {_fmt(v)} | {unit} | {what} | {target} |")
+        lines.append("")
+    lines += ["## Plots", ""]
+    for f, what in PLOTS:
+        if (RESULTS / f).exists():
+            lines += [f"### {what}", "", f"![{what}](benchmarks/results/{f})", ""]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
