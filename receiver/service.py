@@ -219,6 +219,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     log.info("receiver started", extra={"receiver_id": cfg.receiver.id, "endpoint": cfg.input.endpoint,
                                         "inputs": cfg.input.n_channels, "workers": pipe.n_workers})
     t0_stream = None
+    health_poster = _HealthPoster(cfg.platform.url, token, cfg.receiver.id) if cfg.platform.url and token else None
     try:
         for blk in src:
             if grouper is None:
@@ -236,6 +237,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             metrics.stream_time_s = (blk.first_sample + x.shape[0]) / fs
             metrics.stream_wall_at = time.time()
             _update_metrics(metrics, src, grouper, spool, deliverer, pipe)
+            if health_poster:
+                health_poster.maybe_post(metrics, src, grouper, spool)
             if stop.is_set() or (max_seconds is not None and metrics.stream_time_s >= max_seconds):
                 break
     finally:
@@ -261,6 +264,39 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     summary = {"bundles": grouper.stats if grouper else {}, "source": vars(src.stats)}
     log.info("receiver stopped", extra=summary)
     return summary
+
+
+class _HealthPoster:
+    """Every ``every_s`` seconds, tell the platform how this receiver is doing (best effort, in a
+    thread: a platform that is down never slows the receive loop)."""
+
+    def __init__(self, url: str, token: str, receiver_id: str, every_s: float = 10.0) -> None:
+        self.url = url.rstrip("/") + f"/api/v1/receivers/{receiver_id}/health"
+        self.token, self.every_s, self.last = token, every_s, 0.0
+        self.busy = threading.Event()
+
+    def maybe_post(self, m: Metrics, src, grouper, spool) -> None:
+        now = time.time()
+        if now - self.last < self.every_s or self.busy.is_set():
+            return
+        self.last = now
+        g = grouper.stats if grouper else {}
+        body = {"lag_s": max(0.0, now - (m.stream_wall_at or now)), "gaps": src.stats.gaps,
+                "gap_samples": src.stats.gap_samples, "spool_depth": spool.depth(), "samples_in": src.stats.samples,
+                "bundles": g.get("bundles", 0), "crc_failures": g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
+                "stream_time_s": m.stream_time_s, "reported_at": datetime.now(timezone.utc).isoformat()}
+        self.busy.set()
+        threading.Thread(target=self._post, args=(body,), daemon=True).start()
+
+    def _post(self, body: dict) -> None:
+        import httpx
+
+        try:
+            httpx.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"}, timeout=3.0)
+        except httpx.HTTPError as e:
+            log.debug("health report not delivered: %s", e)
+        finally:
+            self.busy.clear()
 
 
 def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
