@@ -298,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         print(*a, flush=True)
 
     if "sensitivity" not in args.skip:
-        pts_a = [2.75, 3.25, 3.75] if not q else [3.5]
-        pts_b = [3.5, 4.5, 5.5, 6.5] if not q else [5.0]
-        n_max, e_max = (480, 30) if not q else (16, 16)
+        pts_a = [3.0, 3.5, 4.0, 4.5] if not q else [3.5]
+        pts_b = [3.5, 4.0, 4.5, 5.0, 6.0] if not q else [5.0]
+        n_max, e_max = (400, 25) if not q else (16, 16)
         t = time.perf_counter()
         prog = (lambda kind, e, n, k: print(f"  {kind} {e} dB: {k} errors in {n}", flush=True)) if not q else None
         awgn = S.measure("awgn", pts_a, n_max, e_max, workers, progress=prog)
