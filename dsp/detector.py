@@ -18,9 +18,9 @@ a template length: a strong burst has correlation sidelobes (the code repeats ev
 T0 path echoes the template one grid period either side) that can cross T before the true peak)
 -> emit the maximum -> HOLDOFF (PEAK_SPAN samples past the peak, covering its +T0 echo) -> IDLE.
 A detection is released once its burst has passed, and dropped if a detection on the same
-channel (any code, this one included) whose burst overlaps it is more than XCODE_RATIO times
-stronger: it is that burst's sidelobe (the data of a strong burst re-triggers its own and the
-other codes' correlators; no long hold-off, so a sidelobe can never mask a real burst) (a real burst 10 dB under another on a spreading factor of 4 could
+channel (any code, this one included) whose burst overlaps it is strong enough to explain it as
+a sidelobe (:func:`sidelobe_bound`: the data of a strong burst re-triggers its own and the other
+codes' correlators; no long hold-off, so a sidelobe can never mask a real burst) (a real burst 10 dB under another on a spreading factor of 4 could
 not be decoded anyway).
 """
 from __future__ import annotations
@@ -41,8 +41,16 @@ from .shaping import rrc
 NFFT = 2048  # ~1 s hop: a burst is released at most ~1 s after it ends (latency budget 2 s)
 THRESHOLD = 21.0
 PEAK_SPAN = 640  # follow the maximum for a template length after the first crossing (0.43 s)
-XCODE_RATIO = 6.0  # a burst's sidelobes (other lags, other codes) reach -11 dB alone, ~-8 dB with noise and overlaps
+SIDELOBE_DB = 10.8  # a burst's largest sidelobe over other lags and codes, noiseless (measured: -10.6 dB)
 PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
+
+
+def sidelobe_bound(lam: float) -> float:
+    """Largest statistic a burst of peak ``lam`` can put on another lag or code of its channel:
+    its noiseless sidelobe (SIDELOBE_DB down) plus what noise can add to it (a 4-sigma
+    excursion of |s + n|^2 with |s|^2 = the sidelobe, plus the exponential noise alone)."""
+    side = lam * 10 ** (-SIDELOBE_DB / 10)
+    return side + 4.0 * math.sqrt(side) + 6.0
 
 
 class DetState(IntEnum):
@@ -250,7 +258,7 @@ class PreambleDetector:
                 still.append(d)
                 continue
             rivals = s.pending + s.recent
-            if any(o is not d and abs(o.m_peak - d.m_peak) < self.burst_bb and o.lambda_peak > XCODE_RATIO * d.lambda_peak
+            if any(o is not d and abs(o.m_peak - d.m_peak) < self.burst_bb and d.lambda_peak < sidelobe_bound(o.lambda_peak)
                    for o in rivals):
                 s.dropped += 1
                 continue
