@@ -12,17 +12,18 @@ moves, not by noise. It is valid after three blocks (50 ms at 60 Hz).
 
 Comb. With D = fs / f0_hat samples (fractional), the filter is two cascaded IIR combs
 
-    H(z) = g [ (1 - z^-D) / (1 - rho z^-D) ]^2,   g = ((1 + rho) / 2)^2,   rho = 0.7 by default,
+    H(z) = g [ (1 - z^-D) / (1 - rho z^-D) ]^2,   g = ((1 + rho) / 2)^2,   rho = 0.8 by default,
 
 the fractional delays read by cubic Lagrange interpolation from ring buffers (weights change
 only at block boundaries). Each harmonic k f0 sits in a double notch; a harmonic whose frequency
 is off the notch by delta Hz is suppressed by about (2 pi delta D / fs / (1 - rho))^2, i.e. 60 dB
-for delta ~ 0.1 Hz at any harmonic. Why rho = 0.7 and not a narrower notch: real harmonics
-are not pure lines, their amplitude and phase wander with the load (the simulator: 0.5 %/sqrt(s)
-and 0.01 rad/sqrt(s)); a narrow notch (rho = 0.9) rings on every change and left a residue at
-the noise level in the lowest channel (+6 dB of noise measured there), rho = 0.7 leaves none
-(benchmarks/bench_dsp.py). The transmitter puts nothing on the harmonics
-(docs/air-interface.md), so the wider notches cost the wanted signal only about 0.3 dB. Start-up ("gear shifting"): rho ramps from 0 (a plain FIR comb, which settles in
+for delta ~ 70 mHz at any harmonic. Why rho = 0.8: real harmonics are not pure lines, their
+amplitude and phase wander with the load (the simulator: 0.5 %/sqrt(s) and 0.01 rad/sqrt(s)); a
+narrow notch rings on every change and leaves a residue: measured in the lowest channel (the
+strongest harmonics) +6.0 dB of noise at rho = 0.9, +1.1 dB at 0.8, none at 0.7. A wider notch
+costs the wanted signal more, since the receiver correlates with the transmitted shape: 0.04 dB
+at 0.9, 0.16 dB at 0.8, 0.36 dB at 0.7 (the transmitter puts nothing on the harmonics,
+docs/air-interface.md, or it would be far more). 0.8 is the best compromise of the three. Start-up ("gear shifting"): rho ramps from 0 (a plain FIR comb, which settles in
 one cycle) to its final value over the first 30 cycles, so the comb is locked within LOCK_S.
 
 Non-finite input samples are replaced by the comb's own prediction (the value one grid period
@@ -155,7 +156,7 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
 class HarmonicComb:
     """Streaming tracking comb for one input (see the module docstring)."""
 
-    def __init__(self, fs_hz: float = 48000.0, grid_hz: float = 60.0, rho: float = 0.7) -> None:
+    def __init__(self, fs_hz: float = 48000.0, grid_hz: float = 60.0, rho: float = 0.8) -> None:
         if grid_hz not in (50.0, 60.0):
             raise ValueError(f"grid_hz must be 50 or 60, got {grid_hz}")
         if not 0.0 < rho < 1.0:

@@ -47,6 +47,7 @@ from .shaping import rrc
 from .viterbi import decode_frame, reencode_errors
 
 TAB_RES = 1024  # table points per chip
+IMPULSE_EXCESS = 3.0  # local power above this many times the burst's typical level is an impulse
 TAB_SPAN = 7.0
 SPAN = P.RRC_SPAN_CHIPS + 0.5
 
@@ -230,9 +231,9 @@ class BurstDemodulator:
         return ang + shift
 
     def _weights(self, r, m_first, tau0, eps, t0_s):
-        """Per-symbol reliability: 1 where the baseband power around the symbol (both paths) is at
-        the burst's typical level, p_typ / p_local where an impulse raised it (its soft values then
-        count for less instead of misleading the decoder)."""
+        """Per-symbol reliability: 1 where the baseband power around the symbol (both paths) is near
+        the burst's typical level, (3 p_typ / p_local)^2 where an impulse raised it further (its soft
+        values then count for less instead of misleading the decoder)."""
         p = np.abs(r) ** 2
         k = np.ones(5) / 5
         ploc = np.convolve(p, k, mode="same")
@@ -245,7 +246,9 @@ class BurstDemodulator:
         typ = float(np.median(ps))
         if typ <= 0:
             return np.ones(self.n_sym)
-        return np.minimum(1.0, typ / np.maximum(ps, 1e-300)) ** 2
+        # only a clear excess (an impulse) is down-weighted: noise alone rarely triples the power
+        # of 5 neighbouring samples, and weighting its ordinary fluctuations would cost sensitivity
+        return np.minimum(1.0, IMPULSE_EXCESS * typ / np.maximum(ps, 1e-300)) ** 2
 
     def _soft(self, Y, phi, amp, noise_var, w=None):
         d = Y[P.PREAMBLE_SYMBOLS:] * np.exp(-1j * phi[P.PREAMBLE_SYMBOLS:])

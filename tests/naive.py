@@ -134,7 +134,7 @@ def viterbi_naive(soft, n_bits_with_tail):
 
 
 # ------------------------------------------------------------------------ receive-side references
-def comb_naive(x, fs=48000.0, f_nom=60.0, rho_final=0.7, ramp_blocks=30.0):
+def comb_naive(x, fs=48000.0, f_nom=60.0, rho_final=0.8, ramp_blocks=30.0):
     """The tracking comb of dsp.comb written out plainly (lists, no ring buffers, no numba)."""
     block = int(round(fs / f_nom))
     xs, y1s, y2s = [], [], []
