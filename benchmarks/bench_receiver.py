@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(td)
         if "phase" not in args.skip:
             pid = phase_id([0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0] if not q else [1.0, 6.0, 20.0],
-                           120 if not q else 4, workers)
+                           40 if not q else 4, workers)
             print("phase id", {k: v for k, v in pid.items() if k != "confusion_margin_ge_6db"}, flush=True)
             out.update(phase_id_accuracy_margin_6db=pid["phase_id_accuracy_margin_6db"],
                        phase_id_wrong_rate_margin_6db=pid["phase_id_wrong_rate_margin_6db"], phase_id=pid)
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             print("demo", d, flush=True)
             out.update(message_success_rate_demo=d["message_success_rate"], demo=d)
         if "large" not in args.skip:
-            lg = scenario_success("large", 180.0 if not q else 12.0, workers, tmp)
+            lg = scenario_success("large", 120.0 if not q else 12.0, workers, tmp)
             print("large", lg, flush=True)
             out.update(message_success_rate_large=lg["message_success_rate"], large=lg,
                        replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"])
