@@ -1,14 +1,15 @@
 """Channelizer: comb-filtered real input at fs -> complex baseband of every channel at fs / 32.
 
 Stage A shifts the middle of the channel plan to 0 Hz and decimates by 8 (48 kHz -> 6 kHz) with a
-Kaiser FIR (61 taps, flat over the plan's +-1.41 kHz, >= 65 dB from 4.59 kHz where aliases would
-fold into the plan), as a polyphase filter whose taps carry the mixer. Stage B shifts each channel
+Kaiser FIR (61 taps, flat over the plan's +-1.41 kHz, 63.8 dB down from 4.59 kHz where aliases
+would fold into the plan), as a polyphase filter whose taps carry the mixer. Stage B shifts each channel
 to 0 Hz and decimates by 4 (-> 1.5 kHz, 2.08 samples per chip) with a second Kaiser FIR (41 taps,
-flat to +-450 Hz, >= 65 dB from 1.05 kHz).
+flat to +-450 Hz, 63.7 dB down from 1.05 kHz; both designed for 65 dB with the Kaiser formula).
 Both mixers read exact periodic tables indexed by the absolute sample number, so the output does
 not depend on how the input is cut, and the carrier phase of every channel is referenced to
 absolute time: output sample m of a channel is the baseband value at input sample
-32 m + 31 - DELAY - 32 BLANK_HALF (DELAY = 30 + 8 * 20 = 190; see :meth:`Channelizer.input_index`).
+32 m + 31 - DELAY - 32 BLANK_HALF = 32 m - 671 (DELAY = 30 + 8 * 20 = 190; see
+:meth:`Channelizer.input_index`).
 
 Impulse blanking: a switching transient is far above the noise at baseband. Each channel keeps a
 slow estimate of its noise power; a sample above BLANK_K^2 times that estimate zeroes itself and

@@ -8,7 +8,7 @@ phase advances by 2 pi (f0 - f_nom) B / fs per block; the frequency estimate is 
 the last block plus its trend (linear extrapolation over the last three steps), so it follows a
 drifting grid with no lag for a linear drift. The fundamental stands ~85 dB above the noise,
 so one block's phase is good to about 1e-6 rad: the estimate is limited by how fast the grid
-moves, not by noise. It is valid after three blocks (50 ms at 60 Hz).
+moves, not by noise. The first estimate comes at the end of the fifth block (83 ms at 60 Hz).
 
 Comb. With D = fs / f0_hat samples (fractional), the filter is two cascaded IIR combs
 

@@ -4,7 +4,7 @@ Input: the channel's complex baseband at 1.5 kHz (dsp.channelizer). For each cod
 correlates against the noise-free received preamble (64 BPSK symbols spread by the code, RRC
 chips, and the transmitter's harmonic-null comb, i.e. the two paths 0 and T0), sampled at two
 sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a quarter sample).
-Correlation runs by overlap-save FFTs (single precision) in fixed blocks of N = 4096 samples aligned to the absolute
+Correlation runs by overlap-save FFTs (single precision) in fixed blocks of N = 2048 samples aligned to the absolute
 sample index, so results do not depend on how the stream is cut.
 
 CFAR: the statistic is lambda = |r|^2 / (E_p sigma^2) with sigma^2 the noise power per sample of

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="simulate a substation: multichannel CT-loop capture + sidecar + truth")
     s.add_argument("--scenario", default="demo", help="built-in scenario name (demo, large, demo_small) or a TOML path")
-    s.add_argument("--out", required=True, help="output path stem: writes STEM.wav/.rf64, STEM.sigmf-meta, STEM.truth.json")
+    s.add_argument("--out", required=True, help="output path stem: writes STEM.wav (WAV or RF64), STEM.sigmf-meta, STEM.truth.json")
     s.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     s.add_argument("--duration", type=float, default=None, help="override the scenario's duration in seconds")
     s.add_argument("--show", type=int, default=20, help="how many transmissions to list (0: none)")

@@ -61,11 +61,16 @@ class _Cluster:
 class Grouper:
     def __init__(self, plan: P.ChannelPlan, inputs: list[InputInfo], *, receiver_id: str, substation_id: str,
                  fs_hz: float = 48000.0, t0_utc: datetime | None = None,
-                 on_bundle: Callable[[Bundle], None] | None = None) -> None:
+                 on_bundle: Callable[[Bundle], None] | None = None,
+                 created_clock: Callable[[float], datetime] | None = None) -> None:
         self.plan, self.inputs, self.fs_hz = plan, {i.index: i for i in inputs}, fs_hz
         self.receiver_id, self.substation_id = receiver_id, substation_id
         self.t0_utc = t0_utc or datetime(1970, 1, 1, tzinfo=timezone.utc)
         self.on_bundle = on_bundle
+        # the chains count samples from their last reset; ``offset`` is the stream index of that
+        self.offset = 0
+        # bundle creation time: wall clock (live) or, for a replay, a function of the stream time
+        self.created_clock = created_clock
         self.demods = [BurstDemodulator(c, fs_hz) for c in plan.channels]
         self.keep = int(KEEP_S * fs_hz / DECIMATION)
         self.rings: dict[int, np.ndarray] = {}
@@ -104,6 +109,17 @@ class Grouper:
 
     def flush(self) -> list[Bundle]:
         return self._finalize(final=True)
+
+    def reset(self, stream_first_sample: int) -> list[Bundle]:
+        """The pipeline's chains restarted at stream sample ``stream_first_sample`` (a
+        discontinuity): finish what was pending, forget the basebands, re-anchor the clock."""
+        done = self._finalize(final=True)
+        self.rings.clear()
+        self.ring_start.clear()
+        self.progress = {i: 0 for i in self.inputs}
+        self.horizon = {i: 0 for i in self.inputs}
+        self.offset = int(stream_first_sample)
+        return done
 
     def _add(self, i: int, r: BurstResult) -> None:
         for c in self.clusters:
@@ -170,12 +186,12 @@ class Grouper:
             pol = 1
             if ref_phase is not None and m is not None:
                 pol = 1 if math.cos(m.phase_rad - ref_phase) >= 0 else -1
-            arrival = self.t0_utc + timedelta(seconds=d["start"] / self.fs_hz)
+            arrival = self.t0_utc + timedelta(seconds=(d["start"] + self.offset) / self.fs_hz)
             snr_db = float(d["snr"])
             n_data = demod.n_sym - P.PREAMBLE_SYMBOLS
             out_copies.append(Copy(
                 input_index=d["i"], bus=info.bus, feeder=info.feeder, phase=info.phase,
-                start_sample=int(round(d["start"])), arrival_utc=arrival, level_db=round(float(d["level"]), 3),
+                start_sample=int(round(d["start"] + self.offset)), arrival_utc=arrival, level_db=round(float(d["level"]), 3),
                 snr_db=round(snr_db, 3), ebn0_db=round(snr_db + 10 * math.log10(n_data / P.FRAME_BITS), 3),
                 evm_pct=round(float(r.evm_pct if r is not None else min(999.0, 100.0 / math.sqrt(max(10 ** (snr_db / 10), 1e-6)))), 2),
                 corr_peak=round(float(r.corr_peak if r is not None else 0.0), 2),
@@ -186,7 +202,7 @@ class Grouper:
                 band_amplitudes=[BandAmplitude(freq_hz=f, amplitude_db=round(a, 2)) for f, a in (m.band_amplitudes_db if m else [])
                                  if math.isfinite(a)]))
         inferred = self._infer(copies, demod)
-        start_unix = (self.t0_utc.timestamp() + best.start_sample / self.fs_hz)
+        start_unix = (self.t0_utc.timestamp() + (best.start_sample + self.offset) / self.fs_hz)
         hub_id = kind = counter = None
         if frame is not None:
             h = parse_frame(frame).header
@@ -197,8 +213,9 @@ class Grouper:
                 kind = None
         fh = frame.hex() if frame is not None else None
         return Bundle(
-            bundle_id=make_bundle_id(self.receiver_id, c.channel, c.code, int(round(best.start_sample)), fh),
-            receiver_id=self.receiver_id, substation_id=self.substation_id, created_utc=datetime.now(timezone.utc),
+            bundle_id=make_bundle_id(self.receiver_id, c.channel, c.code, int(round(best.start_sample + self.offset)), fh),
+            receiver_id=self.receiver_id, substation_id=self.substation_id,
+            created_utc=(self.created_clock(start_unix) if self.created_clock else datetime.now(timezone.utc)),
             channel=c.channel, code=c.code, fc_hz=ch.fc_hz,
             modulation="bpsk" if ch.modulation == P.Modulation.BPSK else "qpsk",
             fec="1/2" if ch.fec == P.FecRate.R1_2 else "2/3",
@@ -249,8 +266,9 @@ class Grouper:
 
 def _fallback_copy(i: int, r: BurstResult, g: Grouper) -> Copy:
     info = g.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
-    return Copy(input_index=i, bus=info.bus, feeder=info.feeder, phase=info.phase, start_sample=int(round(r.start_sample)),
-                arrival_utc=g.t0_utc + timedelta(seconds=r.start_sample / g.fs_hz),
+    return Copy(input_index=i, bus=info.bus, feeder=info.feeder, phase=info.phase,
+                start_sample=int(round(r.start_sample + g.offset)),
+                arrival_utc=g.t0_utc + timedelta(seconds=(r.start_sample + g.offset) / g.fs_hz),
                 level_db=r.level_db if math.isfinite(r.level_db) else -200.0, snr_db=r.snr_db, ebn0_db=r.ebn0_db,
                 evm_pct=min(r.evm_pct, 999.0), corr_peak=r.corr_peak, pre_fec_bit_errors=r.pre_fec_bit_errors,
                 carrier_offset_hz=r.carrier_offset_hz, clock_offset_ppm=r.clock_offset_ppm, polarity=1, crc_ok=r.crc_ok)

@@ -55,12 +55,13 @@ def inputs_from_meta(meta) -> list[InputInfo]:
 
 def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None = None, receiver_id: str = "rx-replay",
            substation_id: str = "sub-1", plan: P.ChannelPlan | None = None, progress: bool = True,
-           block_s: float = 1.0, on_bundle=None, duration_s: float | None = None) -> ReplayResult:
+           block_s: float = 1.0, on_bundle=None, duration_s: float | None = None,
+           start_s: float = 0.0) -> ReplayResult:
     from tqdm import tqdm
 
     from .ingest import CaptureSource, CaptureTruncatedError
 
-    src = CaptureSource(capture, block_s=block_s, duration_s=duration_s)
+    src = CaptureSource(capture, block_s=block_s, duration_s=duration_s, start_s=start_s)
     meta = src.meta
     plan = plan or P.ChannelPlan.default(meta.grid_hz)
     fs = float(meta.fs_hz)
@@ -75,8 +76,12 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
         if on_bundle:
             on_bundle(b)
 
+    # a replayed bundle is "made" when its burst ended in stream time: the same capture gives the
+    # same bundles, byte for byte, so re-posting a replay is idempotent at the platform
+    burst_s = P.burst_duration_s()
     grouper = Grouper(plan, inputs_from_meta(meta), receiver_id=receiver_id, substation_id=substation_id, fs_hz=fs,
-                      t0_utc=t0 or datetime.now(timezone.utc), on_bundle=sink)
+                      t0_utc=t0 or datetime.now(timezone.utc), on_bundle=sink,
+                      created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, timezone.utc))
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
     total = src.end_frame - src.first_frame
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}")
@@ -87,7 +92,10 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
         try:
             for blk in src:
                 if blk.discontinuity:
+                    for o in pipe.outputs():
+                        grouper.add_output(o)
                     pipe.reset()
+                    grouper.reset(blk.first_sample)
                 pipe.feed(blk.first_sample, blk.samples)
                 for o in pipe.outputs():
                     grouper.add_output(o)
@@ -110,7 +118,8 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
                        error=error)
     truth_path = Path(str(src.meta.meta_path).replace(".sigmf-meta", ".truth.json"))
     if truth_path.exists():
-        res.score = score_against_truth(grouper.bundles, json.loads(truth_path.read_text()), fs, n_done)
+        res.score = score_against_truth(grouper.bundles, json.loads(truth_path.read_text()), fs,
+                                        src.first_frame + n_done, src.first_frame)
     if out_dir:
         from dsp.modulator import burst_extent  # noqa: F401  (documenting where the span comes from)
         span = int(P.burst_duration_s() * fs)
@@ -119,9 +128,10 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
     return res
 
 
-def score_against_truth(bundles: list[Bundle], truth: dict, fs: float, n_samples: int) -> dict:
-    """Messages decoded against sent, and feeder/phase inference against the true input."""
-    txs = [t for t in truth["transmissions"] if t["end_sample"] <= n_samples]
+def score_against_truth(bundles: list[Bundle], truth: dict, fs: float, n_samples: int, first_sample: int = 0) -> dict:
+    """Messages decoded against sent, and feeder/phase inference against the true input (only
+    transmissions wholly inside the replayed stretch count)."""
+    txs = [t for t in truth["transmissions"] if t["end_sample"] <= n_samples and t["first_sample"] >= first_sample]
     used = set()
     decoded = located = wrong = ambiguous = 0
     rows = []

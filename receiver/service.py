@@ -32,6 +32,8 @@ from .grouping import Grouper, InputInfo
 
 log = logging.getLogger("gla.receiver")
 
+STALE_S = 30.0  # /healthz answers 503 when no samples arrived for this long
+
 
 class _M(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +44,7 @@ class ReceiverSection(_M):
     substation_id: str = Field(min_length=1, max_length=64)
     workers: int = Field(default=2, ge=0, le=64)
     data_dir: str = "./gla-receiver-data"
+    spool_max_mb: float = Field(default=1024.0, gt=0, description="disk budget of the delivery spool")
 
 
 class InputChannel(_M):
@@ -128,6 +131,8 @@ class Metrics:
     values: dict = field(default_factory=dict)
 
     def prometheus(self) -> str:
+        lag = time.time() - self.stream_wall_at if self.stream_wall_at else 0.0
+        self.values["lag_seconds"] = ("gauge", "seconds since the newest block was processed", max(0.0, lag))
         lines = []
         for name, (kind, help_, val) in sorted(self.values.items()):
             lines.append(f"# HELP gla_{name} {help_}")
@@ -181,7 +186,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     data.mkdir(parents=True, exist_ok=True)
     plan = P.ChannelPlan.default(float(cfg.plan.grid_hz), cfg.plan.transformer_cutoff_hz)
     inputs = [InputInfo(c.index, c.bus, c.feeder, c.phase) for c in cfg.input.channels]
-    spool = Spool(data / "spool.sqlite")
+    spool = Spool(data / "spool.sqlite", max_bytes=int(cfg.receiver.spool_max_mb * 2**20))
     archive = BundleArchive(data / "archive")
     token = cfg.platform.token or (Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None)
     deliverer = Deliverer(spool, cfg.platform.url, token) if cfg.platform.url else None
@@ -209,8 +214,9 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
 
     def health():
         lag = time.time() - metrics.stream_wall_at if metrics.stream_wall_at else None
-        ok = not stop.is_set()
-        return ok, {"status": "ok" if ok else "stopping", "receiver_id": cfg.receiver.id, "lag_s": lag,
+        stale = lag is not None and lag > STALE_S
+        ok = not stop.is_set() and not stale
+        return ok, {"status": "stopping" if stop.is_set() else ("no data for %.0f s" % lag if stale else "ok"), "receiver_id": cfg.receiver.id, "lag_s": lag,
                     "spool_depth": spool.depth(), "bundles": grouper.stats["bundles"] if grouper else 0}
 
     srv = _http_server(cfg.http.listen, metrics, health)
@@ -229,7 +235,10 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 grouper = Grouper(plan, inputs, receiver_id=cfg.receiver.id, substation_id=cfg.receiver.substation_id,
                                   fs_hz=fs, t0_utc=t0_utc, on_bundle=on_bundle)
             if blk.discontinuity:
+                for o in pipe.outputs():
+                    grouper.add_output(o)
                 pipe.reset()
+                grouper.reset(blk.first_sample)
             x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():
@@ -316,13 +325,12 @@ def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
     v["crc_failures_total"] = ("counter", "bundles without a clean frame", g.get("bundles", 0) - g.get("bundles_crc_ok", 0))
     v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
     v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
-    lag = time.time() - (m.stream_wall_at or time.time())
-    v["lag_seconds"] = ("gauge", "seconds since the newest block was processed", max(0.0, lag))
     if deliverer is not None:
         st = deliverer.stats()
         for k in ("posted", "delivered", "replayed", "retries", "rejected", "conflicts"):
             if isinstance(st.get(k), (int, float)):
                 v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", st[k])
+        v["delivery_halted"] = ("gauge", "1 while the platform refuses the credentials", float(bool(st.get("halted"))))
         if isinstance(st.get("oldest_pending_age_s"), (int, float)):
             v["spool_oldest_pending_age_seconds"] = ("gauge", "age of the oldest bundle not yet delivered",
                                                      st["oldest_pending_age_s"])

@@ -123,3 +123,18 @@ def test_example_config_loads_and_bad_keys_are_named(tmp_path):
     bad.write_text(text.replace("[receiver]", "[receiver]\nbogus = 1"))
     with pytest.raises(ValueError, match="receiver.bogus"):
         load_config(bad)
+
+
+def test_replay_from_the_middle_keeps_stream_time_and_reposts_identically():
+    from receiver.replay import replay
+
+    a = replay(CAP, workers=0, start_s=1.0, progress=False)
+    truth = json.loads((ROOT / "captures" / "demo_small.truth.json").read_text())["transmissions"]
+    later = [t for t in truth if t["first_sample"] >= 48000]
+    assert a.score["sent"] == len(later) == 3 and a.score["decoded"] == 3
+    for t in later:
+        b = next(b for b in a.bundles if b.frame_hex == t["frame_hex"])
+        assert abs(b.copies[0].start_sample - t["start_sample"]) < 10
+        assert abs(b.copies[0].arrival_utc.timestamp() - (1741010400 + t["start_time_s"])) < 0.001
+    b2 = replay(CAP, workers=0, start_s=1.0, progress=False)
+    assert [x.model_dump_json() for x in a.bundles] == [x.model_dump_json() for x in b2.bundles]
