@@ -299,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if "sensitivity" not in args.skip:
         pts_a = [3.0, 3.5, 4.0, 4.5] if not q else [3.5]
-        pts_b = [3.5, 4.0, 4.5, 5.0, 6.0] if not q else [5.0]
-        n_max, e_max = (400, 25) if not q else (16, 16)
+        pts_b = [3.5, 4.5, 5.5, 6.5] if not q else [5.0]
+        n_max, e_max = (240, 20) if not q else (16, 16)
         t = time.perf_counter()
         prog = (lambda kind, e, n, k: print(f"  {kind} {e} dB: {k} errors in {n}", flush=True)) if not q else None
         awgn = S.measure("awgn", pts_a, n_max, e_max, workers, progress=prog)
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                     signal_loss_db=comb["signal_loss_db"], comb=comb)
         plot_comb(comb, RESULTS / "comb.png")
     if "false" not in args.skip:
-        fa = false_alarms(1.0 if not q else 0.02, workers)
+        fa = false_alarms(0.5 if not q else 0.02, workers)
         say("false alarms", fa)
         sens.update(false_detections_per_input_hour=fa["false_detections_per_input_hour"], false_alarms=fa)
     sens.update(command=command, date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
