@@ -1,0 +1,96 @@
+"""Settings of the Computing Platform, read from ``GLA_*`` environment variables.
+
+pydantic-settings is not a dependency, so :meth:`Settings.from_env` maps the variables itself.
+Every setting has an embedded default, so ``create_app()`` works with an empty environment.
+
+| variable | setting | default |
+|---|---|---|
+| GLA_DATABASE_URL | database_url | sqlite:///./gla-platform.db |
+| GLA_MODE | mode | substation (or concentrator) |
+| GLA_SUBSTATION_ID | substation_id | sub-1 (default substation of imports; the forwarder's identity) |
+| GLA_RECEIVERS_FILE | receivers_file | none (JSON list or CSV of receiver_id, substation_id, token[, role]) |
+| GLA_ADMIN_TOKEN | admin_token | none: write routes other than ingest are open (development) |
+| GLA_CONCENTRATOR_URL | concentrator_url | none: nothing is forwarded |
+| GLA_CONCENTRATOR_TOKEN | concentrator_token | none |
+| GLA_FORWARD | forward | events,map (also: readings) |
+| GLA_BACKGROUND | background | 1 (webhook delivery, forwarding, missed-report checks in a thread) |
+| GLA_REPLAY_WINDOW | replay_window | 64 (0 = strict: a counter must exceed the highest accepted) |
+| GLA_REPORTS_PER_DAY | reports_per_day | 2 |
+| GLA_MIN_ACTIVATION_NOTICE_S | min_activation_notice_s | 600 |
+| GLA_AUTO_PROVISION | auto_provision | 1 |
+| GLA_WEBHOOK_MAX_ATTEMPTS | webhook_max_attempts | 8 |
+| GLA_WEBHOOK_BACKOFF_S | webhook_backoff_s | 2.0 (doubles per attempt) |
+| GLA_SQL_ECHO | sql_echo | 0 |
+"""
+from __future__ import annotations
+
+import os
+from typing import Literal, Mapping, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = "sqlite:///./gla-platform.db"
+    mode: Literal["substation", "concentrator"] = "substation"
+    substation_id: str = "sub-1"
+    platform_id: Optional[str] = Field(default=None, description="identity towards the concentrator")
+    receivers_file: Optional[str] = None
+    admin_token: Optional[str] = None
+    concentrator_url: Optional[str] = None
+    concentrator_token: Optional[str] = None
+    forward: list[Literal["events", "map", "readings"]] = Field(default_factory=lambda: ["events", "map"])
+    background: bool = True
+    background_interval_s: float = Field(default=0.5, gt=0)
+    missed_check_interval_s: float = Field(default=60.0, gt=0)
+    replay_window: int = Field(default=64, ge=0, le=4096)
+    reports_per_day: float = Field(default=2.0, gt=0, le=21600)
+    min_activation_notice_s: float = Field(default=600.0, ge=0)
+    auto_provision: bool = True
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_backoff_s: float = Field(default=2.0, ge=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    forward_batch: int = Field(default=500, ge=1)
+    sse_poll_s: float = Field(default=0.5, gt=0)
+    sql_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        # accept the common shorthands and point them at the installed drivers
+        if v.startswith("postgres://"):
+            v = "postgresql://" + v[len("postgres://"):]
+        if v.startswith("postgresql://"):
+            v = "postgresql+psycopg://" + v[len("postgresql://"):]
+        return v
+
+    @property
+    def is_concentrator(self) -> bool:
+        return self.mode == "concentrator"
+
+    @property
+    def identity(self) -> str:
+        return self.platform_id or f"platform-{self.substation_id}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        raw: dict = {}
+        for name, field in cls.model_fields.items():
+            key = "GLA_" + name.upper()
+            if key not in env:
+                continue
+            val = env[key]
+            ann = field.annotation
+            if ann is bool:
+                raw[name] = val.strip().lower() in _TRUE
+            elif name == "forward":
+                raw[name] = [x.strip() for x in val.split(",") if x.strip()]
+            else:
+                raw[name] = val
+        raw.update(overrides)
+        return cls.model_validate(raw)

@@ -1,0 +1,84 @@
+"""The Inventory: Remote Hubs and the meters (with their Subordinate Remotes) of their TANs."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from sqlalchemy import Boolean, Float, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, Json, Time, Uint32, utcnow
+
+
+class Hub(Base):
+    __tablename__ = "hubs"
+    hub_id: Mapped[int] = mapped_column(Uint32, primary_key=True, autoincrement=False)
+    substation_id: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    key_hex: Mapped[Optional[str]] = mapped_column(String(32), comment="AES-128 key (not forwarded)")
+    mode: Mapped[str] = mapped_column(String(16), default="hub")
+    own_meter_id: Mapped[Optional[int]] = mapped_column(Uint32)
+    transformer_id: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    section_id: Mapped[Optional[str]] = mapped_column(String(96), index=True)
+    # where the Grid Map puts the hub (null: not on the map yet)
+    map_bus: Mapped[Optional[int]] = mapped_column(Integer)
+    map_feeder: Mapped[Optional[int]] = mapped_column(Integer)
+    map_phase: Mapped[Optional[str]] = mapped_column(String(1))
+    map_source: Mapped[Optional[str]] = mapped_column(String(16))
+    lat: Mapped[Optional[float]] = mapped_column(Float)
+    lon: Mapped[Optional[float]] = mapped_column(Float)
+    # from its provisioning request
+    hw_version: Mapped[Optional[int]] = mapped_column(Integer)
+    fw_version: Mapped[Optional[int]] = mapped_column(Integer)
+    capabilities: Mapped[Optional[int]] = mapped_column(Integer)
+    provision_requested_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    # reception state
+    first_seen_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_seen_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_counter: Mapped[Optional[int]] = mapped_column(Integer)
+    last_bundle_id: Mapped[Optional[str]] = mapped_column(String(64))
+    heard_substation: Mapped[Optional[str]] = mapped_column(String(64))
+    heard_bus: Mapped[Optional[int]] = mapped_column(Integer)
+    heard_feeder: Mapped[Optional[int]] = mapped_column(Integer)
+    heard_phase: Mapped[Optional[str]] = mapped_column(String(1))
+    heard_confidence: Mapped[Optional[float]] = mapped_column(Float)
+    last_confirmed_at: Mapped[Optional[datetime]] = mapped_column(Time, comment="last heard where the map says")
+    last_report_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_report_slot: Mapped[Optional[int]] = mapped_column(Uint32)
+    # evidence for a location other than the map's (change inference)
+    cand_substation: Mapped[Optional[str]] = mapped_column(String(64))
+    cand_bus: Mapped[Optional[int]] = mapped_column(Integer)
+    cand_feeder: Mapped[Optional[int]] = mapped_column(Integer)
+    cand_phase: Mapped[Optional[str]] = mapped_column(String(1))
+    cand_confidence: Mapped[Optional[float]] = mapped_column(Float)
+    cand_observations: Mapped[int] = mapped_column(Integer, default=0)
+    cand_since: Mapped[Optional[datetime]] = mapped_column(Time)
+    cand_evidence: Mapped[Optional[list]] = mapped_column(Json)
+    cand_event_id: Mapped[Optional[int]] = mapped_column(Integer)
+    tan_version: Mapped[int] = mapped_column(Integer, default=0, comment="bumped when TAN membership changes")
+    status: Mapped[str] = mapped_column(String(16), default="inventory")
+    created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
+
+
+class Meter(Base):
+    """A meter and the Remote in it; ``hub_id`` + ``tan_index`` is its TAN membership."""
+
+    __tablename__ = "meters"
+    __table_args__ = (Index("ix_meters_hub_tan", "hub_id", "tan_index"),)
+    meter_id: Mapped[int] = mapped_column(Uint32, primary_key=True, autoincrement=False)
+    substation_id: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    hub_id: Mapped[Optional[int]] = mapped_column(Uint32)
+    tan_index: Mapped[Optional[int]] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(32), default="subordinate")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    lat: Mapped[Optional[float]] = mapped_column(Float)
+    lon: Mapped[Optional[float]] = mapped_column(Float)
+    paired_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    unpaired_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    unpair_reason: Mapped[Optional[str]] = mapped_column(String(32))
+    last_seen_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_v_rms: Mapped[Optional[float]] = mapped_column(Float)
+    last_i_rms: Mapped[Optional[float]] = mapped_column(Float)
+    last_power_factor: Mapped[Optional[float]] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16), default="import")
+    created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    database: str
+    revision: Optional[str]
+    head: Optional[str]
+
+
+class Info(BaseModel):
+    name: str
+    version: str
+    mode: str
+    substation_id: str
+    bundle_schema_version: str
+    air_interface_version: int
+    database_backend: str
+    forwarding: bool
+    background: bool

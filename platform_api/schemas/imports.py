@@ -1,0 +1,118 @@
+"""Import formats of the Inventory and Grid Map (see platform_api/README.md for the CSV form)."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .common import Ident, KeyHex, Lat, Lon, Mode, Phase, Role, Small, TanIndex, Text, U32
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeederIn(_In):
+    feeder: Small = Field(description="feeder number within the substation (as the receiver's CT map names it)")
+    bus: Small = 0
+    name: Optional[Text] = None
+
+
+class SubstationIn(_In):
+    substation_id: Ident
+    name: Optional[Text] = None
+    lat: Optional[Lat] = None
+    lon: Optional[Lon] = None
+    feeders: list[FeederIn] = Field(default_factory=list, max_length=1000)
+
+
+class TransformerIn(_In):
+    transformer_id: Ident
+    substation_id: Optional[Ident] = None
+    bus: Optional[Small] = None
+    feeder: Optional[Small] = None
+    lateral: Optional[Small] = Field(default=None, description="feeder section (lateral) number within the feeder")
+    phases: Optional[str] = Field(default=None, pattern=r"^[ABC]{1,3}$")
+    name: Optional[Text] = None
+    lat: Optional[Lat] = None
+    lon: Optional[Lon] = None
+
+
+class MeterIn(_In):
+    meter_id: U32
+    tan_index: Optional[TanIndex] = Field(default=None, description="0 = the hub's own meter")
+    role: Role = "subordinate"
+    lat: Optional[Lat] = None
+    lon: Optional[Lon] = None
+
+
+class HubIn(_In):
+    """A Remote Hub; without ``feeder`` it enters the Inventory only (e.g. a key list)."""
+
+    hub_id: U32
+    key_hex: Optional[KeyHex] = None
+    substation_id: Optional[Ident] = None
+    bus: Optional[Small] = None
+    feeder: Optional[Small] = None
+    lateral: Optional[Small] = None
+    phase: Optional[Phase] = None
+    transformer_id: Optional[Ident] = None
+    mode: Mode = "hub"
+    lat: Optional[Lat] = None
+    lon: Optional[Lon] = None
+    meters: list[MeterIn] = Field(default_factory=list, max_length=255)
+
+
+class GridModel(_In):
+    """A utility's existing model (LNM/PNM extract) or a key list."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "format": "gla-gridmodel/1",
+        "substations": [{"substation_id": "sub-1", "name": "Elm Street", "lat": 37.54, "lon": -77.43,
+                         "feeders": [{"feeder": 0, "bus": 0, "name": "F0"}, {"feeder": 1, "bus": 0, "name": "F1"}]}],
+        "transformers": [{"transformer_id": "T-100", "substation_id": "sub-1", "bus": 0, "feeder": 1, "lateral": 2,
+                          "phases": "A", "lat": 37.55, "lon": -77.44}],
+        "hubs": [{"hub_id": 12648430, "key_hex": "000102030405060708090a0b0c0d0e0f", "substation_id": "sub-1",
+                  "bus": 0, "feeder": 1, "lateral": 2, "phase": "A", "transformer_id": "T-100",
+                  "meters": [{"meter_id": 50001, "tan_index": 0, "role": "hub"},
+                             {"meter_id": 50002, "tan_index": 1, "role": "subordinate", "lat": 37.5501, "lon": -77.4402}]}],
+    }})
+    format: Literal["gla-gridmodel/1"] = "gla-gridmodel/1"
+    substations: list[SubstationIn] = Field(default_factory=list, max_length=10_000)
+    transformers: list[TransformerIn] = Field(default_factory=list, max_length=500_000)
+    hubs: list[HubIn] = Field(default_factory=list, max_length=500_000)
+
+
+class SimHub(BaseModel):
+    """A hub as the simulator's ground truth lists it (``capture.hubs``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    hub_id: U32
+    key_hex: KeyHex
+    bus: Small
+    feeder: Small
+    phase: Phase
+    lateral: Small = 0
+    transformer_id: U32
+    meter_ids: list[U32] = Field(min_length=1, max_length=255)
+    is_new: bool = False
+
+
+class SimCapture(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    hubs: list[SimHub] = Field(max_length=500_000)
+
+
+class SimulatorTruth(BaseModel):
+    """``gla simulate``'s ``STEM.truth.json`` (only ``capture.hubs`` is read)."""
+
+    model_config = ConfigDict(extra="ignore")
+    capture: SimCapture
+
+
+class ImportResult(BaseModel):
+    import_id: int
+    format: str
+    substation_id: Optional[str]
+    sha256: str
+    counts: dict[str, int]

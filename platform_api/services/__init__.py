@@ -1,0 +1,1 @@
+"""Domain logic of the Computing Platform, independent of HTTP."""
