@@ -77,8 +77,10 @@ class LocalPlatform:
         self.log.close()
 
 
-STAGED = {"move_phase": ("hub_moved",), "switch_lateral": ("switch_state_change",),
-          "outage": ("suspected_outage", "outage"), "tap": ("theft_alert", "tan_anomaly", "theft")}
+STAGED = {"move_phase": ("hub_phase_change", "hub_feeder_change", "hub_moved"),
+          "switch_lateral": ("switch_state_change",),
+          "outage": ("suspected_outage", "outage", "restoration"),
+          "tap": ("theft_alert", "tan_anomaly", "theft")}
 
 
 def run_demo(out: Path, *, scenario: str = "demo", duration_s: float | None = None, workers: int = 2,
@@ -124,8 +126,6 @@ def run_demo(out: Path, *, scenario: str = "demo", duration_s: float | None = No
         pf.client.post("/api/v1/inference/check-missed", json={}).raise_for_status()
         events = pf.client.get("/api/v1/events", params={"limit": 500}).json()
         _print_events(events, sim.scenario.events)
-        msgs = pf.client.get("/api/v1/messages", params={"limit": 1}).status_code
-        _ = msgs
         print(f"\ndone in {time.perf_counter() - t_all:.0f} s. Files: {out}/ (capture, truth, bundles, platform.db)")
         if keep_up:
             print(f"\nThe platform stays up: dashboard {pf.url}/  API docs {pf.url}/docs  (Ctrl-C to stop)")
