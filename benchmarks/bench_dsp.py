@@ -146,10 +146,11 @@ def throughput(seconds: float, inputs: int = 36) -> dict:
             stage["channelizer"] += t2 - t1
             # detector + demodulation through the chain's own bookkeeping
             t3 = time.perf_counter()
-            out = _after_channelizer(chain, bb)
+            d0 = chain.det_time_s
+            out = chain.process_baseband(bb)
             t4 = time.perf_counter()
-            stage["detector"] += chain._det_time
-            stage["demod+decode"] += (t4 - t3) - chain._det_time
+            stage["detector"] += chain.det_time_s - d0
+            stage["demod+decode"] += (t4 - t3) - (chain.det_time_s - d0)
             decoded += sum(1 for _, r in out if r.crc_ok)
         decoded += sum(1 for _, r in chain.flush() if r.crc_ok)
     wall = time.perf_counter() - t_all
@@ -160,39 +161,6 @@ def throughput(seconds: float, inputs: int = 36) -> dict:
            "stage_msamples_per_s": {k: round(samples / v / 1e6, 1) if v > 0 else None for k, v in stage.items()}}
     for f in tmp.parent.glob(tmp.name + "*"):
         f.unlink()
-    return out
-
-
-def _after_channelizer(chain, bb):
-    """InputChain.process after its comb and channelizer (timing the detectors separately)."""
-    from dsp.channelizer import DECIMATION, Channelizer
-    from dsp.receive import _Pending
-
-    out = []
-    chain._det_time = 0.0
-    for c, det in enumerate(chain.dets):
-        chain.ring[c] = np.concatenate([chain.ring[c], bb[c]])
-        t = time.perf_counter()
-        found = det.process(bb[c])
-        chain._det_time += time.perf_counter() - t
-        for d in found:
-            chain.stats.detections += 1
-            end = d.start_sample + chain.demods[c].span_samples(chain.plan.grid_hz)
-            need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2
-            chain.pending[c].append(_Pending(d, need))
-        have = chain.ring_start[c] + chain.ring[c].size
-        still = []
-        for p in chain.pending[c]:
-            if p.need_m <= have:
-                out.append((chain.input_index, chain._demod(c, p.det)))
-            else:
-                still.append(p)
-        chain.pending[c] = still
-        drop = chain.ring[c].size - chain.keep
-        if drop > 0:
-            chain.ring[c] = chain.ring[c][drop:]
-            chain.ring_start[c] += drop
-    chain.comb.trim_log(int(2 * 8.0 * chain.plan.grid_hz))
     return out
 
 
