@@ -5,6 +5,6 @@
 source "$(dirname "$0")/_venv.sh"
 python -m pytest "$@"
 echo "[test] kernel tests again with NUMBA_DISABLE_JIT=1" >&2
-NUMBA_DISABLE_JIT=1 python -m pytest -q -m "not slow" \
+NUMBA_DISABLE_JIT=1 python -m pytest -m "not slow" \
   -k "(test_tx or test_viterbi or naive or matched_filter) and not modulat and not burst and not 10000 and not commpy" \
   tests/test_tx.py tests/test_viterbi.py tests/test_rx.py
