@@ -297,10 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         fa = false_alarms(0.5 if not q else 0.02, workers)
         say("false alarms", fa)
         sens.update(false_detections_per_input_hour=fa["false_detections_per_input_hour"], false_alarms=fa)
-    sens.update(command=command, date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
-    write_json(sens_path, sens)
-    if "curves" in sens:
-        plot_fer(sens, RESULTS / "fer.png")
+    if not {"sensitivity", "comb", "false"} <= set(args.skip):  # something in sensitivity.json ran
+        sens.update(command=command + (" --skip " + " ".join(args.skip) if args.skip else ""),
+                    date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
+        write_json(sens_path, sens)
+        if "curves" in sens:
+            plot_fer(sens, RESULTS / "fer.png")
     if "throughput" not in args.skip:
         t1 = throughput(20.0 if not q else 4.0)
         say("throughput", t1)
@@ -308,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         say("nojit", t2)
         from benchmarks import bench_viterbi
         v = bench_viterbi.run(quick=q)
-        thr = {**t1, **t2, "viterbi": v, "command": command, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        thr = {**t1, **t2, "viterbi": v,
+               "command": command + (" --skip " + " ".join(args.skip) if args.skip else ""),
+               "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "machine": machine()}
         write_json(thr_path, thr)
         plot_throughput(thr, RESULTS / "throughput.png")

@@ -45,7 +45,8 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   channel; this target is missed.
 - Throughput: the 20-s stretch of the large scenario used here holds a burst of provisioning
   alerts (40 new hubs in 10 s), so the demodulator stage dominates; the stages alone
-  (comb, channelizer, detector) run at 53, 42 and 24 Msamples/s. The 50x target is missed.
+  (comb, channelizer, detector) run at 69, 52 and 31 Msamples/s (re-run on a quiet machine:
+  2.36x real time; 1.81x in the full run on the loaded one). The 50x target is missed.
 - False detections: 7 in 3 input-hours of noise, harmonics, impulses and tones (target <= 1
   per input-hour): missed.
 - Feeder/phase: 120 trials with crosstalk >= 6 dB down, all right, none wrong; 99.9 % needs
