@@ -83,7 +83,7 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
                       t0_utc=t0 or datetime.now(timezone.utc), on_bundle=sink,
                       created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, timezone.utc))
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
-    total = src.end_frame - src.first_frame
+    total = src.total_frames
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}")
     t_wall = time.perf_counter()
     n_done = 0
