@@ -65,6 +65,15 @@ def serve(db_url: str, port: int, cpu: int, receivers_file: str) -> None:
                 proxy_headers=False, server_header=False, date_header=False)
 
 
+def _http_impl() -> str:
+    """What uvicorn's "auto" picks: httptools and uvloop when installed (uvicorn[standard])."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{http}, {loop}"
+
+
 def _free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -334,11 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {**m, "cpu_model": m.get("cpu"), "sqlite": sqlite3.sqlite_version, "postgresql": pg_version},
         "setup": {"hubs": hubs, "traffic": "scheduled reports (1-4 meters: 1-2 segments) + sag/swell alerts sent "
                                            "twice (second copy a duplicate)",
-                  "server": "uvicorn (h11) + create_app(), one process pinned to one core, background thread on",
+                  "server": f"uvicorn ({_http_impl()}) + create_app(), one process pinned to one core, "
+                            "background thread on",
                   "client": f"{a.threads} keep-alive HTTP connections from this process on the other core(s)",
                   "postgresql_server": "scripts/ci_postgres.sh settings (fsync off, synchronous_commit off) "
                                        "when started by it; its processes are not pinned",
-                  "sqlite": "WAL, synchronous=NORMAL"},
+                  "sqlite": "WAL, synchronous=FULL (platform_api/core/db.py)"},
         "details": results,
     }
     write_json(Path(a.out), doc)

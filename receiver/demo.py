@@ -35,7 +35,8 @@ def _free_port() -> int:
 class LocalPlatform:
     """The Computing Platform in a child process on 127.0.0.1 (SQLite file in the demo folder)."""
 
-    def __init__(self, folder: Path, port: int | None = None, reports_per_day: float = 216.0) -> None:
+    def __init__(self, folder: Path, port: int | None = None, reports_per_day: float = 216.0,
+                 missed_check_s: float = 2.0) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin = "gla_admin_" + secrets.token_urlsafe(16)
@@ -43,7 +44,8 @@ class LocalPlatform:
         for f in folder.glob("platform.db*"):
             f.unlink()
         env = dict(os.environ, GLA_DATABASE_URL=f"sqlite:///{db}", GLA_ADMIN_TOKEN=self.admin,
-                   GLA_REPORTS_PER_DAY=str(reports_per_day), GLA_SUBSTATION_ID="sub-1")
+                   GLA_REPORTS_PER_DAY=str(reports_per_day), GLA_SUBSTATION_ID="sub-1",
+                   GLA_MISSED_CHECK_INTERVAL_S=str(missed_check_s))
         self.log = open(folder / "platform.log", "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "platform_api", "--host", "127.0.0.1", "--port",
                                       str(self.port), "--log-level", "warning"], env=env, stdout=self.log,

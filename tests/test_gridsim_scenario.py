@@ -30,7 +30,7 @@ def test_builtin_scenarios():
     assert {"demo", "demo_small", "large"} <= set(list_builtin())
     demo = load_builtin("demo")
     assert demo.layout() == Layout(1, 4) and demo.n_inputs == 12
-    assert 150 <= demo.hubs.count <= 250 and 300.0 <= demo.duration_s <= 600.0
+    assert 150 <= demo.hubs.count <= 250 and 300.0 <= demo.duration_s <= 900.0
     assert {type(e) for e in demo.events} == {MovePhase, SwitchLateral, Outage, Tap}
     large = load_builtin("large")
     assert large.layout() == Layout(2, 6) and large.n_inputs == 36 and large.hubs.count == 2000

@@ -38,9 +38,14 @@ def test_demo_scenario_changes_are_found(platform_make):
     p = platform_make(substation_id="demo", reports_per_day=s.hubs.scheduled_reports_per_day)
     p.import_model({"capture": {"hubs": truth_hubs}}, substation_id="demo")
     statuses: dict[str, int] = {}
-    for tx in txs:
+    next_check = 8.0
+    for tx in sorted(txs, key=lambda tx: tx.time_s):
         h = hubs[tx.hub_index]
         t = datetime.fromtimestamp(start + tx.time_s, tz=timezone.utc)
+        if tx.time_s >= next_check:  # the platform's background check, every 8 s of data time
+            r = p.client.post("/api/v1/inference/check-missed", json={})
+            assert r.status_code == 200, r.text
+            next_check = tx.time_s + 8.0
         fh = FakeHub(hub_id=h.hub_id, key=h.key)
         (b,) = bundles_for(fh, None, at=t, frames=[tx.frame], receiver_id="rx-1", substation_id="demo",
                            channel=tx.channel, code=tx.code, bus=tx.bus, feeder=tx.feeder, phase="ABC"[tx.phase],
@@ -72,10 +77,17 @@ def test_demo_scenario_changes_are_found(platform_make):
               and tx.feeder == truth_hubs[tx.hub_index]["feeder"]
               and "ABC"[tx.phase] != truth_hubs[tx.hub_index]["phase"]}
     assert {e["subject_id"] for e in by.get("hub_phase_change", [])} == expect
-    # the outage is reported on restoration, with its duration
+    # the outage: reports missed during it make a suspected outage of that section (and of no
+    # other), resolved on restoration, which is reported with its duration
     ou = evs["outage"]
+    section = f"demo/f{ou.feeder}/l{ou.lateral}"
+    (so,) = by["suspected_outage"]
+    assert so["subject_id"] == section and so["status"] == "resolved"
+    since = datetime.fromisoformat(so["details"]["since"].replace("Z", "+00:00")).timestamp() - start
+    assert ou.from_s <= since <= ou.to_s
+    assert len(so["details"]["silent_hubs"]) >= 2
     (rs,) = by["restoration"]
-    assert rs["subject_id"] == f"demo/f{ou.feeder}/l{ou.lateral}"
+    assert rs["subject_id"] == section
     assert rs["details"]["outage_duration_s"] == pytest.approx(ou.to_s - ou.from_s, abs=1)
     # the tap (TAN anomaly from the hub)
     (tap,) = by["tan_anomaly"]
@@ -93,4 +105,5 @@ def test_demo_scenario_changes_are_found(platform_make):
     assert len(by["tan_member_added"]) > 0
     # nothing else was invented
     assert set(by) <= {"switch_state_change", "hub_feeder_change", "hub_phase_change", "restoration", "tan_anomaly",
+                       "suspected_outage",
                        "new_hub", "hub_provisioned", "tan_member_added", "tan_distress"}

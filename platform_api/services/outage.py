@@ -1,7 +1,10 @@
 """Suspected outages from scheduled reports that do not arrive, and restoration.
 
 A hub is *silent* when the last report it owed (by its policy's slots, or one report period after
-its last report when it has no policy) has not arrived ``missed_grace_slots`` after its slot.
+its last report when it has no policy) has not arrived ``missed_grace_slots`` after its slot, and
+nothing else has been heard from it since that slot (a hub that sent an alert or a restoration
+after missing a report has power), and no restoration of its section has been reported since
+(the miss belongs to an outage that is over).
 Silent hubs are grouped by feeder section (hubs without a section: by feeder). A group with at
 least ``outage_min_hubs`` silent hubs that are at least ``outage_min_fraction`` of the group's
 expected hubs is a ``suspected_outage`` with confidence ``fraction * (1 - 2**-silent)``. Outage
@@ -50,6 +53,7 @@ def check_missed(s: Session, pf: Platform, substation_id: str, now: datetime | N
     default_period = period_slots(plan["reports_per_day"])
     policies = active_policies(s, substation_id, now)
     hubs = s.scalars(select(Hub).where(Hub.substation_id == substation_id, Hub.map_feeder.is_not(None))).all()
+    restored = _restorations(s, substation_id)
     groups: dict[str, dict] = {}
     silent = []
     for hub in hubs:
@@ -64,7 +68,13 @@ def check_missed(s: Session, pf: Platform, substation_id: str, now: datetime | N
             ok = now_slot <= due + pol.missed_grace_slots
         else:
             continue
+        if not ok and hub.last_seen_at is not None and slot_floor(hub.last_seen_at) > due:
+            # heard after the report it missed (an alert, a restoration): powered, not silent
+            ok = True
         key, info = group_key(hub)
+        if not ok and key in restored and slot_floor(restored[key]) > due:
+            # the report fell due during an outage of its section that has since been restored
+            ok = True
         g = groups.setdefault(key, {**info, "expected": [], "silent": [], "due": [], "evidence": [],
                                     "feeder": hub.map_feeder, "bus": hub.map_bus})
         g["expected"].append(hub.hub_id)
@@ -86,6 +96,14 @@ def check_missed(s: Session, pf: Platform, substation_id: str, now: datetime | N
         events.append(ev.id)
     return {"substation_id": substation_id, "now": iso(now), "now_slot": now_slot, "silent_hubs": sorted(silent),
             "events": events}
+
+
+def _restorations(s: Session, substation_id: str) -> dict[str, datetime]:
+    """Outage group key -> time of its latest restoration."""
+    rows = s.execute(select(Event.key, func.max(Event.occurred_at))
+                     .where(Event.substation_id == substation_id, Event.type == "restoration")
+                     .group_by(Event.key)).all()
+    return {"outage:" + k.split(":", 1)[1]: t for k, t in rows if k and ":" in k and t is not None}
 
 
 def _raise_outage(s: Session, pf: Platform, key: str, g: dict, conf: float, substation_id: str,
