@@ -226,6 +226,11 @@ def _fast_run(pf: Platform, prepared: list, k: int, out: list) -> int:
         conn = pf.db.engine.raw_connection()
         try:
             raw = fastpath.Raw(conn, not pf.db.is_sqlite)
+            if pf.db.is_sqlite:
+                # sqlite3 opens its implicit transaction only before DML: without this BEGIN the
+                # first SAVEPOINT would open the transaction and its RELEASE commit it (an fsync
+                # per bundle instead of one per group)
+                raw.run("BEGIN", ())
             done = []
             while k < len(prepared):
                 i, b, text, digest = prepared[k]
