@@ -346,10 +346,13 @@ def test_work_order_suppresses_then_cancelled_raises_then_new_order_withdraws(pl
 
 
 def test_clean_areas_raise_nothing(platform):
-    platform.import_model(grid_model())
+    model = grid_model()
+    model["transformers"][1]["topology"] = "feeder"  # the topology-agnostic analysis on T-200
+    platform.import_model(model)
     for tid, seed in (("T-100", 5), ("T-200", 6)):
         assert upload(platform, area_csv(seed, HUBS[tid][1])).status_code == 200
     run = analyse(platform)
+    assert [x["analysis"] for x in run["results"]] == ["radial", "feeder", "radial"]
     assert run["analysed"] == 2 and run["alerts_new"] == 0 and run["suppressed"] == 0
     assert all(x["anomalies"] == 0 and x["warnings"] == [] for x in run["results"] if x["skipped"] is None)
     assert theft_events(platform) == [] and platform.client.get("/api/v1/theft/alerts",
