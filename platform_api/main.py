@@ -48,6 +48,8 @@ The substation **Computing Platform** of a grid-location-aware power-line networ
   channel statistics and rebalancing.
 * **Publishing**: GeoJSON and CSV of the map, server-sent events, webhooks, forwarding to the
   concentrator.
+* **Theft analysis**: AMI interval data import (CSV), work orders, the analysis of each service
+  transformer's V/I series (scheduled reports and AMI data) with `theft_alert` events.
 
 Errors: 401 missing/unknown token, 403 token without the right, 404 unknown resource, 409
 conflict, 422 validation (`detail[].loc` names the field).
@@ -61,6 +63,7 @@ TAGS = [
     {"name": "provisioning", "description": "Channel plan, slots and codes, hub policies, channel statistics."},
     {"name": "publishing", "description": "GeoJSON/CSV export, webhooks, forwarding, concentrator merge."},
     {"name": "receivers", "description": "Credentials of receivers and substation platforms."},
+    {"name": "theft", "description": "AMI interval data, work orders, the theft analysis and its alerts."},
     {"name": "health", "description": "Liveness, readiness, identity."},
 ]
 

@@ -34,6 +34,17 @@ def invalid(loc: list, msg: str, type_: str = "value_error") -> RequestValidatio
     return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": type_, "input": None}])
 
 
+def csv_text(raw: bytes) -> str:
+    """The text of a posted CSV body (UTF-8, an optional BOM); 422 on other encodings or NULs."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise invalid(["body"], "the CSV must be UTF-8") from None
+    if "\x00" in text:
+        raise invalid(["body"], "NUL characters are not allowed")
+    return text
+
+
 def not_found(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"{what} not found")
 

@@ -20,6 +20,7 @@ Every setting has an embedded default, so ``create_app()`` works with an empty e
 | GLA_AUTO_PROVISION | auto_provision | 1 |
 | GLA_WEBHOOK_MAX_ATTEMPTS | webhook_max_attempts | 8 |
 | GLA_WEBHOOK_BACKOFF_S | webhook_backoff_s | 2.0 (doubles per attempt) |
+| GLA_THEFT_INTERVAL_S | theft_interval_s | 0 (off): run the theft analysis in the background this often |
 | GLA_SQL_ECHO | sql_echo | 0 |
 """
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Settings(BaseModel):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
     forward_batch: int = Field(default=500, ge=1)
     sse_poll_s: float = Field(default=0.5, gt=0)
+    theft_interval_s: float = Field(default=0.0, ge=0, description="background theft analysis period; 0 = off")
     sql_echo: bool = False
 
     @field_validator("database_url")

@@ -8,9 +8,11 @@ from .provisioning import HubPolicy, PlanVersion
 from .publishing import OutboxItem, ReceivedForward, Webhook, WebhookDelivery
 from .receiver import Receiver
 from .settings import KeyValue
+from .theft import AmiReading, TheftFinding, WorkOrderRow
 
 __all__ = [
     "Base", "BundleRow", "Message", "Reading", "Rejection", "Report", "Event", "EventLog", "History",
     "ImportRun", "Feeder", "Section", "Substation", "Transformer", "Hub", "Meter", "HubPolicy",
     "PlanVersion", "OutboxItem", "ReceivedForward", "Webhook", "WebhookDelivery", "Receiver", "KeyValue",
+    "AmiReading", "TheftFinding", "WorkOrderRow",
 ]

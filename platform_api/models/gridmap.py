@@ -65,5 +65,7 @@ class Transformer(Base):
     name: Mapped[Optional[str]] = mapped_column(String(200))
     lat: Mapped[Optional[float]] = mapped_column(Float)
     lon: Mapped[Optional[float]] = mapped_column(Float)
+    topology: Mapped[Optional[str]] = mapped_column(String(8), comment="radial | bus | feeder (theft analysis; "
+                                                                         "null: radial)")
     source: Mapped[str] = mapped_column(String(16), default="import")
     updated_at: Mapped[datetime] = mapped_column(Time, default=utcnow)

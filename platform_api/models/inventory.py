@@ -80,5 +80,8 @@ class Meter(Base):
     last_v_rms: Mapped[Optional[float]] = mapped_column(Float)
     last_i_rms: Mapped[Optional[float]] = mapped_column(Float)
     last_power_factor: Mapped[Optional[float]] = mapped_column(Float)
+    account: Mapped[Optional[str]] = mapped_column(String(64), comment="customer account (theft alerts)")
+    address: Mapped[Optional[str]] = mapped_column(String(200), comment="premise address (theft alerts)")
+    service_length_m: Mapped[Optional[float]] = mapped_column(Float, comment="service line length (theft analysis)")
     source: Mapped[str] = mapped_column(String(16), default="import")
     created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)

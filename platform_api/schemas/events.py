@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 EVENT_TYPES = ["new_hub", "hub_phase_change", "hub_feeder_change", "switch_state_change", "tan_member_added",
                "tan_member_lost", "meter_moved_tan", "suspected_outage", "restoration", "tan_anomaly", "tan_distress",
-               "hub_provisioned", "provisioning_failed"]
+               "hub_provisioned", "provisioning_failed", "theft_alert"]
 STATUSES = ["candidate", "suspected", "open", "applied", "resolved", "info", "dismissed", "superseded", "withdrawn"]
 
 

@@ -36,6 +36,10 @@ class TransformerIn(_In):
     name: Optional[Text] = None
     lat: Optional[Lat] = None
     lon: Optional[Lon] = None
+    topology: Optional[Literal["radial", "bus", "feeder"]] = Field(
+        default=None, description="low-voltage network for the theft analysis: radial (each meter on its own "
+                                  "service drop; the default), bus (meters along one secondary), feeder (any tree, "
+                                  "three phases with a shared neutral)")
 
 
 class MeterIn(_In):
@@ -44,6 +48,10 @@ class MeterIn(_In):
     role: Role = "subordinate"
     lat: Optional[Lat] = None
     lon: Optional[Lon] = None
+    account: Optional[Text] = Field(default=None, max_length=64, description="customer account (theft alerts)")
+    address: Optional[Text] = Field(default=None, description="premise address (theft alerts)")
+    service_length_m: Optional[float] = Field(default=None, gt=0, le=10_000,
+                                              description="service line length, metres (theft analysis)")
 
 
 class HubIn(_In):

@@ -45,6 +45,9 @@ class MeterOut(BaseModel):
     last_v_rms: Optional[float]
     last_i_rms: Optional[float]
     last_power_factor: Optional[float]
+    account: Optional[str] = Field(default=None, description="customer account (theft alerts)")
+    address: Optional[str] = Field(default=None, description="premise address (theft alerts)")
+    service_length_m: Optional[float] = Field(default=None, description="service line length (theft analysis)")
     source: str
 
 

@@ -53,8 +53,8 @@ def from_simulator(truth: SimulatorTruth, substation_id: str, new_hubs_in_map: b
 
 
 CSV_COLUMNS = ["substation_id", "bus", "feeder", "lateral", "phase", "transformer_id", "transformer_lat",
-               "transformer_lon", "hub_id", "hub_key_hex", "hub_mode", "meter_id", "tan_index", "role", "meter_lat",
-               "meter_lon"]
+               "transformer_lon", "transformer_topology", "hub_id", "hub_key_hex", "hub_mode", "meter_id", "tan_index",
+               "role", "meter_lat", "meter_lon", "meter_account", "meter_address", "service_length_m"]
 
 
 def from_csv(text: str, substation_id: str) -> GridModel:
@@ -86,15 +86,19 @@ def from_csv(text: str, substation_id: str) -> GridModel:
                 h[dst] = row[src]
         if "meter_id" in row:
             m = {"meter_id": row["meter_id"]}
-            for src, dst in (("tan_index", "tan_index"), ("role", "role"), ("meter_lat", "lat"), ("meter_lon", "lon")):
+            for src, dst in (("tan_index", "tan_index"), ("role", "role"), ("meter_lat", "lat"), ("meter_lon", "lon"),
+                             ("meter_account", "account"), ("meter_address", "address"),
+                             ("service_length_m", "service_length_m")):
                 if src in row:
                     m[dst] = row[src]
             h["meters"].append(m)
         tid = row.get("transformer_id")
-        if tid and ("transformer_lat" in row or "transformer_lon" in row or "feeder" in row):
+        if tid and ("transformer_lat" in row or "transformer_lon" in row or "feeder" in row
+                    or "transformer_topology" in row):
             t = trs.setdefault(tid, {"transformer_id": tid})
             for src, dst in (("transformer_lat", "lat"), ("transformer_lon", "lon"), ("substation_id", "substation_id"),
-                             ("bus", "bus"), ("feeder", "feeder"), ("lateral", "lateral")):
+                             ("bus", "bus"), ("feeder", "feeder"), ("lateral", "lateral"),
+                             ("transformer_topology", "topology")):
                 if src in row:
                     t[dst] = row[src]
     try:
@@ -198,7 +202,8 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
             feeder_row(sid, bus, t.feeder)
         row = trs.get(t.transformer_id)
         vals = {"substation_id": sid, "section_id": sec, "bus": bus if t.feeder is not None else t.bus,
-                "feeder": t.feeder, "phases": t.phases, "name": t.name, "lat": t.lat, "lon": t.lon}
+                "feeder": t.feeder, "phases": t.phases, "name": t.name, "lat": t.lat, "lon": t.lon,
+                "topology": t.topology}
         if row is None:
             row = Transformer(id=t.transformer_id, source="import", updated_at=now, **vals)
             s.add(row)
@@ -287,6 +292,9 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
             mv = {"hub_id": h.hub_id, "tan_index": m.tan_index, "role": role, "active": True, "substation_id": sid}
             if m.lat is not None:
                 mv["lat"], mv["lon"] = m.lat, m.lon
+            for f in ("account", "address", "service_length_m"):
+                if getattr(m, f) is not None:
+                    mv[f] = getattr(m, f)
             mr = meters.get(m.meter_id)
             if mr is not None and mr.hub_id is not None:
                 touched.add(mr.hub_id)

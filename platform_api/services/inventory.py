@@ -68,7 +68,7 @@ def meter_dict(m: Meter) -> dict:
         "role": m.role, "active": m.active, "lat": m.lat, "lon": m.lon, "paired_at": iso(m.paired_at),
         "unpaired_at": iso(m.unpaired_at), "unpair_reason": m.unpair_reason, "last_seen_at": iso(m.last_seen_at),
         "last_v_rms": m.last_v_rms, "last_i_rms": m.last_i_rms, "last_power_factor": m.last_power_factor,
-        "source": m.source,
+        "account": m.account, "address": m.address, "service_length_m": m.service_length_m, "source": m.source,
     }
 
 

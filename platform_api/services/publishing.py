@@ -199,8 +199,9 @@ def geojson(s: Session, substation_id: Optional[str] = None, kinds: Iterable[str
 
 
 GRID_CSV_COLUMNS = ["substation_id", "bus", "feeder", "lateral", "section_id", "phase", "transformer_id",
-                    "transformer_lat", "transformer_lon", "hub_id", "hub_mode", "meter_id", "tan_index", "role",
-                    "active", "meter_lat", "meter_lon", "last_seen_at"]
+                    "transformer_lat", "transformer_lon", "transformer_topology", "hub_id", "hub_mode", "meter_id",
+                    "tan_index", "role", "active", "meter_lat", "meter_lon", "meter_account", "meter_address",
+                    "service_length_m", "last_seen_at"]
 
 
 def _csv(rows: Iterable[dict], columns: list[str]) -> str:
@@ -223,9 +224,11 @@ def gridmap_csv(s: Session, substation_id: Optional[str] = None) -> str:
             rows.append({"substation_id": h.substation_id, "bus": h.map_bus, "feeder": h.map_feeder,
                          "lateral": sec.lateral if sec else None, "section_id": h.section_id, "phase": h.map_phase,
                          "transformer_id": h.transformer_id, "transformer_lat": t.lat if t else None,
-                         "transformer_lon": t.lon if t else None, "hub_id": h.hub_id, "hub_mode": h.mode,
-                         "meter_id": m.meter_id, "tan_index": m.tan_index, "role": m.role, "active": m.active,
-                         "meter_lat": m.lat, "meter_lon": m.lon, "last_seen_at": iso(m.last_seen_at)})
+                         "transformer_lon": t.lon if t else None, "transformer_topology": t.topology if t else None,
+                         "hub_id": h.hub_id, "hub_mode": h.mode, "meter_id": m.meter_id, "tan_index": m.tan_index,
+                         "role": m.role, "active": m.active, "meter_lat": m.lat, "meter_lon": m.lon,
+                         "meter_account": m.account, "meter_address": m.address,
+                         "service_length_m": m.service_length_m, "last_seen_at": iso(m.last_seen_at)})
     return _csv(rows, GRID_CSV_COLUMNS)
 
 

@@ -1,4 +1,5 @@
-"""The background thread: webhook deliveries, forwarding to the concentrator, missed-report checks."""
+"""The background thread: webhook deliveries, forwarding to the concentrator, missed-report checks,
+and (with ``theft_interval_s`` > 0) the theft analysis."""
 from __future__ import annotations
 
 import logging
@@ -19,6 +20,7 @@ class Worker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_missed = 0.0
+        self._last_theft = time.monotonic()  # the first background analysis one period after start-up
         self.errors = 0
 
     def start(self) -> None:
@@ -42,6 +44,13 @@ class Worker:
                 and time.monotonic() - self._last_missed >= self.pf.settings.missed_check_interval_s):
             self._last_missed = time.monotonic()
             out["missed"] = self.check_missed()
+        every = self.pf.settings.theft_interval_s
+        if every > 0 and not self.pf.settings.is_concentrator and time.monotonic() - self._last_theft >= every:
+            from .theft import run
+
+            self._last_theft = time.monotonic()
+            res = run(self.pf)
+            out["theft"] = {k: v for k, v in res.items() if k != "results"}
         return out
 
     def check_missed(self) -> list[dict]:

@@ -62,13 +62,15 @@ class AmiCsvError(ValueError):
 
 @dataclass
 class AmiData:
-    """Readings in long format, in file order."""
+    """Readings in long format, in file order; ``line`` is each reading's line number in the file
+    (1 = the header), for messages about a reading found wrong later (e.g. an unknown meter)."""
 
     meter_id: list[str]
     time_s: np.ndarray
     v_rms: np.ndarray
     i_rms: np.ndarray
     pf: np.ndarray
+    line: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.meter_id)
@@ -100,6 +102,8 @@ def parse_timestamp(text: str, *, assume_utc: bool = False) -> int:
     else:
         if not math.isfinite(x):
             raise ValueError(f"timestamp {s!r} is not finite")
+        if abs(x) >= 2.0**62:
+            raise ValueError(f"timestamp {s!r} is out of range")
         return int(round(x))
     iso = s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s
     try:
@@ -149,6 +153,7 @@ def _read(f: TextIO, assume_utc: bool) -> AmiData:
     col = {c: header.index(c) for c in REQUIRED}
     ids: list[str] = []
     ts: list[int] = []
+    lines: list[int] = []
     vals = {"v_rms": [], "i_rms": [], "pf": []}
     seen: dict[tuple[str, int], int] = {}
     for row in reader:
@@ -181,5 +186,6 @@ def _read(f: TextIO, assume_utc: bool) -> AmiData:
         seen[key] = line
         ids.append(mid)
         ts.append(t)
+        lines.append(line)
     return AmiData(ids, np.asarray(ts, dtype=np.int64), np.asarray(vals["v_rms"]), np.asarray(vals["i_rms"]),
-                   np.asarray(vals["pf"]))
+                   np.asarray(vals["pf"]), np.asarray(lines, dtype=np.int64))

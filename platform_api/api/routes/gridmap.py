@@ -16,7 +16,7 @@ from ...services import imports
 from ...services.clock import iso
 from ...services.inventory import section_dict
 from ...services.publishing import events_csv, geojson, gridmap_csv, gridmap_tree, history_csv, hubs_csv
-from ..deps import DB, PF, Limit, Offset, SubQ, invalid, require_admin
+from ..deps import DB, PF, Limit, Offset, SubQ, csv_text, invalid, require_admin
 
 router = APIRouter(tags=["gridmap"])
 SubParam = Annotated[Optional[str], Query(max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$",
@@ -124,12 +124,7 @@ async def import_csv(request: Request, pf: PF, substation_id: SubParam = None):
     tan_index, role, meter_lat, meter_lon`. Rows of one hub must agree on the hub's columns. The
     export `GET /api/v1/export/gridmap.csv` writes the same columns (without keys)."""
     raw = await request.body()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise invalid(["body"], "the CSV must be UTF-8") from None
-    if "\x00" in text:
-        raise invalid(["body"], "NUL characters are not allowed")
+    text = csv_text(raw)
     sub = substation_id or pf.settings.substation_id
     try:
         model = imports.from_csv(text, sub)
