@@ -225,12 +225,25 @@ def _load(url: str, admin: str) -> dict:
         t = T0 + timedelta(seconds=112)
         send(bundles_for(thief, M.TanAnomaly(anomaly_type=1, tan_index=0, time_s=int(t.timestamp()),
                                              unaccounted_w=850.0, confidence=0.9), at=t, **kw))
+        # the platform's own theft analysis: AMI interval data of a radial area with a tapped meter
+        from tests.test_platform_theft import HUBS, TAPPED, area_csv, grid_model
+
+        theft_model = grid_model()
+        theft_model["substations"][0]["name"] = "Elm Street substation"
+        r = c.post("/api/v1/import/json", json=theft_model, headers=a)
+        assert r.status_code == 200, r.text
+        r = c.post("/api/v1/ami/readings", content=area_csv(1, HUBS["T-100"][1], tap_meter=TAPPED).encode(),
+                   headers={"Content-Type": "text/csv", **a})
+        assert r.status_code == 200, r.text
+        r = c.post("/api/v1/theft/analyse", headers=a)
+        assert r.status_code == 200 and r.json()["alerts_new"] >= 1, r.text
         r = c.post("/api/v1/receivers/rx-elm-1/health", json=health_body(spool_depth=7, lag_s=1.4), headers=rx)
         assert r.status_code == 201, r.text
         events = c.get("/api/v1/events").json()
         n_dots = sum(1 for f in c.get("/api/v1/gridmap.geojson").json()["features"]
                      if f["properties"]["kind"] == "transformer" and f["geometry"])
-    return {"hubs": hubs, "posted": posted, "events": events, "n_dots": n_dots, "moved": moved, "thief": thief}
+    return {"hubs": hubs, "posted": posted, "events": events, "n_dots": n_dots, "moved": moved, "thief": thief,
+            "tapped": TAPPED}
 
 
 @pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
@@ -248,7 +261,8 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
 
     # the header: one line with counts
     assert "GLA Computing Platform · sub-1" in text
-    assert "12 transformers" in text and "12 hubs" in text and "1 theft alert" in text
+    n_alerts = sum(1 for e in data["events"] if e["type"] == "theft_alert") + 1
+    assert "15 transformers" in text and "15 hubs" in text and f"{n_alerts} theft alerts" in text
     assert "1/1 receivers up" in text
     # the tree: substation -> bus -> feeder -> phase -> transformer -> meters
     tree = _text(re.search(r'(?s)<div id="tree".*?</section>', dom).group(0))
@@ -258,11 +272,11 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
         for m in h.meter_ids:
             assert f"meter {m}" in tree
     # the map: an inline SVG with one dot per transformer with coordinates, coloured by feeder
-    assert data["n_dots"] == 12
+    assert data["n_dots"] == 15
     dots = re.findall(r'<circle\b[^>]*class="tx-dot[^"]*"[^>]*>', dom)
     assert len(dots) == data["n_dots"]
     colours = {re.search(r'data-feeder="(\d+)"', d).group(1): re.search(r'fill="([^"]+)"', d).group(1) for d in dots}
-    assert len(set(colours.values())) == len(colours) == len({h.feeder for h in data["hubs"]})
+    assert len(set(colours.values())) == len(colours) == len({h.feeder for h in data["hubs"]} | {1})
     thief = data["thief"]
     tip = next(html.unescape(re.search(r'aria-label="([^"]*)"', d).group(1)) for d in dots
                if f'data-transformer="{thief.transformer_id}"' in d)
@@ -284,7 +298,10 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     assert titles["hub_phase_change"]["title"] in text
     theft = _row(dom, "data-event", str(titles["tan_anomaly"]["id"]))
     assert str(thief.hub_id) in theft and "850 W" in theft and "90 %" in theft
-    assert titles["tan_anomaly"]["evidence"][0][:8] in theft
+    assert titles["tan_anomaly"]["evidence"][0][:8] in theft and "hub" in theft
+    found = _row(dom, "data-event", str(titles["theft_alert"]["id"]))  # the platform's analysis
+    assert str(data["tapped"]) in found and "platform (radial)" in found and f"ACC-{data['tapped']}" in found
+    assert re.search(r"\d+ W", found)
     assert titles["hub_phase_change"]["evidence"][0][:8] in _row(dom, "data-event", str(titles["hub_phase_change"]["id"]))
     # receiver health
     rx = _row(dom, "data-receiver", "rx-elm-1")

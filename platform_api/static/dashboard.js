@@ -14,7 +14,8 @@ const FEEDER_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const S = {
-  tick: 0, info: null, tree: null, geo: null, bundles: [], bodies: new Map(), events: [], theft: [], health: [],
+  tick: 0, info: null, tree: null, geo: null, bundles: [], bodies: new Map(), events: [], theft: [], theftAlerts: [],
+  health: [],
   open: new Map(),           // tree node key -> open?
   expanded: new Set(),       // bundle ids whose copies are shown
   firstBundles: true, treeSig: "", mapSig: "", errors: {}, lastOk: null,
@@ -77,7 +78,9 @@ function statusKind(st) {
   return ({open: "bad", suspected: "warn", applied: "ok", resolved: "ok", info: "info", accepted: "ok",
            rejected: "bad", duplicate: "", no_frame: "warn", dismissed: "", withdrawn: "", superseded: ""})[st] || "";
 }
-const isTheft = (e) => e.type === "tan_anomaly" && (e.details || {}).anomaly === "theft_suspicion";
+// theft: the platform's own analysis (theft_alert) and what hubs report of their TAN (tan_anomaly)
+const isTheft = (e) => e.type === "theft_alert" ||
+  (e.type === "tan_anomaly" && (e.details || {}).anomaly === "theft_suspicion");
 const isOpen = (e) => e.status === "open" || e.status === "suspected";
 
 async function getJSON(path) {
@@ -95,6 +98,7 @@ async function refresh() {
     bundles: getJSON(`bundles?limit=${N_BUNDLES}`),
     events: getJSON(`events?limit=${N_EVENTS}`),
     theft: getJSON(`events?type=tan_anomaly&limit=${N_EVENTS}`),
+    theftAlerts: getJSON(`events?type=theft_alert&limit=${N_EVENTS}`),
     health: getJSON("receivers/health"),
   };
   if (withMap) {
@@ -108,7 +112,8 @@ async function refresh() {
     if (r.status === "fulfilled") { S[n] = r.value; delete S.errors[n]; }
     else S.errors[n] = r.reason && r.reason.message ? r.reason.message : String(r.reason);
   });
-  S.theft = (S.theft || []).filter(isTheft);
+  S.theft = [...new Map([...(S.theftAlerts || []), ...(S.theft || [])].map((e) => [e.id, e])).values()]
+    .filter(isTheft).sort((a, b) => String(b.occurred_at || b.created_at).localeCompare(String(a.occurred_at || a.created_at)));
   if (S.firstBundles && S.bundles.length && !S.errors.bundles) {
     S.firstBundles = false;
     S.expanded.add(S.bundles[0].bundle_id); // show what a bundle is made of, once
@@ -241,14 +246,20 @@ function renderTheft() {
     $("theft").replaceChildren(h("p", {class: "empty"}, "No theft alert."));
     return;
   }
-  const head = h("tr", {}, ["Since (UTC)", "Hub", "Meter", "Unaccounted", "Confidence", "Status", "Evidence"]
-    .map((t, i) => h("th", {class: i === 3 || i === 4 ? "num" : ""}, t)));
+  const head = h("tr", {}, ["Since (UTC)", "Found by", "Hub", "Meter", "Account, address", "Unaccounted",
+                            "Confidence", "Status", "Evidence"]
+    .map((t, i) => h("th", {class: i === 5 || i === 6 ? "num" : ""}, t)));
   const body = rows.map((e) => {
     const d = e.details || {};
+    const platform = e.type === "theft_alert";
+    const m0 = (d.meters || [])[0] || {};
     return h("tr", {"data-event": e.id, title: e.title},
       h("td", {}, utc(e.occurred_at || e.created_at)),
-      h("td", {class: "mono"}, d.hub_id ?? e.subject_id),
-      h("td", {class: "mono"}, d.meter_id ?? `TAN #${d.tan_index}`),
+      h("td", {}, platform ? `platform (${d.analysis || "analysis"})` : "hub"),
+      h("td", {class: "mono"}, platform ? (m0.hub_id ?? "–") : (d.hub_id ?? e.subject_id)),
+      h("td", {class: "mono"}, platform ? (d.meter_ids || []).join(", ")
+                                        : (d.meter_id ?? `TAN #${d.tan_index}`)),
+      h("td", {}, [d.account, d.address].filter(Boolean).join(", ") || "–"),
       h("td", {class: "num"}, d.unaccounted_w !== undefined ? `${int(d.unaccounted_w)} W` : "–"),
       h("td", {class: "num"}, pct(e.confidence)),
       h("td", {}, badge(e.status, statusKind(e.status))),
