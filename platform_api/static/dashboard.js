@@ -246,9 +246,9 @@ function renderTheft() {
     $("theft").replaceChildren(h("p", {class: "empty"}, "No theft alert."));
     return;
   }
-  const head = h("tr", {}, ["Since (UTC)", "Found by", "Hub", "Meter", "Account, address", "Unaccounted",
-                            "Confidence", "Status", "Evidence"]
-    .map((t, i) => h("th", {class: i === 5 || i === 6 ? "num" : ""}, t)));
+  const head = h("tr", {}, ["Since (UTC)", "Found by", "Meter · hub", "Account · address", "Unaccounted",
+                            "Conf.", "Status", "Evidence"]
+    .map((t, i) => h("th", {class: i === 4 || i === 5 ? "num" : ""}, t)));
   const body = rows.map((e) => {
     const d = e.details || {};
     const platform = e.type === "theft_alert";
@@ -256,10 +256,9 @@ function renderTheft() {
     return h("tr", {"data-event": e.id, title: e.title},
       h("td", {}, utc(e.occurred_at || e.created_at)),
       h("td", {}, platform ? `platform (${d.analysis || "analysis"})` : "hub"),
-      h("td", {class: "mono"}, platform ? (m0.hub_id ?? "–") : (d.hub_id ?? e.subject_id)),
-      h("td", {class: "mono"}, platform ? (d.meter_ids || []).join(", ")
-                                        : (d.meter_id ?? `TAN #${d.tan_index}`)),
-      h("td", {}, [d.account, d.address].filter(Boolean).join(", ") || "–"),
+      h("td", {class: "mono"}, platform ? `${(d.meter_ids || []).join(", ")} · ${m0.hub_id ?? "–"}`
+                                        : `${d.meter_id ?? `TAN #${d.tan_index}`} · ${d.hub_id ?? e.subject_id}`),
+      h("td", {class: "wrap"}, [d.account, d.address].filter(Boolean).join(" · ") || "–"),
       h("td", {class: "num"}, d.unaccounted_w !== undefined ? `${int(d.unaccounted_w)} W` : "–"),
       h("td", {class: "num"}, pct(e.confidence)),
       h("td", {}, badge(e.status, statusKind(e.status))),
