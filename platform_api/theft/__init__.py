@@ -36,9 +36,9 @@ Unmetered taps
     ``fit_feeder(series, *, accuracy=None, config=None, x_over_r=0.25) -> FeederModel``.
     ``DetectorConfig(baseline_s=86400, bank=CusumBank(), sigma_floor_from_class=True,
     offset_test=True, offset_z=4.0, impedance_test=True, max_loop_ohm_per_m=3.5e-3,
-    impedance_ratio=3.0, min_service_r_ohm=1e-3, trim_sigma=5.0, bias_allowance_z=1.0,
-    leverage_memory_samples=60.0)``; ``CusumBank(ks=(0.6, 0.3, 0.12),
-    false_alarms_per_1000_meter_days=0.25, merge_gap_s=21600)``.
+    impedance_ratio=3.0, min_service_r_ohm=1e-3, trim_sigma=5.0, bias_allowance_z=0.5,
+    leverage_memory_samples=60.0)``; ``CusumBank(ks=(0.4, 0.2, 0.08),
+    false_alarms_per_1000_meter_days=0.6, merge_gap_s=21600)``.
     ``TanAnalysis``: ``.anomalies``, ``.meters`` (``MeterEstimate``: offset, service R and X,
     residual sigma), ``.warnings``, ``.excess_drop_v`` (T, N), ``.model``.
 

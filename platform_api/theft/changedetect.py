@@ -129,14 +129,34 @@ class CusumBank:
     """CUSUMs with references ``ks`` (in units of the residual's standard deviation), thresholds
     set for ``false_alarms_per_1000_meter_days`` in total over the bank at ``samples_per_day``.
 
-    Default references 0.6, 0.3, 0.12 are tuned to shifts of about 1.2, 0.6 and 0.24 sigma: the
-    extra drop of a 3 kW, 1 kW and 0.3-1 kW tap on a typical service drop, with 1-minute data.
-    The default design rate is 0.25 per 1,000 meter-days, a quarter of the tolerated rate, to
-    leave room for residuals that are not exactly Gaussian and white.
+    A CUSUM with reference k is optimal for a shift of 2k. The default references 0.4, 0.2 and
+    0.08 are tuned to shifts of about 0.8, 0.4 and 0.16 sigma, with 1-minute data and sigma the
+    excess drop's standard deviation (0.1 % of the voltage for the meter and its partners' mean,
+    0.25-0.3 V at 240 V):
+
+    * 0.8 sigma is a 3 kW tap on the weakest service drops that can be caught within an hour at
+      all (0.05-0.08 V of extra drop per kW: a tap close to the transformer, or a short heavy
+      conductor); larger shifts are caught by it within minutes anyway (run length about
+      ``(h + 1.166) / (delta - k)``);
+    * 0.4 sigma is a 1 kW tap on a typical drop (0.1-0.3 V/kW), detected within a few hours;
+    * 0.16 sigma is a 1 kW tap on those weakest drops, which must be detected within a day:
+      the smallest k leaves the largest drift ``delta - k`` inside the 24 h budget. It is not
+      taken lower because the model's slowly varying error (see ``DetectorConfig.bias_allowance_z``,
+      about 0.03 sigma) must stay well below k + allowance, else the CUSUM drifts on clean data.
+
+    The design rate is 0.6 per 1,000 meter-days, 60 % of the tolerated 1: a Bonferroni split
+    over the bank (the ARL of each CUSUM is ``len(ks)`` times the bank's) and Siegmund's
+    approximation are both conservative for correlated CUSUMs on the same residual, and the
+    bias allowance lowers the in-control rate further; on the pandapower benchmark's clean
+    records (US and European) the measured rate is 0.17 (1 alarm in 5,856 meter-days), and 0.23
+    before the taps' start in tapped records (3 in 12,799), well below the design rate; the
+    remaining 40 % is the margin for residuals that are not exactly Gaussian and white.
+    Thresholds only move with the logarithm of the rate (``h ~ ln(ARL0 2 k^2) / 2k``), so this
+    margin costs a few percent of detection time.
     """
 
-    ks: tuple[float, ...] = (0.6, 0.3, 0.12)
-    false_alarms_per_1000_meter_days: float = 0.25
+    ks: tuple[float, ...] = (0.4, 0.2, 0.08)
+    false_alarms_per_1000_meter_days: float = 0.6
     merge_gap_s: float = 6 * 3600.0
 
     def __post_init__(self):
