@@ -41,7 +41,7 @@ SNAP_S = 60  # readings of one minute belong to one time step (meters' clocks ag
 MIN_METERS = 2
 MIN_TIMES = 10
 CHUNK = 900
-_run_lock = threading.Lock()  # one analysis at a time per process (findings are upserted by alert_id)
+_run_lock = threading.Lock()  # one analysis at a time per process; across processes: record() locks the area
 
 
 class UnknownTransformer(LookupError):
@@ -230,6 +230,9 @@ def _finding(s: Session, d: dict, status: str, order_ids: list[str]) -> TheftFin
 def record(s: Session, pf: Platform, area: Area, analysis: str, alerts: list[TheftAlert],
            suppressed: list[tuple[TheftAlert, list[str]]], imports: list[int]) -> dict:
     """Store the findings of one area and publish the new alerts (in the caller's transaction)."""
+    # runs in other processes (several platform workers on PostgreSQL) record the same area one
+    # after the other: the second sees the first's findings instead of clashing on alert_id
+    s.execute(select(Transformer.id).where(Transformer.id == area.transformer_id).with_for_update())
     out = {"alerts_new": 0, "alerts_known": 0, "suppressed": len(suppressed), "withdrawn": 0}
     for alert in alerts:
         d = alert_details(alert, area, analysis)
