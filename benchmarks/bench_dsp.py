@@ -138,7 +138,7 @@ def throughput(seconds: float, inputs: int = 36) -> dict:
         for pos in range(0, col.size, int(FS)):
             blk = col[pos:pos + int(FS)]
             t = time.perf_counter()
-            y = chain.comb.process(blk)
+            y = chain.process_comb(blk)  # the comb with the chain's lock gate, as InputChain.process
             t1 = time.perf_counter()
             bb = chain.chan.process(y)
             t2 = time.perf_counter()

@@ -79,6 +79,10 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
     true time)."""
     z = np.zeros((2, n_chips), dtype=np.complex128)
     nr = r.shape[0]
+    rr = r.real.copy()
+    ri = r.imag.copy()
+    inv = 1.0 / spc
+    du = 32.0 * inv * tab_res  # table step per baseband sample
     for p in range(2):
         for k in range(n_chips):
             tau = tau0 + k * spc + p * t0_samples
@@ -88,16 +92,42 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
                 lo = 0
             if hi > nr - 1:
                 hi = nr - 1
-            acc = 0.0 + 0.0j
+            # table position of sample i: ((32 (n_first + i) + c0 - tau) / spc + tab_span) * tab_res
+            u0 = ((32.0 * n_first + c0 - tau) * inv + tab_span) * tab_res
+            acc_r = 0.0
+            acc_i = 0.0
             for i in range(lo, hi + 1):
-                x = (32.0 * (n_first + i) + c0 - tau) / spc
-                u = (x + tab_span) * tab_res
+                u = u0 + i * du
                 j = int(u)
                 f = u - j
-                g = tab[j] * (1.0 - f) + tab[j + 1] * f
-                acc += r[i] * g
-            z[p, k] = acc
+                g = tab[j] + (tab[j + 1] - tab[j]) * f
+                acc_r += rr[i] * g
+                acc_i += ri[i] * g
+            z[p, k] = complex(acc_r, acc_i)
     return z
+
+
+@jit
+def isi_kernel(chips, r1, r2, base, lo_lag):
+    """Self-interference of the T0 path on both fingers (see :meth:`BurstDemodulator._cancel`):
+    isi1[k] = sum_l r1[l] chips[k - sh], isi2[k] = sum_l r2[l] chips[k + sh], sh = base + lo_lag + l,
+    for 0 < sh < n."""
+    n = chips.shape[0]
+    isi1 = np.zeros(n, dtype=np.complex128)
+    isi2 = np.zeros(n, dtype=np.complex128)
+    for l in range(r1.shape[0]):
+        sh = base + lo_lag + l
+        if 0 < sh < n:
+            rv = r1[l]
+            for k in range(sh, n):
+                isi1[k] += rv * chips[k - sh]
+    for l in range(r2.shape[0]):
+        sh = base + lo_lag + l
+        if 0 < sh < n:
+            rv = r2[l]
+            for k in range(n - sh):
+                isi2[k] += rv * chips[k + sh]
+    return isi1, isi2
 
 
 @dataclass
@@ -147,9 +177,10 @@ class BurstDemodulator:
 
     def _mf(self, r, m_first, tau0, eps, t0_s, df, n_chips):
         spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
-        n = 32.0 * (m_first + np.arange(r.size)) + self.c0
-        rr = r * np.exp(-2j * np.pi * df * (n - tau0) / self.fs_hz)
-        return mf_kernel(rr, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
+        if df != 0.0:
+            n = 32.0 * (m_first + np.arange(r.size)) + self.c0
+            r = r * np.exp(-2j * np.pi * df * (n - tau0) / self.fs_hz)
+        return mf_kernel(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
                          int(n_chips), _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
 
     def _combine(self, z, t0_s, code):
@@ -337,18 +368,9 @@ class BurstDemodulator:
         frac = t0c - base
         # finger 0 at chip k sees w2 * sum_j a_j R(k - j - t0c): j = k - base - l
         R1 = raised_cosine(lags - frac)  # R((k - j) - t0c) with k - j = base + l
-        isi1 = np.zeros(n, complex)
-        isi2 = np.zeros(n, complex)
-        for l, rv in zip(lags, R1):
-            sh = base + l  # j = k - sh
-            if 0 < sh < n:
-                isi1[sh:] += rv * chips[:-sh]
         # finger 1 at chip k (+T0) sees sum_j a_j R(k + t0c - j): j = k + base + l
         R2 = raised_cosine(frac + base - (base + lags))  # R(k + t0c - j) with j - k = base + l
-        for l, rv in zip(lags, R2):
-            sh = base + l
-            if 0 < sh < n:
-                isi2[:-sh] += rv * chips[sh:]
+        isi1, isi2 = isi_kernel(np.asarray(chips, dtype=np.complex128), R1, R2, base, int(lags[0]))
         zc = z.copy()
         zc[0] -= H * w2 * isi1
         zc[1] -= H * isi2
