@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal
@@ -60,11 +61,34 @@ def design(fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
     return ha, hb
 
 
+@lru_cache(maxsize=16)
+def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
+    """Filters and mixer tables, shared by every channelizer of the same plan (read-only)."""
+    ha, hb = design(fs_hz)
+    lo_a = _lo_table(f_mid_hz, fs_hz)
+    # polyphase stage A: output ma is at input index 8 ma + 7; its mixer phase repeats with
+    # period lcm(P_a, 8) / 8 outputs
+    pa = lo_a.size
+    nq = int(np.lcm(pa, DEC_A) // DEC_A)
+    t = np.arange(TAPS_A)
+    hq = np.stack([ha * lo_a[(DEC_A * q + DEC_A - 1 - t) % pa] for q in range(nq)])
+    tabs = [_lo_table(fc - f_mid_hz, fs_hz) for fc in fcs]
+    period = int(np.lcm.reduce([t.size for t in tabs]))
+    lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
+    # the kernel's layout: real and imaginary parts apart, oldest sample's tap first
+    hqr = np.ascontiguousarray(hq.real[:, ::-1])
+    hqi = np.ascontiguousarray(hq.imag[:, ::-1])
+    hbr = np.ascontiguousarray(hb[::-1])
+    for a in (ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr):
+        a.setflags(write=False)
+    return ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr
+
+
 @dataclass
 class ChannelizerState:
     n: int  # absolute input index of the next sample
     hist_a: np.ndarray  # doubled ring of real input samples
-    hist_b: np.ndarray  # (channels, doubled ring) of stage-B inputs (mixed per channel)
+    hist_b: np.ndarray  # (channels, re/im, doubled ring) of stage-B inputs (mixed per channel)
     m_a: int  # stage-A outputs produced so far
     delay_line: np.ndarray  # (channels, 2*BLANK_HALF+1) complex, pending outputs
     blank_left: np.ndarray  # (channels,) samples still to blank
@@ -80,62 +104,79 @@ class ChannelizerState:
                                 self.m_out, self.blanked.copy())
 
 
-@jit
-def channelize_kernel(x, n0, hq, hb, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm, warm_buf,
+@jit(fastmath={"reassoc", "contract"})
+def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm, warm_buf,
                       m_out, blanked, out, k2, alpha):
     """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
 
-    Stage A is polyphase: ``hq[q]`` are the taps already multiplied by the mixer (output phase q
-    = stage-A output index modulo the mixer period), so the real input is filtered directly.
-    ``xbuf`` / ``bbuf`` are doubled ring buffers (each value written twice, R apart) so that
-    every filter reads one contiguous run."""
+    Stage A is polyphase: ``hqr[q] + j hqi[q]`` are the taps already multiplied by the mixer
+    (output phase q = stage-A output index modulo the mixer period), so the real input is
+    filtered directly. ``xbuf`` / ``bbuf`` (channels, re/im, ring) are doubled ring buffers (each
+    value written twice, R apart) so that every filter reads one contiguous run; the taps are
+    stored oldest sample first (``hqr[q, s]`` multiplies the sample la - 1 - s back).
+
+    Compiled with reassociation (and fused multiply-add) allowed, so that the dot products
+    are vectorised: the sums are in another order than a plain loop's (a few ulp), always the
+    same for a given output, whatever the cut of the stream. No other fast-math flag: the
+    channelizer never sees a non-finite sample (the comb replaces them, ``process`` checks)."""
     ra = xbuf.shape[0] // 2
-    rb = bbuf.shape[1] // 2
-    la = hq.shape[1]
-    lb = hb.shape[0]
-    nq = hq.shape[0]
+    rb = bbuf.shape[2] // 2
+    la = hqr.shape[1]
+    lb = hbr.shape[0]
+    nq = hqr.shape[0]
     nch = lo_b.shape[0]
     pb = lo_b.shape[1]
     dl = delay_line.shape[1]
     w = 0
     n = n0
+    # ring positions and phases kept as counters (no integer division per sample)
+    ia = n0 % ra - 1
+    ph = n0 % DEC_A - 1
     for k in range(x.shape[0]):
         n = n0 + k
-        ia = n % ra
+        ia += 1
+        if ia == ra:
+            ia = 0
         v = x[k]
         xbuf[ia] = v
         xbuf[ia + ra] = v
-        if (n + 1) % DEC_A != 0:
+        ph += 1
+        if ph == DEC_A:
+            ph = 0
+        if ph != DEC_A - 1:
             continue
         # stage A output at input index n: sum_t x[n - t] hq[q, t]
         q = m_a % nq
-        base = ia + ra
+        xs = xbuf[ia + ra - (la - 1):ia + ra + 1]
+        hr = hqr[q]
+        hi = hqi[q]
         acc_r = 0.0
         acc_i = 0.0
         for t in range(la):
-            xv = xbuf[base - t]
-            h = hq[q, t]
-            acc_r += xv * h.real
-            acc_i += xv * h.imag
+            acc_r += xs[t] * hr[t]
+            acc_i += xs[t] * hi[t]
         ma = m_a
         m_a += 1
         ib = ma % rb
         jb = (n - GD_A) % pb
         for c in range(nch):
             lo = lo_b[c, jb]
-            val = complex(acc_r * lo.real - acc_i * lo.imag, acc_r * lo.imag + acc_i * lo.real)
-            bbuf[c, ib] = val
-            bbuf[c, ib + rb] = val
+            vr = acc_r * lo.real - acc_i * lo.imag
+            vi = acc_r * lo.imag + acc_i * lo.real
+            bbuf[c, 0, ib] = vr
+            bbuf[c, 0, ib + rb] = vr
+            bbuf[c, 1, ib] = vi
+            bbuf[c, 1, ib + rb] = vi
         if (ma + 1) % DEC_B != 0:
             continue
-        baseb = ib + rb
         for c in range(nch):
+            zr = bbuf[c, 0, ib + rb - (lb - 1):ib + rb + 1]
+            zi = bbuf[c, 1, ib + rb - (lb - 1):ib + rb + 1]
             yr = 0.0
             yi = 0.0
             for t in range(lb):
-                z = bbuf[c, baseb - t]
-                yr += hb[t] * z.real
-                yi += hb[t] * z.imag
+                yr += hbr[t] * zr[t]
+                yi += hbr[t] * zi[t]
             yb = complex(yr, yi)
             p = yr * yr + yi * yi
             np_est = noise_pow[c]
@@ -183,17 +224,7 @@ class Channelizer:
         for c in plan.channels:
             if abs(c.fc_hz - self.f_mid_hz) + c.bandwidth_hz / 2 > 1500.0:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
-        self.ha, self.hb = design(fs_hz)
-        self.lo_a = _lo_table(self.f_mid_hz, fs_hz)
-        # polyphase stage A: output ma is at input index 8 ma + 7; its mixer phase repeats with
-        # period lcm(P_a, 8) / 8 outputs
-        pa = self.lo_a.size
-        nq = int(np.lcm(pa, DEC_A) // DEC_A)
-        t = np.arange(TAPS_A)
-        self.hq = np.stack([self.ha * self.lo_a[(DEC_A * q + DEC_A - 1 - t) % pa] for q in range(nq)])
-        tabs = [_lo_table(c.fc_hz - self.f_mid_hz, fs_hz) for c in plan.channels]
-        period = int(np.lcm.reduce([t.size for t in tabs]))
-        self.lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
+        self.ha, self.hb, self.lo_a, self.hq, self.lo_b, self._hqr, self._hqi, self._hbr = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
         self.reset()
 
     @property
@@ -208,7 +239,7 @@ class Channelizer:
     def reset(self) -> None:
         nch = self.n_channels
         dl = BLANK_HALF
-        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2 * 64), complex), 0,
+        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2, 2 * 64)), 0,
                                       np.zeros((nch, dl), complex), np.zeros(nch, np.int64), np.zeros(nch),
                                       np.zeros(nch, np.int64), np.zeros((nch, WARMUP)), 0, np.zeros(nch, np.int64))
 
@@ -228,7 +259,7 @@ class Channelizer:
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         s.n, s.m_a, s.m_out, w = channelize_kernel(
-            x, s.n, self.hq, self.hb, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
+            x, s.n, self._hqr, self._hqi, self._hbr, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
             s.noise_pow, s.warm, s.warm_buf, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
         return out[:, :w]
 
