@@ -76,9 +76,11 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     period = int(np.lcm.reduce([t.size for t in tabs]))
     lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
     # the kernel's layout: real and imaginary parts apart, oldest sample's tap first
-    hqr = np.ascontiguousarray(hq.real[:, ::-1])
-    hqi = np.ascontiguousarray(hq.imag[:, ::-1])
-    hbr = np.ascontiguousarray(hb[::-1])
+    # padded with zero taps (in front: older samples) to a multiple of 16, the vectorised loop's step
+    pad_a, pad_b = -TAPS_A % 16, -TAPS_B % 16
+    hqr = np.ascontiguousarray(np.pad(hq.real[:, ::-1], ((0, 0), (pad_a, 0))))
+    hqi = np.ascontiguousarray(np.pad(hq.imag[:, ::-1], ((0, 0), (pad_a, 0))))
+    hbr = np.ascontiguousarray(np.pad(hb[::-1], (pad_b, 0)))
     for a in (ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr):
         a.setflags(write=False)
     return ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr
@@ -130,82 +132,97 @@ def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, b
     w = 0
     n = n0
     # ring positions and phases kept as counters (no integer division per sample)
-    ia = n0 % ra - 1
-    ph = n0 % DEC_A - 1
-    for k in range(x.shape[0]):
-        n = n0 + k
-        ia += 1
-        if ia == ra:
-            ia = 0
-        v = x[k]
-        xbuf[ia] = v
-        xbuf[ia + ra] = v
-        ph += 1
-        if ph == DEC_A:
-            ph = 0
-        if ph != DEC_A - 1:
-            continue
-        # stage A output at input index n: sum_t x[n - t] hq[q, t]
-        q = m_a % nq
-        xs = xbuf[ia + ra - (la - 1):ia + ra + 1]
-        hr = hqr[q]
-        hi = hqi[q]
-        acc_r = 0.0
-        acc_i = 0.0
-        for t in range(la):
-            acc_r += xs[t] * hr[t]
-            acc_i += xs[t] * hi[t]
-        ma = m_a
-        m_a += 1
-        ib = ma % rb
-        jb = (n - GD_A) % pb
-        for c in range(nch):
-            lo = lo_b[c, jb]
-            vr = acc_r * lo.real - acc_i * lo.imag
-            vi = acc_r * lo.imag + acc_i * lo.real
-            bbuf[c, 0, ib] = vr
-            bbuf[c, 0, ib + rb] = vr
-            bbuf[c, 1, ib] = vi
-            bbuf[c, 1, ib + rb] = vi
-        if (ma + 1) % DEC_B != 0:
-            continue
-        for c in range(nch):
-            zr = bbuf[c, 0, ib + rb - (lb - 1):ib + rb + 1]
-            zi = bbuf[c, 1, ib + rb - (lb - 1):ib + rb + 1]
-            yr = 0.0
-            yi = 0.0
-            for t in range(lb):
-                yr += hbr[t] * zr[t]
-                yi += hbr[t] * zi[t]
-            yb = complex(yr, yi)
-            p = yr * yr + yi * yi
-            np_est = noise_pow[c]
-            if warm[c] < WARMUP:  # first outputs of signal: collect, then start from their median
-                if p > 0.0:
-                    warm_buf[c, warm[c]] = p
-                    warm[c] += 1
-                    if warm[c] == WARMUP:
-                        noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
-            elif p > k2 * np_est:
-                blank_left[c] = dl  # blank the pending samples and the coming ones
-                for i in range(dl):
-                    if delay_line[c, i] != 0:
+    q = m_a % nq  # phase of the next stage-A output
+    ib = m_a % rb - 1  # ring slot of the last stage-A output
+    pha = m_a % DEC_B - 1
+    jb = (n0 + (DEC_A - 1 - n0 % DEC_A) - GD_A) % pb  # mixer phase of the next stage-A output
+    slot = m_out % dl
+    nx = x.shape[0]
+    k0 = 0
+    while k0 < nx:
+        # a run of input up to the end of the ring: copied into the upper copy, then the
+        # stage-A outputs that fall in it (their windows read the lower copy above their own
+        # slot: the previous lap's samples), then into the lower copy
+        ia0 = (n0 + k0) % ra
+        run = min(nx - k0, ra - ia0)
+        for t in range(run):
+            xbuf[ia0 + ra + t] = x[k0 + t]
+        first = (DEC_A - 1 - (n0 + k0) % DEC_A)  # offset of the first output (input index 8 m + 7)
+        k0 += run
+        for ia in range(ia0 + first, ia0 + run, DEC_A):
+            # stage A output at input index n: sum_t x[n - t] hq[q, t]
+            xs = xbuf[ia + ra - (la - 1):ia + ra + 1]
+            hr = hqr[q]
+            hi = hqi[q]
+            acc_r = 0.0
+            acc_i = 0.0
+            for t in range(la):
+                acc_r += xs[t] * hr[t]
+                acc_i += xs[t] * hi[t]
+            m_a += 1
+            q += 1
+            if q == nq:
+                q = 0
+            ib += 1
+            if ib == rb:
+                ib = 0
+            for c in range(nch):
+                lo = lo_b[c, jb]
+                vr = acc_r * lo.real - acc_i * lo.imag
+                vi = acc_r * lo.imag + acc_i * lo.real
+                bbuf[c, 0, ib] = vr
+                bbuf[c, 0, ib + rb] = vr
+                bbuf[c, 1, ib] = vi
+                bbuf[c, 1, ib + rb] = vi
+            jb += DEC_A
+            if jb >= pb:
+                jb -= pb
+            pha += 1
+            if pha == DEC_B:
+                pha = 0
+            if pha != DEC_B - 1:
+                continue
+            for c in range(nch):
+                zr = bbuf[c, 0, ib + rb - (lb - 1):ib + rb + 1]
+                zi = bbuf[c, 1, ib + rb - (lb - 1):ib + rb + 1]
+                yr = 0.0
+                yi = 0.0
+                for t in range(lb):
+                    yr += hbr[t] * zr[t]
+                    yi += hbr[t] * zi[t]
+                yb = complex(yr, yi)
+                p = yr * yr + yi * yi
+                np_est = noise_pow[c]
+                if warm[c] < WARMUP:  # first outputs of signal: collect, then start from their median
+                    if p > 0.0:
+                        warm_buf[c, warm[c]] = p
+                        warm[c] += 1
+                        if warm[c] == WARMUP:
+                            noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
+                elif p > k2 * np_est:
+                    blank_left[c] = dl  # blank the pending samples and the coming ones
+                    for i in range(dl):
+                        if delay_line[c, i] != 0:
+                            blanked[c] += 1
+                        delay_line[c, i] = 0.0
+                    noise_pow[c] = np_est + alpha * (k2 - 1.0) * np_est  # lets a real rise of the floor through
+                else:
+                    noise_pow[c] = np_est + alpha * (p - np_est)
+                outv = delay_line[c, slot]
+                if blank_left[c] > 0:
+                    blank_left[c] -= 1
+                    if yb != 0:
                         blanked[c] += 1
-                    delay_line[c, i] = 0.0
-                noise_pow[c] = np_est + alpha * (k2 - 1.0) * np_est  # lets a real rise of the floor through
-            else:
-                noise_pow[c] = np_est + alpha * (p - np_est)
-            slot = m_out % dl
-            outv = delay_line[c, slot]
-            if blank_left[c] > 0:
-                blank_left[c] -= 1
-                if yb != 0:
-                    blanked[c] += 1
-                yb = 0.0
-            delay_line[c, slot] = yb
-            out[c, w] = outv
-        m_out += 1
-        w += 1
+                    yb = 0.0
+                delay_line[c, slot] = yb
+                out[c, w] = outv
+            m_out += 1
+            slot += 1
+            if slot == dl:
+                slot = 0
+            w += 1
+        for t in range(run):
+            xbuf[ia0 + t] = xbuf[ia0 + ra + t]
     return n0 + x.shape[0], m_a, m_out, w
 
 

@@ -70,7 +70,7 @@ def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
     return out
 
 
-@jit
+@jit(fastmath={"reassoc", "contract"})
 def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_span, span):
     """Matched-filter outputs of both paths for chips 0..n_chips-1.
 
@@ -105,6 +105,74 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
                 acc_i += ri[i] * g
             z[p, k] = complex(acc_r, acc_i)
     return z
+
+
+@jit
+def moving_sum(v, half):
+    """out[i] = sum of v[i - half .. i + half] (within v), as ``np.convolve(v, ones(2 half + 1),
+    "same")``, by a running sum (its rounding drift stays near 1e-16 of the sums)."""
+    n = v.shape[0]
+    out = np.empty_like(v)
+    acc = 0.0 * v[0] if n > 0 else 0.0j
+    for j in range(min(n, half + 1)):
+        acc += v[j]
+    for i in range(n):
+        out[i] = acc
+        if i + half + 1 < n:
+            acc += v[i + half + 1]
+        if i - half >= 0:
+            acc -= v[i - half]
+    return out
+
+
+@jit
+def unwrapped_angle(z):
+    """``np.unwrap(np.angle(z))`` (the same steps: corrections where a step exceeds pi)."""
+    n = z.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    prev = math.atan2(z[0].imag, z[0].real)
+    out[0] = prev
+    corr = 0.0
+    for i in range(1, n):
+        a = math.atan2(z[i].imag, z[i].real)
+        dd = a - prev
+        ddmod = (dd + math.pi) % (2.0 * math.pi) - math.pi
+        if ddmod == -math.pi and dd > 0:
+            ddmod = math.pi
+        if abs(dd) >= math.pi:
+            corr += ddmod - dd
+        out[i] = a + corr
+        prev = a
+    return out
+
+
+@jit
+def preamble_metric(z, w2c, code, pre, sf):
+    """|sum_s pre[s] Y[s]|, Y = the symbols despread (``sf`` chips each) from the fingers ``z``
+    (see ``BurstDemodulator._combine``)."""
+    acc = 0.0j
+    for s in range(pre.shape[0]):
+        y = 0.0j
+        for c in range(sf * s, sf * s + sf):
+            y += (z[0, c] + w2c * z[1, c]) * code[c]
+        acc += y * pre[s]
+    return abs(acc)
+
+
+@jit
+def cancel_kernel(z, chips, h_amp, phi_sym, sf, r1, r2, base, lo_lag, w2):
+    """``z`` minus the self-interference of the T0 path on both fingers (``_cancel``): the
+    gain of chip k is h_amp exp(j phi_sym[k // sf])."""
+    isi1, isi2 = isi_kernel(chips, r1, r2, base, lo_lag)
+    n = chips.shape[0]
+    zc = z.copy()
+    for k in range(n):
+        h = h_amp * np.exp(1j * phi_sym[k // sf])
+        zc[0, k] -= h * w2 * isi1[k]
+        zc[1, k] -= h * isi2[k]
+    return zc
 
 
 @jit
@@ -200,10 +268,12 @@ class BurstDemodulator:
         spc0 = self.fs_hz / P.CHIP_RATE_HZ
         offs = np.arange(-6, 7) * 0.05 * spc0
         mets = []
+        w2c = np.conj(-np.exp(-2j * np.pi * self.channel.fc_hz * t0_s))
+        spc = self.fs_hz / P.CHIP_RATE_HZ
         for o in offs:
-            z = self._mf(r, m_first, start_sample + o, 0.0, t0_s, 0.0, n_pre)
-            Y, _ = self._combine(z, t0_s, code)
-            mets.append(abs(np.sum(Y * self.pre)))
+            z = mf_kernel(r, int(m_first), float(self.c0), float(start_sample + o), spc, t0_s * self.fs_hz, n_pre,
+                          _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
+            mets.append(preamble_metric(z, w2c, self.code_cache[code], self.pre, P.CHIPS_PER_SYMBOL))
         mets = np.array(mets)
         i = int(np.argmax(mets))
         tau0 = start_sample + offs[i]
@@ -247,16 +317,11 @@ class BurstDemodulator:
         npre = P.PREAMBLE_SYMBOLS
         if known is not None:
             v = Y * np.conj(known)
-            win = 24
-            kern = np.ones(2 * win + 1)
-            sm = np.convolve(v, kern, mode="same")
-            return np.unwrap(np.angle(sm))
+            return unwrapped_angle(moving_sum(v, 24))
         phi_pre = np.angle(np.sum(Y[:npre] * self.pre))
         power = 2 if mod == P.Modulation.BPSK else 4
         zp = self._strip(Y)
-        win = 48
-        sm = np.convolve(zp, np.ones(2 * win + 1), mode="same")
-        ang = np.unwrap(np.angle(sm)) / power
+        ang = unwrapped_angle(moving_sum(zp, 48)) / power
         # align the M-fold ambiguity to the preamble phase
         shift = np.round((phi_pre - np.mean(ang[:npre])) / (2 * np.pi / power)) * (2 * np.pi / power)
         return ang + shift
@@ -359,10 +424,7 @@ class BurstDemodulator:
 
     def _cancel(self, z, chips, amp, phi_sym, eps, t0_s, w2):
         """Remove from both fingers what the other path of the (decided) chips puts there."""
-        n = chips.size
         t0c = t0_s * P.CHIP_RATE_HZ  # path offset in chips (transmitter time)
-        # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
-        H = (amp / (2.0 * P.CHIPS_PER_SYMBOL)) * np.exp(1j * np.repeat(phi_sym, P.CHIPS_PER_SYMBOL))[:n]
         lags = np.arange(-8, 9)
         base = int(round(t0c))
         frac = t0c - base
@@ -370,11 +432,10 @@ class BurstDemodulator:
         R1 = raised_cosine(lags - frac)  # R((k - j) - t0c) with k - j = base + l
         # finger 1 at chip k (+T0) sees sum_j a_j R(k + t0c - j): j = k + base + l
         R2 = raised_cosine(frac + base - (base + lags))  # R(k + t0c - j) with j - k = base + l
-        isi1, isi2 = isi_kernel(np.asarray(chips, dtype=np.complex128), R1, R2, base, int(lags[0]))
-        zc = z.copy()
-        zc[0] -= H * w2 * isi1
-        zc[1] -= H * isi2
-        return zc
+        # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
+        return cancel_kernel(z, np.asarray(chips, dtype=np.complex128), amp / (2.0 * P.CHIPS_PER_SYMBOL),
+                             np.asarray(phi_sym, dtype=np.float64), P.CHIPS_PER_SYMBOL, R1, R2, base, int(lags[0]),
+                             complex(w2))
 
 
 @dataclass
