@@ -168,10 +168,12 @@ def cancel_kernel(z, chips, h_amp, phi_sym, sf, r1, r2, base, lo_lag, w2):
     isi1, isi2 = isi_kernel(chips, r1, r2, base, lo_lag)
     n = chips.shape[0]
     zc = z.copy()
-    for k in range(n):
-        h = h_amp * np.exp(1j * phi_sym[k // sf])
-        zc[0, k] -= h * w2 * isi1[k]
-        zc[1, k] -= h * isi2[k]
+    for s in range(phi_sym.shape[0]):
+        h = h_amp * np.exp(1j * phi_sym[s])
+        hw = h * w2
+        for k in range(s * sf, min(n, s * sf + sf)):
+            zc[0, k] -= hw * isi1[k]
+            zc[1, k] -= h * isi2[k]
     return zc
 
 
@@ -179,22 +181,30 @@ def cancel_kernel(z, chips, h_amp, phi_sym, sf, r1, r2, base, lo_lag, w2):
 def isi_kernel(chips, r1, r2, base, lo_lag):
     """Self-interference of the T0 path on both fingers (see :meth:`BurstDemodulator._cancel`):
     isi1[k] = sum_l r1[l] chips[k - sh], isi2[k] = sum_l r2[l] chips[k + sh], sh = base + lo_lag + l,
-    for 0 < sh < n."""
+    for 0 < sh < n and the chip inside the burst (summed in the order of l; real and imaginary
+    parts apart, the weights are real)."""
     n = chips.shape[0]
-    isi1 = np.zeros(n, dtype=np.complex128)
-    isi2 = np.zeros(n, dtype=np.complex128)
-    for l in range(r1.shape[0]):
-        sh = base + lo_lag + l
-        if 0 < sh < n:
-            rv = r1[l]
-            for k in range(sh, n):
-                isi1[k] += rv * chips[k - sh]
-    for l in range(r2.shape[0]):
-        sh = base + lo_lag + l
-        if 0 < sh < n:
-            rv = r2[l]
-            for k in range(n - sh):
-                isi2[k] += rv * chips[k + sh]
+    cr = chips.real.copy()
+    ci = chips.imag.copy()
+    isi1 = np.empty(n, dtype=np.complex128)
+    isi2 = np.empty(n, dtype=np.complex128)
+    for k in range(n):
+        ar = 0.0
+        ai = 0.0
+        for l in range(r1.shape[0]):
+            sh = base + lo_lag + l
+            if 0 < sh <= k:
+                ar += r1[l] * cr[k - sh]
+                ai += r1[l] * ci[k - sh]
+        isi1[k] = complex(ar, ai)
+        br = 0.0
+        bi = 0.0
+        for l in range(r2.shape[0]):
+            sh = base + lo_lag + l
+            if 0 < sh < n - k:
+                br += r2[l] * cr[k + sh]
+                bi += r2[l] * ci[k + sh]
+        isi2[k] = complex(br, bi)
     return isi1, isi2
 
 
@@ -236,6 +246,10 @@ class BurstDemodulator:
         self.pre = 1.0 - 2.0 * preamble_bits().astype(float)
         self.n_coded = P.coded_bits(channel.fec)
         self.c0 = Channelizer.input_index(0)  # input index of baseband sample 0
+        # the carrier search's frequency grid, and the bins beyond the crystals' +-150 ppm
+        fr = np.fft.fftfreq(1 << 14, d=1.0 / P.SYMBOL_RATE_HZ)
+        power = 2 if channel.modulation == P.Modulation.BPSK else 4
+        self._carrier_grid = (fr, np.abs(fr) > power * channel.fc_hz * 150e-6)
 
     # -- geometry ------------------------------------------------------------------------------
     def span_samples(self, grid_hz: float) -> int:
@@ -289,9 +303,8 @@ class BurstDemodulator:
         zpow = self._strip(Y)
         nfft = 1 << 14
         F = np.abs(np.fft.fft(zpow, nfft))
-        fr = np.fft.fftfreq(nfft, d=1.0 / P.SYMBOL_RATE_HZ)
-        lim = power * self.channel.fc_hz * 150e-6  # crystals within +-150 ppm
-        F[np.abs(fr) > lim] = 0.0
+        fr, far = self._carrier_grid
+        F[far] = 0.0
         k = int(np.argmax(F))
         a, b, c = F[k - 1], F[k], F[(k + 1) % nfft]
         den = a - 2 * b + c
