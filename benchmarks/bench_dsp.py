@@ -128,9 +128,15 @@ def throughput(seconds: float, inputs: int = 36) -> dict:
     x = x[:, :inputs] / 0.25
     plan = P.ChannelPlan.default()
     _pin_one_core()
-    InputChain(plan).process(x[: int(2 * FS), 0])  # compile / load the kernels
+    # compile / load every kernel before the clock starts, the demodulator's too: run inputs
+    # until one burst has been demodulated (a stretch without one never reaches them)
+    for i in range(x.shape[1]):
+        warm = InputChain(plan, i)
+        if warm.process(x[:, i]) + warm.flush():
+            break
     stage = {"comb": 0.0, "channelizer": 0.0, "detector": 0.0, "demod+decode": 0.0}
     t_all = time.perf_counter()
+    cpu_all = time.process_time()
     decoded = 0
     for i in range(x.shape[1]):
         chain = InputChain(plan, i)
@@ -138,7 +144,7 @@ def throughput(seconds: float, inputs: int = 36) -> dict:
         for pos in range(0, col.size, int(FS)):
             blk = col[pos:pos + int(FS)]
             t = time.perf_counter()
-            y = chain.comb.process(blk)
+            y = chain.process_comb(blk)  # the comb with the chain's lock gate, as InputChain.process
             t1 = time.perf_counter()
             bb = chain.chan.process(y)
             t2 = time.perf_counter()
@@ -154,9 +160,14 @@ def throughput(seconds: float, inputs: int = 36) -> dict:
             decoded += sum(1 for _, r in out if r.crc_ok)
         decoded += sum(1 for _, r in chain.flush() if r.crc_ok)
     wall = time.perf_counter() - t_all
+    cpu = time.process_time() - cpu_all
     samples = x.shape[0] * x.shape[1]
     rtf = (x.shape[0] / FS) / wall  # seconds of 36-input signal processed per second, one core
-    out = {"realtime_factor_36in_48k_1core": round(rtf, 2), "inputs": inputs, "seconds": seconds,
+    # the same by this process's CPU time: what the chain costs when it has the core to itself
+    # (the clock figure above also counts the time other jobs on a shared machine took the core)
+    out = {"realtime_factor_36in_48k_1core": round(rtf, 2),
+           "cpu_realtime_factor_36in_48k_1core": round((x.shape[0] / FS) / cpu, 2),
+           "inputs": inputs, "seconds": seconds,
            "msamples_per_s": round(samples / wall / 1e6, 2), "decoded_frames": decoded,
            "stage_msamples_per_s": {k: round(samples / v / 1e6, 1) if v > 0 else None for k, v in stage.items()}}
     for f in tmp.parent.glob(tmp.name + "*"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal
@@ -60,11 +61,36 @@ def design(fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
     return ha, hb
 
 
+@lru_cache(maxsize=16)
+def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
+    """Filters and mixer tables, shared by every channelizer of the same plan (read-only)."""
+    ha, hb = design(fs_hz)
+    lo_a = _lo_table(f_mid_hz, fs_hz)
+    # polyphase stage A: output ma is at input index 8 ma + 7; its mixer phase repeats with
+    # period lcm(P_a, 8) / 8 outputs
+    pa = lo_a.size
+    nq = int(np.lcm(pa, DEC_A) // DEC_A)
+    t = np.arange(TAPS_A)
+    hq = np.stack([ha * lo_a[(DEC_A * q + DEC_A - 1 - t) % pa] for q in range(nq)])
+    tabs = [_lo_table(fc - f_mid_hz, fs_hz) for fc in fcs]
+    period = int(np.lcm.reduce([t.size for t in tabs]))
+    lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
+    # the kernel's layout: real and imaginary parts apart, oldest sample's tap first
+    # padded with zero taps (in front: older samples) to a multiple of 16, the vectorised loop's step
+    pad_a, pad_b = -TAPS_A % 16, -TAPS_B % 16
+    hqr = np.ascontiguousarray(np.pad(hq.real[:, ::-1], ((0, 0), (pad_a, 0))))
+    hqi = np.ascontiguousarray(np.pad(hq.imag[:, ::-1], ((0, 0), (pad_a, 0))))
+    hbr = np.ascontiguousarray(np.pad(hb[::-1], (pad_b, 0)))
+    for a in (ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr):
+        a.setflags(write=False)
+    return ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr
+
+
 @dataclass
 class ChannelizerState:
     n: int  # absolute input index of the next sample
     hist_a: np.ndarray  # doubled ring of real input samples
-    hist_b: np.ndarray  # (channels, doubled ring) of stage-B inputs (mixed per channel)
+    hist_b: np.ndarray  # (channels, re/im, doubled ring) of stage-B inputs (mixed per channel)
     m_a: int  # stage-A outputs produced so far
     delay_line: np.ndarray  # (channels, 2*BLANK_HALF+1) complex, pending outputs
     blank_left: np.ndarray  # (channels,) samples still to blank
@@ -80,91 +106,123 @@ class ChannelizerState:
                                 self.m_out, self.blanked.copy())
 
 
-@jit
-def channelize_kernel(x, n0, hq, hb, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm, warm_buf,
+@jit(fastmath={"reassoc", "contract"})
+def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm, warm_buf,
                       m_out, blanked, out, k2, alpha):
     """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
 
-    Stage A is polyphase: ``hq[q]`` are the taps already multiplied by the mixer (output phase q
-    = stage-A output index modulo the mixer period), so the real input is filtered directly.
-    ``xbuf`` / ``bbuf`` are doubled ring buffers (each value written twice, R apart) so that
-    every filter reads one contiguous run."""
+    Stage A is polyphase: ``hqr[q] + j hqi[q]`` are the taps already multiplied by the mixer
+    (output phase q = stage-A output index modulo the mixer period), so the real input is
+    filtered directly. ``xbuf`` / ``bbuf`` (channels, re/im, ring) are doubled ring buffers (each
+    value written twice, R apart) so that every filter reads one contiguous run; the taps are
+    stored oldest sample first (``hqr[q, s]`` multiplies the sample la - 1 - s back).
+
+    Compiled with reassociation (and fused multiply-add) allowed, so that the dot products
+    are vectorised: the sums are in another order than a plain loop's (a few ulp), always the
+    same for a given output, whatever the cut of the stream. No other fast-math flag: the
+    channelizer never sees a non-finite sample (the comb replaces them, ``process`` checks)."""
     ra = xbuf.shape[0] // 2
-    rb = bbuf.shape[1] // 2
-    la = hq.shape[1]
-    lb = hb.shape[0]
-    nq = hq.shape[0]
+    rb = bbuf.shape[2] // 2
+    la = hqr.shape[1]
+    lb = hbr.shape[0]
+    nq = hqr.shape[0]
     nch = lo_b.shape[0]
     pb = lo_b.shape[1]
     dl = delay_line.shape[1]
     w = 0
     n = n0
-    for k in range(x.shape[0]):
-        n = n0 + k
-        ia = n % ra
-        v = x[k]
-        xbuf[ia] = v
-        xbuf[ia + ra] = v
-        if (n + 1) % DEC_A != 0:
-            continue
-        # stage A output at input index n: sum_t x[n - t] hq[q, t]
-        q = m_a % nq
-        base = ia + ra
-        acc_r = 0.0
-        acc_i = 0.0
-        for t in range(la):
-            xv = xbuf[base - t]
-            h = hq[q, t]
-            acc_r += xv * h.real
-            acc_i += xv * h.imag
-        ma = m_a
-        m_a += 1
-        ib = ma % rb
-        jb = (n - GD_A) % pb
-        for c in range(nch):
-            lo = lo_b[c, jb]
-            val = complex(acc_r * lo.real - acc_i * lo.imag, acc_r * lo.imag + acc_i * lo.real)
-            bbuf[c, ib] = val
-            bbuf[c, ib + rb] = val
-        if (ma + 1) % DEC_B != 0:
-            continue
-        baseb = ib + rb
-        for c in range(nch):
-            yr = 0.0
-            yi = 0.0
-            for t in range(lb):
-                z = bbuf[c, baseb - t]
-                yr += hb[t] * z.real
-                yi += hb[t] * z.imag
-            yb = complex(yr, yi)
-            p = yr * yr + yi * yi
-            np_est = noise_pow[c]
-            if warm[c] < WARMUP:  # first outputs of signal: collect, then start from their median
-                if p > 0.0:
-                    warm_buf[c, warm[c]] = p
-                    warm[c] += 1
-                    if warm[c] == WARMUP:
-                        noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
-            elif p > k2 * np_est:
-                blank_left[c] = dl  # blank the pending samples and the coming ones
-                for i in range(dl):
-                    if delay_line[c, i] != 0:
+    # ring positions and phases kept as counters (no integer division per sample)
+    q = m_a % nq  # phase of the next stage-A output
+    ib = m_a % rb - 1  # ring slot of the last stage-A output
+    pha = m_a % DEC_B - 1
+    jb = (n0 + (DEC_A - 1 - n0 % DEC_A) - GD_A) % pb  # mixer phase of the next stage-A output
+    slot = m_out % dl
+    nx = x.shape[0]
+    k0 = 0
+    while k0 < nx:
+        # a run of input up to the end of the ring: copied into the upper copy, then the
+        # stage-A outputs that fall in it (their windows read the lower copy above their own
+        # slot: the previous lap's samples), then into the lower copy
+        ia0 = (n0 + k0) % ra
+        run = min(nx - k0, ra - ia0)
+        for t in range(run):
+            xbuf[ia0 + ra + t] = x[k0 + t]
+        first = (DEC_A - 1 - (n0 + k0) % DEC_A)  # offset of the first output (input index 8 m + 7)
+        k0 += run
+        for ia in range(ia0 + first, ia0 + run, DEC_A):
+            # stage A output at input index n: sum_t x[n - t] hq[q, t]
+            xs = xbuf[ia + ra - (la - 1):ia + ra + 1]
+            hr = hqr[q]
+            hi = hqi[q]
+            acc_r = 0.0
+            acc_i = 0.0
+            for t in range(la):
+                acc_r += xs[t] * hr[t]
+                acc_i += xs[t] * hi[t]
+            m_a += 1
+            q += 1
+            if q == nq:
+                q = 0
+            ib += 1
+            if ib == rb:
+                ib = 0
+            for c in range(nch):
+                lo = lo_b[c, jb]
+                vr = acc_r * lo.real - acc_i * lo.imag
+                vi = acc_r * lo.imag + acc_i * lo.real
+                bbuf[c, 0, ib] = vr
+                bbuf[c, 0, ib + rb] = vr
+                bbuf[c, 1, ib] = vi
+                bbuf[c, 1, ib + rb] = vi
+            jb += DEC_A
+            if jb >= pb:
+                jb -= pb
+            pha += 1
+            if pha == DEC_B:
+                pha = 0
+            if pha != DEC_B - 1:
+                continue
+            for c in range(nch):
+                zr = bbuf[c, 0, ib + rb - (lb - 1):ib + rb + 1]
+                zi = bbuf[c, 1, ib + rb - (lb - 1):ib + rb + 1]
+                yr = 0.0
+                yi = 0.0
+                for t in range(lb):
+                    yr += hbr[t] * zr[t]
+                    yi += hbr[t] * zi[t]
+                yb = complex(yr, yi)
+                p = yr * yr + yi * yi
+                np_est = noise_pow[c]
+                if warm[c] < WARMUP:  # first outputs of signal: collect, then start from their median
+                    if p > 0.0:
+                        warm_buf[c, warm[c]] = p
+                        warm[c] += 1
+                        if warm[c] == WARMUP:
+                            noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
+                elif p > k2 * np_est:
+                    blank_left[c] = dl  # blank the pending samples and the coming ones
+                    for i in range(dl):
+                        if delay_line[c, i] != 0:
+                            blanked[c] += 1
+                        delay_line[c, i] = 0.0
+                    noise_pow[c] = np_est + alpha * (k2 - 1.0) * np_est  # lets a real rise of the floor through
+                else:
+                    noise_pow[c] = np_est + alpha * (p - np_est)
+                outv = delay_line[c, slot]
+                if blank_left[c] > 0:
+                    blank_left[c] -= 1
+                    if yb != 0:
                         blanked[c] += 1
-                    delay_line[c, i] = 0.0
-                noise_pow[c] = np_est + alpha * (k2 - 1.0) * np_est  # lets a real rise of the floor through
-            else:
-                noise_pow[c] = np_est + alpha * (p - np_est)
-            slot = m_out % dl
-            outv = delay_line[c, slot]
-            if blank_left[c] > 0:
-                blank_left[c] -= 1
-                if yb != 0:
-                    blanked[c] += 1
-                yb = 0.0
-            delay_line[c, slot] = yb
-            out[c, w] = outv
-        m_out += 1
-        w += 1
+                    yb = 0.0
+                delay_line[c, slot] = yb
+                out[c, w] = outv
+            m_out += 1
+            slot += 1
+            if slot == dl:
+                slot = 0
+            w += 1
+        for t in range(run):
+            xbuf[ia0 + t] = xbuf[ia0 + ra + t]
     return n0 + x.shape[0], m_a, m_out, w
 
 
@@ -183,17 +241,7 @@ class Channelizer:
         for c in plan.channels:
             if abs(c.fc_hz - self.f_mid_hz) + c.bandwidth_hz / 2 > 1500.0:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
-        self.ha, self.hb = design(fs_hz)
-        self.lo_a = _lo_table(self.f_mid_hz, fs_hz)
-        # polyphase stage A: output ma is at input index 8 ma + 7; its mixer phase repeats with
-        # period lcm(P_a, 8) / 8 outputs
-        pa = self.lo_a.size
-        nq = int(np.lcm(pa, DEC_A) // DEC_A)
-        t = np.arange(TAPS_A)
-        self.hq = np.stack([self.ha * self.lo_a[(DEC_A * q + DEC_A - 1 - t) % pa] for q in range(nq)])
-        tabs = [_lo_table(c.fc_hz - self.f_mid_hz, fs_hz) for c in plan.channels]
-        period = int(np.lcm.reduce([t.size for t in tabs]))
-        self.lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
+        self.ha, self.hb, self.lo_a, self.hq, self.lo_b, self._hqr, self._hqi, self._hbr = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
         self.reset()
 
     @property
@@ -208,7 +256,7 @@ class Channelizer:
     def reset(self) -> None:
         nch = self.n_channels
         dl = BLANK_HALF
-        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2 * 64), complex), 0,
+        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2, 2 * 64)), 0,
                                       np.zeros((nch, dl), complex), np.zeros(nch, np.int64), np.zeros(nch),
                                       np.zeros(nch, np.int64), np.zeros((nch, WARMUP)), 0, np.zeros(nch, np.int64))
 
@@ -228,7 +276,7 @@ class Channelizer:
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         s.n, s.m_a, s.m_out, w = channelize_kernel(
-            x, s.n, self.hq, self.hb, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
+            x, s.n, self._hqr, self._hqi, self._hbr, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
             s.noise_pow, s.warm, s.warm_buf, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
         return out[:, :w]
 

@@ -75,4 +75,9 @@ def chip_code(channel: int, code: int) -> np.ndarray:
 def preamble_bits() -> np.ndarray:
     """The 64 preamble bits: the degree-6 m-sequence a[n+6] = a[n+1] ^ a[n] (all-ones start),
     63 bits, followed by one 0."""
+    return _preamble_bits().copy()
+
+
+@lru_cache(maxsize=1)
+def _preamble_bits() -> np.ndarray:
     return np.concatenate([m_sequence((0, 1), degree=6), np.zeros(1, dtype=np.uint8)])

@@ -75,7 +75,10 @@ def _lagrange3(mu: float, w: np.ndarray) -> None:
 @jit
 def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_hat, lo, block, fs, f_nom, rho_final):
     """Filter ``x`` into ``out``; returns (n, n_blocks, f0_hat, nonfinite_count, f0 and fundamental RMS
-    estimated at the end of each block completed here)."""
+    estimated at the end of each block completed here).
+
+    (The per-sample state lives in local variables (weights, phasor sums) and goes back to the
+    arrays at the end: the compiler keeps them in registers.)"""
     mask = xh.shape[0] - 1
     rho = rho_final * min(1.0, n_blocks / RAMP_BLOCKS)
     g = ((1.0 + rho) / 2.0) ** 2
@@ -83,43 +86,95 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
     d = fs / f0_hat
     ip = math.floor(d)
     _lagrange3(1.0 - (d - ip), w)  # position n - d = (n - ip - 1) + (1 - frac)
+    w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
     off = ip + 1
     bad = 0
     f_log = np.empty(x.shape[0] // block + 2)
     a_log = np.empty(x.shape[0] // block + 2)
     nf = 0
     inv_block = 1.0 / block
+    a0r, a0i = acc[0].real, acc[0].imag
+    a1r, a1i = acc[1].real, acc[1].imag
+    a2 = acc[2]
+    ring = mask + 1
+    nx = x.shape[0]
+    sxd = np.empty(block)  # per run: the delayed input and stage-1 output
+    sy1d = np.empty(block)
     j = n0 % block  # position in the current block (the nominal LO has period = one block)
-    for k in range(x.shape[0]):
+    k = 0
+    while k < nx:
         n = n0 + k
-        base = n - off
-        xd = (w[0] * xh[(base - 1) & mask] + w[1] * xh[base & mask] + w[2] * xh[(base + 1) & mask]
-              + w[3] * xh[(base + 2) & mask])
-        v = x[k]
-        if not math.isfinite(v):
-            v = xd
-            bad += 1
-        y1d = (w[0] * y1h[(base - 1) & mask] + w[1] * y1h[base & mask] + w[2] * y1h[(base + 1) & mask]
-               + w[3] * y1h[(base + 2) & mask])
-        y2d = (w[0] * y2h[(base - 1) & mask] + w[1] * y2h[base & mask] + w[2] * y2h[(base + 1) & mask]
-               + w[3] * y2h[(base + 2) & mask])
-        y1 = v - xd + rho * y1d
-        y2 = y1 - y1d + rho * y2d
-        xh[n & mask] = v
-        y1h[n & mask] = y1
-        y2h[n & mask] = y2
-        out[k] = g * y2
+        # a run of samples that read only samples written before the run (off - 2 back at the
+        # least), within one block (fixed weights) and without a wrap of the rings: the filter
+        # of the whole run is a loop without dependencies between its iterations (vectorised)
+        wi = n & mask
+        ri = (n - off - 1) & mask
+        run = min(nx - k, block - j, off - 2, ring - wi, ring - 3 - ri)
+        if run >= 1:
+            # three passes of few arrays each, so that the compiler can vectorise them
+            xs = xh[ri:ri + run + 3]
+            xw = xh[wi:wi + run]
+            xin = x[k:k + run]
+            for t in range(run):
+                xd = w0 * xs[t] + w1 * xs[t + 1] + w2 * xs[t + 2] + w3 * xs[t + 3]
+                v = xin[t]
+                if not math.isfinite(v):
+                    v = xd
+                    bad += 1
+                xw[t] = v
+                sxd[t] = xd
+            ys = y1h[ri:ri + run + 3]
+            yw = y1h[wi:wi + run]
+            for t in range(run):
+                y1d = w0 * ys[t] + w1 * ys[t + 1] + w2 * ys[t + 2] + w3 * ys[t + 3]
+                yw[t] = xw[t] - sxd[t] + rho * y1d
+                sy1d[t] = y1d
+            zs = y2h[ri:ri + run + 3]
+            zw = y2h[wi:wi + run]
+            o = out[k:k + run]
+            for t in range(run):
+                y2d = w0 * zs[t] + w1 * zs[t + 1] + w2 * zs[t + 2] + w3 * zs[t + 3]
+                y2 = yw[t] - sy1d[t] + rho * y2d
+                zw[t] = y2
+                o[t] = g * y2
+        else:  # the four taps straddle the end of the ring: one sample
+            run = 1
+            base = n - off
+            i0 = (base - 1) & mask
+            i1 = base & mask
+            i2 = (base + 1) & mask
+            i3 = (base + 2) & mask
+            xd = w0 * xh[i0] + w1 * xh[i1] + w2 * xh[i2] + w3 * xh[i3]
+            v = x[k]
+            if not math.isfinite(v):
+                v = xd
+                bad += 1
+            y1d = w0 * y1h[i0] + w1 * y1h[i1] + w2 * y1h[i2] + w3 * y1h[i3]
+            y2d = w0 * y2h[i0] + w1 * y2h[i1] + w2 * y2h[i2] + w3 * y2h[i3]
+            y1 = v - xd + rho * y1d
+            y2 = y1 - y1d + rho * y2d
+            xh[wi] = v
+            y1h[wi] = y1
+            y2h[wi] = y2
+            out[k] = g * y2
         # fundamental phasor at the nominal frequency, triangular window over two blocks
-        z = v * lo[j]
-        acc[0] += z
-        acc[1] += z * (j * inv_block)
-        j += 1
+        # (real arithmetic: v lo and z c with a real v and c, the same values as the complex products)
+        for t in range(run):
+            v = xh[wi + t]
+            zr = v * lo[j + t].real
+            zi = v * lo[j + t].imag
+            c = (j + t) * inv_block
+            a0r += zr
+            a0i += zi
+            a1r += zr * c
+            a1i += zi * c
+        k += run
+        j += run
         if j == block:
             j = 0
-            p = acc[2] + acc[0] - acc[1]  # rising half (previous block) + falling half (this block)
-            acc[2] = acc[1]
-            acc[0] = 0.0
-            acc[1] = 0.0
+            p = a2 + complex(a0r, a0i) - complex(a1r, a1i)  # rising half (previous block) + falling half (this block)
+            a2 = complex(a1r, a1i)
+            a0r = a0i = a1r = a1i = 0.0
             ph = math.atan2(p.imag, p.real)
             fund[0] = math.sqrt(2.0) * abs(p) / block  # RMS of the fundamental
             if n_blocks > 0:
@@ -142,12 +197,16 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             d = fs / f0_hat
             ip = math.floor(d)
             _lagrange3(1.0 - (d - ip), w)
+            w0, w1, w2, w3 = w[0], w[1], w[2], w[3]
             off = ip + 1
             rho = rho_final * min(1.0, n_blocks / RAMP_BLOCKS)
             g = ((1.0 + rho) / 2.0) ** 2
             f_log[nf] = f0_hat
             a_log[nf] = fund[0]
             nf += 1
+    acc[0] = complex(a0r, a0i)
+    acc[1] = complex(a1r, a1i)
+    acc[2] = a2
     return n0 + x.shape[0], n_blocks, f0_hat, bad, f_log[:nf], a_log[:nf]
 
 

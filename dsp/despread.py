@@ -70,7 +70,7 @@ def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
     return out
 
 
-@jit
+@jit(fastmath={"reassoc", "contract"})
 def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_span, span):
     """Matched-filter outputs of both paths for chips 0..n_chips-1.
 
@@ -79,6 +79,10 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
     true time)."""
     z = np.zeros((2, n_chips), dtype=np.complex128)
     nr = r.shape[0]
+    rr = r.real.copy()
+    ri = r.imag.copy()
+    inv = 1.0 / spc
+    du = 32.0 * inv * tab_res  # table step per baseband sample
     for p in range(2):
         for k in range(n_chips):
             tau = tau0 + k * spc + p * t0_samples
@@ -88,16 +92,120 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
                 lo = 0
             if hi > nr - 1:
                 hi = nr - 1
-            acc = 0.0 + 0.0j
+            # table position of sample i: ((32 (n_first + i) + c0 - tau) / spc + tab_span) * tab_res
+            u0 = ((32.0 * n_first + c0 - tau) * inv + tab_span) * tab_res
+            acc_r = 0.0
+            acc_i = 0.0
             for i in range(lo, hi + 1):
-                x = (32.0 * (n_first + i) + c0 - tau) / spc
-                u = (x + tab_span) * tab_res
+                u = u0 + i * du
                 j = int(u)
                 f = u - j
-                g = tab[j] * (1.0 - f) + tab[j + 1] * f
-                acc += r[i] * g
-            z[p, k] = acc
+                g = tab[j] + (tab[j + 1] - tab[j]) * f
+                acc_r += rr[i] * g
+                acc_i += ri[i] * g
+            z[p, k] = complex(acc_r, acc_i)
     return z
+
+
+@jit
+def moving_sum(v, half):
+    """out[i] = sum of v[i - half .. i + half] (within v), as ``np.convolve(v, ones(2 half + 1),
+    "same")``, by a running sum (its rounding drift stays near 1e-16 of the sums)."""
+    n = v.shape[0]
+    out = np.empty_like(v)
+    acc = 0.0 * v[0] if n > 0 else 0.0j
+    for j in range(min(n, half + 1)):
+        acc += v[j]
+    for i in range(n):
+        out[i] = acc
+        if i + half + 1 < n:
+            acc += v[i + half + 1]
+        if i - half >= 0:
+            acc -= v[i - half]
+    return out
+
+
+@jit
+def unwrapped_angle(z):
+    """``np.unwrap(np.angle(z))`` (the same steps: corrections where a step exceeds pi)."""
+    n = z.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    prev = math.atan2(z[0].imag, z[0].real)
+    out[0] = prev
+    corr = 0.0
+    for i in range(1, n):
+        a = math.atan2(z[i].imag, z[i].real)
+        dd = a - prev
+        ddmod = (dd + math.pi) % (2.0 * math.pi) - math.pi
+        if ddmod == -math.pi and dd > 0:
+            ddmod = math.pi
+        if abs(dd) >= math.pi:
+            corr += ddmod - dd
+        out[i] = a + corr
+        prev = a
+    return out
+
+
+@jit
+def preamble_metric(z, w2c, code, pre, sf):
+    """|sum_s pre[s] Y[s]|, Y = the symbols despread (``sf`` chips each) from the fingers ``z``
+    (see ``BurstDemodulator._combine``)."""
+    acc = 0.0j
+    for s in range(pre.shape[0]):
+        y = 0.0j
+        for c in range(sf * s, sf * s + sf):
+            y += (z[0, c] + w2c * z[1, c]) * code[c]
+        acc += y * pre[s]
+    return abs(acc)
+
+
+@jit
+def cancel_kernel(z, chips, h_amp, phi_sym, sf, r1, r2, base, lo_lag, w2):
+    """``z`` minus the self-interference of the T0 path on both fingers (``_cancel``): the
+    gain of chip k is h_amp exp(j phi_sym[k // sf])."""
+    isi1, isi2 = isi_kernel(chips, r1, r2, base, lo_lag)
+    n = chips.shape[0]
+    zc = z.copy()
+    for s in range(phi_sym.shape[0]):
+        h = h_amp * np.exp(1j * phi_sym[s])
+        hw = h * w2
+        for k in range(s * sf, min(n, s * sf + sf)):
+            zc[0, k] -= hw * isi1[k]
+            zc[1, k] -= h * isi2[k]
+    return zc
+
+
+@jit
+def isi_kernel(chips, r1, r2, base, lo_lag):
+    """Self-interference of the T0 path on both fingers (see :meth:`BurstDemodulator._cancel`):
+    isi1[k] = sum_l r1[l] chips[k - sh], isi2[k] = sum_l r2[l] chips[k + sh], sh = base + lo_lag + l,
+    for 0 < sh < n and the chip inside the burst (summed in the order of l; real and imaginary
+    parts apart, the weights are real)."""
+    n = chips.shape[0]
+    cr = chips.real.copy()
+    ci = chips.imag.copy()
+    isi1 = np.empty(n, dtype=np.complex128)
+    isi2 = np.empty(n, dtype=np.complex128)
+    for k in range(n):
+        ar = 0.0
+        ai = 0.0
+        for l in range(r1.shape[0]):
+            sh = base + lo_lag + l
+            if 0 < sh <= k:
+                ar += r1[l] * cr[k - sh]
+                ai += r1[l] * ci[k - sh]
+        isi1[k] = complex(ar, ai)
+        br = 0.0
+        bi = 0.0
+        for l in range(r2.shape[0]):
+            sh = base + lo_lag + l
+            if 0 < sh < n - k:
+                br += r2[l] * cr[k + sh]
+                bi += r2[l] * ci[k + sh]
+        isi2[k] = complex(br, bi)
+    return isi1, isi2
 
 
 @dataclass
@@ -138,6 +246,10 @@ class BurstDemodulator:
         self.pre = 1.0 - 2.0 * preamble_bits().astype(float)
         self.n_coded = P.coded_bits(channel.fec)
         self.c0 = Channelizer.input_index(0)  # input index of baseband sample 0
+        # the carrier search's frequency grid, and the bins beyond the crystals' +-150 ppm
+        fr = np.fft.fftfreq(1 << 14, d=1.0 / P.SYMBOL_RATE_HZ)
+        power = 2 if channel.modulation == P.Modulation.BPSK else 4
+        self._carrier_grid = (fr, np.abs(fr) > power * channel.fc_hz * 150e-6)
 
     # -- geometry ------------------------------------------------------------------------------
     def span_samples(self, grid_hz: float) -> int:
@@ -147,9 +259,10 @@ class BurstDemodulator:
 
     def _mf(self, r, m_first, tau0, eps, t0_s, df, n_chips):
         spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
-        n = 32.0 * (m_first + np.arange(r.size)) + self.c0
-        rr = r * np.exp(-2j * np.pi * df * (n - tau0) / self.fs_hz)
-        return mf_kernel(rr, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
+        if df != 0.0:
+            n = 32.0 * (m_first + np.arange(r.size)) + self.c0
+            r = r * np.exp(-2j * np.pi * df * (n - tau0) / self.fs_hz)
+        return mf_kernel(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
                          int(n_chips), _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
 
     def _combine(self, z, t0_s, code):
@@ -169,10 +282,12 @@ class BurstDemodulator:
         spc0 = self.fs_hz / P.CHIP_RATE_HZ
         offs = np.arange(-6, 7) * 0.05 * spc0
         mets = []
+        w2c = np.conj(-np.exp(-2j * np.pi * self.channel.fc_hz * t0_s))
+        spc = self.fs_hz / P.CHIP_RATE_HZ
         for o in offs:
-            z = self._mf(r, m_first, start_sample + o, 0.0, t0_s, 0.0, n_pre)
-            Y, _ = self._combine(z, t0_s, code)
-            mets.append(abs(np.sum(Y * self.pre)))
+            z = mf_kernel(r, int(m_first), float(self.c0), float(start_sample + o), spc, t0_s * self.fs_hz, n_pre,
+                          _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
+            mets.append(preamble_metric(z, w2c, self.code_cache[code], self.pre, P.CHIPS_PER_SYMBOL))
         mets = np.array(mets)
         i = int(np.argmax(mets))
         tau0 = start_sample + offs[i]
@@ -188,9 +303,8 @@ class BurstDemodulator:
         zpow = self._strip(Y)
         nfft = 1 << 14
         F = np.abs(np.fft.fft(zpow, nfft))
-        fr = np.fft.fftfreq(nfft, d=1.0 / P.SYMBOL_RATE_HZ)
-        lim = power * self.channel.fc_hz * 150e-6  # crystals within +-150 ppm
-        F[np.abs(fr) > lim] = 0.0
+        fr, far = self._carrier_grid
+        F[far] = 0.0
         k = int(np.argmax(F))
         a, b, c = F[k - 1], F[k], F[(k + 1) % nfft]
         den = a - 2 * b + c
@@ -216,16 +330,11 @@ class BurstDemodulator:
         npre = P.PREAMBLE_SYMBOLS
         if known is not None:
             v = Y * np.conj(known)
-            win = 24
-            kern = np.ones(2 * win + 1)
-            sm = np.convolve(v, kern, mode="same")
-            return np.unwrap(np.angle(sm))
+            return unwrapped_angle(moving_sum(v, 24))
         phi_pre = np.angle(np.sum(Y[:npre] * self.pre))
         power = 2 if mod == P.Modulation.BPSK else 4
         zp = self._strip(Y)
-        win = 48
-        sm = np.convolve(zp, np.ones(2 * win + 1), mode="same")
-        ang = np.unwrap(np.angle(sm)) / power
+        ang = unwrapped_angle(moving_sum(zp, 48)) / power
         # align the M-fold ambiguity to the preamble phase
         shift = np.round((phi_pre - np.mean(ang[:npre])) / (2 * np.pi / power)) * (2 * np.pi / power)
         return ang + shift
@@ -328,31 +437,18 @@ class BurstDemodulator:
 
     def _cancel(self, z, chips, amp, phi_sym, eps, t0_s, w2):
         """Remove from both fingers what the other path of the (decided) chips puts there."""
-        n = chips.size
         t0c = t0_s * P.CHIP_RATE_HZ  # path offset in chips (transmitter time)
-        # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
-        H = (amp / (2.0 * P.CHIPS_PER_SYMBOL)) * np.exp(1j * np.repeat(phi_sym, P.CHIPS_PER_SYMBOL))[:n]
         lags = np.arange(-8, 9)
         base = int(round(t0c))
         frac = t0c - base
         # finger 0 at chip k sees w2 * sum_j a_j R(k - j - t0c): j = k - base - l
         R1 = raised_cosine(lags - frac)  # R((k - j) - t0c) with k - j = base + l
-        isi1 = np.zeros(n, complex)
-        isi2 = np.zeros(n, complex)
-        for l, rv in zip(lags, R1):
-            sh = base + l  # j = k - sh
-            if 0 < sh < n:
-                isi1[sh:] += rv * chips[:-sh]
         # finger 1 at chip k (+T0) sees sum_j a_j R(k + t0c - j): j = k + base + l
         R2 = raised_cosine(frac + base - (base + lags))  # R(k + t0c - j) with j - k = base + l
-        for l, rv in zip(lags, R2):
-            sh = base + l
-            if 0 < sh < n:
-                isi2[:-sh] += rv * chips[sh:]
-        zc = z.copy()
-        zc[0] -= H * w2 * isi1
-        zc[1] -= H * isi2
-        return zc
+        # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
+        return cancel_kernel(z, np.asarray(chips, dtype=np.complex128), amp / (2.0 * P.CHIPS_PER_SYMBOL),
+                             np.asarray(phi_sym, dtype=np.float64), P.CHIPS_PER_SYMBOL, R1, R2, base, int(lags[0]),
+                             complex(w2))
 
 
 @dataclass

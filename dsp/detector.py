@@ -35,6 +35,7 @@ import scipy.fft as sfft
 
 from . import params as P
 from .channelizer import DECIMATION, Channelizer
+from ._jit import jit
 from .codes import chip_code, preamble_bits
 from .shaping import rrc
 
@@ -98,8 +99,60 @@ def _template(ch_index: int, fc_hz: float, code: int, grid_hz: float, fs_bb: flo
     return out
 
 
+@lru_cache(maxsize=64)
+def _spectra(ch_index: int, fc_hz: float, codes: tuple[int, ...], grid_hz: float, fs_bb: float):
+    """(template length, energies, conjugated template spectra) of every code and sub-sample phase,
+    shared by every detector of the same channel (read-only)."""
+    temps = []
+    for code in codes:
+        for ph in (0.0, 0.5):
+            temps.append(_template(ch_index, fc_hz, code, grid_hz, fs_bb, ph))
+    L = max(t.size for t in temps)
+    if L >= NFFT // 2:
+        raise ValueError("template longer than half the FFT block")
+    energy = np.array([np.sum(np.abs(t) ** 2) for t in temps])
+    T = np.conj(sfft.fft(np.stack([np.pad(t, (0, NFFT - t.size)) for t in temps]), axis=1)).astype(np.complex64)
+    energy.setflags(write=False)
+    T.setflags(write=False)
+    return L, energy, T
+
+
 def _rrc_vec(x: np.ndarray) -> np.ndarray:
     return np.array([rrc(float(v), P.RRC_BETA) for v in x])
+
+
+@jit
+def _statistic(r, den, ncode):
+    """lambda = |r|^2 / den of both template phases of every code (rows 2 code + phase of ``r``),
+    the larger of the two per lag (phase 0 on ties), which phase it was, and each code's maximum.
+    Single precision, as the correlation."""
+    hop = r.shape[1]
+    lam_c = np.empty((ncode, hop), dtype=np.float32)
+    best = np.empty((ncode, hop), dtype=np.int8)
+    row_max = np.empty(ncode, dtype=np.float32)
+    for ci in range(ncode):
+        r0 = r[2 * ci]
+        r1 = r[2 * ci + 1]
+        d0 = den[2 * ci]
+        d1 = den[2 * ci + 1]
+        mx = np.float32(-np.inf)
+        for i in range(hop):
+            a = r0[i]
+            b = r1[i]
+            l0 = (a.real * a.real + a.imag * a.imag) / d0
+            l1 = (b.real * b.real + b.imag * b.imag) / d1
+            if l1 > l0:
+                lam_c[ci, i] = l1
+                best[ci, i] = 1
+                v = l1
+            else:
+                lam_c[ci, i] = l0
+                best[ci, i] = 0
+                v = l0
+            if v > mx:
+                mx = v
+        row_max[ci] = mx
+    return lam_c, best, row_max
 
 
 @dataclass
@@ -138,16 +191,8 @@ class PreambleDetector:
         if threshold <= 0:
             raise ValueError("threshold must be positive")
         self.channel, self.grid_hz, self.fs_bb, self.threshold, self.codes = channel, grid_hz, fs_bb, threshold, codes
-        temps = []
-        for code in codes:
-            for ph in (0.0, 0.5):
-                temps.append(template(channel, code, grid_hz, fs_bb, ph))
-        self.L = max(t.size for t in temps)
-        if self.L >= NFFT // 2:
-            raise ValueError("template longer than half the FFT block")
+        self.L, self.energy, self.T = _spectra(channel.index, channel.fc_hz, tuple(codes), grid_hz, fs_bb)
         self.hop = NFFT - self.L + 1
-        self.energy = np.array([np.sum(np.abs(t) ** 2) for t in temps])
-        self.T = np.conj(sfft.fft(np.stack([np.pad(t, (0, NFFT - t.size)) for t in temps]), axis=1)).astype(np.complex64)
         self.burst_bb = int((P.burst_duration_s() + 1.0 / grid_hz) * fs_bb)
         self.reset()
 
@@ -193,17 +238,14 @@ class PreambleDetector:
         noise = float(np.partition(live, live.size // 2)[live.size // 2] / math.log(2.0))
         X = sfft.fft(b32)
         r = sfft.ifft(X[None, :] * self.T, axis=1, overwrite_x=True)[:, : self.hop]
-        lam = (r.real * r.real + r.imag * r.imag) / (self.energy[:, None] * noise).astype(np.float32)
-        s.n_tests += lam.size
         ncode = len(self.codes)
-        lam2 = lam.reshape(ncode, 2, -1)
-        best_phase = np.argmax(lam2, axis=1)  # (codes, hop)
-        lam_c = np.take_along_axis(lam2, best_phase[:, None, :], axis=1)[:, 0, :]
+        lam_c, best_phase, row_max = _statistic(r, (self.energy * noise).astype(np.float32), ncode)
+        s.n_tests += 2 * lam_c.size
         found: list[Detection] = []
         for ci in range(ncode):
             sm = s.sms[ci]
             row = lam_c[ci]
-            if sm.state == DetState.IDLE and not (row.max() > self.threshold):
+            if sm.state == DetState.IDLE and not (row_max[ci] > self.threshold):
                 continue
             i = 0
             hop = self.hop

@@ -75,6 +75,10 @@ class InputChain:
         return c
 
     def process(self, x: np.ndarray) -> list[tuple[int, BurstResult]]:
+        return self.process_baseband(self.chan.process(self.process_comb(x)))
+
+    def process_comb(self, x: np.ndarray) -> np.ndarray:
+        """The comb's share of :meth:`process` (with the lock gate and the bad-sample count)."""
         x = np.asarray(x)
         if x.ndim != 1:
             raise ValueError(f"one input at a time: got shape {x.shape}")
@@ -85,7 +89,7 @@ class InputChain:
         self.stats.nonfinite += self.comb.state.nonfinite - bad0
         if n0 < self.lock_samples:  # not locked yet: nothing before LOCK_S reaches the detectors
             y[: max(0, min(y.size, self.lock_samples - n0))] = 0.0
-        return self.process_baseband(self.chan.process(y))
+        return y
 
     def process_baseband(self, bb: np.ndarray) -> list[tuple[int, BurstResult]]:
         """Everything after the channelizer: detectors, rings, demodulation of complete bursts.
@@ -105,7 +109,7 @@ class InputChain:
             still = []
             for p in self.pending[c]:
                 if p.need_m <= have:
-                    out.append((self.input_index, self._demod(c, p.det)))
+                    out.append((self.input_index, self._demod(c, p.det, p.need_m)))
                 else:
                     still.append(p)
             self.pending[c] = still
@@ -129,16 +133,17 @@ class InputChain:
             have = self.ring_start[c] + self.ring[c].size
             for p in self.pending[c]:
                 if p.need_m <= have:
-                    out.append((self.input_index, self._demod(c, p.det)))
+                    out.append((self.input_index, self._demod(c, p.det, p.need_m)))
                 else:
                     self.stats.truncated += 1
             self.pending[c] = []
         return out
 
-    def _demod(self, c: int, d: Detection) -> BurstResult:
+    def _demod(self, c: int, d: Detection, need_m: int) -> BurstResult:
         first = int((d.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
         first = max(first, self.ring_start[c])
-        r = self.ring[c][first - self.ring_start[c]:]
+        # the burst's span only (the ring may hold more, depending on how the stream was cut)
+        r = self.ring[c][first - self.ring_start[c]:need_m - self.ring_start[c]]
         f0, fund = self.comb.at(d.start_sample)
         res = self.demods[c].demodulate(r, first, d.start_sample, d.code, f0, d.lambda_peak, fund)
         if res.crc_ok:
