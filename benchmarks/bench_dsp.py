@@ -75,7 +75,7 @@ def comb_figures(seconds: float, seed: int = 11) -> dict:
 
 
 # ---------------------------------------------------------------------------- false alarms
-def _fa_worker(args) -> tuple[int, int, float]:
+def _fa_worker(args) -> tuple[int, int, float, int]:
     hours, seed = args
     from dsp import params as P
     from dsp.receive import InputChain
@@ -94,17 +94,23 @@ def _fa_worker(args) -> tuple[int, int, float]:
         c.flush()
     dets = sum(c.stats.detections for c in chains)
     blanked = sum(int(c.chan.state.blanked.sum()) for c in chains)
-    return dets, 3, blanked / 1500.0
+    gated = sum(d.state.gated for c in chains for d in c.dets)
+    return dets, 3, blanked / 1500.0, gated
 
 
-def false_alarms(hours_per_worker: float, workers: int) -> dict:
-    with mp.get_context("fork").Pool(workers) as pool:
+def false_alarms(hours_per_worker: float, workers: int, processes: int | None = None) -> dict:
+    """``workers`` seed streams (seeds 1000, 1001, ...) of ``hours_per_worker`` each, 3 inputs per
+    stream, run by ``processes`` processes (default: one per stream); the result does not depend
+    on ``processes``."""
+    with mp.get_context("fork").Pool(processes or workers) as pool:
         res = pool.map(_fa_worker, [(hours_per_worker, 1000 + w) for w in range(workers)])
     dets = sum(r[0] for r in res)
     input_hours = sum(r[1] for r in res) * hours_per_worker
     return {"false_detections": dets, "input_hours": input_hours,
             "false_detections_per_input_hour": round(dets / input_hours, 4),
-            "blanked_s_per_input_hour": round(sum(r[2] for r in res) / input_hours, 2)}
+            "hours_per_stream": hours_per_worker, "streams": workers, "seeds": [1000 + w for w in range(workers)],
+            "blanked_s_per_input_hour": round(sum(r[2] for r in res) / input_hours, 2),
+            "crossings_turned_down_by_the_second_cfar_stage": sum(r[3] for r in res)}
 
 
 # ------------------------------------------------------------------------------- throughput
@@ -264,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke run: few trials, short stretches")
     ap.add_argument("--skip", nargs="*", default=[], choices=["sensitivity", "comb", "false", "throughput"])
+    ap.add_argument("--fa-hours", type=float, default=None,
+                    help="false alarms: simulated hours per seed stream (2 streams of 3 inputs; default 0.5, --quick 0.02)")
+    ap.add_argument("--processes", type=int, default=None,
+                    help="processes for the false-alarm streams (default: one per stream; 1 on a shared machine)")
     args = ap.parse_args(argv)
     q = args.quick
     workers = max(1, min(2, os.cpu_count() or 1))
@@ -305,12 +315,17 @@ def main(argv: list[str] | None = None) -> int:
                     signal_loss_db=comb["signal_loss_db"], comb=comb)
         plot_comb(comb, RESULTS / "comb.png")
     if "false" not in args.skip:
-        fa = false_alarms(0.5 if not q else 0.02, workers)
+        fa_hours = args.fa_hours if args.fa_hours is not None else (0.5 if not q else 0.02)
+        fa = false_alarms(fa_hours, 2, args.processes)
+        fa["command"] = " ".join(["python -m benchmarks.bench_dsp"] + list(sys.argv[1:] if argv is None else argv))
+        fa["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         say("false alarms", fa)
         sens.update(false_detections_per_input_hour=fa["false_detections_per_input_hour"], false_alarms=fa)
     if not {"sensitivity", "comb", "false"} <= set(args.skip):  # something in sensitivity.json ran
-        sens.update(command=command + (" --skip " + " ".join(args.skip) if args.skip else ""),
-                    date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
+        if not {"sensitivity", "comb"} <= set(args.skip):  # the false-alarm block has its own command and date
+            sens.update(command=command + (" --skip " + " ".join(args.skip) if args.skip else ""),
+                        date=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        sens.update(machine=machine())
         write_json(sens_path, sens)
         if "curves" in sens:
             plot_fer(sens, RESULTS / "fer.png")
