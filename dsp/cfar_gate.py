@@ -79,12 +79,13 @@ def gated_statistic(w: np.ndarray, t: np.ndarray, r_row: np.ndarray, e_p: float,
     if noise <= 0 or np.count_nonzero(live) < SEG:
         return 0.0
     nseg = -(-n // SEG)
-    seg = np.full(nseg * SEG, np.nan)
-    seg[:n] = np.where(live, p, np.nan)
-    seg = seg.reshape(nseg, SEG)
-    has = np.any(~np.isnan(seg), axis=1)
-    lev = np.full(nseg, noise)
-    lev[has] = np.maximum(np.nanmedian(seg[has], axis=1) / LN2, noise)  # never under the block's noise
+    seg = np.full(nseg * SEG, np.inf)
+    seg[:n] = np.where(live, p, np.inf)  # blanked samples sort last
+    seg = np.sort(seg.reshape(nseg, SEG), axis=1)
+    n_live = np.add.reduceat(live.astype(np.int64), np.arange(0, n, SEG))
+    rows = np.arange(nseg)
+    med = 0.5 * (seg[rows, np.maximum(n_live - 1, 0) // 2] + seg[rows, n_live // 2])  # of the live samples
+    lev = np.where(n_live > 0, np.maximum(med / LN2, noise), noise)  # never under the block's noise
     lev_i = np.repeat(lev, SEG)[:n]
     keep = live & (p <= EXCISE_K2 * lev_i)  # a handful of strong samples carries nothing
     a = 1.0 / lev_i[keep]  # whitening in time: a transient's segments weigh less
