@@ -183,6 +183,23 @@ def test_detector_no_false_alarm_on_noise_and_harmonics():
     assert chain.stats.detections == 0
 
 
+def test_detector_false_alarms_on_white_noise_keep_to_the_design_rate():
+    """The comb and the channelizer colour white noise like the template, so the first-stage
+    statistic has mean ~1.26, not 1; the second CFAR stage (dsp.cfar_gate) brings the false
+    detections back under n_tests exp(-T). Threshold lowered to 12 so that 40 s show it."""
+    T = 12.0
+    chain = InputChain(PLAN, 0, threshold=T)
+    rng = np.random.default_rng(11)
+    for pos in range(0, int(40 * FS), int(10 * FS)):
+        n = int(10 * FS)
+        chain.process(rng.standard_normal(n) + 1e4 * math.sqrt(2) * np.cos(2 * np.pi * 60.0 * (pos + np.arange(n)) / FS))
+    chain.flush()
+    bound = sum(d.state.n_tests for d in chain.dets) * math.exp(-T)  # no credit for correlated lags
+    first_stage = chain.stats.detections + sum(d.state.gated for d in chain.dets)
+    assert chain.stats.detections <= bound
+    assert first_stage > 3 * bound
+
+
 def _switching_impulse(n, start, ring_hz, decay_s, peak_db, noise_rms, phase=0.3):
     """A switching transient as gridsim.channel draws them: a decaying ring, peak_db over the noise RMS."""
     length = int(math.ceil(10 * decay_s * FS))
