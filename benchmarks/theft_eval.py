@@ -30,7 +30,7 @@ Voltages come from ``pandapower.pf.runpp_3ph`` (three-phase, unbalanced, constan
   get the zero-sequence data runpp_3ph needs (``Z0 = 4 Z1``: a neutral of the phase
   cross-section), the transformer becomes Dyn with ``vk0 = vk``, and every house is a
   single-phase load on a phase drawn so that the phases are balanced. The IEEE European LV test
-  feeder is not used here; it is kept aside for an independent check.
+  feeder is not used here; it is kept aside for an independent check (``benchmarks/theft_ieee_check.py``).
 
 Each (network, load profile) is solved once per minute for three days. Many time steps go into
 one pandapower network holding copies of the area as separate islands, each with its own

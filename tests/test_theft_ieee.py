@@ -99,6 +99,11 @@ def test_check_config_and_old_cache_keys():
     cfg = ic.check_config()
     assert cfg.kinds == ("constant",) and cfg.starts == ("during",) and cfg.tap_from_min == te.MIN_PER_DAY
     assert cfg.eu_tap_sites == 8 and cfg.days == 3 and cfg.workers == 1
+    # the detector fits on day 1 only if the record spans two baselines (else on all of it, tap included)
+    from platform_api.theft import DetectorConfig
+    for c in (cfg, ic.check_config(quick=True)):
+        assert (c.days * te.MIN_PER_DAY - 1) * 60 >= 2 * DetectorConfig().baseline_s
+        assert c.tap_from_min >= DetectorConfig().baseline_s // 60
     # networks that set no zero-sequence or grid data keep their cache keys and theft_eval's Z0 = 4 Z1
     spec = te.us_tan_spec(np.random.default_rng(1), "K", 4, 1)
     assert spec.key_extra() == {}
