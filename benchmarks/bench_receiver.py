@@ -274,8 +274,15 @@ def main(argv: list[str] | None = None) -> int:
                        bundles_duplicated_in_kill_test=k["bundles_duplicated_in_kill_test"], kill_test=k)
         except ImportError as e:
             print(f"kill test not available: {e}")
-    out.update(command="python -m benchmarks.bench_receiver" + (" --quick" if q else ""),
-               date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), machine=machine())
+    cmd = "python -m benchmarks.bench_receiver" + (" --quick" if q else "") + \
+        (" --skip " + " ".join(args.skip) if args.skip else "")
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    # which run each stage's figures come from (a --skip run keeps the others' earlier figures)
+    stages = dict(out.get("stage_runs") or {})
+    for st in ("phase", "demo", "large", "kill", "latency"):
+        if st not in args.skip:
+            stages[st] = {"command": cmd, "date": now}
+    out.update(command=cmd, date=now, machine=machine(), stage_runs=stages)
     write_json(path, out)
     print(f"wrote {path}")
     return 0

@@ -30,7 +30,7 @@ Voltages come from ``pandapower.pf.runpp_3ph`` (three-phase, unbalanced, constan
   get the zero-sequence data runpp_3ph needs (``Z0 = 4 Z1``: a neutral of the phase
   cross-section), the transformer becomes Dyn with ``vk0 = vk``, and every house is a
   single-phase load on a phase drawn so that the phases are balanced. The IEEE European LV test
-  feeder is not used here; it is kept aside for an independent check.
+  feeder is not used here; it is kept aside for an independent check (``benchmarks/theft_ieee_check.py``).
 
 Each (network, load profile) is solved once per minute for three days. Many time steps go into
 one pandapower network holding copies of the area as separate islands, each with its own
@@ -177,6 +177,10 @@ class EvalConfig:
     draws_half_noise: int = 2  # US trials per (site, size) at half the random voltage noise
     clean_draws: int = 16  # noise draws of each clean record
     batch_buses: int = 3000  # copies per runpp_3ph call: about this many buses (its cost has a dense, quadratic part)
+    min_batch: int = 50  # ... but at least this many copies (a network of ~1000 buses wants fewer)
+    kinds: tuple[str, ...] = ("constant", "intermittent")  # tap kinds tried at every site
+    starts: tuple[str, ...] = ("during", "start")  # tap starting during the record, present from the start
+    tap_from_min: int = 0  # taps are never on before this minute: their solutions start there
     workers: int = 2
     linearity_minutes: int = 240
 
@@ -300,6 +304,24 @@ class NetSpec:
     taps: list[TapSite] = field(default_factory=list)
     meter_info: list[dict] = field(default_factory=list)
     f_hz: float = 50.0
+    line_r0: np.ndarray | None = None  # zero-sequence ohm/km; None: 4 x positive sequence (a neutral of the
+    line_x0: np.ndarray | None = None  # phase cross-section)
+    ext_grid: dict | None = None  # short-circuit data of the external grid (pandapower ext_grid columns)
+
+    def zero_sequence(self) -> tuple[np.ndarray, np.ndarray]:
+        """Zero-sequence ohm/km of the lines: the network's own, or 4 x the positive sequence."""
+        return (4 * self.line_r if self.line_r0 is None else self.line_r0,
+                4 * self.line_x if self.line_x0 is None else self.line_x0)
+
+    def key_extra(self) -> dict:
+        """What a cache key needs beyond the base fields: only the data a network sets itself
+        (so that the keys of networks that set none stay as they were)."""
+        out = {}
+        if self.line_r0 is not None or self.line_x0 is not None:
+            out["z0"] = [np.round(a, 9).tolist() for a in self.zero_sequence()]
+        if self.ext_grid is not None:
+            out["ext_grid"] = {k: round(float(v), 9) for k, v in sorted(self.ext_grid.items())}
+        return out
 
     @property
     def n_meters(self) -> int:
@@ -483,18 +505,21 @@ class ReplicatedNet:
         b0 = pp.create_buses(net, nb * k, np.tile(spec.bus_vn_kv, k))
         off = (np.arange(k) * nb)[:, None]
         nl = spec.line_from.size
+        r0, x0 = spec.zero_sequence()
         pp.create_lines_from_parameters(
             net, (b0[0] + spec.line_from[None, :] + off).ravel(), (b0[0] + spec.line_to[None, :] + off).ravel(),
             np.tile(spec.line_km, k), np.tile(spec.line_r, k), np.tile(spec.line_x, k), 0.0, 1.0,
-            r0_ohm_per_km=np.tile(4 * spec.line_r, k), x0_ohm_per_km=np.tile(4 * spec.line_x, k), c0_nf_per_km=0.0)
+            r0_ohm_per_km=np.tile(r0, k), x0_ohm_per_km=np.tile(x0, k), c0_nf_per_km=0.0)
         assert len(net.line) == nl * k
         tr = spec.trafo
         pp.create_transformers_from_parameters(
             net, b0[0] + tr["hv"] + off[:, 0], b0[0] + tr["lv"] + off[:, 0], tr["sn_mva"], tr["vn_hv_kv"],
-            tr["vn_lv_kv"], tr["vkr"], tr["vk"], 0.0, 0.0, vector_group="Dyn", vk0_percent=tr["vk"],
-            vkr0_percent=tr["vkr"], mag0_percent=100.0, mag0_rx=0.0, si0_hv_partial=0.9)
-        pp.create_ext_grid(net, b0[0] + spec.ext_bus, vm_pu=1.0, s_sc_max_mva=100.0, rx_max=0.1,
-                           r0x0_max=1.0, x0x_max=1.0, s_sc_min_mva=100.0, rx_min=0.1, r0x0_min=1.0, x0x_min=1.0)
+            tr["vn_lv_kv"], tr["vkr"], tr["vk"], 0.0, 0.0, vector_group="Dyn", vk0_percent=tr.get("vk0", tr["vk"]),
+            vkr0_percent=tr.get("vkr0", tr["vkr"]), mag0_percent=100.0, mag0_rx=0.0, si0_hv_partial=0.9)
+        sc = dict(s_sc_max_mva=100.0, rx_max=0.1, r0x0_max=1.0, x0x_max=1.0, s_sc_min_mva=100.0, rx_min=0.1,
+                  r0x0_min=1.0, x0x_min=1.0)
+        sc.update(spec.ext_grid or {})
+        pp.create_ext_grid(net, b0[0] + spec.ext_bus, vm_pu=1.0, **sc)
         eg = net.ext_grid.loc[np.zeros(k, int)].reset_index(drop=True)
         eg["bus"] = (b0[0] + spec.ext_bus + off[:, 0]).astype(net.ext_grid.bus.dtype)
         net.ext_grid = eg
@@ -594,7 +619,8 @@ def make_truth(spec: NetSpec, rng: np.random.Generator, cfg: EvalConfig, *, with
                       "tr": {k: round(float(v), 9) for k, v in spec.trafo.items()}, "meters": spec.meter_bus.tolist(),
                       "ph": spec.meter_phase.tolist(), "taps": [(t.bus, t.phase) for t in spec.taps],
                       "p": hashlib.sha256(p.tobytes()).hexdigest(), "vm": hashlib.sha256(vm.tobytes()).hexdigest(),
-                      "with_taps": with_taps, "lin": linearity and cfg.linearity_minutes})
+                      "with_taps": with_taps, "lin": linearity and cfg.linearity_minutes, **spec.key_extra(),
+                      **({"tap_from": cfg.tap_from_min} if cfg.tap_from_min else {})})
     path = _cache_path(key)
     n_sites = len(spec.taps) if with_taps else 0
     if path.exists():
@@ -602,21 +628,24 @@ def make_truth(spec: NetSpec, rng: np.random.Generator, cfg: EvalConfig, *, with
         lin = json.loads(str(z["linearity"])) if "linearity" in z.files else None
         return Truth(spec, p, q, z["v_clean"], [z[f"v_tap{s}"] for s in range(n_sites)], float(z["solve_s"]), lin)
     t_start = time.perf_counter()
-    batch = int(np.clip(cfg.batch_buses // spec.bus_vn_kv.size, 50, 250))
+    batch = int(np.clip(cfg.batch_buses // spec.bus_vn_kv.size, cfg.min_batch, 250))
     rep = ReplicatedNet(spec, batch)
     zeros = np.zeros((n_min, len(spec.taps)))
     v_clean = solve_record(spec, p, q, vm, zeros, batch, rep)
     v_tap = []
+    t_on = cfg.tap_from_min  # before it the tapped record is the clean one (no tap is on)
     for s in range(n_sites):
-        tw = zeros.copy()
+        tw = zeros[t_on:].copy()
         tw[:, s] = TAP_REF_KW * 1000
-        v_tap.append(solve_record(spec, p, q, vm, tw, batch, rep))
+        v_tap.append(np.concatenate([v_clean[:t_on], solve_record(spec, p[t_on:], q[t_on:], vm[t_on:], tw, batch,
+                                                                  rep)]))
     lin = None
     if linearity and n_sites:
         # exact runpp_3ph solutions of smaller taps against the scaled 3 kW solution
         # its own generator, not `rng`: a run that finds the solutions cached must draw the same noise
         sel_rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
-        sel = np.sort(sel_rng.choice(n_min, size=min(cfg.linearity_minutes, n_min), replace=False))
+        sel = t_on + np.sort(sel_rng.choice(n_min - t_on, size=min(cfg.linearity_minutes, n_min - t_on),
+                                            replace=False))
         worst = {}
         for kw in (1.0, 0.3):
             tw = np.zeros((sel.size, len(spec.taps)))
@@ -717,6 +746,10 @@ def run_job(job: dict) -> dict:
     if job["region"] == "us":
         n_m = int(rng.integers(cfg.us_meters[0], cfg.us_meters[1] + 1))
         spec = us_tan_spec(rng, job["name"], n_m, cfg.us_tap_sites if job["taps"] else 0)
+    elif job.get("spec_fn"):  # "module:function" building the NetSpec from (rng, cfg): another network
+        import importlib
+        mod, fn = job["spec_fn"].split(":")
+        spec = getattr(importlib.import_module(mod), fn)(rng, cfg)
     else:
         spec = eu_spec(rng, job["name"], cfg.eu_tap_sites)
     truth = make_truth(spec, rng, cfg, with_taps=job["taps"], linearity=job.get("linearity", False))
@@ -747,8 +780,7 @@ def run_job(job: dict) -> dict:
         g = next(g for g in groups if k in g)
         others = [j for j in g if j != k]
         s1 = (dv3[:, others].mean(axis=1) - dv3[:, k]) / TAP_REF_KW  # tapped meter's excess per kW
-        plan = [(size, kind, start, "stated", d) for size in SIZES_KW for kind in ("constant", "intermittent")
-                for start in ("during", "start")
+        plan = [(size, kind, start, "stated", d) for size in SIZES_KW for kind in cfg.kinds for start in cfg.starts
                 for d in range(cfg.draws_during if start == "during" else cfg.draws_start)]
         if spec.region == "us":  # sensitivity to the noise reading: 0.1 % as a 2-sigma bound
             plan += [(size, "constant", "during", "half", d) for size in (1.0, 3.0)

@@ -4,7 +4,7 @@
     gla replay out/demo/demo                        decode a capture offline, bundles + summary
     gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
     gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
-    gla bench [dsp|receiver|platform|theft|all]     the benchmark harness
+    gla bench [dsp|receiver|platform|theft|theft-ieee|all]   the benchmark harness
     gla demo                                        the README's end-to-end job on embedded defaults
 """
 from __future__ import annotations
@@ -95,9 +95,10 @@ def _cmd_platform(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
-    which = ["dsp", "receiver", "platform", "theft"] if args.which == "all" else [args.which]
+    which = ["dsp", "receiver", "platform", "theft", "theft-ieee"] if args.which == "all" else [args.which]
     mods = {"dsp": "benchmarks.bench_dsp", "receiver": "benchmarks.bench_receiver",
-            "platform": "benchmarks.bench_platform", "theft": "benchmarks.theft_eval"}
+            "platform": "benchmarks.bench_platform", "theft": "benchmarks.theft_eval",
+            "theft-ieee": "benchmarks.theft_ieee_check"}
     for w in which:
         print(f"== benchmark {w} ==", flush=True)
         sys.argv = [mods[w]] + (["--quick"] if args.quick else [])
@@ -154,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(func=_cmd_platform)
 
     b = sub.add_parser("bench", help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md")
-    b.add_argument("which", nargs="?", default="all", choices=["all", "dsp", "receiver", "platform", "theft"])
+    b.add_argument("which", nargs="?", default="all",
+                   choices=["all", "dsp", "receiver", "platform", "theft", "theft-ieee"],
+                   help="theft-ieee: the held-out check of the theft analysis on the IEEE European LV feeder")
     b.add_argument("--quick", action="store_true", help="smoke run with few trials")
     b.set_defaults(func=_cmd_bench)
 

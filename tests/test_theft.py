@@ -492,3 +492,18 @@ def test_benchmark_quick_smoke(tmp_path):
         assert key in data
     assert data["machine"]["cores"] >= 1 and (tmp_path / "theft_detection.png").stat().st_size > 10_000
     assert out["mode"] == "quick"
+
+
+def test_baseline_is_the_first_day_of_two_days_of_readings():
+    """Two days of 1-minute readings span one minute less than two days between the first and the
+    last stamp; they still make a two-day record, fitted on its first day only (not in-sample)."""
+    from platform_api.theft.analysis import DetectorConfig, baseline_slice
+    from platform_api.theft.data import MeterInfo, TanSeries
+
+    for days, expect in ((2, 1440), (3, 1440), (1, 1440), (1.5, 2160)):
+        n = int(days * 1440)
+        t = 1_700_000_000 + 60.0 * np.arange(n)
+        one = np.ones((n, 2))
+        s = TanSeries(t, [MeterInfo("a"), MeterInfo("b")], 240.0 * one, one, one)
+        sl = baseline_slice(s, DetectorConfig())
+        assert (sl.stop - (sl.start or 0)) == expect, days

@@ -109,11 +109,14 @@ class TanAnalysis:
 
 def baseline_slice(series: TanSeries, config: DetectorConfig) -> slice:
     """Rows the model is fitted on: the first ``baseline_s`` seconds, or everything if the
-    record is shorter than twice that."""
+    record is shorter than twice that. A record of N readings covers N sampling periods (two
+    days of 1-minute readings span two days less one minute between the first and the last
+    time stamp, and must still count as two days)."""
     t = series.time_s
     if t.size == 0:
         raise ValueError("empty series")
-    if t[-1] - t[0] < 2 * config.baseline_s:
+    step = float(np.median(np.diff(t))) if t.size > 1 else 0.0
+    if t[-1] - t[0] + step < 2 * config.baseline_s:
         return slice(0, t.size)
     return slice(0, int(np.searchsorted(t, t[0] + config.baseline_s)))
 
