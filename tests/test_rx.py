@@ -320,3 +320,15 @@ def test_chain_results_do_not_depend_on_chunking_or_copy_and_survive_bad_samples
     assert [key(r) for r in r1b] == [key(r) for r in r2b]
     with pytest.raises(ValueError):
         InputChain(PLAN, 0).process(np.zeros((4, 4)))
+
+
+@pytest.mark.xfail(strict=True, reason="known bug, open: the channelizer's impulse blanker (threshold 4.5 x the "
+                   "noise RMS) takes a burst above ~24 dB Eb/N0 for an impulse and blanks its preamble away")
+@pytest.mark.parametrize("ebn0_db", [30.0, 50.0])
+def test_strong_bursts_are_decoded_not_blanked(ebn0_db):
+    """A burst far above the noise is a sustained rise, not a switching transient: the impulse
+    blanker must leave it alone and the burst must come out decoded. Today it does not (strict
+    xfail: this test starts failing, as a reminder to drop the mark, once the blanker is fixed)."""
+    from benchmarks.bench_sensitivity import trial_awgn
+
+    assert all(trial_awgn((ebn0_db, 900 + k)) for k in range(3))
