@@ -18,6 +18,7 @@ from .channelizer import DECIMATION, Channelizer
 from .comb import LOCK_S, HarmonicComb
 from .despread import BurstDemodulator, BurstResult
 from .detector import Detection, PreambleDetector
+from . import excise as _excise
 
 KEEP_S = 8.0  # baseband history per channel
 
@@ -40,8 +41,9 @@ class ChainStats:
 
 class InputChain:
     def __init__(self, plan: P.ChannelPlan, input_index: int = 0, fs_hz: float = 48000.0,
-                 threshold: float | None = None, iterations: int = 3) -> None:
+                 threshold: float | None = None, iterations: int = 3, excise_tones: bool = False) -> None:
         self.plan, self.input_index, self.fs_hz = plan, input_index, fs_hz
+        self.excise_tones = excise_tones  # narrowband-interference excision on each burst's span (dsp.excise)
         self.comb = HarmonicComb(fs_hz, plan.grid_hz)
         self.chan = Channelizer(plan, fs_hz)
         kw = {} if threshold is None else {"threshold": threshold}
@@ -144,6 +146,8 @@ class InputChain:
         first = max(first, self.ring_start[c])
         # the burst's span only (the ring may hold more, depending on how the stream was cut)
         r = self.ring[c][first - self.ring_start[c]:need_m - self.ring_start[c]]
+        if self.excise_tones:
+            r, _ = _excise.excise_tones(r)
         f0, fund = self.comb.at(d.start_sample)
         res = self.demods[c].demodulate(r, first, d.start_sample, d.code, f0, d.lambda_peak, fund)
         if res.crc_ok:
