@@ -82,13 +82,15 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   detector releases a burst after the block that follows it, so at the end of a stream (or
   while the input stalls) the last ones wait for more input or for the stop. The earlier figure
   (1.79 s) was 4 bundles of the 8-s demo_small capture.
-- Platform ingest (05:21, load average ~9) with SQLite `synchronous=FULL` (a 201 must survive a
-  power cut): 583 bundles/s per CPU-second of the one pinned core the server ran on, 1,417/s in
-  batches of 100. The grouped fast path had been committing (and fsyncing) every bundle: its
-  first SAVEPOINT opened SQLite's transaction, so each RELEASE committed it; it now opens the
-  transaction itself. By the clock the same run gave 112/s (1 CPU-second of the server took
-  about 5 s of wall time on the loaded machine; an fsync costs 0.3 ms here), PostgreSQL 313/s
-  per CPU-second of the platform process (its server's own processes not counted).
+- Platform ingest (07:00, load average 1-3.5: the quietest window of the day) with SQLite
+  `synchronous=FULL` (a 201 must survive a power cut): 575 bundles/s per CPU-second of the one
+  pinned core the server ran on, 494/s by the clock (the server was busy 86 % of the wall time;
+  the rest is waiting on the load generator, which shares the 2-core machine, or on fsync: not
+  separated), 1,380/s by the clock in batches of 100. PostgreSQL: 310/s per CPU-second of the
+  platform process, 282/s by the clock (its server's own processes not counted). The grouped
+  fast path had been committing (and fsyncing) every bundle: its first SAVEPOINT opened
+  SQLite's transaction, so each RELEASE committed it; it now opens the transaction itself.
+  A --quick run just before (500 hubs): 726/s per CPU-second, 631/s by the clock.
 - Theft (05:16): the CUSUM bank was retuned (reference values 0.4/0.2/0.08 sigma, design rate
   0.6 false alarms per 1,000 meter-days, bias allowance 0.5): 1 kW within 24 h went from 92.5 to
   95.8 %. 3 kW within 1 h stays at 88.3 %: of its 14 misses, 5 are taps so close to the
