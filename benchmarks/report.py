@@ -51,9 +51,10 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   1e-2. Substation channel: 3.0 dB from ideal (target 1.5): the trials inject switching impulses
   at 0.2/s per feeder (4x the scenario default) and the transformer low-pass near the top
   channel; this target is missed.
-- Throughput (re-measured 05:41 after the speed-up of the receive chain, load average 6-7):
-  10.7x real time by the clock, 11.2x by CPU time; comb, channelizer, detector and
-  demod+decode at 160, 101, 60 and 82 Msamples/s. The 50x target is still missed: the
+- Throughput (07:07, final code, load average ~1): 11.8x real time by the clock, the same by CPU
+  time; comb, channelizer, detector and demod+decode at 177, 95, 60 and 120 Msamples/s (the run
+  just before it gave 9.8x: runs of this 20-s stretch vary by ~10 %; 05:41 under load, before
+  the second CFAR stage: 10.7x). The 50x target is still missed: the
   per-sample stages would each need ~300 Msamples/s. The earlier 2.36x was partly the
   benchmark's own doing: it fed the comb's unlocked start-up transient to the detectors (the
   chain zeroes it), every code of every channel fired on it and 447 of its 519
