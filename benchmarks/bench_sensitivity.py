@@ -76,27 +76,37 @@ def trial_awgn(args) -> bool:
     return _run_chain(x, plan, fr, ch, code, t_start)
 
 
-def trial_substation(args) -> bool:
+def substation_signal(ebn0_db: float, seed: int, *, impulse_rate: float = 0.2, interferers: bool = True,
+                      cutoff_hz: float | None = None):
+    """One burst injected on its true input of gridsim's SubstationChannel at ``ebn0_db``: returns
+    (samples of that input, plan, frame, channel, code, t_start). The keyword arguments vary the
+    channel for ablations (benchmarks/sensitivity_ablation.py); the defaults are the benchmark's."""
     from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel
     from gridsim.simulate import ebn0_db as ebn0_of_level
 
-    ebn0_db, seed = args
     rng = np.random.default_rng(seed)
     plan = P.ChannelPlan.default()
     fr, ch, code, t_start, first, s, f0 = _burst(rng, plan)
-    cfg = ChannelConfig(noise_floor_dbc=85.0, impulse_rate_per_feeder_per_s=0.2)
+    cfg = ChannelConfig(noise_floor_dbc=85.0, impulse_rate_per_feeder_per_s=impulse_rate,
+                        enable_impulses=impulse_rate > 0, enable_interferers=interferers)
     chan = SubstationChannel(cfg, Layout(1, 1), seed=int(seed) % 2**31)
     f0_true = float(chan.grid_frequency(first, 1)[0])
     c = plan.channel(ch)
     first, s = modulator.modulate(F.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start,
                                   grid_period_s=1 / f0_true, clock_ppm=float(rng.uniform(-100, 100)),
                                   phase_rad=float(rng.uniform(0, 2 * np.pi)))
-    cutoff = float(rng.uniform(0.95, 1.3) * 3600.0)
+    cutoff = float(rng.uniform(0.95, 1.3) * 3600.0)  # drawn always, so the other draws stay the same
+    if cutoff_hz is not None:
+        cutoff = float(cutoff_hz)
     level = ebn0_db - ebn0_of_level(0.0, 85.0, FS, c.fc_hz, cutoff)  # level that gives this Eb/N0
     phase = int(rng.integers(3))
     inj = Injection(first, s, 0, 0, phase, level, cutoff, int(seed) % 2**31)
     n = first + s.size + int(0.25 * FS)
-    x = chan.render(0, n, [inj])[:, phase]
+    return chan.render(0, n, [inj])[:, phase], plan, fr, ch, code, t_start
+
+
+def trial_substation(args) -> bool:
+    x, plan, fr, ch, code, t_start = substation_signal(*args)
     return _run_chain(x, plan, fr, ch, code, t_start)
 
 

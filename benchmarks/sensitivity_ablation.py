@@ -82,31 +82,11 @@ def _classify(got, ch, code, t_start, fr):
 
 
 def trial(args) -> dict:
-    from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel
-    from gridsim.simulate import ebn0_db as ebn0_of_level
-
     variant, ebn0_db, seed = args
     v = VARIANTS[variant]
-    # --- identical to bench_sensitivity.trial_substation, except the marked config changes ---
-    rng = np.random.default_rng(seed)
-    plan = P.ChannelPlan.default()
-    fr, ch, code, t_start, first, s, f0 = B._burst(rng, plan)
-    cfg = ChannelConfig(noise_floor_dbc=85.0, impulse_rate_per_feeder_per_s=v["impulse_rate"],
-                        enable_impulses=v["impulse_rate"] > 0, enable_interferers=v["interferers"])
-    chan = SubstationChannel(cfg, Layout(1, 1), seed=int(seed) % 2**31)
-    f0_true = float(chan.grid_frequency(first, 1)[0])
-    c = plan.channel(ch)
-    first, s = modulator.modulate(F.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start,
-                                  grid_period_s=1 / f0_true, clock_ppm=float(rng.uniform(-100, 100)),
-                                  phase_rad=float(rng.uniform(0, 2 * np.pi)))
-    cutoff = float(rng.uniform(0.95, 1.3) * 3600.0)
-    if v["cutoff_x"] is not None:
-        cutoff = v["cutoff_x"] * 3600.0
-    level = ebn0_db - ebn0_of_level(0.0, 85.0, FS, c.fc_hz, cutoff)
-    phase = int(rng.integers(3))
-    inj = Injection(first, s, 0, 0, phase, level, cutoff, int(seed) % 2**31)
-    n = first + s.size + int(0.25 * FS)
-    x = chan.render(0, n, [inj])[:, phase]
+    cutoff = v["cutoff_x"] * 3600.0 if v["cutoff_x"] is not None else None
+    x, plan, fr, ch, code, t_start = B.substation_signal(ebn0_db, seed, impulse_rate=v["impulse_rate"],
+                                                         interferers=v["interferers"], cutoff_hz=cutoff)
     # --- the chain, with the result kept ---
     chain = InputChain(plan, 0, excise_tones=bool(v.get("excise_rx")))
     got = []
