@@ -79,8 +79,10 @@ def trial_awgn(args) -> bool:
 def substation_signal(ebn0_db: float, seed: int, *, impulse_rate: float = 0.2, interferers: bool = True,
                       cutoff_hz: float | None = None):
     """One burst injected on its true input of gridsim's SubstationChannel at ``ebn0_db``: returns
-    (samples of that input, plan, frame, channel, code, t_start). The keyword arguments vary the
-    channel for ablations (benchmarks/sensitivity_ablation.py); the defaults are the benchmark's."""
+    (samples of that input, plan, frame, channel, code, t_start, extra) with ``extra`` the channel
+    object, the burst's first sample and length, the input (phase) and the transformer cut-off.
+    The keyword arguments vary the channel for ablations (benchmarks/sensitivity_ablation.py);
+    the defaults are the benchmark's."""
     from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel
     from gridsim.simulate import ebn0_db as ebn0_of_level
 
@@ -102,11 +104,12 @@ def substation_signal(ebn0_db: float, seed: int, *, impulse_rate: float = 0.2, i
     phase = int(rng.integers(3))
     inj = Injection(first, s, 0, 0, phase, level, cutoff, int(seed) % 2**31)
     n = first + s.size + int(0.25 * FS)
-    return chan.render(0, n, [inj])[:, phase], plan, fr, ch, code, t_start
+    extra = {"chan": chan, "first": first, "n_burst": s.size, "phase": phase, "cutoff_hz": cutoff}
+    return chan.render(0, n, [inj])[:, phase], plan, fr, ch, code, t_start, extra
 
 
 def trial_substation(args) -> bool:
-    x, plan, fr, ch, code, t_start = substation_signal(*args)
+    x, plan, fr, ch, code, t_start, _ = substation_signal(*args)
     return _run_chain(x, plan, fr, ch, code, t_start)
 
 

@@ -84,9 +84,11 @@ def _classify(got, ch, code, t_start, fr):
 def trial(args) -> dict:
     variant, ebn0_db, seed = args
     v = VARIANTS[variant]
-    cutoff = v["cutoff_x"] * 3600.0 if v["cutoff_x"] is not None else None
-    x, plan, fr, ch, code, t_start = B.substation_signal(ebn0_db, seed, impulse_rate=v["impulse_rate"],
-                                                         interferers=v["interferers"], cutoff_hz=cutoff)
+    x, plan, fr, ch, code, t_start, ex = B.substation_signal(
+        ebn0_db, seed, impulse_rate=v["impulse_rate"], interferers=v["interferers"],
+        cutoff_hz=v["cutoff_x"] * 3600.0 if v["cutoff_x"] is not None else None)
+    chan, first, n_burst, phase, cutoff = ex["chan"], ex["first"], ex["n_burst"], ex["phase"], ex["cutoff_hz"]
+    c = plan.channel(ch)
     # --- the chain, with the result kept ---
     chain = InputChain(plan, 0, excise_tones=bool(v.get("excise_rx")))
     got = []
@@ -101,7 +103,7 @@ def trial(args) -> dict:
             got += chain.process(x[i:i + 24000])
     got += chain.flush()
     kind, r = _classify(got, ch, code, t_start, fr)
-    imps = chan.impulse_events(max(0, first - int(0.02 * FS)), s.size + int(0.02 * FS))
+    imps = chan.impulse_events(max(0, first - int(0.02 * FS)), n_burst + int(0.02 * FS))
     # the impulse's share on this phase (gain) and its peak over the noise RMS
     imp_db = [e["peak_db"] + 20 * math.log10(abs(e["gains"][phase])) for e in imps]
     return dict(variant=variant, ebn0_db=ebn0_db, seed=seed, channel=ch, kind=kind, cutoff_hz=round(cutoff, 1),
