@@ -93,7 +93,7 @@ def _fa_worker(args) -> tuple[int, int, float, int]:
     for c in chains:
         c.flush()
     dets = sum(c.stats.detections for c in chains)
-    blanked = sum(int(c.chan.state.blanked.sum()) for c in chains)
+    blanked = sum(int(c.chan.blanked.sum()) for c in chains)
     gated = sum(d.state.gated for c in chains for d in c.dets)
     return dets, 3, blanked / 1500.0, gated
 

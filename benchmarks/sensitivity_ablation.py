@@ -110,7 +110,7 @@ def trial(args) -> dict:
                 lp_db_at_fc=round(-10 * math.log10(1 + (c.fc_hz / cutoff) ** 4), 3),
                 impulses=len(imps), impulse_max_db=round(max(imp_db), 1) if imp_db else None,
                 impulse_ring_hz=[round(e["ring_hz"]) for e in imps],
-                blanked=int(np.sum(chain.chan.state.blanked)),
+                blanked=int(np.sum(chain.chan.blanked)),
                 rx_ebn0_db=None if r is None else round(float(r.ebn0_db), 2),
                 pre_fec_errors=None if r is None else int(r.pre_fec_bit_errors))
 

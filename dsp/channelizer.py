@@ -7,15 +7,13 @@ to 0 Hz and decimates by 4 (-> 1.5 kHz, 2.08 samples per chip) with a second Kai
 flat to +-450 Hz, 63.7 dB down from 1.05 kHz; both designed for 65 dB with the Kaiser formula).
 Both mixers read exact periodic tables indexed by the absolute sample number, so the output does
 not depend on how the input is cut, and the carrier phase of every channel is referenced to
-absolute time: output sample m of a channel is the baseband value at input sample
-32 m + 31 - DELAY - 32 BLANK_HALF = 32 m - 671 (DELAY = 30 + 8 * 20 = 190; see
-:meth:`Channelizer.input_index`).
+absolute time.
 
-Impulse blanking: a switching transient is far above the noise at baseband. Each channel keeps a
-slow estimate of its noise power; a sample above BLANK_K^2 times that estimate zeroes itself and
-the BLANK_HALF samples on each side (the output is delayed by BLANK_HALF samples for this).
-(Output sample m is then the baseband value at input sample 32 m - 264 - 32 * BLANK_HALF.) Wanted
-bursts sit below the noise per sample, so they never trigger it; blanked samples are counted.
+Impulse blanking follows the filters: :mod:`dsp.blanker` (switching transients and their comb
+echoes are zeroed; bursts, however strong, are not). It holds back the newest ``blanker.DELAY``
+baseband samples (0.15 s) until it has decided on them; output sample m of a channel (counted
+from the start of the stream) is the baseband value at input sample ``32 m + 31 - DELAY``
+(DELAY = 30 + 8 * 20 = 190; see :meth:`Channelizer.input_index`).
 """
 from __future__ import annotations
 
@@ -27,8 +25,10 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
+from . import blanker
 from . import params as P
 from ._jit import jit
+from .comb import RHO as COMB_RHO
 
 STOP_DB = 65.0  # noise, neighbouring channels and comb residue alias 65 dB down: far under the noise
 DEC_A = 8
@@ -38,10 +38,6 @@ TAPS_A = 61
 TAPS_B = 41
 GD_A = (TAPS_A - 1) // 2
 DELAY = GD_A + DEC_A * (TAPS_B - 1) // 2
-BLANK_K = 4.5  # threshold in noise RMS (Gaussian noise alone exceeds it with p = exp(-20): < 0.02/hour)
-BLANK_HALF = 16
-NOISE_ALPHA = 1.0 / 3000.0  # noise power tracker: ~2 s time constant at 1.5 kHz
-WARMUP = 96  # outputs (64 ms): the noise estimate starts from their median (robust to an impulse)
 
 
 def _lo_table(freq_hz: float, fs_hz: float) -> np.ndarray:
@@ -92,23 +88,14 @@ class ChannelizerState:
     hist_a: np.ndarray  # doubled ring of real input samples
     hist_b: np.ndarray  # (channels, re/im, doubled ring) of stage-B inputs (mixed per channel)
     m_a: int  # stage-A outputs produced so far
-    delay_line: np.ndarray  # (channels, 2*BLANK_HALF+1) complex, pending outputs
-    blank_left: np.ndarray  # (channels,) samples still to blank
-    noise_pow: np.ndarray  # (channels,) running noise power estimate
-    warm: np.ndarray  # (channels,) outputs collected so far during warm-up
-    warm_buf: np.ndarray  # (channels, WARMUP) their powers
-    m_out: int  # outputs produced so far (per channel; all channels in step)
-    blanked: np.ndarray  # (channels,) counters
+    m_out: int  # filter outputs produced so far (per channel; all channels in step)
 
     def copy(self) -> "ChannelizerState":
-        return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy(), self.m_a, self.delay_line.copy(),
-                                self.blank_left.copy(), self.noise_pow.copy(), self.warm.copy(), self.warm_buf.copy(),
-                                self.m_out, self.blanked.copy())
+        return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy(), self.m_a, self.m_out)
 
 
 @jit(fastmath={"reassoc", "contract"})
-def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, blank_left, noise_pow, warm, warm_buf,
-                      m_out, blanked, out, k2, alpha):
+def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, m_out, out):
     """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
 
     Stage A is polyphase: ``hqr[q] + j hqi[q]`` are the taps already multiplied by the mixer
@@ -128,7 +115,6 @@ def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, b
     nq = hqr.shape[0]
     nch = lo_b.shape[0]
     pb = lo_b.shape[1]
-    dl = delay_line.shape[1]
     w = 0
     n = n0
     # ring positions and phases kept as counters (no integer division per sample)
@@ -136,7 +122,6 @@ def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, b
     ib = m_a % rb - 1  # ring slot of the last stage-A output
     pha = m_a % DEC_B - 1
     jb = (n0 + (DEC_A - 1 - n0 % DEC_A) - GD_A) % pb  # mixer phase of the next stage-A output
-    slot = m_out % dl
     nx = x.shape[0]
     k0 = 0
     while k0 < nx:
@@ -190,36 +175,8 @@ def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, b
                 for t in range(lb):
                     yr += hbr[t] * zr[t]
                     yi += hbr[t] * zi[t]
-                yb = complex(yr, yi)
-                p = yr * yr + yi * yi
-                np_est = noise_pow[c]
-                if warm[c] < WARMUP:  # first outputs of signal: collect, then start from their median
-                    if p > 0.0:
-                        warm_buf[c, warm[c]] = p
-                        warm[c] += 1
-                        if warm[c] == WARMUP:
-                            noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
-                elif p > k2 * np_est:
-                    blank_left[c] = dl  # blank the pending samples and the coming ones
-                    for i in range(dl):
-                        if delay_line[c, i] != 0:
-                            blanked[c] += 1
-                        delay_line[c, i] = 0.0
-                    noise_pow[c] = np_est + alpha * (k2 - 1.0) * np_est  # lets a real rise of the floor through
-                else:
-                    noise_pow[c] = np_est + alpha * (p - np_est)
-                outv = delay_line[c, slot]
-                if blank_left[c] > 0:
-                    blank_left[c] -= 1
-                    if yb != 0:
-                        blanked[c] += 1
-                    yb = 0.0
-                delay_line[c, slot] = yb
-                out[c, w] = outv
+                out[c, w] = complex(yr, yi)
             m_out += 1
-            slot += 1
-            if slot == dl:
-                slot = 0
             w += 1
         for t in range(run):
             xbuf[ia0 + t] = xbuf[ia0 + ra + t]
@@ -229,11 +186,9 @@ def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, delay_line, b
 class Channelizer:
     """Streaming channelizer for one input; ``process`` returns (channels, n_out) complex128."""
 
-    def __init__(self, plan: P.ChannelPlan, fs_hz: float = 48000.0, blank_k: float = BLANK_K) -> None:
+    def __init__(self, plan: P.ChannelPlan, fs_hz: float = 48000.0, blank_k: float = blanker.BLANK_K) -> None:
         if fs_hz != 48000.0:
             raise ValueError(f"the channelizer is designed for 48 kHz input, got fs_hz={fs_hz}")
-        if not blank_k > 0:
-            raise ValueError(f"blank_k must be positive, got {blank_k}")
         self.plan, self.fs_hz, self.blank_k = plan, float(fs_hz), float(blank_k)
         self.out_rate_hz = fs_hz / DECIMATION
         fcs = [c.fc_hz for c in plan.channels]
@@ -242,6 +197,10 @@ class Channelizer:
             if abs(c.fc_hz - self.f_mid_hz) + c.bandwidth_hz / 2 > 1500.0:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
         self.ha, self.hb, self.lo_a, self.hq, self.lo_b, self._hqr, self._hqi, self._hbr = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
+        period = self.out_rate_hz / plan.grid_hz
+        if period != int(period):
+            raise ValueError(f"grid {plan.grid_hz} Hz is not a whole number of baseband samples per cycle")
+        self.blanker = blanker.ImpulseBlanker(len(fcs), int(period), COMB_RHO, blank_k)
         self.reset()
 
     @property
@@ -251,19 +210,18 @@ class Channelizer:
     @staticmethod
     def input_index(m):
         """Input sample index (at fs) whose baseband value is output sample ``m``."""
-        return DECIMATION * m + (DECIMATION - 1) - DELAY - DECIMATION * BLANK_HALF
+        return DECIMATION * m + (DECIMATION - 1) - DELAY
 
     def reset(self) -> None:
         nch = self.n_channels
-        dl = BLANK_HALF
-        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2, 2 * 64)), 0,
-                                      np.zeros((nch, dl), complex), np.zeros(nch, np.int64), np.zeros(nch),
-                                      np.zeros(nch, np.int64), np.zeros((nch, WARMUP)), 0, np.zeros(nch, np.int64))
+        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2, 2 * 64)), 0, 0)
+        self.blanker.reset()
 
     def copy(self) -> "Channelizer":
         c = Channelizer.__new__(Channelizer)
         c.__dict__.update(self.__dict__)
         c.state = self.state.copy()
+        c.blanker = self.blanker.copy()
         return c
 
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -275,11 +233,20 @@ class Channelizer:
             raise ValueError("non-finite samples: the comb (dsp.comb) replaces them before the channelizer")
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
-        s.n, s.m_a, s.m_out, w = channelize_kernel(
-            x, s.n, self._hqr, self._hqi, self._hbr, self.lo_b, s.hist_a, s.hist_b, s.m_a, s.delay_line, s.blank_left,
-            s.noise_pow, s.warm, s.warm_buf, s.m_out, s.blanked, out, self.blank_k**2, NOISE_ALPHA)
-        return out[:, :w]
+        s.n, s.m_a, s.m_out, w = channelize_kernel(x, s.n, self._hqr, self._hqi, self._hbr, self.lo_b, s.hist_a,
+                                                    s.hist_b, s.m_a, s.m_out, out)
+        return self.blanker.process(out[:, :w])
+
+    @property
+    def m_out(self) -> int:
+        """Output samples produced so far (per channel)."""
+        return max(0, self.state.m_out - blanker.DELAY)
+
+    @property
+    def blanked(self) -> np.ndarray:
+        """Non-zero baseband samples zeroed by the impulse blanker, per channel."""
+        return self.blanker.state.blanked.copy()
 
     @property
     def noise_power(self) -> np.ndarray:
-        return self.state.noise_pow.copy()
+        return self.blanker.state.noise_pow.copy()

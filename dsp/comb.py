@@ -42,6 +42,7 @@ RING = 4096
 RAMP_BLOCKS = 30.0  # rho ramps up from 0 over the first 30 cycles (fast lock, then narrow notches)
 LOCK_S = 0.25  # after this the residual is < -100 dBc (tests/test_comb.py); receivers gate on it
 HIST = 8
+RHO = 0.8  #: pole radius of both combs (see the module docstring)
 
 
 @dataclass
@@ -215,7 +216,7 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
 class HarmonicComb:
     """Streaming tracking comb for one input (see the module docstring)."""
 
-    def __init__(self, fs_hz: float = 48000.0, grid_hz: float = 60.0, rho: float = 0.8) -> None:
+    def __init__(self, fs_hz: float = 48000.0, grid_hz: float = 60.0, rho: float = RHO) -> None:
         if grid_hz not in (50.0, 60.0):
             raise ValueError(f"grid_hz must be 50 or 60, got {grid_hz}")
         if not 0.0 < rho < 1.0:

@@ -57,12 +57,12 @@ class _Chains:
         out = WorkerOutput(worker, first_sample, block.shape[0] if block is not None else 0)
         for j, i in enumerate(self.inputs):
             ch = self.chains[i]
-            m0 = ch.chan.state.m_out
+            m0 = ch.chan.m_out
             if block is not None and block.shape[0]:
                 out.results += ch.process(block[:, j])
             if flush:
                 out.results += ch.flush()
-            m1 = ch.chan.state.m_out
+            m1 = ch.chan.m_out
             # the newest baseband of every channel (what the ring gained in this call)
             gained = m1 - m0
             if gained > 0:

@@ -218,3 +218,53 @@ def mf_naive(r, m_first, c0, tau0, spc, t0_samples, n_chips, beta=0.25, span=6.5
                 if abs(x) <= span:
                     z[p, k] += r[i] * rrc(x, beta)
     return z
+
+
+def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, slots=4, warmup=96,
+                alpha=1.0 / 3000.0, rise_alpha=1.0 / 24000.0):
+    """The impulse blanker of dsp.blanker written plainly over the whole record (no rings):
+    returns the output (the last ``decide + half`` samples held back, as the streaming blanker
+    does) and the trigger counts (echo, sustained, transient) per channel."""
+    y = np.asarray(y, complex)
+    nch, n = y.shape
+    out = y.copy()
+    counts = np.zeros((nch, 3), int)
+    w1, w2 = 4 * period, 7 * period
+    for c in range(nch):
+        p = np.abs(y[c]) ** 2
+        noise, warm = 0.0, []
+        mem = []  # (p0, i0) of the transients remembered, oldest first
+        zero = np.zeros(n, bool)
+        for i in range(n - decide):
+            if len(warm) < warmup:
+                if p[i] > 0:
+                    warm.append(p[i])
+                    if len(warm) == warmup:
+                        noise = float(np.median(warm)) / math.log(2.0)
+                continue
+            if not p[i] > k2 * noise:
+                noise += alpha * (p[i] - noise)
+                continue
+            pref = p[i:i + half + 1].max()
+            bounds = [p0 * env[(i - i0) // period] if (i - i0) // period < len(env) else 0.0 for p0, i0 in mem]
+            bounds += [0.0] * (slots - len(bounds))
+            if pref <= max(bounds):
+                kind = 0
+            else:
+                fut = p[i + w1:i + w2 + 1].sum() / (w2 - w1 + 1)
+                past = p[max(i - w2, 0):i - w1 + 1].sum() / (w2 - w1 + 1) if i - w1 >= 0 else 0.0
+                kind = 1 if max(fut, past) >= sustain * pref else 2
+            counts[c, kind] += 1
+            if kind == 1:
+                noise += rise_alpha * (k2 - 1.0) * noise
+                continue
+            if kind == 2:
+                j = int(np.argmin(bounds))  # the slot whose echoes are weakest now (first of equals)
+                if j < len(mem):
+                    mem[j] = (pref, i)
+                else:
+                    mem.append((pref, i))
+            h = half if kind == 2 else echo_half
+            zero[max(i - h, 0):i + h + 1] = True
+        out[c, zero] = 0.0
+    return out[:, :n - decide - half], counts
