@@ -46,10 +46,12 @@ VARIANTS = {
     # excised from the comb output in the frequency domain before the channelizer (non-causal, whole record)
     "bench_excise": dict(impulse_rate=0.2, cutoff_x=None, interferers=True, excise=True),
     # the same idea inside the receiver, causal: InputChain(excise_tones=True) excises the tones from
-    # each burst's baseband span before demodulation (dsp.excise)
+    # each burst's baseband span before demodulation (dsp.excise). The chain's default since
+    # 2026-11-22 (session 3); the results file's rows of "bench" before that date ran without it
     "bench_excise_rx": dict(impulse_rate=0.2, cutoff_x=None, interferers=True, excise_rx=True),
+    "bench_no_excise_rx": dict(impulse_rate=0.2, cutoff_x=None, interferers=True, excise_rx=False),
 }
-DEFAULT_VARIANTS = [v for v in VARIANTS if not (VARIANTS[v].get("excise") or VARIANTS[v].get("excise_rx"))]
+DEFAULT_VARIANTS = [v for v in VARIANTS if not (VARIANTS[v].get("excise") or "excise_rx" in VARIANTS[v])]
 
 
 def _excise_tones(y: np.ndarray, thresh_db: float = 10.0, guard: int = 2) -> np.ndarray:
@@ -90,7 +92,7 @@ def trial(args) -> dict:
     chan, first, n_burst, phase, cutoff = ex["chan"], ex["first"], ex["n_burst"], ex["phase"], ex["cutoff_hz"]
     c = plan.channel(ch)
     # --- the chain, with the result kept ---
-    chain = InputChain(plan, 0, excise_tones=bool(v.get("excise_rx")))
+    chain = InputChain(plan, 0, **({"excise_tones": v["excise_rx"]} if "excise_rx" in v else {}))
     got = []
     if v.get("excise"):
         y = np.concatenate([chain.process_comb(x[i:i + 24000]) for i in range(0, x.size, 24000)])

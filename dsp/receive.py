@@ -41,7 +41,7 @@ class ChainStats:
 
 class InputChain:
     def __init__(self, plan: P.ChannelPlan, input_index: int = 0, fs_hz: float = 48000.0,
-                 threshold: float | None = None, iterations: int = 3, excise_tones: bool = False) -> None:
+                 threshold: float | None = None, iterations: int = 3, excise_tones: bool = True) -> None:
         self.plan, self.input_index, self.fs_hz = plan, input_index, fs_hz
         self.excise_tones = excise_tones  # narrowband-interference excision on each burst's span (dsp.excise)
         self.comb = HarmonicComb(fs_hz, plan.grid_hz)
