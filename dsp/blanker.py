@@ -217,6 +217,11 @@ class ImpulseBlanker:
         b.state = self.state.copy()
         return b
 
+    def flush(self) -> np.ndarray:
+        """End of stream: decide on what is held back (its look-ahead cut short) and return it.
+        (Zeros are fed through; the blanker is spent afterwards: ``reset`` before reuse.)"""
+        return self.process(np.zeros((self.n_channels, DELAY), complex))
+
     def process(self, y: np.ndarray) -> np.ndarray:
         """(channels, n) complex baseband in; the same, DELAY samples late, blanked, out."""
         y = np.asarray(y, dtype=np.complex128)

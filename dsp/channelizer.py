@@ -237,10 +237,14 @@ class Channelizer:
                                                     s.hist_b, s.m_a, s.m_out, out)
         return self.blanker.process(out[:, :w])
 
+    def flush(self) -> np.ndarray:
+        """End of stream: the samples the blanker still holds back (see :meth:`ImpulseBlanker.flush`)."""
+        return self.blanker.flush()
+
     @property
     def m_out(self) -> int:
         """Output samples produced so far (per channel)."""
-        return max(0, self.state.m_out - blanker.DELAY)
+        return max(0, self.blanker.state.a - blanker.DELAY)
 
     @property
     def blanked(self) -> np.ndarray:

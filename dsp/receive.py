@@ -124,8 +124,9 @@ class InputChain:
 
     def flush(self) -> list[tuple[int, BurstResult]]:
         """End of stream: demodulate what is still pending if its burst is complete (a burst cut
-        off by the end of the stream is counted in ``stats.truncated`` and dropped)."""
-        out = []
+        off by the end of the stream is counted in ``stats.truncated`` and dropped). The baseband
+        the impulse blanker still holds back (0.15 s) goes through the detectors first."""
+        out = self.process_baseband(self.chan.flush())
         for c, det in enumerate(self.dets):
             for d in det.flush():
                 self.stats.detections += 1

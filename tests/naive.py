@@ -268,3 +268,16 @@ def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, s
             zero[max(i - h, 0):i + h + 1] = True
         out[c, zero] = 0.0
     return out[:, :n - decide - half], counts
+
+
+def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
+    """dsp.detector.tone_bins with numpy's median and plain loops."""
+    pw = np.abs(X) ** 2
+    hit = np.zeros(X.size, bool)
+    for g in range(X.size // group):
+        ref = np.median(pw[g * group:(g + 1) * group]) / math.log(2.0)
+        for i in range(g * group, (g + 1) * group):
+            if inband[i] and pw[i] > k * ref:
+                hit[max(i - 1, 0):i + 2] = True
+    hit &= inband
+    return hit if hit.any() else None

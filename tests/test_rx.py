@@ -382,6 +382,11 @@ def test_detector_excises_a_tone_from_its_blocks_and_leaves_noise_and_bursts_alo
     chip = np.repeat(rng.choice([-1.0, 1.0], NFFT // 2 + 1), 2)[:NFFT]
     strong = 31.6 * np.convolve(chip, np.ones(3) / 3, mode="same") + noise
     assert tone_bins(np.fft.fft(strong), inband) is None
+    # the numba kernel against numpy's median and plain loops, with tones of every strength
+    for level in np.linspace(0.3, 3.0, 12):
+        Xt = np.fft.fft((noise + level * np.exp(2j * np.pi * rng.uniform(-0.3, 0.3) * n)).astype(np.complex64))
+        got, ref = tone_bins(Xt, inband), naive.tone_bins_naive(Xt, inband)
+        assert (got is None and ref is None) or np.array_equal(got, ref)
 
 
 def test_a_tone_in_the_channel_does_not_make_the_detector_turn_a_burst_down():
@@ -399,3 +404,14 @@ def test_a_tone_in_the_channel_does_not_make_the_detector_turn_a_burst_down():
     chain, res = run_chain(x)
     assert chain.dets[2].state.tone_blocks >= 1
     assert [(r.channel, r.code, r.crc_ok, r.frame) for r in res] == [(2, 1, True, fr)]
+
+
+def test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush():
+    """The blanker holds back 0.15 s of baseband; flush() lets it go, so a burst whose last chip
+    is 0.06 s before the end of a capture is still decoded."""
+    rng = np.random.default_rng(51)
+    fr, first, s = burst(rng, ch=0, code=2, t_start=0.6)
+    x = stream_with([(first, s)], first + s.size + int(0.06 * FS), 9.0, rng)
+    chain, res = run_chain(x, chunks=[int(1.3 * FS)] * 3)
+    assert [(r.channel, r.code, r.crc_ok, r.frame) for r in res] == [(0, 2, True, fr)]
+    assert chain.stats.truncated == 0
