@@ -14,8 +14,12 @@ stationary over the block (~1.4 s). It is neither:
   windows of plain Gaussian noise (no impulse, no tone, no blanking near 6 of the 7);
 * transients shorter than the block: the comb's echo train of a switching impulse (an impulse
   comes back every T0 with 0.4, 0.28, 0.19 ... of its amplitude and stays above the noise for
-  up to ~0.5 s; the channelizer blanks only the samples above 4.5 sigma), a burst of harmonic
-  residue after a grid step. They raise the power under the template window, unevenly.
+  up to ~0.5 s; the blanker, dsp.blanker, takes the echoes above 4.5 sigma and leaves those
+  under it), a burst of harmonic residue after a grid step. They raise the power under the
+  template window, unevenly;
+* narrowband interference: a tone in the channel correlates with the template at every lag
+  and raises kappa_row below 2.5-4 times, so the detector excises in-band tones from each block
+  before any of this (``dsp.detector.tone_bins``).
 
 The second stage recomputes the peak's statistic over its template window:
 
