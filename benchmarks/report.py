@@ -99,6 +99,20 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   9.7 kW, 5 more are past the clairvoyant bound (3.7 kW), and 4 fired at 61-83 min; a detector
   told the onset would expect 113.7 of 120 (94.8 %), so the target is beyond this scenario
   mix's physical limit.
+- Theft (08:19): the radial model now estimates each service drop's X/R (prior 0.25 +- 0.1)
+  instead of taking 0.25 for all, and its uncertainty counts in the leverage. With 0.25 fixed, a
+  #2 triplex drop (X/R 0.1) had its R ~5 % low, so a water heater (pf 1) after a baseline of
+  air-conditioner cycles (pf 0.88) left 0.1-0.2 V of excess drop while it ran: harmless at
+  0.1 % voltage noise, but with 0.05 % (the issue's "0.1 % random" read as a 2-sigma bound,
+  `--v-random-pct 0.05`) it gave 6.3 false alarms per 1,000 meter-days (37 in 5,856); now 0.17
+  (1). The headline keeps 0.1 % as one sigma: 3 kW within 1 h 89.2 % (107/120, was 106), 1 kW
+  within 24 h 95.0 % (114, was 115), intermittent 1 kW 75.0 % (90, was 94: the leverage now
+  discounts loads of an unusual power-factor mix), false alarms 0.17. The 13 misses: 5 at the
+  9.7-kW-bound site, 5 at the 3.7-kW one, 3 at 61-83 min with bounds 2.3-2.9 kW. The detector's
+  own CUSUM bank on white noise at each trial's SNR would expect 90.9 %
+  (`sequential_reference_detect_rate_3kw_1h_us`); a detector told the onset 94.8 %
+  (`bound_expected_detect_rate_3kw_1h_us`). At 0.05 % noise (benchmarks/results/
+  theft_v_random_0.05/theft.json) all four US targets are met: 95.8 % / 98.3 % / 100 % / 0.17.
 """
 FILES = ["sensitivity.json", "throughput.json", "receiver.json", "platform.json", "theft.json", "theft_ieee.json"]
 PLOTS = [("fer.png", "FER against Eb/N0 with the ideal curve"), ("comb.png", "harmonic suppression of the comb"),

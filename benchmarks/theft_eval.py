@@ -22,7 +22,11 @@ Voltages come from ``pandapower.pf.runpp_3ph`` (three-phase, unbalanced, constan
   impedance ``(2 Z1 + Z0) / 3 = 2 Z1``: the two hot conductors of the triplex. The transformer
   is sized at three times the single-phase kVA so that its phase-a impedance is the
   single-phase one. A 120 V tap of P watts on L1 drops V12 exactly as much as a 240 V tap of P
-  watts (``Z_c P/120 = 2 Z_c P/240``), so the taps are modelled as 240 V loads.
+  watts (``Z_c P/120 = 2 Z_c P/240``), so the taps are modelled as 240 V loads. What this
+  leaves out is what a form 2S meter does not measure either (one V_rms per meter, the issue's
+  data): the L1-N/L2-N imbalance of a 120 V tap. A meter reporting both legs (0.1 % of 120 V
+  each) would see a 120 V tap at its own service about 4 times more clearly, a 240 V one about
+  1.4 times; neither the detector nor the bound assumes such meters.
 * **European networks that pandapower ships**: ``create_kerber_landnetz_kabel_2`` (14 houses,
   two strands of NAYY cable, 1.3 km), ``create_synthetic_voltage_control_lv_network``
   (14 houses, three strands, 1.6 km: the long rural feeder) and
@@ -54,6 +58,9 @@ daily, adds a slow random walk and on-load tap-changer steps of 0.6 %.
 Meter noise (``MeterAccuracy`` defaults): voltage 0.1 % random (one sigma) plus a fixed
 calibration gain error uniform in +-0.1 %, current 0.25 % + 0.25 %, resolutions 0.01 V, 0.01 A
 and 0.01 of power factor (the scheduled-report fields). It is drawn afresh for each trial.
+Reading the issue's "0.1 % random" as one standard deviation is the most conservative reading:
+accuracy classes are limits of error, and a limit read as a uniform bound is 0.058 % rms, read as
+a 95 % bound 0.05 % (``--v-random-pct`` sets it; the headline figures keep 0.1 %).
 
 Scenarios and trials
 --------------------
@@ -82,7 +89,9 @@ on feeders. The headline US rates are over *constant* taps: a 3 kW tap draws 3 k
 intermittent one draws it only while on. Intermittent taps are reported beside them
 (``*_intermittent``). US trials are repeated at half the random voltage noise, with the
 detector told that class (``us_half_random_voltage_noise``), in case 0.1 % is read as a 2-sigma
-bound.
+bound; ``--v-random-pct 0.05`` runs the whole benchmark (clean records too) at that reading
+(``benchmarks/results/theft_v_random_0.05/theft.json``). The in-run sensitivity does not measure
+false alarms at that noise; the whole-benchmark run does.
 
 The bound: smallest tap any detector could see in the same time
 --------------------------------------------------------------
@@ -108,9 +117,24 @@ probability alpha requires
 ``alpha`` is the false-alarm budget spent on one window: 1 per 1,000 meter-days is
 ``alpha = N W / (1440 * 1000)`` for one test of an area of N meters per window of W minutes.
 ``P_min`` is computed per trial for W = 60 min and W = 24 h. ``bound_detectable`` is the share
-of trials whose tap is at least ``P_min``; no detector can do better than that. A real detector
+of trials whose tap is at least ``P_min``. The clairvoyant detects a tap of P with probability
+``Phi((z_{1-alpha} + z_{0.95}) P / P_min - z_{1-alpha})`` (``bound_p_detect_*``); its mean over
+the trials (``bound_expected_detect_*``) is the most any detector can expect. A real detector
 does not know the onset, and a sequential test at this false-alarm rate needs about 1.3 times
-the clairvoyant's tap. A constant tap present from the start has no onset. It cannot be told
+the clairvoyant's tap: ``sequential_reference_detect_3kw_1h_us`` is the share the detector's
+own CUSUM bank would catch within the hour on white Gaussian residuals at each trial's SNR
+(``snr_per_min_1h``, the shift in standard deviations per reading).
+
+The bound and the detector treat each phase's secondary voltage as unknown at every minute. In
+this simulation it is not: it is the external-grid voltage (daily swing, a random walk that
+steps every 5 min by about 0.10 V rms at 240 V, a few tap-changer steps of 1.44 V) less the
+transformer's drop under the total current, metered and tapped. A tap's share of that drop
+(0.06-0.14 V per kW in the tapped US areas) is a common step that no metered current explains,
+and a detector modelling the grid voltage as the simulation makes it could use it (to detect,
+not to localise). Neither does, on purpose: on a real lateral the secondary voltage also moves
+with the neighbouring transformers' loads through the shared medium-voltage impedance, and with
+regulator and capacitor steps, none of which is simulated, so such a detector's false-alarm
+rate here would be the simulation's, not the grid's. A constant tap present from the start has no onset. It cannot be told
 from a calibration offset below the 2 x 0.1 % tolerance. Its bound is
 ``(tolerance + (z_{1-alpha} + z_{0.95}) sigma / sqrt(n)) / mean(s)`` over the first day, with
 ``sigma = sigma_v sqrt(1 + 1/(n_g - 1))``.
@@ -183,6 +207,7 @@ class EvalConfig:
     tap_from_min: int = 0  # taps are never on before this minute: their solutions start there
     workers: int = 2
     linearity_minutes: int = 240
+    v_random_pct: float = 0.1  # random voltage error, one sigma, % (0.05: "0.1 %" read as a 2-sigma bound)
 
     @classmethod
     def quick(cls) -> "EvalConfig":
@@ -719,6 +744,47 @@ def bound_kw(e_per_min: np.ndarray, mask: np.ndarray, t0: int, window: int, sigm
     return (_z(alpha) + Z95) / math.sqrt(energy) if energy > 0 else float("inf")
 
 
+def bound_p_detect(size_kw: float, pmin_kw: float, n_meters: int, window: int) -> float:
+    """Probability that the clairvoyant matched filter of :func:`bound_kw` detects a tap of
+    ``size_kw`` within ``window`` minutes: ``Phi((z_a + z_0.95) size / P_min - z_a)``."""
+    if not (pmin_kw > 0 and math.isfinite(pmin_kw)):
+        return 0.0
+    za = _z(min(0.5, n_meters * window / (MIN_PER_DAY * 1000.0)))
+    return float(special.ndtr((za + Z95) * size_kw / pmin_kw - za))
+
+
+def snr_per_min(size_kw: float, pmin_kw: float, n_meters: int, window: int) -> float:
+    """The tap's shift of the excess drop in standard deviations per reading, averaged (rms) over
+    the window: ``sqrt(E) P / (sigma_v sqrt(W))`` from :func:`bound_kw`."""
+    if not (pmin_kw > 0 and math.isfinite(pmin_kw)):
+        return 0.0
+    za = _z(min(0.5, n_meters * window / (MIN_PER_DAY * 1000.0)))
+    return float((za + Z95) * size_kw / pmin_kw / math.sqrt(window))
+
+
+def sequential_reference(snr: list[float], window: int = 60, reps: int = 4000, seed: int = 7) -> list[float]:
+    """Probability that the detector's own CUSUM bank (references and thresholds of
+    ``DetectorConfig().bank`` at 1-minute samples) alarms within ``window`` minutes of a shift of
+    ``snr`` standard deviations in white Gaussian noise, with the onset unknown to it (Monte
+    Carlo on a grid, interpolated). It is what this sequential test can do at its false-alarm
+    rate when the residual is exactly white; the clairvoyant bound knows the onset."""
+    from platform_api.theft.changedetect import cusum_upper
+    bank = DetectorConfig().bank
+    hs = bank.thresholds(MIN_PER_DAY)
+    rng = np.random.default_rng(seed)
+    grid = np.arange(0.0, 2.05, 0.05)
+    pre = 600  # the statistics start in their in-control state
+    p = []
+    for d in grid:
+        z = rng.standard_normal((pre + window, reps))
+        z[pre:] += d
+        hit = np.zeros(reps, bool)
+        for k, h in zip(bank.ks, hs):
+            hit |= (cusum_upper(z, k)[pre:] > h).any(axis=0)
+        p.append(float(hit.mean()))
+    return [float(np.interp(x, grid, p)) for x in snr]
+
+
 # ============================================================================== trials
 def _series(spec: NetSpec, v, i, pf) -> TanSeries:
     t = T0_UNIX + 60 * np.arange(v.shape[0])
@@ -753,7 +819,7 @@ def run_job(job: dict) -> dict:
     else:
         spec = eu_spec(rng, job["name"], cfg.eu_tap_sites)
     truth = make_truth(spec, rng, cfg, with_taps=job["taps"], linearity=job.get("linearity", False))
-    acc = MeterAccuracy()
+    acc = MeterAccuracy(v_random_pct=cfg.v_random_pct)
     n_min = truth.v_clean.shape[0]
     i_clean, pf_clean = currents(truth.v_clean, truth.p_w, truth.q_var)
     groups = list(_series(spec, truth.v_clean[:2], i_clean[:2], pf_clean[:2]).phase_groups().values())
@@ -763,7 +829,7 @@ def run_job(job: dict) -> dict:
     for d in range(cfg.clean_draws):
         vm_, im_, pfm_ = measure(rng, truth.v_clean, i_clean, pf_clean, acc)
         t1 = time.perf_counter()
-        res = analyse(spec, _series(spec, vm_, im_, pfm_))
+        res = analyse(spec, _series(spec, vm_, im_, pfm_), accuracy=acc)
         t_analyse += time.perf_counter() - t1
         alarms = [a for a in res.anomalies if a.anomaly_type == 1]
         clean_rows.append({"network": spec.name, "region": spec.region, "draw": d, "meters": spec.n_meters,
@@ -829,7 +895,10 @@ def run_job(job: dict) -> dict:
                 "unaccounted_kw_est": round(first.unaccounted_kw, 3) if first else None,
                 "false_alarms_before_tap": len(pre), "meter_days_before_tap": spec.n_meters * t0 / MIN_PER_DAY,
                 "extra_drop_v_per_kw": round(float(np.mean(s1[m])) if m.any() else 0.0, 5),
-                "bound_kw_1h": pmin_1h, "bound_kw_24h": pmin_24h})
+                "bound_kw_1h": pmin_1h, "bound_kw_24h": pmin_24h, "meters": spec.n_meters,
+                "bound_p_detect_1h": bound_p_detect(size, pmin_1h, spec.n_meters, 60),
+                "bound_p_detect_24h": bound_p_detect(size, pmin_24h, spec.n_meters, MIN_PER_DAY),
+                "snr_per_min_1h": snr_per_min(size, pmin_1h, spec.n_meters, 60)})
     return {"name": spec.name, "region": spec.region, "meters": spec.n_meters, "solve_s": truth.solve_s,
             "analyse_s": t_analyse, "linearity": truth.linearity, "clean": clean_rows, "trials": trial_rows,
             "spec": {"meters": spec.meter_info, "taps": [dataclasses.asdict(t) for t in spec.taps],
@@ -885,6 +954,15 @@ def summarise(results: list[dict]) -> dict:
                                                                 lambda r: _within(r, MIN_PER_DAY))
         out["bound_detectable_3kw_1h_us" + sfx] = _rate(us3, lambda r: r["bound_kw_1h"] <= 3.0)
         out["bound_detectable_1kw_24h_us" + sfx] = _rate(us1, lambda r: r["bound_kw_24h"] <= 1.0)
+        # expected shares: the clairvoyant (onset and pattern known) and the detector's own CUSUM
+        # bank on white noise at each trial's SNR (onset unknown), both at the trials' tap sizes
+        out["bound_expected_detect_3kw_1h_us" + sfx] = (
+            round(float(np.mean([r["bound_p_detect_1h"] for r in us3])), 4) if us3 else None)
+        out["bound_expected_detect_1kw_24h_us" + sfx] = (
+            round(float(np.mean([r["bound_p_detect_24h"] for r in us1])), 4) if us1 else None)
+        if kind == "constant" and us3:
+            out["sequential_reference_detect_3kw_1h_us"] = round(float(np.mean(
+                sequential_reference([r["snr_per_min_1h"] for r in us3]))), 4)
     # by where the tap is on the service drop
     by_where = {}
     for w in sorted({r["where"] for r in us}):
@@ -1076,6 +1154,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--workers", type=int, default=None, help="processes (default 2, quick 1)")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--v-random-pct", type=float, default=None,
+                    help="random voltage error, one sigma, %% (default 0.1; 0.05 reads the issue's 0.1 %% as 2 sigma)")
     args = ap.parse_args(argv)
     cfg = EvalConfig.quick() if args.quick else EvalConfig()
     if args.workers is not None:
@@ -1084,6 +1164,8 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.workers = 1
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.v_random_pct is not None:
+        cfg.v_random_pct = args.v_random_pct
     t_start = time.perf_counter()
     cfgd = dataclasses.asdict(cfg)
     jobs = [{"region": "eu", "name": n, "seed": cfg.seed + 1000 + i, "taps": True, "linearity": i == 0, "cfg": cfgd}
@@ -1112,7 +1194,8 @@ def main(argv: list[str] | None = None) -> dict:
     s = summarise(results)
     trials = [r for res in results for r in res["trials"] if r["noise"] == "stated"]
     runtime = time.perf_counter() - t_start
-    cmd = "nice .venv/bin/python -m benchmarks.theft_eval" + (" --quick" if args.quick else "")
+    cmd = ("nice .venv/bin/python -m benchmarks.theft_eval" + (" --quick" if args.quick else "")
+           + (f" --v-random-pct {cfg.v_random_pct:g}" if args.v_random_pct is not None else ""))
     targets = {
         "detect_rate_3kw_1h_us": (s["detect_3kw_1h_us"]["rate"], ">= 0.95"),
         "detect_rate_1kw_24h_us": (s["detect_1kw_24h_us"]["rate"], ">= 0.95"),
@@ -1134,6 +1217,8 @@ def main(argv: list[str] | None = None) -> dict:
         "false_alarms_per_1000_meter_days_clean_eu": s["false_alarms_clean_eu"]["per_1000_meter_days"],
         "localise_rate_eu_24h": s["localise_eu_24h"]["rate"],
         "localise_rate_eu_24h_within_50m": s["localise_eu_24h_within_50m"]["rate"],
+        "bound_expected_detect_rate_3kw_1h_us": s["bound_expected_detect_3kw_1h_us"],
+        "sequential_reference_detect_rate_3kw_1h_us": s.get("sequential_reference_detect_3kw_1h_us"),
         "definitions": {
             "detect_rate_3kw_1h_us": "US areas, constant 3 kW taps starting at a random minute of day 2: share "
                                      "detected "
@@ -1150,6 +1235,11 @@ def main(argv: list[str] | None = None) -> dict:
                                                "50 m (along the lines) of the tap: the localisation level on feeders",
             "smallest_tap_kw_detected_eu_24h": "smallest of 0.3/1/3 kW whose constant taps starting during the record "
                                                "on the European feeders are detected within 24 h in >= 95 % of trials",
+            "bound_expected_detect_rate_3kw_1h_us": "mean over the trials of detect_rate_3kw_1h_us of the probability "
+                                                    "that the clairvoyant matched filter (onset and pattern known) "
+                                                    "detects the 3 kW tap within 60 min: what any detector could expect",
+            "sequential_reference_detect_rate_3kw_1h_us": "the same for the detector's own CUSUM bank on white Gaussian "
+                                                          "noise at each trial's SNR, onset unknown (sequential_reference)",
             "bound_kw_1h / bound_kw_24h": "per trial, the smallest tap a clairvoyant matched filter detects with "
                                           "probability 0.95 in that time at 1 false alarm per 1,000 meter-days "
                                           "(module docstring)"},
@@ -1161,7 +1251,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runtime_s": round(runtime, 1),
         "mode": cfg.mode,
         "config": cfgd,
-        "noise": dataclasses.asdict(MeterAccuracy()),
+        "noise": dataclasses.asdict(MeterAccuracy(v_random_pct=cfg.v_random_pct)),
         "detector": {"radial": "platform_api.theft.analyse_radial (US)",
                      "feeder": "platform_api.theft.analyse_feeder (EU)",
                      "config": _jsonable(dataclasses.asdict(DetectorConfig()))},

@@ -186,6 +186,54 @@ def test_clean_radial_gives_no_alarm(seed):
     assert res.warnings == []
 
 
+def mixed_pf_radial_series(seed, *, days=3, acc=MeterAccuracy(v_random_pct=0.05)):
+    """A radial area whose service drops differ in X/R (0.1: #2 triplex, 0.35) and whose loads
+    mix power factors: cycling motor loads at pf 0.85 and resistive heater runs at pf 1. On the
+    first day (the baseline) only M0-M2 run their heaters; on the next days all do."""
+    rng = np.random.default_rng(seed)
+    n, t_n = 6, days * DAY
+    r = rng.uniform(0.04, 0.1, n)
+    xr = np.array([0.1, 0.35, 0.1, 0.35, 0.1, 0.35])
+    p = rng.uniform(0.5, 1.5, n)[None, :] * np.ones((t_n, 1))
+    q = 0.4 * p
+    for k in range(n):  # motor cycles (air conditioner): 12-20 A at pf 0.85
+        on = ((np.arange(t_n) / rng.uniform(20, 30) + rng.uniform()) % 1.0) < 0.4
+        a = rng.uniform(12, 20)
+        p[:, k] += on * a
+        q[:, k] += on * a * math.tan(math.acos(0.85))
+    for k in range(n):  # water-heater runs at pf 1: on the first day only at M0-M2, later everywhere
+        starts = list(rng.integers(DAY, t_n, 6 * (days - 1)))
+        if k < 3:
+            starts += list(rng.integers(0, DAY - 60, 4))
+        for s in starts:
+            p[s:s + rng.integers(15, 35), k] += 19.0
+    vs = 240.0 * (1 + 0.01 * np.sin(np.arange(t_n) / DAY * 2 * np.pi)) - 0.02 * p.sum(axis=1)
+    v = vs[:, None] - r * p - xr * r * q
+    i = np.hypot(p, q)
+    vm, im, pfm = measure(rng, v, i, p / i, acc)
+    meters = [MeterInfo(f"M{k}", "T1", "ab") for k in range(n)]
+    return TanSeries(T0 + 60 * np.arange(t_n), meters, vm, im, pfm, transformer_id="T1"), r, xr
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_service_x_over_r_estimated_no_alarm_from_power_factor_mix(seed):
+    """Each line's X/R is estimated where the baseline's power factors vary (M0-M2) and stays
+    near the prior where they do not (M3-M5); heater runs (pf 1) after a baseline of motor
+    loads (pf 0.85) then raise no alarm at 0.05 % voltage noise: at M3-M5 the uncertain X/R
+    counts in the leverage."""
+    acc = MeterAccuracy(v_random_pct=0.05)
+    series, r, xr = mixed_pf_radial_series(seed, acc=acc)
+    res = analyse_radial(series, accuracy=acc)
+    assert thefts(res) == []
+    est = res.model.own_x_over_r
+    assert np.all(np.abs(est[:3] - xr[:3]) < np.abs(0.25 - xr[:3])), (est, xr)  # moved from the prior towards the truth
+    assert np.all(np.abs(est[3:] - 0.25) < 0.1), est
+    assert np.allclose([m.service_r_ohm for m in res.meters][:3], r[:3], rtol=0.03)
+    # with X/R = 0.25 taken for every line the same records give false alarms
+    old = analyse_radial(series, accuracy=acc, config=DetectorConfig(estimate_x_over_r=False))
+    assert thefts(old)
+
+
 def test_bypass_inflates_impedance():
     """A bypass taking three quarters of meter M0's load through an unmetered path quadruples its
     apparent service resistance: flagged by the impedance test (the service length is known).

@@ -44,6 +44,9 @@ class DetectorConfig:
     extrapolates and its error persists while the load lasts; such samples are discounted as if
     their error were shared by this many consecutive samples: variance ``sigma^2 (1 + h + L
     max(0, h - p/n))``.
+    ``estimate_x_over_r`` (radial areas): estimate each service line's reactance/resistance on
+    the baseline, with a prior of standard deviation ``x_over_r_prior_sd`` around the analysis'
+    ``x_over_r`` (clipped to 0..``x_over_r_max``), instead of assuming ``x_over_r`` for every line.
     """
 
     baseline_s: int = DAY_S
@@ -58,6 +61,9 @@ class DetectorConfig:
     trim_sigma: float = 5.0
     bias_allowance_z: float = 0.5
     leverage_memory_samples: float = 60.0
+    estimate_x_over_r: bool = True
+    x_over_r_prior_sd: float = 0.1
+    x_over_r_max: float = 1.0
 
     def __post_init__(self):
         if not (self.baseline_s > 0):
@@ -65,7 +71,7 @@ class DetectorConfig:
         if not (self.bias_allowance_z >= 0):
             raise ValueError(f"DetectorConfig.bias_allowance_z must be >= 0, got {self.bias_allowance_z}")
         for name in ("offset_z", "max_loop_ohm_per_m", "impedance_ratio", "min_service_r_ohm", "trim_sigma",
-                     "leverage_memory_samples"):
+                     "leverage_memory_samples", "x_over_r_prior_sd", "x_over_r_max"):
             if not (getattr(self, name) > 0):
                 raise ValueError(f"DetectorConfig.{name} must be > 0, got {getattr(self, name)}")
 

@@ -148,8 +148,8 @@ class CusumBank:
     over the bank (the ARL of each CUSUM is ``len(ks)`` times the bank's) and Siegmund's
     approximation are both conservative for correlated CUSUMs on the same residual, and the
     bias allowance lowers the in-control rate further; on the pandapower benchmark's clean
-    records (US and European) the measured rate is 0.17 (1 alarm in 5,856 meter-days), and 0.23
-    before the taps' start in tapped records (3 in 12,799), well below the design rate; the
+    records (US and European) the measured rate is 0.17 (1 alarm in 5,856 meter-days), and 0.16
+    before the taps' start in tapped records (2 in 12,799), well below the design rate; the
     remaining 40 % is the margin for residuals that are not exactly Gaussian and white.
     Thresholds only move with the logarithm of the rate (``h ~ ln(ARL0 2 k^2) / 2k``), so this
     margin costs a few percent of detection time.

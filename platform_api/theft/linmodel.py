@@ -130,14 +130,19 @@ def robust_scale(x: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def fit_within(v: np.ndarray, x: np.ndarray | DesignFn, groups: list[np.ndarray], mask: np.ndarray, *,
-               trim_sigma: float = 5.0, iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
+               trim_sigma: float = 5.0, iterations: int = 2,
+               ridge: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Trimmed within least squares. Returns ``(theta, used_mask)``: readings whose residual
     (against the group at the same time) exceeds ``trim_sigma`` robust standard deviations of
-    their meter are dropped and the fit repeated ``iterations`` times."""
+    their meter are dropped and the fit repeated ``iterations`` times. ``ridge`` (one value per
+    parameter, >= 0) is added to the diagonal of the normal equations: a Gaussian prior of
+    variance ``sigma^2 / ridge`` centred on 0 for that parameter (0: none)."""
     used = mask.copy()
     theta = None
     for it in range(iterations + 1):
         a, b = within_normal_equations(v, x, groups, used)
+        if ridge is not None:
+            a = a + np.diag(np.asarray(ridge, dtype=float))
         theta = solve_min_norm(a, b)
         if it == iterations:
             break
