@@ -215,7 +215,11 @@ def plot_fer(sens: dict, path: Path) -> None:
                               ("substation", "whole chain, substation channel", "s-")):
         pts = [p for p in sens["curves"][key] if p["fer"] > 0]
         if pts:
-            ax.semilogy([p["ebn0_db"] for p in pts], [p["fer"] for p in pts], style, label=label)
+            line, = ax.semilogy([p["ebn0_db"] for p in pts], [p["fer"] for p in pts], style, label=label)
+            zero = [p for p in sens["curves"][key] if p["fer"] == 0]
+            if zero:  # no error in n trials: drawn at the one-sided 95 % upper bound 3 / n
+                ax.semilogy([p["ebn0_db"] for p in zero], [3.0 / p["trials"] for p in zero], "v", color=line.get_color(),
+                            label=f"{label}: no error, 95 % upper bound")
     ax.axhline(1e-2, color="grey", lw=0.5)
     ax.set_xlabel("Eb/N0 (dB, information bit, data part)")
     ax.set_ylabel("frame error rate")

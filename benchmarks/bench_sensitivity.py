@@ -147,8 +147,10 @@ def measure(kind: str, points: list[float], max_trials: int, max_errors: int, wo
 
 
 def ebn0_at_fer(curve: list[dict], target: float = 1e-2) -> float | None:
-    """Eb/N0 where the FER curve crosses ``target`` (log-linear interpolation)."""
-    pts = [(c["ebn0_db"], max(c["fer"], 1e-6)) for c in curve]
+    """Eb/N0 where the FER curve crosses ``target`` (log-linear interpolation). A point with no
+    error counts at its one-sided 95 % upper bound, 3 / trials (the rule of three), so a zero
+    never pulls the crossing lower than the trials can show."""
+    pts = [(c["ebn0_db"], c["fer"] if c["fer"] > 0 else 3.0 / c.get("trials", 3e6)) for c in curve]
     for (e1, f1), (e2, f2) in zip(pts, pts[1:]):
         if f1 >= target > f2 or (f1 > target and f2 <= target):
             t = (math.log10(target) - math.log10(f1)) / (math.log10(f2) - math.log10(f1))
