@@ -35,7 +35,8 @@ from dsp.messages import Kind
 from .bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
 
 GROUP_TOL = 40  # input samples (0.6 chip)
-KEEP_S = 12.0  # baseband history per input
+KEEP_S = 12.0  # baseband history per input (more while a pending burst needs it, see Grouper._trim)
+MAX_KEEP_S = 120.0  # never more than this (an input that stalls)
 AMBIGUOUS_MIN_DB = 1.0
 AMBIGUOUS_SIGMAS = 4.0
 MIN_COPY_SNR_DB = -12.0  # a measured copy weaker than this is not reported as a copy
@@ -73,11 +74,14 @@ class Grouper:
         self.created_clock = created_clock
         self.demods = [BurstDemodulator(c, fs_hz) for c in plan.channels]
         self.keep = int(KEEP_S * fs_hz / DECIMATION)
+        self.max_keep = int(MAX_KEEP_S * fs_hz / DECIMATION)
         self.rings: dict[int, np.ndarray] = {}
         self.ring_start: dict[int, int] = {}
         self.progress: dict[int, int] = {i: 0 for i in self.inputs}
         self.horizon: dict[int, int] = {i: 0 for i in self.inputs}
-        self.fund: dict[int, tuple[float, float]] = {}
+        # per input: grid-cycle index -> (f0, fundamental RMS) as the comb estimated them (the last
+        # few cycles of every worker output), for measuring a copy with the values of its time
+        self.fund: dict[int, dict[int, tuple[float, float]]] = {}
         self.clusters: list[_Cluster] = []
         self.bundles: list[Bundle] = []
         self.stats = {"bundles": 0, "bundles_crc_ok": 0, "ambiguous": 0, "copies_measured": 0}
@@ -93,19 +97,42 @@ class Grouper:
                 self.rings[i], self.ring_start[i] = bb, m0
             else:
                 self.rings[i] = np.concatenate([self.rings[i], bb], axis=1)
-            drop = self.rings[i].shape[1] - self.keep
-            if drop > 0:
-                self.rings[i] = self.rings[i][:, drop:]
-                self.ring_start[i] += drop
         for i, (log_start, f0s, funds, _n) in out.fund.items():
-            if f0s:
-                self.fund[i] = (f0s[-1], funds[-1])
+            log = self.fund.setdefault(i, {})
+            for k, (f, a) in enumerate(zip(f0s, funds)):
+                log[log_start + _n - len(f0s) + k] = (f, a)
         for i in out.stats:
             self.progress[i] = out.stats[i]["samples_in"]
             self.horizon[i] = out.stats[i].get("horizon", self.progress[i])
         for i, r in out.results:
             self._add(i, r)
-        return self._finalize(final=False)
+        done = self._finalize(final=False)
+        self._trim()
+        return done
+
+    def _trim(self) -> None:
+        """Forget baseband older than KEEP_S, but never what a burst not yet bundled (or one a
+        slower input may still report) needs for measuring its copies: the workers' outputs
+        arrive in any order, and one input's ring may run far ahead of the slowest input's
+        horizon. (Before this, a bundle finished late could find the span gone from the faster
+        inputs and lose their copies: the same capture then gave other bundles.) MAX_KEEP_S
+        bounds the memory if an input stalls."""
+        low = min(self.horizon.values()) if self.horizon else 0
+        oldest = min([c.start for c in self.clusters] + [low - self.burst_len])
+        m_need = int((oldest - Channelizer.input_index(0)) / DECIMATION) - 64
+        for i, ring in self.rings.items():
+            drop = min(ring.shape[1] - self.keep, m_need - self.ring_start[i])
+            drop = max(drop, ring.shape[1] - self.max_keep)
+            if drop > 0:
+                self.rings[i] = ring[:, drop:]
+                self.ring_start[i] += drop
+        cycle = self.fs_hz / self.plan.grid_hz
+        for i, log in self.fund.items():
+            if i in self.ring_start and len(log) > 8:
+                first = int(Channelizer.input_index(self.ring_start[i]) // cycle) - 2
+                old = sorted(k for k in log if k < first)[:-1]  # keep the last one before the ring
+                for k in old:
+                    del log[k]
 
     def flush(self) -> list[Bundle]:
         return self._finalize(final=True)
@@ -233,12 +260,22 @@ class Grouper:
         if m_first < s0 or need_end > s0 + ring.shape[1]:
             return None
         r = ring[best.channel, m_first - s0:need_end - s0 + 8].astype(np.complex128)
-        f0, fund = self.fund.get(i, (self.plan.grid_hz, float("nan")))
+        f0, fund = self._fund_at(i, best.start_sample)
         try:
             return measure_known(demod, r, m_first, best.start_sample, best.code, f0, frame,
                                  best.clock_offset_ppm * 1e-6, fund)
         except (ValueError, FloatingPointError):
             return None
+
+    def _fund_at(self, i: int, sample: float) -> tuple[float, float]:
+        """(f0, fundamental RMS) of input i from the latest grid cycle logged before ``sample``
+        (the earliest logged if none is): the same whatever order the workers reported in."""
+        log = self.fund.get(i)
+        if not log:
+            return self.plan.grid_hz, float("nan")
+        b = int(sample // (self.fs_hz / self.plan.grid_hz)) - 1
+        before = [k for k in log if k <= b]
+        return log[max(before)] if before else log[min(log)]
 
     def _infer(self, copies: list[dict], demod: BurstDemodulator) -> Inference | None:
         if not copies:

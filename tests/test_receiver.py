@@ -138,3 +138,49 @@ def test_replay_from_the_middle_keeps_stream_time_and_reposts_identically():
         assert abs(b.copies[0].arrival_utc.timestamp() - (1741010400 + t["start_time_s"])) < 0.001
     b2 = replay(CAP, workers=0, start_s=1.0, progress=False)
     assert [x.model_dump_json() for x in a.bundles] == [x.model_dump_json() for x in b2.bundles]
+
+
+def test_bundles_do_not_depend_on_the_order_the_workers_report_in(monkeypatch):
+    """Worker outputs arrive in any order: one worker's inputs may run far ahead of the other's.
+    A bundle finished late must still find every input's baseband for measuring its copies
+    (before the fix, the faster inputs' rings had dropped the span and their copies were lost,
+    so the same capture gave other bundles). The history is cut to 2 s here so that this
+    8-s capture shows it."""
+    import dataclasses
+
+    import receiver.grouping as grouping
+
+    monkeypatch.setattr(grouping, "KEEP_S", 2.0)
+    x, _ = sf.read(str(CAP) + ".wav", dtype="float64")
+    meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
+    x /= meta["global"]["gla:scale"]
+    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["gla:channels"]]
+    plan = P.ChannelPlan.default()
+    pipe = Pipeline(plan, x.shape[1], workers=0)
+    outs = []
+    for pos in range(0, x.shape[0], 24000):
+        pipe.feed(pos, x[pos:pos + 24000])
+        outs += pipe.outputs()
+    outs += pipe.close()
+
+    def part(o, keep):  # the share of one output that belongs to the inputs ``keep``
+        return dataclasses.replace(o, results=[(i, r) for i, r in o.results if keep(i)],
+                                   baseband={i: v for i, v in o.baseband.items() if keep(i)},
+                                   m_start={i: v for i, v in o.m_start.items() if keep(i)},
+                                   stats={i: v for i, v in o.stats.items() if keep(i)},
+                                   fund={i: v for i, v in o.fund.items() if keep(i)})
+
+    def bundles(order):
+        g = Grouper(plan, inputs, receiver_id="rx-test", substation_id="sub-test")
+        for o in order:
+            g.add_output(o)
+        g.flush()
+        return sorted(((b.channel, b.code, b.frame_hex, tuple((c.input_index, c.level_db) for c in b.copies),
+                        b.inferred.location.model_dump_json()) for b in g.bundles), key=str)
+
+    even = [part(o, lambda i: i % 2 == 0) for o in outs]
+    odd = [part(o, lambda i: i % 2 == 1) for o in outs]
+    in_step = bundles([p for pair in zip(even, odd) for p in pair])
+    odd_first = bundles(odd + even)  # the odd inputs' worker ran the whole capture ahead
+    assert len(in_step) == 4 and all(len(b[3]) >= 2 for b in in_step)
+    assert odd_first == in_step
