@@ -17,7 +17,6 @@ from the start of the stream) is the baseband value at input sample ``32 m + 31 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
