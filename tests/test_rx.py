@@ -340,21 +340,28 @@ def test_strong_bursts_are_decoded_not_blanked(ebn0_db):
     assert all(trial_awgn((ebn0_db, 900 + k)) for k in range(3))
 
 
+def _burst_under_a_tone(seed, ch, code, ebn0_db, offset_hz, chirp=0.0):
+    """(frame, samples): one burst at ``ebn0_db`` with a tone 30 dB over N0 in 1 Hz at
+    ``offset_hz`` from its carrier (phase ``chirp * t^2``)."""
+    rng = np.random.default_rng(seed)
+    fr, first, s = burst(rng, ch=ch, code=code, t_start=0.6)
+    n = first + s.size + int(1.5 * FS)
+    x = stream_with([(first, s)], n, ebn0_db, rng)
+    sigma = math.sqrt(T_BIT * FS / 2 / 10 ** (ebn0_db / 10))
+    # tone power = 10^3 * N0 * 1 Hz, N0 = 2 sigma^2 / FS (one-sided, real samples)
+    amp = math.sqrt(2 * 10**3 * 2 * sigma**2 / FS)
+    t = np.arange(n) / FS
+    x += amp * np.cos(2 * np.pi * (PLAN.channel(ch).fc_hz + offset_hz) * t + chirp * t**2)
+    return fr, x
+
+
 @pytest.mark.parametrize("excise", [True, False])
 def test_a_strong_in_band_tone_is_excised_before_demodulation(excise):
     """A non-harmonic tone 30 dB over the noise in 1 Hz inside the channel (the simulator's
     interferers reach that) doubles the channel's noise: the burst at 5 dB Eb/N0 is still decoded,
     because the chain excises the tone from the burst's span (dsp.excise); without excision it is
     lost. (The False case shows the test can fail.)"""
-    rng = np.random.default_rng(21)
-    fr, first, s = burst(rng, ch=1, code=3, t_start=0.6)
-    n = first + s.size + int(1.5 * FS)
-    x = stream_with([(first, s)], n, 5.0, rng)
-    sigma = math.sqrt(T_BIT * FS / 2 / 10 ** (5.0 / 10))
-    # tone power = 10^3 * N0 * 1 Hz, N0 = 2 sigma^2 / FS (one-sided, real samples)
-    amp = math.sqrt(2 * 10**3 * 2 * sigma**2 / FS)
-    t = np.arange(n) / FS
-    x += amp * np.cos(2 * np.pi * (PLAN.channel(1).fc_hz + 137.3) * t + 0.05 * t**2)
+    fr, x = _burst_under_a_tone(21, ch=1, code=3, ebn0_db=5.0, offset_hz=137.3, chirp=0.05)
     chain = InputChain(PLAN, 0, excise_tones=excise)
     got = [r for _, r in chain.process(x) + chain.flush()]
     ok = any(r.crc_ok and r.frame == fr and r.channel == 1 and r.code == 3 for r in got)
@@ -394,13 +401,7 @@ def test_a_tone_in_the_channel_does_not_make_the_detector_turn_a_burst_down():
     lag: before the detector excised it, the second CFAR stage read it as noise and turned the
     burst down. Here the tone sits on the burst's channel at 4.5 dB Eb/N0 (without the excision
     this burst is turned down: checked when the test was written)."""
-    rng = np.random.default_rng(41)
-    fr, first, s = burst(rng, ch=2, code=1, t_start=0.6)
-    n = first + s.size + int(1.5 * FS)
-    x = stream_with([(first, s)], n, 4.5, rng)
-    sigma = math.sqrt(T_BIT * FS / 2 / 10 ** (4.5 / 10))
-    amp = math.sqrt(2 * 10**3 * 2 * sigma**2 / FS)
-    x += amp * np.cos(2 * np.pi * (PLAN.channel(2).fc_hz + 238.2) * np.arange(n) / FS)  # on a line of the template
+    fr, x = _burst_under_a_tone(41, ch=2, code=1, ebn0_db=4.5, offset_hz=238.2)  # on a line of the template
     chain, res = run_chain(x)
     assert chain.dets[2].state.tone_blocks >= 1
     assert [(r.channel, r.code, r.crc_ok, r.frame) for r in res] == [(2, 1, True, fr)]
