@@ -2,7 +2,7 @@
 
 Stage A shifts the middle of the channel plan to 0 Hz and decimates by 8 (48 kHz -> 6 kHz) with a
 Kaiser FIR (61 taps, flat over the plan's +-1.41 kHz, 63.8 dB down from 4.59 kHz where aliases
-would fold into the plan), as a polyphase filter whose taps carry the mixer. Stage B shifts each channel
+would fold into the plan), computed every 8th input sample on the mixed input. Stage B shifts each channel
 to 0 Hz and decimates by 4 (-> 1.5 kHz, 2.08 samples per chip) with a second Kaiser FIR (41 taps,
 flat to +-450 Hz, 63.7 dB down from 1.05 kHz; both designed for 65 dB with the Kaiser formula).
 Both mixers read exact periodic tables indexed by the absolute sample number, so the output does
@@ -61,30 +61,23 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     """Filters and mixer tables, shared by every channelizer of the same plan (read-only)."""
     ha, hb = design(fs_hz)
     lo_a = _lo_table(f_mid_hz, fs_hz)
-    # polyphase stage A: output ma is at input index 8 ma + 7; its mixer phase repeats with
-    # period lcm(P_a, 8) / 8 outputs
-    pa = lo_a.size
-    nq = int(np.lcm(pa, DEC_A) // DEC_A)
-    t = np.arange(TAPS_A)
-    hq = np.stack([ha * lo_a[(DEC_A * q + DEC_A - 1 - t) % pa] for q in range(nq)])
     tabs = [_lo_table(fc - f_mid_hz, fs_hz) for fc in fcs]
     period = int(np.lcm.reduce([t.size for t in tabs]))
     lo_b = np.stack([np.tile(t, period // t.size) for t in tabs])
     # the kernel's layout: real and imaginary parts apart, oldest sample's tap first
     # padded with zero taps (in front: older samples) to a multiple of 16, the vectorised loop's step
     pad_a, pad_b = -TAPS_A % 16, -TAPS_B % 16
-    hqr = np.ascontiguousarray(np.pad(hq.real[:, ::-1], ((0, 0), (pad_a, 0))))
-    hqi = np.ascontiguousarray(np.pad(hq.imag[:, ::-1], ((0, 0), (pad_a, 0))))
+    har = np.ascontiguousarray(np.pad(ha[::-1], (pad_a, 0)))
     hbr = np.ascontiguousarray(np.pad(hb[::-1], (pad_b, 0)))
-    for a in (ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr):
+    for a in (ha, hb, lo_a, lo_b, har, hbr):
         a.setflags(write=False)
-    return ha, hb, lo_a, hq, lo_b, hqr, hqi, hbr
+    return ha, hb, lo_a, lo_b, har, hbr
 
 
 @dataclass
 class ChannelizerState:
     n: int  # absolute input index of the next sample
-    hist_a: np.ndarray  # doubled ring of real input samples
+    hist_a: np.ndarray  # (re/im, doubled ring) of mixed input samples
     hist_b: np.ndarray  # (channels, re/im, doubled ring) of stage-B inputs (mixed per channel)
     m_a: int  # stage-A outputs produced so far
     m_out: int  # filter outputs produced so far (per channel; all channels in step)
@@ -94,59 +87,58 @@ class ChannelizerState:
 
 
 @jit(fastmath={"reassoc", "contract"})
-def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, m_out, out):
+def channelize_kernel(x, n0, lo_a, hr, hbr, lo_b, xbuf, bbuf, m_a, m_out, out):
     """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
 
-    Stage A is polyphase: ``hqr[q] + j hqi[q]`` are the taps already multiplied by the mixer
-    (output phase q = stage-A output index modulo the mixer period), so the real input is
-    filtered directly. ``xbuf`` / ``bbuf`` (channels, re/im, ring) are doubled ring buffers (each
-    value written twice, R apart) so that every filter reads one contiguous run; the taps are
-    stored oldest sample first (``hqr[q, s]`` multiplies the sample la - 1 - s back).
+    Stage A mixes each input sample with ``lo_a`` (one exact period, indexed by the absolute
+    sample number) into the rings ``xbuf`` (re/im), then filters them with the real taps ``hr``
+    (the same values as the polyphase form with the mixer in the taps, a table 200 times as large
+    that did not stay in the cache). ``xbuf`` / ``bbuf`` (channels, re/im, ring) are doubled ring
+    buffers (each value written twice, R apart) so that every filter reads one contiguous run; the
+    taps are stored oldest sample first (``hr[s]`` multiplies the sample la - 1 - s back).
 
     Compiled with reassociation (and fused multiply-add) allowed, so that the dot products
     are vectorised: the sums are in another order than a plain loop's (a few ulp), always the
     same for a given output, whatever the cut of the stream. No other fast-math flag: the
     channelizer never sees a non-finite sample (the comb replaces them, ``process`` checks)."""
-    ra = xbuf.shape[0] // 2
+    ra = xbuf.shape[1] // 2
     rb = bbuf.shape[2] // 2
-    la = hqr.shape[1]
+    la = hr.shape[0]
     lb = hbr.shape[0]
-    nq = hqr.shape[0]
     nch = lo_b.shape[0]
     pb = lo_b.shape[1]
+    pa = lo_a.shape[0]
     w = 0
-    n = n0
-    # ring positions and phases kept as counters (no integer division per sample)
-    q = m_a % nq  # phase of the next stage-A output
-    ib = m_a % rb - 1  # ring slot of the last stage-A output
+    ib = m_a % rb - 1
     pha = m_a % DEC_B - 1
-    jb = (n0 + (DEC_A - 1 - n0 % DEC_A) - GD_A) % pb  # mixer phase of the next stage-A output
+    jb = (n0 + (DEC_A - 1 - n0 % DEC_A) - GD_A) % pb
     nx = x.shape[0]
     k0 = 0
     while k0 < nx:
-        # a run of input up to the end of the ring: copied into the upper copy, then the
-        # stage-A outputs that fall in it (their windows read the lower copy above their own
-        # slot: the previous lap's samples), then into the lower copy
         ia0 = (n0 + k0) % ra
         run = min(nx - k0, ra - ia0)
+        qa = (n0 + k0) % pa
+        xr = xbuf[0]
+        xi = xbuf[1]
         for t in range(run):
-            xbuf[ia0 + ra + t] = x[k0 + t]
-        first = (DEC_A - 1 - (n0 + k0) % DEC_A)  # offset of the first output (input index 8 m + 7)
+            lo = lo_a[qa]
+            v = x[k0 + t]
+            xr[ia0 + ra + t] = v * lo.real
+            xi[ia0 + ra + t] = v * lo.imag
+            qa += 1
+            if qa == pa:
+                qa = 0
+        first = (DEC_A - 1 - (n0 + k0) % DEC_A)
         k0 += run
         for ia in range(ia0 + first, ia0 + run, DEC_A):
-            # stage A output at input index n: sum_t x[n - t] hq[q, t]
-            xs = xbuf[ia + ra - (la - 1):ia + ra + 1]
-            hr = hqr[q]
-            hi = hqi[q]
+            sr = xr[ia + ra - (la - 1):ia + ra + 1]
+            si = xi[ia + ra - (la - 1):ia + ra + 1]
             acc_r = 0.0
             acc_i = 0.0
             for t in range(la):
-                acc_r += xs[t] * hr[t]
-                acc_i += xs[t] * hi[t]
+                acc_r += sr[t] * hr[t]
+                acc_i += si[t] * hr[t]
             m_a += 1
-            q += 1
-            if q == nq:
-                q = 0
             ib += 1
             if ib == rb:
                 ib = 0
@@ -178,9 +170,9 @@ def channelize_kernel(x, n0, hqr, hqi, hbr, lo_b, xbuf, bbuf, m_a, m_out, out):
             m_out += 1
             w += 1
         for t in range(run):
-            xbuf[ia0 + t] = xbuf[ia0 + ra + t]
+            xr[ia0 + t] = xr[ia0 + ra + t]
+            xi[ia0 + t] = xi[ia0 + ra + t]
     return n0 + x.shape[0], m_a, m_out, w
-
 
 class Channelizer:
     """Streaming channelizer for one input; ``process`` returns (channels, n_out) complex128."""
@@ -195,7 +187,7 @@ class Channelizer:
         for c in plan.channels:
             if abs(c.fc_hz - self.f_mid_hz) + c.bandwidth_hz / 2 > 1500.0:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
-        self.ha, self.hb, self.lo_a, self.hq, self.lo_b, self._hqr, self._hqi, self._hbr = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
+        self.ha, self.hb, self.lo_a, self.lo_b, self._har, self._hbr = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
         period = self.out_rate_hz / plan.grid_hz
         if period != int(period):
             raise ValueError(f"grid {plan.grid_hz} Hz is not a whole number of baseband samples per cycle")
@@ -213,7 +205,7 @@ class Channelizer:
 
     def reset(self) -> None:
         nch = self.n_channels
-        self.state = ChannelizerState(0, np.zeros(2 * 128), np.zeros((nch, 2, 2 * 64)), 0, 0)
+        self.state = ChannelizerState(0, np.zeros((2, 2 * 128)), np.zeros((nch, 2, 2 * 64)), 0, 0)
         self.blanker.reset()
 
     def copy(self) -> "Channelizer":
@@ -232,7 +224,7 @@ class Channelizer:
             raise ValueError("non-finite samples: the comb (dsp.comb) replaces them before the channelizer")
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
-        s.n, s.m_a, s.m_out, w = channelize_kernel(x, s.n, self._hqr, self._hqi, self._hbr, self.lo_b, s.hist_a,
+        s.n, s.m_a, s.m_out, w = channelize_kernel(x, s.n, self.lo_a, self._har, self._hbr, self.lo_b, s.hist_a,
                                                     s.hist_b, s.m_a, s.m_out, out)
         return self.blanker.process(out[:, :w])
 

@@ -53,7 +53,7 @@ class CombState:
     xh: np.ndarray  # ring buffers of input, stage-1 and stage-2 outputs
     y1h: np.ndarray
     y2h: np.ndarray
-    acc: np.ndarray  # complex[3]: S0 and S1 of the current block, S1 of the previous block
+    acc: np.ndarray  # complex[3]: [unused, unused, S1 of the previous block] (block sums: _block_sums)
     phase_hist: np.ndarray  # unwrapped phasor phases of the last HIST block boundaries
     fund: np.ndarray  # [RMS of the fundamental at the last block boundary]
     n_blocks: int
@@ -71,6 +71,33 @@ def _lagrange3(mu: float, w: np.ndarray) -> None:
     w[1] = (mu + 1.0) * (mu - 1.0) * (mu - 2.0) / 2.0
     w[2] = -(mu + 1.0) * mu * (mu - 2.0) / 2.0
     w[3] = (mu + 1.0) * mu * (mu - 1.0) / 6.0
+
+
+@jit(fastmath={"reassoc", "contract"})
+def _block_sums(xh, b0, block, lo):
+    """Sums over one block of the input ring (starting at ring index ``b0``, wrapping): S0 =
+    sum v lo[t] and S1 = sum v lo[t] t / block, as (S0.re, S0.im, S1.re, S1.im). Always the
+    same block-long sums in the same order, so the result does not depend on how the stream
+    is cut; vectorised (the order of the additions is the compiler's, fixed for the block)."""
+    ring = xh.shape[0]
+    inv_block = 1.0 / block
+    a0r = 0.0
+    a0i = 0.0
+    a1r = 0.0
+    a1i = 0.0
+    for t in range(block):
+        i = b0 + t
+        if i >= ring:
+            i -= ring
+        v = xh[i]
+        zr = v * lo[t].real
+        zi = v * lo[t].imag
+        c = t * inv_block
+        a0r += zr
+        a0i += zi
+        a1r += zr * c
+        a1i += zi * c
+    return a0r, a0i, a1r, a1i
 
 
 @jit
@@ -93,9 +120,6 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
     f_log = np.empty(x.shape[0] // block + 2)
     a_log = np.empty(x.shape[0] // block + 2)
     nf = 0
-    inv_block = 1.0 / block
-    a0r, a0i = acc[0].real, acc[0].imag
-    a1r, a1i = acc[1].real, acc[1].imag
     a2 = acc[2]
     ring = mask + 1
     nx = x.shape[0]
@@ -158,24 +182,15 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             y1h[wi] = y1
             y2h[wi] = y2
             out[k] = g * y2
-        # fundamental phasor at the nominal frequency, triangular window over two blocks
-        # (real arithmetic: v lo and z c with a real v and c, the same values as the complex products)
-        for t in range(run):
-            v = xh[wi + t]
-            zr = v * lo[j + t].real
-            zi = v * lo[j + t].imag
-            c = (j + t) * inv_block
-            a0r += zr
-            a0i += zi
-            a1r += zr * c
-            a1i += zi * c
         k += run
         j += run
         if j == block:
             j = 0
+            # fundamental phasor at the nominal frequency, triangular window over two blocks:
+            # the sums of the block just completed, read back from the input ring
+            a0r, a0i, a1r, a1i = _block_sums(xh, (n + run - block) & mask, block, lo)
             p = a2 + complex(a0r, a0i) - complex(a1r, a1i)  # rising half (previous block) + falling half (this block)
             a2 = complex(a1r, a1i)
-            a0r = a0i = a1r = a1i = 0.0
             ph = math.atan2(p.imag, p.real)
             fund[0] = math.sqrt(2.0) * abs(p) / block  # RMS of the fundamental
             if n_blocks > 0:
@@ -205,8 +220,6 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             f_log[nf] = f0_hat
             a_log[nf] = fund[0]
             nf += 1
-    acc[0] = complex(a0r, a0i)
-    acc[1] = complex(a1r, a1i)
     acc[2] = a2
     return n0 + x.shape[0], n_blocks, f0_hat, bad, f_log[:nf], a_log[:nf]
 
