@@ -23,6 +23,62 @@ from . import excise as _excise
 KEEP_S = 8.0  # baseband history per channel
 
 
+class BasebandRing:
+    """The newest baseband of every channel (all channels in step), appended in place: a buffer
+    with room for ``keep`` samples plus one block, compacted (the newest ``keep`` moved to the
+    front) only when an append would overflow it, so a sample is copied about twice in all
+    instead of once per block. ``start`` is the absolute baseband index of the oldest sample
+    held, ``end`` one past the newest."""
+
+    def __init__(self, n_channels: int, keep: int) -> None:
+        self.keep = int(keep)
+        self.buf = np.zeros((n_channels, 2 * self.keep), complex)
+        self.first = 0  # absolute index of buf[:, 0]
+        self.lo = 0  # buf[:, lo:hi] is the content
+        self.hi = 0
+
+    @property
+    def start(self) -> int:
+        return self.first + self.lo
+
+    @property
+    def end(self) -> int:
+        return self.first + self.hi
+
+    def append(self, bb: np.ndarray) -> None:
+        k = bb.shape[1]
+        if self.hi + k > self.buf.shape[1]:
+            n = self.hi - self.lo
+            if n + k > self.buf.shape[1]:  # a block longer than the spare room: grow
+                grown = np.zeros((self.buf.shape[0], n + k + self.keep), complex)
+                grown[:, :n] = self.buf[:, self.lo:self.hi]
+                self.buf = grown
+            else:
+                self.buf[:, :n] = self.buf[:, self.lo:self.hi]
+            self.first += self.lo
+            self.lo, self.hi = 0, n
+        self.buf[:, self.hi:self.hi + k] = bb
+        self.hi += k
+
+    def trim(self) -> None:
+        """Forget all but the newest ``keep`` samples."""
+        self.lo = max(self.lo, self.hi - self.keep)
+
+    def span(self, c: int, a: int, b: int) -> np.ndarray:
+        """Channel c's samples a .. b - 1 (absolute indices, clipped to what is held); a view."""
+        a = max(a, self.start) - self.first
+        return self.buf[c, a:max(a, min(b, self.end) - self.first)]
+
+    def channel(self, c: int) -> np.ndarray:
+        return self.buf[c, self.lo:self.hi]
+
+    def copy(self) -> "BasebandRing":
+        r = BasebandRing.__new__(BasebandRing)
+        r.keep, r.first, r.lo, r.hi = self.keep, self.first, self.lo, self.hi
+        r.buf = self.buf.copy()
+        return r
+
+
 @dataclass
 class _Pending:
     det: Detection
@@ -59,8 +115,7 @@ class InputChain:
         for d in self.dets:
             d.reset()
         nch = len(self.plan.channels)
-        self.ring = [np.zeros(0, complex) for _ in range(nch)]
-        self.ring_start = [0] * nch
+        self.bb_ring = BasebandRing(nch, self.keep)
         self.pending: list[list[_Pending]] = [[] for _ in range(nch)]
         self.stats = ChainStats()
         self.det_time_s = 0.0
@@ -70,11 +125,15 @@ class InputChain:
         c.__dict__.update(self.__dict__)
         c.comb, c.chan = self.comb.copy(), self.chan.copy()
         c.dets = [d.copy() for d in self.dets]
-        c.ring = [r.copy() for r in self.ring]
-        c.ring_start = list(self.ring_start)
+        c.bb_ring = self.bb_ring.copy()
         c.pending = [list(p) for p in self.pending]
         c.stats = ChainStats(**vars(self.stats))
         return c
+
+    @property
+    def ring(self) -> list[np.ndarray]:
+        """The baseband each channel holds (views, oldest first)."""
+        return [self.bb_ring.channel(c) for c in range(len(self.dets))]
 
     def process(self, x: np.ndarray) -> list[tuple[int, BurstResult]]:
         return self.process_baseband(self.chan.process(self.process_comb(x)))
@@ -97,8 +156,8 @@ class InputChain:
         """Everything after the channelizer: detectors, rings, demodulation of complete bursts.
         (``det_time_s`` accumulates the detectors' share, for the throughput benchmark.)"""
         out = []
+        self.bb_ring.append(bb)
         for c, det in enumerate(self.dets):
-            self.ring[c] = np.concatenate([self.ring[c], bb[c]])
             t = time.perf_counter()
             found = det.process(bb[c])
             self.det_time_s += time.perf_counter() - t
@@ -107,7 +166,7 @@ class InputChain:
                 end = d.start_sample + self.demods[c].span_samples(self.plan.grid_hz)
                 need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2
                 self.pending[c].append(_Pending(d, need))
-            have = self.ring_start[c] + self.ring[c].size
+            have = self.bb_ring.end
             still = []
             for p in self.pending[c]:
                 if p.need_m <= have:
@@ -115,11 +174,8 @@ class InputChain:
                 else:
                     still.append(p)
             self.pending[c] = still
-            self.comb.trim_log(int(2 * KEEP_S * self.plan.grid_hz))
-            drop = self.ring[c].size - self.keep
-            if drop > 0:
-                self.ring[c] = self.ring[c][drop:]
-                self.ring_start[c] += drop
+        self.comb.trim_log(int(2 * KEEP_S * self.plan.grid_hz))
+        self.bb_ring.trim()
         return out
 
     def flush(self) -> list[tuple[int, BurstResult]]:
@@ -133,7 +189,7 @@ class InputChain:
                 end = d.start_sample + self.demods[c].span_samples(self.plan.grid_hz)
                 need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2
                 self.pending[c].append(_Pending(d, need))
-            have = self.ring_start[c] + self.ring[c].size
+            have = self.bb_ring.end
             for p in self.pending[c]:
                 if p.need_m <= have:
                     out.append((self.input_index, self._demod(c, p.det, p.need_m)))
@@ -144,9 +200,9 @@ class InputChain:
 
     def _demod(self, c: int, d: Detection, need_m: int) -> BurstResult:
         first = int((d.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
-        first = max(first, self.ring_start[c])
+        first = max(first, self.bb_ring.start)
         # the burst's span only (the ring may hold more, depending on how the stream was cut)
-        r = self.ring[c][first - self.ring_start[c]:need_m - self.ring_start[c]]
+        r = self.bb_ring.span(c, first, need_m)
         if self.excise_tones:
             r, _ = _excise.excise_tones(r)
         f0, fund = self.comb.at(d.start_sample)

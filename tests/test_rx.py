@@ -416,3 +416,27 @@ def test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush():
     chain, res = run_chain(x, chunks=[int(1.3 * FS)] * 3)
     assert [(r.channel, r.code, r.crc_ok, r.frame) for r in res] == [(0, 2, True, fr)]
     assert chain.stats.truncated == 0
+
+
+def test_baseband_ring_holds_what_concatenation_would():
+    """The chain's in-place ring against the obvious concatenate-and-drop, over random blocks
+    (some longer than its spare room) and a copy taken part-way."""
+    from dsp.receive import BasebandRing
+    rng = np.random.default_rng(8)
+    ring, ref, ref_start = BasebandRing(3, 500), np.zeros((3, 0), complex), 0
+    clone = None
+    for i, k in enumerate(rng.integers(0, 900, 60)):
+        bb = rng.standard_normal((3, k)) + 1j * rng.standard_normal((3, k))
+        ring.append(bb)
+        ref = np.concatenate([ref, bb], axis=1)
+        assert ring.end == ref_start + ref.shape[1]
+        a, b = ref_start + int(rng.integers(0, ref.shape[1] + 1)), ref_start + int(rng.integers(0, ref.shape[1] + 50))
+        np.testing.assert_array_equal(ring.span(1, a, b), ref[1, a - ref_start:max(a - ref_start, b - ref_start)])
+        ring.trim()
+        drop = max(0, ref.shape[1] - 500)
+        ref, ref_start = ref[:, drop:], ref_start + drop
+        assert ring.start == ref_start
+        np.testing.assert_array_equal(ring.channel(2), ref[2])
+        if i == 30:
+            clone, clone_ref = ring.copy(), ref.copy()
+    np.testing.assert_array_equal(clone.channel(0), clone_ref[0])
