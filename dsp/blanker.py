@@ -124,31 +124,41 @@ def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, im
     w1 = 4 * period
     w2 = 7 * period
     wlen = float(w2 - w1 + 1)
-    nenv = env.shape[0]
     w = 0
-    for t in range(n):
-        a = a0 + t
-        s = a & mask
-        for c in range(nch):
+    for c in range(nch):
+        # one channel at a time (they are independent), its running values in local variables
+        rc = ring[c]
+        pc = pring[c]
+        cc = cring[c]
+        zc = zring[c]
+        oc = out[c]
+        npw = noise_pow[c]
+        nwarm = warm[c]
+        cprev = cc[(a0 - 1) & mask] if a0 > 0 else 0.0
+        nblank = 0
+        w = 0
+        for t in range(n):
+            a = a0 + t
+            s = a & mask
             v = y[c, t]
             p = v.real * v.real + v.imag * v.imag
-            ring[c, s] = v
-            pring[c, s] = p
-            cring[c, s] = (cring[c, (a - 1) & mask] if a > 0 else 0.0) + p
+            rc[s] = v
+            pc[s] = p
+            cprev = cprev + p
+            cc[s] = cprev
             i = a - DECIDE  # the sample classified now
             if i >= 0:
-                pi = pring[c, i & mask]
-                npw = noise_pow[c]
-                if warm[c] < WARMUP:
+                pi = pc[i & mask]
+                if nwarm < WARMUP:
                     if pi > 0.0:
-                        warm_buf[c, warm[c]] = pi
-                        warm[c] += 1
-                        if warm[c] == WARMUP:
-                            noise_pow[c] = np.median(warm_buf[c]) / math.log(2.0)
+                        warm_buf[c, nwarm] = pi
+                        nwarm += 1
+                        if nwarm == WARMUP:
+                            npw = np.median(warm_buf[c]) / math.log(2.0)
                 elif pi > k2 * npw:
                     pref = pi  # local peak: the trigger and the BLANK_HALF samples after it
                     for j in range(1, BLANK_HALF + 1):
-                        q = pring[c, (i + j) & mask]
+                        q = pc[(i + j) & mask]
                         if q > pref:
                             pref = q
                     kind = 2  # transient
@@ -156,35 +166,37 @@ def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, im
                     if pref <= live:
                         kind = 0  # echo
                     if kind == 2:
-                        fut = (cring[c, (i + w2) & mask] - cring[c, (i + w1 - 1) & mask]) / wlen
+                        fut = (cc[(i + w2) & mask] - cc[(i + w1 - 1) & mask]) / wlen
                         lo = i - w2 - 1
-                        past = (cring[c, (i - w1) & mask] - (cring[c, lo & mask] if lo >= 0 else 0.0)) / wlen \
+                        past = (cc[(i - w1) & mask] - (cc[lo & mask] if lo >= 0 else 0.0)) / wlen \
                             if i - w1 >= 0 else 0.0
                         if max(fut, past) >= sustain * pref:
                             kind = 1
                     triggers[c, kind] += 1
                     if kind == 1:
-                        noise_pow[c] = npw + RISE_ALPHA * (k2 - 1.0) * npw
+                        npw = npw + RISE_ALPHA * (k2 - 1.0) * npw
                     else:
                         if kind == 2:  # remember it in place of the transient with the weakest echoes now
                             imp_p0[c, weakest] = pref
                             imp_i0[c, weakest] = i
                         h = BLANK_HALF if kind == 2 else ECHO_HALF
                         for j in range(i - h, i + h + 1):
-                            zring[c, j & mask] = 1
+                            zc[j & mask] = 1
                 else:
-                    noise_pow[c] = npw + NOISE_ALPHA * (pi - npw)
+                    npw = npw + NOISE_ALPHA * (pi - npw)
             o = a - DELAY  # the sample output now
             if o >= 0:
-                vo = ring[c, o & mask]
-                if zring[c, o & mask]:
-                    zring[c, o & mask] = 0
+                vo = rc[o & mask]
+                if zc[o & mask]:
+                    zc[o & mask] = 0
                     if vo != 0:
-                        blanked[c] += 1
+                        nblank += 1
                     vo = 0.0
-                out[c, w] = vo
-        if a >= DELAY:
-            w += 1
+                oc[w] = vo
+                w += 1
+        noise_pow[c] = npw
+        warm[c] = nwarm
+        blanked[c] += nblank
     return w
 
 
