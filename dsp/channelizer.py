@@ -69,110 +69,123 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     pad_a, pad_b = -TAPS_A % 16, -TAPS_B % 16
     har = np.ascontiguousarray(np.pad(ha[::-1], (pad_a, 0)))
     hbr = np.ascontiguousarray(np.pad(hb[::-1], (pad_b, 0)))
-    for a in (ha, hb, lo_a, lo_b, har, hbr):
+    # stage B's mixer for stage-A output ma (input index 8 ma + 7, centre GD_A earlier); it
+    # repeats every pb / gcd(pb, 8) outputs
+    pb = lo_b.shape[1]
+    nb = pb // int(np.gcd(pb, DEC_A))
+    lo_bq = lo_b[:, (DEC_A * np.arange(nb) + DEC_A - 1 - GD_A) % pb]
+    mix = (np.ascontiguousarray(lo_a.real), np.ascontiguousarray(lo_a.imag),
+           np.ascontiguousarray(lo_bq.real), np.ascontiguousarray(lo_bq.imag))
+    for a in (ha, hb, lo_a, lo_b, har, hbr, *mix):
         a.setflags(write=False)
-    return ha, hb, lo_a, lo_b, har, hbr
+    return ha, hb, lo_a, lo_b, har, hbr, mix
 
 
 @dataclass
 class ChannelizerState:
     n: int  # absolute input index of the next sample
-    hist_a: np.ndarray  # (re/im, doubled ring) of mixed input samples
-    hist_b: np.ndarray  # (channels, re/im, doubled ring) of stage-B inputs (mixed per channel)
-    m_a: int  # stage-A outputs produced so far
+    hist_a: np.ndarray  # (re/im, taps A - 1): the last mixed input samples
+    hist_b: np.ndarray  # (channels, re/im, taps B - 1): the last stage-B inputs (mixed per channel)
     m_out: int  # filter outputs produced so far (per channel; all channels in step)
 
     def copy(self) -> "ChannelizerState":
-        return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy(), self.m_a, self.m_out)
+        return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy(), self.m_out)
 
 
 @jit(fastmath={"reassoc", "contract"})
-def channelize_kernel(x, n0, lo_a, hr, hbr, lo_b, xbuf, bbuf, m_a, m_out, out):
-    """Returns (n, m_a, m_out, number of outputs written into ``out`` (channels, max)).
+def _dot2(ur, ui, end, h):
+    """(sum_s ur[end - L + 1 + s] h[s], the same of ui) with L = len(h): one filter output."""
+    la = h.shape[0]
+    sr = ur[end - la + 1:end + 1]
+    si = ui[end - la + 1:end + 1]
+    acc_r = 0.0
+    acc_i = 0.0
+    for t in range(la):
+        acc_r += sr[t] * h[t]
+        acc_i += si[t] * h[t]
+    return acc_r, acc_i
 
-    Stage A mixes each input sample with ``lo_a`` (one exact period, indexed by the absolute
-    sample number) into the rings ``xbuf`` (re/im), then filters them with the real taps ``hr``
-    (the same values as the polyphase form with the mixer in the taps, a table 200 times as large
-    that did not stay in the cache). ``xbuf`` / ``bbuf`` (channels, re/im, ring) are doubled ring
-    buffers (each value written twice, R apart) so that every filter reads one contiguous run; the
-    taps are stored oldest sample first (``hr[s]`` multiplies the sample la - 1 - s back).
 
-    Compiled with reassociation (and fused multiply-add) allowed, so that the dot products
-    are vectorised: the sums are in another order than a plain loop's (a few ulp), always the
-    same for a given output, whatever the cut of the stream. No other fast-math flag: the
-    channelizer never sees a non-finite sample (the comb replaces them, ``process`` checks)."""
-    ra = xbuf.shape[1] // 2
-    rb = bbuf.shape[2] // 2
-    la = hr.shape[0]
+@jit
+def channelize_kernel(x, n0, har, hbr, lo_ar, lo_ai, lo_br, lo_bi, hist_a, hist_b, out):
+    """Filter ``x`` (input samples n0 ...) into ``out`` (channels, max); returns the number of
+    outputs written.
+
+    Stage A mixes each input sample with ``lo_a`` (one exact period, re/im apart, indexed by the
+    absolute sample number) into a linear buffer that starts with the last ``len(har) - 1``
+    mixed samples of the previous call (``hist_a``), then filters it with the real taps ``har``
+    at every input index 8 ma + 7 (a dot product per output; the taps are stored oldest sample
+    first and padded in front with zeros to a multiple of 16, the vectorised loop's step). Stage B
+    does the same per channel on the stage-A outputs, mixed with ``lo_b`` (indexed by ma modulo
+    its period), at every ma = 4 mb + 3. Each output is the same fixed sequence of operations
+    whatever the cut of the stream. (The dot products are compiled with reassociation and fused
+    multiply-add allowed, so that they are vectorised: the sums are in another order than a
+    plain loop's, a few ulp, always the same. No other fast-math flag: the channelizer never
+    sees a non-finite sample, the comb replaces them and ``process`` checks.)"""
+    la = har.shape[0]
     lb = hbr.shape[0]
-    nch = lo_b.shape[0]
-    pb = lo_b.shape[1]
-    pa = lo_a.shape[0]
-    w = 0
-    ib = m_a % rb - 1
-    pha = m_a % DEC_B - 1
-    jb = (n0 + (DEC_A - 1 - n0 % DEC_A) - GD_A) % pb
+    nch = lo_br.shape[0]
+    pa = lo_ar.shape[0]
+    pb = lo_br.shape[1]
     nx = x.shape[0]
-    k0 = 0
-    while k0 < nx:
-        ia0 = (n0 + k0) % ra
-        run = min(nx - k0, ra - ia0)
-        qa = (n0 + k0) % pa
-        xr = xbuf[0]
-        xi = xbuf[1]
-        for t in range(run):
-            lo = lo_a[qa]
-            v = x[k0 + t]
-            xr[ia0 + ra + t] = v * lo.real
-            xi[ia0 + ra + t] = v * lo.imag
-            qa += 1
-            if qa == pa:
-                qa = 0
-        first = (DEC_A - 1 - (n0 + k0) % DEC_A)
-        k0 += run
-        for ia in range(ia0 + first, ia0 + run, DEC_A):
-            sr = xr[ia + ra - (la - 1):ia + ra + 1]
-            si = xi[ia + ra - (la - 1):ia + ra + 1]
-            acc_r = 0.0
-            acc_i = 0.0
-            for t in range(la):
-                acc_r += sr[t] * hr[t]
-                acc_i += si[t] * hr[t]
-            m_a += 1
-            ib += 1
-            if ib == rb:
-                ib = 0
-            for c in range(nch):
-                lo = lo_b[c, jb]
-                vr = acc_r * lo.real - acc_i * lo.imag
-                vi = acc_r * lo.imag + acc_i * lo.real
-                bbuf[c, 0, ib] = vr
-                bbuf[c, 0, ib + rb] = vr
-                bbuf[c, 1, ib] = vi
-                bbuf[c, 1, ib + rb] = vi
-            jb += DEC_A
-            if jb >= pb:
-                jb -= pb
-            pha += 1
-            if pha == DEC_B:
-                pha = 0
-            if pha != DEC_B - 1:
-                continue
-            for c in range(nch):
-                zr = bbuf[c, 0, ib + rb - (lb - 1):ib + rb + 1]
-                zi = bbuf[c, 1, ib + rb - (lb - 1):ib + rb + 1]
-                yr = 0.0
-                yi = 0.0
-                for t in range(lb):
-                    yr += hbr[t] * zr[t]
-                    yi += hbr[t] * zi[t]
-                out[c, w] = complex(yr, yi)
-            m_out += 1
-            w += 1
-        for t in range(run):
-            xr[ia0 + t] = xr[ia0 + ra + t]
-            xi[ia0 + t] = xi[ia0 + ra + t]
-    return n0 + x.shape[0], m_a, m_out, w
+    # stage A over the whole call: mixed input behind its history
+    ur = np.empty(la - 1 + nx)
+    ui = np.empty(la - 1 + nx)
+    ur[:la - 1] = hist_a[0]
+    ui[:la - 1] = hist_a[1]
+    q = n0 % pa
+    t = 0
+    while t < nx:  # in runs of the mixer table without a wrap (vectorised)
+        seg = min(nx - t, pa - q)
+        xr = ur[la - 1 + t:la - 1 + t + seg]
+        xi = ui[la - 1 + t:la - 1 + t + seg]
+        xs = x[t:t + seg]
+        cr = lo_ar[q:q + seg]
+        ci = lo_ai[q:q + seg]
+        for u in range(seg):
+            xr[u] = xs[u] * cr[u]
+            xi[u] = xs[u] * ci[u]
+        t += seg
+        q = 0
+    hist_a[0] = ur[nx:]
+    hist_a[1] = ui[nx:]
+    first = (DEC_A - 1 - n0 % DEC_A)  # offset of the first stage-A output (input index 8 ma + 7)
+    ma0 = (n0 + first) // DEC_A
+    na = (nx - first + DEC_A - 1) // DEC_A if nx > first else 0
+    # stage B per channel: stage-A outputs mixed to the channel, behind their history
+    vr = np.empty(lb - 1 + na)
+    vi = np.empty(lb - 1 + na)
+    ar = np.empty(na)
+    ai = np.empty(na)
+    for k in range(na):
+        ar[k], ai[k] = _dot2(ur, ui, la - 1 + first + DEC_A * k, har)
+    fb = (DEC_B - 1 - ma0 % DEC_B)  # offset of the first stage-B output (ma = 4 mb + 3)
+    nb = (na - fb + DEC_B - 1) // DEC_B if na > fb else 0
+    for c in range(nch):
+        vr[:lb - 1] = hist_b[c, 0]
+        vi[:lb - 1] = hist_b[c, 1]
+        q = ma0 % pb
+        t = 0
+        while t < na:
+            seg = min(na - t, pb - q)
+            dr = vr[lb - 1 + t:lb - 1 + t + seg]
+            di = vi[lb - 1 + t:lb - 1 + t + seg]
+            sr = ar[t:t + seg]
+            si = ai[t:t + seg]
+            cr = lo_br[c, q:q + seg]
+            ci = lo_bi[c, q:q + seg]
+            for u in range(seg):
+                dr[u] = sr[u] * cr[u] - si[u] * ci[u]
+                di[u] = sr[u] * ci[u] + si[u] * cr[u]
+            t += seg
+            q = 0
+        hist_b[c, 0] = vr[na:]
+        hist_b[c, 1] = vi[na:]
+        for k in range(nb):
+            yr, yi = _dot2(vr, vi, lb - 1 + fb + DEC_B * k, hbr)
+            out[c, k] = complex(yr, yi)
+    return nb
+
 
 class Channelizer:
     """Streaming channelizer for one input; ``process`` returns (channels, n_out) complex128."""
@@ -187,7 +200,7 @@ class Channelizer:
         for c in plan.channels:
             if abs(c.fc_hz - self.f_mid_hz) + c.bandwidth_hz / 2 > 1500.0:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
-        self.ha, self.hb, self.lo_a, self.lo_b, self._har, self._hbr = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
+        self.ha, self.hb, self.lo_a, self.lo_b, self._har, self._hbr, self._mix = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
         period = self.out_rate_hz / plan.grid_hz
         if period != int(period):
             raise ValueError(f"grid {plan.grid_hz} Hz is not a whole number of baseband samples per cycle")
@@ -205,7 +218,7 @@ class Channelizer:
 
     def reset(self) -> None:
         nch = self.n_channels
-        self.state = ChannelizerState(0, np.zeros((2, 2 * 128)), np.zeros((nch, 2, 2 * 64)), 0, 0)
+        self.state = ChannelizerState(0, np.zeros((2, self._har.size - 1)), np.zeros((nch, 2, self._hbr.size - 1)), 0)
         self.blanker.reset()
 
     def copy(self) -> "Channelizer":
@@ -224,8 +237,9 @@ class Channelizer:
             raise ValueError("non-finite samples: the comb (dsp.comb) replaces them before the channelizer")
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
-        s.n, s.m_a, s.m_out, w = channelize_kernel(x, s.n, self.lo_a, self._har, self._hbr, self.lo_b, s.hist_a,
-                                                    s.hist_b, s.m_a, s.m_out, out)
+        w = channelize_kernel(x, s.n, self._har, self._hbr, *self._mix, s.hist_a, s.hist_b, out)
+        s.n += x.size
+        s.m_out += w
         return self.blanker.process(out[:, :w])
 
     def flush(self) -> np.ndarray:

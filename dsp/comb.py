@@ -76,28 +76,35 @@ def _lagrange3(mu: float, w: np.ndarray) -> None:
 @jit(fastmath={"reassoc", "contract"})
 def _block_sums(xh, b0, block, lo):
     """Sums over one block of the input ring (starting at ring index ``b0``, wrapping): S0 =
-    sum v lo[t] and S1 = sum v lo[t] t / block, as (S0.re, S0.im, S1.re, S1.im). Always the
-    same block-long sums in the same order, so the result does not depend on how the stream
-    is cut; vectorised (the order of the additions is the compiler's, fixed for the block)."""
+    sum v lo[t] and S1 = sum v lo[t] t / block, as (S0.re, S0.im, S1.re, S1.im); ``lo`` holds
+    the rows lo.re, lo.im, lo.re t / block, lo.im t / block. Always the same block-long sums
+    in the same order, so the result does not depend on how the stream is cut; vectorised (the
+    order of the additions is the compiler's, fixed for the block)."""
     ring = xh.shape[0]
-    inv_block = 1.0 / block
-    a0r = 0.0
-    a0i = 0.0
-    a1r = 0.0
-    a1i = 0.0
-    for t in range(block):
-        i = b0 + t
-        if i >= ring:
-            i -= ring
-        v = xh[i]
-        zr = v * lo[t].real
-        zi = v * lo[t].imag
-        c = t * inv_block
-        a0r += zr
-        a0i += zi
-        a1r += zr * c
-        a1i += zi * c
+    n1 = min(block, ring - b0)
+    a0r, a0i, a1r, a1i = _dot4(xh[b0:b0 + n1], lo[0][:n1], lo[1][:n1], lo[2][:n1], lo[3][:n1])
+    if n1 < block:
+        c0r, c0i, c1r, c1i = _dot4(xh[:block - n1], lo[0][n1:], lo[1][n1:], lo[2][n1:], lo[3][n1:])
+        a0r += c0r
+        a0i += c0i
+        a1r += c1r
+        a1i += c1i
     return a0r, a0i, a1r, a1i
+
+
+@jit(fastmath={"reassoc", "contract"})
+def _dot4(v, r0, r1, r2, r3):
+    """The dot products of ``v`` with each of ``r0`` .. ``r3`` (contiguous: vectorised)."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for t in range(v.shape[0]):
+        s0 += v[t] * r0[t]
+        s1 += v[t] * r1[t]
+        s2 += v[t] * r2[t]
+        s3 += v[t] * r3[t]
+    return s0, s1, s2, s3
 
 
 @jit
@@ -241,7 +248,9 @@ class HarmonicComb:
             raise ValueError(f"fs_hz={fs_hz} too high for the comb's buffers (max {RING // 2 - 4} samples/cycle)")
         self.fs_hz, self.grid_hz, self.rho, self.block = float(fs_hz), float(grid_hz), float(rho), int(block)
         n = np.arange(self.block)
-        self._lo = np.exp(-2j * np.pi * n / self.block)  # nominal fundamental, period = one block
+        lo = np.exp(-2j * np.pi * n / self.block)  # nominal fundamental, period = one block
+        # with the triangular window's falling half (t / block), rows apart for the kernel
+        self._lo = np.ascontiguousarray(np.stack([lo.real, lo.imag, lo.real * n / self.block, lo.imag * n / self.block]))
         self.reset()
 
     def reset(self) -> None:
