@@ -1,11 +1,34 @@
-"""Preamble detector: every chip code of one channel, CFAR threshold, explicit state machine.
+"""Preamble detector: every chip code of every channel of one input, CFAR threshold, explicit state machine.
 
-Input: the channel's complex baseband at 1.5 kHz (dsp.channelizer). For each code the detector
-correlates against the noise-free received preamble (64 BPSK symbols spread by the code, RRC
-chips, and the transmitter's harmonic-null comb, i.e. the two paths 0 and T0), sampled at two
-sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a quarter sample).
-Correlation runs by overlap-save FFTs (single precision) in fixed blocks of N = 2048 samples aligned to the absolute
-sample index, so results do not depend on how the stream is cut.
+Input: the channels' complex baseband at 1.5 kHz (dsp.channelizer), shape (channels, n). For each
+code the detector correlates against the noise-free received preamble (64 BPSK symbols spread by
+the code, RRC chips, and the transmitter's harmonic-null comb, i.e. the two paths 0 and T0),
+sampled at two sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a
+quarter sample). Correlation runs by overlap-save FFTs (single precision) in fixed blocks of
+N = 2048 samples aligned to the absolute sample index, so results do not depend on how the
+stream is cut. :class:`DetectorBank` does every channel of an input at once (one forward FFT of
+the channels' blocks, one inverse FFT of every channel's and code's phase-0 correlation: pocketfft
+transforms complex64 rows four at a time, so 3 channels x 4 codes cost no more per row than 4);
+:class:`PreambleDetector` is a bank of one channel.
+
+Half-sample phase without its FFT. The statistic the state machine sees is, per lag, the larger
+of the two phases' lambda (phase 0 on ties), and only its crossings of T matter: while a code is
+idle or holding off and no lag of the block reaches T, the block changes nothing but the end of a
+hold-off. So the phase-1 correlation is computed (by FFT, exactly as the phase-0 one) only for a
+code that is in a peak window or may reach LIM_FULL x T in the block (``full_rows`` counts
+those code-blocks); the state machine then runs on both phases as it always did, and the
+detections are the same. "May reach" is decided without phase 1's FFT
+(:func:`_full_rows_kernel`): its correlation is within a bound of a six-tap interpolation of the
+phase-0 one (:func:`_interpolators`; the bound is the norm of what the taps leave out times the
+block's norm, by Cauchy-Schwarz), and that interpolation can only reach the limit next to a
+phase-0 lag with lambda_0 over ~0.38 T (on noise: a few lags per code and block, where it is
+evaluated). A half-sample timing offset costs the neighbouring phase-0 lags at most 1.1 dB of a
+phase-1 peak, so every code with a real crossing is flagged; on noise few are.
+
+Per block and channel, besides the FFTs: the noise power (:func:`_noise_kernel`: the median of
+the non-zero |x|^2, looked for first in a window around the previous block's), the narrowband
+interference check (:func:`tone_bins`, only on the 64-bin groups that hold in-band bins, and
+without the median where the group's largest bin cannot cross) and the screen above.
 
 CFAR, two stages. First: lambda = |r|^2 / (E_p sigma^2) with sigma^2 the noise power per sample
 of the block (median of |x|^2 / ln 2, robust to a burst in the block); the state machine runs on it.
@@ -55,6 +78,10 @@ PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
 TONE_DB = 15.0  # a bin this far over its neighbourhood is narrowband interference (:func:`tone_bins`)
 TONE_K = 10 ** (TONE_DB / 10)
 TONE_GROUP = 64  # bins per neighbourhood (47 Hz)
+LIM_FULL = 0.99  # a code whose statistic may reach this x T in a block gets its phase-1 correlation in full
+INTERP_TAPS = 6  # phase-1 correlation estimated from six phase-0 lags (:func:`_interpolators`)
+INTERP_LEAD = 2  # ... m - 3 .. m + 2
+FFT_SLACK = 1e-4  # single-precision FFT error allowed for, relative to ||block|| sqrt(E_p) (it is ~1e-6)
 
 
 def sidelobe_bound(lam: float) -> float:
@@ -112,8 +139,8 @@ def _template(ch_index: int, fc_hz: float, code: int, grid_hz: float, fs_bb: flo
 
 @lru_cache(maxsize=64)
 def _spectra(ch_index: int, fc_hz: float, codes: tuple[int, ...], grid_hz: float, fs_bb: float):
-    """(template length, energies, conjugated template spectra) of every code and sub-sample phase,
-    shared by every detector of the same channel (read-only)."""
+    """(template length, energies, conjugated template spectra) of every code and sub-sample phase
+    (rows 2 code + phase), shared by every detector of the same channel (read-only)."""
     temps = []
     for code in codes:
         for ph in (0.0, 0.5):
@@ -126,6 +153,32 @@ def _spectra(ch_index: int, fc_hz: float, codes: tuple[int, ...], grid_hz: float
     energy.setflags(write=False)
     T.setflags(write=False)
     return L, energy, T
+
+
+@lru_cache(maxsize=64)
+def _interpolators(ch_index: int, fc_hz: float, codes: tuple[int, ...], grid_hz: float, fs_bb: float):
+    """Per code: the taps g (INTERP_TAPS, float32) with r1[m] ~ sum_t g[t] r0[m + INTERP_LEAD - t]
+    (the phase-1 correlation from the phase-0 one: a half-sample shift, least squares over the
+    block's spectrum, r0 and r1 circular over the block as the FFTs give them), the norm of what
+    the taps leave out (h_norm: |r1[m] - that sum| <= h_norm ||block|| by Cauchy-Schwarz) and
+    sum |g| (float64). Read-only."""
+    _, _, T = _spectra(ch_index, fc_hz, codes, grid_hz, fs_bb)
+    T = T.astype(np.complex128)
+    shifts = INTERP_LEAD - np.arange(INTERP_TAPS)  # r0[m + shift] for tap t
+    w = 2 * np.pi * np.fft.fftfreq(NFFT)
+    g = np.empty((len(codes), INTERP_TAPS))
+    h_norm = np.empty(len(codes))
+    for ci in range(len(codes)):
+        A = T[2 * ci][:, None] * np.exp(1j * np.outer(w, shifts))  # spectrum of r0[m + shift] per unit X
+        g[ci] = np.linalg.lstsq(np.vstack([A.real, A.imag]), np.concatenate([T[2 * ci + 1].real, T[2 * ci + 1].imag]),
+                                rcond=None)[0]
+        D = T[2 * ci + 1] - A @ g[ci].astype(np.float32).astype(np.float64)
+        h_norm[ci] = math.sqrt(float(np.sum(np.abs(D) ** 2)) / NFFT)  # Parseval: the residual filter's norm
+    g = g.astype(np.float32)
+    g1 = np.abs(g.astype(np.float64)).sum(axis=1)
+    for arr in (g, h_norm, g1):
+        arr.setflags(write=False)
+    return g, h_norm, g1
 
 
 def tone_bins(X: np.ndarray, inband: np.ndarray) -> np.ndarray | None:
@@ -173,25 +226,44 @@ def _select(a, k):
 
 @jit
 def _tone_kernel(X, inband, group, k_over_ln2, hit):
-    """The work of :func:`tone_bins` (a median per group, a compare per bin, the one-bin guard);
-    returns the number of bins marked in ``hit``."""
+    """The work of :func:`tone_bins` (a median per group that holds an in-band bin, a compare per
+    bin, the one-bin guard); returns the number of bins marked in ``hit``.
+
+    A group is passed over without its median when its largest in-band power mx cannot cross:
+    when fewer than half its bins are under v = mx / k (a little more), its median is >= v."""
     n = X.shape[0]
-    pw = np.empty(n, np.float32)
-    for i in range(n):
-        pw[i] = X[i].real * X[i].real + X[i].imag * X[i].imag
+    pw = np.empty(group, np.float32)
     scratch = np.empty(group, np.float32)
     half = group // 2
+    kf = np.float32(k_over_ln2)
     found = 0
     for g in range(n // group):
-        scratch[:] = pw[g * group:(g + 1) * group]
+        used = False  # a group without an in-band bin cannot mark one
+        mx = np.float32(0.0)
+        for i in range(group):
+            v = X[g * group + i]
+            pw[i] = v.real * v.real + v.imag * v.imag
+            if inband[g * group + i]:
+                used = True
+                if pw[i] > mx:
+                    mx = pw[i]
+        if not used:
+            continue
+        v = mx / k_over_ln2 * (1.0 + 1e-5)
+        under = 0
+        for i in range(group):
+            under += pw[i] < v
+        if under < half:  # the lower middle value, so the median, is >= v: no bin crosses
+            continue
+        scratch[:] = pw
         upper = _select(scratch, half)  # the median of an even count: mean of the two middle values
         lower = scratch[0]
         for i in range(1, half):
             if scratch[i] > lower:
                 lower = scratch[i]
-        lim = np.float32(k_over_ln2) * ((lower + upper) / np.float32(2.0))
+        lim = kf * ((lower + upper) / np.float32(2.0))
         for i in range(g * group, (g + 1) * group):
-            if inband[i] and pw[i] > lim:
+            if inband[i] and pw[i - g * group] > lim:
                 found += 1
                 for j in range(max(i - 1, 0), min(i + 2, n)):
                     if inband[j]:
@@ -203,6 +275,20 @@ def _tone_kernel(X, inband, group, k_over_ln2, hit):
         if hit[i]:
             m += 1
     return m
+
+
+@jit
+def _tone_rows(X, inband, live, group, k_over_ln2, hit, count):
+    """:func:`_tone_kernel` on each row c of ``X`` with live[c] (hit, inband: (rows, N)); count[c]
+    the bins marked in that row; returns their sum."""
+    total = 0
+    for c in range(live.shape[0]):
+        count[c] = 0
+        if live[c]:
+            hit[c, :] = False
+            count[c] = _tone_kernel(X[c], inband[c], group, k_over_ln2, hit[c])
+            total += count[c]
+    return total
 
 
 def _rrc_vec(x: np.ndarray) -> np.ndarray:
@@ -243,6 +329,158 @@ def _statistic(r, den, ncode):
     return lam_c, best, row_max
 
 
+@jit
+def _noise_kernel(blk, p, scratch, guess, n_live, noise, power):
+    """Per row c of ``blk`` (channels, N; complex64): the count of non-zero samples n_live[c], the
+    noise power per sample noise[c] (the median of their |x|^2 in single precision, for an even
+    count the upper of the two middle values as ``np.partition(live, live.size // 2)[live.size // 2]``,
+    / ln 2 in single precision; 0 for a row without one) and power[c] >= sum |x|^2 (double).
+    ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated) is where the median is looked for
+    first (the previous block's), which changes only the time it takes."""
+    ln2 = np.float32(math.log(2.0))
+    N = blk.shape[1]
+    for c in range(blk.shape[0]):
+        row = blk[c]
+        for i in range(N):
+            v = row[i]
+            p[i] = v.real * v.real + v.imag * v.imag
+        s = np.zeros(8, np.float32)  # eight partial sums (single precision, a bound: see below)
+        for i in range(0, N - 7, 8):
+            for j in range(8):
+                s[j] += p[i + j]
+        tot = 0.0
+        for j in range(8):
+            tot += s[j]
+        for i in range(N - N % 8, N):
+            tot += p[i]
+        power[c] = tot * (1.0 + 1e-4)  # each partial sum adds N / 8 terms: relative error < 2e-5
+        lo = np.float32(guess[c] * 0.875)
+        hi = np.float32(guess[c] * 1.125)
+        n_zero = 0
+        n_lo = 0
+        n_hi = 0
+        for i in range(N):  # (vectorised: no branch)
+            n_zero += p[i] == 0
+            n_lo += p[i] < lo
+            n_hi += p[i] < hi
+        n = N - n_zero  # blanked samples (and the comb's settling) are exact zeros
+        n_live[c] = n
+        noise[c] = 0.0
+        if n == 0:
+            continue
+        rank = n_zero + n // 2  # among all N values (the zeros come first)
+        m = 0
+        if lo > 0 and n_lo <= rank < n_hi:  # in [lo, hi): select among those only
+            for i in range(N):
+                scratch[m] = p[i]
+                m += (lo <= p[i]) & (p[i] < hi)
+            med = _select(scratch[:m], rank - n_lo)
+        else:
+            for i in range(N):
+                scratch[m] = p[i]
+                m += p[i] > 0
+            med = _select(scratch[:m], n // 2)
+        guess[c] = med
+        noise[c] = med / ln2
+
+
+@jit
+def _r1e_around(row, gk, j, done, hop, b, r1lim):
+    """r1e (see :func:`_full_rows_kernel`) at the lags in 0 .. hop - 1 that lag j feeds, past
+    ``done``: (last lag evaluated, whether |r1e| + b reached r1lim, how many were evaluated)."""
+    n = row.shape[0]
+    K = gk.shape[0]
+    lo = K - 1 - INTERP_LEAD
+    m0 = max(j - INTERP_LEAD, done + 1)
+    m1 = min(j + lo, hop - 1)
+    for m in range(m0, m1 + 1):
+        sr = 0.0
+        si = 0.0
+        for t in range(K):
+            i = m + INTERP_LEAD - t
+            u = row[i + n if i < 0 else i]
+            sr += gk[t] * u.real
+            si += gk[t] * u.imag
+        if math.sqrt(sr * sr + si * si) + b >= r1lim:
+            return m, True, m - m0 + 1
+    return max(done, m1), False, max(0, m1 - m0 + 1)
+
+
+@jit
+def _full_rows_kernel(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need):
+    """Which codes' state machines must see the block in full, phase-1 correlation included: for
+    each row k of ``r`` (rows, N; the phase-0 correlation of code ``rowcode[k]`` of channel
+    ``rowch[k]``, lags 0 .. hop - 1, circular over N) sets need[k] (rows already set are left
+    alone) when, at some lag, lambda_0 = |r0|^2 / den0 or lambda_1 = |r1|^2 / den1 may reach
+    ``lim``. ``den`` (channels, 2 codes): E_p sigma^2 per code and phase (float32), ``power``
+    sum |x|^2 of each channel's block, ``g``, ``h_norm``, ``g1``: each row's
+    :func:`_interpolators`, ``e1`` its phase-1 energy.
+
+    lambda_1 is never computed: |r1[m]| <= |r1e[m]| + B with r1e[m] = sum_t g[t] r0[m + 2 - t] and
+    B = (h_norm + FFT_SLACK sqrt(e1) (1 + g1)) sqrt(power), and |r1e[m]| <= g1 max |r0| over those
+    six lags; so r1e is evaluated only next to a lag where |r0| > A = (sqrt(lim den1) - B) / g1
+    (lambda_0 over ~0.38 T on noise, a few lags per row and block), and the row is flagged if
+    |r1e| + B reaches sqrt(lim den1) there. Returns (the number of r1e evaluations, of rows flagged)."""
+    n = r.shape[1]
+    K = g.shape[1]
+    lo = K - 1 - INTERP_LEAD  # r0 lags m - lo .. m + INTERP_LEAD feed r1e[m]
+    evals = 0
+    for k in range(r.shape[0]):
+        if need[k]:
+            continue
+        c = rowch[k]
+        ci = rowcode[k]
+        d0 = np.float64(den[c, 2 * ci])
+        d1 = np.float64(den[c, 2 * ci + 1])
+        b = (h_norm[k] + FFT_SLACK * math.sqrt(e1[k]) * (1.0 + g1[k])) * math.sqrt(power[c])
+        r1lim = math.sqrt(lim * d1)
+        a = (r1lim - b) / g1[k]
+        if not a > 0:  # a block far over its noise: no bound worth having
+            need[k] = True
+            continue
+        q0 = np.float32(lim * d0 * (1.0 - 1e-6))
+        qa = np.float32(a * a * (1.0 - 1e-6))
+        row = r[k]
+        big = 0
+        marked = 0
+        for j in range(hop):  # (vectorised: no branch)
+            v = row[j]
+            p = v.real * v.real + v.imag * v.imag
+            big += not p <= q0  # (a NaN too)
+            marked += p > qa
+        if big:
+            need[k] = True
+            continue
+        for j in range(-lo, INTERP_LEAD):  # lags past either end (circular) that feed r1e
+            v = row[n + j if j < 0 else hop + j]
+            marked += v.real * v.real + v.imag * v.imag > qa
+        if marked == 0:
+            continue
+        gk = g[k]
+        done = -1  # r1e evaluated at lags up to here
+        hit = False
+        for j in range(-lo, 0):
+            v = row[n + j]
+            if v.real * v.real + v.imag * v.imag > qa:
+                done, hit, e = _r1e_around(row, gk, j, done, hop, b, r1lim)
+                evals += e
+                if hit:
+                    break
+        if not hit:
+            for j in range(hop + INTERP_LEAD):
+                v = row[j]
+                if v.real * v.real + v.imag * v.imag > qa:
+                    done, hit, e = _r1e_around(row, gk, j, done, hop, b, r1lim)
+                    evals += e
+                    if hit:
+                        break
+        need[k] = hit
+    n_need = 0
+    for k in range(r.shape[0]):
+        n_need += need[k]
+    return evals, n_need
+
+
 @dataclass
 class _CodeSM:
     state: DetState = DetState.IDLE
@@ -260,8 +498,7 @@ class _CodeSM:
 
 @dataclass
 class DetectorState:
-    buf: np.ndarray  # samples not yet consumed by a full block
-    buf_start: int  # baseband index of buf[0]
+    buf_start: int  # baseband index of the first sample not yet consumed by a full block
     sms: list = field(default_factory=list)
     pending: list = field(default_factory=list)  # detections waiting for their burst to pass
     recent: list = field(default_factory=list)  # released or dropped ones, for the rival check
@@ -269,18 +506,20 @@ class DetectorState:
     dropped: int = 0
     gated: int = 0  # crossings the second CFAR stage (dsp.cfar_gate) turned down
     tone_blocks: int = 0  # blocks with narrowband interference excised (:func:`tone_bins`)
+    full_rows: int = 0  # code-blocks whose phase-1 correlation was computed in full (see the module doc)
 
     def copy(self) -> "DetectorState":
-        return DetectorState(self.buf.copy(), self.buf_start, [(_CodeSM(**vars(s))) for s in self.sms],
+        return DetectorState(self.buf_start, [(_CodeSM(**vars(s))) for s in self.sms],
                              list(self.pending), list(self.recent), self.n_tests, self.dropped, self.gated,
-                             self.tone_blocks)
+                             self.tone_blocks, self.full_rows)
 
 
-class PreambleDetector:
-    """Streaming detector for one channel of one input."""
+class ChannelDetector:
+    """The per-channel part of a :class:`DetectorBank`: templates, the state machine of every
+    code, the second CFAR stage and the release of detections (``state``: its counters)."""
 
-    def __init__(self, channel: P.Channel, grid_hz: float = 60.0, fs_bb: float = 48000.0 / DECIMATION,
-                 threshold: float = THRESHOLD, codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL))) -> None:
+    def __init__(self, channel: P.Channel, grid_hz: float, fs_bb: float, threshold: float,
+                 codes: tuple[int, ...]) -> None:
         if threshold <= 0:
             raise ValueError("threshold must be positive")
         self.channel, self.grid_hz, self.fs_bb, self.threshold, self.codes = channel, grid_hz, fs_bb, threshold, codes
@@ -291,10 +530,10 @@ class PreambleDetector:
         self.reset()
 
     def reset(self) -> None:
-        self.state = DetectorState(np.zeros(0, complex), 0, [_CodeSM() for _ in self.codes])
+        self.state = DetectorState(0, [_CodeSM() for _ in self.codes])
 
-    def copy(self) -> "PreambleDetector":
-        d = PreambleDetector.__new__(PreambleDetector)
+    def copy(self) -> "ChannelDetector":
+        d = ChannelDetector.__new__(ChannelDetector)
         d.__dict__.update(self.__dict__)
         d.state = self.state.copy()
         return d
@@ -303,89 +542,56 @@ class PreambleDetector:
         """Input-rate index of the centre of chip 0 for a template that starts at baseband m."""
         return Channelizer.input_index(m) - DECIMATION * 0.5 * sub_phase + PRE_CHIPS * 48000.0 / P.CHIP_RATE_HZ
 
-    def process(self, x: np.ndarray) -> list[Detection]:
-        x = np.asarray(x)
-        if x.ndim != 1 or x.dtype.kind != "c":
-            raise ValueError(f"the detector takes one channel of complex baseband, got {x.dtype} {x.shape}")
-        s = self.state
-        s.buf = np.concatenate([s.buf, x.astype(complex)])
-        out: list[Detection] = []
-        while s.buf.size >= NFFT:
-            out.extend(self._block(s.buf[:NFFT], s.buf_start))
-            s.buf = s.buf[self.hop:]
-            s.buf_start += self.hop
-        return out
-
-    def _skip(self, m0: int) -> None:
+    def _skip(self) -> None:
         for sm in self.state.sms:
             if sm.state == DetState.PEAK:
                 sm.state = DetState.IDLE
 
-    def _block(self, blk: np.ndarray, m0: int) -> list[Detection]:
-        s = self.state
-        b32 = blk.astype(np.complex64)
-        p = b32.real * b32.real + b32.imag * b32.imag
-        live = p[p > 0]  # blanked samples (and the comb's settling) are exact zeros
-        if live.size < NFFT // 2:
-            self._skip(m0)
-            return []  # mostly blanked or silent: nothing reliable to detect
-        X = sfft.fft(b32)
-        hit = tone_bins(X, self.inband)
-        if hit is not None:  # narrowband interference in the channel: out of the block, then the noise
-            s.tone_blocks += 1
-            X[hit] = 0.0
-            zero = p == 0
-            b32 = sfft.ifft(X)
-            b32[zero] = 0.0
-            p = b32.real * b32.real + b32.imag * b32.imag
-            live = p[p > 0]
-        noise = float(np.partition(live, live.size // 2)[live.size // 2] / math.log(2.0))
-        r = sfft.ifft(X[None, :] * self.T, axis=1, overwrite_x=True)[:, : self.hop]
-        ncode = len(self.codes)
-        lam_c, best_phase, row_max = _statistic(r, (self.energy * noise).astype(np.float32), ncode)
-        s.n_tests += 2 * lam_c.size
-        found: list[Detection] = []
-        for ci in range(ncode):
-            sm = s.sms[ci]
-            row = lam_c[ci]
-            if sm.state == DetState.IDLE and not (row_max[ci] > self.threshold):
-                continue
-            i = 0
-            hop = self.hop
-            while i < hop:
-                if sm.state == DetState.HOLDOFF:
-                    i = max(i, sm.holdoff_until - m0)
-                    if i >= hop:
-                        break
-                    sm.state = DetState.IDLE
-                if sm.state == DetState.IDLE:
-                    above = np.flatnonzero(row[i:] > self.threshold)
-                    if above.size == 0:
-                        break
-                    i += int(above[0])
-                    sm.state, sm.first_m, sm.best_lambda = DetState.PEAK, m0 + i, -1.0
-                # PEAK: the maximum over [first_m, first_m + PEAK_SPAN]
-                e = sm.first_m + PEAK_SPAN + 1 - m0
-                seg = row[i:min(e, hop)]
-                k = int(np.argmax(seg))
-                if seg[k] > sm.best_lambda:
-                    j = i + k
-                    ph = int(best_phase[ci, j])
-                    sm.best_lambda, sm.best_m, sm.best_phase = float(seg[k]), m0 + j, ph
-                    sm.best_corr, sm.best_noise = complex(r[2 * ci + ph, j]), noise
-                    sm.best_win, sm.best_row = b32[j:j + self.L].copy(), r[2 * ci + ph].copy()  # for the 2nd stage
-                if e > hop:
-                    break  # the window goes on in the next block
-                if self._passes(ci, sm):
-                    found.append(Detection(self.channel.index, self.codes[ci], self.start_sample(sm.best_m, sm.best_phase),
-                                           sm.best_m, sm.best_lambda, sm.best_corr, sm.best_noise, sm.best_phase))
-                    sm.state = DetState.HOLDOFF  # only past this peak's own echoes (+T0)
-                    sm.holdoff_until = sm.best_m + PEAK_SPAN
-                else:
-                    sm.state = DetState.IDLE  # noise: no echoes to hold off
-                i = e
-        s.pending.extend(found)
-        return self._release(m0 + self.hop)
+    def _scan(self, ci: int, m0: int, r0: np.ndarray, r1: np.ndarray, den: np.ndarray, b32: np.ndarray,
+              noise: float, found: list) -> None:
+        """Code ``ci`` over a block from both template phases' correlations ``r0``, ``r1`` (hop lags)."""
+        sm = self.state.sms[ci]
+        lam_c, best_phase, row_max = _statistic(np.stack([r0, r1]), den, 1)
+        row, best_phase, r = lam_c[0], best_phase[0], (r0, r1)
+        if sm.state == DetState.IDLE and not (row_max[0] > self.threshold):
+            return
+        i = 0
+        hop = self.hop
+        while i < hop:
+            if sm.state == DetState.HOLDOFF:
+                i = max(i, sm.holdoff_until - m0)
+                if i >= hop:
+                    break
+                sm.state = DetState.IDLE
+            if sm.state == DetState.IDLE:
+                above = np.flatnonzero(row[i:] > self.threshold)
+                if above.size == 0:
+                    break
+                i += int(above[0])
+                sm.state, sm.first_m, sm.best_lambda = DetState.PEAK, m0 + i, -1.0
+            # PEAK: the maximum over [first_m, first_m + PEAK_SPAN]
+            e = sm.first_m + PEAK_SPAN + 1 - m0
+            seg = row[i:min(e, hop)]
+            k = int(np.argmax(seg))
+            if seg[k] > sm.best_lambda:
+                j = i + k
+                ph = int(best_phase[j])
+                sm.best_lambda, sm.best_m, sm.best_phase = float(seg[k]), m0 + j, ph
+                sm.best_corr, sm.best_noise = complex(r[ph][j]), noise
+                sm.best_win, sm.best_row = b32[j:j + self.L].copy(), r[ph].copy()  # for the 2nd stage
+            if e > hop:
+                break  # the window goes on in the next block
+            if self._passes(ci, sm):
+                found.append(self._detection(ci, sm))
+                sm.state = DetState.HOLDOFF  # only past this peak's own echoes (+T0)
+                sm.holdoff_until = sm.best_m + PEAK_SPAN
+            else:
+                sm.state = DetState.IDLE  # noise: no echoes to hold off
+            i = e
+
+    def _detection(self, ci: int, sm: _CodeSM) -> Detection:
+        return Detection(self.channel.index, self.codes[ci], self.start_sample(sm.best_m, sm.best_phase),
+                         sm.best_m, sm.best_lambda, sm.best_corr, sm.best_noise, sm.best_phase)
 
     def flush(self) -> list[Detection]:
         """End of stream: release everything still pending (after the rival check)."""
@@ -393,8 +599,7 @@ class PreambleDetector:
         for ci, sm in enumerate(s.sms):
             if sm.state == DetState.PEAK:
                 if self._passes(ci, sm):
-                    s.pending.append(Detection(self.channel.index, self.codes[ci], self.start_sample(sm.best_m, sm.best_phase),
-                                               sm.best_m, sm.best_lambda, sm.best_corr, sm.best_noise, sm.best_phase))
+                    s.pending.append(self._detection(ci, sm))
                 sm.state = DetState.IDLE
         return self._release(10**18)
 
@@ -411,6 +616,10 @@ class PreambleDetector:
     def _release(self, now: int) -> list[Detection]:
         """Release detections whose burst has passed, unless a much stronger overlapping one exists."""
         s = self.state
+        if not s.pending:  # (the usual case: only the rival memory to trim)
+            if s.recent:
+                s.recent = [d for d in s.recent if d.m_peak > now - 3 * self.burst_bb]
+            return []
         out = []
         still = []
         for d in s.pending:
@@ -427,3 +636,254 @@ class PreambleDetector:
                     if d.m_peak > now - 3 * self.burst_bb]
         s.pending = still
         return sorted(out, key=lambda d: d.m_peak)
+
+
+try:  # scipy.fft's own pocketfft binding, without the dispatch layers (~4 us a call)
+    from scipy.fft._pocketfft.pypocketfft import c2c as _c2c
+except ImportError:  # pragma: no cover - another scipy layout
+    _c2c = None
+
+
+def _fft_rows(a: np.ndarray, forward: bool, out: np.ndarray | None = None) -> np.ndarray:
+    """FFT (or inverse, 1/N) of each row of complex64 ``a``, as ``scipy.fft.fft``/``ifft`` give it
+    (``out`` may be ``a``)."""
+    if _c2c is None:
+        return sfft.fft(a, axis=1) if forward else sfft.ifft(a, axis=1)
+    return _c2c(a, (a.ndim - 1,), forward, 0 if forward else 2, out, 1)
+
+
+def _rows4(n: int) -> int:
+    """Rows to give one batched FFT: pocketfft transforms complex64 rows four at a time."""
+    return n if n <= 1 else -(-n // 4) * 4
+
+
+class DetectorBank:
+    """Streaming detector for every channel of one input, the channels' blocks transformed together.
+
+    ``process(bb)`` takes baseband of shape (channels, n) and returns a list of detections per
+    channel; ``dets[c].state`` holds channel c's counters. Every channel needs the same template
+    length (so the same blocks)."""
+
+    def __init__(self, channels, grid_hz: float = 60.0, fs_bb: float = 48000.0 / DECIMATION,
+                 threshold: float = THRESHOLD, codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL))) -> None:
+        codes = tuple(codes)
+        self.dets = [ChannelDetector(c, grid_hz, fs_bb, threshold, codes) for c in channels]
+        if not self.dets:
+            raise ValueError("no channel")
+        self.L, self.hop, self.threshold = self.dets[0].L, self.dets[0].hop, float(threshold)
+        if any(d.L != self.L for d in self.dets):
+            raise ValueError("every channel of a bank needs the same template length")
+        nch, ncode = len(self.dets), len(codes)
+        self.ncode = ncode
+        self.T0 = np.stack([d.T[0::2] for d in self.dets])  # (channel, code, N)
+        self.T1 = np.stack([d.T[1::2] for d in self.dets])
+        self.energy = np.stack([d.energy for d in self.dets])  # (channel, 2 code + phase)
+        interp = [_interpolators(c.index, c.fc_hz, codes, grid_hz, fs_bb) for c in channels]
+        self.g = np.concatenate([i[0] for i in interp])  # rows channel * ncode + code
+        self.h_norm = np.concatenate([i[1] for i in interp])
+        self.g1 = np.concatenate([i[2] for i in interp])
+        self.e1 = np.ascontiguousarray(self.energy[:, 1::2]).ravel()
+        self.inband = np.stack([d.inband for d in self.dets])
+        self.rowch = np.repeat(np.arange(nch), ncode)
+        self.rowcode = np.tile(np.arange(ncode), nch)
+        self.reset()
+
+    def _scratch(self) -> None:
+        nch = len(self.dets)
+        self._n_live = np.empty(nch, np.int64)
+        self._noise = np.empty(nch, np.float64)
+        self._power = np.empty(nch, np.float64)
+        self._p = np.empty(NFFT, np.float32)
+        self._sel = np.empty(NFFT, np.float32)
+        self._live = np.empty(nch, np.bool_)
+        self._hit = np.empty((nch, NFFT), np.bool_)
+        self._hits = np.empty(nch, np.int64)
+        self._prod = np.empty((nch * self.ncode, NFFT), np.complex64)
+
+    def reset(self) -> None:
+        for d in self.dets:
+            d.reset()
+        # samples not yet consumed by a full block: buf[:, head:tail], baseband index buf_start at head;
+        # rows past the channels stay zero (the FFTs take four rows at a time)
+        self.buf = np.zeros((_rows4(len(self.dets)), 2 * NFFT), np.complex64)
+        self.head = self.tail = 0
+        self.buf_start = 0
+        self.guess = np.zeros(len(self.dets))  # where each channel's noise median is looked for first
+        self.evals = 0  # phase-1 estimates made by _full_rows_kernel
+        self.active: set[int] = set()  # rows (channel * ncode + code) whose state machine is not idle
+        self._scratch()
+
+    def copy(self) -> "DetectorBank":
+        b = DetectorBank.__new__(DetectorBank)
+        b.__dict__.update(self.__dict__)
+        b.dets = [d.copy() for d in self.dets]
+        b.buf = self.buf.copy()
+        b.guess = self.guess.copy()
+        b.active = set(self.active)
+        b._scratch()
+        return b
+
+    def process(self, bb: np.ndarray) -> list[list[Detection]]:
+        bb = np.asarray(bb)
+        nch = len(self.dets)
+        if bb.ndim != 2 or bb.shape[0] != nch or bb.dtype.kind != "c":
+            raise ValueError(f"the bank takes complex baseband of shape ({nch}, n), got {bb.dtype} {bb.shape}")
+        n = bb.shape[1]
+        if self.tail + n > self.buf.shape[1]:  # move what is left to the front, grow if need be
+            keep = self.tail - self.head
+            buf = self.buf if keep + n <= self.buf.shape[1] else \
+                np.zeros((self.buf.shape[0], keep + n + NFFT), np.complex64)
+            buf[:, :keep] = self.buf[:, self.head:self.tail]
+            self.buf, self.head, self.tail = buf, 0, keep
+        self.buf[:nch, self.tail:self.tail + n] = bb
+        self.tail += n
+        out: list[list[Detection]] = [[] for _ in range(nch)]
+        while self.tail - self.head >= NFFT:
+            for c, found in enumerate(self._block(self.buf[:, self.head:self.head + NFFT], self.buf_start)):
+                if found:
+                    out[c].extend(found)
+            self.head += self.hop
+            self.buf_start += self.hop
+            for d in self.dets:
+                d.state.buf_start = self.buf_start
+        return out
+
+    def flush(self) -> list[list[Detection]]:
+        """End of stream: release everything still pending, per channel."""
+        out = [d.flush() for d in self.dets]
+        self._sync_active(range(len(self.dets)))
+        return out
+
+    def _sync_active(self, channels) -> None:
+        for c in channels:
+            for ci, sm in enumerate(self.dets[c].state.sms):
+                if sm.state == DetState.IDLE:
+                    self.active.discard(c * self.ncode + ci)
+                else:
+                    self.active.add(c * self.ncode + ci)
+
+    def _block(self, blk: np.ndarray, m0: int) -> list[list[Detection]]:
+        """One block of NFFT samples of every channel (rows past the channels are zeros)."""
+        dets, nch, ncode, hop = self.dets, len(self.dets), self.ncode, self.hop
+        n_live, noise, power = self._n_live, self._noise, self._power
+        _noise_kernel(blk[:nch], self._p, self._sel, self.guess, n_live, noise, power)
+        live_mask = self._live
+        n_ok = 0
+        for c in range(nch):
+            live_mask[c] = ok = n_live[c] >= NFFT // 2
+            n_ok += ok
+        out: list[list[Detection]] = [[] for _ in range(nch)]
+        if n_ok == nch:
+            live = range(nch)
+        else:
+            live = [c for c in range(nch) if live_mask[c]]
+            for c in range(nch):
+                if not live_mask[c]:
+                    dets[c]._skip()  # mostly blanked or silent: nothing reliable to detect
+            self._sync_active([c for c in range(nch) if not live_mask[c]])
+            if not live:
+                return out
+        X = _fft_rows(blk, True)
+        b32 = blk
+        if _tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K / math.log(2.0), self._hit, self._hits):
+            for c in live:
+                if self._hits[c] == 0:
+                    continue
+                # narrowband interference in the channel (:func:`tone_bins`): out of the block, then the noise
+                dets[c].state.tone_blocks += 1
+                hit = self._hit[c]
+                X[c, hit] = 0.0
+                if b32 is blk:
+                    b32 = blk.copy()
+                zero = b32[c].real * b32[c].real + b32[c].imag * b32[c].imag == 0  # (as the noise kernel sees them)
+                b32[c] = _fft_rows(X[c:c + 1], False)[0]
+                b32[c, zero] = 0.0
+                _noise_kernel(b32[c:c + 1], self._p, self._sel, self.guess[c:c + 1], n_live[c:c + 1], noise[c:c + 1],
+                              power[c:c + 1])
+        if len(live) == nch:
+            prod = self._prod
+            np.multiply(X[:nch, None, :], self.T0, out=prod.reshape(nch, ncode, NFFT))
+            rowch, rowcode, g, h_norm, g1, e1 = self.rowch, self.rowcode, self.g, self.h_norm, self.g1, self.e1
+            row_of = list(range(nch * ncode))  # r0 row of each (channel, code) row
+        else:
+            prod = self._prod[:len(live) * ncode]
+            for j, c in enumerate(live):
+                np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode:(j + 1) * ncode])
+            rows = np.array([c * ncode + ci for c in live for ci in range(ncode)])
+            rowch, rowcode, g, h_norm, g1, e1 = (self.rowch[rows], self.rowcode[rows], self.g[rows], self.h_norm[rows],
+                                                 self.g1[rows], self.e1[rows])
+            row_of = {int(gr): k for k, gr in enumerate(rows)}
+        r0 = _fft_rows(prod, False, prod)
+        den = (self.energy * noise[:, None]).astype(np.float32)  # E_p sigma^2 per code and phase
+        need = np.zeros(r0.shape[0], np.bool_)
+        visit = []  # rows whose state machine is not idle: peak windows go on (every lag counts), hold-offs end
+        for gr in self.active:
+            if gr // ncode in live:
+                visit.append(row_of[gr])
+                if dets[gr // ncode].state.sms[gr % ncode].state == DetState.PEAK:
+                    need[row_of[gr]] = True
+        evals, n_need = _full_rows_kernel(r0, hop, rowch, rowcode, den, power, g, h_norm, g1, e1,
+                                          LIM_FULL * self.threshold, need)
+        self.evals += evals
+        if n_need:  # the phase-1 correlations the state machines must see
+            full = np.flatnonzero(need)
+            p1 = np.empty((full.size, NFFT), np.complex64)
+            for n, k in enumerate(full):
+                np.multiply(X[rowch[k]], self.T1[rowch[k], rowcode[k]], out=p1[n])
+            r1 = _fft_rows(p1, False, p1)
+            visit = sorted(set(visit) | set(full.tolist()))
+        found: dict[int, list[Detection]] = {}
+        for k in visit:  # in (channel, code) order, as detections are appended
+            c, ci = int(rowch[k]), int(rowcode[k])
+            d = dets[c]
+            sm = d.state.sms[ci]
+            if need[k]:
+                d.state.full_rows += 1
+                n = int(np.searchsorted(full, k))
+                d._scan(ci, m0, r0[k, :hop], r1[n, :hop], den[c, 2 * ci:2 * ci + 2], b32[c], float(noise[c]),
+                        found.setdefault(c, []))
+            elif sm.state == DetState.HOLDOFF and sm.holdoff_until - m0 < hop:
+                sm.state = DetState.IDLE  # (no lag crosses the threshold: only a hold-off can end)
+            if sm.state == DetState.IDLE:
+                self.active.discard(c * ncode + ci)
+            else:
+                self.active.add(c * ncode + ci)
+        for c in live:
+            d = dets[c]
+            d.state.n_tests += 2 * ncode * hop
+            if c in found:
+                d.state.pending.extend(found[c])
+            out[c] = d._release(m0 + hop)
+        return out
+
+
+class PreambleDetector:
+    """Streaming detector for one channel of one input (a :class:`DetectorBank` of one channel)."""
+
+    def __init__(self, channel: P.Channel, grid_hz: float = 60.0, fs_bb: float = 48000.0 / DECIMATION,
+                 threshold: float = THRESHOLD, codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL))) -> None:
+        self.bank = DetectorBank([channel], grid_hz, fs_bb, threshold, codes)
+
+    @property
+    def state(self) -> DetectorState:
+        return self.bank.dets[0].state
+
+    def reset(self) -> None:
+        self.bank.reset()
+
+    def copy(self) -> "PreambleDetector":
+        d = PreambleDetector.__new__(PreambleDetector)
+        d.bank = self.bank.copy()
+        return d
+
+    def start_sample(self, m: float, sub_phase: int) -> float:
+        return self.bank.dets[0].start_sample(m, sub_phase)
+
+    def process(self, x: np.ndarray) -> list[Detection]:
+        x = np.asarray(x)
+        if x.ndim != 1 or x.dtype.kind != "c":
+            raise ValueError(f"the detector takes one channel of complex baseband, got {x.dtype} {x.shape}")
+        return self.bank.process(x[None, :])[0]
+
+    def flush(self) -> list[Detection]:
+        return self.bank.flush()[0]

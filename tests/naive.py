@@ -281,3 +281,49 @@ def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
                 hit[max(i - 1, 0):i + 2] = True
     hit &= inband
     return hit if hit.any() else None
+
+
+def noise_naive(blk):
+    """dsp.detector._noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
+    samples / ln 2 in single precision, sum |x|^2)."""
+    out = []
+    for row in np.asarray(blk, np.complex64):
+        p = row.real * row.real + row.imag * row.imag
+        live = p[p > 0]
+        med = float(np.partition(live, live.size // 2)[live.size // 2] / np.float32(math.log(2.0))) if live.size else 0.0
+        out.append((live.size, med, float(np.sum(p.astype(np.float64)))))
+    return out
+
+
+def full_rows_naive(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need, lead=2, slack=1e-4):
+    """dsp.detector._full_rows_kernel with plain loops and double precision: a row is flagged when
+    lambda_0 reaches ``lim`` at a lag, or when |r1e| + B does at a lag whose r1e reads a phase-0
+    lag with |r0| over A (see the kernel)."""
+    need = np.array(need, bool)
+    n = r.shape[1]
+    K = g.shape[1]
+    lo = K - 1 - lead
+    for k in range(r.shape[0]):
+        if need[k]:
+            continue
+        c, ci = int(rowch[k]), int(rowcode[k])
+        d0, d1 = float(den[c, 2 * ci]), float(den[c, 2 * ci + 1])
+        b = (h_norm[k] + slack * math.sqrt(e1[k]) * (1 + g1[k])) * math.sqrt(power[c])
+        r1lim = math.sqrt(lim * d1)
+        a = (r1lim - b) / g1[k]
+        if not a > 0:
+            need[k] = True
+            continue
+        q = np.abs(r[k].astype(np.complex128)) ** 2
+        if np.any(q[:hop] >= lim * d0):
+            need[k] = True
+            continue
+        marks = [j for j in range(-lo, hop + lead) if q[j % n] > a * a]
+        for m in range(hop):
+            if not any(m - lo <= j <= m + lead for j in marks):
+                continue
+            r1e = sum(float(g[k, t]) * complex(r[k, (m + lead - t) % n]) for t in range(K))
+            if abs(r1e) + b >= r1lim:
+                need[k] = True
+                break
+    return need

@@ -416,3 +416,171 @@ def test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush():
     chain, res = run_chain(x, chunks=[int(1.3 * FS)] * 3)
     assert [(r.channel, r.code, r.crc_ok, r.frame) for r in res] == [(0, 2, True, fr)]
     assert chain.stats.truncated == 0
+
+
+# ------------------------------------------------------------------- detector bank and kernels
+def test_noise_kernel_matches_naive():
+    """dsp.detector._noise_kernel (median by a window around the previous median, else quickselect)
+    against numpy's partition, with blanked spans, a silent row and guesses good and bad."""
+    from dsp.detector import NFFT, _noise_kernel
+
+    rng = np.random.default_rng(61)
+    blk = ((rng.standard_normal((4, NFFT)) + 1j * rng.standard_normal((4, NFFT))) *
+           np.array([[1.0], [30.0], [1e-3], [1.0]])).astype(np.complex64)
+    blk[1, 300:900] = 0.0  # blanked
+    blk[2, :] = 0.0  # silent
+    blk[3, :1500] = 0.0  # mostly blanked
+    blk[0, 7] = 500.0  # a strong sample
+    ref = naive.noise_naive(blk)
+    p, scratch = np.empty(NFFT, np.float32), np.empty(NFFT, np.float32)
+    for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1e-6, 1e9, 0.0, 2e3])):
+        n_live, noise, power = np.empty(4, np.int64), np.empty(4), np.empty(4)
+        g = guess.copy()
+        _noise_kernel(blk, p, scratch, g, n_live, noise, power)
+        for c in range(4):
+            assert (n_live[c], noise[c]) == ref[c][:2]
+            assert ref[c][2] <= power[c] <= ref[c][2] * (1 + 2e-4)
+
+
+def _bank_blocks(seed, n_blocks=4):
+    """A bank and blocks of its three channels: noise with phase-1 preambles (the template half a
+    sample late) at a statistic near the threshold, one per code here and there, some blanking."""
+    from dsp.detector import NFFT, DetectorBank, _template
+
+    rng = np.random.default_rng(seed)
+    bank = DetectorBank(PLAN.channels, PLAN.grid_hz)
+    blocks = []
+    for _ in range(n_blocks):
+        blk = np.zeros((4, NFFT), np.complex64)
+        for c, ch in enumerate(PLAN.channels):
+            x = rng.standard_normal(NFFT) + 1j * rng.standard_normal(NFFT)  # sigma^2 = 2
+            for ci in rng.choice(4, 2, replace=False):
+                t1 = _template(ch.index, ch.fc_hz, int(ci), PLAN.grid_hz, FS / 32, 0.5)
+                m = int(rng.integers(0, bank.hop))
+                lam = rng.uniform(0.7, 1.3) * 21.0
+                x[m:m + t1.size] += math.sqrt(lam * 2.0 / np.sum(np.abs(t1) ** 2)) * t1
+            if rng.uniform() < 0.3:
+                x[int(rng.integers(0, NFFT - 200)):][:200] = 0.0
+            blk[c] = x
+        blocks.append(blk)
+    return bank, blocks
+
+
+def _bank_rows(bank, blk):
+    """What DetectorBank._block gives _full_rows_kernel, and both phases' exact correlations."""
+    from dsp.detector import NFFT, _noise_kernel
+
+    n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
+    _noise_kernel(blk[:3], np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(3), n_live, noise, power)
+    X = np.fft.fft(blk, axis=1).astype(np.complex64)
+    r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1).astype(np.complex64)
+    r1 = np.fft.ifft((X[:3, None, :] * bank.T1).reshape(12, NFFT), axis=1).astype(np.complex64)
+    den = (bank.energy * noise[:, None]).astype(np.float32)
+    return r0, r1, den, power
+
+
+def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
+    """dsp.detector._full_rows_kernel against plain loops; and every code whose phase-0 or phase-1
+    statistic (computed in full, as the detector did before the screen) reaches 0.99 T at some lag
+    is flagged."""
+    from dsp.detector import _full_rows_kernel
+
+    bank, blocks = _bank_blocks(71)
+    lim = 0.99 * 21.0
+    flagged = crossing = 0
+    for blk in blocks:
+        r0, r1, den, power = _bank_rows(bank, blk)
+        need = np.zeros(12, bool)
+        need[5] = True  # a row in a peak window stays flagged
+        args = (r0, bank.hop, bank.rowch, bank.rowcode, den, power, bank.g, bank.h_norm, bank.g1, bank.e1, lim)
+        ref = naive.full_rows_naive(*args, need)
+        _full_rows_kernel(*args, need)
+        assert np.array_equal(need, ref)
+        for k in range(12):
+            c, ci = bank.rowch[k], bank.rowcode[k]
+            l0 = np.abs(r0[k, :bank.hop]) ** 2 / den[c, 2 * ci]
+            l1 = np.abs(r1[k, :bank.hop]) ** 2 / den[c, 2 * ci + 1]
+            if max(l0.max(), l1.max()) >= lim:
+                crossing += 1
+                assert need[k]
+        flagged += need.sum()
+    assert crossing >= 5 and flagged < 12 * len(blocks)  # both cases were seen
+
+
+def test_tone_rows_match_naive():
+    """dsp.detector._tone_rows (tone_bins on each live row, the groups that cannot cross skipped
+    without their median) against numpy's median and plain loops."""
+    from dsp.detector import NFFT, TONE_GROUP, TONE_K, _tone_rows
+
+    rng = np.random.default_rng(81)
+    inband = np.stack([np.abs(np.fft.fftfreq(NFFT, 32 / FS)) <= c.bandwidth_hz / 2 for c in PLAN.channels])
+    n = np.arange(NFFT)
+    for level in (0.0, 0.5, 1.0, 3.0):
+        x = (rng.standard_normal((3, NFFT)) + 1j * rng.standard_normal((3, NFFT))).astype(np.complex64)
+        x[1] += level * np.exp(2j * np.pi * rng.uniform(-0.3, 0.3) * n)
+        x[2, :400] = 0.0
+        X = np.fft.fft(x, axis=1).astype(np.complex64)
+        live = np.array([True, True, level != 1.0])
+        hit, count = np.ones((3, NFFT), bool), np.empty(3, np.int64)
+        total = _tone_rows(X, inband, live, TONE_GROUP, TONE_K / math.log(2.0), hit, count)
+        for c in range(3):
+            ref = naive.tone_bins_naive(X[c], inband[c]) if live[c] else None
+            assert count[c] == (0 if ref is None else ref.sum())
+            if ref is not None:
+                assert np.array_equal(hit[c], ref)
+        assert total == count.sum()
+
+
+def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(monkeypatch):
+    """The bank's detections (threshold lowered to 12 so that noise crosses it often: peak windows,
+    hold-offs, the second stage at work) are the same cut at random, from a copy taken mid-stream,
+    per channel (PreambleDetector), and with every code's phase-1 correlation computed in full as
+    before the screen (dsp.detector._full_rows_kernel)."""
+    import dsp.detector as D
+
+    rng = np.random.default_rng(91)
+    fr, first, s = burst(rng, ch=1, code=2, t_start=3.0)
+    x = stream_with([(first, s)], int(24 * FS), 4.0, rng)
+    y = HarmonicComb().process(x)
+    y[: int(0.25 * FS)] = 0.0
+    ch = Channelizer(PLAN)
+    bb = np.concatenate([ch.process(y), ch.flush()], axis=1)
+    key = lambda d: (d.channel, d.code, d.m_peak, d.sub_phase, d.start_sample, d.lambda_peak, d.corr)  # noqa: E731
+
+    def flat(found):
+        return [d for f in found for d in f]
+
+    def run(cuts):
+        bank = D.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
+        got, pos = [], 0
+        for n in list(cuts) + [bb.shape[1]]:
+            got += flat(bank.process(bb[:, pos:pos + n]))
+            pos += n
+        return sorted(map(key, got + flat(bank.flush()))), bank
+
+    whole, bank = run([])
+    assert len(whole) >= 3 and any(k[:2] == (1, 2) for k in whole)
+    assert sum(d.state.gated for d in bank.dets) >= 1
+    cuts = list(rng.integers(1, 3000, 60))
+    assert run(cuts)[0] == whole
+    # a copy taken mid-stream continues exactly like the original
+    bank = D.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
+    half = bb.shape[1] // 2
+    bank.process(bb[:, :half])
+    clone = bank.copy()
+    after = [sorted(map(key, flat(b.process(bb[:, half:])) + flat(b.flush()))) for b in (bank, clone)]
+    assert after[0] == after[1] and len(after[0]) >= 1
+    single = []
+    for c in PLAN.channels:
+        det = D.PreambleDetector(c, PLAN.grid_hz, threshold=12.0)
+        single += det.process(bb[c.index]) + det.flush()
+    assert sorted(map(key, single)) == whole
+
+    def flag_all(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need):
+        need[:] = True
+        return 0, need.size
+
+    monkeypatch.setattr(D, "_full_rows_kernel", flag_all)
+    full, bank = run([])
+    assert full == whole
+    assert sum(d.state.full_rows for d in bank.dets) == sum(d.state.n_tests for d in bank.dets) // (2 * bank.hop)
