@@ -64,10 +64,11 @@ import numpy as np
 import scipy.fft as sfft
 
 from . import params as P
-from .cfar_gate import gated_statistic
+from .cfar_gate import SEG, gated_statistic
 from .channelizer import DECIMATION, Channelizer
 from ._jit import jit
 from .codes import chip_code, preamble_bits
+from .order import select
 from .shaping import rrc
 
 NFFT = 2048  # ~1 s hop: a burst is released at most ~1 s after it ends (latency budget 2 s)
@@ -200,31 +201,6 @@ def tone_bins(X: np.ndarray, inband: np.ndarray) -> np.ndarray | None:
 
 
 @jit
-def _select(a, k):
-    """Reorder ``a`` in place so that a[k] is its (k+1)-th smallest value, a[:k] <= a[k] (quickselect)."""
-    lo, hi = 0, a.shape[0] - 1
-    while lo < hi:
-        pivot = a[(lo + hi) // 2]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            break
-    return a[k]
-
-
-@jit
 def _tone_kernel(X, inband, group, k_over_ln2, hit):
     """The work of :func:`tone_bins` (a median per group that holds an in-band bin, a compare per
     bin, the one-bin guard); returns the number of bins marked in ``hit``.
@@ -256,7 +232,7 @@ def _tone_kernel(X, inband, group, k_over_ln2, hit):
         if under < half:  # the lower middle value, so the median, is >= v: no bin crosses
             continue
         scratch[:] = pw
-        upper = _select(scratch, half)  # the median of an even count: mean of the two middle values
+        upper = select(scratch, half)  # the median of an even count: mean of the two middle values
         lower = scratch[0]
         for i in range(1, half):
             if scratch[i] > lower:
@@ -280,15 +256,34 @@ def _tone_kernel(X, inband, group, k_over_ln2, hit):
 @jit
 def _tone_rows(X, inband, live, group, k_over_ln2, hit, count):
     """:func:`_tone_kernel` on each row c of ``X`` with live[c] (hit, inband: (rows, N)); count[c]
-    the bins marked in that row; returns their sum."""
+    the bins marked in that row, which are set to 0 in ``X``; returns the sum of the counts."""
     total = 0
     for c in range(live.shape[0]):
         count[c] = 0
         if live[c]:
             hit[c, :] = False
             count[c] = _tone_kernel(X[c], inband[c], group, k_over_ln2, hit[c])
-            total += count[c]
+            if count[c]:
+                total += count[c]
+                for i in range(X.shape[1]):
+                    if hit[c, i]:
+                        X[c, i] = 0.0
     return total
+
+
+@jit
+def _restore_zeros(blk, rows, x, power):
+    """Row j of ``x`` (a block without its tone) takes exact zeros where row rows[j] of ``blk`` had
+    them (blanked samples stay blanked); power[rows[j]] >= its sum |x|^2 before (what was correlated)."""
+    for j in range(rows.shape[0]):
+        tot = 0.0
+        for i in range(x.shape[1]):
+            u = x[j, i]
+            tot += u.real * u.real + u.imag * u.imag
+            v = blk[rows[j], i]
+            if v.real * v.real + v.imag * v.imag == 0:
+                x[j, i] = 0.0
+        power[rows[j]] = tot * (1.0 + 1e-6)
 
 
 def _rrc_vec(x: np.ndarray) -> np.ndarray:
@@ -330,17 +325,20 @@ def _statistic(r, den, ncode):
 
 
 @jit
-def _noise_kernel(blk, p, scratch, guess, n_live, noise, power):
-    """Per row c of ``blk`` (channels, N; complex64): the count of non-zero samples n_live[c], the
+def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
+    """Per row of ``blk`` (rows, N; complex64), at c = dest[row]: the count of non-zero samples n_live[c], the
     noise power per sample noise[c] (the median of their |x|^2 in single precision, for an even
     count the upper of the two middle values as ``np.partition(live, live.size // 2)[live.size // 2]``,
     / ln 2 in single precision; 0 for a row without one) and power[c] >= sum |x|^2 (double).
     ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated) is where the median is looked for
-    first (the previous block's), which changes only the time it takes."""
+    first (the previous block's), which changes only the time it takes. Returns the number of
+    rows with at least N / 2 non-zero samples."""
     ln2 = np.float32(math.log(2.0))
     N = blk.shape[1]
-    for c in range(blk.shape[0]):
-        row = blk[c]
+    n_ok = 0
+    for r in range(blk.shape[0]):
+        row = blk[r]
+        c = dest[r]
         for i in range(N):
             v = row[i]
             p[i] = v.real * v.real + v.imag * v.imag
@@ -365,6 +363,7 @@ def _noise_kernel(blk, p, scratch, guess, n_live, noise, power):
             n_hi += p[i] < hi
         n = N - n_zero  # blanked samples (and the comb's settling) are exact zeros
         n_live[c] = n
+        n_ok += n >= N // 2
         noise[c] = 0.0
         if n == 0:
             continue
@@ -374,14 +373,15 @@ def _noise_kernel(blk, p, scratch, guess, n_live, noise, power):
             for i in range(N):
                 scratch[m] = p[i]
                 m += (lo <= p[i]) & (p[i] < hi)
-            med = _select(scratch[:m], rank - n_lo)
+            med = select(scratch[:m], rank - n_lo)
         else:
             for i in range(N):
                 scratch[m] = p[i]
                 m += p[i] > 0
-            med = _select(scratch[:m], n // 2)
+            med = select(scratch[:m], n // 2)
         guess[c] = med
         noise[c] = med / ln2
+    return n_ok
 
 
 @jit
@@ -407,13 +407,14 @@ def _r1e_around(row, gk, j, done, hop, b, r1lim):
 
 
 @jit
-def _full_rows_kernel(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need):
+def _full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1, e1, lim, need):
     """Which codes' state machines must see the block in full, phase-1 correlation included: for
     each row k of ``r`` (rows, N; the phase-0 correlation of code ``rowcode[k]`` of channel
     ``rowch[k]``, lags 0 .. hop - 1, circular over N) sets need[k] (rows already set are left
     alone) when, at some lag, lambda_0 = |r0|^2 / den0 or lambda_1 = |r1|^2 / den1 may reach
-    ``lim``. ``den`` (channels, 2 codes): E_p sigma^2 per code and phase (float32), ``power``
-    sum |x|^2 of each channel's block, ``g``, ``h_norm``, ``g1``: each row's
+    ``lim``. den = E_p sigma^2 (in single precision, as the state machine's) from ``energy``
+    (channels, 2 codes: per code and phase) and ``noise`` (channels), ``power`` >= sum |x|^2 of each
+    channel's block, ``g``, ``h_norm``, ``g1``: each row's
     :func:`_interpolators`, ``e1`` its phase-1 energy.
 
     lambda_1 is never computed: |r1[m]| <= |r1e[m]| + B with r1e[m] = sum_t g[t] r0[m + 2 - t] and
@@ -430,8 +431,8 @@ def _full_rows_kernel(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim
             continue
         c = rowch[k]
         ci = rowcode[k]
-        d0 = np.float64(den[c, 2 * ci])
-        d1 = np.float64(den[c, 2 * ci + 1])
+        d0 = np.float64(np.float32(energy[c, 2 * ci] * noise[c]))
+        d1 = np.float64(np.float32(energy[c, 2 * ci + 1] * noise[c]))
         b = (h_norm[k] + FFT_SLACK * math.sqrt(e1[k]) * (1.0 + g1[k])) * math.sqrt(power[c])
         r1lim = math.sqrt(lim * d1)
         a = (r1lim - b) / g1[k]
@@ -652,6 +653,29 @@ def _fft_rows(a: np.ndarray, forward: bool, out: np.ndarray | None = None) -> np
     return _c2c(a, (a.ndim - 1,), forward, 0 if forward else 2, out, 1)
 
 
+_warm = False
+
+
+def _warm_up() -> None:
+    """Compile (or load from numba's cache) the kernels of the rare paths, a crossing and a tone,
+    with the argument types the bank gives them, so that their first use is not inside a block."""
+    global _warm
+    if _warm:
+        return
+    blk = np.zeros((4, 2 * NFFT), np.complex64)[:, :NFFT]  # a block as the bank's buffer holds it
+    x = np.zeros((1, NFFT), np.complex64)
+    x = np.zeros((5, NFFT), np.complex64)[4:]  # a tone row after the correlations, in the bank's buffer
+    one = np.zeros(1, np.int64)
+    _restore_zeros(blk, one, x, np.empty(1))
+    _noise_kernel(x, one, np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(1), np.empty(1, np.int64),
+                  np.empty(1), np.empty(1))
+    _statistic(np.zeros((2, 4), np.complex64), np.ones(2, np.float32), 1)
+    t = np.ones(2 * SEG, complex)
+    t.setflags(write=False)  # as templates are
+    gated_statistic(np.ones(2 * SEG, np.complex64), t, np.ones(3, np.complex64), 1.0, 1.0)
+    _warm = True
+
+
 def _rows4(n: int) -> int:
     """Rows to give one batched FFT: pocketfft transforms complex64 rows four at a time."""
     return n if n <= 1 else -(-n // 4) * 4
@@ -686,6 +710,7 @@ class DetectorBank:
         self.inband = np.stack([d.inband for d in self.dets])
         self.rowch = np.repeat(np.arange(nch), ncode)
         self.rowcode = np.tile(np.arange(ncode), nch)
+        _warm_up()
         self.reset()
 
     def _scratch(self) -> None:
@@ -698,7 +723,9 @@ class DetectorBank:
         self._live = np.empty(nch, np.bool_)
         self._hit = np.empty((nch, NFFT), np.bool_)
         self._hits = np.empty(nch, np.int64)
-        self._prod = np.empty((nch * self.ncode, NFFT), np.complex64)
+        self._prod = np.empty((nch * (self.ncode + 1), NFFT), np.complex64)  # correlations, then blocks without a tone
+        self._dest = np.arange(nch)
+        self._spare = np.empty(nch)
 
     def reset(self) -> None:
         for d in self.dets:
@@ -766,55 +793,51 @@ class DetectorBank:
         """One block of NFFT samples of every channel (rows past the channels are zeros)."""
         dets, nch, ncode, hop = self.dets, len(self.dets), self.ncode, self.hop
         n_live, noise, power = self._n_live, self._noise, self._power
-        _noise_kernel(blk[:nch], self._p, self._sel, self.guess, n_live, noise, power)
-        live_mask = self._live
-        n_ok = 0
-        for c in range(nch):
-            live_mask[c] = ok = n_live[c] >= NFFT // 2
-            n_ok += ok
+        n_ok = _noise_kernel(blk[:nch], self._dest, self._p, self._sel, self.guess, n_live, noise, power)
         out: list[list[Detection]] = [[] for _ in range(nch)]
+        live_mask = self._live
         if n_ok == nch:
             live = range(nch)
+            live_mask[:] = True
         else:
-            live = [c for c in range(nch) if live_mask[c]]
+            live = [c for c in range(nch) if n_live[c] >= NFFT // 2]
             for c in range(nch):
+                live_mask[c] = c in live
                 if not live_mask[c]:
                     dets[c]._skip()  # mostly blanked or silent: nothing reliable to detect
             self._sync_active([c for c in range(nch) if not live_mask[c]])
             if not live:
                 return out
         X = _fft_rows(blk, True)
-        b32 = blk
-        if _tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K / math.log(2.0), self._hit, self._hits):
-            for c in live:
-                if self._hits[c] == 0:
-                    continue
-                # narrowband interference in the channel (:func:`tone_bins`): out of the block, then the noise
-                dets[c].state.tone_blocks += 1
-                hit = self._hit[c]
-                X[c, hit] = 0.0
-                if b32 is blk:
-                    b32 = blk.copy()
-                zero = b32[c].real * b32[c].real + b32[c].imag * b32[c].imag == 0  # (as the noise kernel sees them)
-                b32[c] = _fft_rows(X[c:c + 1], False)[0]
-                b32[c, zero] = 0.0
-                _noise_kernel(b32[c:c + 1], self._p, self._sel, self.guess[c:c + 1], n_live[c:c + 1], noise[c:c + 1],
-                              power[c:c + 1])
+        # narrowband interference (:func:`tone_bins`): out of X here, out of the block and the noise below
+        n_tone = _tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K / math.log(2.0), self._hit, self._hits)
+        nrow = len(live) * ncode
+        prod = self._prod
         if len(live) == nch:
-            prod = self._prod
-            np.multiply(X[:nch, None, :], self.T0, out=prod.reshape(nch, ncode, NFFT))
+            np.multiply(X[:nch, None, :], self.T0, out=prod[:nrow].reshape(nch, ncode, NFFT))
             rowch, rowcode, g, h_norm, g1, e1 = self.rowch, self.rowcode, self.g, self.h_norm, self.g1, self.e1
-            row_of = list(range(nch * ncode))  # r0 row of each (channel, code) row
+            row_of = list(range(nrow))  # r0 row of each (channel, code) row
         else:
-            prod = self._prod[:len(live) * ncode]
             for j, c in enumerate(live):
                 np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode:(j + 1) * ncode])
             rows = np.array([c * ncode + ci for c in live for ci in range(ncode)])
             rowch, rowcode, g, h_norm, g1, e1 = (self.rowch[rows], self.rowcode[rows], self.g[rows], self.h_norm[rows],
                                                  self.g1[rows], self.e1[rows])
             row_of = {int(gr): k for k, gr in enumerate(rows)}
-        r0 = _fft_rows(prod, False, prod)
-        den = (self.energy * noise[:, None]).astype(np.float32)  # E_p sigma^2 per code and phase
+        rows_b = {}  # channels whose block lost a tone: the block without it
+        if n_tone:
+            tone = np.array([c for c in live if self._hits[c]])
+            prod[nrow:nrow + tone.size] = X[tone]  # inverse-transformed with the correlations
+            _fft_rows(prod[:nrow + tone.size], False, prod[:nrow + tone.size])
+            xt = prod[nrow:nrow + tone.size]
+            _restore_zeros(blk, tone, xt, power)
+            _noise_kernel(xt, tone, self._p, self._sel, self.guess, n_live, noise, self._spare)
+            for j, c in enumerate(tone.tolist()):
+                dets[c].state.tone_blocks += 1
+                rows_b[c] = xt[j]
+        else:
+            _fft_rows(prod[:nrow], False, prod[:nrow])
+        r0 = prod[:nrow]
         need = np.zeros(r0.shape[0], np.bool_)
         visit = []  # rows whose state machine is not idle: peak windows go on (every lag counts), hold-offs end
         for gr in self.active:
@@ -822,7 +845,7 @@ class DetectorBank:
                 visit.append(row_of[gr])
                 if dets[gr // ncode].state.sms[gr % ncode].state == DetState.PEAK:
                     need[row_of[gr]] = True
-        evals, n_need = _full_rows_kernel(r0, hop, rowch, rowcode, den, power, g, h_norm, g1, e1,
+        evals, n_need = _full_rows_kernel(r0, hop, rowch, rowcode, self.energy, noise, power, g, h_norm, g1, e1,
                                           LIM_FULL * self.threshold, need)
         self.evals += evals
         if n_need:  # the phase-1 correlations the state machines must see
@@ -840,7 +863,8 @@ class DetectorBank:
             if need[k]:
                 d.state.full_rows += 1
                 n = int(np.searchsorted(full, k))
-                d._scan(ci, m0, r0[k, :hop], r1[n, :hop], den[c, 2 * ci:2 * ci + 2], b32[c], float(noise[c]),
+                den = (d.energy[2 * ci:2 * ci + 2] * noise[c]).astype(np.float32)  # E_p sigma^2 of both phases
+                d._scan(ci, m0, r0[k, :hop], r1[n, :hop], den, rows_b.get(c, blk[c]), float(noise[c]),
                         found.setdefault(c, []))
             elif sm.state == DetState.HOLDOFF and sm.holdoff_until - m0 < hop:
                 sm.state = DetState.IDLE  # (no lag crosses the threshold: only a hold-off can end)

@@ -327,3 +327,33 @@ def full_rows_naive(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, 
                 need[k] = True
                 break
     return need
+
+
+def gated_statistic_naive(w, t, r_row, e_p, noise, seg_len=50, k2=9.0):
+    """dsp.cfar_gate.gated_statistic as it was written in numpy (before its numba kernel)."""
+    ln2 = math.log(2.0)
+    n = w.size
+    p = (w.real * w.real + w.imag * w.imag).astype(np.float64)
+    live = p > 0
+    if noise <= 0 or np.count_nonzero(live) < seg_len:
+        return 0.0
+    nseg = -(-n // seg_len)
+    seg = np.full(nseg * seg_len, np.inf)
+    seg[:n] = np.where(live, p, np.inf)  # blanked samples sort last
+    seg = np.sort(seg.reshape(nseg, seg_len), axis=1)
+    n_live = np.add.reduceat(live.astype(np.int64), np.arange(0, n, seg_len))
+    rows = np.arange(nseg)
+    med = 0.5 * (seg[rows, np.maximum(n_live - 1, 0) // 2] + seg[rows, n_live // 2])
+    lev = np.where(n_live > 0, np.maximum(med / ln2, noise), noise)
+    lev_i = np.repeat(lev, seg_len)[:n]
+    keep = live & (p <= k2 * lev_i)
+    a = 1.0 / lev_i[keep]
+    tk = t[keep]
+    e_w = float(np.sum(a * (tk.real * tk.real + tk.imag * tk.imag)))
+    if e_w <= 0:
+        return 0.0
+    r = complex(np.sum(a * w[keep] * np.conj(tk)))
+    lam_w = (r.real * r.real + r.imag * r.imag) / e_w
+    k_row = float(np.median(r_row.real * r_row.real + r_row.imag * r_row.imag)) / (ln2 * e_p * noise)
+    level = float(np.median(p[live])) / ln2 / noise
+    return lam_w / max(1.0, k_row / max(1.0, level))

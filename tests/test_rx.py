@@ -436,7 +436,7 @@ def test_noise_kernel_matches_naive():
     for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1e-6, 1e9, 0.0, 2e3])):
         n_live, noise, power = np.empty(4, np.int64), np.empty(4), np.empty(4)
         g = guess.copy()
-        _noise_kernel(blk, p, scratch, g, n_live, noise, power)
+        _noise_kernel(blk, np.arange(4), p, scratch, g, n_live, noise, power)
         for c in range(4):
             assert (n_live[c], noise[c]) == ref[c][:2]
             assert ref[c][2] <= power[c] <= ref[c][2] * (1 + 2e-4)
@@ -471,12 +471,13 @@ def _bank_rows(bank, blk):
     from dsp.detector import NFFT, _noise_kernel
 
     n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
-    _noise_kernel(blk[:3], np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(3), n_live, noise, power)
+    _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(3), n_live, noise,
+                  power)
     X = np.fft.fft(blk, axis=1).astype(np.complex64)
     r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1).astype(np.complex64)
     r1 = np.fft.ifft((X[:3, None, :] * bank.T1).reshape(12, NFFT), axis=1).astype(np.complex64)
     den = (bank.energy * noise[:, None]).astype(np.float32)
-    return r0, r1, den, power
+    return r0, r1, den, noise, power
 
 
 def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
@@ -489,12 +490,12 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
     lim = 0.99 * 21.0
     flagged = crossing = 0
     for blk in blocks:
-        r0, r1, den, power = _bank_rows(bank, blk)
+        r0, r1, den, noise, power = _bank_rows(bank, blk)
         need = np.zeros(12, bool)
         need[5] = True  # a row in a peak window stays flagged
-        args = (r0, bank.hop, bank.rowch, bank.rowcode, den, power, bank.g, bank.h_norm, bank.g1, bank.e1, lim)
-        ref = naive.full_rows_naive(*args, need)
-        _full_rows_kernel(*args, need)
+        args = (bank.g, bank.h_norm, bank.g1, bank.e1, lim)
+        ref = naive.full_rows_naive(r0, bank.hop, bank.rowch, bank.rowcode, den, power, *args, need)
+        _full_rows_kernel(r0, bank.hop, bank.rowch, bank.rowcode, bank.energy, noise, power, *args, need)
         assert np.array_equal(need, ref)
         for k in range(12):
             c, ci = bank.rowch[k], bank.rowcode[k]
@@ -509,7 +510,7 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
 
 def test_tone_rows_match_naive():
     """dsp.detector._tone_rows (tone_bins on each live row, the groups that cannot cross skipped
-    without their median) against numpy's median and plain loops."""
+    without their median, the bins found set to 0) against numpy's median and plain loops."""
     from dsp.detector import NFFT, TONE_GROUP, TONE_K, _tone_rows
 
     rng = np.random.default_rng(81)
@@ -522,12 +523,14 @@ def test_tone_rows_match_naive():
         X = np.fft.fft(x, axis=1).astype(np.complex64)
         live = np.array([True, True, level != 1.0])
         hit, count = np.ones((3, NFFT), bool), np.empty(3, np.int64)
+        X0 = X.copy()
         total = _tone_rows(X, inband, live, TONE_GROUP, TONE_K / math.log(2.0), hit, count)
         for c in range(3):
-            ref = naive.tone_bins_naive(X[c], inband[c]) if live[c] else None
+            ref = naive.tone_bins_naive(X0[c], inband[c]) if live[c] else None
             assert count[c] == (0 if ref is None else ref.sum())
             if ref is not None:
                 assert np.array_equal(hit[c], ref)
+            assert np.array_equal(X[c], np.where(ref, 0, X0[c]) if ref is not None else X0[c])  # the tone is out
         assert total == count.sum()
 
 
@@ -576,7 +579,7 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
         single += det.process(bb[c.index]) + det.flush()
     assert sorted(map(key, single)) == whole
 
-    def flag_all(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need):
+    def flag_all(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1, e1, lim, need):
         need[:] = True
         return 0, need.size
 
@@ -584,3 +587,50 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
     full, bank = run([])
     assert full == whole
     assert sum(d.state.full_rows for d in bank.dets) == sum(d.state.n_tests for d in bank.dets) // (2 * bank.hop)
+
+
+def test_medians_match_numpy_median_naive():
+    """dsp.order.median32/median64 (quickselect) give np.median's value to the bit: odd and even
+    counts, ties, one value, a NaN."""
+    from dsp.order import median32, median64
+
+    rng = np.random.default_rng(101)
+    for n in list(range(1, 12)) + [585, 1464, 2048]:
+        for draw in (rng.exponential(size=n), rng.integers(0, 4, n).astype(float), 1e-30 * rng.uniform(size=n) + 1.0):
+            for x, f in ((draw.astype(np.float32), median32), (draw.astype(np.float64), median64)):
+                got, ref = f(x), np.median(x)
+                assert got == ref, (n, x.dtype)
+    x = rng.uniform(size=9)
+    x[4] = np.nan
+    assert np.isnan(median64(x)) and np.isnan(median32(x.astype(np.float32)))
+
+
+def test_gated_statistic_matches_naive():
+    """dsp.cfar_gate.gated_statistic (a numba kernel, numpy's pairwise sum reproduced) gives what
+    its numpy version gave, to the bit: noise, a burst, blanked spans, a transient, strong samples,
+    odd and even live counts per segment, too few live samples, no noise."""
+    from dsp.cfar_gate import gated_statistic, pairwise_sum
+    from dsp.detector import _template
+
+    rng = np.random.default_rng(111)
+    t = _template(1, PLAN.channel(1).fc_hz, 2, PLAN.grid_hz, FS / 32, 0.5)
+    for trial in range(40):
+        w = (rng.standard_normal(t.size) + 1j * rng.standard_normal(t.size)) * math.sqrt(rng.uniform(0.5, 2))
+        if trial % 4 == 1:
+            w += rng.uniform(0.05, 0.5) * t  # a burst
+        if trial % 4 == 2:
+            w[int(rng.integers(0, t.size - 120)):][:int(rng.integers(1, 120))] = 0.0  # blanked
+        if trial % 4 == 3:
+            k = int(rng.integers(0, t.size - 60))
+            w[k:k + 60] *= 10 * np.exp(-np.arange(60) / 15)  # a transient
+            w[int(rng.integers(0, t.size))] = 30.0  # a strong sample
+        if trial == 39:
+            w[50:] = 0.0  # too few live samples
+        w = w.astype(np.complex64)
+        r_row = (rng.standard_normal(1464 + trial % 2) + 1j * rng.standard_normal(1464 + trial % 2)).astype(np.complex64)
+        e_p, noise = float(np.sum(np.abs(t) ** 2)), rng.uniform(0.5, 2.5) * (trial != 38)
+        got, ref = gated_statistic(w, t, r_row, e_p, noise), naive.gated_statistic_naive(w, t, r_row, e_p, noise)
+        assert got == ref, trial
+    for n in list(range(0, 140)) + [585, 1000]:  # numpy's pairwise summation, as np.sum does it
+        x = rng.exponential(size=n) * 10 ** rng.uniform(-5, 5, n)
+        assert pairwise_sum(x, 0, n) == np.sum(x)
