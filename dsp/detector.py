@@ -28,7 +28,11 @@ phase-1 peak, so every code with a real crossing is flagged; on noise few are.
 Per block and channel, besides the FFTs: the noise power (:func:`_noise_kernel`: the median of
 the non-zero |x|^2, looked for first in a window around the previous block's), the narrowband
 interference check (:func:`tone_bins`, only on the 64-bin groups that hold in-band bins, and
-without the median where the group's largest bin cannot cross) and the screen above.
+without the median where the group's largest bin cannot cross; a block that loses a tone is
+inverse-transformed with the correlations), the spectra's product (:func:`_spectra_product`,
+numpy's rounding reproduced with fused multiply-adds where numpy uses them, numpy's product
+elsewhere) and the screen above. The kernels of the rare paths are compiled or loaded when the
+first bank is built (:func:`_warm_up`), not inside a block.
 
 CFAR, two stages. First: lambda = |r|^2 / (E_p sigma^2) with sigma^2 the noise power per sample
 of the block (median of |x|^2 / ln 2, robust to a burst in the block); the state machine runs on it.
@@ -66,7 +70,7 @@ import scipy.fft as sfft
 from . import params as P
 from .cfar_gate import SEG, gated_statistic
 from .channelizer import DECIMATION, Channelizer
-from ._jit import jit
+from ._jit import fma, jit
 from .codes import chip_code, preamble_bits
 from .order import select
 from .shaping import rrc
@@ -272,6 +276,23 @@ def _tone_rows(X, inband, live, group, k_over_ln2, hit, count):
 
 
 @jit
+def _spectra_product(X, T0, chans, out):
+    """out[j * codes + k] = X[chans[j]] * T0[chans[j], k] (complex64) rounded as numpy's complex64
+    product rounds on machines with FMA: (fma(xr, tr, -(xi ti)), fma(xr, ti, xi tr))."""
+    ncode = T0.shape[1]
+    for j in range(chans.shape[0]):
+        c = chans[j]
+        for k in range(ncode):
+            row = out[j * ncode + k]
+            t = T0[c, k]
+            x = X[c]
+            for i in range(row.shape[0]):
+                xv = x[i]
+                tv = t[i]
+                row[i] = complex(fma(xv.real, tv.real, -(xv.imag * tv.imag)), fma(xv.real, tv.imag, xv.imag * tv.real))
+
+
+@jit
 def _restore_zeros(blk, rows, x, power):
     """Row j of ``x`` (a block without its tone) takes exact zeros where row rows[j] of ``blk`` had
     them (blanked samples stay blanked); power[rows[j]] >= its sum |x|^2 before (what was correlated)."""
@@ -291,37 +312,30 @@ def _rrc_vec(x: np.ndarray) -> np.ndarray:
 
 
 @jit
-def _statistic(r, den, ncode):
-    """lambda = |r|^2 / den of both template phases of every code (rows 2 code + phase of ``r``),
-    the larger of the two per lag (phase 0 on ties), which phase it was, and each code's maximum.
+def _statistic(r0, r1, d0, d1):
+    """lambda = |r|^2 / den of a code's two template phases (correlations r0, r1; den d0, d1), the
+    larger of the two per lag (phase 0 on ties), which phase it was, and the row's maximum.
     Single precision, as the correlation."""
-    hop = r.shape[1]
-    lam_c = np.empty((ncode, hop), dtype=np.float32)
-    best = np.empty((ncode, hop), dtype=np.int8)
-    row_max = np.empty(ncode, dtype=np.float32)
-    for ci in range(ncode):
-        r0 = r[2 * ci]
-        r1 = r[2 * ci + 1]
-        d0 = den[2 * ci]
-        d1 = den[2 * ci + 1]
-        mx = np.float32(-np.inf)
-        for i in range(hop):
-            a = r0[i]
-            b = r1[i]
-            l0 = (a.real * a.real + a.imag * a.imag) / d0
-            l1 = (b.real * b.real + b.imag * b.imag) / d1
-            if l1 > l0:
-                lam_c[ci, i] = l1
-                best[ci, i] = 1
-                v = l1
-            else:
-                lam_c[ci, i] = l0
-                best[ci, i] = 0
-                v = l0
-            if v > mx:
-                mx = v
-        row_max[ci] = mx
-    return lam_c, best, row_max
+    hop = r0.shape[0]
+    lam = np.empty(hop, dtype=np.float32)
+    best = np.empty(hop, dtype=np.int8)
+    mx = np.float32(-np.inf)
+    for i in range(hop):
+        a = r0[i]
+        b = r1[i]
+        l0 = (a.real * a.real + a.imag * a.imag) / d0
+        l1 = (b.real * b.real + b.imag * b.imag) / d1
+        if l1 > l0:
+            lam[i] = l1
+            best[i] = 1
+            v = l1
+        else:
+            lam[i] = l0
+            best[i] = 0
+            v = l0
+        if v > mx:
+            mx = v
+    return lam, best, mx
 
 
 @jit
@@ -548,13 +562,14 @@ class ChannelDetector:
             if sm.state == DetState.PEAK:
                 sm.state = DetState.IDLE
 
-    def _scan(self, ci: int, m0: int, r0: np.ndarray, r1: np.ndarray, den: np.ndarray, b32: np.ndarray,
-              noise: float, found: list) -> None:
+    def _scan(self, ci: int, m0: int, r0: np.ndarray, r1: np.ndarray, b32: np.ndarray, noise: float,
+              found: list) -> None:
         """Code ``ci`` over a block from both template phases' correlations ``r0``, ``r1`` (hop lags)."""
         sm = self.state.sms[ci]
-        lam_c, best_phase, row_max = _statistic(np.stack([r0, r1]), den, 1)
-        row, best_phase, r = lam_c[0], best_phase[0], (r0, r1)
-        if sm.state == DetState.IDLE and not (row_max[0] > self.threshold):
+        e = self.energy
+        row, best_phase, row_max = _statistic(r0, r1, np.float32(e[2 * ci] * noise), np.float32(e[2 * ci + 1] * noise))
+        r = (r0, r1)
+        if sm.state == DetState.IDLE and not (row_max > self.threshold):
             return
         i = 0
         hop = self.hop
@@ -654,6 +669,7 @@ def _fft_rows(a: np.ndarray, forward: bool, out: np.ndarray | None = None) -> np
 
 
 _warm = False
+_product_kernel = False  # whether _spectra_product rounds as numpy does here (set by _warm_up)
 
 
 def _warm_up() -> None:
@@ -669,16 +685,27 @@ def _warm_up() -> None:
     _restore_zeros(blk, one, x, np.empty(1))
     _noise_kernel(x, one, np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(1), np.empty(1, np.int64),
                   np.empty(1), np.empty(1))
-    _statistic(np.zeros((2, 4), np.complex64), np.ones(2, np.float32), 1)
+    r = np.zeros((2, 2 * NFFT), np.complex64)
+    _statistic(r[0, :4], r[1, :4], np.float32(1.0), np.float32(1.0))  # (rows of the correlations)
     t = np.ones(2 * SEG, complex)
     t.setflags(write=False)  # as templates are
     gated_statistic(np.ones(2 * SEG, np.complex64), t, np.ones(3, np.complex64), 1.0, 1.0)
+    # numpy's complex64 product is what the correlations were always made of: the kernel stands in
+    # for it only where it gives the same bits (numpy's SIMD loops use FMA where the CPU has it)
+    global _product_kernel
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((4, 256)) + 1j * rng.standard_normal((4, 256))).astype(np.complex64)
+    T0 = (rng.standard_normal((3, 4, 256)) + 1j * rng.standard_normal((3, 4, 256))).astype(np.complex64)
+    out = np.empty((12, 256), np.complex64)
+    _spectra_product(X, T0, np.arange(3), out)
+    _product_kernel = np.array_equal(out, (X[:3, None, :] * T0).reshape(12, 256))
     _warm = True
 
 
 def _rows4(n: int) -> int:
-    """Rows to give one batched FFT: pocketfft transforms complex64 rows four at a time."""
-    return n if n <= 1 else -(-n // 4) * 4
+    """Rows to give one batched FFT of n rows: pocketfft transforms complex64 rows four at a time
+    and a row left over alone (4k + 1 rows cost about 4k + 1.3, 4k + 2 or 3 more than 4k + 4)."""
+    return n if n % 4 <= 1 else n + 4 - n % 4
 
 
 class DetectorBank:
@@ -723,7 +750,8 @@ class DetectorBank:
         self._live = np.empty(nch, np.bool_)
         self._hit = np.empty((nch, NFFT), np.bool_)
         self._hits = np.empty(nch, np.int64)
-        self._prod = np.empty((nch * (self.ncode + 1), NFFT), np.complex64)  # correlations, then blocks without a tone
+        # correlations, then blocks without a tone (and rows to make up a batch of the FFT)
+        self._prod = np.zeros((_rows4(nch * (self.ncode + 1) + 3), NFFT), np.complex64)
         self._dest = np.arange(nch)
         self._spare = np.empty(nch)
 
@@ -732,7 +760,7 @@ class DetectorBank:
             d.reset()
         # samples not yet consumed by a full block: buf[:, head:tail], baseband index buf_start at head;
         # rows past the channels stay zero (the FFTs take four rows at a time)
-        self.buf = np.zeros((_rows4(len(self.dets)), 2 * NFFT), np.complex64)
+        self.buf = np.zeros((_rows4(len(self.dets)), 4 * NFFT), np.complex64)
         self.head = self.tail = 0
         self.buf_start = 0
         self.guess = np.zeros(len(self.dets))  # where each channel's noise median is looked for first
@@ -766,9 +794,8 @@ class DetectorBank:
         self.tail += n
         out: list[list[Detection]] = [[] for _ in range(nch)]
         while self.tail - self.head >= NFFT:
-            for c, found in enumerate(self._block(self.buf[:, self.head:self.head + NFFT], self.buf_start)):
-                if found:
-                    out[c].extend(found)
+            for c, found in self._block(self.buf[:, self.head:self.head + NFFT], self.buf_start):
+                out[c].extend(found)
             self.head += self.hop
             self.buf_start += self.hop
             for d in self.dets:
@@ -789,12 +816,12 @@ class DetectorBank:
                 else:
                     self.active.add(c * self.ncode + ci)
 
-    def _block(self, blk: np.ndarray, m0: int) -> list[list[Detection]]:
+    def _block(self, blk: np.ndarray, m0: int) -> list[tuple[int, list[Detection]]]:
         """One block of NFFT samples of every channel (rows past the channels are zeros)."""
         dets, nch, ncode, hop = self.dets, len(self.dets), self.ncode, self.hop
         n_live, noise, power = self._n_live, self._noise, self._power
         n_ok = _noise_kernel(blk[:nch], self._dest, self._p, self._sel, self.guess, n_live, noise, power)
-        out: list[list[Detection]] = [[] for _ in range(nch)]
+        out: list[tuple[int, list[Detection]]] = []  # (channel, detections released), when there are some
         live_mask = self._live
         if n_ok == nch:
             live = range(nch)
@@ -813,13 +840,17 @@ class DetectorBank:
         n_tone = _tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K / math.log(2.0), self._hit, self._hits)
         nrow = len(live) * ncode
         prod = self._prod
-        if len(live) == nch:
+        if _product_kernel:
+            _spectra_product(X, self.T0, self._dest if len(live) == nch else np.array(live), prod)
+        elif len(live) == nch:
             np.multiply(X[:nch, None, :], self.T0, out=prod[:nrow].reshape(nch, ncode, NFFT))
-            rowch, rowcode, g, h_norm, g1, e1 = self.rowch, self.rowcode, self.g, self.h_norm, self.g1, self.e1
-            row_of = list(range(nrow))  # r0 row of each (channel, code) row
         else:
             for j, c in enumerate(live):
                 np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode:(j + 1) * ncode])
+        if len(live) == nch:
+            rowch, rowcode, g, h_norm, g1, e1 = self.rowch, self.rowcode, self.g, self.h_norm, self.g1, self.e1
+            row_of = list(range(nrow))  # r0 row of each (channel, code) row
+        else:
             rows = np.array([c * ncode + ci for c in live for ci in range(ncode)])
             rowch, rowcode, g, h_norm, g1, e1 = (self.rowch[rows], self.rowcode[rows], self.g[rows], self.h_norm[rows],
                                                  self.g1[rows], self.e1[rows])
@@ -828,7 +859,8 @@ class DetectorBank:
         if n_tone:
             tone = np.array([c for c in live if self._hits[c]])
             prod[nrow:nrow + tone.size] = X[tone]  # inverse-transformed with the correlations
-            _fft_rows(prod[:nrow + tone.size], False, prod[:nrow + tone.size])
+            nfft = _rows4(nrow + tone.size)
+            _fft_rows(prod[:nfft], False, prod[:nfft])
             xt = prod[nrow:nrow + tone.size]
             _restore_zeros(blk, tone, xt, power)
             _noise_kernel(xt, tone, self._p, self._sel, self.guess, n_live, noise, self._spare)
@@ -850,7 +882,7 @@ class DetectorBank:
         self.evals += evals
         if n_need:  # the phase-1 correlations the state machines must see
             full = np.flatnonzero(need)
-            p1 = np.empty((full.size, NFFT), np.complex64)
+            p1 = np.zeros((_rows4(full.size), NFFT), np.complex64)
             for n, k in enumerate(full):
                 np.multiply(X[rowch[k]], self.T1[rowch[k], rowcode[k]], out=p1[n])
             r1 = _fft_rows(p1, False, p1)
@@ -863,9 +895,7 @@ class DetectorBank:
             if need[k]:
                 d.state.full_rows += 1
                 n = int(np.searchsorted(full, k))
-                den = (d.energy[2 * ci:2 * ci + 2] * noise[c]).astype(np.float32)  # E_p sigma^2 of both phases
-                d._scan(ci, m0, r0[k, :hop], r1[n, :hop], den, rows_b.get(c, blk[c]), float(noise[c]),
-                        found.setdefault(c, []))
+                d._scan(ci, m0, r0[k, :hop], r1[n, :hop], rows_b.get(c, blk[c]), float(noise[c]), found.setdefault(c, []))
             elif sm.state == DetState.HOLDOFF and sm.holdoff_until - m0 < hop:
                 sm.state = DetState.IDLE  # (no lag crosses the threshold: only a hold-off can end)
             if sm.state == DetState.IDLE:
@@ -877,7 +907,10 @@ class DetectorBank:
             d.state.n_tests += 2 * ncode * hop
             if c in found:
                 d.state.pending.extend(found[c])
-            out[c] = d._release(m0 + hop)
+            if d.state.pending or d.state.recent:
+                released = d._release(m0 + hop)
+                if released:
+                    out.append((c, released))
         return out
 
 

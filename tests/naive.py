@@ -357,3 +357,26 @@ def gated_statistic_naive(w, t, r_row, e_p, noise, seg_len=50, k2=9.0):
     k_row = float(np.median(r_row.real * r_row.real + r_row.imag * r_row.imag)) / (ln2 * e_p * noise)
     level = float(np.median(p[live])) / ln2 / noise
     return lam_w / max(1.0, k_row / max(1.0, level))
+
+
+def spectra_product_naive(X, T0, chans):
+    """dsp.detector._spectra_product with exact arithmetic: each of (xr tr - xi ti, xr ti + xi tr)
+    with the first product exact and the second rounded to single precision, rounded once."""
+    from fractions import Fraction
+
+    def fma32(a, b, c):
+        exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+        r = np.float32(float(exact))
+        cands = (np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf)))
+        return min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.asarray(v).view(np.uint32)) & 1))
+
+    ncode = T0.shape[1]
+    out = np.empty((len(chans) * ncode, X.shape[1]), np.complex64)
+    for j, c in enumerate(chans):
+        for k in range(ncode):
+            for i in range(X.shape[1]):
+                x, t = X[c, i], T0[c, k, i]
+                re = fma32(x.real, t.real, -np.float32(x.imag * t.imag))
+                im = fma32(x.real, t.imag, np.float32(x.imag * t.real))
+                out[j * ncode + k, i] = complex(re, im)
+    return out

@@ -634,3 +634,20 @@ def test_gated_statistic_matches_naive():
     for n in list(range(0, 140)) + [585, 1000]:  # numpy's pairwise summation, as np.sum does it
         x = rng.exponential(size=n) * 10 ** rng.uniform(-5, 5, n)
         assert pairwise_sum(x, 0, n) == np.sum(x)
+
+
+def test_spectra_product_matches_naive():
+    """dsp.detector._spectra_product (a complex product with fused multiply-adds) against exact
+    arithmetic; and where the bank uses it, it gives numpy's complex64 product to the bit."""
+    import dsp.detector as D
+
+    rng = np.random.default_rng(121)
+    X = (rng.standard_normal((4, 48)) * 10 ** rng.uniform(-3, 3, (4, 48)) + 1j * rng.standard_normal((4, 48))).astype(np.complex64)
+    T0 = (rng.standard_normal((3, 2, 48)) + 1j * rng.standard_normal((3, 2, 48)) * 1e-3).astype(np.complex64)
+    chans = np.array([2, 0])
+    out = np.empty((4, 48), np.complex64)
+    D._spectra_product(X, T0, chans, out)
+    assert np.array_equal(out, naive.spectra_product_naive(X, T0, chans))
+    D.DetectorBank(PLAN.channels, PLAN.grid_hz)  # decides whether the bank uses the kernel
+    if D._product_kernel:
+        assert np.array_equal(out, np.concatenate([X[c][None, :] * T0[c] for c in chans]))
