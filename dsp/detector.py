@@ -344,9 +344,11 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
     noise power per sample noise[c] (the median of their |x|^2 in single precision, for an even
     count the upper of the two middle values as ``np.partition(live, live.size // 2)[live.size // 2]``,
     / ln 2 in single precision; 0 for a row without one) and power[c] >= sum |x|^2 (double).
-    ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated) is where the median is looked for
-    first (the previous block's), which changes only the time it takes. Returns the number of
-    rows with at least N / 2 non-zero samples."""
+    ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated: the previous block's median) is
+    where it is looked for first: the values within 5 %, else 25 %, of it are counted and, if the
+    median is among them, only those are selected from (quickselect costs ~14 ns a value), else
+    every live one; the result is the same. Returns the number of rows with at least N / 2
+    non-zero samples."""
     ln2 = np.float32(math.log(2.0))
     N = blk.shape[1]
     n_ok = 0
@@ -366,15 +368,21 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
         for i in range(N - N % 8, N):
             tot += p[i]
         power[c] = tot * (1.0 + 1e-4)  # each partial sum adds N / 8 terms: relative error < 2e-5
-        lo = np.float32(guess[c] * 0.875)
-        hi = np.float32(guess[c] * 1.125)
+        g = guess[c]
+        lo1, hi1 = np.float32(g * 0.95), np.float32(g * 1.05)  # a narrow window, then a wide one
+        lo2, hi2 = np.float32(g * 0.75), np.float32(g * 1.3)
         n_zero = 0
-        n_lo = 0
-        n_hi = 0
+        n_lo1 = 0
+        n_hi1 = 0
+        n_lo2 = 0
+        n_hi2 = 0
         for i in range(N):  # (vectorised: no branch)
-            n_zero += p[i] == 0
-            n_lo += p[i] < lo
-            n_hi += p[i] < hi
+            q = p[i]
+            n_zero += q == 0
+            n_lo1 += q < lo1
+            n_hi1 += q < hi1
+            n_lo2 += q < lo2
+            n_hi2 += q < hi2
         n = N - n_zero  # blanked samples (and the comb's settling) are exact zeros
         n_live[c] = n
         n_ok += n >= N // 2
@@ -382,17 +390,17 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
         if n == 0:
             continue
         rank = n_zero + n // 2  # among all N values (the zeros come first)
+        if lo1 > 0 and n_lo1 <= rank < n_hi1:  # in [lo, hi): select among those only
+            lo, hi, below = lo1, hi1, n_lo1
+        elif lo2 > 0 and n_lo2 <= rank < n_hi2:
+            lo, hi, below = lo2, hi2, n_lo2
+        else:  # every live sample (the least positive single is 1.4e-45)
+            lo, hi, below = np.float32(1e-45), np.float32(np.inf), n_zero
         m = 0
-        if lo > 0 and n_lo <= rank < n_hi:  # in [lo, hi): select among those only
-            for i in range(N):
-                scratch[m] = p[i]
-                m += (lo <= p[i]) & (p[i] < hi)
-            med = select(scratch[:m], rank - n_lo)
-        else:
-            for i in range(N):
-                scratch[m] = p[i]
-                m += p[i] > 0
-            med = select(scratch[:m], n // 2)
+        for i in range(N):
+            scratch[m] = p[i]
+            m += (lo <= p[i]) & (p[i] < hi)
+        med = select(scratch[:m], rank - below)
         guess[c] = med
         noise[c] = med / ln2
     return n_ok
