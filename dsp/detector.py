@@ -345,7 +345,7 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
     count the upper of the two middle values as ``np.partition(live, live.size // 2)[live.size // 2]``,
     / ln 2 in single precision; 0 for a row without one) and power[c] >= sum |x|^2 (double).
     ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated: the previous block's median) is
-    where it is looked for first: the values within 5 %, else 25 %, of it are counted and, if the
+    where it is looked for first: the values within 5 %, else -25 % .. +30 %, of it are counted and, if the
     median is among them, only those are selected from (quickselect costs ~14 ns a value), else
     every live one; the result is the same. Returns the number of rows with at least N / 2
     non-zero samples."""
