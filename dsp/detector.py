@@ -6,27 +6,29 @@ the code, RRC chips, and the transmitter's harmonic-null comb, i.e. the two path
 sampled at two sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a
 quarter sample). Correlation runs by overlap-save FFTs (single precision) in fixed blocks of
 N = 2048 samples aligned to the absolute sample index, so results do not depend on how the
-stream is cut. :class:`DetectorBank` does every channel of an input at once (one forward FFT of
-the channels' blocks, one inverse FFT of every channel's and code's phase-0 correlation: pocketfft
-transforms complex64 rows four at a time, so 3 channels x 4 codes cost no more per row than 4);
-:class:`PreambleDetector` is a bank of one channel.
+stream is cut. :class:`DetectorBank` does every channel of an input at once: one forward FFT of
+the channels' blocks, one inverse FFT of the 12 phase-0 correlations (3 channels x 4 codes;
+pocketfft transforms complex64 rows four at a time, so 12 rows cost three times 4 while 3 rows
+cost more than 4). :class:`PreambleDetector` is a bank of one channel.
 
-Half-sample phase without its FFT. The statistic the state machine sees is, per lag, the larger
-of the two phases' lambda (phase 0 on ties), and only its crossings of T matter: while a code is
-idle or holding off and no lag of the block reaches T, the block changes nothing but the end of a
-hold-off. So the phase-1 correlation is computed (by FFT, exactly as the phase-0 one) only for a
-code that is in a peak window or may reach LIM_FULL x T in the block (``full_rows`` counts
+The half-sample phase without its FFT. The state machine sees, per lag, the larger of the two
+phases' lambda (phase 0 on ties), and only its crossings of T matter: while a code is idle or
+holding off and no lag of the block reaches T, the block changes nothing but the end of a
+hold-off. So the phase-1 correlation is computed (by FFT, exactly as before) only for a code in a
+peak window or whose statistic may reach LIM_FULL x T in the block (``state.full_rows`` counts
 those code-blocks); the state machine then runs on both phases as it always did, and the
-detections are the same. "May reach" is decided without phase 1's FFT
-(:func:`_full_rows_kernel`): its correlation is within a bound of a six-tap interpolation of the
-phase-0 one (:func:`_interpolators`; the bound is the norm of what the taps leave out times the
-block's norm, by Cauchy-Schwarz), and that interpolation can only reach the limit next to a
-phase-0 lag with lambda_0 over ~0.38 T (on noise: a few lags per code and block, where it is
-evaluated). A half-sample timing offset costs the neighbouring phase-0 lags at most 1.1 dB of a
-phase-1 peak, so every code with a real crossing is flagged; on noise few are.
+detections are the same. "May reach" is decided from the phase-0 correlation r0 alone
+(:func:`_full_rows_kernel`) by a bound, not an estimate: r1 is a six-tap interpolation of r0
+(least squares over the block's spectrum, :func:`_interpolators`) plus a residual of magnitude at
+most the residual filter's norm times the block's norm (Cauchy-Schwarz; FFT_SLACK covers
+single-precision rounding), and the interpolation is at most sum |g| times the largest |r0| of its
+six lags. So lambda_1 can reach the limit only within three lags of a phase-0 lag with lambda_0
+over ~0.38 T (for a block of noise; a few lags per code and block), and the interpolation is
+evaluated there only. (A phase-1 peak loses at most 1.1 dB at its neighbouring phase-0 lags, so
+a burst's own code is flagged by lambda_0 already.)
 
 Per block and channel, besides the FFTs: the noise power (:func:`_noise_kernel`: the median of
-the non-zero |x|^2, looked for first in a window around the previous block's), the narrowband
+the non-zero |x|^2, looked for first in windows around the previous block's), the narrowband
 interference check (:func:`tone_bins`, only on the 64-bin groups that hold in-band bins, and
 without the median where the group's largest bin cannot cross; a block that loses a tone is
 inverse-transformed with the correlations), the spectra's product (:func:`_spectra_product`,

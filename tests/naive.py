@@ -380,3 +380,22 @@ def spectra_product_naive(X, T0, chans):
                 im = fma32(x.real, t.imag, np.float32(x.imag * t.real))
                 out[j * ncode + k, i] = complex(re, im)
     return out
+
+
+def restore_zeros_naive(blk, rows, x):
+    """dsp.detector._restore_zeros with numpy: (x with blk's zeros, each row's sum |x|^2 before)."""
+    x = np.array(x)
+    power = np.sum(np.abs(x.astype(np.complex128)) ** 2, axis=1)
+    for j, c in enumerate(rows):
+        x[j, (blk[c].real * blk[c].real + blk[c].imag * blk[c].imag) == 0] = 0
+    return x, power
+
+
+def statistic_naive(r0, r1, d0, d1):
+    """dsp.detector._statistic with numpy (single precision): the larger lambda of the two phases,
+    which one (phase 0 on ties), the maximum."""
+    l0 = (r0.real * r0.real + r0.imag * r0.imag) / np.float32(d0)
+    l1 = (r1.real * r1.real + r1.imag * r1.imag) / np.float32(d1)
+    best = l1 > l0
+    lam = np.where(best, l1, l0)
+    return lam, best.astype(np.int8), lam.max()

@@ -653,3 +653,28 @@ def test_spectra_product_matches_naive():
     D.DetectorBank(PLAN.channels, PLAN.grid_hz)  # decides whether the bank uses the kernel
     if D._product_kernel:
         assert np.array_equal(out, np.concatenate([X[c][None, :] * T0[c] for c in chans]))
+
+
+def test_restore_zeros_and_statistic_match_naive():
+    """dsp.detector._restore_zeros (a block without its tone keeps the blanked zeros) and
+    _statistic (the two phases' larger lambda) against numpy."""
+    from dsp.detector import _restore_zeros, _statistic
+
+    rng = np.random.default_rng(131)
+    blk = (rng.standard_normal((4, 256)) + 1j * rng.standard_normal((4, 256))).astype(np.complex64)
+    blk[1, 10:40] = 0.0
+    blk[2, ::7] = 0.0
+    x = (rng.standard_normal((2, 256)) + 1j * rng.standard_normal((2, 256))).astype(np.complex64)
+    rows = np.array([2, 1])
+    ref, ref_power = naive.restore_zeros_naive(blk, rows, x)
+    power = np.zeros(4)
+    _restore_zeros(blk, rows, x, power)
+    assert np.array_equal(x, ref)
+    np.testing.assert_allclose(power[rows], ref_power, rtol=2e-6)
+    assert np.all(power[rows] >= ref_power) and power[0] == power[3] == 0
+    r0, r1 = [(rng.standard_normal(300) + 1j * rng.standard_normal(300)).astype(np.complex64) for _ in range(2)]
+    r1[5] = r0[5]  # a tie: phase 0
+    d0, d1 = np.float32(1.7), np.float32(1.7)
+    lam, best, mx = _statistic(r0, r1, d0, d1)
+    ref_lam, ref_best, ref_mx = naive.statistic_naive(r0, r1, d0, d1)
+    assert np.array_equal(lam, ref_lam) and np.array_equal(best, ref_best) and mx == ref_mx and best[5] == 0
