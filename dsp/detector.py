@@ -347,37 +347,38 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
     count the upper of the two middle values as ``np.partition(live, live.size // 2)[live.size // 2]``,
     / ln 2 in single precision; 0 for a row without one) and power[c] >= sum |x|^2 (double).
     ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated: the previous block's median) is
-    where it is looked for first: the values within 5 %, else -25 % .. +30 %, of it are counted and, if the
-    median is among them, only those are selected from (quickselect costs ~14 ns a value), else
-    every live one; the result is the same. Returns the number of rows with at least N / 2
-    non-zero samples."""
+    where it is looked for first: the values in four nested windows around it (+-1.5 % to
+    -30/+40 %) are counted, and only those of the narrowest window that holds the median are
+    selected from (quickselect costs ~14-30 ns a value), else every live one; the result is the
+    same. Returns the number of rows with at least N / 2 non-zero samples."""
     ln2 = np.float32(math.log(2.0))
     N = blk.shape[1]
     n_ok = 0
     for r in range(blk.shape[0]):
         row = blk[r]
         c = dest[r]
-        for i in range(N):
-            v = row[i]
-            p[i] = v.real * v.real + v.imag * v.imag
         s = np.zeros(8, np.float32)  # eight partial sums (single precision, a bound: see below)
         for i in range(0, N - 7, 8):
             for j in range(8):
-                s[j] += p[i + j]
+                v = row[i + j]
+                q = v.real * v.real + v.imag * v.imag
+                p[i + j] = q
+                s[j] += q
         tot = 0.0
         for j in range(8):
             tot += s[j]
         for i in range(N - N % 8, N):
+            v = row[i]
+            p[i] = v.real * v.real + v.imag * v.imag
             tot += p[i]
         power[c] = tot * (1.0 + 1e-4)  # each partial sum adds N / 8 terms: relative error < 2e-5
+        # nested windows around the guess: the narrowest that holds the median is searched
         g = guess[c]
-        lo1, hi1 = np.float32(g * 0.95), np.float32(g * 1.05)  # a narrow window, then a wide one
-        lo2, hi2 = np.float32(g * 0.75), np.float32(g * 1.3)
-        n_zero = 0
-        n_lo1 = 0
-        n_hi1 = 0
-        n_lo2 = 0
-        n_hi2 = 0
+        lo1, hi1 = np.float32(g * 0.985), np.float32(g * 1.015)
+        lo2, hi2 = np.float32(g * 0.95), np.float32(g * 1.05)
+        lo3, hi3 = np.float32(g * 0.88), np.float32(g * 1.14)
+        lo4, hi4 = np.float32(g * 0.7), np.float32(g * 1.4)
+        n_zero = n_lo1 = n_hi1 = n_lo2 = n_hi2 = n_lo3 = n_hi3 = n_lo4 = n_hi4 = 0
         for i in range(N):  # (vectorised: no branch)
             q = p[i]
             n_zero += q == 0
@@ -385,6 +386,10 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
             n_hi1 += q < hi1
             n_lo2 += q < lo2
             n_hi2 += q < hi2
+            n_lo3 += q < lo3
+            n_hi3 += q < hi3
+            n_lo4 += q < lo4
+            n_hi4 += q < hi4
         n = N - n_zero  # blanked samples (and the comb's settling) are exact zeros
         n_live[c] = n
         n_ok += n >= N // 2
@@ -396,6 +401,10 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
             lo, hi, below = lo1, hi1, n_lo1
         elif lo2 > 0 and n_lo2 <= rank < n_hi2:
             lo, hi, below = lo2, hi2, n_lo2
+        elif lo3 > 0 and n_lo3 <= rank < n_hi3:
+            lo, hi, below = lo3, hi3, n_lo3
+        elif lo4 > 0 and n_lo4 <= rank < n_hi4:
+            lo, hi, below = lo4, hi4, n_lo4
         else:  # every live sample (the least positive single is 1.4e-45)
             lo, hi, below = np.float32(1e-45), np.float32(np.inf), n_zero
         m = 0

@@ -420,8 +420,8 @@ def test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush():
 
 # ------------------------------------------------------------------- detector bank and kernels
 def test_noise_kernel_matches_naive():
-    """dsp.detector._noise_kernel (median by a narrow or a wide window around the previous median,
-    else quickselect of every live sample) against numpy's partition, with blanked spans, a silent
+    """dsp.detector._noise_kernel (median from the narrowest of four windows around the previous
+    median that holds it, else quickselect of every live sample) against numpy's partition, with blanked spans, a silent
     row and guesses good and bad."""
     from dsp.detector import NFFT, _noise_kernel
 
@@ -434,8 +434,9 @@ def test_noise_kernel_matches_naive():
     blk[0, 7] = 500.0  # a strong sample
     ref = naive.noise_naive(blk)
     p, scratch = np.empty(NFFT, np.float32), np.empty(NFFT, np.float32)
-    for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1.2, 1000.0, 1.0, 1.7]),
-                  np.array([1e-6, 1e9, 0.0, 2e3])):  # none, near (5 %), off by 15-25 %, far
+    for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1.33, 1300.0, 1.0, 1.9]),
+                  np.array([1.25, 1120.0, 1.0, 1.8]), np.array([1.05, 950.0, 1.0, 1.5]),
+                  np.array([1e-6, 1e9, 0.0, 2e3])):  # none, near, off by 5-10 %, 10-20 %, 25-35 %, far
         n_live, noise, power = np.empty(4, np.int64), np.empty(4), np.empty(4)
         g = guess.copy()
         _noise_kernel(blk, np.arange(4), p, scratch, g, n_live, noise, power)
