@@ -71,7 +71,7 @@ import math
 import numpy as np
 
 from ._jit import jit
-from .order import median32, median64, select
+from .order import median32, median64, select_pair
 
 LN2 = math.log(2.0)
 
@@ -181,6 +181,7 @@ def _window_kernel(w, t, noise, seg, k2):
     if noise <= 0 or n_live < seg:
         return False, 0.0, np.empty(0), np.empty(0, np.int64), 0.0
     buf = np.empty(seg)
+    sel = np.empty((2, seg))
     a = np.empty(n)
     keep = np.empty(n, np.int64)
     m = 0
@@ -193,13 +194,9 @@ def _window_kernel(w, t, noise, seg, k2):
                 k += 1
         lev = noise  # never under the block's noise
         if k > 0:  # the median of the segment's live samples (for an even count the mean of the middle two)
-            upper = select(buf[:k], k // 2)
-            lower = upper
-            if k % 2 == 0:
-                lower = buf[0]
-                for j in range(1, k // 2):
-                    if buf[j] > lower:
-                        lower = buf[j]
+            lower, upper = select_pair(buf[:k], k // 2, sel)
+            if k % 2:
+                lower = upper
             lev = max((0.5 * (lower + upper)) / LN2, noise)
         for i in range(s0, s1):
             if p[i] > 0 and p[i] <= k2 * lev:  # a handful of strong samples carries nothing

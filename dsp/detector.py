@@ -74,7 +74,7 @@ from .cfar_gate import SEG, gated_statistic
 from .channelizer import DECIMATION, Channelizer
 from ._jit import fma, jit
 from .codes import chip_code, preamble_bits
-from .order import select
+from .order import select_pair
 from .shaping import rrc
 
 NFFT = 2048  # ~1 s hop: a burst is released at most ~1 s after it ends (latency budget 2 s)
@@ -215,7 +215,7 @@ def _tone_kernel(X, inband, group, k_over_ln2, hit):
     when fewer than half its bins are under v = mx / k (a little more), its median is >= v."""
     n = X.shape[0]
     pw = np.empty(group, np.float32)
-    scratch = np.empty(group, np.float32)
+    sel = np.empty((2, group), np.float32)
     half = group // 2
     kf = np.float32(k_over_ln2)
     found = 0
@@ -237,12 +237,7 @@ def _tone_kernel(X, inband, group, k_over_ln2, hit):
             under += pw[i] < v
         if under < half:  # the lower middle value, so the median, is >= v: no bin crosses
             continue
-        scratch[:] = pw
-        upper = select(scratch, half)  # the median of an even count: mean of the two middle values
-        lower = scratch[0]
-        for i in range(1, half):
-            if scratch[i] > lower:
-                lower = scratch[i]
+        lower, upper = select_pair(pw, half, sel)  # the median of an even count: mean of the two middle values
         lim = kf * ((lower + upper) / np.float32(2.0))
         for i in range(g * group, (g + 1) * group):
             if inband[i] and pw[i - g * group] > lim:
@@ -346,11 +341,10 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
     noise power per sample noise[c] (the median of their |x|^2 in single precision, for an even
     count the upper of the two middle values as ``np.partition(live, live.size // 2)[live.size // 2]``,
     / ln 2 in single precision; 0 for a row without one) and power[c] >= sum |x|^2 (double).
-    ``p``, ``scratch``: N float32 each. ``guess[c]`` (updated: the previous block's median) is
+    ``p``: N float32, ``scratch``: (2, N) float32. ``guess[c]`` (updated: the previous block's median) is
     where it is looked for first: the values in four nested windows around it (+-1.5 % to
     -30/+40 %) are counted, and only those of the narrowest window that holds the median are
-    selected from (quickselect costs ~14-30 ns a value), else every live one; the result is the
-    same. Returns the number of rows with at least N / 2 non-zero samples."""
+    selected from (dsp.order.select_pair), else every live one; the result is the same. Returns the number of rows with at least N / 2 non-zero samples."""
     ln2 = np.float32(math.log(2.0))
     N = blk.shape[1]
     n_ok = 0
@@ -409,9 +403,9 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
             lo, hi, below = np.float32(1e-45), np.float32(np.inf), n_zero
         m = 0
         for i in range(N):
-            scratch[m] = p[i]
+            scratch[0, m] = p[i]
             m += (lo <= p[i]) & (p[i] < hi)
-        med = select(scratch[:m], rank - below)
+        med = select_pair(scratch[0, :m], rank - below, scratch)[1]
         guess[c] = med
         noise[c] = med / ln2
     return n_ok
@@ -702,7 +696,7 @@ def _warm_up() -> None:
     x = np.zeros((5, NFFT), np.complex64)[4:]  # a tone row after the correlations, in the bank's buffer
     one = np.zeros(1, np.int64)
     _restore_zeros(blk, one, x, np.empty(1))
-    _noise_kernel(x, one, np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(1), np.empty(1, np.int64),
+    _noise_kernel(x, one, np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(1), np.empty(1, np.int64),
                   np.empty(1), np.empty(1))
     r = np.zeros((2, 2 * NFFT), np.complex64)
     _statistic(r[0, :4], r[1, :4], np.float32(1.0), np.float32(1.0))  # (rows of the correlations)
@@ -765,7 +759,7 @@ class DetectorBank:
         self._noise = np.empty(nch, np.float64)
         self._power = np.empty(nch, np.float64)
         self._p = np.empty(NFFT, np.float32)
-        self._sel = np.empty(NFFT, np.float32)
+        self._sel = np.empty((2, NFFT), np.float32)
         self._live = np.empty(nch, np.bool_)
         self._hit = np.empty((nch, NFFT), np.bool_)
         self._hits = np.empty(nch, np.int64)

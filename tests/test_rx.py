@@ -433,7 +433,7 @@ def test_noise_kernel_matches_naive():
     blk[3, :1500] = 0.0  # mostly blanked
     blk[0, 7] = 500.0  # a strong sample
     ref = naive.noise_naive(blk)
-    p, scratch = np.empty(NFFT, np.float32), np.empty(NFFT, np.float32)
+    p, scratch = np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32)
     for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1.33, 1300.0, 1.0, 1.9]),
                   np.array([1.25, 1120.0, 1.0, 1.8]), np.array([1.05, 950.0, 1.0, 1.5]),
                   np.array([1e-6, 1e9, 0.0, 2e3])):  # none, near, off by 5-10 %, 10-20 %, 25-35 %, far
@@ -474,7 +474,7 @@ def _bank_rows(bank, blk):
     from dsp.detector import NFFT, _noise_kernel
 
     n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
-    _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty(NFFT, np.float32), np.zeros(3), n_live, noise,
+    _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
                   power)
     X = np.fft.fft(blk, axis=1).astype(np.complex64)
     r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1).astype(np.complex64)
@@ -679,3 +679,18 @@ def test_restore_zeros_and_statistic_match_naive():
     lam, best, mx = _statistic(r0, r1, d0, d1)
     ref_lam, ref_best, ref_mx = naive.statistic_naive(r0, r1, d0, d1)
     assert np.array_equal(lam, ref_lam) and np.array_equal(best, ref_best) and mx == ref_mx and best[5] == 0
+
+
+def test_select_pair_matches_sorting_naive():
+    """dsp.order.select_pair gives the (k-1)-th and k-th smallest values as sorting does: random,
+    tied, sorted, reversed and constant data, every k of small arrays, the middle of large ones."""
+    from dsp.order import select_pair
+
+    rng = np.random.default_rng(141)
+    bufs = np.empty((2, 2048), np.float32)
+    for n in list(range(1, 40)) + [64, 75, 585, 1464, 2048]:
+        for x in (rng.exponential(size=n), rng.integers(0, 3, n), np.arange(n), np.arange(n)[::-1], np.full(n, 2.0)):
+            x = np.asarray(x, np.float32)
+            s = np.sort(x)
+            for k in (range(n) if n < 40 else (0, n // 2 - 1, n // 2, n - 1)):
+                assert select_pair(x, k, bufs) == (s[max(k - 1, 0)], s[k]), (n, k)
