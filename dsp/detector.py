@@ -85,6 +85,7 @@ PRE_CHIPS = 6.5  # template starts this many chips before the centre of chip 0
 TONE_DB = 15.0  # a bin this far over its neighbourhood is narrowband interference (:func:`tone_bins`)
 TONE_K = 10 ** (TONE_DB / 10)
 TONE_GROUP = 64  # bins per neighbourhood (47 Hz)
+TONE_K_LN2 = TONE_K / math.log(2.0)  # (the median power / ln 2 is the neighbourhood's mean)
 LIM_FULL = 0.99  # a code whose statistic may reach this x T in a block gets its phase-1 correlation in full
 INTERP_TAPS = 6  # phase-1 correlation estimated from six phase-0 lags (:func:`_interpolators`)
 INTERP_LEAD = 2  # ... m - 3 .. m + 2
@@ -201,7 +202,7 @@ def tone_bins(X: np.ndarray, inband: np.ndarray) -> np.ndarray | None:
     gone from both stages. A burst is spread over the band and never crosses 15 dB in a bin;
     white noise does with p = exp(-31.6) per bin."""
     hit = np.zeros(X.shape[0], np.bool_)
-    if _tone_kernel(X, inband, TONE_GROUP, TONE_K / math.log(2.0), hit) == 0:
+    if _tone_kernel(X, inband, TONE_GROUP, TONE_K_LN2, hit) == 0:
         return None
     return hit
 
@@ -760,7 +761,9 @@ class DetectorBank:
         self._power = np.empty(nch, np.float64)
         self._p = np.empty(NFFT, np.float32)
         self._sel = np.empty((2, NFFT), np.float32)
-        self._live = np.empty(nch, np.bool_)
+        self._live = np.ones(nch, np.bool_)
+        self._all_live = True  # (whether _live is all True)
+        self._rows = list(range(nch * self.ncode))
         self._hit = np.empty((nch, NFFT), np.bool_)
         self._hits = np.empty(nch, np.int64)
         # correlations, then blocks without a tone (and rows to make up a batch of the FFT)
@@ -838,8 +841,10 @@ class DetectorBank:
         live_mask = self._live
         if n_ok == nch:
             live = range(nch)
-            live_mask[:] = True
+            if not self._all_live:
+                live_mask[:] = self._all_live = True
         else:
+            self._all_live = False
             live = [c for c in range(nch) if n_live[c] >= NFFT // 2]
             for c in range(nch):
                 live_mask[c] = c in live
@@ -850,7 +855,7 @@ class DetectorBank:
                 return out
         X = _fft_rows(blk, True)
         # narrowband interference (:func:`tone_bins`): out of X here, out of the block and the noise below
-        n_tone = _tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K / math.log(2.0), self._hit, self._hits)
+        n_tone = _tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K_LN2, self._hit, self._hits)
         nrow = len(live) * ncode
         prod = self._prod
         if _product_kernel:
@@ -862,7 +867,7 @@ class DetectorBank:
                 np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode:(j + 1) * ncode])
         if len(live) == nch:
             rowch, rowcode, g, h_norm, g1, e1 = self.rowch, self.rowcode, self.g, self.h_norm, self.g1, self.e1
-            row_of = list(range(nrow))  # r0 row of each (channel, code) row
+            row_of = self._rows  # r0 row of each (channel, code) row
         else:
             rows = np.array([c * ncode + ci for c in live for ci in range(ncode)])
             rowch, rowcode, g, h_norm, g1, e1 = (self.rowch[rows], self.rowcode[rows], self.g[rows], self.h_norm[rows],
