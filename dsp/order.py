@@ -2,7 +2,8 @@
 
 :func:`median32` and :func:`median64` give what ``np.median`` gives on a 1-D float32 or float64
 array (for an even count the mean of the two middle values in the array's precision, NaN if
-there is one), without its overhead (~90 us a call on the receiver's machines, against ~5 us).
+there is one), without its overhead (~90 us a call for 1464 values on the development machine,
+against ~10 us).
 """
 from __future__ import annotations
 
