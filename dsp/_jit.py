@@ -2,13 +2,17 @@
 
 Every kernel in ``dsp/`` is decorated with :func:`jit` from this module. Setting the
 environment variable ``NUMBA_DISABLE_JIT=1`` makes every kernel run as plain Python (numba
-honours it itself), which the test suite uses for coverage.
+honours it itself), which the test suite uses for coverage. :func:`fma` is the fused
+multiply-add for kernels that must round as numpy's SIMD loops do.
 """
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
-from numba import njit
+import numpy as np
+from numba import config, njit, types
+from numba.extending import intrinsic
 
 #: Cache compiled kernels on disk next to the sources (speeds up start-up of the CLI and tests).
 CACHE = os.environ.get("GLA_NUMBA_CACHE", "1") != "0"
@@ -21,3 +25,24 @@ def jit(fn=None, **overrides):
     if fn is None:
         return lambda f: njit(**opts)(f)
     return njit(**opts)(fn)
+
+
+if config.DISABLE_JIT:
+    def fma(a, b, c):
+        """a * b + c rounded once (plain Python: exact with fractions, then to the nearest value of
+        a's type, ties to even)."""
+        t = type(a)
+        exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+        r = t(float(exact))
+        cands = (np.nextafter(r, t(-np.inf)), r, np.nextafter(r, t(np.inf)))
+        return min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.asarray(v).view(f"u{np.asarray(v).itemsize}")) & 1))
+else:
+    @intrinsic
+    def fma(typingctx, a, b, c):
+        """a * b + c rounded once (LLVM's fma), for floats of one type."""
+        if not (isinstance(a, types.Float) and a == b == c):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.fma(*args)
+        return a(a, b, c), codegen

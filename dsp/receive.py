@@ -17,7 +17,7 @@ from . import params as P
 from .channelizer import DECIMATION, Channelizer
 from .comb import LOCK_S, HarmonicComb
 from .despread import BurstDemodulator, BurstResult
-from .detector import Detection, PreambleDetector
+from .detector import Detection, DetectorBank
 from . import excise as _excise
 
 KEEP_S = 8.0  # baseband history per channel
@@ -103,7 +103,8 @@ class InputChain:
         self.comb = HarmonicComb(fs_hz, plan.grid_hz)
         self.chan = Channelizer(plan, fs_hz)
         kw = {} if threshold is None else {"threshold": threshold}
-        self.dets = [PreambleDetector(c, plan.grid_hz, fs_hz / DECIMATION, **kw) for c in plan.channels]
+        self.bank = DetectorBank(plan.channels, plan.grid_hz, fs_hz / DECIMATION, **kw)
+        self.dets = self.bank.dets  # per channel: its state machines and counters (``state``)
         self.demods = [BurstDemodulator(c, fs_hz, iterations) for c in plan.channels]
         self.keep = int(KEEP_S * fs_hz / DECIMATION)
         self.lock_samples = int(LOCK_S * fs_hz)
@@ -112,8 +113,7 @@ class InputChain:
     def reset(self) -> None:
         self.comb.reset()
         self.chan.reset()
-        for d in self.dets:
-            d.reset()
+        self.bank.reset()
         nch = len(self.plan.channels)
         self.bb_ring = BasebandRing(nch, self.keep)
         self.pending: list[list[_Pending]] = [[] for _ in range(nch)]
@@ -124,7 +124,8 @@ class InputChain:
         c = InputChain.__new__(InputChain)
         c.__dict__.update(self.__dict__)
         c.comb, c.chan = self.comb.copy(), self.chan.copy()
-        c.dets = [d.copy() for d in self.dets]
+        c.bank = self.bank.copy()
+        c.dets = c.bank.dets
         c.bb_ring = self.bb_ring.copy()
         c.pending = [list(p) for p in self.pending]
         c.stats = ChainStats(**vars(self.stats))
@@ -157,10 +158,10 @@ class InputChain:
         (``det_time_s`` accumulates the detectors' share, for the throughput benchmark.)"""
         out = []
         self.bb_ring.append(bb)
-        for c, det in enumerate(self.dets):
-            t = time.perf_counter()
-            found = det.process(bb[c])
-            self.det_time_s += time.perf_counter() - t
+        t = time.perf_counter()
+        found_all = self.bank.process(bb)
+        self.det_time_s += time.perf_counter() - t
+        for c, found in enumerate(found_all):
             for d in found:
                 self.stats.detections += 1
                 end = d.start_sample + self.demods[c].span_samples(self.plan.grid_hz)
@@ -183,8 +184,8 @@ class InputChain:
         off by the end of the stream is counted in ``stats.truncated`` and dropped). The baseband
         the impulse blanker still holds back (0.15 s) goes through the detectors first."""
         out = self.process_baseband(self.chan.flush())
-        for c, det in enumerate(self.dets):
-            for d in det.flush():
+        for c, found in enumerate(self.bank.flush()):
+            for d in found:
                 self.stats.detections += 1
                 end = d.start_sample + self.demods[c].span_samples(self.plan.grid_hz)
                 need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2

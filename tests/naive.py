@@ -281,3 +281,121 @@ def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
                 hit[max(i - 1, 0):i + 2] = True
     hit &= inband
     return hit if hit.any() else None
+
+
+def noise_naive(blk):
+    """dsp.detector._noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
+    samples / ln 2 in single precision, sum |x|^2)."""
+    out = []
+    for row in np.asarray(blk, np.complex64):
+        p = row.real * row.real + row.imag * row.imag
+        live = p[p > 0]
+        med = float(np.partition(live, live.size // 2)[live.size // 2] / np.float32(math.log(2.0))) if live.size else 0.0
+        out.append((live.size, med, float(np.sum(p.astype(np.float64)))))
+    return out
+
+
+def full_rows_naive(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need, lead=2, slack=1e-4):
+    """dsp.detector._full_rows_kernel with plain loops and double precision: a row is flagged when
+    lambda_0 reaches ``lim`` at a lag, or when |r1e| + B does at a lag whose r1e reads a phase-0
+    lag with |r0| over A (see the kernel)."""
+    need = np.array(need, bool)
+    n = r.shape[1]
+    K = g.shape[1]
+    lo = K - 1 - lead
+    for k in range(r.shape[0]):
+        if need[k]:
+            continue
+        c, ci = int(rowch[k]), int(rowcode[k])
+        d0, d1 = float(den[c, 2 * ci]), float(den[c, 2 * ci + 1])
+        b = (h_norm[k] + slack * math.sqrt(e1[k]) * (1 + g1[k])) * math.sqrt(power[c])
+        r1lim = math.sqrt(lim * d1)
+        a = (r1lim - b) / g1[k]
+        if not a > 0:
+            need[k] = True
+            continue
+        q = np.abs(r[k].astype(np.complex128)) ** 2
+        if np.any(q[:hop] >= lim * d0):
+            need[k] = True
+            continue
+        marks = [j for j in range(-lo, hop + lead) if q[j % n] > a * a]
+        for m in range(hop):
+            if not any(m - lo <= j <= m + lead for j in marks):
+                continue
+            r1e = sum(float(g[k, t]) * complex(r[k, (m + lead - t) % n]) for t in range(K))
+            if abs(r1e) + b >= r1lim:
+                need[k] = True
+                break
+    return need
+
+
+def gated_statistic_naive(w, t, r_row, e_p, noise, seg_len=50, k2=9.0):
+    """dsp.cfar_gate.gated_statistic as it was written in numpy (before its numba kernel)."""
+    ln2 = math.log(2.0)
+    n = w.size
+    p = (w.real * w.real + w.imag * w.imag).astype(np.float64)
+    live = p > 0
+    if noise <= 0 or np.count_nonzero(live) < seg_len:
+        return 0.0
+    nseg = -(-n // seg_len)
+    seg = np.full(nseg * seg_len, np.inf)
+    seg[:n] = np.where(live, p, np.inf)  # blanked samples sort last
+    seg = np.sort(seg.reshape(nseg, seg_len), axis=1)
+    n_live = np.add.reduceat(live.astype(np.int64), np.arange(0, n, seg_len))
+    rows = np.arange(nseg)
+    med = 0.5 * (seg[rows, np.maximum(n_live - 1, 0) // 2] + seg[rows, n_live // 2])
+    lev = np.where(n_live > 0, np.maximum(med / ln2, noise), noise)
+    lev_i = np.repeat(lev, seg_len)[:n]
+    keep = live & (p <= k2 * lev_i)
+    a = 1.0 / lev_i[keep]
+    tk = t[keep]
+    e_w = float(np.sum(a * (tk.real * tk.real + tk.imag * tk.imag)))
+    if e_w <= 0:
+        return 0.0
+    r = complex(np.sum(a * w[keep] * np.conj(tk)))
+    lam_w = (r.real * r.real + r.imag * r.imag) / e_w
+    k_row = float(np.median(r_row.real * r_row.real + r_row.imag * r_row.imag)) / (ln2 * e_p * noise)
+    level = float(np.median(p[live])) / ln2 / noise
+    return lam_w / max(1.0, k_row / max(1.0, level))
+
+
+def spectra_product_naive(X, T0, chans):
+    """dsp.detector._spectra_product with exact arithmetic: each of (xr tr - xi ti, xr ti + xi tr)
+    with the first product exact and the second rounded to single precision, rounded once."""
+    from fractions import Fraction
+
+    def fma32(a, b, c):
+        exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
+        r = np.float32(float(exact))
+        cands = (np.nextafter(r, np.float32(-np.inf)), r, np.nextafter(r, np.float32(np.inf)))
+        return min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.asarray(v).view(np.uint32)) & 1))
+
+    ncode = T0.shape[1]
+    out = np.empty((len(chans) * ncode, X.shape[1]), np.complex64)
+    for j, c in enumerate(chans):
+        for k in range(ncode):
+            for i in range(X.shape[1]):
+                x, t = X[c, i], T0[c, k, i]
+                re = fma32(x.real, t.real, -np.float32(x.imag * t.imag))
+                im = fma32(x.real, t.imag, np.float32(x.imag * t.real))
+                out[j * ncode + k, i] = complex(re, im)
+    return out
+
+
+def restore_zeros_naive(blk, rows, x):
+    """dsp.detector._restore_zeros with numpy: (x with blk's zeros, each row's sum |x|^2 before)."""
+    x = np.array(x)
+    power = np.sum(np.abs(x.astype(np.complex128)) ** 2, axis=1)
+    for j, c in enumerate(rows):
+        x[j, (blk[c].real * blk[c].real + blk[c].imag * blk[c].imag) == 0] = 0
+    return x, power
+
+
+def statistic_naive(r0, r1, d0, d1):
+    """dsp.detector._statistic with numpy (single precision): the larger lambda of the two phases,
+    which one (phase 0 on ties), the maximum."""
+    l0 = (r0.real * r0.real + r0.imag * r0.imag) / np.float32(d0)
+    l1 = (r1.real * r1.real + r1.imag * r1.imag) / np.float32(d1)
+    best = l1 > l0
+    lam = np.where(best, l1, l0)
+    return lam, best.astype(np.int8), lam.max()

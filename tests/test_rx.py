@@ -440,3 +440,281 @@ def test_baseband_ring_holds_what_concatenation_would():
         if i == 30:
             clone, clone_ref = ring.copy(), ref.copy()
     np.testing.assert_array_equal(clone.channel(0), clone_ref[0])
+
+
+# ------------------------------------------------------------------- detector bank and kernels
+def test_noise_kernel_matches_naive():
+    """dsp.detector._noise_kernel (median from the narrowest of four windows around the previous
+    median that holds it, else quickselect of every live sample) against numpy's partition, with blanked spans, a silent
+    row and guesses good and bad."""
+    from dsp.detector import NFFT, _noise_kernel
+
+    rng = np.random.default_rng(61)
+    blk = ((rng.standard_normal((4, NFFT)) + 1j * rng.standard_normal((4, NFFT))) *
+           np.array([[1.0], [30.0], [1e-3], [1.0]])).astype(np.complex64)
+    blk[1, 300:900] = 0.0  # blanked
+    blk[2, :] = 0.0  # silent
+    blk[3, :1500] = 0.0  # mostly blanked
+    blk[0, 7] = 500.0  # a strong sample
+    ref = naive.noise_naive(blk)
+    p, scratch = np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32)
+    for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1.33, 1300.0, 1.0, 1.9]),
+                  np.array([1.25, 1120.0, 1.0, 1.8]), np.array([1.05, 950.0, 1.0, 1.5]),
+                  np.array([1e-6, 1e9, 0.0, 2e3])):  # none, near, off by 5-10 %, 10-20 %, 25-35 %, far
+        n_live, noise, power = np.empty(4, np.int64), np.empty(4), np.empty(4)
+        g = guess.copy()
+        _noise_kernel(blk, np.arange(4), p, scratch, g, n_live, noise, power)
+        for c in range(4):
+            assert (n_live[c], noise[c]) == ref[c][:2]
+            assert ref[c][2] <= power[c] <= ref[c][2] * (1 + 2e-4)
+
+
+def _bank_blocks(seed, n_blocks=4):
+    """A bank and blocks of its three channels: noise with phase-1 preambles (the template half a
+    sample late) at a statistic near the threshold, one per code here and there, some blanking."""
+    from dsp.detector import NFFT, DetectorBank, _template
+
+    rng = np.random.default_rng(seed)
+    bank = DetectorBank(PLAN.channels, PLAN.grid_hz)
+    blocks = []
+    for _ in range(n_blocks):
+        blk = np.zeros((4, NFFT), np.complex64)
+        for c, ch in enumerate(PLAN.channels):
+            x = rng.standard_normal(NFFT) + 1j * rng.standard_normal(NFFT)  # sigma^2 = 2
+            for ci in rng.choice(4, 2, replace=False):
+                t1 = _template(ch.index, ch.fc_hz, int(ci), PLAN.grid_hz, FS / 32, 0.5)
+                m = int(rng.integers(0, bank.hop))
+                lam = rng.uniform(0.7, 1.3) * 21.0
+                x[m:m + t1.size] += math.sqrt(lam * 2.0 / np.sum(np.abs(t1) ** 2)) * t1
+            if rng.uniform() < 0.3:
+                x[int(rng.integers(0, NFFT - 200)):][:200] = 0.0
+            blk[c] = x
+        blocks.append(blk)
+    return bank, blocks
+
+
+def _bank_rows(bank, blk):
+    """What DetectorBank._block gives _full_rows_kernel, and both phases' exact correlations."""
+    from dsp.detector import NFFT, _noise_kernel
+
+    n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
+    _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
+                  power)
+    X = np.fft.fft(blk, axis=1).astype(np.complex64)
+    r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1).astype(np.complex64)
+    r1 = np.fft.ifft((X[:3, None, :] * bank.T1).reshape(12, NFFT), axis=1).astype(np.complex64)
+    den = (bank.energy * noise[:, None]).astype(np.float32)
+    return r0, r1, den, noise, power
+
+
+def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
+    """dsp.detector._full_rows_kernel against plain loops; and every code whose phase-0 or phase-1
+    statistic (computed in full, as the detector did before the screen) reaches 0.99 T at some lag
+    is flagged."""
+    from dsp.detector import _full_rows_kernel
+
+    bank, blocks = _bank_blocks(71)
+    lim = 0.99 * 21.0
+    flagged = crossing = 0
+    for blk in blocks:
+        r0, r1, den, noise, power = _bank_rows(bank, blk)
+        need = np.zeros(12, bool)
+        need[5] = True  # a row in a peak window stays flagged
+        args = (bank.g, bank.h_norm, bank.g1, bank.e1, lim)
+        ref = naive.full_rows_naive(r0, bank.hop, bank.rowch, bank.rowcode, den, power, *args, need)
+        _full_rows_kernel(r0, bank.hop, bank.rowch, bank.rowcode, bank.energy, noise, power, *args, need)
+        assert np.array_equal(need, ref)
+        for k in range(12):
+            c, ci = bank.rowch[k], bank.rowcode[k]
+            l0 = np.abs(r0[k, :bank.hop]) ** 2 / den[c, 2 * ci]
+            l1 = np.abs(r1[k, :bank.hop]) ** 2 / den[c, 2 * ci + 1]
+            if max(l0.max(), l1.max()) >= lim:
+                crossing += 1
+                assert need[k]
+        flagged += need.sum()
+    assert crossing >= 5 and flagged < 12 * len(blocks)  # both cases were seen
+
+
+def test_tone_rows_match_naive():
+    """dsp.detector._tone_rows (tone_bins on each live row, the groups that cannot cross skipped
+    without their median, the bins found set to 0) against numpy's median and plain loops."""
+    from dsp.detector import NFFT, TONE_GROUP, TONE_K, _tone_rows
+
+    rng = np.random.default_rng(81)
+    inband = np.stack([np.abs(np.fft.fftfreq(NFFT, 32 / FS)) <= c.bandwidth_hz / 2 for c in PLAN.channels])
+    n = np.arange(NFFT)
+    for level in (0.0, 0.5, 1.0, 3.0):
+        x = (rng.standard_normal((3, NFFT)) + 1j * rng.standard_normal((3, NFFT))).astype(np.complex64)
+        x[1] += level * np.exp(2j * np.pi * rng.uniform(-0.3, 0.3) * n)
+        x[2, :400] = 0.0
+        X = np.fft.fft(x, axis=1).astype(np.complex64)
+        live = np.array([True, True, level != 1.0])
+        hit, count = np.ones((3, NFFT), bool), np.empty(3, np.int64)
+        X0 = X.copy()
+        total = _tone_rows(X, inband, live, TONE_GROUP, TONE_K / math.log(2.0), hit, count)
+        for c in range(3):
+            ref = naive.tone_bins_naive(X0[c], inband[c]) if live[c] else None
+            assert count[c] == (0 if ref is None else ref.sum())
+            if ref is not None:
+                assert np.array_equal(hit[c], ref)
+            assert np.array_equal(X[c], np.where(ref, 0, X0[c]) if ref is not None else X0[c])  # the tone is out
+        assert total == count.sum()
+
+
+def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(monkeypatch):
+    """The bank's detections (threshold lowered to 12 so that noise crosses it often: peak windows,
+    hold-offs, the second stage at work) are the same cut at random, from a copy taken mid-stream,
+    per channel (PreambleDetector), and with every code's phase-1 correlation computed in full as
+    before the screen (dsp.detector._full_rows_kernel)."""
+    import dsp.detector as D
+
+    rng = np.random.default_rng(91)
+    fr, first, s = burst(rng, ch=1, code=2, t_start=3.0)
+    x = stream_with([(first, s)], int(24 * FS), 4.0, rng)
+    y = HarmonicComb().process(x)
+    y[: int(0.25 * FS)] = 0.0
+    ch = Channelizer(PLAN)
+    bb = np.concatenate([ch.process(y), ch.flush()], axis=1)
+    key = lambda d: (d.channel, d.code, d.m_peak, d.sub_phase, d.start_sample, d.lambda_peak, d.corr)  # noqa: E731
+
+    def flat(found):
+        return [d for f in found for d in f]
+
+    def run(cuts):
+        bank = D.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
+        got, pos = [], 0
+        for n in list(cuts) + [bb.shape[1]]:
+            got += flat(bank.process(bb[:, pos:pos + n]))
+            pos += n
+        return sorted(map(key, got + flat(bank.flush()))), bank
+
+    whole, bank = run([])
+    assert len(whole) >= 3 and any(k[:2] == (1, 2) for k in whole)
+    assert sum(d.state.gated for d in bank.dets) >= 1
+    cuts = list(rng.integers(1, 3000, 60))
+    assert run(cuts)[0] == whole
+    # a copy taken mid-stream continues exactly like the original
+    bank = D.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
+    half = bb.shape[1] // 2
+    bank.process(bb[:, :half])
+    clone = bank.copy()
+    after = [sorted(map(key, flat(b.process(bb[:, half:])) + flat(b.flush()))) for b in (bank, clone)]
+    assert after[0] == after[1] and len(after[0]) >= 1
+    single = []
+    for c in PLAN.channels:
+        det = D.PreambleDetector(c, PLAN.grid_hz, threshold=12.0)
+        single += det.process(bb[c.index]) + det.flush()
+    assert sorted(map(key, single)) == whole
+
+    def flag_all(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1, e1, lim, need):
+        need[:] = True
+        return 0, need.size
+
+    monkeypatch.setattr(D, "_full_rows_kernel", flag_all)
+    full, bank = run([])
+    assert full == whole
+    assert sum(d.state.full_rows for d in bank.dets) == sum(d.state.n_tests for d in bank.dets) // (2 * bank.hop)
+
+
+def test_medians_match_numpy_median_naive():
+    """dsp.order.median32/median64 (quickselect) give np.median's value to the bit: odd and even
+    counts, ties, one value, a NaN."""
+    from dsp.order import median32, median64
+
+    rng = np.random.default_rng(101)
+    for n in list(range(1, 12)) + [585, 1464, 2048]:
+        for draw in (rng.exponential(size=n), rng.integers(0, 4, n).astype(float), 1e-30 * rng.uniform(size=n) + 1.0):
+            for x, f in ((draw.astype(np.float32), median32), (draw.astype(np.float64), median64)):
+                got, ref = f(x), np.median(x)
+                assert got == ref, (n, x.dtype)
+    x = rng.uniform(size=9)
+    x[4] = np.nan
+    assert np.isnan(median64(x)) and np.isnan(median32(x.astype(np.float32)))
+
+
+def test_gated_statistic_matches_naive():
+    """dsp.cfar_gate.gated_statistic (a numba kernel, numpy's pairwise sum reproduced) gives what
+    its numpy version gave, to the bit: noise, a burst, blanked spans, a transient, strong samples,
+    odd and even live counts per segment, too few live samples, no noise."""
+    from dsp.cfar_gate import gated_statistic, pairwise_sum
+    from dsp.detector import _template
+
+    rng = np.random.default_rng(111)
+    t = _template(1, PLAN.channel(1).fc_hz, 2, PLAN.grid_hz, FS / 32, 0.5)
+    for trial in range(40):
+        w = (rng.standard_normal(t.size) + 1j * rng.standard_normal(t.size)) * math.sqrt(rng.uniform(0.5, 2))
+        if trial % 4 == 1:
+            w += rng.uniform(0.05, 0.5) * t  # a burst
+        if trial % 4 == 2:
+            w[int(rng.integers(0, t.size - 120)):][:int(rng.integers(1, 120))] = 0.0  # blanked
+        if trial % 4 == 3:
+            k = int(rng.integers(0, t.size - 60))
+            w[k:k + 60] *= 10 * np.exp(-np.arange(60) / 15)  # a transient
+            w[int(rng.integers(0, t.size))] = 30.0  # a strong sample
+        if trial == 39:
+            w[50:] = 0.0  # too few live samples
+        w = w.astype(np.complex64)
+        r_row = (rng.standard_normal(1464 + trial % 2) + 1j * rng.standard_normal(1464 + trial % 2)).astype(np.complex64)
+        e_p, noise = float(np.sum(np.abs(t) ** 2)), rng.uniform(0.5, 2.5) * (trial != 38)
+        got, ref = gated_statistic(w, t, r_row, e_p, noise), naive.gated_statistic_naive(w, t, r_row, e_p, noise)
+        assert got == ref, trial
+    for n in list(range(0, 140)) + [585, 1000]:  # numpy's pairwise summation, as np.sum does it
+        x = rng.exponential(size=n) * 10 ** rng.uniform(-5, 5, n)
+        assert pairwise_sum(x, 0, n) == np.sum(x)
+
+
+def test_spectra_product_matches_naive():
+    """dsp.detector._spectra_product (a complex product with fused multiply-adds) against exact
+    arithmetic; and where the bank uses it, it gives numpy's complex64 product to the bit."""
+    import dsp.detector as D
+
+    rng = np.random.default_rng(121)
+    X = (rng.standard_normal((4, 48)) * 10 ** rng.uniform(-3, 3, (4, 48)) + 1j * rng.standard_normal((4, 48))).astype(np.complex64)
+    T0 = (rng.standard_normal((3, 2, 48)) + 1j * rng.standard_normal((3, 2, 48)) * 1e-3).astype(np.complex64)
+    chans = np.array([2, 0])
+    out = np.empty((4, 48), np.complex64)
+    D._spectra_product(X, T0, chans, out)
+    assert np.array_equal(out, naive.spectra_product_naive(X, T0, chans))
+    D.DetectorBank(PLAN.channels, PLAN.grid_hz)  # decides whether the bank uses the kernel
+    if D._product_kernel:
+        assert np.array_equal(out, np.concatenate([X[c][None, :] * T0[c] for c in chans]))
+
+
+def test_restore_zeros_and_statistic_match_naive():
+    """dsp.detector._restore_zeros (a block without its tone keeps the blanked zeros) and
+    _statistic (the two phases' larger lambda) against numpy."""
+    from dsp.detector import _restore_zeros, _statistic
+
+    rng = np.random.default_rng(131)
+    blk = (rng.standard_normal((4, 256)) + 1j * rng.standard_normal((4, 256))).astype(np.complex64)
+    blk[1, 10:40] = 0.0
+    blk[2, ::7] = 0.0
+    x = (rng.standard_normal((2, 256)) + 1j * rng.standard_normal((2, 256))).astype(np.complex64)
+    rows = np.array([2, 1])
+    ref, ref_power = naive.restore_zeros_naive(blk, rows, x)
+    power = np.zeros(4)
+    _restore_zeros(blk, rows, x, power)
+    assert np.array_equal(x, ref)
+    np.testing.assert_allclose(power[rows], ref_power, rtol=2e-6)
+    assert np.all(power[rows] >= ref_power) and power[0] == power[3] == 0
+    r0, r1 = [(rng.standard_normal(300) + 1j * rng.standard_normal(300)).astype(np.complex64) for _ in range(2)]
+    r1[5] = r0[5]  # a tie: phase 0
+    d0, d1 = np.float32(1.7), np.float32(1.7)
+    lam, best, mx = _statistic(r0, r1, d0, d1)
+    ref_lam, ref_best, ref_mx = naive.statistic_naive(r0, r1, d0, d1)
+    assert np.array_equal(lam, ref_lam) and np.array_equal(best, ref_best) and mx == ref_mx and best[5] == 0
+
+
+def test_select_pair_matches_sorting_naive():
+    """dsp.order.select_pair gives the (k-1)-th and k-th smallest values as sorting does: random,
+    tied, sorted, reversed and constant data, every k of small arrays, the middle of large ones."""
+    from dsp.order import select_pair
+
+    rng = np.random.default_rng(141)
+    bufs = np.empty((2, 2048), np.float32)
+    for n in list(range(1, 40)) + [64, 75, 585, 1464, 2048]:
+        for x in (rng.exponential(size=n), rng.integers(0, 3, n), np.arange(n), np.arange(n)[::-1], np.full(n, 2.0)):
+            x = np.asarray(x, np.float32)
+            s = np.sort(x)
+            for k in (range(n) if n < 40 else (0, n // 2 - 1, n // 2, n - 1)):
+                assert select_pair(x, k, bufs) == (s[max(k - 1, 0)], s[k]), (n, k)
