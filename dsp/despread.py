@@ -17,8 +17,10 @@ Steps:
    are combined with the known weight conj(w2) (a two-finger RAKE); chips are despread by the
    Gold code into symbols. Without a clock offset 12 chips span exactly 25 baseband samples, so
    the pulse is read for 12 chips only and each class of chips is filtered at once
-   (:func:`mf_periodic_into`); with one, chip by chip (:func:`mf_generic_into`). Each chip's
-   window is found from its own centre either way (its ends can fall on a sample).
+   (:func:`mf_periodic_into`); with one, the symbols are filtered directly from tables of the
+   pulse of 4 chips for each pattern of code signs (:func:`mf_symbols`: one table point per
+   sample and symbol instead of 4). Each chip's window is found from its own centre either way
+   (its ends can fall on a sample).
 3. Carrier: df from the DFT (16384 points) of the squared (BPSK) or fourth-power (QPSK)
    symbols of the whole burst, computed at the bins within the crystals' +-150 ppm only
    (:func:`dft_bins`), refined by parabolic interpolation; eps = df / fc sets the chip clock;
@@ -28,7 +30,8 @@ Steps:
 4. Soft symbols -> deinterleave -> depuncture (one kernel, :func:`soft_values`) -> Viterbi -> CRC.
 5. If the CRC fails, or to refine the figures of merit, a data-aided pass: the decided frame is
    re-encoded into chips (:func:`reencode`, once per frame), the self-interference that the T0
-   path of each neighbouring chip puts on each finger is reconstructed and subtracted, the phase
+   path of each neighbouring chip puts on each finger is reconstructed and subtracted from the
+   symbols (:func:`cancel_symbols`), the phase
    is re-estimated from the known symbols (as rotations: the moving sums over their
    magnitudes), and the frame decoded again (up to ``iterations`` passes).
 
@@ -67,6 +70,34 @@ def _table() -> np.ndarray:
 
 _RRC_TAB = _table()
 _RRC_DTAB = _RRC_TAB[1:] - _RRC_TAB[:-1]  # the table's steps (the slopes of its interpolation)
+#: table points of the window's ends, x = -SPAN and +SPAN chips
+_WIN_LO, _WIN_HI = int((TAB_SPAN - SPAN) * TAB_RES), int((TAB_SPAN + SPAN) * TAB_RES)
+
+
+def _symbol_tables(sf: int = P.CHIPS_PER_SYMBOL) -> np.ndarray:
+    """The pulse of a symbol's sf chips (signs +, s1, s2, ...) on the table's grid, for each of the
+    2^(sf-1) sign patterns p (bit c-1 set: chip c has the opposite sign of chip 0): row p holds
+    sum_c s_c tab[v - c TAB_RES] and the same of the steps, interleaved (2 v, 2 v + 1), each chip's
+    pulse cut to its window (-SPAN, +SPAN chips: table points _WIN_LO .. _WIN_HI - 1)."""
+    n_v = _RRC_TAB.size + (sf - 1) * TAB_RES
+    tw = np.zeros(n_v)
+    dw = np.zeros(n_v)
+    tw[_WIN_LO:_WIN_HI] = _RRC_TAB[_WIN_LO:_WIN_HI]
+    dw[_WIN_LO:_WIN_HI] = _RRC_DTAB[_WIN_LO:_WIN_HI]
+    out = np.zeros((1 << (sf - 1), 2 * n_v))
+    for pat in range(1 << (sf - 1)):
+        ts = np.zeros(n_v)
+        ds = np.zeros(n_v)
+        for c in range(sf):
+            sign = -1.0 if c and (pat >> (c - 1)) & 1 else 1.0
+            ts[c * TAB_RES:] += sign * tw[:n_v - c * TAB_RES]
+            ds[c * TAB_RES:] += sign * dw[:n_v - c * TAB_RES]
+        out[pat, 0::2] = ts
+        out[pat, 1::2] = ds
+    return out
+
+
+_SYMBOL_TABS = _symbol_tables()
 
 
 def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
@@ -329,6 +360,96 @@ def _chip_direct(rr, ri, n_first, c0, tau, spc, tab, tab_res, tab_span, span):
         ar += rr[i] * g
         ai += ri[i] * g
     return ar, ai
+
+
+@jit(fastmath=_FAST)
+def mf_symbols(r, n_first, c0, tau0, spc, t0_samples, n_sym, sf, code, w2c, sym_tabs, tab, dtab, tab_res, tab_span,
+               span, win_lo, win_hi):
+    """The symbols ``despread(mf_kernel(...), w2c, code, sf)`` directly: symbol s of path p is
+    the samples weighted by the pulse of its sf chips with their code signs, read from
+    ``sym_tabs`` (:func:`_symbol_tables`: one table point per sample instead of sf). A sample's
+    table position for chip k is that for chip 0 less k tab_res, found once per sample. The
+    tables cut each chip's pulse at table points win_lo and win_hi (x = -+span); where a sample
+    falls (to 1e-6 of a point) on such an end, the chip's own window decides (:func:`_window`,
+    as in the filter) and its tap is added or taken away (win_hi - win_lo: a multiple of
+    tab_res)."""
+    nr = r.shape[0]
+    rr = r.real.copy()
+    ri = r.imag.copy()
+    inv = 1.0 / spc
+    du = _DEC * inv * tab_res
+    res = np.uint64(tab_res)
+    n_chips = n_sym * sf
+    J = np.zeros(nr, dtype=np.uint64)  # twice the table point (the tables interleave values and steps)
+    F = np.zeros(nr)
+    S = np.zeros((2, n_sym), dtype=np.complex128)
+    for p in range(2):
+        tau = tau0 + p * t0_samples
+        u0 = ((_DEC * n_first + c0 - tau) * inv + tab_span) * tab_res
+        for i in range(nr):
+            u = u0 + i * du
+            if u >= 0.0:
+                j = math.floor(u)
+                J[i] = np.uint64(2 * j)
+                F[i] = u - j
+        for s in range(n_sym):
+            k0 = sf * s
+            sign = code[k0]
+            pat = 0
+            for c in range(1, sf):
+                if code[k0 + c] != sign:
+                    pat |= 1 << (c - 1)
+            row = sym_tabs[pat]
+            lo, _ = _window(tau + k0 * spc, spc, span, c0, n_first)
+            _, hi = _window(tau + (k0 + sf - 1) * spc, spc, span, c0, n_first)
+            lo = max(lo - 1, 0)  # and a sample beyond each end: the tables decide on it
+            n = max(min(hi + 1, nr - 1) + 1 - lo, 0)
+            off = np.uint64(2 * k0) * res
+            base = np.uint64(lo)
+            ar0 = 0.0
+            ai0 = 0.0
+            ar1 = 0.0
+            ai1 = 0.0
+            for t in range(n // 2):  # unsigned indices, two sums (see mf_generic_into)
+                i = base + np.uint64(2 * t)
+                v = J[i] - off
+                g = row[v] + row[v + np.uint64(1)] * F[i]
+                ar0 += rr[i] * g
+                ai0 += ri[i] * g
+                i += np.uint64(1)
+                v = J[i] - off
+                g = row[v] + row[v + np.uint64(1)] * F[i]
+                ar1 += rr[i] * g
+                ai1 += ri[i] * g
+            if n % 2:
+                i = base + np.uint64(n - 1)
+                v = J[i] - off
+                g = row[v] + row[v + np.uint64(1)] * F[i]
+                ar0 += rr[i] * g
+                ai0 += ri[i] * g
+            S[p, s] = sign * complex(ar0 + ar1, ai0 + ai1)
+        # samples on a window's end (table point win_lo for chip k, win_hi for chip k - n_end):
+        # the chip's own window decides
+        n_end = (win_hi - win_lo) // int(tab_res)
+        x0 = (win_lo - u0) / du  # the sample at table point win_lo of chip k: x0 + k tab_res / du
+        dx = tab_res / du
+        for k_lo in range(n_chips + n_end):
+            x = x0 + k_lo * dx
+            i = int(math.floor(x + 0.5))
+            if abs(x - i) * du >= 1e-6 or not 0 <= i < nr:
+                continue
+            for k in (k_lo, k_lo - n_end):
+                if not 0 <= k < n_chips:
+                    continue
+                lo, hi = _window(tau + k * spc, spc, span, c0, n_first)
+                j = int(J[i] // 2) - int(tab_res) * k
+                inside = lo <= i <= hi
+                if inside == (win_lo <= j < win_hi) or not 0 <= j < dtab.shape[0]:
+                    continue
+                g = tab[j] + dtab[j] * F[i]
+                g = code[k] * (g if inside else -g)
+                S[p, k // sf] += complex(rr[i] * g, ri[i] * g)
+    return S[0] + w2c * S[1]
 
 
 @functools.lru_cache(maxsize=64)
@@ -728,22 +849,25 @@ def preamble_metric(z, w2c, code, pre, sf):
 
 
 @jit
-def cancel_kernel(z, known, code, h_amp, rot, sf, r1, r2, base, lo_lag, w2):
-    """``z`` minus the self-interference of the T0 path on both fingers (``_cancel``): chip k is
-    known[k // sf] code[k], its gain h_amp conj(rot[k // sf]) (rot = exp(-1j phi))."""
-    n = z.shape[1]
+def cancel_symbols(y, known, code, h_amp, rot, sf, r1, r2, base, lo_lag, w2, w2c):
+    """The symbols ``y`` (of both fingers, see :func:`despread`) without the self-interference
+    of the T0 path (``_cancel``): chip k is known[k // sf] code[k], its gain h_amp
+    conj(rot[k // sf]) (rot = exp(-1j phi)); finger 0 of chip k carries h w2 isi1[k], finger 1
+    h isi2[k] (:func:`isi_kernel`), so symbol s loses sum_k code[k] (h w2 isi1[k] + w2c h isi2[k])."""
+    n = code.shape[0]
     chips = np.empty(n, dtype=np.complex128)
     for k in range(n):
         chips[k] = known[k // sf] * code[k]
     isi1, isi2 = isi_kernel(chips, r1, r2, base, lo_lag)
-    zc = z.copy()
-    for s in range(rot.shape[0]):
+    out = y.copy()
+    for s in range(y.shape[0]):
         h = h_amp * np.conj(rot[s])
         hw = h * w2
-        for k in range(s * sf, min(n, s * sf + sf)):
-            zc[0, k] -= hw * isi1[k]
-            zc[1, k] -= h * isi2[k]
-    return zc
+        acc = 0.0j
+        for k in range(s * sf, s * sf + sf):
+            acc += (hw * isi1[k] + w2c * (h * isi2[k])) * code[k]
+        out[s] -= acc
+    return out
 
 
 @jit
@@ -885,6 +1009,20 @@ class BurstDemodulator:
         return mf_tables(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
                          int(n_chips), _RRC_TAB, _RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN, period, shift)
 
+    def _symbols(self, r, m_first, tau0, eps, t0_s, df, code):
+        """(Y, w2): ``self._combine(self._mf(...), t0_s, code)``, by :func:`mf_symbols` where the
+        filter would run chip by chip (a clock offset)."""
+        if eps == 0.0:
+            return self._combine(self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips), t0_s, code)
+        w2 = -np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)
+        spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+        r = np.asarray(r, dtype=np.complex128)
+        if df != 0.0:
+            r = derotate(r, int(m_first), float(self.c0), float(tau0), float(df), float(self.fs_hz))
+        return mf_symbols(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps), self.n_sym,
+                          P.CHIPS_PER_SYMBOL, self.code_cache[code], complex(np.conj(w2)), _SYMBOL_TABS, _RRC_TAB,
+                          _RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN, _WIN_LO, _WIN_HI), w2
+
     def _combine(self, z, t0_s, code):
         w2 = -np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)
         return despread(z, complex(np.conj(w2)), self.code_cache[code], P.CHIPS_PER_SYMBOL), w2
@@ -981,8 +1119,7 @@ class BurstDemodulator:
 
     def _finish(self, r, m_first, tau0, eps, df, t0_s, code, corr_peak, fund_rms) -> BurstResult:
         r = np.asarray(r)
-        z = self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips)
-        Y, w2 = self._combine(z, t0_s, code)
+        Y, w2 = self._symbols(r, m_first, tau0, eps, t0_s, df, code)
         phi = self._phase_track(Y, None)
         rot = rotation(phi)
         amp, noise_var = fit_preamble(Y, self.pre, rot)
@@ -1002,8 +1139,7 @@ class BurstDemodulator:
             _, known = known_of(bits, frame)
             rot_k, _ = known_rotation(Y, known, 24)  # the phase of _phase_track(Y, known)
             amp_k, _ = fit_known(Y, known, rot_k)
-            zc = self._cancel(z, known, code, amp_k, rot_k, t0_s, w2)
-            Y2, _ = self._combine(zc, t0_s, code)
+            Y2 = self._cancel(Y, known, code, amp_k, rot_k, t0_s, w2)
             rot2, phi2 = known_rotation(Y2, known, 24)
             amp2, nv2 = fit_known(Y2, known, rot2)
             bits2, frame2, ok2, full2 = self._decode(self._soft(Y2, rot2, amp2, nv2, wts))
@@ -1031,8 +1167,8 @@ class BurstDemodulator:
                            snr_db, ebn0_db, evm, amp_f, level_db, float(df), float(eps * 1e6), float(phif),
                            int(pre_err), float(corr_peak), it, Yf)
 
-    def _cancel(self, z, known, code, amp, rot, t0_s, w2):
-        """Remove from both fingers what the other path of the (decided) chips puts there."""
+    def _cancel(self, Y, known, code, amp, rot, t0_s, w2):
+        """Remove from the symbols what the other path of the (decided) chips puts on each finger."""
         isi = self._isi
         if isi is None or isi[0] != t0_s:
             # finger 0 at chip k sees w2 * sum_j a_j R(k - j - t0c): j = k - base - l, weight
@@ -1041,8 +1177,8 @@ class BurstDemodulator:
             isi = self._isi = (t0_s, *isi_taps(t0_s * P.CHIP_RATE_HZ, 17, P.RRC_BETA))  # t0 in chips (tx time)
         _, R1, R2, base, lo_lag = isi
         # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
-        return cancel_kernel(z, known, self.code_cache[code], amp / (2.0 * P.CHIPS_PER_SYMBOL), rot,
-                             P.CHIPS_PER_SYMBOL, R1, R2, base, lo_lag, complex(w2))
+        return cancel_symbols(Y, known, self.code_cache[code], amp / (2.0 * P.CHIPS_PER_SYMBOL), rot,
+                              P.CHIPS_PER_SYMBOL, R1, R2, base, lo_lag, complex(w2), complex(np.conj(w2)))
 
 
 @dataclass

@@ -285,6 +285,27 @@ def test_matched_filter_by_classes_matches_naive_and_chip_by_chip():
             np.testing.assert_allclose(z, ref, atol=1e-4 * np.abs(ref).max())
 
 
+def test_symbols_filtered_at_once_match_the_chip_filter_and_naive():
+    """mf_symbols (the symbols of both fingers from one table point per sample and symbol) against
+    the chip-by-chip filter despread, also where window ends fall on samples, and against the
+    directly evaluated pulse."""
+    rng = np.random.default_rng(11)
+    r = rng.standard_normal(160) + 1j * rng.standard_normal(160)
+    c0 = float(Channelizer.input_index(0))
+    code = BurstDemodulator(PLAN.channel(2)).code_cache[1]
+    w2c = complex(np.exp(2.1j))
+    spc = FS / P.CHIP_RATE_HZ
+    cases = [(1500.37, spc / (1 - 1.3e-4))] + [(a + o * 0.05 * spc, spc) for a in _ALIGNED for o in range(-6, 7, 2)]
+    for tau0, spc in cases:
+        y = D.mf_symbols(r, 5, c0, tau0, spc, 800.7, 10, 4, code, w2c, D._SYMBOL_TABS, _RRC_TAB, D._RRC_DTAB,
+                         float(TAB_RES), TAB_SPAN, SPAN, D._WIN_LO, D._WIN_HI)
+        ref = D.despread(mf_kernel(*_mf_args(r, tau0, spc, 40)), w2c, code, 4)
+        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+        if tau0 == 1500.37:
+            direct = naive.despread_naive(naive.mf_naive(r, 5, c0, tau0, spc, 800.7, 40), w2c, code, 4)
+            np.testing.assert_allclose(y, direct, atol=1e-4 * np.abs(direct).max())
+
+
 def test_timing_metrics_match_naive():
     """The preamble metrics of the timing search (one kernel for all offsets, by classes of
     chips or chip by chip) against the directly evaluated matched filter."""
@@ -396,8 +417,10 @@ def test_self_interference_cancellation_matches_naive():
         assert (base, lo_lag) == (int(round(t0c)), -8)
         np.testing.assert_allclose(r1, D.raised_cosine(lags - (t0c - base)), rtol=1e-14, atol=1e-16)
         np.testing.assert_allclose(r2, D.raised_cosine(t0c - (base + lags)), rtol=1e-14, atol=1e-16)
-        got = D.cancel_kernel(z, known, code, 0.7, D.rotation(phi), 4, r1, r2, base, lo_lag, w2)
-        ref = naive.cancel_naive(z, known, code, 0.7, phi, 4, r1, r2, base, lo_lag, w2)
+        got = D.cancel_symbols(D.despread(z, np.conj(w2), code, 4), known, code, 0.7, D.rotation(phi), 4, r1, r2,
+                               base, lo_lag, w2, np.conj(w2))
+        ref = naive.despread_naive(naive.cancel_naive(z, known, code, 0.7, phi, 4, r1, r2, base, lo_lag, w2),
+                                   np.conj(w2), code, 4)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
 
 
