@@ -17,9 +17,8 @@ Steps:
    are combined with the known weight conj(w2) (a two-finger RAKE); chips are despread by the
    Gold code into symbols. Without a clock offset 12 chips span exactly 25 baseband samples, so
    the pulse is read for 12 chips only and each class of chips is filtered at once
-   (:func:`mf_periodic_into`); with one, the symbols are filtered directly from tables of the
-   pulse of 4 chips for each pattern of code signs (:func:`mf_symbols`: one table point per
-   sample and symbol instead of 4). Each chip's window is found from its own centre either way
+   (:func:`mf_periodic_into`); with one, chip by chip, the table position of each sample found
+   once (:func:`mf_generic_into`). Each chip's window is found from its own centre either way
    (its ends can fall on a sample).
 3. Carrier: df from the DFT (16384 points) of the squared (BPSK) or fourth-power (QPSK)
    symbols of the whole burst, computed at the bins within the crystals' +-150 ppm only
@@ -70,34 +69,6 @@ def _table() -> np.ndarray:
 
 _RRC_TAB = _table()
 _RRC_DTAB = _RRC_TAB[1:] - _RRC_TAB[:-1]  # the table's steps (the slopes of its interpolation)
-#: table points of the window's ends, x = -SPAN and +SPAN chips
-_WIN_LO, _WIN_HI = int((TAB_SPAN - SPAN) * TAB_RES), int((TAB_SPAN + SPAN) * TAB_RES)
-
-
-def _symbol_tables(sf: int = P.CHIPS_PER_SYMBOL) -> np.ndarray:
-    """The pulse of a symbol's sf chips (signs +, s1, s2, ...) on the table's grid, for each of the
-    2^(sf-1) sign patterns p (bit c-1 set: chip c has the opposite sign of chip 0): row p holds
-    sum_c s_c tab[v - c TAB_RES] and the same of the steps, interleaved (2 v, 2 v + 1), each chip's
-    pulse cut to its window (-SPAN, +SPAN chips: table points _WIN_LO .. _WIN_HI - 1)."""
-    n_v = _RRC_TAB.size + (sf - 1) * TAB_RES
-    tw = np.zeros(n_v)
-    dw = np.zeros(n_v)
-    tw[_WIN_LO:_WIN_HI] = _RRC_TAB[_WIN_LO:_WIN_HI]
-    dw[_WIN_LO:_WIN_HI] = _RRC_DTAB[_WIN_LO:_WIN_HI]
-    out = np.zeros((1 << (sf - 1), 2 * n_v))
-    for pat in range(1 << (sf - 1)):
-        ts = np.zeros(n_v)
-        ds = np.zeros(n_v)
-        for c in range(sf):
-            sign = -1.0 if c and (pat >> (c - 1)) & 1 else 1.0
-            ts[c * TAB_RES:] += sign * tw[:n_v - c * TAB_RES]
-            ds[c * TAB_RES:] += sign * dw[:n_v - c * TAB_RES]
-        out[pat, 0::2] = ts
-        out[pat, 1::2] = ds
-    return out
-
-
-_SYMBOL_TABS = _symbol_tables()
 
 
 def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
@@ -362,96 +333,6 @@ def _chip_direct(rr, ri, n_first, c0, tau, spc, tab, tab_res, tab_span, span):
     return ar, ai
 
 
-@jit(fastmath=_FAST)
-def mf_symbols(r, n_first, c0, tau0, spc, t0_samples, n_sym, sf, code, w2c, sym_tabs, tab, dtab, tab_res, tab_span,
-               span, win_lo, win_hi):
-    """The symbols ``despread(mf_kernel(...), w2c, code, sf)`` directly: symbol s of path p is
-    the samples weighted by the pulse of its sf chips with their code signs, read from
-    ``sym_tabs`` (:func:`_symbol_tables`: one table point per sample instead of sf). A sample's
-    table position for chip k is that for chip 0 less k tab_res, found once per sample. The
-    tables cut each chip's pulse at table points win_lo and win_hi (x = -+span); where a sample
-    falls (to 1e-6 of a point) on such an end, the chip's own window decides (:func:`_window`,
-    as in the filter) and its tap is added or taken away (win_hi - win_lo: a multiple of
-    tab_res)."""
-    nr = r.shape[0]
-    rr = r.real.copy()
-    ri = r.imag.copy()
-    inv = 1.0 / spc
-    du = _DEC * inv * tab_res
-    res = np.uint64(tab_res)
-    n_chips = n_sym * sf
-    J = np.zeros(nr, dtype=np.uint64)  # twice the table point (the tables interleave values and steps)
-    F = np.zeros(nr)
-    S = np.zeros((2, n_sym), dtype=np.complex128)
-    for p in range(2):
-        tau = tau0 + p * t0_samples
-        u0 = ((_DEC * n_first + c0 - tau) * inv + tab_span) * tab_res
-        for i in range(nr):
-            u = u0 + i * du
-            if u >= 0.0:
-                j = math.floor(u)
-                J[i] = np.uint64(2 * j)
-                F[i] = u - j
-        for s in range(n_sym):
-            k0 = sf * s
-            sign = code[k0]
-            pat = 0
-            for c in range(1, sf):
-                if code[k0 + c] != sign:
-                    pat |= 1 << (c - 1)
-            row = sym_tabs[pat]
-            lo, _ = _window(tau + k0 * spc, spc, span, c0, n_first)
-            _, hi = _window(tau + (k0 + sf - 1) * spc, spc, span, c0, n_first)
-            lo = max(lo - 1, 0)  # and a sample beyond each end: the tables decide on it
-            n = max(min(hi + 1, nr - 1) + 1 - lo, 0)
-            off = np.uint64(2 * k0) * res
-            base = np.uint64(lo)
-            ar0 = 0.0
-            ai0 = 0.0
-            ar1 = 0.0
-            ai1 = 0.0
-            for t in range(n // 2):  # unsigned indices, two sums (see mf_generic_into)
-                i = base + np.uint64(2 * t)
-                v = J[i] - off
-                g = row[v] + row[v + np.uint64(1)] * F[i]
-                ar0 += rr[i] * g
-                ai0 += ri[i] * g
-                i += np.uint64(1)
-                v = J[i] - off
-                g = row[v] + row[v + np.uint64(1)] * F[i]
-                ar1 += rr[i] * g
-                ai1 += ri[i] * g
-            if n % 2:
-                i = base + np.uint64(n - 1)
-                v = J[i] - off
-                g = row[v] + row[v + np.uint64(1)] * F[i]
-                ar0 += rr[i] * g
-                ai0 += ri[i] * g
-            S[p, s] = sign * complex(ar0 + ar1, ai0 + ai1)
-        # samples on a window's end (table point win_lo for chip k, win_hi for chip k - n_end):
-        # the chip's own window decides
-        n_end = (win_hi - win_lo) // int(tab_res)
-        x0 = (win_lo - u0) / du  # the sample at table point win_lo of chip k: x0 + k tab_res / du
-        dx = tab_res / du
-        for k_lo in range(n_chips + n_end):
-            x = x0 + k_lo * dx
-            i = int(math.floor(x + 0.5))
-            if abs(x - i) * du >= 1e-6 or not 0 <= i < nr:
-                continue
-            for k in (k_lo, k_lo - n_end):
-                if not 0 <= k < n_chips:
-                    continue
-                lo, hi = _window(tau + k * spc, spc, span, c0, n_first)
-                j = int(J[i] // 2) - int(tab_res) * k
-                inside = lo <= i <= hi
-                if inside == (win_lo <= j < win_hi) or not 0 <= j < dtab.shape[0]:
-                    continue
-                g = tab[j] + dtab[j] * F[i]
-                g = code[k] * (g if inside else -g)
-                S[p, k // sf] += complex(rr[i] * g, ri[i] * g)
-    return S[0] + w2c * S[1]
-
-
 @functools.lru_cache(maxsize=64)
 def chip_period(spc: float, max_period: int = 64) -> tuple[int, int]:
     """(period, shift): the fewest chips whose span is a whole number of baseband samples (to
@@ -594,33 +475,31 @@ def strip_modulation(y, pre, power):
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def twiddles(nfft: int) -> np.ndarray:
-    """exp(-2j pi m / nfft), m = 0..nfft-1."""
-    w = np.exp(-2j * np.pi * np.arange(nfft) / nfft)
-    w.setflags(write=False)
-    return w
+def dft_twiddles(nfft: int, k_first: int, n_bins: int, n: int, block: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The twiddles :func:`dft_bins` needs for bins k_first .. k_first + n_bins - 1 of an
+    ``nfft``-point DFT of ``n`` samples: (w, w_blocks), w[m] = exp(-2j pi k / nfft) and
+    w_blocks[b, m] = w[m]^(b block), k = k_first + m (each from its angle mod 2 pi)."""
+    k = k_first + np.arange(n_bins)
+    starts = np.arange(0, n, block)[:, None]
+    return (np.exp(-2j * np.pi * (k % nfft) / nfft),
+            np.ascontiguousarray(np.exp(-2j * np.pi * ((k * starts) % nfft) / nfft)))
 
 
 @jit
-def dft_bins(x, tw, k_first, n_bins, block=32):
-    """Bins k_first .. k_first + n_bins - 1 of the DFT of ``x`` zero-padded to ``tw.size`` points
-    (``np.fft.fft(x, tw.size)[k % tw.size]``, to rounding) with the twiddles ``tw`` =
-    exp(-2j pi m / tw.size): X[k] = sum_b w^(b block) sum_t x[b block + t] w^t, w = tw[k], the
+def dft_bins(x, w, w_blocks, block):
+    """Bins of the DFT of ``x`` zero-padded (``np.fft.fft(x, nfft)[k % nfft]``, to rounding) with
+    the twiddles of :func:`dft_twiddles`: X[k] = sum_b w^(b block) sum_t x[b block + t] w^t, the
     inner sums by Horner's rule over ``block`` samples for all bins at once (|w| = 1: the
     rounding grows with the block's length, not the whole record's)."""
     n = x.shape[0]
-    nfft = tw.shape[0]
-    wr = np.empty(n_bins)
-    wi = np.empty(n_bins)
-    for m in range(n_bins):
-        w = tw[(k_first + m) % nfft]
-        wr[m] = w.real
-        wi[m] = w.imag
+    n_bins = w.shape[0]
+    wr = w.real.copy()
+    wi = w.imag.copy()
     acc_r = np.empty(n_bins)
     acc_i = np.empty(n_bins)
     out = np.zeros(n_bins, dtype=np.complex128)
-    for b0 in range(0, n, block):
+    for b in range(w_blocks.shape[0]):
+        b0 = b * block
         acc_r[:] = 0.0
         acc_i[:] = 0.0
         for t in range(min(n, b0 + block) - 1, b0 - 1, -1):
@@ -632,7 +511,7 @@ def dft_bins(x, tw, k_first, n_bins, block=32):
                 acc_r[m] = (ar * wr[m] - ai * wi[m]) + xr
                 acc_i[m] = (ar * wi[m] + ai * wr[m]) + xi
         for m in range(n_bins):
-            out[m] += complex(acc_r[m], acc_i[m]) * tw[((k_first + m) * b0) % nfft]
+            out[m] += complex(acc_r[m], acc_i[m]) * w_blocks[b, m]
     return out
 
 
@@ -988,6 +867,7 @@ class BurstDemodulator:
         self._k_neg = inside.size - 1 - self._k_pos
         if inside.size and not np.array_equal(inside, np.r_[0:self._k_pos + 1, fr.size - self._k_neg:fr.size]):
             raise ValueError("carrier search: the bins within +-150 ppm are not one band around 0")
+        self._carrier_tw = dft_twiddles(fr.size, -self._k_neg, self._k_neg + self._k_pos + 1, self.n_sym)
         # soft value k (air order) -> its place among the rate-1/2 coded bits (deinterleaved, depunctured)
         n_full = 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS)
         kept = conv.puncture(np.arange(n_full), channel.fec)
@@ -1008,20 +888,6 @@ class BurstDemodulator:
         period, shift = chip_period(spc) if eps == 0.0 else (0, 0)
         return mf_tables(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
                          int(n_chips), _RRC_TAB, _RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN, period, shift)
-
-    def _symbols(self, r, m_first, tau0, eps, t0_s, df, code):
-        """(Y, w2): ``self._combine(self._mf(...), t0_s, code)``, by :func:`mf_symbols` where the
-        filter would run chip by chip (a clock offset)."""
-        if eps == 0.0:
-            return self._combine(self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips), t0_s, code)
-        w2 = -np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)
-        spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
-        r = np.asarray(r, dtype=np.complex128)
-        if df != 0.0:
-            r = derotate(r, int(m_first), float(self.c0), float(tau0), float(df), float(self.fs_hz))
-        return mf_symbols(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps), self.n_sym,
-                          P.CHIPS_PER_SYMBOL, self.code_cache[code], complex(np.conj(w2)), _SYMBOL_TABS, _RRC_TAB,
-                          _RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN, _WIN_LO, _WIN_HI), w2
 
     def _combine(self, z, t0_s, code):
         w2 = -np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)
@@ -1063,7 +929,7 @@ class BurstDemodulator:
         kn, kp = self._k_neg, self._k_pos
         # |X| of the bins -kn-1 .. kp+1 (the two outside are zero, as beyond the band)
         F = np.zeros(kn + kp + 3)
-        F[1:-1] = np.abs(dft_bins(self._strip(Y), twiddles(nfft), -kn, kn + kp + 1))
+        F[1:-1] = np.abs(dft_bins(self._strip(Y), *self._carrier_tw, 32))
         k = int(np.argmax(np.concatenate([F[kn + 1:-1], F[1:kn + 1]])))  # in the FFT's order: 0..kp, -kn..-1
         if k > kp:
             k -= kp + 1 + kn
@@ -1119,7 +985,7 @@ class BurstDemodulator:
 
     def _finish(self, r, m_first, tau0, eps, df, t0_s, code, corr_peak, fund_rms) -> BurstResult:
         r = np.asarray(r)
-        Y, w2 = self._symbols(r, m_first, tau0, eps, t0_s, df, code)
+        Y, w2 = self._combine(self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips), t0_s, code)
         phi = self._phase_track(Y, None)
         rot = rotation(phi)
         amp, noise_var = fit_preamble(Y, self.pre, rot)

@@ -285,27 +285,6 @@ def test_matched_filter_by_classes_matches_naive_and_chip_by_chip():
             np.testing.assert_allclose(z, ref, atol=1e-4 * np.abs(ref).max())
 
 
-def test_symbols_filtered_at_once_match_the_chip_filter_and_naive():
-    """mf_symbols (the symbols of both fingers from one table point per sample and symbol) against
-    the chip-by-chip filter despread, also where window ends fall on samples, and against the
-    directly evaluated pulse."""
-    rng = np.random.default_rng(11)
-    r = rng.standard_normal(160) + 1j * rng.standard_normal(160)
-    c0 = float(Channelizer.input_index(0))
-    code = BurstDemodulator(PLAN.channel(2)).code_cache[1]
-    w2c = complex(np.exp(2.1j))
-    spc = FS / P.CHIP_RATE_HZ
-    cases = [(1500.37, spc / (1 - 1.3e-4))] + [(a + o * 0.05 * spc, spc) for a in _ALIGNED for o in range(-6, 7, 2)]
-    for tau0, spc in cases:
-        y = D.mf_symbols(r, 5, c0, tau0, spc, 800.7, 10, 4, code, w2c, D._SYMBOL_TABS, _RRC_TAB, D._RRC_DTAB,
-                         float(TAB_RES), TAB_SPAN, SPAN, D._WIN_LO, D._WIN_HI)
-        ref = D.despread(mf_kernel(*_mf_args(r, tau0, spc, 40)), w2c, code, 4)
-        np.testing.assert_allclose(y, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
-        if tau0 == 1500.37:
-            direct = naive.despread_naive(naive.mf_naive(r, 5, c0, tau0, spc, 800.7, 40), w2c, code, 4)
-            np.testing.assert_allclose(y, direct, atol=1e-4 * np.abs(direct).max())
-
-
 def test_timing_metrics_match_naive():
     """The preamble metrics of the timing search (one kernel for all offsets, by classes of
     chips or chip by chip) against the directly evaluated matched filter."""
@@ -330,7 +309,7 @@ def test_carrier_search_dft_bins_match_naive():
     rng = np.random.default_rng(13)
     x = rng.standard_normal(100) + 1j * rng.standard_normal(100) + 3 * np.exp(0.02j * np.arange(100))
     for nfft, k_first, n_bins in ((1 << 10, -40, 81), (1 << 8, 250, 10)):
-        got = D.dft_bins(x, D.twiddles(nfft), k_first, n_bins)
+        got = D.dft_bins(x, *D.dft_twiddles(nfft, k_first, n_bins, x.size, 32), 32)
         np.testing.assert_allclose(got, naive.dft_bins_naive(x, nfft, k_first, n_bins), rtol=0, atol=1e-12 * 300)
 
 
