@@ -68,7 +68,21 @@ def _table() -> np.ndarray:
 
 
 _RRC_TAB = _table()
-_RRC_DTAB = _RRC_TAB[1:] - _RRC_TAB[:-1]  # the table's steps (the slopes of its interpolation)
+
+
+@jit
+def interleave_steps(tab):
+    """td[2 j] = tab[j], td[2 j + 1] = tab[j + 1] - tab[j] (0 at the end): a table point and the
+    slope after it in one cache line."""
+    td = np.zeros(2 * tab.shape[0])
+    for j in range(tab.shape[0]):
+        td[2 * j] = tab[j]
+        if j + 1 < tab.shape[0]:
+            td[2 * j + 1] = tab[j + 1] - tab[j]
+    return td
+
+
+_RRC_TD = interleave_steps(_RRC_TAB)
 
 
 def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
@@ -100,23 +114,23 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
     ``shift`` baseband samples apart (period spc = 32 shift, see :func:`chip_period`), and the
     filter runs a class of chips at a time (:func:`mf_periodic_into`); else chip by chip
     (:func:`mf_generic_into`). Both give the same values to rounding."""
-    return mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab[1:] - tab[:-1], tab_res, tab_span, span,
+    return mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, interleave_steps(tab), tab_res, tab_span, span,
                      period, shift)
 
 
 @jit(fastmath=_FAST)
-def mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dtab, tab_res, tab_span, span, period, shift):
-    """:func:`mf_kernel` with the table's steps ``dtab[j] = tab[j + 1] - tab[j]`` given."""
+def mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, period, shift):
+    """:func:`mf_kernel` with the table as ``td`` (:func:`interleave_steps`)."""
     z = np.empty((2, n_chips), dtype=np.complex128)
     rr = r.real.copy()
     ri = r.imag.copy()
     if 0 < period < n_chips:
         x_base, n_m = _sample_span(n_first, c0, tau0, tau0 + t0_samples, spc, n_chips, span, shift)
         rt = transpose_samples(rr, ri, x_base, shift, n_m)
-        mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dtab, tab_res,
-                         tab_span, span, period, shift, z)
+        mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span,
+                         span, period, shift, z)
     else:
-        mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dtab, tab_res, tab_span, span, z)
+        mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, z)
     return z
 
 
@@ -137,15 +151,16 @@ def _near_sample(tau, spc, span, c0):
 
 
 @jit(fastmath=_FAST)
-def mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dtab, tab_res, tab_span, span, z):
+def mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, z):
     """:func:`mf_kernel` chip by chip, into ``z``. The table position of sample i for chip k is
-    that for chip 0 less k tab_res (spc / spc = 1), so its whole part J[i] and fraction F[i] are
-    found once per sample: chip k reads tab[J[i] - k tab_res] + dtab[...] F[i]."""
+    that for chip 0 less k tab_res (spc / spc = 1), so its whole part j[i] and fraction F[i] are
+    found once per sample: chip k reads the table (``td``, :func:`interleave_steps`) at
+    j[i] - k tab_res."""
     nr = rr.shape[0]
     inv = 1.0 / spc
     du = _DEC * inv * tab_res  # table step per baseband sample
-    res = np.uint64(tab_res)
-    J = np.zeros(nr, dtype=np.uint64)
+    res2 = np.uint64(2 * tab_res)
+    J = np.zeros(nr, dtype=np.uint64)  # 2 j[i]: the place in td
     F = np.zeros(nr)
     for p in range(2):
         tau = tau0 + p * t0_samples
@@ -156,13 +171,13 @@ def mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dt
         for i in range(max(first, 0), min(last, nr - 1) + 1):
             u = u0 + i * du
             j = math.floor(u)
-            J[i] = np.uint64(j)
+            J[i] = np.uint64(2 * j)
             F[i] = u - j
         for k in range(n_chips):
             lo, hi = _window(tau0 + k * spc + p * t0_samples, spc, span, c0, n_first)
             lo = max(lo, 0)
             n = max(min(hi, nr - 1) + 1 - lo, 0)
-            off = np.uint64(k) * res
+            off = np.uint64(k) * res2
             base = np.uint64(lo)
             # unsigned indices (no wraparound tests) and two sums (two chains of additions)
             ar0 = 0.0
@@ -171,19 +186,19 @@ def mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dt
             ai1 = 0.0
             for t in range(n // 2):
                 i = base + np.uint64(2 * t)
-                j = J[i] - off
-                g = tab[j] + dtab[j] * F[i]
+                v = J[i] - off
+                g = td[v] + td[v + np.uint64(1)] * F[i]
                 ar0 += rr[i] * g
                 ai0 += ri[i] * g
                 i += np.uint64(1)
-                j = J[i] - off
-                g = tab[j] + dtab[j] * F[i]
+                v = J[i] - off
+                g = td[v] + td[v + np.uint64(1)] * F[i]
                 ar1 += rr[i] * g
                 ai1 += ri[i] * g
             if n % 2:
                 i = base + np.uint64(n - 1)
-                j = J[i] - off
-                g = tab[j] + dtab[j] * F[i]
+                v = J[i] - off
+                g = td[v] + td[v + np.uint64(1)] * F[i]
                 ar0 += rr[i] * g
                 ai0 += ri[i] * g
             z[p, k] = complex(ar0 + ar1, ai0 + ai1)
@@ -215,21 +230,22 @@ def transpose_samples(rr, ri, x_base, shift, n_m):
 
 
 @jit
-def _class_pulse(tau, spc, span, c0, n_first, inv, du, tab, dtab, tab_res, tab_span, coef):
+def _class_pulse(tau, spc, span, c0, n_first, inv, du, td, tab_res, tab_span, coef):
     """The window (lo, hi) of a chip at tau, and the pulse at samples lo - 1 .. hi + 1 into
-    ``coef`` (0 beyond the table)."""
+    ``coef`` (0 beyond the table ``td``, :func:`interleave_steps`)."""
     lo, hi = _window(tau, spc, span, c0, n_first)
     u0 = ((_DEC * n_first + c0 - tau) * inv + tab_span) * tab_res
     for t in range(1, hi - lo + 2):  # the window: inside the table
         u = u0 + (lo - 1 + t) * du
         j = np.uint64(u)
-        coef[t] = tab[j] + dtab[j] * (u - j)
+        v = np.uint64(2) * j
+        coef[t] = td[v] + td[v + np.uint64(1)] * (u - j)
     for t in (0, hi - lo + 2):  # a sample beyond each end
         u = u0 + (lo - 1 + t) * du
         g = 0.0
-        if 0.0 <= u < tab.shape[0] - 1:
+        if 0.0 <= u < td.shape[0] // 2 - 1:
             j = int(u)
-            g = tab[j] + dtab[j] * (u - j)
+            g = td[2 * j] + td[2 * j + 1] * (u - j)
         coef[t] = g
     return lo, hi
 
@@ -262,8 +278,8 @@ def _edge_fix(lo, hi, lo_n, hi_n, coef, rr, ri):
 
 
 @jit(fastmath=_FAST)
-def mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, tab, dtab, tab_res, tab_span,
-                     span, period, shift, z):
+def mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span,
+                     period, shift, z):
     """:func:`mf_kernel` when period spc = 32 shift (to rounding), into ``z``: chip q + period L
     (L = 0, 1, ...) sees the pulse of chip q at samples moved by shift L, so the pulse is read
     from the table for chips 0..period-1 only, and each of its taps multiplies a row of the
@@ -280,7 +296,7 @@ def mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_c
     for p in range(2):
         for q in range(min(period, n_chips)):
             tau_q = tau0 + q * spc + p * t0_samples
-            lo_q, hi_q = _class_pulse(tau_q, spc, span, c0, n_first, inv, du, tab, dtab, tab_res, tab_span, coef)
+            lo_q, hi_q = _class_pulse(tau_q, spc, span, c0, n_first, inv, du, td, tab_res, tab_span, coef)
             nl = (n_chips - q + period - 1) // period
             for m in range(2 * nl):
                 acc[m] = 0.0
@@ -310,12 +326,12 @@ def mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_c
                     ar += dr
                     ai += di
                     if not done:
-                        ar, ai = _chip_direct(rr, ri, n_first, c0, tau, spc, tab, tab_res, tab_span, span)
+                        ar, ai = _chip_direct(rr, ri, n_first, c0, tau, spc, td, tab_res, tab_span, span)
                 z[p, k] = complex(ar, ai)
 
 
 @jit
-def _chip_direct(rr, ri, n_first, c0, tau, spc, tab, tab_res, tab_span, span):
+def _chip_direct(rr, ri, n_first, c0, tau, spc, td, tab_res, tab_span, span):
     """The matched filter of one chip at tau, tap by tap."""
     nr = rr.shape[0]
     inv = 1.0 / spc
@@ -327,7 +343,7 @@ def _chip_direct(rr, ri, n_first, c0, tau, spc, tab, tab_res, tab_span, span):
     for i in range(max(lo, 0), min(hi, nr - 1) + 1):
         u = u0 + i * du
         j = int(u)
-        g = tab[j] + (tab[j + 1] - tab[j]) * (u - j)
+        g = td[2 * j] + td[2 * j + 1] * (u - j)
         ar += rr[i] * g
         ai += ri[i] * g
     return ar, ai
@@ -346,8 +362,8 @@ def chip_period(spc: float, max_period: int = 64) -> tuple[int, int]:
 
 
 @jit(fastmath=_FAST)
-def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, tab, dtab, tab_res, tab_span, span, period, shift,
-                   w2c, code, pre, sf):
+def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, td, tab_res, tab_span, span, period, shift, w2c,
+                   code, pre, sf):
     """:func:`preamble_metric` of the matched filter (:func:`mf_kernel`, ``n_chips`` chips) with
     chip 0 at each of ``taus`` (ascending).
 
@@ -366,8 +382,7 @@ def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, tab, dtab, ta
     if not 0 < period < n_chips:
         z = np.empty((2, n_chips), dtype=np.complex128)
         for o in range(n_o):
-            mf_generic_into(rr, ri, n_first, c0, taus[o], spc, t0_samples, n_chips, tab, dtab, tab_res, tab_span, span,
-                            z)
+            mf_generic_into(rr, ri, n_first, c0, taus[o], spc, t0_samples, n_chips, td, tab_res, tab_span, span, z)
             out[o] = preamble_metric(z, w2c, code, pre, sf)
         return out
     inv = 1.0 / spc
@@ -385,7 +400,7 @@ def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, tab, dtab, ta
         for p in range(2):
             for q in range(period):
                 tau_q = taus[o] + q * spc + p * t0_samples
-                lo_q, hi_q = _class_pulse(tau_q, spc, span, c0, n_first, inv, du, tab, dtab, tab_res, tab_span, coef)
+                lo_q, hi_q = _class_pulse(tau_q, spc, span, c0, n_first, inv, du, td, tab_res, tab_span, coef)
                 nl = (n_chips - q + period - 1) // period
                 for t in range(1, hi_q - lo_q + 2):
                     x = lo_q - 1 + t - x_base
@@ -412,7 +427,7 @@ def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, tab, dtab, ta
                         hi_n = hi_q + shift * L
                         dr, di, done = _edge_fix(lo, hi, lo_n, hi_n, coef, rr, ri)
                         if not done:  # the chip's own sum in place of its nominal one
-                            nr_, ni_ = _chip_direct(rr, ri, n_first, c0, tau, spc, tab, tab_res, tab_span, span)
+                            nr_, ni_ = _chip_direct(rr, ri, n_first, c0, tau, spc, td, tab_res, tab_span, span)
                             dr = nr_
                             di = ni_
                             for t in range(1, hi_q - lo_q + 2):
@@ -887,7 +902,7 @@ class BurstDemodulator:
             r = derotate(r, int(m_first), float(self.c0), float(tau0), float(df), float(self.fs_hz))
         period, shift = chip_period(spc) if eps == 0.0 else (0, 0)
         return mf_tables(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
-                         int(n_chips), _RRC_TAB, _RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN, period, shift)
+                         int(n_chips), _RRC_TD, float(TAB_RES), TAB_SPAN, SPAN, period, shift)
 
     def _combine(self, z, t0_s, code):
         w2 = -np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)
@@ -906,7 +921,7 @@ class BurstDemodulator:
         w2c = complex(np.conj(-np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)))
         period, shift = chip_period(spc0)
         mets = timing_metrics(r, int(m_first), float(self.c0), float(start_sample) + offs, spc0, t0_s * self.fs_hz,
-                              n_pre, _RRC_TAB, _RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN, period, shift, w2c,
+                              n_pre, _RRC_TD, float(TAB_RES), TAB_SPAN, SPAN, period, shift, w2c,
                               self.code_cache[code], self.pre, P.CHIPS_PER_SYMBOL)
         i = int(np.argmax(mets))
         tau0 = start_sample + offs[i]

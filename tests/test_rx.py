@@ -298,7 +298,7 @@ def test_timing_metrics_match_naive():
     for start in (1003.71, _ALIGNED[1]):
         taus = start + np.arange(-6, 7) * 0.05 * spc
         ref = naive.timing_metrics_naive(r, 5, c0, taus, spc, 800.7, 48, w2c, code, pre, 4)
-        got = [D.timing_metrics(r, 5, c0, taus, spc, 800.7, 48, _RRC_TAB, D._RRC_DTAB, float(TAB_RES), TAB_SPAN, SPAN,
+        got = [D.timing_metrics(r, 5, c0, taus, spc, 800.7, 48, D._RRC_TD, float(TAB_RES), TAB_SPAN, SPAN,
                                 period, shift, w2c, code, pre, 4) for period, shift in ((12, 25), (0, 0))]
         np.testing.assert_allclose(got[0], got[1], rtol=1e-11)
         if start not in _ALIGNED:
