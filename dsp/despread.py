@@ -30,9 +30,9 @@ Steps:
 5. If the CRC fails, or to refine the figures of merit, a data-aided pass: the decided frame is
    re-encoded into chips (:func:`reencode`, once per frame), the self-interference that the T0
    path of each neighbouring chip puts on each finger is reconstructed and subtracted from the
-   symbols (:func:`cancel_symbols`), the phase
-   is re-estimated from the known symbols (as rotations: the moving sums over their
-   magnitudes), and the frame decoded again (up to ``iterations`` passes).
+   symbols (:func:`cancel_symbols`), the phase is re-estimated from the known symbols (as
+   rotations: the moving sums over their magnitudes), and the frame decoded again (up to
+   ``iterations`` passes).
 
 Figures of merit per burst: symbol SNR and Eb/N0 from the data-aided residual, EVM, carrier
 offset, clock offset, level relative to the fundamental, pre-FEC bit errors (re-encoding), the
