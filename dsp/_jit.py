@@ -21,3 +21,10 @@ def jit(fn=None, **overrides):
     if fn is None:
         return lambda f: njit(**opts)(f)
     return njit(**opts)(fn)
+
+
+def jit_enabled() -> bool:
+    """False when ``NUMBA_DISABLE_JIT=1`` (the kernels then run as plain Python)."""
+    from numba.core import config
+
+    return not config.DISABLE_JIT

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import conv
 from . import params as P
-from ._jit import jit
+from ._jit import jit, jit_enabled
 from .channelizer import DECIMATION, Channelizer
 from .codes import chip_code, preamble_bits
 from .crc import crc16
@@ -858,6 +858,9 @@ class BurstResult:
     symbols: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, complex))
 
 
+_warmed_up = False  # whether a burst has been demodulated in this process (see BurstDemodulator._warm_up)
+
+
 class BurstDemodulator:
     """Demodulates bursts of one channel from its baseband (see the module docstring)."""
 
@@ -888,6 +891,20 @@ class BurstDemodulator:
         kept = conv.puncture(np.arange(n_full), channel.fec)
         self._soft_dst = np.ascontiguousarray(kept[permutation(self.n_coded)], dtype=np.int64)
         self._isi = None  # (t0_s, weights of _cancel) of the latest burst
+        if not _warmed_up:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Demodulate a burst of noise, once per process: every kernel is then loaded from
+        numba's cache (about 5 ms each, 0.1 s in all) before the first real burst rather than
+        during it. Not without JIT (it would take seconds)."""
+        global _warmed_up
+        _warmed_up = True
+        if jit_enabled():
+            n = int(self.span_samples(60.0) / DECIMATION) + 64
+            r = np.random.default_rng(0).standard_normal(2 * n).view(np.complex128)
+            self.demodulate(r, 0, float(self.c0) + 600.0, 0, 60.0)
+            self._isi = None
 
     # -- geometry ------------------------------------------------------------------------------
     def span_samples(self, grid_hz: float) -> int:
