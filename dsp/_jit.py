@@ -46,3 +46,8 @@ else:
         def codegen(context, builder, sig, args):
             return builder.fma(*args)
         return a(a, b, c), codegen
+
+
+def jit_enabled() -> bool:
+    """False when ``NUMBA_DISABLE_JIT=1`` (the kernels then run as plain Python)."""
+    return not config.DISABLE_JIT

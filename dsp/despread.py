@@ -8,21 +8,31 @@ offset df = eps fc because carrier and chips come from the same crystal.
 
 Steps:
 1. Timing: the detector's start (a quarter of a baseband sample) is refined by maximising the
-   preamble correlation over +-0.3 chip (parabolic interpolation).
+   preamble correlation over +-0.3 chip (13 offsets, parabolic interpolation), all offsets in one
+   kernel (:func:`timing_metrics`): the correlation is linear in the chips' matched-filter
+   outputs, so it is summed class by class of chips (see step 2) from per-class sums of the
+   samples that every offset shares.
 2. Chip matched filter: the RRC is evaluated (from a 1/1024-chip table) at the true position of
    every chip for both paths (0 and T0) and correlated with the baseband samples; the two paths
    are combined with the known weight conj(w2) (a two-finger RAKE); chips are despread by the
-   Gold code into symbols.
-3. Carrier: df from the FFT of the squared (BPSK) or fourth-power (QPSK) symbols of the whole
-   burst, refined by parabolic interpolation; eps = df / fc sets the chip clock; the matched
-   filter is run again with both. The phase is the preamble's, then tracked over the data by a
-   smoothed decision-free estimate (squared symbols in windows of 48, unwrapped from the
-   preamble phase).
-4. Soft symbols -> deinterleave -> depuncture -> Viterbi -> CRC.
+   Gold code into symbols. Without a clock offset 12 chips span exactly 25 baseband samples, so
+   the pulse is read for 12 chips only and each class of chips is filtered at once
+   (:func:`mf_periodic_into`); with one, chip by chip, the table position of each sample found
+   once (:func:`mf_generic_into`). Each chip's window is found from its own centre either way
+   (its ends can fall on a sample).
+3. Carrier: df from the DFT (16384 points) of the squared (BPSK) or fourth-power (QPSK)
+   symbols of the whole burst, computed at the bins within the crystals' +-150 ppm only
+   (:func:`dft_bins`), refined by parabolic interpolation; eps = df / fc sets the chip clock;
+   the matched filter is run again with both. The phase is the preamble's, then tracked over
+   the data by a smoothed decision-free estimate (squared symbols in windows of 48, unwrapped
+   from the preamble phase).
+4. Soft symbols -> deinterleave -> depuncture (one kernel, :func:`soft_values`) -> Viterbi -> CRC.
 5. If the CRC fails, or to refine the figures of merit, a data-aided pass: the decided frame is
-   re-encoded into chips, the self-interference that the T0 path of each neighbouring chip puts
-   on each finger is reconstructed and subtracted, the phase is re-estimated from the known
-   symbols, and the frame decoded again (up to ``iterations`` passes).
+   re-encoded into chips (:func:`reencode`, once per frame), the self-interference that the T0
+   path of each neighbouring chip puts on each finger is reconstructed and subtracted from the
+   symbols (:func:`cancel_symbols`), the phase is re-estimated from the known symbols (as
+   rotations: the moving sums over their magnitudes), and the frame decoded again (up to
+   ``iterations`` passes).
 
 Figures of merit per burst: symbol SNR and Eb/N0 from the data-aided residual, EVM, carrier
 offset, clock offset, level relative to the fundamental, pre-FEC bit errors (re-encoding), the
@@ -30,6 +40,7 @@ detector statistic.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -37,14 +48,13 @@ import numpy as np
 
 from . import conv
 from . import params as P
-from ._jit import jit
+from ._jit import jit, jit_enabled
 from .channelizer import DECIMATION, Channelizer
 from .codes import chip_code, preamble_bits
 from .crc import crc16
-from .frame import frame_coded_bits, frame_from_bits
-from .interleave import deinterleave
+from .interleave import permutation
 from .shaping import rrc
-from .viterbi import decode_frame, reencode_errors
+from .viterbi import MAX_ABS_SOFT, decode_frame, viterbi_decode_kernel
 
 TAB_RES = 1024  # table points per chip
 IMPULSE_EXCESS = 3.0  # local power above this many times the burst's typical level is an impulse
@@ -60,6 +70,21 @@ def _table() -> np.ndarray:
 _RRC_TAB = _table()
 
 
+@jit
+def interleave_steps(tab):
+    """td[2 j] = tab[j], td[2 j + 1] = tab[j + 1] - tab[j] (0 at the end): a table point and the
+    slope after it in one cache line."""
+    td = np.zeros(2 * tab.shape[0])
+    for j in range(tab.shape[0]):
+        td[2 * j] = tab[j]
+        if j + 1 < tab.shape[0]:
+            td[2 * j + 1] = tab[j + 1] - tab[j]
+    return td
+
+
+_RRC_TD = interleave_steps(_RRC_TAB)
+
+
 def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
     """Autocorrelation of the RRC pulse (in chips)."""
     x = np.asarray(x, dtype=np.float64)
@@ -70,41 +95,439 @@ def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
     return out
 
 
-@jit(fastmath={"reassoc", "contract"})
-def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_span, span):
+#: Input samples per baseband sample (the channelizer's decimation, in the kernels' arithmetic).
+_DEC = 32.0
+_FAST = {"reassoc", "contract"}  # the matched filter's sums may be reordered (and vectorised)
+#: A window end this close to a sample (in samples) may round either way from chip to chip.
+_NEAR = 1e-6
+
+
+@jit(fastmath=_FAST)
+def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_span, span, period=0, shift=0):
     """Matched-filter outputs of both paths for chips 0..n_chips-1.
 
     ``r[i]`` is the (derotated) baseband sample at input index 32 (n_first + i) + c0; chip k of
     path p is centred at input index tau0 + k spc + p t0_samples (spc = input samples per chip in
-    true time)."""
-    z = np.zeros((2, n_chips), dtype=np.complex128)
-    nr = r.shape[0]
+    true time). Chip k takes the samples within +-span chips of its centre (``ceil``/``floor`` of
+    the window's ends, :func:`_window`) weighted by the pulse, interpolated linearly in ``tab``
+    (``tab_res`` points per chip from -tab_span). ``period`` > 0: chips k and k + period lie
+    ``shift`` baseband samples apart (period spc = 32 shift, see :func:`chip_period`), and the
+    filter runs a class of chips at a time (:func:`mf_periodic_into`); else chip by chip
+    (:func:`mf_generic_into`). Both give the same values to rounding."""
+    return mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, interleave_steps(tab), tab_res, tab_span, span,
+                     period, shift)
+
+
+@jit(fastmath=_FAST)
+def mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, period, shift):
+    """:func:`mf_kernel` with the table as ``td`` (:func:`interleave_steps`)."""
+    z = np.empty((2, n_chips), dtype=np.complex128)
     rr = r.real.copy()
     ri = r.imag.copy()
-    inv = 1.0 / spc
-    du = 32.0 * inv * tab_res  # table step per baseband sample
-    for p in range(2):
-        for k in range(n_chips):
-            tau = tau0 + k * spc + p * t0_samples
-            lo = int(math.ceil((tau - span * spc - c0) / 32.0)) - n_first
-            hi = int(math.floor((tau + span * spc - c0) / 32.0)) - n_first
-            if lo < 0:
-                lo = 0
-            if hi > nr - 1:
-                hi = nr - 1
-            # table position of sample i: ((32 (n_first + i) + c0 - tau) / spc + tab_span) * tab_res
-            u0 = ((32.0 * n_first + c0 - tau) * inv + tab_span) * tab_res
-            acc_r = 0.0
-            acc_i = 0.0
-            for i in range(lo, hi + 1):
-                u = u0 + i * du
-                j = int(u)
-                f = u - j
-                g = tab[j] + (tab[j + 1] - tab[j]) * f
-                acc_r += rr[i] * g
-                acc_i += ri[i] * g
-            z[p, k] = complex(acc_r, acc_i)
+    if 0 < period < n_chips:
+        x_base, n_m = _sample_span(n_first, c0, tau0, tau0 + t0_samples, spc, n_chips, span, shift)
+        rt = transpose_samples(rr, ri, x_base, shift, n_m)
+        mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span,
+                         span, period, shift, z)
+    else:
+        mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, z)
     return z
+
+
+@jit
+def _window(tau, spc, span, c0, n_first):
+    """First and last sample (index into r, unclipped) within +-span chips of input index tau."""
+    lo = int(math.ceil((tau - span * spc - c0) / _DEC)) - n_first
+    hi = int(math.floor((tau + span * spc - c0) / _DEC)) - n_first
+    return lo, hi
+
+
+@jit
+def _near_sample(tau, spc, span, c0):
+    """Whether an end of the window of a chip at tau falls within _NEAR of a sample."""
+    a = (tau - span * spc - c0) / _DEC
+    b = (tau + span * spc - c0) / _DEC
+    return abs(a - round(a)) < _NEAR or abs(b - round(b)) < _NEAR
+
+
+@jit(fastmath=_FAST)
+def mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, z):
+    """:func:`mf_kernel` chip by chip, into ``z``. The table position of sample i for chip k is
+    that for chip 0 less k tab_res (spc / spc = 1), so its whole part j[i] and fraction F[i] are
+    found once per sample: chip k reads the table (``td``, :func:`interleave_steps`) at
+    j[i] - k tab_res."""
+    nr = rr.shape[0]
+    inv = 1.0 / spc
+    du = _DEC * inv * tab_res  # table step per baseband sample
+    res2 = np.uint64(2 * tab_res)
+    J = np.zeros(nr, dtype=np.uint64)  # 2 j[i]: the place in td
+    F = np.zeros(nr)
+    for p in range(2):
+        tau = tau0 + p * t0_samples
+        # table position of sample i: ((32 (n_first + i) + c0 - tau) / spc + tab_span) * tab_res
+        u0 = ((_DEC * n_first + c0 - tau) * inv + tab_span) * tab_res
+        first, _ = _window(tau, spc, span, c0, n_first)
+        _, last = _window(tau + (n_chips - 1) * spc, spc, span, c0, n_first)
+        for i in range(max(first, 0), min(last, nr - 1) + 1):
+            u = u0 + i * du
+            j = math.floor(u)
+            J[i] = np.uint64(2 * j)
+            F[i] = u - j
+        for k in range(n_chips):
+            lo, hi = _window(tau0 + k * spc + p * t0_samples, spc, span, c0, n_first)
+            lo = max(lo, 0)
+            n = max(min(hi, nr - 1) + 1 - lo, 0)
+            off = np.uint64(k) * res2
+            base = np.uint64(lo)
+            # unsigned indices (no wraparound tests) and two sums (two chains of additions)
+            ar0 = 0.0
+            ai0 = 0.0
+            ar1 = 0.0
+            ai1 = 0.0
+            for t in range(n // 2):
+                i = base + np.uint64(2 * t)
+                v = J[i] - off
+                g = td[v] + td[v + np.uint64(1)] * F[i]
+                ar0 += rr[i] * g
+                ai0 += ri[i] * g
+                i += np.uint64(1)
+                v = J[i] - off
+                g = td[v] + td[v + np.uint64(1)] * F[i]
+                ar1 += rr[i] * g
+                ai1 += ri[i] * g
+            if n % 2:
+                i = base + np.uint64(n - 1)
+                v = J[i] - off
+                g = td[v] + td[v + np.uint64(1)] * F[i]
+                ar0 += rr[i] * g
+                ai0 += ri[i] * g
+            z[p, k] = complex(ar0 + ar1, ai0 + ai1)
+
+
+@jit
+def _sample_span(n_first, c0, tau_lo, tau_hi, spc, n_chips, span, shift):
+    """(x_base, n_m) of :func:`transpose_samples` covering every window (and two samples either
+    side) of chips 0..n_chips-1 with chip 0 anywhere from tau_lo to tau_hi."""
+    first, _ = _window(tau_lo, spc, span, c0, n_first)
+    _, last = _window(tau_hi + (n_chips - 1) * spc, spc, span, c0, n_first)
+    x_base = first - 2
+    return x_base, (last + 2 - x_base) // shift + 2
+
+
+@jit
+def transpose_samples(rr, ri, x_base, shift, n_m):
+    """rt[rho, 2 m], rt[rho, 2 m + 1] = real and imaginary part of r[x_base + rho + shift m]
+    (0 outside r): the samples ``shift`` apart in a row."""
+    nr = rr.shape[0]
+    rt = np.zeros((shift, 2 * n_m))
+    for rho in range(shift):
+        for m in range(n_m):
+            x = x_base + rho + shift * m
+            if 0 <= x < nr:
+                rt[rho, 2 * m] = rr[x]
+                rt[rho, 2 * m + 1] = ri[x]
+    return rt
+
+
+@jit
+def _class_pulse(tau, spc, span, c0, n_first, inv, du, td, tab_res, tab_span, coef):
+    """The window (lo, hi) of a chip at tau, and the pulse at samples lo - 1 .. hi + 1 into
+    ``coef`` (0 beyond the table ``td``, :func:`interleave_steps`)."""
+    lo, hi = _window(tau, spc, span, c0, n_first)
+    u0 = ((_DEC * n_first + c0 - tau) * inv + tab_span) * tab_res
+    for t in range(1, hi - lo + 2):  # the window: inside the table
+        u = u0 + (lo - 1 + t) * du
+        j = np.uint64(u)
+        v = np.uint64(2) * j
+        coef[t] = td[v] + td[v + np.uint64(1)] * (u - j)
+    for t in (0, hi - lo + 2):  # a sample beyond each end
+        u = u0 + (lo - 1 + t) * du
+        g = 0.0
+        if 0.0 <= u < td.shape[0] // 2 - 1:
+            j = int(u)
+            g = td[2 * j] + td[2 * j + 1] * (u - j)
+        coef[t] = g
+    return lo, hi
+
+
+@jit
+def _edge_fix(lo, hi, lo_n, hi_n, coef, rr, ri):
+    """What to add to a chip's sum over its nominal window lo_n..hi_n (the pulse at lo_n - 1 ..
+    hi_n + 1 in ``coef``) for its own window lo..hi: (real, imaginary, done); done is False when
+    an end differs by more than a sample."""
+    nr = rr.shape[0]
+    dr = 0.0
+    di = 0.0
+    if abs(lo - lo_n) > 1 or abs(hi - hi_n) > 1:
+        return dr, di, False
+    if lo != lo_n:  # lo_n - 1: tap 0 added; lo_n + 1: tap 1 taken away
+        t = 0 if lo < lo_n else 1
+        x = lo_n - 1 + t
+        if 0 <= x < nr:
+            w = coef[t] if lo < lo_n else -coef[t]
+            dr += w * rr[x]
+            di += w * ri[x]
+    if hi != hi_n:  # hi_n + 1: tap n + 1 added; hi_n - 1: tap n taken away
+        t = hi_n - lo_n + 2 if hi > hi_n else hi_n - lo_n + 1
+        x = lo_n - 1 + t
+        if 0 <= x < nr:
+            w = coef[t] if hi > hi_n else -coef[t]
+            dr += w * rr[x]
+            di += w * ri[x]
+    return dr, di, True
+
+
+@jit(fastmath=_FAST)
+def mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span,
+                     period, shift, z):
+    """:func:`mf_kernel` when period spc = 32 shift (to rounding), into ``z``: chip q + period L
+    (L = 0, 1, ...) sees the pulse of chip q at samples moved by shift L, so the pulse is read
+    from the table for chips 0..period-1 only, and each of its taps multiplies a row of the
+    transposed samples ``rt`` (:func:`transpose_samples`) for all L at once. Where an end of
+    chip q's window falls on a sample, the ends of the others of its class can round either way:
+    their own windows are found and a tap added or taken away (:func:`_edge_fix`), or the chip
+    filtered directly."""
+    nr = rr.shape[0]
+    inv = 1.0 / spc
+    du = _DEC * inv * tab_res
+    n_l = (n_chips + period - 1) // period
+    coef = np.zeros(int(2.0 * span * spc / _DEC) + 4)
+    acc = np.empty(2 * n_l)  # real and imaginary parts, interleaved
+    for p in range(2):
+        for q in range(min(period, n_chips)):
+            tau_q = tau0 + q * spc + p * t0_samples
+            lo_q, hi_q = _class_pulse(tau_q, spc, span, c0, n_first, inv, du, td, tab_res, tab_span, coef)
+            nl = (n_chips - q + period - 1) // period
+            for m in range(2 * nl):
+                acc[m] = 0.0
+            for t in range(1, hi_q - lo_q + 2, 2):  # two taps at a time (half the passes over acc)
+                x = lo_q - 1 + t - x_base
+                m0 = 2 * (x // shift)
+                row = rt[x % shift, m0:m0 + 2 * nl]
+                c = coef[t]
+                if t + 1 <= hi_q - lo_q + 1:
+                    m1 = 2 * ((x + 1) // shift)
+                    row1 = rt[(x + 1) % shift, m1:m1 + 2 * nl]
+                    c1 = coef[t + 1]
+                    for m in range(2 * nl):
+                        acc[m] += c * row[m] + c1 * row1[m]
+                else:
+                    for m in range(2 * nl):
+                        acc[m] += c * row[m]
+            check = _near_sample(tau_q, spc, span, c0)
+            for L in range(nl):
+                k = q + period * L
+                ar = acc[2 * L]
+                ai = acc[2 * L + 1]
+                if check:
+                    tau = tau0 + k * spc + p * t0_samples
+                    lo, hi = _window(tau, spc, span, c0, n_first)
+                    dr, di, done = _edge_fix(lo, hi, lo_q + shift * L, hi_q + shift * L, coef, rr, ri)
+                    ar += dr
+                    ai += di
+                    if not done:
+                        ar, ai = _chip_direct(rr, ri, n_first, c0, tau, spc, td, tab_res, tab_span, span)
+                z[p, k] = complex(ar, ai)
+
+
+@jit
+def _chip_direct(rr, ri, n_first, c0, tau, spc, td, tab_res, tab_span, span):
+    """The matched filter of one chip at tau, tap by tap."""
+    nr = rr.shape[0]
+    inv = 1.0 / spc
+    du = _DEC * inv * tab_res
+    lo, hi = _window(tau, spc, span, c0, n_first)
+    u0 = ((_DEC * n_first + c0 - tau) * inv + tab_span) * tab_res
+    ar = 0.0
+    ai = 0.0
+    for i in range(max(lo, 0), min(hi, nr - 1) + 1):
+        u = u0 + i * du
+        j = int(u)
+        g = td[2 * j] + td[2 * j + 1] * (u - j)
+        ar += rr[i] * g
+        ai += ri[i] * g
+    return ar, ai
+
+
+@functools.lru_cache(maxsize=64)
+def chip_period(spc: float, max_period: int = 64) -> tuple[int, int]:
+    """(period, shift): the fewest chips whose span is a whole number of baseband samples (to
+    1e-11 of an input sample), and that number; (0, 0) if none up to ``max_period``. At 48 kHz
+    without a clock offset: 12 chips = 25 baseband samples."""
+    for k in range(1, max_period + 1):
+        s = round(k * spc / _DEC)
+        if s > 0 and abs(k * spc - _DEC * s) <= 1e-11:
+            return k, int(s)
+    return 0, 0
+
+
+@jit(fastmath=_FAST)
+def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, td, tab_res, tab_span, span, period, shift, w2c,
+                   code, pre, sf):
+    """:func:`preamble_metric` of the matched filter (:func:`mf_kernel`, ``n_chips`` chips) with
+    chip 0 at each of ``taus`` (ascending).
+
+    The metric is |S_0 + w2c S_1|, S_p = sum_k a_k z[p, k] with the chip signs a_k = pre[k // sf]
+    code[k]. With a ``period`` (see :func:`mf_periodic_into`) chip q + period L of path p sees
+    the pulse c of chip q at samples b + t + shift L, so S_p = sum_q sum_t c[t] B_q(b + t) with
+    B_q(x) = sum_L a_(q + period L) r[x + shift L], found once for all taus (then the ends of
+    windows that fall on a sample are checked chip by chip, as in the filter)."""
+    rr = r.real.copy()
+    ri = r.imag.copy()
+    n_o = taus.shape[0]
+    out = np.empty(n_o)
+    a = np.empty(n_chips)
+    for k in range(n_chips):
+        a[k] = pre[k // sf] * code[k]
+    if not 0 < period < n_chips:
+        z = np.empty((2, n_chips), dtype=np.complex128)
+        for o in range(n_o):
+            mf_generic_into(rr, ri, n_first, c0, taus[o], spc, t0_samples, n_chips, td, tab_res, tab_span, span, z)
+            out[o] = preamble_metric(z, w2c, code, pre, sf)
+        return out
+    inv = 1.0 / spc
+    du = _DEC * inv * tab_res
+    x_base, n_m = _sample_span(n_first, c0, taus[0], taus[-1] + t0_samples, spc, n_chips, span, shift)
+    rt = transpose_samples(rr, ri, x_base, shift, n_m)
+    n_x = n_m * shift - shift  # B for x_base .. x_base + n_x - 1, found where needed
+    b_r = np.zeros((period, n_x))
+    b_i = np.zeros((period, n_x))
+    b_done = np.zeros((period, n_x), dtype=np.bool_)
+    coef = np.zeros(int(2.0 * span * spc / _DEC) + 4)
+    for o in range(n_o):
+        s_r = np.zeros(2)
+        s_i = np.zeros(2)
+        for p in range(2):
+            for q in range(period):
+                tau_q = taus[o] + q * spc + p * t0_samples
+                lo_q, hi_q = _class_pulse(tau_q, spc, span, c0, n_first, inv, du, td, tab_res, tab_span, coef)
+                nl = (n_chips - q + period - 1) // period
+                for t in range(1, hi_q - lo_q + 2):
+                    x = lo_q - 1 + t - x_base
+                    if not b_done[q, x]:
+                        m0 = 2 * (x // shift)
+                        row = rt[x % shift, m0:m0 + 2 * nl]
+                        sr = 0.0
+                        si = 0.0
+                        for L in range(nl):
+                            w = a[q + period * L]
+                            sr += w * row[2 * L]
+                            si += w * row[2 * L + 1]
+                        b_r[q, x] = sr
+                        b_i[q, x] = si
+                        b_done[q, x] = True
+                    s_r[p] += coef[t] * b_r[q, x]
+                    s_i[p] += coef[t] * b_i[q, x]
+                if _near_sample(tau_q, spc, span, c0):
+                    for L in range(nl):
+                        k = q + period * L
+                        tau = taus[o] + k * spc + p * t0_samples
+                        lo, hi = _window(tau, spc, span, c0, n_first)
+                        lo_n = lo_q + shift * L
+                        hi_n = hi_q + shift * L
+                        dr, di, done = _edge_fix(lo, hi, lo_n, hi_n, coef, rr, ri)
+                        if not done:  # the chip's own sum in place of its nominal one
+                            nr_, ni_ = _chip_direct(rr, ri, n_first, c0, tau, spc, td, tab_res, tab_span, span)
+                            dr = nr_
+                            di = ni_
+                            for t in range(1, hi_q - lo_q + 2):
+                                x = lo_n - 1 + t
+                                if 0 <= x < rr.shape[0]:
+                                    dr -= coef[t] * rr[x]
+                                    di -= coef[t] * ri[x]
+                        s_r[p] += a[k] * dr
+                        s_i[p] += a[k] * di
+        out[o] = abs(complex(s_r[0], s_i[0]) + w2c * complex(s_r[1], s_i[1]))
+    return out
+
+
+@jit
+def derotate(r, m_first, c0, tau0, df, fs):
+    """``r * exp(-2j pi df (n - tau0) / fs)``, n = 32 (m_first + i) + c0 the input index of
+    ``r[i]``: the rotation is evaluated at every 64th sample and carried to the 63 after it by
+    the (evaluated) rotation over t samples (a product of two rotations: to rounding)."""
+    n = r.shape[0]
+    out = np.empty(n, dtype=np.complex128)
+    w = -2.0 * math.pi * df
+    step = np.empty(64, dtype=np.complex128)
+    for t in range(64):
+        a = (w * (_DEC * t)) / fs
+        step[t] = complex(math.cos(a), math.sin(a))
+    for i0 in range(0, n, 64):
+        a = (w * (_DEC * (m_first + i0) + c0 - tau0)) / fs
+        h = complex(math.cos(a), math.sin(a))
+        for i in range(i0, min(n, i0 + 64)):
+            out[i] = r[i] * (h * step[i - i0])
+    return out
+
+
+@jit
+def despread(z, w2c, code, sf):
+    """Symbols of the two-finger RAKE: ``Y[s] = sum_c (z[0, c] + w2c z[1, c]) code[c]`` over the
+    ``sf`` chips of symbol s (in chip order)."""
+    n = z.shape[1] // sf
+    y = np.empty(n, dtype=np.complex128)
+    for s in range(n):
+        acc = 0.0j
+        for c in range(s * sf, s * sf + sf):
+            acc += (z[0, c] + w2c * z[1, c]) * code[c]
+        y[s] = acc
+    return y
+
+
+@jit
+def strip_modulation(y, pre, power):
+    """``y ** power`` (``-y ** 4`` for QPSK), the preamble's known BPSK taken out first: every
+    symbol then gives A^p exp(j p phi) (see ``BurstDemodulator._strip``)."""
+    out = np.empty_like(y)
+    for s in range(y.shape[0]):
+        v = y[s] * pre[s] if s < pre.shape[0] else y[s]
+        v2 = v * v
+        if power == 2:
+            out[s] = v2
+        else:
+            out[s] = v2 * v2 if s < pre.shape[0] else -(v2 * v2)
+    return out
+
+
+def dft_twiddles(nfft: int, k_first: int, n_bins: int, n: int, block: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """The twiddles :func:`dft_bins` needs for bins k_first .. k_first + n_bins - 1 of an
+    ``nfft``-point DFT of ``n`` samples: (w, w_blocks), w[m] = exp(-2j pi k / nfft) and
+    w_blocks[b, m] = w[m]^(b block), k = k_first + m (each from its angle mod 2 pi)."""
+    k = k_first + np.arange(n_bins)
+    starts = np.arange(0, n, block)[:, None]
+    return (np.exp(-2j * np.pi * (k % nfft) / nfft),
+            np.ascontiguousarray(np.exp(-2j * np.pi * ((k * starts) % nfft) / nfft)))
+
+
+@jit
+def dft_bins(x, w, w_blocks, block):
+    """Bins of the DFT of ``x`` zero-padded (``np.fft.fft(x, nfft)[k % nfft]``, to rounding) with
+    the twiddles of :func:`dft_twiddles`: X[k] = sum_b w^(b block) sum_t x[b block + t] w^t, the
+    inner sums by Horner's rule over ``block`` samples for all bins at once (|w| = 1: the
+    rounding grows with the block's length, not the whole record's)."""
+    n = x.shape[0]
+    n_bins = w.shape[0]
+    wr = w.real.copy()
+    wi = w.imag.copy()
+    acc_r = np.empty(n_bins)
+    acc_i = np.empty(n_bins)
+    out = np.zeros(n_bins, dtype=np.complex128)
+    for b in range(w_blocks.shape[0]):
+        b0 = b * block
+        acc_r[:] = 0.0
+        acc_i[:] = 0.0
+        for t in range(min(n, b0 + block) - 1, b0 - 1, -1):
+            xr = x[t].real
+            xi = x[t].imag
+            for m in range(n_bins):
+                ar = acc_r[m]
+                ai = acc_i[m]
+                acc_r[m] = (ar * wr[m] - ai * wi[m]) + xr
+                acc_i[m] = (ar * wi[m] + ai * wr[m]) + xi
+        for m in range(n_bins):
+            out[m] += complex(acc_r[m], acc_i[m]) * w_blocks[b, m]
+    return out
 
 
 @jit
@@ -149,6 +572,164 @@ def unwrapped_angle(z):
 
 
 @jit
+def phase_blind(y, pre, power, half):
+    """Decision-free phase per symbol (``BurstDemodulator._phase_track`` without known symbols):
+    the angle of the moving sum (``half`` symbols either side) of the modulation-stripped symbols
+    (:func:`strip_modulation`), unwrapped, divided by ``power``, and moved by whole multiples of
+    2 pi / power to the preamble's phase."""
+    npre = pre.shape[0]
+    acc = 0.0j
+    for s in range(npre):
+        acc += y[s] * pre[s]
+    phi_pre = math.atan2(acc.imag, acc.real)
+    ang = unwrapped_angle(moving_sum(strip_modulation(y, pre, power), half)) / power
+    step = 2.0 * math.pi / power
+    shift = np.rint((phi_pre - np.mean(ang[:npre])) / step) * step
+    return ang + shift
+
+
+@jit
+def phase_known(y, known, half):
+    """Data-aided phase per symbol: the unwrapped angle of the moving sum (``half`` symbols
+    either side) of ``y conj(known)``."""
+    return unwrapped_angle(moving_sum(y * np.conj(known), half))
+
+
+@jit
+def known_rotation(y, known, half):
+    """(rot, phi0): ``exp(-1j phi)`` of the data-aided phase (:func:`phase_known`) as the
+    conjugate of the moving sum over its magnitude (the unwrapping's multiples of 2 pi drop
+    out; 1 where the sum is 0), and phi[0]."""
+    ms = moving_sum(y * np.conj(known), half)
+    rot = np.empty(ms.shape[0], dtype=np.complex128)
+    for s in range(ms.shape[0]):
+        h = math.hypot(ms[s].real, ms[s].imag)
+        rot[s] = complex(ms[s].real / h, -ms[s].imag / h) if h > 0 else 1.0 + 0.0j
+    return rot, math.atan2(ms[0].imag, ms[0].real)
+
+
+@jit
+def rotation(phi):
+    """``exp(-1j phi)``."""
+    out = np.empty(phi.shape[0], dtype=np.complex128)
+    for s in range(phi.shape[0]):
+        out[s] = complex(math.cos(phi[s]), -math.sin(phi[s]))
+    return out
+
+
+@jit
+def fit_preamble(y, pre, rot):
+    """(amplitude, noise variance) of the preamble symbols derotated by ``rot``: |mean(v)| and
+    mean(|v - amplitude|^2), v = y pre rot over the preamble."""
+    n = pre.shape[0]
+    acc = 0.0j
+    for s in range(n):
+        acc += (y[s] * pre[s]) * rot[s]
+    amp = abs(acc / n)
+    nv = 0.0
+    for s in range(n):
+        e = (y[s] * pre[s]) * rot[s] - amp
+        nv += e.real * e.real + e.imag * e.imag
+    return amp, nv / n
+
+
+@jit
+def fit_known(y, known, rot):
+    """(amplitude, noise variance) of all symbols against the known ones: mean(Re v) and
+    mean(|v - amplitude|^2), v = y conj(known) rot."""
+    n = y.shape[0]
+    acc = 0.0
+    for s in range(n):
+        acc += ((y[s] * np.conj(known[s])) * rot[s]).real
+    amp = acc / n
+    nv = 0.0
+    for s in range(n):
+        e = (y[s] * np.conj(known[s])) * rot[s] - amp
+        nv += e.real * e.real + e.imag * e.imag
+    return amp, nv / n
+
+
+@jit
+def symbol_weights(r, m_first, c0, tau0, spc, t1_samples, n_sym, sf, excess):
+    """Per-symbol reliability (``BurstDemodulator._weights``): ps = the baseband power |r|^2
+    averaged over 5 samples (``np.convolve(p, ones(5) / 5, "same")``) around the symbol's second
+    chip on both paths; 1 where ps <= excess x the median of ps, (excess median / ps)^2 above."""
+    nr = r.shape[0]
+    pw = np.empty(nr)
+    for i in range(nr):
+        pw[i] = r[i].real * r[i].real + r[i].imag * r[i].imag
+    ps = np.empty(n_sym)
+    for s in range(n_sym):
+        centre = tau0 + (s * sf + 1.5) * spc
+        acc = 0.0
+        for off in (0.0, t1_samples):
+            i = int(np.rint((centre + off - c0) / _DEC)) - m_first
+            i = min(max(i, 0), nr - 1)
+            loc = 0.0
+            for j in range(max(i - 2, 0), min(i + 2, nr - 1) + 1):
+                loc += pw[j] * 0.2
+            acc += loc
+        ps[s] = 0.5 * acc
+    typ = np.median(ps)
+    w = np.ones(n_sym)
+    if typ <= 0:
+        return w
+    for s in range(n_sym):
+        w[s] = min(1.0, excess * typ / max(ps[s], 1e-300)) ** 2
+    return w
+
+
+@jit
+def reencode(bits, src, qpsk, pre, n_sym):
+    """(coded, known): the information bits encoded at rate 1/2 with the zero tail
+    (``conv.encode_frame``) and the burst's symbols: the preamble ``pre``, then the coded bits
+    in air order (air bit k = coded[src[k]]: punctured, interleaved) mapped as
+    ``frame.map_symbols`` does (QPSK: a 0 appended to an odd count)."""
+    padded = np.zeros(bits.shape[0] + P.CONV_TAIL_BITS, dtype=np.uint8)
+    padded[:bits.shape[0]] = bits
+    coded, _ = conv.conv_encode_kernel(padded, 0, conv.G1, conv.G2)
+    known = np.empty(n_sym, dtype=np.complex128)
+    npre = pre.shape[0]
+    for s in range(npre):
+        known[s] = pre[s]
+    n_air = src.shape[0]
+    r2 = math.sqrt(2.0)
+    for s in range(npre, n_sym):
+        if qpsk:
+            k = 2 * (s - npre)
+            b0 = 1.0 - 2.0 * coded[src[k]]
+            b1 = 1.0 - 2.0 * coded[src[k + 1]] if k + 1 < n_air else 1.0
+            known[s] = complex(b0 / r2, b1 / r2)
+        else:
+            known[s] = 1.0 - 2.0 * coded[src[s - npre]]
+    return coded, known
+
+
+@jit
+def soft_values(y, rot, w, scale, npre, qpsk, dst, n_full):
+    """Soft coded bits of the data symbols, placed at ``full[dst[k]]`` (air order k ->
+    deinterleaved, depunctured position; the punctured places stay 0.0): Re(d) scale (BPSK) or
+    Re(d) scale / sqrt 2, Im(d) scale / sqrt 2 (QPSK), d = y rot w. Also whether every value is
+    finite and within the decoder's range (``dsp.viterbi.MAX_ABS_SOFT``)."""
+    full = np.zeros(n_full)
+    ok = True
+    r2 = math.sqrt(2.0)
+    for k in range(dst.shape[0]):
+        s = npre + (k // 2 if qpsk else k)
+        d = (y[s] * rot[s]) * w[s]
+        if not qpsk:
+            v = d.real * scale
+        elif k % 2 == 0:
+            v = d.real * scale / r2
+        else:
+            v = d.imag * scale / r2
+        if not abs(v) <= MAX_ABS_SOFT:
+            ok = False
+        full[dst[k]] = v
+    return full, ok
+
+
+@jit
 def preamble_metric(z, w2c, code, pre, sf):
     """|sum_s pre[s] Y[s]|, Y = the symbols despread (``sf`` chips each) from the fingers ``z``
     (see ``BurstDemodulator._combine``)."""
@@ -162,19 +743,25 @@ def preamble_metric(z, w2c, code, pre, sf):
 
 
 @jit
-def cancel_kernel(z, chips, h_amp, phi_sym, sf, r1, r2, base, lo_lag, w2):
-    """``z`` minus the self-interference of the T0 path on both fingers (``_cancel``): the
-    gain of chip k is h_amp exp(j phi_sym[k // sf])."""
+def cancel_symbols(y, known, code, h_amp, rot, sf, r1, r2, base, lo_lag, w2, w2c):
+    """The symbols ``y`` (of both fingers, see :func:`despread`) without the self-interference
+    of the T0 path (``_cancel``): chip k is known[k // sf] code[k], its gain h_amp
+    conj(rot[k // sf]) (rot = exp(-1j phi)); finger 0 of chip k carries h w2 isi1[k], finger 1
+    h isi2[k] (:func:`isi_kernel`), so symbol s loses sum_k code[k] (h w2 isi1[k] + w2c h isi2[k])."""
+    n = code.shape[0]
+    chips = np.empty(n, dtype=np.complex128)
+    for k in range(n):
+        chips[k] = known[k // sf] * code[k]
     isi1, isi2 = isi_kernel(chips, r1, r2, base, lo_lag)
-    n = chips.shape[0]
-    zc = z.copy()
-    for s in range(phi_sym.shape[0]):
-        h = h_amp * np.exp(1j * phi_sym[s])
+    out = y.copy()
+    for s in range(y.shape[0]):
+        h = h_amp * np.conj(rot[s])
         hw = h * w2
-        for k in range(s * sf, min(n, s * sf + sf)):
-            zc[0, k] -= hw * isi1[k]
-            zc[1, k] -= h * isi2[k]
-    return zc
+        acc = 0.0j
+        for k in range(s * sf, s * sf + sf):
+            acc += (hw * isi1[k] + w2c * (h * isi2[k])) * code[k]
+        out[s] -= acc
+    return out
 
 
 @jit
@@ -182,30 +769,69 @@ def isi_kernel(chips, r1, r2, base, lo_lag):
     """Self-interference of the T0 path on both fingers (see :meth:`BurstDemodulator._cancel`):
     isi1[k] = sum_l r1[l] chips[k - sh], isi2[k] = sum_l r2[l] chips[k + sh], sh = base + lo_lag + l,
     for 0 < sh < n and the chip inside the burst (summed in the order of l; real and imaginary
-    parts apart, the weights are real)."""
+    parts apart, the weights are real). Each lag is added to every chip at once (a loop over k
+    that vectorises; the sums per chip are the same, in the same order)."""
     n = chips.shape[0]
-    cr = chips.real.copy()
-    ci = chips.imag.copy()
+    c = np.empty(2 * n)  # real and imaginary parts, interleaved
+    for k in range(n):
+        c[2 * k] = chips[k].real
+        c[2 * k + 1] = chips[k].imag
+    a = np.zeros(2 * n)
+    b = np.zeros(2 * n)
+    for l in range(r1.shape[0]):
+        sh = base + lo_lag + l
+        if 0 < sh < n:
+            _axpy(a[2 * sh:], r1[l], c[:2 * (n - sh)])  # k >= sh: a[k] += r1[l] chips[k - sh]
+    for l in range(r2.shape[0]):
+        sh = base + lo_lag + l
+        if 0 < sh < n:
+            _axpy(b[:2 * (n - sh)], r2[l], c[2 * sh:])  # k < n - sh: b[k] += r2[l] chips[k + sh]
     isi1 = np.empty(n, dtype=np.complex128)
     isi2 = np.empty(n, dtype=np.complex128)
     for k in range(n):
-        ar = 0.0
-        ai = 0.0
-        for l in range(r1.shape[0]):
-            sh = base + lo_lag + l
-            if 0 < sh <= k:
-                ar += r1[l] * cr[k - sh]
-                ai += r1[l] * ci[k - sh]
-        isi1[k] = complex(ar, ai)
-        br = 0.0
-        bi = 0.0
-        for l in range(r2.shape[0]):
-            sh = base + lo_lag + l
-            if 0 < sh < n - k:
-                br += r2[l] * cr[k + sh]
-                bi += r2[l] * ci[k + sh]
-        isi2[k] = complex(br, bi)
+        isi1[k] = complex(a[2 * k], a[2 * k + 1])
+        isi2[k] = complex(b[2 * k], b[2 * k + 1])
     return isi1, isi2
+
+
+@jit
+def _axpy(y, a, x):
+    """y[i] += a x[i]."""
+    for i in range(y.shape[0]):
+        y[i] += a * x[i]
+
+
+@jit
+def isi_taps(t0c, n_lags, beta):
+    """The weights of :func:`isi_kernel` for a path offset of t0c chips: (r1, r2, base, lo_lag)
+    with base = round(t0c), lags lo_lag .. -lo_lag (``n_lags`` of them), r1[l] = R(lag - frac),
+    r2[l] = R(frac + base - (base + lag)), frac = t0c - base, R = :func:`raised_cosine`."""
+    base = round(t0c)
+    frac = t0c - base
+    lo_lag = -(n_lags // 2)
+    r1 = np.empty(n_lags)
+    r2 = np.empty(n_lags)
+    for l in range(n_lags):
+        lag = lo_lag + l
+        r1[l] = _raised_cosine_at(lag - frac, beta)
+        r2[l] = _raised_cosine_at(frac + base - (base + lag), beta)
+    return r1, r2, base, lo_lag
+
+
+@jit
+def _raised_cosine_at(x, beta):
+    """:func:`raised_cosine` at one point (the same steps)."""
+    den = 1.0 - (2.0 * beta * x) ** 2
+    if abs(den) < 1e-9:
+        return math.pi / 4 * _sinc(1.0 / (2 * beta))
+    return _sinc(x) * math.cos(math.pi * beta * x) / den
+
+
+@jit
+def _sinc(x):
+    """``np.sinc``: sin(pi x) / (pi x), with 1e-20 for x = 0."""
+    y = math.pi * (1.0e-20 if x == 0 else x)
+    return math.sin(y) / y
 
 
 @dataclass
@@ -232,6 +858,9 @@ class BurstResult:
     symbols: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, complex))
 
 
+_warmed_up = False  # whether a burst has been demodulated in this process (see BurstDemodulator._warm_up)
+
+
 class BurstDemodulator:
     """Demodulates bursts of one channel from its baseband (see the module docstring)."""
 
@@ -246,10 +875,36 @@ class BurstDemodulator:
         self.pre = 1.0 - 2.0 * preamble_bits().astype(float)
         self.n_coded = P.coded_bits(channel.fec)
         self.c0 = Channelizer.input_index(0)  # input index of baseband sample 0
+        self.power = 2 if channel.modulation == P.Modulation.BPSK else 4
         # the carrier search's frequency grid, and the bins beyond the crystals' +-150 ppm
         fr = np.fft.fftfreq(1 << 14, d=1.0 / P.SYMBOL_RATE_HZ)
-        power = 2 if channel.modulation == P.Modulation.BPSK else 4
-        self._carrier_grid = (fr, np.abs(fr) > power * channel.fc_hz * 150e-6)
+        self._carrier_grid = (fr, np.abs(fr) > self.power * channel.fc_hz * 150e-6)
+        # the bins within: -k_neg .. k_pos (the only ones the search computes)
+        inside = np.flatnonzero(~self._carrier_grid[1])
+        self._k_pos = int(np.sum(inside < fr.size // 2)) - 1
+        self._k_neg = inside.size - 1 - self._k_pos
+        if inside.size and not np.array_equal(inside, np.r_[0:self._k_pos + 1, fr.size - self._k_neg:fr.size]):
+            raise ValueError("carrier search: the bins within +-150 ppm are not one band around 0")
+        self._carrier_tw = dft_twiddles(fr.size, -self._k_neg, self._k_neg + self._k_pos + 1, self.n_sym)
+        # soft value k (air order) -> its place among the rate-1/2 coded bits (deinterleaved, depunctured)
+        n_full = 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS)
+        kept = conv.puncture(np.arange(n_full), channel.fec)
+        self._soft_dst = np.ascontiguousarray(kept[permutation(self.n_coded)], dtype=np.int64)
+        self._isi = None  # (t0_s, weights of _cancel) of the latest burst
+        if not _warmed_up:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Demodulate a burst of noise, once per process: every kernel is then loaded from
+        numba's cache (about 5 ms each, 0.1 s in all) before the first real burst rather than
+        during it. Not without JIT (it would take seconds)."""
+        global _warmed_up
+        _warmed_up = True
+        if jit_enabled():
+            n = int(self.span_samples(60.0) / DECIMATION) + 64
+            r = np.random.default_rng(0).standard_normal(2 * n).view(np.complex128)
+            self.demodulate(r, 0, float(self.c0) + 600.0, 0, 60.0)
+            self._isi = None
 
     # -- geometry ------------------------------------------------------------------------------
     def span_samples(self, grid_hz: float) -> int:
@@ -259,36 +914,32 @@ class BurstDemodulator:
 
     def _mf(self, r, m_first, tau0, eps, t0_s, df, n_chips):
         spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+        r = np.asarray(r, dtype=np.complex128)
         if df != 0.0:
-            n = 32.0 * (m_first + np.arange(r.size)) + self.c0
-            r = r * np.exp(-2j * np.pi * df * (n - tau0) / self.fs_hz)
-        return mf_kernel(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
-                         int(n_chips), _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
+            r = derotate(r, int(m_first), float(self.c0), float(tau0), float(df), float(self.fs_hz))
+        period, shift = chip_period(spc) if eps == 0.0 else (0, 0)
+        return mf_tables(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1.0 + eps),
+                         int(n_chips), _RRC_TD, float(TAB_RES), TAB_SPAN, SPAN, period, shift)
 
     def _combine(self, z, t0_s, code):
         w2 = -np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)
-        y = z[0] + np.conj(w2) * z[1]
-        c = self.code_cache[code][: y.size]
-        return (y * c).reshape(-1, P.CHIPS_PER_SYMBOL).sum(axis=1), w2
+        return despread(z, complex(np.conj(w2)), self.code_cache[code], P.CHIPS_PER_SYMBOL), w2
 
     # -- main ----------------------------------------------------------------------------------
     def demodulate(self, r: np.ndarray, m_first: int, start_sample: float, code: int, grid_hz: float,
                    corr_peak: float = 0.0, fundamental_rms: float = float("nan")) -> BurstResult:
         """``r``: baseband of this channel, ``r[0]`` = baseband index ``m_first``."""
         t0_s = 1.0 / grid_hz
-        mod = self.channel.modulation
+        r = np.asarray(r, dtype=np.complex128)
         # 1. timing refinement on the preamble
         n_pre = P.PREAMBLE_SYMBOLS * P.CHIPS_PER_SYMBOL
         spc0 = self.fs_hz / P.CHIP_RATE_HZ
         offs = np.arange(-6, 7) * 0.05 * spc0
-        mets = []
-        w2c = np.conj(-np.exp(-2j * np.pi * self.channel.fc_hz * t0_s))
-        spc = self.fs_hz / P.CHIP_RATE_HZ
-        for o in offs:
-            z = mf_kernel(r, int(m_first), float(self.c0), float(start_sample + o), spc, t0_s * self.fs_hz, n_pre,
-                          _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
-            mets.append(preamble_metric(z, w2c, self.code_cache[code], self.pre, P.CHIPS_PER_SYMBOL))
-        mets = np.array(mets)
+        w2c = complex(np.conj(-np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)))
+        period, shift = chip_period(spc0)
+        mets = timing_metrics(r, int(m_first), float(self.c0), float(start_sample) + offs, spc0, t0_s * self.fs_hz,
+                              n_pre, _RRC_TD, float(TAB_RES), TAB_SPAN, SPAN, period, shift, w2c,
+                              self.code_cache[code], self.pre, P.CHIPS_PER_SYMBOL)
         i = int(np.argmax(mets))
         tau0 = start_sample + offs[i]
         if 0 < i < len(offs) - 1:
@@ -299,84 +950,59 @@ class BurstDemodulator:
         # 2./3. carrier offset from the whole burst (eps = 0 first)
         z = self._mf(r, m_first, tau0, 0.0, t0_s, 0.0, self.n_chips)
         Y, _ = self._combine(z, t0_s, code)
-        power = 2 if mod == P.Modulation.BPSK else 4
-        zpow = self._strip(Y)
-        nfft = 1 << 14
-        F = np.abs(np.fft.fft(zpow, nfft))
-        fr, far = self._carrier_grid
-        F[far] = 0.0
-        k = int(np.argmax(F))
-        a, b, c = F[k - 1], F[k], F[(k + 1) % nfft]
-        den = a - 2 * b + c
-        delta = 0.5 * (a - c) / den if den < 0 else 0.0
-        df = (fr[k] + delta * P.SYMBOL_RATE_HZ / nfft) / power
+        df = self._carrier(Y)
         eps = df / self.channel.fc_hz
         return self._finish(r, m_first, tau0, eps, df, t0_s, code, corr_peak, fundamental_rms)
+
+    def _carrier(self, Y: np.ndarray) -> float:
+        """Carrier offset: the peak of |DFT| (16384 points) of the modulation-stripped symbols
+        within the crystals' +-150 ppm, refined by parabolic interpolation."""
+        nfft = 1 << 14
+        kn, kp = self._k_neg, self._k_pos
+        # |X| of the bins -kn-1 .. kp+1 (the two outside are zero, as beyond the band)
+        F = np.zeros(kn + kp + 3)
+        F[1:-1] = np.abs(dft_bins(self._strip(Y), *self._carrier_tw, 32))
+        k = int(np.argmax(np.concatenate([F[kn + 1:-1], F[1:kn + 1]])))  # in the FFT's order: 0..kp, -kn..-1
+        if k > kp:
+            k -= kp + 1 + kn
+        a, b, c = F[k + kn], F[k + kn + 1], F[k + kn + 2]
+        den = a - 2 * b + c
+        delta = 0.5 * (a - c) / den if den < 0 else 0.0
+        return (self._carrier_grid[0][k % nfft] + delta * P.SYMBOL_RATE_HZ / nfft) / self.power
 
     def _strip(self, Y: np.ndarray) -> np.ndarray:
         """Modulation removed by a power law: BPSK^2 = 1 and ((+-1 +-j)/sqrt2)^4 = -1, so data
         symbols give +A^p exp(j p phi) like the known preamble symbols (BPSK, whatever the mode)."""
-        power = 2 if self.channel.modulation == P.Modulation.BPSK else 4
-        z = Y ** power
-        if power == 4:
-            z = -z
-        npre = P.PREAMBLE_SYMBOLS
-        z[:npre] = (Y[:npre] * self.pre) ** power
-        return z
+        return strip_modulation(Y, self.pre, self.power)
 
     def _phase_track(self, Y: np.ndarray, known: np.ndarray | None) -> np.ndarray:
         """Phase per symbol. ``known``: the symbols if known (data-aided), else None."""
-        mod = self.channel.modulation
-        npre = P.PREAMBLE_SYMBOLS
         if known is not None:
-            v = Y * np.conj(known)
-            return unwrapped_angle(moving_sum(v, 24))
-        phi_pre = np.angle(np.sum(Y[:npre] * self.pre))
-        power = 2 if mod == P.Modulation.BPSK else 4
-        zp = self._strip(Y)
-        ang = unwrapped_angle(moving_sum(zp, 48)) / power
-        # align the M-fold ambiguity to the preamble phase
-        shift = np.round((phi_pre - np.mean(ang[:npre])) / (2 * np.pi / power)) * (2 * np.pi / power)
-        return ang + shift
+            return phase_known(Y, np.asarray(known, dtype=np.complex128), 24)
+        return phase_blind(Y, self.pre, self.power, 48)
 
     def _weights(self, r, m_first, tau0, eps, t0_s):
         """Per-symbol reliability: 1 where the baseband power around the symbol (both paths) is near
         the burst's typical level, (3 p_typ / p_local)^2 where an impulse raised it further (its soft
         values then count for less instead of misleading the decoder)."""
-        p = np.abs(r) ** 2
-        k = np.ones(5) / 5
-        ploc = np.convolve(p, k, mode="same")
-        spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
-        centre = tau0 + (np.arange(self.n_sym) * P.CHIPS_PER_SYMBOL + 1.5) * spc
-        idx0 = np.clip(np.round((centre - self.c0) / DECIMATION).astype(int) - m_first, 0, r.size - 1)
-        idx1 = np.clip(np.round((centre + t0_s * self.fs_hz / (1 + eps) - self.c0) / DECIMATION).astype(int)
-                       - m_first, 0, r.size - 1)
-        ps = 0.5 * (ploc[idx0] + ploc[idx1])
-        typ = float(np.median(ps))
-        if typ <= 0:
-            return np.ones(self.n_sym)
         # only a clear excess (an impulse) is down-weighted: noise alone rarely triples the power
         # of 5 neighbouring samples, and weighting its ordinary fluctuations would cost sensitivity
-        return np.minimum(1.0, IMPULSE_EXCESS * typ / np.maximum(ps, 1e-300)) ** 2
+        spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+        return symbol_weights(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1 + eps),
+                              self.n_sym, P.CHIPS_PER_SYMBOL, IMPULSE_EXCESS)
 
-    def _soft(self, Y, phi, amp, noise_var, w=None):
-        d = Y[P.PREAMBLE_SYMBOLS:] * np.exp(-1j * phi[P.PREAMBLE_SYMBOLS:])
-        if w is not None:
-            d = d * w[P.PREAMBLE_SYMBOLS:]
-        scale = 2.0 * amp / max(noise_var, 1e-300)
-        if self.channel.modulation == P.Modulation.BPSK:
-            soft = d.real * scale
-        else:
-            soft = np.empty(2 * d.size)
-            soft[0::2] = d.real * scale / np.sqrt(2)
-            soft[1::2] = d.imag * scale / np.sqrt(2)
-            soft = soft[: self.n_coded]
-        return soft
+    def _soft(self, Y, rot, amp, noise_var, w):
+        """Soft coded bits (deinterleaved, depunctured) of the symbols derotated by ``rot``."""
+        full, ok = soft_values(Y, rot, w, 2.0 * amp / max(noise_var, 1e-300), P.PREAMBLE_SYMBOLS,
+                               self.channel.modulation != P.Modulation.BPSK, self._soft_dst,
+                               2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
+        if not ok:
+            decode_frame(full, P.FRAME_BITS)  # raises what the decoder says of such values
+        return full
 
-    def _decode(self, soft):
-        full = conv.depuncture(deinterleave(soft), self.channel.fec, 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
-        bits = decode_frame(full, P.FRAME_BITS)
-        frame = frame_from_bits(bits)
+    def _decode(self, full):
+        bits = viterbi_decode_kernel(full, P.FRAME_BITS + P.CONV_TAIL_BITS)[:P.FRAME_BITS]
+        frame = np.packbits(bits).tobytes()  # frame_from_bits (the decoder's bits are 0/1)
         ok = crc16(frame[:-2]) == int.from_bytes(frame[-2:], "big")
         return bits, frame, ok, full
 
@@ -384,71 +1010,73 @@ class BurstDemodulator:
         from .frame import burst_symbols
         return burst_symbols(frame, self.channel.modulation, self.channel.fec)
 
+    def _reencode(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coded bits at rate 1/2, burst symbols) of decoded information bits: what
+        ``reencode_errors`` and ``_known_symbols`` compute."""
+        return reencode(bits, self._soft_dst, self.channel.modulation != P.Modulation.BPSK, self.pre, self.n_sym)
+
     def _finish(self, r, m_first, tau0, eps, df, t0_s, code, corr_peak, fund_rms) -> BurstResult:
         r = np.asarray(r)
-        z = self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips)
-        Y, w2 = self._combine(z, t0_s, code)
+        Y, w2 = self._combine(self._mf(r, m_first, tau0, eps, t0_s, df, self.n_chips), t0_s, code)
         phi = self._phase_track(Y, None)
-        npre = P.PREAMBLE_SYMBOLS
-        amp = float(np.abs(np.mean((Y[:npre] * self.pre) * np.exp(-1j * phi[:npre]))))
-        resid = (Y[:npre] * self.pre) * np.exp(-1j * phi[:npre]) - amp
-        noise_var = float(np.mean(np.abs(resid) ** 2))
+        rot = rotation(phi)
+        amp, noise_var = fit_preamble(Y, self.pre, rot)
         wts = self._weights(r, m_first, tau0, eps, t0_s)
-        bits, frame, ok, full = self._decode(self._soft(Y, phi, amp, noise_var, wts))
+        bits, frame, ok, full = self._decode(self._soft(Y, rot, amp, noise_var, wts))
+        reenc = {}  # frame -> (coded bits, known symbols)
+
+        def known_of(bits, frame):
+            if frame not in reenc:
+                reenc[frame] = self._reencode(bits)
+            return reenc[frame]
+
         it = 1
-        best = (bits, frame, ok, full, Y, phi)
+        best = (bits, frame, ok, full, Y, phi[0], rot)
         while it < self.iterations + 1 and (not ok or it == 1):
             # data-aided pass: known symbols from the re-encoded decision, self-interference removed
-            known = self._known_symbols(frame)
-            chips = known.repeat(P.CHIPS_PER_SYMBOL) * self.code_cache[code]
-            phi_k = self._phase_track(Y, known)
-            amp_k = float(np.mean(np.real(Y * np.conj(known) * np.exp(-1j * phi_k))))
-            zc = self._cancel(z, chips, amp_k, phi_k, eps, t0_s, w2)
-            Y2, _ = self._combine(zc, t0_s, code)
-            phi2 = self._phase_track(Y2, known)
-            amp2 = float(np.mean(np.real(Y2 * np.conj(known) * np.exp(-1j * phi2))))
-            res2 = Y2 * np.conj(known) * np.exp(-1j * phi2) - amp2
-            nv2 = float(np.mean(np.abs(res2) ** 2))
-            bits2, frame2, ok2, full2 = self._decode(self._soft(Y2, phi2, amp2, nv2, wts))
+            _, known = known_of(bits, frame)
+            rot_k, _ = known_rotation(Y, known, 24)  # the phase of _phase_track(Y, known)
+            amp_k, _ = fit_known(Y, known, rot_k)
+            Y2 = self._cancel(Y, known, code, amp_k, rot_k, t0_s, w2)
+            rot2, phi2 = known_rotation(Y2, known, 24)
+            amp2, nv2 = fit_known(Y2, known, rot2)
+            bits2, frame2, ok2, full2 = self._decode(self._soft(Y2, rot2, amp2, nv2, wts))
             it += 1
             if ok2 or not ok:
-                best = (bits2, frame2, ok2, full2, Y2, phi2)
+                best = (bits2, frame2, ok2, full2, Y2, phi2, rot2)
                 bits, frame, ok = bits2, frame2, ok2
             if ok and it > 2:
                 break
-        bits, frame, ok, full, Yf, phif = best
+        bits, frame, ok, full, Yf, phif, rotf = best
         # figures of merit from the final decision (exact when the CRC passed)
-        known = self._known_symbols(frame)
-        v = Yf * np.conj(known) * np.exp(-1j * phif)
-        amp_f = float(np.mean(v.real))
-        nv = float(np.mean(np.abs(v - amp_f) ** 2))
+        coded, known = known_of(bits, frame)
+        amp_f, nv = fit_known(Yf, known, rotf)
         snr = amp_f**2 / nv if nv > 0 and amp_f > 0 else 0.0
         snr_db = 10 * math.log10(snr) if snr > 0 else -99.0
-        n_data = self.n_sym - npre
+        n_data = self.n_sym - P.PREAMBLE_SYMBOLS
         ebn0_db = snr_db + 10 * math.log10(n_data / P.FRAME_BITS) if snr > 0 else -99.0
         evm = 100.0 * math.sqrt(nv) / amp_f if amp_f > 0 else 999.0
         # despread amplitude = burst RMS x 4 chips x (baseband samples per chip) (calibrated in tests)
         level = amp_f / (P.CHIPS_PER_SYMBOL * (self.fs_hz / DECIMATION) / P.CHIP_RATE_HZ)
         level_db = 20 * math.log10(level / fund_rms) if fund_rms > 0 and level > 0 else float("nan")
-        pre_err = reencode_errors(full, bits)
+        # pre-FEC bit errors: the non-erased soft values whose sign disagrees with the re-encoded bits
+        pre_err = np.count_nonzero((full > 0) & (coded == 1)) + np.count_nonzero((full < 0) & (coded == 0))
         return BurstResult(self.channel.index, code, float(tau0), bool(ok), frame if ok else None, bits if ok else None,
-                           snr_db, ebn0_db, evm, amp_f, level_db, float(df), float(eps * 1e6), float(phif[0]),
+                           snr_db, ebn0_db, evm, amp_f, level_db, float(df), float(eps * 1e6), float(phif),
                            int(pre_err), float(corr_peak), it, Yf)
 
-    def _cancel(self, z, chips, amp, phi_sym, eps, t0_s, w2):
-        """Remove from both fingers what the other path of the (decided) chips puts there."""
-        t0c = t0_s * P.CHIP_RATE_HZ  # path offset in chips (transmitter time)
-        lags = np.arange(-8, 9)
-        base = int(round(t0c))
-        frac = t0c - base
-        # finger 0 at chip k sees w2 * sum_j a_j R(k - j - t0c): j = k - base - l
-        R1 = raised_cosine(lags - frac)  # R((k - j) - t0c) with k - j = base + l
-        # finger 1 at chip k (+T0) sees sum_j a_j R(k + t0c - j): j = k + base + l
-        R2 = raised_cosine(frac + base - (base + lags))  # R(k + t0c - j) with j - k = base + l
+    def _cancel(self, Y, known, code, amp, rot, t0_s, w2):
+        """Remove from the symbols what the other path of the (decided) chips puts on each finger."""
+        isi = self._isi
+        if isi is None or isi[0] != t0_s:
+            # finger 0 at chip k sees w2 * sum_j a_j R(k - j - t0c): j = k - base - l, weight
+            # R((k - j) - t0c) with k - j = base + l; finger 1 at chip k (+T0) sees
+            # sum_j a_j R(k + t0c - j): j = k + base + l, weight R(k + t0c - j), j - k = base + l
+            isi = self._isi = (t0_s, *isi_taps(t0_s * P.CHIP_RATE_HZ, 17, P.RRC_BETA))  # t0 in chips (tx time)
+        _, R1, R2, base, lo_lag = isi
         # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
-        return cancel_kernel(z, np.asarray(chips, dtype=np.complex128), amp / (2.0 * P.CHIPS_PER_SYMBOL),
-                             np.asarray(phi_sym, dtype=np.float64), P.CHIPS_PER_SYMBOL, R1, R2, base, int(lags[0]),
-                             complex(w2))
+        return cancel_symbols(Y, known, self.code_cache[code], amp / (2.0 * P.CHIPS_PER_SYMBOL), rot,
+                              P.CHIPS_PER_SYMBOL, R1, R2, base, lo_lag, complex(w2), complex(np.conj(w2)))
 
 
 @dataclass

@@ -399,3 +399,125 @@ def statistic_naive(r0, r1, d0, d1):
     best = l1 > l0
     lam = np.where(best, l1, l0)
     return lam, best.astype(np.int8), lam.max()
+
+
+# -------------------------------------------------------------- demodulator (dsp.despread) references
+def timing_metrics_naive(r, m_first, c0, taus, spc, t0_samples, n_chips, w2c, code, pre, sf):
+    """|sum_s pre[s] Y[s]| of the directly evaluated matched filter (:func:`mf_naive`) with chip 0
+    at each of ``taus``, Y = the symbols despread from both fingers."""
+    out = []
+    for tau in taus:
+        z = mf_naive(r, m_first, c0, tau, spc, t0_samples, n_chips)
+        y = despread_naive(z, w2c, code[:n_chips], sf)
+        out.append(abs(np.sum(y * pre[:n_chips // sf])))
+    return np.array(out)
+
+
+def despread_naive(z, w2c, code, sf):
+    return ((z[0] + w2c * z[1]) * code[: z.shape[1]]).reshape(-1, sf).sum(axis=1)
+
+
+def derotate_naive(r, m_first, c0, tau0, df, fs):
+    n = 32.0 * (m_first + np.arange(r.size)) + c0
+    return r * np.exp(-2j * np.pi * df * (n - tau0) / fs)
+
+
+def strip_modulation_naive(y, pre, power):
+    """The symbols to the power (BPSK 2, QPSK 4, negated), the preamble's BPSK taken out first."""
+    z = -(y**power) if power == 4 else y**power
+    z[: pre.size] = (y[: pre.size] * pre) ** power
+    return z
+
+
+def dft_bins_naive(x, nfft, k_first, n_bins):
+    return np.fft.fft(x, nfft)[(k_first + np.arange(n_bins)) % nfft]
+
+
+def phase_blind_naive(y, pre, power, half):
+    """Decision-free phase: angle of the moving sum of the stripped symbols, unwrapped, / power,
+    moved by multiples of 2 pi / power to the preamble's phase."""
+    phi_pre = np.angle(np.sum(y[: pre.size] * pre))
+    ms = np.convolve(strip_modulation_naive(y, pre, power), np.ones(2 * half + 1), "same")
+    ang = np.unwrap(np.angle(ms)) / power
+    step = 2 * np.pi / power
+    return ang + np.round((phi_pre - np.mean(ang[: pre.size])) / step) * step
+
+
+def phase_known_naive(y, known, half):
+    return np.unwrap(np.angle(np.convolve(y * np.conj(known), np.ones(2 * half + 1), "same")))
+
+
+def fit_preamble_naive(y, pre, phi):
+    v = y[: pre.size] * pre * np.exp(-1j * phi[: pre.size])
+    amp = abs(np.mean(v))
+    return amp, float(np.mean(np.abs(v - amp) ** 2))
+
+
+def fit_known_naive(y, known, phi):
+    v = y * np.conj(known) * np.exp(-1j * phi)
+    amp = float(np.mean(v.real))
+    return amp, float(np.mean(np.abs(v - amp) ** 2))
+
+
+def symbol_weights_naive(r, m_first, c0, tau0, spc, t1_samples, n_sym, sf, excess):
+    """Impulse weights per symbol: the power around each symbol (5 samples, both paths) against
+    the median over the burst."""
+    ploc = np.convolve(np.abs(r) ** 2, np.ones(5) / 5, mode="same")
+    centre = tau0 + (np.arange(n_sym) * sf + 1.5) * spc
+    i0 = np.clip(np.round((centre - c0) / 32).astype(int) - m_first, 0, r.size - 1)
+    i1 = np.clip(np.round((centre + t1_samples - c0) / 32).astype(int) - m_first, 0, r.size - 1)
+    ps = 0.5 * (ploc[i0] + ploc[i1])
+    typ = np.median(ps)
+    if typ <= 0:
+        return np.ones(n_sym)
+    return np.minimum(1.0, excess * typ / np.maximum(ps, 1e-300)) ** 2
+
+
+def soft_values_naive(y, phi, w, scale, npre, modulation, fec):
+    """Soft coded bits of the data symbols, deinterleaved and depunctured (dsp.interleave,
+    dsp.conv)."""
+    from dsp import conv, params as P
+    from dsp.interleave import deinterleave
+
+    d = y[npre:] * np.exp(-1j * phi[npre:]) * w[npre:]
+    n_coded = P.coded_bits(fec)
+    if modulation == P.Modulation.BPSK:
+        soft = d.real * scale
+    else:
+        soft = np.empty(2 * d.size)
+        soft[0::2] = d.real * scale / np.sqrt(2)
+        soft[1::2] = d.imag * scale / np.sqrt(2)
+    return conv.depuncture(deinterleave(soft[:n_coded]), fec, 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
+
+
+def reencode_naive(bits, modulation, fec):
+    """(rate-1/2 coded bits, burst symbols) of information bits, through the frame's bytes."""
+    from dsp import conv, frame
+    from dsp.bits import bits_to_bytes
+
+    return conv.encode_frame(bits), frame.burst_symbols(bits_to_bytes(bits), modulation, fec)
+
+
+def isi_naive(chips, r1, r2, base, lo_lag):
+    """isi1[k] = sum_l r1[l] chips[k - sh], isi2[k] = sum_l r2[l] chips[k + sh], sh = base + lo_lag + l,
+    over the chips inside the burst (0 < sh)."""
+    n = chips.size
+    isi1 = np.zeros(n, complex)
+    isi2 = np.zeros(n, complex)
+    for k in range(n):
+        for l in range(r1.size):
+            sh = base + lo_lag + l
+            if 0 < sh <= k:
+                isi1[k] += r1[l] * chips[k - sh]
+            if 0 < sh < n - k:
+                isi2[k] += r2[l] * chips[k + sh]
+    return isi1, isi2
+
+
+def cancel_naive(z, known, code, h_amp, phi, sf, r1, r2, base, lo_lag, w2):
+    """z minus the T0 path's self-interference of the chips known[k // sf] code[k] with gain
+    h_amp exp(j phi[k // sf])."""
+    chips = known.repeat(sf) * code[: known.size * sf]
+    isi1, isi2 = isi_naive(chips, r1, r2, base, lo_lag)
+    h = (h_amp * np.exp(1j * phi)).repeat(sf)
+    return np.array([z[0] - h * w2 * isi1, z[1] - h * isi2])

@@ -14,6 +14,7 @@ from dsp import modulator
 from dsp import params as P
 from dsp.channelizer import Channelizer
 from dsp.comb import HarmonicComb
+from dsp import despread as D
 from dsp.despread import BurstDemodulator, mf_kernel, _RRC_TAB, TAB_RES, TAB_SPAN, SPAN
 from dsp.detector import PreambleDetector
 from dsp.receive import InputChain
@@ -252,6 +253,154 @@ def test_matched_filter_matches_naive():
     z = mf_kernel(r, 5, c0, 2000.3, spc, 800.7, 20, _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
     ref = naive.mf_naive(r, 5, c0, 2000.3, spc, 800.7, 20)
     np.testing.assert_allclose(z, ref, atol=1e-4 * np.abs(ref).max())
+
+
+def _mf_args(r, tau0, spc, n_chips, period=0, shift=0):
+    return (r, 5, float(Channelizer.input_index(0)), tau0, spc, 800.7, n_chips, _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN,
+            period, shift)
+
+
+#: chip-0 positions (input samples) where chip windows of a class end on a sample and round
+#: either way from chip to chip (found by search; the detector's starts give such cases too)
+_ALIGNED = (Channelizer.input_index(0) + 6.5 * FS / P.CHIP_RATE_HZ + 32 * 14 - 0.2 * FS / P.CHIP_RATE_HZ,
+            Channelizer.input_index(0) + 32 * 22 + 4 / 3 + 0.2 * FS / P.CHIP_RATE_HZ)
+
+
+def test_matched_filter_by_classes_matches_naive_and_chip_by_chip():
+    """Without a clock offset 12 chips span 25 baseband samples and the filter runs a class of
+    chips at a time: the same values (to rounding) as chip by chip, and as the directly
+    evaluated pulse (to the table's interpolation); where window ends fall on samples the tap
+    there (|x| = 6.5 chips) is in or out as the kernel's rounding has it, the reference's may
+    differ."""
+    rng = np.random.default_rng(9)
+    r = rng.standard_normal(160) + 1j * rng.standard_normal(160)
+    spc = FS / P.CHIP_RATE_HZ
+    assert D.chip_period(spc) == (12, 25) and D.chip_period(spc / (1 + 3e-5)) == (0, 0)
+    for tau0 in (2000.3, *_ALIGNED):
+        z = mf_kernel(*_mf_args(r, tau0, spc, 40, 12, 25))
+        zg = mf_kernel(*_mf_args(r, tau0, spc, 40))
+        ref = naive.mf_naive(r, 5, float(Channelizer.input_index(0)), tau0, spc, 800.7, 40)
+        np.testing.assert_allclose(z, zg, rtol=0, atol=1e-12 * np.abs(zg).max())
+        if tau0 not in _ALIGNED:
+            np.testing.assert_allclose(z, ref, atol=1e-4 * np.abs(ref).max())
+
+
+def test_timing_metrics_match_naive():
+    """The preamble metrics of the timing search (one kernel for all offsets, by classes of
+    chips or chip by chip) against the directly evaluated matched filter."""
+    rng = np.random.default_rng(12)
+    r = rng.standard_normal(160) + 1j * rng.standard_normal(160)
+    spc = FS / P.CHIP_RATE_HZ
+    c0 = float(Channelizer.input_index(0))
+    code = BurstDemodulator(PLAN.channel(1)).code_cache[2]
+    pre = 1.0 - 2.0 * rng.integers(0, 2, 12)
+    w2c = complex(np.exp(0.7j))
+    for start in (1003.71, _ALIGNED[1]):
+        taus = start + np.arange(-6, 7) * 0.05 * spc
+        ref = naive.timing_metrics_naive(r, 5, c0, taus, spc, 800.7, 48, w2c, code, pre, 4)
+        got = [D.timing_metrics(r, 5, c0, taus, spc, 800.7, 48, D._RRC_TD, float(TAB_RES), TAB_SPAN, SPAN,
+                                period, shift, w2c, code, pre, 4) for period, shift in ((12, 25), (0, 0))]
+        np.testing.assert_allclose(got[0], got[1], rtol=1e-11)
+        if start not in _ALIGNED:
+            np.testing.assert_allclose(got[0], ref, rtol=1e-4)
+
+
+def test_carrier_search_dft_bins_match_naive():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(100) + 1j * rng.standard_normal(100) + 3 * np.exp(0.02j * np.arange(100))
+    for nfft, k_first, n_bins in ((1 << 10, -40, 81), (1 << 8, 250, 10)):
+        got = D.dft_bins(x, *D.dft_twiddles(nfft, k_first, n_bins, x.size, 32), 32)
+        np.testing.assert_allclose(got, naive.dft_bins_naive(x, nfft, k_first, n_bins), rtol=0, atol=1e-12 * 300)
+
+
+def test_symbol_kernels_match_naive():
+    """Despreading, derotation, modulation stripping, phase tracking and the amplitude and noise
+    fits against numpy."""
+    rng = np.random.default_rng(14)
+    n_sym, npre = 90, 16
+    pre = 1.0 - 2.0 * rng.integers(0, 2, npre)
+    z = rng.standard_normal((2, 4 * n_sym)) + 1j * rng.standard_normal((2, 4 * n_sym))
+    code = 1.0 - 2.0 * rng.integers(0, 2, 4 * n_sym)
+    w2c = complex(np.exp(-1.1j))
+    np.testing.assert_allclose(D.despread(z, w2c, code, 4), naive.despread_naive(z, w2c, code, 4), rtol=1e-13)
+    r = rng.standard_normal(300) + 1j * rng.standard_normal(300)
+    np.testing.assert_allclose(D.derotate(r, 17, -159.0, 1234.5, 0.73, 48000.0),
+                               naive.derotate_naive(r, 17, -159.0, 1234.5, 0.73, 48000.0), rtol=1e-13)
+    # symbols: a slowly turning phase, BPSK or QPSK data after a BPSK preamble, noise
+    phase = 0.4 + 0.03 * np.arange(n_sym) + 0.2 * np.sin(np.arange(n_sym) / 9)
+    for power in (2, 4):
+        data = (rng.choice([-1.0, 1.0], n_sym) if power == 2 else
+                (rng.choice([-1.0, 1.0], n_sym) + 1j * rng.choice([-1.0, 1.0], n_sym)) / np.sqrt(2))
+        known = np.concatenate([pre, data[npre:]]).astype(complex)
+        y = 2.0 * known * np.exp(1j * phase) + 0.3 * (rng.standard_normal(n_sym) + 1j * rng.standard_normal(n_sym))
+        np.testing.assert_allclose(D.strip_modulation(y, pre, power), naive.strip_modulation_naive(y, pre, power),
+                                   rtol=1e-14)
+        phi = D.phase_blind(y, pre, power, 6)
+        np.testing.assert_allclose(phi, naive.phase_blind_naive(y, pre, power, 6), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(D.rotation(phi), np.exp(-1j * phi), rtol=1e-15)
+        np.testing.assert_allclose(D.fit_preamble(y, pre, D.rotation(phi)), naive.fit_preamble_naive(y, pre, phi),
+                                   rtol=1e-12)
+        phk = D.phase_known(y, known, 5)
+        np.testing.assert_allclose(phk, naive.phase_known_naive(y, known, 5), rtol=0, atol=1e-12)
+        rot, phi0 = D.known_rotation(y, known, 5)
+        np.testing.assert_allclose(rot, np.exp(-1j * phk), rtol=0, atol=1e-14)
+        assert phi0 == pytest.approx(phk[0], abs=1e-15)
+        np.testing.assert_allclose(D.fit_known(y, known, rot), naive.fit_known_naive(y, known, phk), rtol=1e-12)
+
+
+def test_symbol_weights_match_naive():
+    rng = np.random.default_rng(15)
+    r = rng.standard_normal(600) + 1j * rng.standard_normal(600)
+    r[200:206] *= 30.0  # an impulse
+    r[400:410] = 0.0  # blanked
+    args = (r, 40, -159.0, 1500.7, 66.66, 801.3, 140, 4, D.IMPULSE_EXCESS)
+    w = D.symbol_weights(*args)
+    np.testing.assert_allclose(w, naive.symbol_weights_naive(*args), rtol=1e-12)
+    assert w.min() < 0.01 and np.sum(w == 1.0) > 100
+    np.testing.assert_array_equal(D.symbol_weights(np.zeros(600, complex), *args[1:]), np.ones(140))
+
+
+@pytest.mark.parametrize("mod,fec", [(P.Modulation.BPSK, P.FecRate.R1_2), (P.Modulation.QPSK, P.FecRate.R2_3)])
+def test_soft_values_and_reencoding_match_naive(mod, fec):
+    rng = np.random.default_rng(16)
+    dem = BurstDemodulator(P.Channel(0, 1170.0, P.ChannelRole.SCHEDULED, mod, fec))
+    y = rng.standard_normal(dem.n_sym) + 1j * rng.standard_normal(dem.n_sym)
+    phi = rng.uniform(-3, 3, dem.n_sym)
+    w = rng.uniform(0.1, 1.0, dem.n_sym)
+    full, ok = D.soft_values(y, D.rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK, dem._soft_dst,
+                             2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
+    assert ok
+    np.testing.assert_allclose(full, naive.soft_values_naive(y, phi, w, 3.7, P.PREAMBLE_SYMBOLS, mod, fec), rtol=1e-13)
+    bad = y.copy()
+    bad[P.PREAMBLE_SYMBOLS + 5] = np.nan  # the decoder would turn such values down: soft_values says so
+    assert not D.soft_values(bad, D.rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK,
+                             dem._soft_dst, 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))[1]
+    bits = rng.integers(0, 2, P.FRAME_BITS).astype(np.uint8)
+    coded, known = dem._reencode(bits)
+    ref_coded, ref_known = naive.reencode_naive(bits, mod, fec)
+    np.testing.assert_array_equal(coded, ref_coded)
+    np.testing.assert_array_equal(known, ref_known)
+
+
+def test_self_interference_cancellation_matches_naive():
+    rng = np.random.default_rng(17)
+    n_sym = 40
+    known = rng.choice([-1.0, 1.0], n_sym).astype(complex)
+    code = 1.0 - 2.0 * rng.integers(0, 2, 4 * n_sym)
+    z = rng.standard_normal((2, 4 * n_sym)) + 1j * rng.standard_normal((2, 4 * n_sym))
+    phi = rng.uniform(-3, 3, n_sym)
+    w2 = complex(-np.exp(-0.3j))
+    for t0c in (11.84, 12.2, 3.5):
+        r1, r2, base, lo_lag = D.isi_taps(t0c, 17, P.RRC_BETA)
+        lags = np.arange(-8, 9)
+        assert (base, lo_lag) == (int(round(t0c)), -8)
+        np.testing.assert_allclose(r1, D.raised_cosine(lags - (t0c - base)), rtol=1e-14, atol=1e-16)
+        np.testing.assert_allclose(r2, D.raised_cosine(t0c - (base + lags)), rtol=1e-14, atol=1e-16)
+        got = D.cancel_symbols(D.despread(z, np.conj(w2), code, 4), known, code, 0.7, D.rotation(phi), 4, r1, r2,
+                               base, lo_lag, w2, np.conj(w2))
+        ref = naive.despread_naive(naive.cancel_naive(z, known, code, 0.7, phi, 4, r1, r2, base, lo_lag, w2),
+                                   np.conj(w2), code, 4)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
 
 
 @pytest.mark.parametrize("ch,ppm", [(0, -100.0), (1, 0.0), (2, 100.0)])
