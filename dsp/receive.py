@@ -19,8 +19,31 @@ from .comb import LOCK_S, HarmonicComb
 from .despread import BurstDemodulator, BurstResult
 from .detector import Detection, DetectorBank
 from . import excise as _excise
+from ._jit import jit
 
 KEEP_S = 8.0  # baseband history per channel
+
+
+def deinterleave(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """A block of a multichannel stream, (samples, inputs) as captures and ZeroMQ frames carry it,
+    as one contiguous float64 row per input, (inputs, samples): one pass, instead of a strided
+    copy per input (which costs ~7 ns per sample here). ``out`` is reused when given."""
+    block = np.asarray(block)
+    if block.ndim != 2 or block.dtype.kind not in "fiu":
+        raise ValueError(f"expected a real (samples, inputs) block, got {block.dtype} {block.shape}")
+    if out is None or out.shape != block.shape[::-1]:
+        out = np.empty(block.shape[::-1])
+    _deinterleave_kernel(block.astype(np.float64, copy=False), out)
+    return out
+
+
+@jit
+def _deinterleave_kernel(x, out):
+    """``out[c, i] = x[i, c]`` (reads in order, one write stream per input)."""
+    n, m = x.shape
+    for i in range(n):
+        for c in range(m):
+            out[c, i] = x[i, c]
 
 
 class BasebandRing:

@@ -25,7 +25,7 @@ import numpy as np
 from dsp import params as P
 from dsp.despread import BurstResult
 from dsp.channelizer import Channelizer
-from dsp.receive import InputChain
+from dsp.receive import InputChain, deinterleave
 
 log = logging.getLogger("gla.pipeline")
 
@@ -55,11 +55,12 @@ class _Chains:
 
     def run(self, worker: int, first_sample: int, block: np.ndarray, flush: bool = False) -> WorkerOutput:
         out = WorkerOutput(worker, first_sample, block.shape[0] if block is not None else 0)
+        rows = deinterleave(block) if block is not None and block.shape[0] else None
         for j, i in enumerate(self.inputs):
             ch = self.chains[i]
             m0 = ch.chan.m_out
-            if block is not None and block.shape[0]:
-                out.results += ch.process(block[:, j])
+            if rows is not None:
+                out.results += ch.process(rows[j])
             if flush:
                 out.results += ch.flush()
             m1 = ch.chan.m_out

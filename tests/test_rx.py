@@ -867,3 +867,22 @@ def test_select_pair_matches_sorting_naive():
             s = np.sort(x)
             for k in (range(n) if n < 40 else (0, n // 2 - 1, n // 2, n - 1)):
                 assert select_pair(x, k, bufs) == (s[max(k - 1, 0)], s[k]), (n, k)
+
+
+def test_deinterleave_matches_naive_transpose():
+    """dsp.receive.deinterleave: one contiguous row per input, the same values as x.T, out reused;
+    a block that is not (samples, inputs) of real numbers raises."""
+    from dsp.receive import deinterleave
+    rng = np.random.default_rng(3)
+    for x in (rng.standard_normal((1000, 36)), rng.standard_normal((7, 3)).astype(np.float32),
+              rng.integers(-2**15, 2**15, (50, 4)).astype(np.int16)):
+        y = deinterleave(x)
+        assert y.flags.c_contiguous and y.dtype == np.float64
+        np.testing.assert_array_equal(y, x.T.astype(np.float64))
+        again = deinterleave(x[::-1], y)
+        assert again is y
+        np.testing.assert_array_equal(y, x[::-1].T.astype(np.float64))
+    with pytest.raises(ValueError):
+        deinterleave(np.zeros(10))
+    with pytest.raises(ValueError):
+        deinterleave(np.zeros((4, 2), complex))
