@@ -47,22 +47,21 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   speed figures (real-time factors, bundles/s) are pessimistic; the sensitivity, accuracy and
   loss figures are counts and do not depend on it.
 - Sensitivity counts Eb per information bit of the data part (the preamble, 0.47 dB, is not
-  counted). White noise: the whole chain is within 0.1 dB of the ideal coherent decoder at FER
-  1e-2. Substation channel: 3.0 dB from ideal (target 1.5): the trials inject switching impulses
-  at 0.2/s per feeder (4x the scenario default) and the transformer low-pass near the top
-  channel; this target is missed.
-- Throughput (07:07, final code, load average ~1): 11.8x real time by the clock, the same by CPU
-  time; comb, channelizer, detector and demod+decode at 177, 95, 60 and 120 Msamples/s (the run
-  just before it gave 9.8x: runs of this 20-s stretch vary by ~10 %; 05:41 under load, before
-  the second CFAR stage: 10.7x). The 50x target is still missed: the
-  per-sample stages would each need ~300 Msamples/s. The earlier 2.36x was partly the
-  benchmark's own doing: it fed the comb's unlocked start-up transient to the detectors (the
-  chain zeroes it), every code of every channel fired on it and 447 of its 519
-  demodulations were these false bursts; the 20-s stretch really holds 72 detections, 28 of
-  them decoded. In one window, by CPU time: the old code 2.5x with the old benchmark, 5.0x
-  with the lock gate, the new code 10.1x (`before_after_note` in throughput.json). About
-  0.26 s of the 1.9 s is the benchmark taking each input's column out of the interleaved
-  capture.
+  counted); 400 trials a point, a point with no error counted as 3/400 when interpolating.
+  White noise: 3.79 dB at FER 1e-2, 0.51 dB from the ideal coherent decoder (3.28 dB; target
+  1.0). Substation channel: 4.33 dB, 1.05 dB from ideal (target 1.5): the trials inject
+  switching impulses at 0.2/s per feeder (4x the scenario default), tones, and the
+  transformer low-pass near the top channel. Re-measured (session 4) after the speed work:
+  the same frame errors, point for point, as the run before it.
+- Throughput (session 4, 11:48, load average ~1): 35.0x real time by the clock, 16.5 ns per
+  input sample, run as the receiver's workers run it: 1-s blocks of the interleaved 36-input
+  capture, de-interleaved in one pass, then every input's chain (all 36 alive). Per stage,
+  ns per input sample: de-interleave 1.4, comb 2.8, channelizer with the impulse blanker 4.5,
+  detector bank 4.9, demodulation and decoding 2.9. The 50x target (11.6 ns) is still missed.
+  The previous figure, 11.8x, timed each input's whole column taken out of the interleaved
+  capture (a strided copy, ~7 ns per sample of the 49) and the old stages; the speed-ups
+  changed no decision (detections bit-identical, demodulated results equal to ~1e-12, comb and
+  channelizer outputs to rounding). numba off: 0.071x on a 1-s stretch of one input.
 - False detections: 1 in 6 input-hours of noise, harmonics, impulses and tones (0.17 per
   input-hour, target <= 1; `--fa-hours 1.0`: seeds 1000 and 1001, 1 h x 3 inputs each), with
   the detector's second CFAR stage (dsp/cfar_gate.py). Before it: 7 in 3 input-hours (2.3),
