@@ -53,15 +53,19 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   switching impulses at 0.2/s per feeder (4x the scenario default), tones, and the
   transformer low-pass near the top channel. Re-measured (session 4) after the speed work:
   the same frame errors, point for point, as the run before it.
-- Throughput (session 4, 11:48, load average ~1): 35.0x real time by the clock, 16.5 ns per
-  input sample, run as the receiver's workers run it: 1-s blocks of the interleaved 36-input
-  capture, de-interleaved in one pass, then every input's chain (all 36 alive). Per stage,
-  ns per input sample: de-interleave 1.4, comb 2.8, channelizer with the impulse blanker 4.5,
-  detector bank 4.9, demodulation and decoding 2.9. The 50x target (11.6 ns) is still missed.
-  The previous figure, 11.8x, timed each input's whole column taken out of the interleaved
-  capture (a strided copy, ~7 ns per sample of the 49) and the old stages; the speed-ups
-  changed no decision (detections bit-identical, demodulated results equal to ~1e-12, comb and
-  channelizer outputs to rounding). numba off: 0.071x on a 1-s stretch of one input.
+- Throughput (session 4, 12:29, load average ~1): 32.2x real time by the clock, the median of
+  three passes (29.9, 32.2, 35.5x), 18.0 ns per input sample. It is run as the receiver's
+  workers run it: 1-s blocks of the interleaved 36-input capture, de-interleaved in one pass,
+  then every input's chain (all 36 alive). Per stage, ns per input sample: de-interleave 1.0,
+  comb 2.9, channelizer with the impulse blanker 5.2, detector bank 5.7, demodulation and
+  decoding 3.2. The 50x target (11.6 ns) is still missed. Session 3's code and benchmark,
+  run in the same window: 12.8x (its benchmark took each input's whole column out of the
+  interleaved capture inside the timed loop, ~7 ns of its ~45 ns per sample). This machine's
+  speed drifts: the numba-off reference in these runs went from 0.071x (11:48) to 0.045-0.048x
+  (12:22-12:28) and back to 0.069x, and the same code measured 35.0x in a single pass at 11:48
+  and 27.5x (median of three) at 12:26. The speed-ups changed no decision (detections
+  bit-identical, demodulated results equal to ~1e-12, comb and channelizer outputs to
+  rounding).
 - False detections: 1 in 6 input-hours of noise, harmonics, impulses and tones (0.17 per
   input-hour, target <= 1; `--fa-hours 1.0`: seeds 1000 and 1001, 1 h x 3 inputs each), with
   the detector's second CFAR stage (dsp/cfar_gate.py). Before it: 7 in 3 input-hours (2.3),

@@ -274,8 +274,9 @@ class HarmonicComb:
             raise ValueError(f"the comb takes one input at a time: shape {x.shape}")
         if x.dtype.kind not in "fiu":
             raise ValueError(f"samples must be real numbers, got dtype {x.dtype}")
-        x = x.astype(np.float64, copy=False)
-        out = np.empty_like(x)
+        if x.dtype != np.float32:  # float32 (a capture's own type) is read as it is: the same values
+            x = x.astype(np.float64, copy=False)
+        out = np.empty(x.shape)
         s = self.state
         s.n, s.n_blocks, s.f0_hat_hz, bad, flog, alog = comb_kernel(
             x, out, s.n, s.xh, s.y1h, s.y2h, s.acc, s.phase_hist, s.fund, s.n_blocks, s.f0_hat_hz, self._lo,

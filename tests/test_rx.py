@@ -94,6 +94,16 @@ def test_comb_tracks_the_frequency_and_matches_naive():
     np.testing.assert_allclose(y[:4000], ref, atol=1e-9)
 
 
+def test_comb_reads_float32_input_as_the_same_values():
+    """A float32 block (a capture's own type) gives bit for bit what its float64 copy gives."""
+    x, _ = grid(int(0.5 * FS), harmonics=range(2, 8))
+    x32 = (x + 1e-3 * np.random.default_rng(6).standard_normal(x.size)).astype(np.float32)
+    x32[[100, 9000]] = [np.nan, np.inf]
+    a, b = HarmonicComb(), HarmonicComb()
+    ya, yb = a.process(x32), b.process(x32.astype(np.float64))
+    assert ya.dtype == np.float64 and np.array_equal(ya, yb) and a.state.nonfinite == b.state.nonfinite == 2
+
+
 def test_comb_chunking_copy_and_nonfinite():
     x, _ = grid(int(1.0 * FS), harmonics=range(2, 8))
     x = x + 1e-4 * np.random.default_rng(2).standard_normal(x.size)
@@ -877,11 +887,12 @@ def test_deinterleave_matches_naive_transpose():
     for x in (rng.standard_normal((1000, 36)), rng.standard_normal((7, 3)).astype(np.float32),
               rng.integers(-2**15, 2**15, (50, 4)).astype(np.int16)):
         y = deinterleave(x)
-        assert y.flags.c_contiguous and y.dtype == np.float64
+        assert y.flags.c_contiguous and y.dtype == (np.float64 if x.dtype == np.float64 else np.float32)
         np.testing.assert_array_equal(y, x.T.astype(np.float64))
         again = deinterleave(x[::-1], y)
         assert again is y
         np.testing.assert_array_equal(y, x[::-1].T.astype(np.float64))
+    assert deinterleave(np.zeros((5, 2), np.int32)).dtype == np.float64  # 32-bit integers need float64
     with pytest.raises(ValueError):
         deinterleave(np.zeros(10))
     with pytest.raises(ValueError):
