@@ -86,10 +86,9 @@ class ChannelizerState:
     n: int  # absolute input index of the next sample
     hist_a: np.ndarray  # (re/im, taps A - 1): the last mixed input samples
     hist_b: np.ndarray  # (channels, re/im, taps B - 1): the last stage-B inputs (mixed per channel)
-    m_out: int  # filter outputs produced so far (per channel; all channels in step)
 
     def copy(self) -> "ChannelizerState":
-        return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy(), self.m_out)
+        return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy())
 
 
 @jit(fastmath={"reassoc", "contract"})
@@ -218,7 +217,7 @@ class Channelizer:
 
     def reset(self) -> None:
         nch = self.n_channels
-        self.state = ChannelizerState(0, np.zeros((2, self._har.size - 1)), np.zeros((nch, 2, self._hbr.size - 1)), 0)
+        self.state = ChannelizerState(0, np.zeros((2, self._har.size - 1)), np.zeros((nch, 2, self._hbr.size - 1)))
         self.blanker.reset()
 
     def copy(self) -> "Channelizer":
@@ -239,7 +238,6 @@ class Channelizer:
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         w = channelize_kernel(x, s.n, self._har, self._hbr, *self._mix, s.hist_a, s.hist_b, out)
         s.n += x.size
-        s.m_out += w
         return self.blanker.process(out[:, :w])
 
     def flush(self) -> np.ndarray:

@@ -53,7 +53,7 @@ class CombState:
     xh: np.ndarray  # ring buffers of input, stage-1 and stage-2 outputs
     y1h: np.ndarray
     y2h: np.ndarray
-    acc: np.ndarray  # complex[3]: [unused, unused, S1 of the previous block] (block sums: _block_sums)
+    acc: np.ndarray  # complex[1]: S1 of the previous block (the block sums: _block_sums)
     phase_hist: np.ndarray  # unwrapped phasor phases of the last HIST block boundaries
     fund: np.ndarray  # [RMS of the fundamental at the last block boundary]
     n_blocks: int
@@ -127,7 +127,7 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
     f_log = np.empty(x.shape[0] // block + 2)
     a_log = np.empty(x.shape[0] // block + 2)
     nf = 0
-    a2 = acc[2]
+    a2 = acc[0]
     ring = mask + 1
     nx = x.shape[0]
     sxd = np.empty(block)  # per run: the delayed input and stage-1 output
@@ -227,7 +227,7 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             f_log[nf] = f0_hat
             a_log[nf] = fund[0]
             nf += 1
-    acc[2] = a2
+    acc[0] = a2
     return n0 + x.shape[0], n_blocks, f0_hat, bad, f_log[:nf], a_log[:nf]
 
 
@@ -254,7 +254,7 @@ class HarmonicComb:
         self.reset()
 
     def reset(self) -> None:
-        self.state = CombState(0, np.zeros(RING), np.zeros(RING), np.zeros(RING), np.zeros(3, complex),
+        self.state = CombState(0, np.zeros(RING), np.zeros(RING), np.zeros(RING), np.zeros(1, complex),
                                np.zeros(HIST), np.zeros(1), 0, self.grid_hz, 0)
         self.f0_log: list[float] = []  # estimate at the end of block log_start + i
         self.fund_log: list[float] = []
