@@ -105,10 +105,20 @@ def _dot2(ur, ui, end, h):
     return acc_r, acc_i
 
 
+@jit(fastmath={"reassoc"})
+def _finite(x):
+    """Whether every sample of ``x`` is finite: sum (x - x) is 0 then, NaN otherwise (vectorised;
+    reassociation only, so x - x is not folded away)."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += x[i] - x[i]
+    return s == 0.0
+
+
 @jit
 def channelize_kernel(x, n0, har, hbr, lo_ar, lo_ai, lo_br, lo_bi, hist_a, hist_b, out):
     """Filter ``x`` (input samples n0 ...) into ``out`` (channels, max); returns the number of
-    outputs written.
+    outputs written, or -1 (and nothing changed) if ``x`` holds a non-finite sample.
 
     Stage A mixes each input sample with ``lo_a`` (one exact period, re/im apart, indexed by the
     absolute sample number) into a linear buffer that starts with the last ``len(har) - 1``
@@ -120,13 +130,15 @@ def channelize_kernel(x, n0, har, hbr, lo_ar, lo_ai, lo_br, lo_bi, hist_a, hist_
     whatever the cut of the stream. (The dot products are compiled with reassociation and fused
     multiply-add allowed, so that they are vectorised: the sums are in another order than a
     plain loop's, a few ulp, always the same. No other fast-math flag: the channelizer never
-    sees a non-finite sample, the comb replaces them and ``process`` checks.)"""
+    sees a non-finite sample: the comb replaces them, and this kernel checks first.)"""
     la = har.shape[0]
     lb = hbr.shape[0]
     nch = lo_br.shape[0]
     pa = lo_ar.shape[0]
     pb = lo_br.shape[1]
     nx = x.shape[0]
+    if not _finite(x):
+        return -1
     # stage A over the whole call: mixed input behind its history
     ur = np.empty(la - 1 + nx)
     ui = np.empty(la - 1 + nx)
@@ -231,12 +243,13 @@ class Channelizer:
         x = np.asarray(x)
         if x.ndim != 1 or x.dtype.kind not in "fiu":
             raise ValueError(f"the channelizer takes one real input at a time: {x.dtype} {x.shape}")
-        x = x.astype(np.float64, copy=False)
-        if not np.all(np.isfinite(x)):
-            raise ValueError("non-finite samples: the comb (dsp.comb) replaces them before the channelizer")
+        if x.dtype != np.float32:  # the comb's output type is read as it is (the same values)
+            x = x.astype(np.float64, copy=False)
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
         w = channelize_kernel(x, s.n, self._har, self._hbr, *self._mix, s.hist_a, s.hist_b, out)
+        if w < 0:  # nothing of this block was taken: the state is as before
+            raise ValueError("non-finite samples: the comb (dsp.comb) replaces them before the channelizer")
         s.n += x.size
         return self.blanker.process(out[:, :w])
 
