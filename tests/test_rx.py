@@ -145,7 +145,8 @@ def test_channelizer_matches_naive_and_is_chunk_invariant():
     ref = naive.channelize_naive(x, ch.ha, ch.hb, ch.f_mid_hz, [c.fc_hz - ch.f_mid_hz for c in PLAN.channels])
     from dsp.blanker import DELAY
     assert y.shape[1] == ref.shape[1] - DELAY  # the blanker holds back the newest DELAY samples
-    np.testing.assert_allclose(y, ref[:, :y.shape[1]], atol=1e-9)
+    # the filters run in single precision: ~1e-7 of the output's scale (measured 1.3e-7 of the peak)
+    np.testing.assert_allclose(y, ref[:, :y.shape[1]], rtol=0, atol=1e-6 * np.max(np.abs(ref)))
     c2 = Channelizer(PLAN, blank_k=1e9)
     parts, i = [], 0
     for k in rng.integers(1, 3000, 40):
