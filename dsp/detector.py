@@ -473,11 +473,16 @@ def _full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g
         row = r[k]
         big = 0
         marked = 0
+        first = hop  # the first and last marked lag
+        last = -1
         for j in range(hop):  # (vectorised: no branch)
             v = row[j]
             p = v.real * v.real + v.imag * v.imag
             big += not p <= q0  # (a NaN too)
-            marked += p > qa
+            mk = p > qa
+            marked += mk
+            first = min(first, j if mk else hop)
+            last = max(last, j if mk else -1)
         if big:
             need[k] = True
             continue
@@ -497,7 +502,12 @@ def _full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g
                 if hit:
                     break
         if not hit:
-            for j in range(hop + INTERP_LEAD):
+            for j in range(hop, hop + INTERP_LEAD):  # (the lags past the end: see above)
+                v = row[j]
+                if v.real * v.real + v.imag * v.imag > qa:
+                    first = min(first, j)
+                    last = j
+            for j in range(first, last + 1):  # no lag outside is marked
                 v = row[j]
                 if v.real * v.real + v.imag * v.imag > qa:
                     done, hit, e = _r1e_around(row, gk, j, done, hop, b, r1lim)
