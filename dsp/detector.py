@@ -62,6 +62,7 @@ not be decoded anyway).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
@@ -472,11 +473,16 @@ def _full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g
         row = r[k]
         big = 0
         marked = 0
+        first = hop  # the first and last marked lag
+        last = -1
         for j in range(hop):  # (vectorised: no branch)
             v = row[j]
             p = v.real * v.real + v.imag * v.imag
             big += not p <= q0  # (a NaN too)
-            marked += p > qa
+            mk = p > qa
+            marked += mk
+            first = min(first, j if mk else hop)
+            last = max(last, j if mk else -1)
         if big:
             need[k] = True
             continue
@@ -496,7 +502,12 @@ def _full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g
                 if hit:
                     break
         if not hit:
-            for j in range(hop + INTERP_LEAD):
+            for j in range(hop, hop + INTERP_LEAD):  # (the lags past the end: see above)
+                v = row[j]
+                if v.real * v.real + v.imag * v.imag > qa:
+                    first = min(first, j)
+                    last = j
+            for j in range(first, last + 1):  # no lag outside is marked
                 v = row[j]
                 if v.real * v.real + v.imag * v.imag > qa:
                     done, hit, e = _r1e_around(row, gk, j, done, hop, b, r1lim)
@@ -710,6 +721,7 @@ def _warm_up() -> None:
     rng = np.random.default_rng(0)
     X = (rng.standard_normal((4, 256)) + 1j * rng.standard_normal((4, 256))).astype(np.complex64)
     T0 = (rng.standard_normal((3, 4, 256)) + 1j * rng.standard_normal((3, 4, 256))).astype(np.complex64)
+    T0.setflags(write=False)  # as the bank's are
     out = np.empty((12, 256), np.complex64)
     _spectra_product(X, T0, np.arange(3), out)
     _product_kernel = np.array_equal(out, (X[:3, None, :] * T0).reshape(12, 256))
@@ -720,6 +732,32 @@ def _rows4(n: int) -> int:
     """Rows to give one batched FFT of n rows: pocketfft transforms complex64 rows four at a time
     and a row left over alone (4k + 1 rows cost about 4k + 1.3, 4k + 2 or 3 more than 4k + 4)."""
     return n if n % 4 <= 1 else n + 4 - n % 4
+
+
+@lru_cache(maxsize=16)
+def _bank_spectra(chans: tuple[tuple[int, float], ...], codes: tuple[int, ...], grid_hz: float, fs_bb: float):
+    """The conjugated template spectra of :func:`_spectra` as a bank reads them: (phase 0, phase 1),
+    each (channel, code, N), shared by every bank of the same channels (read-only): the receiver
+    runs many banks one block after another, and one copy stays in the cache where one per bank
+    (192 kB each) would not."""
+    Ts = [_spectra(i, f, codes, grid_hz, fs_bb)[2] for i, f in chans]
+    T0, T1 = np.stack([T[0::2] for T in Ts]), np.stack([T[1::2] for T in Ts])
+    T0.setflags(write=False)
+    T1.setflags(write=False)
+    return T0, T1
+
+
+_tls = threading.local()
+
+
+def _shared_scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A scratch array that every bank of this thread uses (its content lives within a block):
+    fewer bytes for the cache to hold than one per bank."""
+    d = _tls.__dict__.setdefault("scratch", {})
+    key = (name, shape, np.dtype(dtype).str)
+    if key not in d:
+        d[key] = np.zeros(shape, dtype)
+    return d[key]
 
 
 class DetectorBank:
@@ -740,8 +778,8 @@ class DetectorBank:
             raise ValueError("every channel of a bank needs the same template length")
         nch, ncode = len(self.dets), len(codes)
         self.ncode = ncode
-        self.T0 = np.stack([d.T[0::2] for d in self.dets])  # (channel, code, N)
-        self.T1 = np.stack([d.T[1::2] for d in self.dets])
+        # (channel, code, N), one pair of arrays for every bank of these channels (cache-resident)
+        self.T0, self.T1 = _bank_spectra(tuple((c.index, c.fc_hz) for c in channels), codes, grid_hz, fs_bb)
         self.energy = np.stack([d.energy for d in self.dets])  # (channel, 2 code + phase)
         interp = [_interpolators(c.index, c.fc_hz, codes, grid_hz, fs_bb) for c in channels]
         self.g = np.concatenate([i[0] for i in interp])  # rows channel * ncode + code
@@ -759,15 +797,14 @@ class DetectorBank:
         self._n_live = np.empty(nch, np.int64)
         self._noise = np.empty(nch, np.float64)
         self._power = np.empty(nch, np.float64)
-        self._p = np.empty(NFFT, np.float32)
-        self._sel = np.empty((2, NFFT), np.float32)
+        self._p, self._sel = _shared_scratch("p", (NFFT,), np.float32), _shared_scratch("sel", (2, NFFT), np.float32)
         self._live = np.ones(nch, np.bool_)
         self._all_live = True  # (whether _live is all True)
         self._rows = list(range(nch * self.ncode))
         self._hit = np.empty((nch, NFFT), np.bool_)
         self._hits = np.empty(nch, np.int64)
         # correlations, then blocks without a tone (and rows to make up a batch of the FFT)
-        self._prod = np.zeros((_rows4(nch * (self.ncode + 1) + 3), NFFT), np.complex64)
+        self._prod = _shared_scratch("prod", (_rows4(nch * (self.ncode + 1) + 3), NFFT), np.complex64)
         self._dest = np.arange(nch)
         self._spare = np.empty(nch)
 
