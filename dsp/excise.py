@@ -70,6 +70,9 @@ def excise_tones(r: np.ndarray, thresh_db: float = THRESH_DB, neighbourhood: int
     return out, int(hit.sum())
 
 
+#: :func:`tone_hits` counts against p ln2 / k raised by this much (far above the rounding of the
+#: bound and of the test, far below what would let noise through to the exact median).
+_SCREEN = 1e-9
 #: Bins per block of :func:`tone_hits` (one lower bound of the medians per block).
 _BLOCK = 64
 
@@ -78,7 +81,7 @@ _BLOCK = 64
 def tone_hits(p, half, ln2, k):
     """``p > median_wrap(p, 2 half + 1) / ln2 * k`` bin by bin (the same arithmetic, hence the
     same decisions as ``scipy.ndimage.median_filter(p, 2 half + 1, mode="wrap") / ln2 * k``),
-    for ``p`` without NaNs and with at least ``half`` bins.
+    for powers ``p`` (>= 0, no NaNs) with at least ``half`` bins.
 
     Most bins are far below their threshold, so the medians are not all found. A bin is no hit
     if its median is >= any v with p <= v / ln2 * k (the rounded operations are monotonic), and
@@ -119,8 +122,3 @@ def tone_hits(p, half, ln2, k):
                 med = np.sort(ext[i:i + w])[half]
                 hit[i] = p[i] > med / ln2 * k
     return hit
-
-
-#: :func:`tone_hits` counts against p ln2 / k raised by this much (far above the rounding of the
-#: bound and of the test, far below what would let noise through to the exact median).
-_SCREEN = 1e-9
