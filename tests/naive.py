@@ -283,6 +283,16 @@ def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
     return hit if hit.any() else None
 
 
+def tone_hits_naive(p, half, ln2, k):
+    """dsp.excise.tone_hits: every bin's wrapped window sorted, its middle value the median."""
+    n = len(p)
+    hit = np.zeros(n, bool)
+    for i in range(n):
+        window = sorted(p[(i + o) % n] for o in range(-half, half + 1))
+        hit[i] = p[i] > window[half] / ln2 * k
+    return hit
+
+
 def noise_naive(blk):
     """dsp.detector._noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
     samples / ln 2 in single precision, sum |x|^2)."""
