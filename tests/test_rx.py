@@ -676,8 +676,9 @@ def _bank_rows(bank, blk):
     _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
                   power)
     X = np.fft.fft(blk, axis=1).astype(np.complex64)
-    r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1).astype(np.complex64)
-    r1 = np.fft.ifft((X[:3, None, :] * bank.T1).reshape(12, NFFT), axis=1).astype(np.complex64)
+    # (the bank's spectra carry the inverse transform's 1/N: the inverse is unnormalised)
+    r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1, norm="forward").astype(np.complex64)
+    r1 = np.fft.ifft((X[:3, None, :] * bank.T1).reshape(12, NFFT), axis=1, norm="forward").astype(np.complex64)
     den = (bank.energy * noise[:, None]).astype(np.float32)
     return r0, r1, den, noise, power
 
