@@ -141,7 +141,9 @@ def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, im
             a = a0 + t
             s = a & mask
             v = y[c, t]
-            p = v.real * v.real + v.imag * v.imag
+            vr = np.float64(v.real)  # (double precision whatever the input's type)
+            vi = np.float64(v.imag)
+            p = vr * vr + vi * vi
             rc[s] = v
             pc[s] = p
             cprev = cprev + p
@@ -235,8 +237,11 @@ class ImpulseBlanker:
         return self.process(np.zeros((self.n_channels, DELAY), complex))
 
     def process(self, y: np.ndarray) -> np.ndarray:
-        """(channels, n) complex baseband in; the same, DELAY samples late, blanked, out."""
-        y = np.asarray(y, dtype=np.complex128)
+        """(channels, n) complex baseband in; the same (and of the same type: complex64 stays
+        complex64, anything else becomes complex128), DELAY samples late, blanked, out."""
+        y = np.asarray(y)
+        if y.dtype != np.complex64:  # (the channelizer's output type, read as it is: the same values)
+            y = y.astype(np.complex128, copy=False)
         if y.ndim != 2 or y.shape[0] != self.n_channels:
             raise ValueError(f"expected ({self.n_channels}, n) baseband, got shape {y.shape}")
         s = self.state

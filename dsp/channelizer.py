@@ -231,7 +231,7 @@ def channelize_kernel(x, n0, gar, gai, hbr, lo_ar, lo_ai, lo_br, lo_bi, hist_a, 
 
 
 class Channelizer:
-    """Streaming channelizer for one input; ``process`` returns (channels, n_out) complex128."""
+    """Streaming channelizer for one input; ``process`` returns (channels, n_out) complex64."""
 
     def __init__(self, plan: P.ChannelPlan, fs_hz: float = 48000.0, blank_k: float = blanker.BLANK_K) -> None:
         if fs_hz != 48000.0:
@@ -279,7 +279,7 @@ class Channelizer:
         if x.dtype != np.float32:  # the filters run in single precision, the comb's output type
             x = x.astype(np.float32)
         s = self.state
-        out = np.empty((self.n_channels, x.size // DECIMATION + 2), complex)
+        out = np.empty((self.n_channels, x.size // DECIMATION + 2), np.complex64)  # (single-precision sums)
         w = channelize_kernel(x, s.n, *self._mix[:2], self._hbr, *self._mix[2:], s.hist_a, s.hist_b, out)
         if w < 0:  # nothing of this block was taken: the state is as before
             raise ValueError("non-finite samples (or beyond single precision): the comb (dsp.comb) replaces "

@@ -55,11 +55,12 @@ class BasebandRing:
     with room for ``keep`` samples plus one block, compacted (the newest ``keep`` moved to the
     front) only when an append would overflow it, so a sample is copied about twice in all
     instead of once per block. ``start`` is the absolute baseband index of the oldest sample
-    held, ``end`` one past the newest."""
+    held, ``end`` one past the newest. Held as complex64, the channelizer's type (its values
+    exactly; a consumer that wants double precision converts its span)."""
 
     def __init__(self, n_channels: int, keep: int) -> None:
         self.keep = int(keep)
-        self.buf = np.zeros((n_channels, 2 * self.keep), complex)
+        self.buf = np.zeros((n_channels, 2 * self.keep), np.complex64)  # (the channelizer's type)
         self.first = 0  # absolute index of buf[:, 0]
         self.lo = 0  # buf[:, lo:hi] is the content
         self.hi = 0
@@ -77,7 +78,7 @@ class BasebandRing:
         if self.hi + k > self.buf.shape[1]:
             n = self.hi - self.lo
             if n + k > self.buf.shape[1]:  # a block longer than the spare room: grow
-                grown = np.zeros((self.buf.shape[0], n + k + self.keep), complex)
+                grown = np.zeros((self.buf.shape[0], n + k + self.keep), np.complex64)
                 grown[:, :n] = self.buf[:, self.lo:self.hi]
                 self.buf = grown
             else:

@@ -601,7 +601,7 @@ def test_baseband_ring_holds_what_concatenation_would():
     ring, ref, ref_start = BasebandRing(3, 500), np.zeros((3, 0), complex), 0
     clone = None
     for i, k in enumerate(rng.integers(0, 900, 60)):
-        bb = rng.standard_normal((3, k)) + 1j * rng.standard_normal((3, k))
+        bb = (rng.standard_normal((3, k)) + 1j * rng.standard_normal((3, k))).astype(np.complex64)  # the channelizer's type
         ring.append(bb)
         ref = np.concatenate([ref, bb], axis=1)
         assert ring.end == ref_start + ref.shape[1]
