@@ -15,7 +15,9 @@ absolute time.
 Precision. The filters run in single precision (the comb's output type; taps, buffers and sums),
 the mixer tables and the stage-A turn in double. Against the plain double-precision reference
 (tests/naive.py) the outputs differ by ~1e-7 of their scale, ~140 dB under the signal and far
-under the noise the comb leaves. On this machine (AVX-512) that made the filters ~1.3x faster.
+under the noise the comb leaves. Single precision and the mixer in the taps together took the
+channelizer (blanker included) from 4.4 to 3.3 ns per input sample (one paired measurement on
+this project's AVX-512 machine).
 
 Impulse blanking follows the filters: :mod:`dsp.blanker` (switching transients and their comb
 echoes are zeroed; bursts, however strong, are not). It holds back the newest ``blanker.DELAY``
