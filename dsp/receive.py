@@ -144,6 +144,7 @@ class InputChain:
         self.dets = self.bank.dets  # per channel: its state machines and counters (``state``)
         self.demods = [BurstDemodulator(c, fs_hz, iterations) for c in plan.channels]
         self.keep = int(KEEP_S * fs_hz / DECIMATION)
+        self.log_keep = int(2 * KEEP_S * plan.grid_hz)  # the comb's per-block estimates kept (for _demod)
         self.lock_samples = int(LOCK_S * fs_hz)
         self.reset()
 
@@ -198,21 +199,22 @@ class InputChain:
         t = time.perf_counter()
         found_all = self.bank.process(bb)
         self.det_time_s += time.perf_counter() - t
+        have = self.bb_ring.end
         for c, found in enumerate(found_all):
             for d in found:
                 self.stats.detections += 1
                 end = d.start_sample + self.demods[c].span_samples(self.plan.grid_hz)
                 need = int(np.ceil((end - Channelizer.input_index(0)) / DECIMATION)) + 2
                 self.pending[c].append(_Pending(d, need))
-            have = self.bb_ring.end
-            still = []
-            for p in self.pending[c]:
-                if p.need_m <= have:
-                    out.append((self.input_index, self._demod(c, p.det, p.need_m)))
-                else:
-                    still.append(p)
-            self.pending[c] = still
-        self.comb.trim_log(int(2 * KEEP_S * self.plan.grid_hz))
+            if self.pending[c]:
+                still = []
+                for p in self.pending[c]:
+                    if p.need_m <= have:
+                        out.append((self.input_index, self._demod(c, p.det, p.need_m)))
+                    else:
+                        still.append(p)
+                self.pending[c] = still
+        self.comb.trim_log(self.log_keep)
         self.bb_ring.trim()
         return out
 
