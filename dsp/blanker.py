@@ -73,41 +73,25 @@ def echo_envelope(rho: float, periods: int = ECHO_PERIODS, margin: float = ECHO_
     return env
 
 
-# per channel, the columns of BlankerState.fst (float64) and .ist (int64): few arrays, since each
-# argument of a kernel costs its call ~0.1 us
-F_NOISE = 0  #: noise power
-F_P0 = 1  #: [F_P0:F_P0 + SLOTS] peak power of the transients remembered (0: none)
-F_WARM = F_P0 + SLOTS  #: [F_WARM:F_WARM + WARMUP] the powers collected for the warm-up
-I_WARM = 0  #: non-zero samples collected for the warm-up
-I_I0 = 1  #: [I_I0:I_I0 + SLOTS] the indices of the transients remembered
-I_BLANKED = I_I0 + SLOTS  #: non-zero samples zeroed
-I_TRIG = I_BLANKED + 1  #: [I_TRIG:I_TRIG + 3] triggers taken for an echo, sustained, a transient
-
-
 @dataclass
 class BlankerState:
     a: int  # absolute index of the next input sample
     ring: np.ndarray  # (channels, RING) complex: the last RING inputs
-    pw: np.ndarray  # (channels, 2, RING): their powers, the cumulative sums of the powers (through that sample)
+    pring: np.ndarray  # (channels, RING) their powers
+    cring: np.ndarray  # (channels, RING) cumulative sums of the powers (through that sample)
+    noise_pow: np.ndarray  # (channels,)
+    warm: np.ndarray  # (channels,) int64 non-zero samples collected for the warm-up
+    warm_buf: np.ndarray  # (channels, WARMUP)
     zring: np.ndarray  # (channels, RING) uint8: 1 where a sample not yet output is to be zeroed
-    fst: np.ndarray  # (channels, F_WARM + WARMUP) float64: see F_NOISE ...
-    ist: np.ndarray  # (channels, I_TRIG + 3) int64: see I_WARM ...
-
-    @property
-    def noise_pow(self) -> np.ndarray:
-        return self.fst[:, F_NOISE]
-
-    @property
-    def blanked(self) -> np.ndarray:
-        return self.ist[:, I_BLANKED]
-
-    @property
-    def triggers(self) -> np.ndarray:
-        return self.ist[:, I_TRIG:I_TRIG + 3]
+    imp_p0: np.ndarray  # (channels, SLOTS) peak power of the transients remembered (0: none)
+    imp_i0: np.ndarray  # (channels, SLOTS) int64 their indices
+    blanked: np.ndarray  # (channels,) int64 non-zero samples zeroed
+    triggers: np.ndarray  # (channels, 3) int64: echo, sustained, transient
 
     def copy(self) -> "BlankerState":
-        return BlankerState(self.a, self.ring.copy(), self.pw.copy(), self.zring.copy(), self.fst.copy(),
-                            self.ist.copy())
+        return BlankerState(self.a, *(getattr(self, f).copy() for f in (
+            "ring", "pring", "cring", "noise_pow", "warm", "warm_buf", "zring", "imp_p0", "imp_i0",
+            "blanked", "triggers")))
 
 
 @jit
@@ -131,9 +115,10 @@ def _echo_bound(p0, i0, i, period, env):
 
 
 @jit
-def blank_kernel(y, a0, ring, pw, zring, fst, ist, out, k2, period, env, sustain):
+def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, imp_p0, imp_i0,
+                 blanked, triggers, out, k2, period, env, sustain):
     """Blank ``y`` (channels, n) into ``out`` (channels, n); returns the number of outputs written
-    (outputs lag the inputs by DELAY samples). The state: :class:`BlankerState`."""
+    (outputs lag the inputs by DELAY samples)."""
     nch, n = y.shape
     mask = RING - 1
     w1 = 4 * period
@@ -143,15 +128,12 @@ def blank_kernel(y, a0, ring, pw, zring, fst, ist, out, k2, period, env, sustain
     for c in range(nch):
         # one channel at a time (they are independent), its running values in local variables
         rc = ring[c]
-        pc = pw[c, 0]
-        cc = pw[c, 1]
+        pc = pring[c]
+        cc = cring[c]
         zc = zring[c]
         oc = out[c]
-        npw = fst[c, F_NOISE]
-        nwarm = ist[c, I_WARM]
-        imp_p0 = fst[c, F_P0:F_P0 + SLOTS]
-        imp_i0 = ist[c, I_I0:I_I0 + SLOTS]
-        warm_buf = fst[c, F_WARM:F_WARM + WARMUP]
+        npw = noise_pow[c]
+        nwarm = warm[c]
         cprev = cc[(a0 - 1) & mask] if a0 > 0 else 0.0
         nblank = 0
         w = 0
@@ -171,10 +153,10 @@ def blank_kernel(y, a0, ring, pw, zring, fst, ist, out, k2, period, env, sustain
                 pi = pc[i & mask]
                 if nwarm < WARMUP:
                     if pi > 0.0:
-                        warm_buf[nwarm] = pi
+                        warm_buf[c, nwarm] = pi
                         nwarm += 1
                         if nwarm == WARMUP:
-                            npw = np.median(warm_buf) / math.log(2.0)
+                            npw = np.median(warm_buf[c]) / math.log(2.0)
                 elif pi > k2 * npw:
                     pref = pi  # local peak: the trigger and the BLANK_HALF samples after it
                     for j in range(1, BLANK_HALF + 1):
@@ -182,7 +164,7 @@ def blank_kernel(y, a0, ring, pw, zring, fst, ist, out, k2, period, env, sustain
                         if q > pref:
                             pref = q
                     kind = 2  # transient
-                    live, weakest = _echo_bound(imp_p0, imp_i0, i, period, env)
+                    live, weakest = _echo_bound(imp_p0[c], imp_i0[c], i, period, env)
                     if pref <= live:
                         kind = 0  # echo
                     if kind == 2:
@@ -192,13 +174,13 @@ def blank_kernel(y, a0, ring, pw, zring, fst, ist, out, k2, period, env, sustain
                             if i - w1 >= 0 else 0.0
                         if max(fut, past) >= sustain * pref:
                             kind = 1
-                    ist[c, I_TRIG + kind] += 1
+                    triggers[c, kind] += 1
                     if kind == 1:
                         npw = npw + RISE_ALPHA * (k2 - 1.0) * npw
                     else:
                         if kind == 2:  # remember it in place of the transient with the weakest echoes now
-                            imp_p0[weakest] = pref
-                            imp_i0[weakest] = i
+                            imp_p0[c, weakest] = pref
+                            imp_i0[c, weakest] = i
                         h = BLANK_HALF if kind == 2 else ECHO_HALF
                         for j in range(i - h, i + h + 1):
                             zc[j & mask] = 1
@@ -214,9 +196,9 @@ def blank_kernel(y, a0, ring, pw, zring, fst, ist, out, k2, period, env, sustain
                     vo = 0.0
                 oc[w] = vo
                 w += 1
-        fst[c, F_NOISE] = npw
-        ist[c, I_WARM] = nwarm
-        ist[c, I_BLANKED] += nblank
+        noise_pow[c] = npw
+        warm[c] = nwarm
+        blanked[c] += nblank
     return w
 
 
@@ -238,9 +220,10 @@ class ImpulseBlanker:
 
     def reset(self) -> None:
         nch = self.n_channels
-        self.state = BlankerState(0, np.zeros((nch, RING), complex), np.zeros((nch, 2, RING)),
-                                  np.zeros((nch, RING), np.uint8), np.zeros((nch, F_WARM + WARMUP)),
-                                  np.zeros((nch, I_TRIG + 3), np.int64))
+        z = lambda *s: np.zeros(s)  # noqa: E731
+        zi = lambda *s: np.zeros(s, np.int64)  # noqa: E731
+        self.state = BlankerState(0, np.zeros((nch, RING), complex), z(nch, RING), z(nch, RING), z(nch), zi(nch),
+                                  z(nch, WARMUP), np.zeros((nch, RING), np.uint8), z(nch, SLOTS), zi(nch, SLOTS), zi(nch), zi(nch, 3))
 
     def copy(self) -> "ImpulseBlanker":
         b = ImpulseBlanker.__new__(ImpulseBlanker)
@@ -263,7 +246,8 @@ class ImpulseBlanker:
             raise ValueError(f"expected ({self.n_channels}, n) baseband, got shape {y.shape}")
         s = self.state
         out = np.empty_like(y)
-        w = blank_kernel(y, s.a, s.ring, s.pw, s.zring, s.fst, s.ist, out, self.blank_k**2, self.period, self.env,
+        w = blank_kernel(y, s.a, s.ring, s.pring, s.cring, s.noise_pow, s.warm, s.warm_buf, s.zring,
+                         s.imp_p0, s.imp_i0, s.blanked, s.triggers, out, self.blank_k**2, self.period, self.env,
                          self.sustain)
         s.a += y.shape[1]
         return out[:, :w]
