@@ -155,7 +155,7 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     low-pass taps times the mixer, oldest sample first, padded in front with zeros to a multiple
     of 16, the vectorised loop's step) at every input index n = 8 ma + 7 and turns each output by
     ``lo_a[:, n]`` (one exact period, rows re, im, indexed by the absolute sample number); an output
-    whose window reaches back before this call reads the last ``len(gar) - 1`` input samples of
+    whose window reaches back before this call reads the last ``ga.shape[1] - 1`` input samples of
     the previous call (``hist_a``) from a short buffer. Stage B mixes the stage-A outputs per
     channel with ``lo_b`` (re, im; channel; ma modulo its period) into a linear buffer behind their
     history (``hist_b``) and filters it with the real taps ``hbr`` at every ma = 4 mb + 3. Each output is the same fixed sequence of operations
