@@ -89,9 +89,10 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     pb = lo_b.shape[1]
     nb = pb // int(np.gcd(pb, DEC_A))
     lo_bq = lo_b[:, (DEC_A * np.arange(nb) + DEC_A - 1 - GD_A) % pb]
-    mix = (np.ascontiguousarray(ga.real, np.float32), np.ascontiguousarray(ga.imag, np.float32),
-           np.ascontiguousarray(lo_a.real), np.ascontiguousarray(lo_a.imag),
-           np.ascontiguousarray(lo_bq.real), np.ascontiguousarray(lo_bq.imag))
+    # (real and imaginary parts as the rows of one array each: fewer kernel arguments)
+    mix = (np.ascontiguousarray(np.stack([ga.real, ga.imag]), np.float32),
+           np.ascontiguousarray(np.stack([lo_a.real, lo_a.imag])),
+           np.ascontiguousarray(np.stack([lo_bq.real, lo_bq.imag])))
     for a in (ha, hb, lo_a, lo_b, har, hbr, *mix):
         a.setflags(write=False)
     return ha, hb, lo_a, lo_b, har, hbr, mix
@@ -146,22 +147,28 @@ def _dotc(u, end, gr, gi):
 
 
 @jit
-def channelize_kernel(x, n0, gar, gai, hbr, lo_ar, lo_ai, lo_br, lo_bi, hist_a, hist_b, out):
+def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     """Filter ``x`` (input samples n0 ...) into ``out`` (channels, max); returns the number of
     outputs written, or -1 (and nothing changed) if ``x`` holds a non-finite sample.
 
-    Stage A filters the input (single precision) with the complex taps ``gar``, ``gai`` (the
+    Stage A filters the input (single precision) with the complex taps ``ga`` (rows re, im: the
     low-pass taps times the mixer, oldest sample first, padded in front with zeros to a multiple
     of 16, the vectorised loop's step) at every input index n = 8 ma + 7 and turns each output by
-    ``lo_a[n]`` (one exact period, re/im apart, indexed by the absolute sample number); an output
-    whose window reaches back before this call reads the last ``len(gar) - 1`` input samples of
+    ``lo_a[:, n]`` (one exact period, rows re, im, indexed by the absolute sample number); an output
+    whose window reaches back before this call reads the last ``ga.shape[1] - 1`` input samples of
     the previous call (``hist_a``) from a short buffer. Stage B mixes the stage-A outputs per
-    channel with ``lo_b`` (indexed by ma modulo its period) into a linear buffer behind their
+    channel with ``lo_b`` (re, im; channel; ma modulo its period) into a linear buffer behind their
     history (``hist_b``) and filters it with the real taps ``hbr`` at every ma = 4 mb + 3. Each output is the same fixed sequence of operations
     whatever the cut of the stream. (The dot products are compiled with reassociation and fused
     multiply-add allowed, so that they are vectorised: the sums are in another order than a
     plain loop's, a few ulp, always the same. No other fast-math flag: the channelizer never
     sees a non-finite sample: the comb replaces them, and this kernel checks first.)"""
+    gar = ga[0]
+    gai = ga[1]
+    lo_ar = lo_a[0]
+    lo_ai = lo_a[1]
+    lo_br = lo_b[0]
+    lo_bi = lo_b[1]
     la = gar.shape[0]
     lb = hbr.shape[0]
     nch = lo_br.shape[0]
@@ -282,7 +289,8 @@ class Channelizer:
             x = x.astype(np.float32)
         s = self.state
         out = np.empty((self.n_channels, x.size // DECIMATION + 2), np.complex64)  # (single-precision sums)
-        w = channelize_kernel(x, s.n, *self._mix[:2], self._hbr, *self._mix[2:], s.hist_a, s.hist_b, out)
+        ga, lo_a, lo_b = self._mix
+        w = channelize_kernel(x, s.n, ga, self._hbr, lo_a, lo_b, s.hist_a, s.hist_b, out)
         if w < 0:  # nothing of this block was taken: the state is as before
             raise ValueError("non-finite samples (or beyond single precision): the comb (dsp.comb) replaces "
                              "them before the channelizer")

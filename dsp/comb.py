@@ -49,6 +49,11 @@ RAMP_BLOCKS = 30.0  # rho ramps up from 0 over the first 30 cycles (fast lock, t
 LOCK_S = 0.25  # after this the residual is < -100 dBc (tests/test_comb.py); receivers gate on it
 HIST = 8
 RHO = 0.8  #: pole radius of both combs (see the module docstring)
+# the tracker's state, one array (fewer kernel arguments: each costs the call ~0.1 us):
+TRK_ACC = 0  #: [0:2] S1 of the previous block, re and im (the block sums: _block_sums)
+TRK_FUND = 2  #: [2] RMS of the fundamental at the last block boundary
+TRK_PHASE = 3  #: [3:3 + HIST] unwrapped phasor phases of the last HIST block boundaries
+TRK = TRK_PHASE + HIST
 
 
 @dataclass
@@ -56,19 +61,14 @@ class CombState:
     """Everything the comb carries between calls (explicit and small)."""
 
     n: int  # absolute index of the next sample
-    xh: np.ndarray  # ring buffers of input, stage-1 and stage-2 outputs
-    y1h: np.ndarray
-    y2h: np.ndarray
-    acc: np.ndarray  # complex[1]: S1 of the previous block (the block sums: _block_sums)
-    phase_hist: np.ndarray  # unwrapped phasor phases of the last HIST block boundaries
-    fund: np.ndarray  # [RMS of the fundamental at the last block boundary]
+    rings: np.ndarray  # (3, RING) float32: ring buffers of the input, stage-1 and stage-2 outputs
+    trk: np.ndarray  # (TRK,) the tracker: see TRK_ACC, TRK_FUND, TRK_PHASE
     n_blocks: int
     f0_hat_hz: float
     nonfinite: int
 
     def copy(self) -> "CombState":
-        return CombState(self.n, self.xh.copy(), self.y1h.copy(), self.y2h.copy(), self.acc.copy(),
-                         self.phase_hist.copy(), self.fund.copy(), self.n_blocks, self.f0_hat_hz, self.nonfinite)
+        return CombState(self.n, self.rings.copy(), self.trk.copy(), self.n_blocks, self.f0_hat_hz, self.nonfinite)
 
 
 @jit
@@ -114,13 +114,17 @@ def _dot4(v, r0, r1, r2, r3):
 
 
 @jit
-def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_hat, lo, block, fs, f_nom, rho_final):
-    """Filter ``x`` into ``out``; returns (n, n_blocks, f0_hat, nonfinite_count, f0 and fundamental RMS
-    estimated at the end of each block completed here).
+def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_nom, rho_final):
+    """Filter ``x`` into ``out``; returns (n, n_blocks, f0_hat, nonfinite_count, nf): the f0 and
+    fundamental RMS estimated at the end of each block completed here are ``log[0, :nf]`` and
+    ``log[1, :nf]`` (``log`` holds at least len(x) // block + 2 columns).
 
     (The per-sample state lives in local variables (weights, phasor sums) and goes back to the
     arrays at the end: the compiler keeps them in registers. Rings, ``out``, weights and gains are
     single precision; ``lo`` and the block sums double.)"""
+    xh = rings[0]
+    y1h = rings[1]
+    y2h = rings[2]
     mask = xh.shape[0] - 1
     rho = rho_final * min(1.0, n_blocks / RAMP_BLOCKS)
     g = ((1.0 + rho) / 2.0) ** 2
@@ -133,10 +137,8 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
     g32 = np.float32(g)
     off = ip + 1
     bad = 0
-    f_log = np.empty(x.shape[0] // block + 2)
-    a_log = np.empty(x.shape[0] // block + 2)
     nf = 0
-    a2 = acc[0]
+    a2 = complex(trk[TRK_ACC], trk[TRK_ACC + 1])
     ring = mask + 1
     nx = x.shape[0]
     sxd = np.empty(block, np.float32)  # per run: the delayed input and stage-1 output
@@ -208,15 +210,16 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             p = a2 + complex(a0r, a0i) - complex(a1r, a1i)  # rising half (previous block) + falling half (this block)
             a2 = complex(a1r, a1i)
             ph = math.atan2(p.imag, p.real)
-            fund[0] = math.sqrt(2.0) * abs(p) / block  # RMS of the fundamental
+            fund = math.sqrt(2.0) * abs(p) / block  # RMS of the fundamental
+            trk[TRK_FUND] = fund
             if n_blocks > 0:
-                prev = phase_hist[(n_blocks - 1) % HIST]
+                prev = trk[TRK_PHASE + (n_blocks - 1) % HIST]
                 ph = prev + ((ph - prev + math.pi) % (2.0 * math.pi) - math.pi)
-            phase_hist[n_blocks % HIST] = ph
+            trk[TRK_PHASE + n_blocks % HIST] = ph
             n_blocks += 1
             if n_blocks >= 5:  # two full phasors behind us and a trend: estimate
-                s1 = phase_hist[(n_blocks - 1) % HIST] - phase_hist[(n_blocks - 2) % HIST]
-                s3 = phase_hist[(n_blocks - 3) % HIST] - phase_hist[(n_blocks - 4) % HIST]
+                s1 = trk[TRK_PHASE + (n_blocks - 1) % HIST] - trk[TRK_PHASE + (n_blocks - 2) % HIST]
+                s3 = trk[TRK_PHASE + (n_blocks - 3) % HIST] - trk[TRK_PHASE + (n_blocks - 4) % HIST]
                 # the last step is centred half a block back and one more block passes before
                 # the next update: extrapolate the linear trend of the steps by 1.5 blocks
                 trend = (s1 - s3) / 2.0
@@ -235,11 +238,12 @@ def comb_kernel(x, out, n0, xh, y1h, y2h, acc, phase_hist, fund, n_blocks, f0_ha
             g = ((1.0 + rho) / 2.0) ** 2
             rho32 = np.float32(rho)
             g32 = np.float32(g)
-            f_log[nf] = f0_hat
-            a_log[nf] = fund[0]
+            log[0, nf] = f0_hat
+            log[1, nf] = fund
             nf += 1
-    acc[0] = a2
-    return n0 + x.shape[0], n_blocks, f0_hat, bad, f_log[:nf], a_log[:nf]
+    trk[TRK_ACC] = a2.real
+    trk[TRK_ACC + 1] = a2.imag
+    return n0 + x.shape[0], n_blocks, f0_hat, bad, nf
 
 
 
@@ -267,9 +271,8 @@ class HarmonicComb:
         self.reset()
 
     def reset(self) -> None:
-        self.state = CombState(0, np.zeros(RING, np.float32), np.zeros(RING, np.float32), np.zeros(RING, np.float32),
-                               np.zeros(1, complex),
-                               np.zeros(HIST), np.zeros(1), 0, self.grid_hz, 0)
+        self.state = CombState(0, np.zeros((3, RING), np.float32), np.zeros(TRK), 0, self.grid_hz, 0)
+        self._log = np.empty((2, 0))  # the kernel's per-block estimates of one call (reused, grown as needed)
         self.f0_log: list[float] = []  # estimate at the end of block log_start + i
         self.fund_log: list[float] = []
         self.log_start = 0
@@ -278,6 +281,7 @@ class HarmonicComb:
         c = HarmonicComb.__new__(HarmonicComb)
         c.__dict__.update(self.__dict__)
         c.state = self.state.copy()
+        c._log = np.empty((2, 0))  # (scratch of its own: a copy may run in another thread)
         c.f0_log = list(self.f0_log)
         c.fund_log = list(self.fund_log)
         return c
@@ -292,12 +296,15 @@ class HarmonicComb:
             x = x.astype(np.float64, copy=False)
         out = np.empty(x.shape, np.float32)
         s = self.state
-        s.n, s.n_blocks, s.f0_hat_hz, bad, flog, alog = comb_kernel(
-            x, out, s.n, s.xh, s.y1h, s.y2h, s.acc, s.phase_hist, s.fund, s.n_blocks, s.f0_hat_hz, self._lo,
+        if self._log.shape[1] < x.size // self.block + 2:
+            self._log = np.empty((2, x.size // self.block + 2))
+        s.n, s.n_blocks, s.f0_hat_hz, bad, nf = comb_kernel(
+            x, out, s.rings, s.trk, self._log, self._lo, s.n, s.n_blocks, s.f0_hat_hz,
             self.block, self.fs_hz, self.grid_hz, self.rho)
-        s.nonfinite += int(bad)
-        self.f0_log.extend(flog.tolist())
-        self.fund_log.extend(alog.tolist())
+        s.nonfinite += bad
+        if nf:
+            self.f0_log.extend(self._log[0, :nf].tolist())
+            self.fund_log.extend(self._log[1, :nf].tolist())
         return out
 
     def trim_log(self, keep_blocks: int) -> None:
@@ -324,7 +331,7 @@ class HarmonicComb:
     @property
     def fundamental_rms(self) -> float:
         """RMS of the fundamental (same units as the input), from the tracker's phasor."""
-        return float(self.state.fund[0])
+        return float(self.state.trk[TRK_FUND])
 
     @property
     def f0_hz(self) -> float:
