@@ -51,21 +51,28 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   White noise: 3.79 dB at FER 1e-2, 0.51 dB from the ideal coherent decoder (3.28 dB; target
   1.0). Substation channel: 4.33 dB, 1.05 dB from ideal (target 1.5): the trials inject
   switching impulses at 0.2/s per feeder (4x the scenario default), tones, and the
-  transformer low-pass near the top channel. Re-measured (session 4) after the speed work:
-  the same frame errors, point for point, as the run before it.
-- Throughput (session 4, 12:29, load average ~1): 32.2x real time by the clock, the median of
-  three passes (29.9, 32.2, 35.5x), 18.0 ns per input sample. It is run as the receiver's
-  workers run it: 1-s blocks of the interleaved 36-input capture, de-interleaved in one pass,
-  then every input's chain (all 36 alive). Per stage, ns per input sample: de-interleave 1.0,
-  comb 2.9, channelizer with the impulse blanker 5.2, detector bank 5.7, demodulation and
-  decoding 3.2. The 50x target (11.6 ns) is still missed. Session 3's code and benchmark,
-  run in the same window: 12.8x (its benchmark took each input's whole column out of the
-  interleaved capture inside the timed loop, ~7 ns of its ~45 ns per sample). This machine's
-  speed drifts: the numba-off reference in these runs went from 0.071x (11:48) to 0.045-0.048x
-  (12:22-12:28) and back to 0.069x, and the same code measured 35.0x in a single pass at 11:48
-  and 27.5x (median of three) at 12:26. The speed-ups changed no decision (detections
-  bit-identical, demodulated results equal to ~1e-12, comb and channelizer outputs to
-  rounding).
+  transformer low-pass near the top channel. Re-measured in session 5 on the single-precision
+  front end with FFTW in the detector: the same frame errors, point for point, as sessions 3
+  and 4.
+- Throughput (session 5, 14:22, load average ~0.4): 57.5x real time by the clock, the median
+  of five passes (50.8, 52.3, 57.5, 57.6, 58.2x), 10.1 ns per input sample: the 50x target
+  (11.6 ns) is met. Per stage, ns per input sample: de-interleave 0.79, comb 1.77,
+  channelizer with the impulse blanker 3.01, detector bank 2.90, demodulation and decoding
+  1.58. Session 4's code and benchmark in the same window (14:21): 39.0x (14.8 ns), so this
+  session's work is 1.47x. The two runs before it (14:20, 14:20) gave 58.1x and 57.0x; a
+  run at 14:03, while the machine was still busy with other jobs, gave 46.3x (41.7-52.5) for
+  the same code: this machine's speed drifts by the second (the numba-off reference went
+  from 0.043x to 0.071x across the day), so compare only figures from one window. What
+  changed: the comb and the channelizer run in single precision; stage A's mixer rides in
+  its taps (no mixed copy of the input); the detector's FFTs are FFTW's (pyFFTW,
+  FFTW_ESTIMATE plans: 12 inverse rows of 2048 points in 32 us against pocketfft's 83); one
+  copy of the template spectra, plans and scratch for all banks of a thread; the baseband
+  stays complex64; the excision's running median is decided by a count (the same
+  decisions) and its FFT runs at a fast length; fewer kernel arguments and no page faults
+  in the chain's plumbing. The sensitivity, comb and false-alarm benchmarks were re-run on
+  this chain: the same frame errors, point for point, as session 4 (AWGN 21/6/3/0 of 400
+  at 3.0-4.5 dB, substation 17/7/0/0 at 3.5-5.5 dB), 83.14 dB and 0.09 dB for the comb, and
+  1 false detection in 6 input-hours.
 - False detections: 1 in 6 input-hours of noise, harmonics, impulses and tones (0.17 per
   input-hour, target <= 1; `--fa-hours 1.0`: seeds 1000 and 1001, 1 h x 3 inputs each), with
   the detector's second CFAR stage (dsp/cfar_gate.py). Before it: 7 in 3 input-hours (2.3),
