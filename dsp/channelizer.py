@@ -81,8 +81,7 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     # stage A's mixer moved into its taps: tap s (oldest first) delays by la - 1 - s samples, so
     # it carries exp(+j w (la - 1 - s)); the output is then turned by lo_a at its own index
     la = har.size
-    turn = _lo_table(f_mid_hz, fs_hz)
-    ga = har * np.conj(turn[(la - 1 - np.arange(la)) % turn.size])
+    ga = har * np.conj(lo_a[(la - 1 - np.arange(la)) % lo_a.size])
     hbr = np.ascontiguousarray(np.pad(hb[::-1], (pad_b, 0))).astype(np.float32)
     # stage B's mixer for stage-A output ma (input index 8 ma + 7, centre GD_A earlier); it
     # repeats every pb / gcd(pb, 8) outputs
@@ -109,17 +108,15 @@ class ChannelizerState:
 
 
 @jit(fastmath={"reassoc", "contract"})
-def _dot2(ur, ui, end, h):
-    """(sum_s ur[end - L + 1 + s] h[s], the same of ui) with L = len(h): one filter output."""
-    la = h.shape[0]
-    sr = ur[end - la + 1:end + 1]
-    si = ui[end - la + 1:end + 1]
-    acc_r = np.float32(0.0)
-    acc_i = np.float32(0.0)
-    for t in range(la):
-        acc_r += sr[t] * h[t]
-        acc_i += si[t] * h[t]
-    return acc_r, acc_i
+def _dot_pair(a, ha, b, hb):
+    """(sum a[t] ha[t], sum b[t] hb[t]) in single precision: one filter output, either real taps on
+    the real and imaginary parts (stage B) or complex taps on real data (stage A)."""
+    acc_a = np.float32(0.0)
+    acc_b = np.float32(0.0)
+    for t in range(ha.shape[0]):
+        acc_a += a[t] * ha[t]
+        acc_b += b[t] * hb[t]
+    return acc_a, acc_b
 
 
 @jit(fastmath={"reassoc"})
@@ -130,20 +127,6 @@ def _finite(x):
     for i in range(x.shape[0]):
         s += x[i] - x[i]
     return s == 0.0
-
-
-@jit(fastmath={"reassoc", "contract"})
-def _dotc(u, end, gr, gi):
-    """(sum_s u[end - L + 1 + s] gr[s], the same with gi) with L = len(gr): one output of a
-    filter with complex taps on real data."""
-    la = gr.shape[0]
-    s = u[end - la + 1:end + 1]
-    acc_r = np.float32(0.0)
-    acc_i = np.float32(0.0)
-    for t in range(la):
-        acc_r += s[t] * gr[t]
-        acc_i += s[t] * gi[t]
-    return acc_r, acc_i
 
 
 @jit
@@ -158,8 +141,8 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     whose window reaches back before this call reads the last ``ga.shape[1] - 1`` input samples of
     the previous call (``hist_a``) from a short buffer. Stage B mixes the stage-A outputs per
     channel with ``lo_b`` (re, im; channel; ma modulo its period) into a linear buffer behind their
-    history (``hist_b``) and filters it with the real taps ``hbr`` at every ma = 4 mb + 3. Each output is the same fixed sequence of operations
-    whatever the cut of the stream. (The dot products are compiled with reassociation and fused
+    history (``hist_b``) and filters it with the real taps ``hbr`` at every ma = 4 mb + 3. Each
+    output is the same fixed sequence of operations whatever the cut of the stream. (The dot products are compiled with reassociation and fused
     multiply-add allowed, so that they are vectorised: the sums are in another order than a
     plain loop's, a few ulp, always the same. No other fast-math flag: the channelizer never
     sees a non-finite sample: the comb replaces them, and this kernel checks first.)"""
@@ -200,10 +183,8 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     q = (n0 + first) % pa
     for k in range(na):
         e = first + DEC_A * k  # the output's newest sample, in x
-        if e >= nh:
-            dr, di = _dotc(x, e, gar, gai)
-        else:
-            dr, di = _dotc(head, nh + e, gar, gai)
+        u = x[e - nh:e + 1] if e >= nh else head[e:nh + e + 1]
+        dr, di = _dot_pair(u, gar, u, gai)
         cr = lo_ar[q]
         ci = lo_ai[q]
         ar[k] = dr * cr - di * ci
@@ -234,7 +215,8 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
         hist_b[c, 0] = vr[na:]
         hist_b[c, 1] = vi[na:]
         for k in range(nb):
-            yr, yi = _dot2(vr, vi, lb - 1 + fb + DEC_B * k, hbr)
+            e = fb + DEC_B * k  # the window's first sample in vr, vi
+            yr, yi = _dot_pair(vr[e:e + lb], hbr, vi[e:e + lb], hbr)
             out[c, k] = complex(yr, yi)
     return nb
 

@@ -768,23 +768,22 @@ def _bank_spectra(chans: tuple[tuple[int, float], ...], codes: tuple[int, ...], 
 _tls = threading.local()
 
 
-def _shared_scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A scratch array that every bank of this thread uses (its content lives within a block):
-    fewer bytes for the cache to hold than one per bank."""
-    d = _tls.__dict__.setdefault("scratch", {})
-    key = (name, shape, np.dtype(dtype).str)
+def _per_thread(key: tuple, make):
+    """The object under ``key`` that every bank of this thread uses, made by ``make()`` the first
+    time: fewer bytes for the cache to hold than one per bank (scratch whose content lives within
+    a block; FFTW plans, made once per thread)."""
+    d = _tls.__dict__.setdefault("shared", {})
     if key not in d:
-        d[key] = np.zeros(shape, dtype)
+        d[key] = make()
     return d[key]
+
+
+def _shared_scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    return _per_thread(("scratch", name, shape, np.dtype(dtype).str), lambda: np.zeros(shape, dtype))
 
 
 def _shared_fft(name: str, rows: int, forward: bool) -> _RowFFT:
-    """A :class:`_RowFFT` that every bank of this thread uses (FFTW plans are made once per thread)."""
-    d = _tls.__dict__.setdefault("fft", {})
-    key = (name, rows, forward)
-    if key not in d:
-        d[key] = _RowFFT(rows, forward)
-    return d[key]
+    return _per_thread(("fft", name, rows, forward), lambda: _RowFFT(rows, forward))
 
 
 class DetectorBank:
