@@ -54,22 +54,23 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   transformer low-pass near the top channel. Re-measured in session 5 on the single-precision
   front end with FFTW in the detector: the same frame errors, point for point, as sessions 3
   and 4.
-- Throughput (session 5, 14:22, load average ~0.4): 57.5x real time by the clock, the median
-  of five passes (50.8, 52.3, 57.5, 57.6, 58.2x), 10.1 ns per input sample: the 50x target
-  (11.6 ns) is met. Per stage, ns per input sample: de-interleave 0.79, comb 1.77,
-  channelizer with the impulse blanker 3.01, detector bank 2.90, demodulation and decoding
-  1.58. Session 4's code and benchmark in the same window (14:21): 39.0x (14.8 ns), so this
-  session's work is 1.47x. The two runs before it (14:20, 14:20) gave 58.1x and 57.0x; a
-  run at 14:03, while the machine was still busy with other jobs, gave 46.3x (41.7-52.5) for
-  the same code: this machine's speed drifts by the second (the numba-off reference went
-  from 0.043x to 0.071x across the day), so compare only figures from one window. What
-  changed: the comb and the channelizer run in single precision; stage A's mixer rides in
-  its taps (no mixed copy of the input); the detector's FFTs are FFTW's (pyFFTW,
-  FFTW_ESTIMATE plans: 12 inverse rows of 2048 points in 32 us against pocketfft's 83); one
-  copy of the template spectra, plans and scratch for all banks of a thread; the baseband
-  stays complex64; the excision's running median is decided by a count (the same
-  decisions) and its FFT runs at a fast length; fewer kernel arguments and no page faults
-  in the chain's plumbing. The sensitivity, comb and false-alarm benchmarks were re-run on
+- Throughput (session 5, 14:41, final code): 49.5x real time by the clock, the median of five
+  passes (40.7, 46.9, 49.5, 53.6, 56.1x), 11.7 ns per input sample: the 50x target (11.6 ns)
+  is met only in this machine's quiet windows. Per stage, ns per input sample: de-interleave
+  0.99, comb 2.08, channelizer with the impulse blanker 3.08, detector bank 3.67,
+  demodulation and decoding 1.82. Session 4's code and benchmark in the same window (14:41):
+  36.0x (16.1 ns), so this session's work is 1.37x. This machine's speed drifts by the
+  minute: the same chain (bit-identical outputs) measured 57.5x, 58.1x and 57.0x at
+  14:20-14:22 (session 4's code: 39.0x then, a ratio of 1.47x), 44.2x at 14:39 (when the
+  Viterbi benchmark of the same run, unchanged code, ran at 22 Mbit/s instead of its usual 40)
+  and 46.3x at 14:03; compare only figures from one window. What changed: the comb and the
+  channelizer run in single precision; stage A's mixer rides in its taps (no mixed copy of
+  the input); the detector's FFTs are FFTW's (pyFFTW, FFTW_ESTIMATE plans: 12 inverse rows of
+  2048 points in 32 us against pocketfft's 83); one copy of the template spectra, plans and
+  scratch for all banks of a thread; the baseband stays complex64; the excision's running
+  median is decided by a count (the same decisions) and its FFT runs at a fast length; fewer
+  kernel arguments and no page faults in the chain's plumbing. The sensitivity, comb and
+  false-alarm benchmarks were re-run on
   this chain: the same frame errors, point for point, as session 4 (AWGN 21/6/3/0 of 400
   at 3.0-4.5 dB, substation 17/7/0/0 at 3.5-5.5 dB), 83.14 dB and 0.09 dB for the comb, and
   1 false detection in 6 input-hours.
