@@ -114,21 +114,57 @@ def false_alarms(hours_per_worker: float, workers: int, processes: int | None = 
 
 
 # ------------------------------------------------------------------------------- throughput
-def _pin_one_core() -> None:
+def _pin_one_core() -> int | None:
+    """Pin this process to its first allowed core; returns that core (None where pinning is not possible)."""
     try:
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+        core = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {core})
+        return core
     except (AttributeError, OSError):
+        return None
+
+
+def _steal_s(core: int | None) -> float:
+    """Seconds the hypervisor has taken ``core`` away from this virtual machine since boot (the
+    'steal' column of /proc/stat); NaN where there is no such count. A pass during which the
+    core was stolen measures the host's other guests as well as the chain."""
+    if core is None:
+        return float("nan")
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith(f"cpu{core} "):
+                    return int(line.split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
         pass
+    return float("nan")
 
 
-def _timed_pass(x: np.ndarray, plan, rows: np.ndarray) -> dict:
+_CANARY = np.random.default_rng(5).standard_normal(1 << 15).astype(np.float32)
+
+
+def _canary() -> float:
+    """Seconds for a fixed workload that is none of this project's code: numpy's sort of the same
+    2^15 random float32 values (one thread, ~1 ms). Run after every block of a pass, off its
+    clock: when the host's other guests slow the core down (on a shared virtual machine they
+    do, by up to 2x within a minute, with no steal counted), the canary slows down at the same
+    moments as the chain, and shows which passes measured the host rather than the chain."""
+    t = time.perf_counter()
+    np.sort(_CANARY, kind="quicksort")
+    return time.perf_counter() - t
+
+
+def _timed_pass(x: np.ndarray, plan, rows: np.ndarray, core: int | None = None) -> dict:
     """One timed pass of the whole chain over the capture ``x`` (samples, inputs), fresh chains:
-    wall and CPU seconds, seconds per stage, frames decoded."""
+    wall and CPU seconds, seconds per stage, frames decoded, and the seconds the hypervisor took
+    the pinned ``core`` away meanwhile."""
     from dsp.receive import InputChain, deinterleave
 
     stage = {"de-interleave": 0.0, "comb": 0.0, "channelizer": 0.0, "detector": 0.0, "demod+decode": 0.0}
     chains = [InputChain(plan, i) for i in range(x.shape[1])]
     decoded = 0
+    canary = []  # seconds of each canary (see _canary), off the pass's clock
+    steal0 = _steal_s(core)
     t_all = time.perf_counter()
     cpu_all = time.process_time()
     for pos in range(0, x.shape[0], int(FS)):
@@ -150,14 +186,16 @@ def _timed_pass(x: np.ndarray, plan, rows: np.ndarray) -> dict:
             stage["detector"] += chain.det_time_s - d0
             stage["demod+decode"] += (t3 - t2) - (chain.det_time_s - d0)
             decoded += sum(1 for _, r in out if r.crc_ok)
+        canary.append(_canary())
     for chain in chains:
         t = time.perf_counter()
         d0 = chain.det_time_s
         decoded += sum(1 for _, r in chain.flush() if r.crc_ok)
         stage["demod+decode"] += time.perf_counter() - t - (chain.det_time_s - d0)
         stage["detector"] += chain.det_time_s - d0
-    return {"wall": time.perf_counter() - t_all, "cpu": time.process_time() - cpu_all, "stage": stage,
-            "decoded": decoded}
+    wall, cpu, off = time.perf_counter() - t_all, time.process_time() - cpu_all, sum(canary)
+    return {"wall": wall - off, "cpu": cpu - off, "stage": stage, "decoded": decoded,
+            "steal": (_steal_s(core) - steal0) * (wall - off) / wall, "canary": float(np.median(canary))}
 
 
 def throughput(seconds: float, inputs: int = 36, repeats: int = 5) -> dict:
@@ -176,7 +214,7 @@ def throughput(seconds: float, inputs: int = 36, repeats: int = 5) -> dict:
     x, _ = sf.read(str(res.audio_path), dtype="float32")  # the capture's 24-bit samples, exactly
     x = np.ascontiguousarray(x[:, :inputs] / np.float32(0.25))
     plan = P.ChannelPlan.default()
-    _pin_one_core()
+    core = _pin_one_core()
     # compile / load every kernel before the clock starts, the demodulator's too: run inputs
     # until one burst has been demodulated (a stretch without one never reaches them)
     for i in range(x.shape[1]):
@@ -184,7 +222,7 @@ def throughput(seconds: float, inputs: int = 36, repeats: int = 5) -> dict:
         if warm.process(np.ascontiguousarray(x[:, i])) + warm.flush():
             break
     rows = deinterleave(x[:int(FS)])
-    runs = [_timed_pass(x, plan, rows) for _ in range(repeats)]
+    runs = [_timed_pass(x, plan, rows, core) for _ in range(repeats)]
     runs.sort(key=lambda r: r["wall"])
     med = runs[len(runs) // 2]  # the median run by the clock; its stage times
     samples = x.shape[0] * x.shape[1]
@@ -193,7 +231,13 @@ def throughput(seconds: float, inputs: int = 36, repeats: int = 5) -> dict:
     # (the clock figure above also counts the time other jobs on a shared machine took the core)
     out = {"realtime_factor_36in_48k_1core": round(rtf, 2),
            "cpu_realtime_factor_36in_48k_1core": round((x.shape[0] / FS) / med["cpu"], 2),
-           "realtime_factor_runs": sorted(round((x.shape[0] / FS) / r["wall"], 2) for r in runs),
+           "best_pass_realtime_factor_36in_48k_1core": round((x.shape[0] / FS) / runs[0]["wall"], 2),
+           "realtime_factor_runs": [round((x.shape[0] / FS) / r["wall"], 2) for r in runs],
+           # per pass, in the order above: the share of its wall time the hypervisor gave the
+           # pinned core to other guests (the host's load, not the chain's)
+           "steal_fraction_runs": [round(r["steal"] / r["wall"], 3) for r in runs],
+           # per pass: the canary's median time, after each of its blocks (see _canary)
+           "canary_us_runs": [round(r["canary"] * 1e6, 1) for r in runs],
            "inputs": inputs, "seconds": seconds, "block_s": 1.0,
            "msamples_per_s": round(samples / med["wall"] / 1e6, 2), "decoded_frames": med["decoded"],
            "ns_per_input_sample": round(med["wall"] / samples * 1e9, 2),
@@ -277,20 +321,62 @@ def plot_comb(comb: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_throughput(thr: dict, path: Path) -> None:
+def _commit() -> str:
+    """The checked-out commit (short hash), with '+' when the tree has changes: a run's code."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        h = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                           check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return h + ("+" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def append_history(thr: dict, path: Path) -> list[dict]:
+    """One line per full throughput run (JSON lines): its passes and their canaries, so that runs
+    in quiet and in busy windows of a shared machine can be read side by side. Returns all lines."""
+    rec = {"date": thr["date"], "commit": _commit(), "realtime_factor": thr["realtime_factor_36in_48k_1core"],
+           "passes": thr["realtime_factor_runs"], "canary_us": thr.get("canary_us_runs"),
+           "steal_fraction": thr.get("steal_fraction_runs")}
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_throughput(thr: dict, path: Path, history: list[dict] | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     st = thr["stage_msamples_per_s"]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, axs = plt.subplots(1, 2 if history else 1, figsize=(12 if history else 7, 3.8), squeeze=False)
+    ax = axs[0, 0]
     names = list(st) + ["whole chain"]
     vals = [st[k] or 0 for k in st] + [thr["msamples_per_s"]]
     ax.barh(names, vals)
     ax.axvline(86.4, color="r", lw=1, label="50x real time for 36 inputs")
     ax.set_xlabel("input Msamples/s on one core")
     ax.legend()
-    ax.set_title(f"Throughput: {thr['realtime_factor_36in_48k_1core']}x real time for 36 inputs")
+    ax.set_title(f"Throughput: {thr['realtime_factor_36in_48k_1core']}x real time for 36 inputs (median pass)",
+                 fontsize=9)
+    if history:
+        ax = axs[0, 1]
+        this = history[-1]["commit"]
+        for h in history:
+            if not h.get("canary_us"):
+                continue
+            mine = h["commit"] == this
+            ax.scatter(h["canary_us"], h["passes"], s=14, alpha=0.9 if mine else 0.35,
+                       color="C1" if mine else "C7", label=None)
+        ax.scatter([], [], color="C1", s=14, label=f"this code ({this})")
+        ax.scatter([], [], color="C7", s=14, alpha=0.35, label="earlier code")
+        ax.axhline(50, color="r", lw=1, label="target 50x")
+        ax.set_xlabel("canary in the same pass, us (numpy sort; slower = busier host)")
+        ax.set_ylabel("pass, x real time")
+        ax.set_title("Every pass of every run: the chain slows down with the host", fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -372,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "machine": machine()}
         write_json(thr_path, thr)
-        plot_throughput(thr, RESULTS / "throughput.png")
+        history = append_history(thr, RESULTS / "throughput_runs.jsonl") if not q else None
+        plot_throughput(thr, RESULTS / "throughput.png", history)
     say(f"wrote {sens_path} and {thr_path}")
     return 0
 
