@@ -88,9 +88,13 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     pb = lo_b.shape[1]
     nb = pb // int(np.gcd(pb, DEC_A))
     lo_bq = lo_b[:, (DEC_A * np.arange(nb) + DEC_A - 1 - GD_A) % pb]
+    # stage A's turn for output ma (input index 8 ma + 7): it repeats every pa / gcd(pa, 8) outputs
+    pa = lo_a.size
+    na_ = pa // int(np.gcd(pa, DEC_A))
+    lo_aq = lo_a[(DEC_A * np.arange(na_) + DEC_A - 1) % pa]
     # (real and imaginary parts as the rows of one array each: fewer kernel arguments)
     mix = (np.ascontiguousarray(np.stack([ga.real, ga.imag]), np.float32),
-           np.ascontiguousarray(np.stack([lo_a.real, lo_a.imag])),
+           np.ascontiguousarray(np.stack([lo_aq.real, lo_aq.imag])),
            np.ascontiguousarray(np.stack([lo_bq.real, lo_bq.imag])))
     for a in (ha, hb, lo_a, lo_b, har, hbr, *mix):
         a.setflags(write=False)
@@ -137,7 +141,8 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     Stage A filters the input (single precision) with the complex taps ``ga`` (rows re, im: the
     low-pass taps times the mixer, oldest sample first, padded in front with zeros to a multiple
     of 16, the vectorised loop's step) at every input index n = 8 ma + 7 and turns each output by
-    ``lo_a[:, n]`` (one exact period, rows re, im, indexed by the absolute sample number); an output
+    the mixer at n, ``lo_a[:, ma % period]`` (rows re, im: the mixer's exact table at the indices
+    8 ma + 7 over its period; a second pass over the outputs, vectorised); an output
     whose window reaches back before this call reads the last ``ga.shape[1] - 1`` input samples of
     the previous call (``hist_a``) from a short buffer. Stage B mixes the stage-A outputs per
     channel with ``lo_b`` (re, im; channel; ma modulo its period) into a linear buffer behind their
@@ -180,18 +185,31 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     vi = np.empty(lb - 1 + na, np.float32)
     ar = np.empty(na, np.float32)
     ai = np.empty(na, np.float32)
-    q = (n0 + first) % pa
-    for k in range(na):
+    k_x = min(na, max(0, (nh - first + DEC_A - 1) // DEC_A))  # the first output whose window is all in x
+    for k in range(k_x):
         e = first + DEC_A * k  # the output's newest sample, in x
-        u = x[e - nh:e + 1] if e >= nh else head[e:nh + e + 1]
-        dr, di = _dot_pair(u, gar, u, gai)
-        cr = lo_ar[q]
-        ci = lo_ai[q]
-        ar[k] = dr * cr - di * ci
-        ai[k] = dr * ci + di * cr
-        q += DEC_A
-        if q >= pa:
-            q -= pa
+        u = head[e:nh + e + 1]
+        ar[k], ai[k] = _dot_pair(u, gar, u, gai)
+    for k in range(k_x, na):
+        e = first + DEC_A * k
+        u = x[e - nh:e + 1]
+        ar[k], ai[k] = _dot_pair(u, gar, u, gai)
+    # each output turned by the mixer at its own index (in double precision, stored in single)
+    q = ma0 % pa
+    t = 0
+    while t < na:
+        seg = min(na - t, pa - q)
+        sr = ar[t:t + seg]
+        si = ai[t:t + seg]
+        cr = lo_ar[q:q + seg]
+        ci = lo_ai[q:q + seg]
+        for u in range(seg):
+            dr = sr[u]
+            di = si[u]
+            sr[u] = dr * cr[u] - di * ci[u]
+            si[u] = dr * ci[u] + di * cr[u]
+        t += seg
+        q = 0
     fb = (DEC_B - 1 - ma0 % DEC_B)  # offset of the first stage-B output (ma = 4 mb + 3)
     nb = (na - fb + DEC_B - 1) // DEC_B if na > fb else 0
     for c in range(nch):
