@@ -322,12 +322,13 @@ def plot_comb(comb: dict, path: Path) -> None:
 
 
 def _commit() -> str:
-    """The checked-out commit (short hash), with '+' when the tree has changes: a run's code."""
+    """The checked-out commit (short hash), with '+' when the tree has changes (results aside): a run's code."""
     root = Path(__file__).resolve().parents[1]
     try:
         h = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                            check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
         return h + ("+" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
