@@ -340,7 +340,8 @@ def append_history(thr: dict, path: Path) -> list[dict]:
     in quiet and in busy windows of a shared machine can be read side by side. Returns all lines."""
     rec = {"date": thr["date"], "commit": _commit(), "realtime_factor": thr["realtime_factor_36in_48k_1core"],
            "passes": thr["realtime_factor_runs"], "canary_us": thr.get("canary_us_runs"),
-           "steal_fraction": thr.get("steal_fraction_runs")}
+           "steal_fraction": thr.get("steal_fraction_runs"), "stage_ns": thr.get("stage_ns_per_input_sample"),
+           "viterbi_mbit_s_median": (thr.get("viterbi") or {}).get("viterbi_mbit_s_median")}
     with open(path, "a") as f:
         f.write(json.dumps(rec) + "\n")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
