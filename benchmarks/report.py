@@ -44,7 +44,7 @@ TARGETS = {
 }
 NOTES = """## How to read these numbers (2026-11-22 runs)
 
-- Every run shared the machine's 2 cores with other jobs (load average 6-9 throughout), so the
+- Every run shared the machine's 2 cores with other jobs (load average 1-9), so the
   speed figures (real-time factors, bundles/s) are pessimistic; the sensitivity, accuracy and
   loss figures are counts and do not depend on it.
 - Sensitivity counts Eb per information bit of the data part (the preamble, 0.47 dB, is not
@@ -55,29 +55,32 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   transformer low-pass near the top channel. Re-measured in session 5 on the single-precision
   front end with FFTW in the detector: the same frame errors, point for point, as sessions 3
   and 4.
-- Throughput (session 6, 17:05, final code): 64.3x real time by the clock, the median of five
-  passes (62.5-66.0x), 8.99 ns per input sample (target 50x = 11.6 ns). Per stage, ns per input
-  sample: de-interleave 0.73, comb 1.73, channelizer with the impulse blanker 2.17, detector
-  bank 2.75, demodulation and decoding 1.58. This machine is a shared virtual machine whose
+- Throughput (session 7, 19:36, final code): 62.8x real time by the clock, the median of five
+  passes (62.3-63.6x), 9.2 ns per input sample (target 50x = 11.6 ns). Per stage, ns per input
+  sample: de-interleave 0.75, comb 1.79, channelizer with the impulse blanker 2.13, detector
+  bank 2.91, demodulation and decoding 1.60. This machine is a shared virtual machine whose
   host slows the core down by up to 2x within a minute with no steal time counted
-  (`steal_fraction_runs`: 0 in every pass), so each pass now also times a canary (numpy's sort
-  of a fixed 2^15 float32 array, none of this project's code) after every 1-s block, off the
+  (`steal_fraction_runs`: 0 in every pass), so each pass also times a canary (numpy's sort of
+  a fixed 2^15 float32 array, none of this project's code) after every 1-s block, off the
   clock, and every full run is appended to `throughput_runs.jsonl` and plotted (pass speed
-  against canary). The final chain ran 14 times from 15:30 to 17:05 (`python -m
-  benchmarks.bench_dsp --skip sensitivity comb false` every ~7 min): medians 43.4, 52.8, 55.4,
-  55.5, 56.4, 57.1, 57.7, 61.3, 61.9, 62.0, 62.2, 62.4, 63.8 and 64.3x; 13 of 14 at >= 50x,
-  58 of 70 passes. The one run under 50x (16:11, 43.4x) had its canary at 737-897 us against
-  625-640 us in quiet passes, and the same run's Viterbi benchmark (unchanged code) at 26
-  Mbit/s against 38-40: the host, not the chain. Every pass with its canary under 640 us (43
-  of 70) ran >= 52.8x. Session 5's final run was 49.5x (14:41), in a busy window. Session 6's
-  one change to the chain: the channelizer turns stage A's outputs by the mixer in a separate,
-  vectorised pass (outputs bit-identical; kernel 1.64 -> 1.51 ns, the minimum of 30
-  alternated rounds). Tried and dropped, each measured: the de-interleave fused into a
-  multi-input comb reading the interleaved block in L2-sized steps, with and without the
-  channelizer in the same steps (bit-identical, no faster over the whole chain); one detector
-  bank of 108 channels for all inputs (slower); FFTW_PATIENT or per-row plans (no faster than
-  FFTW_ESTIMATE in a quiet window); a 2048-sample comb ring (0.03 ns); the blanker's noise
-  tracker as one multiply-add (no faster).
+  against canary). The final chain (code of 8c98c2f; later commits change only the benchmark
+  and documents) ran 30 times, 14 from 15:30 to 17:05 (session 6) and 16 from 18:17 to 19:36
+  (session 7), `python -m benchmarks.bench_dsp --skip sensitivity comb false` every ~5-7 min
+  and nothing else on the machine: 25 of 30 run medians >= 50x (median of the 30: 59.6x),
+  119 of 150 passes. The five runs under 50x (43.4, 46.1, 36.1, 43.7, 40.7x at 16:11, 18:51,
+  19:06, 19:11, 19:31) all had canaries at 647-922 us against 625-640 us in quiet passes;
+  every pass with its canary under 640 us (86 of 150) ran >= 52.8x. The canary understates the
+  slowdown the chain sees (19:06: canary 1.3-1.5x slow, chain 1.7x), as the chain needs the
+  cache and memory the neighbours take; the Viterbi benchmark of the same runs is a weaker
+  sign (20-30 Mbit/s in some fast runs too). Session 6's one change to the chain: the
+  channelizer turns stage A's outputs by the mixer in a separate, vectorised pass (outputs
+  bit-identical; kernel 1.64 -> 1.51 ns, the minimum of 30 alternated rounds). Tried and
+  dropped, each measured: the de-interleave fused into a multi-input comb reading the
+  interleaved block in L2-sized steps, with and without the channelizer in the same steps
+  (bit-identical, no faster over the whole chain); one detector bank of 108 channels for all
+  inputs (slower); FFTW_PATIENT or per-row plans (no faster than FFTW_ESTIMATE in a quiet
+  window); a 2048-sample comb ring (0.03 ns); the blanker's noise tracker as one multiply-add
+  (no faster).
 - False detections: 1 in 6 input-hours of noise, harmonics, impulses and tones (0.17 per
   input-hour, target <= 1; `--fa-hours 1.0`: seeds 1000 and 1001, 1 h x 3 inputs each), with
   the detector's second CFAR stage (dsp/cfar_gate.py). Before it: 7 in 3 input-hours (2.3),
@@ -91,9 +94,9 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   (48 of 48 bursts at 0 dB, 34 of 48 at 1 dB) and was never wrong.
 - Large scenario success (35 %) follows its Eb/N0 spread (median 0.7 dB, levels -112..-100 dB):
   see `success_by_ebn0` in receiver.json; the demo scenario decodes 99.4 %. These and the kill
-  test come from the 03:59 run (`stage_runs` in receiver.json).
-- Latency (06:58, load average ~3): the first 60 s of the demo scenario streamed in real time
-  over ZeroMQ into the service: 41 bundles, median 1.10 s, max 1.54 s from the burst's last
+  test come from the runs of 14:19 and 14:24 (`stage_runs` in receiver.json).
+- Latency (14:19): the first 60 s of the demo scenario streamed in real time
+  over ZeroMQ into the service: 41 bundles, median 1.10 s, max 1.68 s from the burst's last
   sample to its bundle. Bursts that end in the last 3 s of the stream are not counted: the
   detector releases a burst after the block that follows it, so at the end of a stream (or
   while the input stalls) the last ones wait for more input or for the stop. The earlier figure
@@ -107,14 +110,14 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   fast path had been committing (and fsyncing) every bundle: its first SAVEPOINT opened
   SQLite's transaction, so each RELEASE committed it; it now opens the transaction itself.
   A --quick run just before (500 hubs): 726/s per CPU-second, 631/s by the clock.
-- Theft (05:16): the CUSUM bank was retuned (reference values 0.4/0.2/0.08 sigma, design rate
+- Theft (05:16, superseded by the 08:23 run below): the CUSUM bank was retuned (reference values 0.4/0.2/0.08 sigma, design rate
   0.6 false alarms per 1,000 meter-days, bias allowance 0.5): 1 kW within 24 h went from 92.5 to
   95.8 %. 3 kW within 1 h stays at 88.3 %: of its 14 misses, 5 are taps so close to the
   transformer (0.017 V per kW) that the smallest tap any detector could see in that hour is
   9.7 kW, 5 more are past the clairvoyant bound (3.7 kW), and 4 fired at 61-83 min; a detector
   told the onset would expect 113.7 of 120 (94.8 %), so the target is beyond this scenario
   mix's physical limit.
-- Theft (08:19): the radial model now estimates each service drop's X/R (prior 0.25 +- 0.1)
+- Theft (08:23): the radial model now estimates each service drop's X/R (prior 0.25 +- 0.1)
   instead of taking 0.25 for all, and its uncertainty counts in the leverage. With 0.25 fixed, a
   #2 triplex drop (X/R 0.1) had its R ~5 % low, so a water heater (pf 1) after a baseline of
   air-conditioner cycles (pf 0.88) left 0.1-0.2 V of excess drop while it ran: harmless at
