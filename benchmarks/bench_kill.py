@@ -6,7 +6,7 @@ Both sides run as real processes on 127.0.0.1, in a temporary directory:
   fleet imported through ``POST /api/v1/import/json`` (GridModel with their keys) and a receiver
   token registered through ``POST /api/v1/receivers``;
 * a **receiver**: this file with ``--receiver``. It generates N realistic bundles (frames sealed
-  by ``dsp.messages.encode_message`` under the hubs' keys, wrapped as the receiver does, see
+  by ``dsp.air.messages.encode_message`` under the hubs' keys, wrapped as the receiver does, see
   :func:`platform_api.testing.bundles_for`), accepts each into the durable spool
   (:class:`receiver.spool.Spool`, WAL, synchronous=FULL) at a steady rate, and delivers them with
   :class:`receiver.delivery.Deliverer` (batch route, retry with backoff). Bundle *i* is a pure

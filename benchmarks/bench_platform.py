@@ -5,8 +5,8 @@
 For each backend a fresh database is populated with a fleet of hubs (GridModel import) and a
 stream of realistic bundles is prepared in advance: scheduled reports of every hub in its slots
 (1 to 4 meters, so 1 or 2 segments), and sag/swell alerts each sent twice (the second copy an
-identical repeat, i.e. a duplicate), all sealed with ``dsp.messages.encode_message`` and wrapped as
-``receiver.bundle`` models by :func:`platform_api.testing.bundles_for`.
+identical repeat, i.e. a duplicate), all sealed with ``dsp.air.messages.encode_message`` and wrapped as
+``receiver.contracts.bundle`` models by :func:`platform_api.testing.bundles_for`.
 
 The platform runs as it is deployed: ``uvicorn`` serving ``create_app()`` in its own process,
 pinned to **one core** with ``os.sched_setaffinity`` (core 0). The load generator runs in this
@@ -105,7 +105,7 @@ def traffic(n_hubs: int, n_bundles: int, seed: int = 5):
 
     The first round (every hub's first report) is the warm-up: a hub's first message takes the
     full path once (it becomes ``active``); the timed phase is the steady state."""
-    from dsp import messages as M
+    from dsp.air import messages as M
     from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 
     hubs = fleet(n_hubs, seed=seed, feeders=4, laterals=4, meters=(1, 4))

@@ -39,9 +39,10 @@ def _phase_trial(args) -> list[tuple[float, int, int, str]]:
     it: the chains of ``receiver.pipeline`` in 1-s blocks, then the Grouper.
     Returns [(margin, true input, inferred input or -1, outcome)] per burst."""
     margin_db, seed = args
-    from dsp import frame as F
-    from dsp import modulator
-    from dsp import params as P
+    from dsp.air import frame as F
+    from dsp.tx import burst
+    from dsp.tx import modulator
+    from dsp.air import params as P
     from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel
     from receiver.grouping import Grouper, InputInfo
     from receiver.pipeline import _Chains
@@ -59,7 +60,7 @@ def _phase_trial(args) -> list[tuple[float, int, int, str]]:
                            bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
         t_start = 0.5 + P.SLOT_S * k + float(rng.uniform(-0.2, 0.2))
         f0 = float(chan.grid_frequency(int(t_start * FS), 1)[0])
-        first, s = modulator.modulate(F.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=plan.channel(ch).fc_hz,
+        first, s = modulator.modulate(burst.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=plan.channel(ch).fc_hz,
                                       t_start_s=t_start, grid_period_s=1 / f0,
                                       clock_ppm=float(rng.uniform(-100, 100)), phase_rad=float(rng.uniform(0, 2 * np.pi)))
         feeder, phase = int(rng.integers(2)), int(rng.integers(3))
@@ -159,7 +160,7 @@ def latency(seconds: float = 60.0) -> dict:
     time at which the burst's last sample was sent."""
     import socket
     import threading
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from receiver.ingest import stream_capture
     from receiver.service import ReceiverConfig, run_service

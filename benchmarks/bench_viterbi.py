@@ -2,7 +2,7 @@
 
 Measures, on 256-bit frames (262 trellis steps with the tail), one core:
 
-* ``dsp.viterbi.viterbi_decode_kernel`` after warm-up (decoded information Mbit/s, best pass),
+* ``dsp.fec.viterbi.viterbi_decode_kernel`` after warm-up (decoded information Mbit/s, best pass),
   and the streaming ``ViterbiDecoder`` on the same frames;
 * scikit-commpy's ``viterbi_decode`` (pure Python; a few frames only, bit/s);
 * libfec's ``viterbi27`` through ctypes, if ``ctypes.util.find_library('fec')`` finds it.
@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from dsp import conv, viterbi  # noqa: E402
+from dsp.fec import conv, viterbi  # noqa: E402
 
 N_INFO = 256
 N_STEPS = N_INFO + viterbi.TAIL
@@ -97,7 +97,7 @@ def bench_commpy(bits, soft, n_frames):
     dt = time.perf_counter() - t0
     for i, o in enumerate(outs):
         agree += np.array_equal(o[:N_INFO].astype(np.uint8), viterbi.decode_frame(soft[i], N_INFO))
-    return n_frames * N_INFO / dt, f"{agree}/{n_frames} frames identical to dsp.viterbi"
+    return n_frames * N_INFO / dt, f"{agree}/{n_frames} frames identical to dsp.fec.viterbi"
 
 
 class _LibFec:
@@ -190,9 +190,9 @@ def run(quick: bool = False) -> dict:
     libfec_mbit_s, libfec_note = bench_libfec(rng, soft, n_passes)
 
     rows = [
-        ("dsp.viterbi kernel (best pass)", f"{mbit_best:9.2f} Mbit/s"),
-        ("dsp.viterbi kernel (median pass)", f"{mbit_median:9.2f} Mbit/s"),
-        ("dsp.viterbi ViterbiDecoder stream", f"{stream_mbit:9.2f} Mbit/s"),
+        ("dsp.fec.viterbi kernel (best pass)", f"{mbit_best:9.2f} Mbit/s"),
+        ("dsp.fec.viterbi kernel (median pass)", f"{mbit_median:9.2f} Mbit/s"),
+        ("dsp.fec.viterbi ViterbiDecoder stream", f"{stream_mbit:9.2f} Mbit/s"),
         ("scikit-commpy viterbi_decode", f"{commpy_bit_s:9.0f} bit/s" if commpy_bit_s else "   skipped"),
         ("libfec viterbi27", f"{libfec_mbit_s:9.2f} Mbit/s" if libfec_mbit_s else "   skipped"),
     ]

@@ -18,7 +18,7 @@ from .core.config import Settings
 from .core.db import Database, migrate
 from .core.security import load_receivers_file, token_hash
 from .models import Receiver
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 from .schemas.bundles import BatchIn
 from .schemas.imports import GridModel, SimulatorTruth

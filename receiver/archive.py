@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 
 class BundleArchive:

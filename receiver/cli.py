@@ -37,22 +37,22 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from receiver.demo import run_demo
 
     return run_demo(Path(args.out), scenario=args.scenario, duration_s=args.duration, workers=args.workers,
                     keep_up=args.keep_up, show=args.show, progress=not args.no_progress)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from .replay import print_replay_summary, replay
+    from receiver.replay import print_replay_summary, replay
 
     posted = []
     res = replay(args.capture, workers=args.workers, out_dir=args.out, receiver_id=args.receiver_id,
                  substation_id=args.substation_id, progress=not args.no_progress, duration_s=args.duration)
     print_replay_summary(res, limit=args.show)
     if args.post:
-        from .delivery import deliver_all
-        from .spool import Spool
+        from receiver.delivery import deliver_all
+        from receiver.spool import Spool
 
         token = args.token or (Path(args.token_file).read_text().strip() if args.token_file else None)
         spool_path = Path(args.out or ".") / "spool.sqlite"
@@ -66,7 +66,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_receive(args: argparse.Namespace) -> int:
-    from .service import JsonLogFormatter, load_config, run_service
+    from receiver.service import JsonLogFormatter, load_config, run_service
 
     h = logging.StreamHandler()
     h.setFormatter(JsonLogFormatter())

@@ -53,7 +53,7 @@ from typing import Any, Callable, Optional
 
 import httpx
 
-from .spool import BundleLike, Item, Spool, SpoolError, SpoolFull
+from receiver.spool import BundleLike, Item, Spool, SpoolError, SpoolFull
 
 log = logging.getLogger("gla.delivery")
 

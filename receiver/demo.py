@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from .replay import print_replay_summary, replay
+from receiver.replay import print_replay_summary, replay
 
 
 def _free_port() -> int:
@@ -89,8 +89,8 @@ def run_demo(out: Path, *, scenario: str = "demo", duration_s: float | None = No
              keep_up: bool = False, show: int = 15, progress: bool = True) -> int:
     from gridsim.simulate import print_summary, run_scenario
 
-    from .delivery import Deliverer
-    from .spool import Spool
+    from receiver.delivery import Deliverer
+    from receiver.spool import Spool
 
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()

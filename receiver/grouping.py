@@ -10,7 +10,7 @@ release delay) the cluster is final:
 1. payload: any copy whose CRC passed (the best-ranked one; a crosstalk copy can be clean when
    the main one is not);
 2. with a frame in hand, the burst is measured data-aided on every input of the bus
-   (:func:`dsp.despread.measure_known`): level, phase, SNR and band amplitudes even where it is
+   (:func:`dsp.rx.despread.measure_known`): level, phase, SNR and band amplitudes even where it is
    far below detection, so the ranking compares like with like;
 3. copies are ranked by level (the true input carries the injected current; crosstalk is
    attenuated), the best names bus/feeder/phase; the margin to the runner-up against the
@@ -26,13 +26,13 @@ from typing import Callable
 
 import numpy as np
 
-from dsp import params as P
-from dsp.channelizer import DECIMATION, Channelizer
-from dsp.despread import BurstDemodulator, BurstResult, measure_known
-from dsp.frame import parse_frame
-from dsp.messages import Kind
+from dsp.air import params as P
+from dsp.rx.channelizer import DECIMATION, Channelizer
+from dsp.rx.despread import BurstDemodulator, BurstResult, measure_known
+from dsp.air.frame import parse_frame
+from dsp.air.messages import Kind
 
-from .bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
+from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
 
 GROUP_TOL = 40  # input samples (0.6 chip)
 KEEP_S = 12.0  # baseband history per input (more while a pending burst needs it, see Grouper._trim)

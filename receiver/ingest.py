@@ -61,9 +61,9 @@ import numpy as np
 import soundfile as sf
 import zmq
 
-from gridsim.capture import CaptureMeta, open_capture, read_capture_meta
+from receiver.contracts.capture import CaptureMeta, open_capture, read_capture_meta
 
-from . import zmq_framing as zf
+from receiver.contracts import zmq_framing as zf
 
 __all__ = [
     "SampleBlock", "SourceStats", "Source", "CaptureSource", "CaptureTruncatedError", "ZmqSource",

@@ -3,7 +3,7 @@
     source blocks (n, inputs) --> [worker 0: inputs 0, 2, 4, ...] --\\
                               --> [worker 1: inputs 1, 3, 5, ...] ----> results + baseband --> Grouper
 
-Each worker runs one :class:`dsp.receive.InputChain` per input it owns. Queues are bounded
+Each worker runs one :class:`dsp.rx.chain.InputChain` per input it owns. Queues are bounded
 (``queue_blocks``), so a slow consumer stalls the source instead of growing memory (backpressure:
 for a live ZeroMQ source the socket's high-water mark then drops, and the gap is counted there).
 Workers send back the bursts they demodulated, their progress (input samples consumed) and the
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsp import params as P
-from dsp.despread import BurstResult
-from dsp.channelizer import Channelizer
-from dsp.receive import InputChain, deinterleave
+from dsp.air import params as P
+from dsp.rx.despread import BurstResult
+from dsp.rx.channelizer import Channelizer
+from dsp.rx.chain import InputChain, deinterleave
 
 log = logging.getLogger("gla.pipeline")
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from dsp import params as P
+from dsp.air import params as P
 
-from .archive import BundleArchive, write_sigmf_annotations
-from .bundle import Bundle
-from .grouping import Grouper, InputInfo
-from .pipeline import Pipeline
+from receiver.archive import BundleArchive, write_sigmf_annotations
+from receiver.contracts.bundle import Bundle
+from receiver.grouping import Grouper, InputInfo
+from receiver.pipeline import Pipeline
 
 log = logging.getLogger("gla.replay")
 
@@ -59,7 +59,7 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
            start_s: float = 0.0) -> ReplayResult:
     from tqdm import tqdm
 
-    from .ingest import CaptureSource, CaptureTruncatedError
+    from receiver.ingest import CaptureSource, CaptureTruncatedError
 
     src = CaptureSource(capture, block_s=block_s, duration_s=duration_s, start_s=start_s)
     meta = src.meta
@@ -121,7 +121,7 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
         res.score = score_against_truth(grouper.bundles, json.loads(truth_path.read_text()), fs,
                                         src.first_frame + n_done, src.first_frame)
     if out_dir:
-        from dsp.modulator import burst_extent  # noqa: F401  (documenting where the span comes from)
+        from dsp.tx.modulator import burst_extent  # noqa: F401  (documenting where the span comes from)
         span = int(P.burst_duration_s() * fs)
         write_sigmf_annotations(src.meta.meta_path, grouper.bundles,
                                 Path(out_dir) / (Path(src.meta.meta_path).stem + ".annotated.sigmf-meta"), span)

@@ -25,10 +25,10 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dsp import params as P
+from dsp.air import params as P
 
-from .archive import BundleArchive
-from .grouping import Grouper, InputInfo
+from receiver.archive import BundleArchive
+from receiver.grouping import Grouper, InputInfo
 
 log = logging.getLogger("gla.receiver")
 
@@ -173,10 +173,10 @@ def _http_server(listen: str, metrics: Metrics, health) -> ThreadingHTTPServer:
 
 def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
-    from .delivery import Deliverer
-    from .ingest import ZmqSource
-    from .pipeline import Pipeline
-    from .spool import Spool, SpoolFull
+    from receiver.delivery import Deliverer
+    from receiver.ingest import ZmqSource
+    from receiver.pipeline import Pipeline
+    from receiver.spool import Spool, SpoolFull
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():

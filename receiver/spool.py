@@ -79,7 +79,7 @@ CREATE INDEX IF NOT EXISTS spool_pending_next ON spool (next_attempt) WHERE stat
 CREATE INDEX IF NOT EXISTS spool_done ON spool (delivered) WHERE status != 'pending';
 """
 
-BundleLike = Union[str, bytes, Mapping[str, Any], Any]  # Any: a pydantic model (receiver.bundle.Bundle)
+BundleLike = Union[str, bytes, Mapping[str, Any], Any]  # Any: a pydantic model (receiver.contracts.bundle.Bundle)
 
 
 class SpoolError(Exception):

@@ -84,10 +84,10 @@ def viterbi_naive(soft, n_bits_with_tail):
     State = last six inputs, newest in bit 5; input b takes state p to (b << 5) | (p >> 1) and
     emits parity(((b << 6) | p) & G) for G = 0o171, then 0o133.
 
-    Tie-break (shared with dsp.viterbi): of the two predecessors p = ((n & 31) << 1) | x of
+    Tie-break (shared with dsp.fec.viterbi): of the two predecessors p = ((n & 31) << 1) | x of
     state n, the odd one (x = 1, higher state index) survives only if its candidate metric is
     strictly greater; on equal metrics the lower state index wins. After each step every metric
-    has the new metric of state 0 subtracted (dsp.viterbi does the same, so the float64
+    has the new metric of state 0 subtracted (dsp.fec.viterbi does the same, so the float64
     arithmetic and therefore every decision are identical). Returns uint8 bits (tail included),
     shape (n_bits_with_tail,) or (n_frames, n_bits_with_tail).
     """
@@ -135,7 +135,7 @@ def viterbi_naive(soft, n_bits_with_tail):
 
 # ------------------------------------------------------------------------ receive-side references
 def comb_naive(x, fs=48000.0, f_nom=60.0, rho_final=0.8, ramp_blocks=30.0):
-    """The tracking comb of dsp.comb written out plainly (lists, no ring buffers, no numba)."""
+    """The tracking comb of dsp.rx.comb written out plainly (lists, no ring buffers, no numba)."""
     block = int(round(fs / f_nom))
     xs, y1s, y2s = [], [], []
     phases = []
@@ -191,7 +191,7 @@ def comb_naive(x, fs=48000.0, f_nom=60.0, rho_final=0.8, ramp_blocks=30.0):
 
 def channelize_naive(x, ha, hb, f_mid, offsets, fs=48000.0):
     """Mix, filter (full convolution), decimate by 8, mix per channel, filter, decimate by 4,
-    with numpy's convolve; no blanking. Output m <-> stage outputs as in dsp.channelizer."""
+    with numpy's convolve; no blanking. Output m <-> stage outputs as in dsp.rx.channelizer."""
     n = np.arange(x.size)
     a = np.convolve(x * np.exp(-2j * np.pi * f_mid * n / fs), ha)[: x.size]
     idx_a = np.arange(7, x.size, 8)  # stage-A outputs at input indices 8 ma + 7
@@ -207,7 +207,7 @@ def channelize_naive(x, ha, hb, f_mid, offsets, fs=48000.0):
 
 def mf_naive(r, m_first, c0, tau0, spc, t0_samples, n_chips, beta=0.25, span=6.5):
     """Matched filter of both paths by direct evaluation of the RRC pulse."""
-    from dsp.shaping import rrc
+    from dsp.tx.shaping import rrc
 
     z = np.zeros((2, n_chips), complex)
     for p in range(2):
@@ -222,7 +222,7 @@ def mf_naive(r, m_first, c0, tau0, spc, t0_samples, n_chips, beta=0.25, span=6.5
 
 def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, slots=4, warmup=96,
                 alpha=1.0 / 3000.0, rise_alpha=1.0 / 24000.0):
-    """The impulse blanker of dsp.blanker written plainly over the whole record (no rings):
+    """The impulse blanker of dsp.rx.blanker written plainly over the whole record (no rings):
     returns the output (the last ``decide + half`` samples held back, as the streaming blanker
     does) and the trigger counts (echo, sustained, transient) per channel."""
     y = np.asarray(y, complex)
@@ -271,7 +271,7 @@ def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, s
 
 
 def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
-    """dsp.detector.tone_bins with numpy's median and plain loops."""
+    """dsp.rx.detector.tone_bins with numpy's median and plain loops."""
     pw = np.abs(X) ** 2
     hit = np.zeros(X.size, bool)
     for g in range(X.size // group):
@@ -284,7 +284,7 @@ def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
 
 
 def tone_hits_naive(p, half, ln2, k):
-    """dsp.excise.tone_hits: every bin's wrapped window sorted, its middle value the median."""
+    """dsp.rx.excise.tone_hits: every bin's wrapped window sorted, its middle value the median."""
     n = len(p)
     hit = np.zeros(n, bool)
     for i in range(n):
@@ -294,7 +294,7 @@ def tone_hits_naive(p, half, ln2, k):
 
 
 def noise_naive(blk):
-    """dsp.detector._noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
+    """dsp.rx.detector._noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
     samples / ln 2 in single precision, sum |x|^2)."""
     out = []
     for row in np.asarray(blk, np.complex64):
@@ -306,7 +306,7 @@ def noise_naive(blk):
 
 
 def full_rows_naive(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need, lead=2, slack=1e-4):
-    """dsp.detector._full_rows_kernel with plain loops and double precision: a row is flagged when
+    """dsp.rx.detector._full_rows_kernel with plain loops and double precision: a row is flagged when
     lambda_0 reaches ``lim`` at a lag, or when |r1e| + B does at a lag whose r1e reads a phase-0
     lag with |r0| over A (see the kernel)."""
     need = np.array(need, bool)
@@ -340,7 +340,7 @@ def full_rows_naive(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, 
 
 
 def gated_statistic_naive(w, t, r_row, e_p, noise, seg_len=50, k2=9.0):
-    """dsp.cfar_gate.gated_statistic as it was written in numpy (before its numba kernel)."""
+    """dsp.rx.cfar_gate.gated_statistic as it was written in numpy (before its numba kernel)."""
     ln2 = math.log(2.0)
     n = w.size
     p = (w.real * w.real + w.imag * w.imag).astype(np.float64)
@@ -370,7 +370,7 @@ def gated_statistic_naive(w, t, r_row, e_p, noise, seg_len=50, k2=9.0):
 
 
 def spectra_product_naive(X, T0, chans):
-    """dsp.detector._spectra_product with exact arithmetic: each of (xr tr - xi ti, xr ti + xi tr)
+    """dsp.rx.detector._spectra_product with exact arithmetic: each of (xr tr - xi ti, xr ti + xi tr)
     with the first product exact and the second rounded to single precision, rounded once."""
     from fractions import Fraction
 
@@ -393,7 +393,7 @@ def spectra_product_naive(X, T0, chans):
 
 
 def restore_zeros_naive(blk, rows, x):
-    """dsp.detector._restore_zeros with numpy: (x with blk's zeros, each row's sum |x|^2 before)."""
+    """dsp.rx.detector._restore_zeros with numpy: (x with blk's zeros, each row's sum |x|^2 before)."""
     x = np.array(x)
     power = np.sum(np.abs(x.astype(np.complex128)) ** 2, axis=1)
     for j, c in enumerate(rows):
@@ -402,7 +402,7 @@ def restore_zeros_naive(blk, rows, x):
 
 
 def statistic_naive(r0, r1, d0, d1):
-    """dsp.detector._statistic with numpy (single precision): the larger lambda of the two phases,
+    """dsp.rx.detector._statistic with numpy (single precision): the larger lambda of the two phases,
     which one (phase 0 on ties), the maximum."""
     l0 = (r0.real * r0.real + r0.imag * r0.imag) / np.float32(d0)
     l1 = (r1.real * r1.real + r1.imag * r1.imag) / np.float32(d1)
@@ -411,7 +411,7 @@ def statistic_naive(r0, r1, d0, d1):
     return lam, best.astype(np.int8), lam.max()
 
 
-# -------------------------------------------------------------- demodulator (dsp.despread) references
+# -------------------------------------------------------------- demodulator (dsp.rx.despread) references
 def timing_metrics_naive(r, m_first, c0, taus, spc, t0_samples, n_chips, w2c, code, pre, sf):
     """|sum_s pre[s] Y[s]| of the directly evaluated matched filter (:func:`mf_naive`) with chip 0
     at each of ``taus``, Y = the symbols despread from both fingers."""
@@ -484,10 +484,11 @@ def symbol_weights_naive(r, m_first, c0, tau0, spc, t1_samples, n_sym, sf, exces
 
 
 def soft_values_naive(y, phi, w, scale, npre, modulation, fec):
-    """Soft coded bits of the data symbols, deinterleaved and depunctured (dsp.interleave,
-    dsp.conv)."""
-    from dsp import conv, params as P
-    from dsp.interleave import deinterleave
+    """Soft coded bits of the data symbols, deinterleaved and depunctured (dsp.air.interleave,
+    dsp.fec.conv)."""
+    from dsp.fec import conv
+    from dsp.air import params as P
+    from dsp.air.interleave import deinterleave
 
     d = y[npre:] * np.exp(-1j * phi[npre:]) * w[npre:]
     n_coded = P.coded_bits(fec)
@@ -502,10 +503,11 @@ def soft_values_naive(y, phi, w, scale, npre, modulation, fec):
 
 def reencode_naive(bits, modulation, fec):
     """(rate-1/2 coded bits, burst symbols) of information bits, through the frame's bytes."""
-    from dsp import conv, frame
-    from dsp.bits import bits_to_bytes
+    from dsp.fec import conv
+    from dsp.air.bits import bits_to_bytes
+    from dsp.tx import burst
 
-    return conv.encode_frame(bits), frame.burst_symbols(bits_to_bytes(bits), modulation, fec)
+    return conv.encode_frame(bits), burst.burst_symbols(bits_to_bytes(bits), modulation, fec)
 
 
 def isi_naive(chips, r1, r2, base, lo_lag):

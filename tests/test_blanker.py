@@ -1,11 +1,11 @@
-"""The impulse blanker (dsp.blanker): transients and their comb echoes go, bursts stay."""
+"""The impulse blanker (dsp.rx.blanker): transients and their comb echoes go, bursts stay."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dsp import blanker as B
-from dsp.comb import RHO
+from dsp.rx import blanker as B
+from dsp.rx.comb import RHO
 from tests import naive
 
 PERIOD = 25  # baseband samples per 60 Hz cycle at 1.5 kHz

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from dsp import messages
+from dsp.air import messages
 from gridsim.simulate import run_scenario
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"

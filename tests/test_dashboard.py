@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dsp import messages as M
+from dsp.air import messages as M
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 
 ROOT = Path(__file__).resolve().parents[1]

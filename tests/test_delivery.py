@@ -93,7 +93,7 @@ def test_spool_put_is_idempotent(spool):
     assert spool.total() == 2 and spool.depth() == 2
     assert json.loads(spool.get(b["bundle_id"])["body"])["n"] == 7
     # a pydantic Bundle and JSON text are accepted too
-    from receiver.bundle import Bundle
+    from receiver.contracts.bundle import Bundle
 
     hub = fleet(1)[0]
     t = slot_time(S0)

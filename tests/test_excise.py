@@ -4,7 +4,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy.ndimage import median_filter
 
-from dsp.excise import excise_tones, tone_hits
+from dsp.rx.excise import excise_tones, tone_hits
 from tests import naive
 
 FS = 1500.0

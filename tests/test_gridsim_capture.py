@@ -1,4 +1,4 @@
-"""gridsim.capture: writer round trips, container choice, sidecar validation, ground truth."""
+"""gridsim.capture and receiver.contracts.capture: writer round trips, container choice, sidecar validation, ground truth."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gridsim.capture import (CaptureWriter, open_capture, read_capture_meta, read_truth,
-                             write_truth)
+from gridsim.capture import CaptureWriter
+from receiver.contracts.capture import open_capture, read_capture_meta, read_truth, write_truth
 from gridsim.channel import ChannelConfig, Layout, SubstationChannel
 
 FS = 48000

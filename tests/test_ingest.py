@@ -1,4 +1,4 @@
-"""receiver.ingest / receiver.zmq_framing: the sample sources.
+"""receiver.ingest / receiver.contracts.zmq_framing: the sample sources.
 
 Framing round trips and malformed messages; the stream rules (gaps, duplicates, reordering,
 shape changes, NaN, clipping, restarts) with exact counts and exact sample alignment, first
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridsim.capture import CaptureWriter
-from receiver import zmq_framing as zf
+from receiver.contracts import zmq_framing as zf
 from receiver.ingest import (CaptureSender, CaptureSource, CaptureTruncatedError, SampleBlock, Source,
                              SourceStats, StreamAssembler, ZmqSource, stream_capture)
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from dsp import messages as M
+from dsp.air import messages as M
 from platform_api.testing import FakeHub, fleet, gridmodel, report, slot_time
 
 T0 = slot_time(448_826_400)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dsp import messages as M
-from dsp.crc import crc16
+from dsp.air import messages as M
+from dsp.air.crc import crc16
 from platform_api.models import BundleRow, Message, Reading, Report
 from platform_api.testing import FakeHub, bundles_for, fleet, gridmodel, report, slot_time
 
@@ -281,7 +281,7 @@ def test_segment_that_disagrees_with_its_report_is_rejected(plat):
     fr = M.encode_message(bad_msg, hub_id=h.hub_id, counter=c, key=h.key)[0]
     fr = bytearray(fr)
     # re-seal with segment fields 1 of 3: build the header by hand
-    from dsp.frame import Header, build_frame
+    from dsp.air.frame import Header, build_frame
     hd = Header(kind=4, hub_id=h.hub_id, counter=c, seg_index=1, seg_count=3)
     sealed = M.seal(hd, bad_msg.pack(), h.key)
     b = bundles_for(h, None, at=T0 + timedelta(seconds=4), frames=[build_frame(hd, sealed)], channel=0)[0]

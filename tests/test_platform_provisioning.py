@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dsp import messages as M
+from dsp.air import messages as M
 from platform_api.services import provisioning as prov
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 

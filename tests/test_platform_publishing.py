@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from dsp import messages as M
+from dsp.air import messages as M
 from platform_api.testing import fleet, gridmodel, report, slot_time
 
 T0 = slot_time(448_826_400)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dsp import messages
-from dsp import params as P
+from dsp.air import messages
+from dsp.air import params as P
 from receiver.archive import BundleArchive, read_archive, write_sigmf_annotations
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 from receiver.grouping import Grouper, InputInfo
 from receiver.pipeline import Pipeline
 from receiver.replay import score_against_truth

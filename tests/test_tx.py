@@ -9,9 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import codes, conv, crc, frame, interleave, messages, modulator
-from dsp import params as P
-from dsp.shaping import rrc
+from dsp.air import codes, crc, frame, interleave, messages
+
+from dsp.tx import burst
+
+from dsp.fec import conv
+
+from dsp.tx import modulator
+from dsp.air import params as P
+from dsp.tx.shaping import rrc
 from tests import naive
 
 GOLDEN = json.loads((pathlib.Path(__file__).parent / "golden" / "air_interface_v1.json").read_text())
@@ -256,7 +262,7 @@ def test_message_fields_out_of_range():
 # ---------------------------------------------------------------------------- modulator
 def _report_burst(**kw):
     fr = bytes.fromhex(GOLDEN["report_frame_hex"])
-    chips = frame.burst_chips(fr, channel=1, code=1)
+    chips = burst.burst_chips(fr, channel=1, code=1)
     args = dict(fs_hz=48000.0, fc_hz=2130.0, t_start_s=0.01, grid_period_s=1 / 60.02, clock_ppm=37.0, phase_rad=0.3)
     args.update(kw)
     return fr, chips, modulator.modulate(chips, **args)
@@ -318,7 +324,7 @@ def _coherent_demod(s, start, chips_ref_code, *, fc, t_start, t0, phase, n_symbo
 
 def test_noiseless_modulate_demodulate_round_trip():
     fr = bytes.fromhex(GOLDEN["report_frame_hex"])
-    chips = frame.burst_chips(fr, channel=2, code=3)
+    chips = burst.burst_chips(fr, channel=2, code=3)
     t0 = 1 / 59.97
     start, s = modulator.modulate(chips, fs_hz=48000.0, fc_hz=3090.0, t_start_s=0.05, grid_period_s=t0,
                                   clock_ppm=0.0, phase_rad=1.1)

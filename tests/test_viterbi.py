@@ -1,4 +1,4 @@
-"""Soft Viterbi decoder (dsp.viterbi): exact agreement with the textbook reference, agreement with
+"""Soft Viterbi decoder (dsp.fec.viterbi): exact agreement with the textbook reference, agreement with
 scikit-commpy, round trips, streaming invariance, bad input and a golden vector.
 
 Heavy tests carry "10000" or "commpy" in their names; the pure-Python (NUMBA_DISABLE_JIT=1)
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp import conv, viterbi
-from dsp import params as P
+from dsp.fec import conv, viterbi
+from dsp.air import params as P
 from tests import naive
 
 TAIL = P.CONV_TAIL_BITS

@@ -5,7 +5,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 Status = Literal["accepted", "duplicate", "rejected", "no_frame"]
 Reason = Literal["crc", "version", "kind", "unknown_hub", "auth", "segment", "malformed", "replay"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta, timezone
 
-from dsp import params as P
+from dsp.air import params as P
 
 SLOT_S = P.SLOT_S
 SLOTS_PER_DAY = int(round(86400 / SLOT_S))  # 21,600

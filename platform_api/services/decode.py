@@ -24,9 +24,9 @@ from enum import IntEnum
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from dsp import messages as M
-from dsp import params as P
-from dsp.frame import FrameError, Header
+from dsp.air import messages as M
+from dsp.air import params as P
+from dsp.air.frame import FrameError, Header
 
 KIND_NAMES = {k.value: k.name.lower() for k in M.Kind}
 ENUMS: dict[str, type[IntEnum]] = {
@@ -46,7 +46,7 @@ def check_frame(frame: bytes) -> Header:
     """CRC, version and kind; returns the clear header."""
     if len(frame) != P.FRAME_BYTES:
         raise Reject("malformed", f"frame is {len(frame)} bytes, not {P.FRAME_BYTES}")
-    # CRC-16/IBM-3740 (dsp.crc): poly 0x1021, init 0xFFFF, no reflection = binascii.crc_hqx
+    # CRC-16/IBM-3740 (dsp.air.crc): poly 0x1021, init 0xFFFF, no reflection = binascii.crc_hqx
     if binascii.crc_hqx(frame[:-2], 0xFFFF) != int.from_bytes(frame[-2:], "big"):
         raise Reject("crc", "CRC-16 mismatch")
     h = Header.unpack(frame[: P.HEADER_BYTES])

@@ -14,8 +14,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from dsp import messages as M
-from receiver.bundle import Bundle
+from dsp.air import messages as M
+from receiver.contracts.bundle import Bundle
 
 from .clock import aware, utcnow
 from .context import Platform

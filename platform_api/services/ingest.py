@@ -24,8 +24,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from dsp import messages as M
-from receiver.bundle import Bundle
+from dsp.air import messages as M
+from receiver.contracts.bundle import Bundle
 
 from ..models import BundleRow, Hub, Message, Rejection
 from . import fastpath, inference, outage, semantics

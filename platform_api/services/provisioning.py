@@ -25,7 +25,7 @@ from typing import Optional
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from dsp import params as P
+from dsp.air import params as P
 
 from ..models import BundleRow, Hub, HubPolicy, Meter, PlanVersion
 from .changes import record

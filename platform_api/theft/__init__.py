@@ -61,7 +61,7 @@ Work orders and alerts (:mod:`.workorders`)
 Anomalies (:mod:`.anomalies`)
     ``Anomaly(anomaly_type, transformer_id, meter_ids, time_s, confidence, detail, location="",
     start_time_s=None, unaccounted_kw=0.0, evidence={})``; ``AnomalyType`` has the values of
-    ``dsp.messages.AnomalyType``; ``Anomaly.tan_anomaly_fields(tan_index_of)`` gives the fields
+    ``dsp.air.messages.AnomalyType``; ``Anomaly.tan_anomaly_fields(tan_index_of)`` gives the fields
     of the TAN_ANOMALY message a hub sends. ``Detail`` lists the ``detail`` strings.
 
 AMI interval data (:mod:`.ami_csv`)

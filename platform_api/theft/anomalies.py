@@ -1,6 +1,6 @@
 """Anomalies found by the analysis: the common output of the tap, order, swap and move detectors.
 
-``AnomalyType`` has the numeric values of ``dsp.messages.AnomalyType`` (the ``anomaly_type``
+``AnomalyType`` has the numeric values of ``dsp.air.messages.AnomalyType`` (the ``anomaly_type``
 field of a TAN_ANOMALY message, docs/air-interface.md kind 5); it is repeated here so that this
 package imports nothing but numpy and scipy. :meth:`Anomaly.tan_anomaly_fields` gives the fields
 of the message a Remote Hub sends.
@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 
 class AnomalyType(IntEnum):
-    """Same values as ``dsp.messages.AnomalyType``."""
+    """Same values as ``dsp.air.messages.AnomalyType``."""
 
     THEFT_SUSPICION = 1
     METER_ORDER_CHANGE = 2
@@ -75,7 +75,7 @@ class Anomaly:
         return d
 
     def tan_anomaly_fields(self, tan_index_of: Mapping[str, int]) -> dict[str, Any]:
-        """Fields of ``dsp.messages.TanAnomaly`` for a hub to send: ``anomaly_type``,
+        """Fields of ``dsp.air.messages.TanAnomaly`` for a hub to send: ``anomaly_type``,
         ``tan_index`` (of the first meter), ``time_s``, ``unaccounted_w`` (clipped to the
         16-bit field) and ``confidence``. ``tan_index_of`` maps meter ids to TAN indices."""
         first = self.meter_ids[0] if self.meter_ids else None

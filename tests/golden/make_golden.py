@@ -13,8 +13,14 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from dsp import codes, conv, crc, frame, interleave, messages, modulator  # noqa: E402
-from dsp import params as P  # noqa: E402
+from dsp.air import codes, crc, interleave, messages  # noqa: E402
+
+from dsp.tx import burst
+
+from dsp.fec import conv
+
+from dsp.tx import modulator
+from dsp.air import params as P  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("air_interface_v1.json")
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
@@ -31,7 +37,7 @@ def main() -> None:
     report = messages.ScheduledReport(1795305600, [messages.MeterReading(0, 241.37, 18.42, 0.97),
                                                    messages.MeterReading(3, 238.9, 2.05, -0.88)])
     fr = messages.encode_message(report, hub_id=0x00C0FFEE, counter=0x000102, key=KEY)[0]
-    chips = frame.burst_chips(fr, channel=1, code=1)
+    chips = burst.burst_chips(fr, channel=1, code=1)
     start, samples = modulator.modulate(chips, fs_hz=48000.0, fc_hz=2130.0, t_start_s=0.01,
                                         grid_period_s=1 / 60.02, clock_ppm=37.0, phase_rad=0.3)
     golden = {
@@ -47,7 +53,7 @@ def main() -> None:
         "preamble_hex": bits_hex(codes.preamble_bits()),
         "report_key_hex": KEY.hex(),
         "report_frame_hex": fr.hex(),
-        "report_air_bits_hex": bits_hex(frame.frame_coded_bits(fr)),
+        "report_air_bits_hex": bits_hex(burst.frame_coded_bits(fr)),
         "report_chips_first64": chips[:64].real.astype(int).tolist(),
         "burst_first_sample": start,
         "burst_samples_1000_1032": samples[1000:1032].tolist(),

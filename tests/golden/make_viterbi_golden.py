@@ -1,6 +1,6 @@
 """Regenerate tests/golden/viterbi_v1.json:  python tests/golden/make_viterbi_golden.py
 
-Fixed, seeded noisy soft inputs and what dsp.viterbi decodes from them. The soft values are
+Fixed, seeded noisy soft inputs and what dsp.fec.viterbi decodes from them. The soft values are
 rounded to 4 decimals before decoding, so the file holds the exact decoder input. If a decoded
 vector changes, the decoder's decisions changed (metric, tie-break or trellis convention).
 
@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from dsp import conv, viterbi  # noqa: E402
-from dsp import params as P  # noqa: E402
+from dsp.fec import conv, viterbi  # noqa: E402
+from dsp.air import params as P  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("viterbi_v1.json")
 N_INFO = 256

@@ -5,8 +5,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from dsp import params as P
-from receiver.bundle import SCHEMA_VERSION
+from dsp.air import params as P
+from receiver.contracts.bundle import SCHEMA_VERSION
 
 from ... import __version__
 from ...core.db import current_revision, head_revision

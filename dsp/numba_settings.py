@@ -1,6 +1,8 @@
-"""Numba settings, in one place.
+"""Numba settings, in one place: every option a kernel is compiled with, fastmath flags included.
 
-Every kernel in ``dsp/`` is decorated with :func:`jit` from this module. Setting the
+Every kernel in ``dsp/`` is decorated with :func:`jit` from this module and names at most one of
+the :data:`FASTMATH` profiles (``@jit(math="sums")``); no kernel passes numba options of its own
+(tests/test_numba_settings.py checks that). Setting the
 environment variable ``NUMBA_DISABLE_JIT=1`` makes every kernel run as plain Python (numba
 honours it itself), which the test suite uses for coverage. :func:`fma` is the fused
 multiply-add for kernels that must round as numpy's SIMD loops do.
@@ -18,10 +20,26 @@ from numba.extending import intrinsic
 CACHE = os.environ.get("GLA_NUMBA_CACHE", "1") != "0"
 
 
-def jit(fn=None, **overrides):
-    """``numba.njit`` with the project's settings (no fastmath: results must be bit-stable)."""
-    opts = dict(cache=CACHE, nogil=True, fastmath=False, error_model="numpy")
-    opts.update(overrides)
+#: The fastmath profiles a kernel may name. "exact" (the default): IEEE arithmetic as written, so
+#: results are bit-stable. "sums": the terms of a sum may be reordered (and vectorised) and a * b + c
+#: may fuse; used by the comb's, the channelizer's and the matched filter's dot products, whose
+#: outputs are then stable per kind of CPU. "reorder": reordering only, no fused multiply-add.
+FASTMATH: dict[str, bool | frozenset[str]] = {
+    "exact": False,
+    "sums": frozenset({"reassoc", "contract"}),
+    "reorder": frozenset({"reassoc"}),
+}
+
+#: The options every kernel is compiled with.
+OPTIONS = dict(cache=CACHE, nogil=True, error_model="numpy")
+
+
+def jit(fn=None, *, math: str = "exact"):
+    """``numba.njit`` with the project's settings and the fastmath profile ``math``."""
+    if math not in FASTMATH:
+        raise ValueError(f"unknown fastmath profile {math!r}: one of {sorted(FASTMATH)}")
+    flags = FASTMATH[math]
+    opts = dict(OPTIONS, fastmath=set(flags) if flags else False)
     if fn is None:
         return lambda f: njit(**opts)(f)
     return njit(**opts)(fn)

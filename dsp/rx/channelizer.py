@@ -19,7 +19,7 @@ under the noise the comb leaves. Single precision and the mixer in the taps toge
 channelizer (blanker included) from 4.4 to 3.3 ns per input sample (one paired measurement on
 this project's AVX-512 machine).
 
-Impulse blanking follows the filters: :mod:`dsp.blanker` (switching transients and their comb
+Impulse blanking follows the filters: :mod:`dsp.rx.blanker` (switching transients and their comb
 echoes are zeroed; bursts, however strong, are not). It holds back the newest ``blanker.DELAY``
 baseband samples (0.15 s) until it has decided on them; output sample m of a channel (counted
 from the start of the stream) is the baseband value at input sample ``32 m + 31 - DELAY``
@@ -34,10 +34,10 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-from . import blanker
-from . import params as P
-from ._jit import jit
-from .comb import RHO as COMB_RHO
+from dsp.rx import blanker
+from dsp.air import params as P
+from dsp.numba_settings import jit
+from dsp.rx.comb import RHO as COMB_RHO
 
 STOP_DB = 65.0  # noise, neighbouring channels and comb residue alias 65 dB down: far under the noise
 DEC_A = 8
@@ -111,7 +111,7 @@ class ChannelizerState:
         return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy())
 
 
-@jit(fastmath={"reassoc", "contract"})
+@jit(math="sums")
 def _dot_pair(a, ha, b, hb):
     """(sum a[t] ha[t], sum b[t] hb[t]) in single precision: one filter output, either real taps on
     the real and imaginary parts (stage B) or complex taps on real data (stage A)."""
@@ -123,7 +123,7 @@ def _dot_pair(a, ha, b, hb):
     return acc_a, acc_b
 
 
-@jit(fastmath={"reassoc"})
+@jit(math="reorder")
 def _finite(x):
     """Whether every sample of ``x`` is finite: sum (x - x) is 0 then, NaN otherwise (vectorised;
     reassociation only, so x - x is not folded away)."""
@@ -292,7 +292,7 @@ class Channelizer:
         ga, lo_a, lo_b = self._mix
         w = channelize_kernel(x, s.n, ga, self._hbr, lo_a, lo_b, s.hist_a, s.hist_b, out)
         if w < 0:  # nothing of this block was taken: the state is as before
-            raise ValueError("non-finite samples (or beyond single precision): the comb (dsp.comb) replaces "
+            raise ValueError("non-finite samples (or beyond single precision): the comb (dsp.rx.comb) replaces "
                              "them before the channelizer")
         s.n += x.size
         return self.blanker.process(out[:, :w])

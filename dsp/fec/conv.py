@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import params as P
-from ._jit import jit
+from dsp.air import params as P
+from dsp.numba_settings import jit
 
 G1 = P.CONV_G1_OCT
 G2 = P.CONV_G2_OCT

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import params as P
-from ._jit import jit
-from .codes import chip_code
-from .shaping import rrc
+from dsp.air import params as P
+from dsp.numba_settings import jit
+from dsp.air.codes import chip_code
+from dsp.tx.shaping import rrc
 
 
 def spread(symbols: np.ndarray, channel: int, code: int) -> np.ndarray:

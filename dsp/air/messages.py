@@ -16,8 +16,8 @@ from typing import Callable, ClassVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-from . import params as P
-from .frame import FrameError, Header, build_frame, parse_frame
+from dsp.air import params as P
+from dsp.air.frame import FrameError, Header, build_frame, parse_frame
 
 
 class Kind(IntEnum):

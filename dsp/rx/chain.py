@@ -1,26 +1,26 @@
 """The receive chain of one CT input: comb -> channelizer -> detectors -> demodulator -> decoder.
 
 ``InputChain.process(block)`` takes samples of one input (any block size) and returns the
-bursts whose last sample has arrived, as :class:`dsp.despread.BurstResult` records tagged with
+bursts whose last sample has arrived, as :class:`dsp.rx.despread.BurstResult` records tagged with
 the input. Each channel keeps a ring of its baseband (long enough for one burst after its
 detection); a detection waits until its whole burst is in the ring, then it is demodulated.
-Samples before the comb has locked (:data:`dsp.comb.LOCK_S`) are not used for detection.
+Samples before the comb has locked (:data:`dsp.rx.comb.LOCK_S`) are not used for detection.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
 
-from . import params as P
-from .channelizer import DECIMATION, Channelizer
-from .comb import LOCK_S, HarmonicComb
-from .despread import BurstDemodulator, BurstResult
-from .detector import Detection, DetectorBank
-from . import excise as _excise
-from ._jit import jit
+from dsp.air import params as P
+from dsp.rx.channelizer import DECIMATION, Channelizer
+from dsp.rx.comb import LOCK_S, HarmonicComb
+from dsp.rx.despread import BurstDemodulator, BurstResult
+from dsp.rx.detector import Detection, DetectorBank
+from dsp.rx import excise as _excise
+from dsp.numba_settings import jit
 
 KEEP_S = 8.0  # baseband history per channel
 
@@ -137,7 +137,7 @@ class InputChain:
     def __init__(self, plan: P.ChannelPlan, input_index: int = 0, fs_hz: float = 48000.0,
                  threshold: float | None = None, iterations: int = 3, excise_tones: bool = True) -> None:
         self.plan, self.input_index, self.fs_hz = plan, input_index, fs_hz
-        self.excise_tones = excise_tones  # narrowband-interference excision on each burst's span (dsp.excise)
+        self.excise_tones = excise_tones  # narrowband-interference excision on each burst's span (dsp.rx.excise)
         self.comb = HarmonicComb(fs_hz, plan.grid_hz)
         self.chan = Channelizer(plan, fs_hz)
         kw = {} if threshold is None else {"threshold": threshold}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit
+from dsp.numba_settings import jit
 
 
 @jit

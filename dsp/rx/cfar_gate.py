@@ -4,7 +4,7 @@ The detector's first stage normalises |r|^2 by E_p times the block's noise power
 (median |x|^2 / ln 2). That is the right scale only if the noise at baseband is white and
 stationary over the block (~1.4 s). It is neither:
 
-* colour: the harmonic comb (two cascaded IIR combs, dsp.comb) and the channelizer's filters
+* colour: the harmonic comb (two cascaded IIR combs, dsp.rx.comb) and the channelizer's filters
   shape the noise, and the comb makes it correlate at lag T0 as the template does (the
   transmitter's harmonic-null comb gives the preamble its paths 0 and T0, so its spectrum peaks
   midway between harmonics, where the comb passes the noise at full gain, and vanishes on the
@@ -14,12 +14,12 @@ stationary over the block (~1.4 s). It is neither:
   windows of plain Gaussian noise (no impulse, no tone, no blanking near 6 of the 7);
 * transients shorter than the block: the comb's echo train of a switching impulse (an impulse
   comes back every T0 with 0.4, 0.28, 0.19 ... of its amplitude and stays above the noise for
-  up to ~0.5 s; the blanker, dsp.blanker, takes the echoes above 4.5 sigma and leaves those
+  up to ~0.5 s; the blanker, dsp.rx.blanker, takes the echoes above 4.5 sigma and leaves those
   under it), a burst of harmonic residue after a grid step. They raise the power under the
   template window, unevenly;
 * narrowband interference: a tone in the channel correlates with the template at every lag
   and raises kappa_row below 2.5-4 times, so the detector excises in-band tones from each block
-  before any of this (``dsp.detector.tone_bins``).
+  before any of this (``dsp.rx.detector.tone_bins``).
 
 The second stage recomputes the peak's statistic over its template window:
 
@@ -61,7 +61,7 @@ after the impulse the burst is found (tests/test_rx.py).
 
 Implementation: steps 1-3 but the complex correlation run in one numba kernel
 (:func:`_window_kernel`) that does numpy's operations in numpy's order, its pairwise summation
-included (:func:`pairwise_sum`), and the medians are :mod:`dsp.order`'s, so the statistic is the
+included (:func:`pairwise_sum`), and the medians are :mod:`dsp.rx.order`'s, so the statistic is the
 one the numpy code gave, to the bit (tests/naive.py keeps that code), in ~30 us instead of ~140.
 """
 from __future__ import annotations
@@ -70,8 +70,8 @@ import math
 
 import numpy as np
 
-from ._jit import jit
-from .order import median32, median64, select_pair
+from dsp.numba_settings import jit
+from dsp.rx.order import median32, median64, select_pair
 
 LN2 = math.log(2.0)
 

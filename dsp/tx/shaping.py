@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from . import params as P
-from ._jit import jit
+from dsp.air import params as P
+from dsp.numba_settings import jit
 
 
 @jit

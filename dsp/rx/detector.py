@@ -1,6 +1,6 @@
 """Preamble detector: every chip code of every channel of one input, CFAR threshold, explicit state machine.
 
-Input: the channels' complex baseband at 1.5 kHz (dsp.channelizer), shape (channels, n). For each
+Input: the channels' complex baseband at 1.5 kHz (dsp.rx.channelizer), shape (channels, n). For each
 code the detector correlates against the noise-free received preamble (64 BPSK symbols spread by
 the code, RRC chips, and the transmitter's harmonic-null comb, i.e. the two paths 0 and T0),
 sampled at two sub-sample phases (0 and half a sample, so the timing mismatch never exceeds a
@@ -43,7 +43,7 @@ false-alarm probability exp(-T) per test: T = 21 for about 6.5e7 tests per input
 x 4 codes x 1500 lags/s x 3600 s), ~0.05 false alarms per input-hour. It is not: the comb and the
 channelizer colour the noise the way the template is coloured (on white input noise lambda has
 mean 1.26, and the false detections were 2.3 per input-hour, all on plain Gaussian noise).
-Second stage (:mod:`dsp.cfar_gate`, applied to the peak before it is emitted): lambda / kappa > T,
+Second stage (:mod:`dsp.rx.cfar_gate`, applied to the peak before it is emitted): lambda / kappa > T,
 with kappa >= 1 the noise as this template sees it (the median of its own correlator output
 over the block, and the window's mean power against the block's), which restores exp(-T) and
 turns down crossings carried by a transient or a few strong samples (impulse residue); it cannot
@@ -70,13 +70,13 @@ from functools import lru_cache
 import numpy as np
 import scipy.fft as sfft
 
-from . import params as P
-from .cfar_gate import SEG, gated_statistic
-from .channelizer import DECIMATION, Channelizer
-from ._jit import fma, jit
-from .codes import chip_code, preamble_bits
-from .order import select_pair
-from .shaping import rrc
+from dsp.air import params as P
+from dsp.rx.cfar_gate import SEG, gated_statistic
+from dsp.rx.channelizer import DECIMATION, Channelizer
+from dsp.numba_settings import fma, jit
+from dsp.air.codes import chip_code, preamble_bits
+from dsp.rx.order import select_pair
+from dsp.tx.shaping import rrc
 
 NFFT = 2048  # ~1 s hop: a burst is released at most ~1 s after it ends (latency budget 2 s)
 THRESHOLD = 21.0
@@ -198,7 +198,7 @@ def tone_bins(X: np.ndarray, inband: np.ndarray) -> np.ndarray | None:
     A non-harmonic tone in the channel (the simulator's interferers: 10-30 dB over N0 in 1 Hz)
     correlates with every code's template at every lag (the preamble's code repeats every 127
     chips, so its spectrum has lines): it raises the second CFAR stage's noise-as-the-template-
-    sees-it (dsp.cfar_gate) 2.5-4 times, which turned down bursts at lambda 37-61 in the
+    sees-it (dsp.rx.cfar_gate) 2.5-4 times, which turned down bursts at lambda 37-61 in the
     substation channel (4 of 300 at 4.5 dB Eb/N0). Excised here, before the correlations, it is
     gone from both stages. A burst is spread over the band and never crosses 15 dB in a bin;
     white noise does with p = exp(-31.6) per bin."""
@@ -346,7 +346,7 @@ def _noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
     ``p``: N float32, ``scratch``: (2, N) float32. ``guess[c]`` (updated: the previous block's median) is
     where it is looked for first: the values in four nested windows around it (+-1.5 % to
     -30/+40 %) are counted, and only those of the narrowest window that holds the median are
-    selected from (dsp.order.select_pair), else every live one; the result is the same. Returns the number of rows with at least N / 2 non-zero samples."""
+    selected from (dsp.rx.order.select_pair), else every live one; the result is the same. Returns the number of rows with at least N / 2 non-zero samples."""
     ln2 = np.float32(math.log(2.0))
     N = blk.shape[1]
     n_ok = 0
@@ -544,7 +544,7 @@ class DetectorState:
     recent: list = field(default_factory=list)  # released or dropped ones, for the rival check
     n_tests: int = 0
     dropped: int = 0
-    gated: int = 0  # crossings the second CFAR stage (dsp.cfar_gate) turned down
+    gated: int = 0  # crossings the second CFAR stage (dsp.rx.cfar_gate) turned down
     tone_blocks: int = 0  # blocks with narrowband interference excised (:func:`tone_bins`)
     full_rows: int = 0  # code-blocks whose phase-1 correlation was computed in full (see the module doc)
 
@@ -645,7 +645,7 @@ class ChannelDetector:
         return self._release(10**18)
 
     def _passes(self, ci: int, sm: _CodeSM) -> bool:
-        """Second CFAR stage (dsp.cfar_gate): the peak re-normalised by the noise as its template
+        """Second CFAR stage (dsp.rx.cfar_gate): the peak re-normalised by the noise as its template
         sees it must still cross the threshold."""
         k = 2 * ci + sm.best_phase
         tp = _template(self.channel.index, self.channel.fc_hz, self.codes[ci], self.grid_hz, self.fs_bb, 0.5 * sm.best_phase)

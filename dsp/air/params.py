@@ -61,7 +61,7 @@ CARRIER_HARMONIC_INDEX = {
     50.0: (23.5, 42.5, 61.5),  # 1175, 2125, 3075 Hz
 }
 
-#: Gold-code shifts (see dsp.codes.gold_code) used by channel c, code k: GOLD_SHIFTS[c][k].
+#: Gold-code shifts (see dsp.air.codes.gold_code) used by channel c, code k: GOLD_SHIFTS[c][k].
 #: Chosen as the first balanced Gold sequences, in order of shift (docs/air-interface.md).
 CODES_PER_CHANNEL = 4
 

@@ -1,16 +1,16 @@
-"""Soft-decision Viterbi decoder for the K=7, rate-1/2 code of :mod:`dsp.conv` (171/133 octal).
+"""Soft-decision Viterbi decoder for the K=7, rate-1/2 code of :mod:`dsp.fec.conv` (171/133 octal).
 
 Soft input convention
 ---------------------
 One float per coded bit, in transmission order (G1 parity then G2 parity for every trellis
 step). A positive value means "bit 0 more likely" (it is the real part of a BPSK symbol, bit
-``b`` being sent as ``1 - 2b``); 0.0 is an erasure (what :func:`dsp.conv.depuncture` inserts).
+``b`` being sent as ``1 - 2b``); 0.0 is an erasure (what :func:`dsp.fec.conv.depuncture` inserts).
 The branch metric is the correlation ``sum(soft * (1 - 2 * expected_bit))``, maximised: this is
 the maximum-likelihood metric on an AWGN channel (squared Euclidean distance up to constants).
 
 The trellis (normative, shared with ``tests/naive.py``)
 -------------------------------------------------------
-The encoder state is the 6-bit shift register of :func:`dsp.conv.conv_encode_kernel`: the newest
+The encoder state is the 6-bit shift register of :func:`dsp.fec.conv.conv_encode_kernel`: the newest
 input bit in bit 5, the oldest in bit 0. Input ``b`` takes state ``s`` to ``(b << 5) | (s >> 1)``
 and emits ``parity(((b << 6) | s) & G)`` for G = G1, then G2. The two predecessors of state
 ``n`` are ``p = ((n & 31) << 1) | x`` for ``x`` = 0, 1 and the decoded bit is ``n >> 5``.
@@ -49,9 +49,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import conv
-from . import params as P
-from ._jit import jit
+from dsp.fec import conv
+from dsp.air import params as P
+from dsp.numba_settings import jit
 
 K = P.CONV_K
 N_STATES = 1 << (K - 1)  # 64
@@ -265,7 +265,7 @@ def decode_frame(soft, n_info_bits: int) -> np.ndarray:
 
 def reencode_errors(soft, bits) -> int:
     """Pre-FEC bit errors: re-encode decoded ``bits`` (information bits, no tail) with
-    :func:`dsp.conv.encode_frame` and count the non-erased soft values whose sign disagrees."""
+    :func:`dsp.fec.conv.encode_frame` and count the non-erased soft values whose sign disagrees."""
     arr = _check_soft(soft)
     b = np.asarray(bits)
     if b.ndim != 1:

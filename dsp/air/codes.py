@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import params as P
+from dsp.air import params as P
 
 
 def m_sequence(taps: tuple[int, ...], degree: int = 7) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Impulse blanker on each channel's baseband: blanks switching transients and their comb echoes,
 leaves bursts alone however strong they are.
 
-A switching transient is far above the noise at baseband, and the harmonic comb (dsp.comb,
+A switching transient is far above the noise at baseband, and the harmonic comb (dsp.rx.comb,
 ``H(z) = g [(1 - z^-D) / (1 - rho z^-D)]^2``) turns it into a train of echoes one grid period
 apart: echo k carries the coefficient c_k of u^k in ``(1 - u)^2 / (1 - rho u)^2`` (c_1 = -0.4,
 c_2 = -0.28, ..., a zero near k = 9, then a second bump near -37 dB around k = 12-16 at
@@ -23,7 +23,7 @@ back): every sample whose power exceeds ``k^2`` times the noise power (a *trigge
 A transient's trigger zeroes itself and ``BLANK_HALF`` samples on each side (the slopes of its
 lobe), an echo's trigger ``ECHO_HALF`` (echoes are weaker; blanking their whole lobes would take
 most of a burst's preamble that starts just after a transient: the echoes left under the
-threshold are the detector's second CFAR stage's business, dsp.cfar_gate). Output is delayed by
+threshold are the detector's second CFAR stage's business, dsp.rx.cfar_gate). Output is delayed by
 ``DELAY = DECIDE + BLANK_HALF`` samples (0.15 s). The noise power is tracked from the samples
 under the threshold (an exponential average, ~2 s), starting from the median of the first
 ``WARMUP`` non-zero samples; a sustained trigger lets it rise slowly (a real rise of the floor
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import jit
+from dsp.numba_settings import jit
 
 BLANK_K = 4.5  #: trigger threshold in noise RMS (Gaussian noise alone: p = exp(-20) per sample)
 BLANK_HALF = 16  #: samples blanked on each side of a transient's trigger

@@ -38,11 +38,11 @@ earlier) and counted; they never reach the filter state.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._jit import jit
+from dsp.numba_settings import jit
 
 RING = 4096
 RAMP_BLOCKS = 30.0  # rho ramps up from 0 over the first 30 cycles (fast lock, then narrow notches)
@@ -79,7 +79,7 @@ def _lagrange3(mu: float, w: np.ndarray) -> None:
     w[3] = (mu + 1.0) * mu * (mu - 1.0) / 6.0
 
 
-@jit(fastmath={"reassoc", "contract"})
+@jit(math="sums")
 def _block_sums(xh, b0, block, lo):
     """Sums over one block of the input ring (starting at ring index ``b0``, wrapping): S0 =
     sum v lo[t] and S1 = sum v lo[t] t / block, as (S0.re, S0.im, S1.re, S1.im); ``lo`` holds
@@ -98,7 +98,7 @@ def _block_sums(xh, b0, block, lo):
     return a0r, a0i, a1r, a1i
 
 
-@jit(fastmath={"reassoc", "contract"})
+@jit(math="sums")
 def _dot4(v, r0, r1, r2, r3):
     """The dot products of ``v`` with each of ``r0`` .. ``r3`` (contiguous: vectorised)."""
     s0 = 0.0

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import params as P
+from dsp.air import params as P
 
 
 @lru_cache(maxsize=16)

@@ -46,15 +46,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import conv
-from . import params as P
-from ._jit import jit, jit_enabled
-from .channelizer import DECIMATION, Channelizer
-from .codes import chip_code, preamble_bits
-from .crc import crc16
-from .interleave import permutation
-from .shaping import rrc
-from .viterbi import MAX_ABS_SOFT, decode_frame, viterbi_decode_kernel
+from dsp.fec import conv
+from dsp.air import params as P
+from dsp.numba_settings import jit, jit_enabled
+from dsp.rx.channelizer import DECIMATION, Channelizer
+from dsp.air.codes import chip_code, preamble_bits
+from dsp.air.crc import crc16
+from dsp.air.interleave import permutation
+from dsp.tx.shaping import rrc
+from dsp.fec.viterbi import MAX_ABS_SOFT, decode_frame, viterbi_decode_kernel
 
 TAB_RES = 1024  # table points per chip
 IMPULSE_EXCESS = 3.0  # local power above this many times the burst's typical level is an impulse
@@ -97,12 +97,11 @@ def raised_cosine(x: np.ndarray, beta: float = P.RRC_BETA) -> np.ndarray:
 
 #: Input samples per baseband sample (the channelizer's decimation, in the kernels' arithmetic).
 _DEC = 32.0
-_FAST = {"reassoc", "contract"}  # the matched filter's sums may be reordered (and vectorised)
 #: A window end this close to a sample (in samples) may round either way from chip to chip.
 _NEAR = 1e-6
 
 
-@jit(fastmath=_FAST)
+@jit(math="sums")
 def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_span, span, period=0, shift=0):
     """Matched-filter outputs of both paths for chips 0..n_chips-1.
 
@@ -118,7 +117,7 @@ def mf_kernel(r, n_first, c0, tau0, spc, t0_samples, n_chips, tab, tab_res, tab_
                      period, shift)
 
 
-@jit(fastmath=_FAST)
+@jit(math="sums")
 def mf_tables(r, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, period, shift):
     """:func:`mf_kernel` with the table as ``td`` (:func:`interleave_steps`)."""
     z = np.empty((2, n_chips), dtype=np.complex128)
@@ -150,7 +149,7 @@ def _near_sample(tau, spc, span, c0):
     return abs(a - round(a)) < _NEAR or abs(b - round(b)) < _NEAR
 
 
-@jit(fastmath=_FAST)
+@jit(math="sums")
 def mf_generic_into(rr, ri, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span, z):
     """:func:`mf_kernel` chip by chip, into ``z``. The table position of sample i for chip k is
     that for chip 0 less k tab_res (spc / spc = 1), so its whole part j[i] and fraction F[i] are
@@ -277,7 +276,7 @@ def _edge_fix(lo, hi, lo_n, hi_n, coef, rr, ri):
     return dr, di, True
 
 
-@jit(fastmath=_FAST)
+@jit(math="sums")
 def mf_periodic_into(rr, ri, rt, x_base, n_first, c0, tau0, spc, t0_samples, n_chips, td, tab_res, tab_span, span,
                      period, shift, z):
     """:func:`mf_kernel` when period spc = 32 shift (to rounding), into ``z``: chip q + period L
@@ -361,7 +360,7 @@ def chip_period(spc: float, max_period: int = 64) -> tuple[int, int]:
     return 0, 0
 
 
-@jit(fastmath=_FAST)
+@jit(math="sums")
 def timing_metrics(r, n_first, c0, taus, spc, t0_samples, n_chips, td, tab_res, tab_span, span, period, shift, w2c,
                    code, pre, sf):
     """:func:`preamble_metric` of the matched filter (:func:`mf_kernel`, ``n_chips`` chips) with
@@ -710,7 +709,7 @@ def soft_values(y, rot, w, scale, npre, qpsk, dst, n_full):
     """Soft coded bits of the data symbols, placed at ``full[dst[k]]`` (air order k ->
     deinterleaved, depunctured position; the punctured places stay 0.0): Re(d) scale (BPSK) or
     Re(d) scale / sqrt 2, Im(d) scale / sqrt 2 (QPSK), d = y rot w. Also whether every value is
-    finite and within the decoder's range (``dsp.viterbi.MAX_ABS_SOFT``)."""
+    finite and within the decoder's range (``dsp.fec.viterbi.MAX_ABS_SOFT``)."""
     full = np.zeros(n_full)
     ok = True
     r2 = math.sqrt(2.0)
@@ -1007,7 +1006,7 @@ class BurstDemodulator:
         return bits, frame, ok, full
 
     def _known_symbols(self, frame: bytes) -> np.ndarray:
-        from .frame import burst_symbols
+        from dsp.tx.burst import burst_symbols
         return burst_symbols(frame, self.channel.modulation, self.channel.fec)
 
     def _reencode(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

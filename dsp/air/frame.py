@@ -1,4 +1,7 @@
-"""Frame builder: header + encrypted body -> CRC -> FEC -> puncturing -> interleaving -> symbols.
+"""The frame codec (a contract: no numba): header, 32-byte frame with its CRC, and back.
+
+What happens to a frame on the air (FEC, puncturing, interleaving, symbols, chips) is the
+transmitter's: :mod:`dsp.tx.burst`.
 
 Frame (32 bytes, sent MSB first; docs/air-interface.md, "Frame"):
 
@@ -17,13 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import params as P
-from .bits import bits_to_bytes, bytes_to_bits
-from .codes import preamble_bits
-from .conv import encode_frame, puncture
-from .crc import crc16
-from .interleave import interleave
-from .modulator import spread
+from dsp.air import params as P
+from dsp.air.bits import bits_to_bytes
+from dsp.air.crc import crc16
 
 
 class FrameError(ValueError):
@@ -92,45 +91,6 @@ def parse_frame(frame: bytes) -> ParsedFrame:
         raise FrameError(f"a frame is {P.FRAME_BYTES} bytes, got {len(frame)}")
     crc_ok = crc16(frame[:-2]) == int.from_bytes(frame[-2:], "big")
     return ParsedFrame(Header.unpack(frame[: P.HEADER_BYTES]), bytes(frame[P.HEADER_BYTES:-2]), crc_ok, bytes(frame))
-
-
-# ----------------------------------------------------------------------------------------------
-# Bits -> coded bits -> symbols -> chips
-# ----------------------------------------------------------------------------------------------
-
-def frame_coded_bits(frame: bytes, fec: P.FecRate = P.FecRate.R1_2) -> np.ndarray:
-    """The transmitted coded bits in air order (encoded, punctured, interleaved)."""
-    if len(frame) != P.FRAME_BYTES:
-        raise FrameError(f"a frame is {P.FRAME_BYTES} bytes, got {len(frame)}")
-    coded = encode_frame(bytes_to_bits(frame))
-    return interleave(puncture(coded, fec))
-
-
-def map_symbols(bits: np.ndarray, modulation: P.Modulation) -> np.ndarray:
-    """BPSK: b -> 1 - 2b. QPSK: (b0, b1) -> ((1 - 2 b0) + j (1 - 2 b1)) / sqrt 2 (odd count: pad 0)."""
-    bits = np.asarray(bits, dtype=np.float64)
-    if modulation == P.Modulation.BPSK:
-        return (1.0 - 2.0 * bits).astype(np.complex128)
-    if modulation == P.Modulation.QPSK:
-        if bits.size % 2:
-            bits = np.concatenate([bits, [0.0]])
-        return ((1.0 - 2.0 * bits[0::2]) + 1j * (1.0 - 2.0 * bits[1::2])) / np.sqrt(2.0)
-    raise FrameError(f"unknown modulation {modulation!r}")
-
-
-def preamble_symbols() -> np.ndarray:
-    return (1.0 - 2.0 * preamble_bits().astype(np.float64)).astype(np.complex128)
-
-
-def burst_symbols(frame: bytes, modulation: P.Modulation = P.Modulation.BPSK,
-                  fec: P.FecRate = P.FecRate.R1_2) -> np.ndarray:
-    """Preamble (64 BPSK symbols) followed by the data symbols."""
-    return np.concatenate([preamble_symbols(), map_symbols(frame_coded_bits(frame, fec), modulation)])
-
-
-def burst_chips(frame: bytes, channel: int, code: int, modulation: P.Modulation = P.Modulation.BPSK,
-                fec: P.FecRate = P.FecRate.R1_2) -> np.ndarray:
-    return spread(burst_symbols(frame, modulation, fec), channel, code)
 
 
 def frame_from_bits(bits: np.ndarray) -> bytes:

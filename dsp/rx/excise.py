@@ -18,9 +18,9 @@ of noise to the 900-Hz channel).
 
 Measured in the substation channel (``benchmarks.sensitivity_ablation``, paired trials): FER at
 4.5 dB Eb/N0 fell from 5.3 % to 1.7 % (300 trials, threshold 10 dB), the same as with the
-interferers switched off. On by default in :class:`dsp.receive.InputChain`.
+interferers switched off. On by default in :class:`dsp.rx.chain.InputChain`.
 
-Samples that are exact zeros (impulse blanking, see dsp.channelizer) are kept exact zeros: the
+Samples that are exact zeros (impulse blanking, see dsp.rx.channelizer) are kept exact zeros: the
 demodulator uses them to find blanked symbols.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import scipy.fft as sfft
 from scipy.ndimage import median_filter
 
-from ._jit import jit
+from dsp.numba_settings import jit
 
 THRESH_DB = 15.0  #: a bin this far over its neighbourhood's mean power is excised
 NEIGHBOURHOOD = 101  #: bins in the running median (about 30 Hz over a 3.3 s span at 1500 Hz)
