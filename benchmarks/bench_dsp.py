@@ -31,10 +31,11 @@ FS = 48000.0
 # ------------------------------------------------------------------------------------- comb
 def comb_figures(seconds: float, seed: int = 11) -> dict:
     """Harmonic suppression with the simulator's drifting grid, and the loss of a burst's energy."""
-    from dsp import frame as F
-    from dsp import modulator
-    from dsp import params as P
-    from dsp.comb import HarmonicComb
+    from dsp.air import frame as F
+    from dsp.tx import burst
+    from dsp.tx import modulator
+    from dsp.air import params as P
+    from dsp.rx.comb import HarmonicComb
     from gridsim.channel import ChannelConfig, Layout, SubstationChannel
 
     cfg = ChannelConfig(enable_noise=False, enable_impulses=False, enable_interferers=False,
@@ -57,7 +58,7 @@ def comb_figures(seconds: float, seed: int = 11) -> dict:
     for ch in plan.channels:
         fr = F.build_frame(F.Header(kind=4, hub_id=1, counter=1), bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
         t0 = 1.0 / float(chan.grid_frequency(int(1.2 * FS), 1)[0])
-        first, s = modulator.modulate(F.burst_chips(fr, ch.index, 0), fs_hz=FS, fc_hz=ch.fc_hz, t_start_s=1.2,
+        first, s = modulator.modulate(burst.burst_chips(fr, ch.index, 0), fs_hz=FS, fc_hz=ch.fc_hz, t_start_s=1.2,
                                       grid_period_s=t0, clock_ppm=float(rng.uniform(-100, 100)))
         sig = np.zeros(first + s.size + int(0.5 * FS))
         sig[first:first + s.size] = s
@@ -78,8 +79,8 @@ def comb_figures(seconds: float, seed: int = 11) -> dict:
 # ---------------------------------------------------------------------------- false alarms
 def _fa_worker(args) -> tuple[int, int, float, int]:
     hours, seed = args
-    from dsp import params as P
-    from dsp.receive import InputChain
+    from dsp.air import params as P
+    from dsp.rx.chain import InputChain
     from gridsim.channel import ChannelConfig, Layout, SubstationChannel
 
     chan = SubstationChannel(ChannelConfig(), Layout(1, 1), seed=seed)  # harmonics, noise, impulses, tones
@@ -159,7 +160,7 @@ def _timed_pass(x: np.ndarray, plan, rows: np.ndarray, core: int | None = None) 
     """One timed pass of the whole chain over the capture ``x`` (samples, inputs), fresh chains:
     wall and CPU seconds, seconds per stage, frames decoded, and the seconds the hypervisor took
     the pinned ``core`` away meanwhile."""
-    from dsp.receive import InputChain, deinterleave
+    from dsp.rx.chain import InputChain, deinterleave
 
     stage = {"de-interleave": 0.0, "comb": 0.0, "channelizer": 0.0, "detector": 0.0, "demod+decode": 0.0}
     chains = [InputChain(plan, i) for i in range(x.shape[1])]
@@ -202,11 +203,11 @@ def _timed_pass(x: np.ndarray, plan, rows: np.ndarray, core: int | None = None) 
 def throughput(seconds: float, inputs: int = 36, repeats: int = 5, work_dir: Path = RESULTS) -> dict:
     """Whole chain on a 36-input capture of the large scenario (bursts included), one core, run as
     the receiver's workers run it: 1-s blocks of the interleaved capture, each de-interleaved into
-    one row per input (dsp.receive.deinterleave), then every input's chain, all 36 alive. The
+    one row per input (dsp.rx.chain.deinterleave), then every input's chain, all 36 alive. The
     median of five passes, fresh chains each: passes on this shared machine spread by up to 30 %
     (other jobs take the core), and five make the median steadier than three did."""
-    from dsp import params as P
-    from dsp.receive import InputChain, deinterleave
+    from dsp.air import params as P
+    from dsp.rx.chain import InputChain, deinterleave
     from gridsim.simulate import run_scenario
 
     tmp = work_dir / "_throughput_capture"  # the capture, deleted at the end
@@ -257,8 +258,8 @@ def nojit_throughput(seconds: float) -> dict:
     """The same chain with NUMBA_DISABLE_JIT=1 on a short stretch (a subprocess, one core)."""
     code = f"""
 import time, numpy as np, json
-from dsp import params as P
-from dsp.receive import InputChain
+from dsp.air import params as P
+from dsp.rx.chain import InputChain
 fs = 48000.0; n = int({seconds} * fs)
 rng = np.random.default_rng(0)
 x = np.sqrt(2) * np.cos(2 * np.pi * 60.01 * np.arange(n) / fs) + 1e-4 * rng.standard_normal(n)

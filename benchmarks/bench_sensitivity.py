@@ -25,10 +25,12 @@ import os
 
 import numpy as np
 
-from dsp import frame as F
-from dsp import params as P
-from dsp.interleave import deinterleave
-from dsp.viterbi import decode_frame
+from dsp.air import frame as F
+
+from dsp.tx import burst
+from dsp.air import params as P
+from dsp.air.interleave import deinterleave
+from dsp.fec.viterbi import decode_frame
 # the trials (a burst in a channel, through the receive chain) are gridsim's; their names stay
 # importable from here
 from gridsim.trials import FS, LEAD_S, T_BIT, substation_signal, trial_awgn, trial_substation  # noqa: F401
@@ -41,7 +43,7 @@ def ideal_fer(ebn0_db: float, frames: int, seed: int = 1) -> float:
     errs = 0
     for _ in range(frames):
         fr = bytes(rng.integers(0, 256, P.FRAME_BYTES, dtype=np.uint8))
-        air = F.frame_coded_bits(fr)
+        air = burst.frame_coded_bits(fr)
         soft = (1.0 - 2.0 * air) + sigma * rng.standard_normal(air.size)
         bits = decode_frame(deinterleave(soft), P.FRAME_BITS)
         errs += F.frame_from_bits(bits) != fr

@@ -26,10 +26,10 @@ import numpy as np
 from scipy.special import erfcinv
 
 from benchmarks.common import machine, write_json
-from dsp import frame as F
-from dsp import modulator
-from dsp import params as P
-from dsp.receive import InputChain
+from dsp.air import frame as F
+from dsp.tx import modulator
+from dsp.air import params as P
+from dsp.rx.chain import InputChain
 from gridsim import trials as T
 
 FS = T.FS
@@ -46,7 +46,7 @@ VARIANTS = {
     # excised from the comb output in the frequency domain before the channelizer (non-causal, whole record)
     "bench_excise": dict(impulse_rate=0.2, cutoff_x=None, interferers=True, excise=True),
     # the same idea inside the receiver, causal: InputChain(excise_tones=True) excises the tones from
-    # each burst's baseband span before demodulation (dsp.excise). The chain's default since
+    # each burst's baseband span before demodulation (dsp.rx.excise). The chain's default since
     # 2026-11-22 (session 3); the results file's rows of "bench" before that date ran without it
     "bench_excise_rx": dict(impulse_rate=0.2, cutoff_x=None, interferers=True, excise_rx=True),
     "bench_no_excise_rx": dict(impulse_rate=0.2, cutoff_x=None, interferers=True, excise_rx=False),

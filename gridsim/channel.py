@@ -34,7 +34,7 @@ is advanced segment by segment from its own seeded draws. The output therefore d
 seed only, never on how the capture is cut into blocks (bitwise identical).
 
 Injections (:class:`Injection`) are hub bursts: the unit-free waveform (unit RMS, as
-``dsp.modulator.modulate`` makes it with amplitude 1) is scaled to ``level_db`` relative to the
+``dsp.tx.modulator.modulate`` makes it with amplitude 1) is scaled to ``level_db`` relative to the
 fundamental RMS of its true input, low-passed by the hub's service transformer (2nd-order
 Butterworth at ``cutoff_hz``, zero initial state, 10 ms tail), and added to the true input and, via
 :meth:`SubstationChannel.crosstalk_gains`, to its neighbours.
@@ -298,7 +298,7 @@ def harmonic_profile_dbc(config: ChannelConfig, third_dbc: float | None = None,
 class Injection:
     """One transmitted burst, as current at the hub (LV side), already modulated.
 
-    ``samples`` should have unit RMS (``dsp.modulator.modulate`` with amplitude 1): the channel
+    ``samples`` should have unit RMS (``dsp.tx.modulator.modulate`` with amplitude 1): the channel
     multiplies it by ``fundamental_rms[input] * 10**(level_db/20)`` before the transformer filter,
     so ``level_db`` is the in-passband RMS level at the true input relative to that input's
     fundamental RMS. ``feeder`` is global (or within-bus, see :func:`input_index`).

@@ -59,7 +59,7 @@ problem). Unknown keys are errors (they are usually typos). Feeders are numbered
 
 Cross-references checked after parsing: hub, feeder, lateral, meter indices, phases, event
 times within ``[0, duration_s]``, ``from_s < to_s``, channel/code indices against
-:mod:`dsp.params`, and the transformer cutoff against the channel plan.
+:mod:`dsp.air.params`, and the transformer cutoff against the channel plan.
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
                       PrivateAttr, Strict, ValidationError, field_validator)
 
-from dsp import params as P
+from dsp.air import params as P
 
 from .channel import ChannelConfig, Layout
 

@@ -1,6 +1,6 @@
 """Run a scenario: population -> schedule -> bursts -> CT-loop channel -> capture + sidecar + truth.
 
-The capture is rendered in one-second blocks; a burst is modulated (dsp.modulator) when the
+The capture is rendered in one-second blocks; a burst is modulated (dsp.tx.modulator) when the
 first block it touches is rendered and dropped after its last one, so memory stays flat however
 long the capture is. The result is a function of the scenario (and its seed) only.
 """
@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dsp import frame as F
-from dsp import modulator
-from dsp import params as P
+from dsp.air import frame as F
+
+from dsp.tx import burst
+from dsp.tx import modulator
+from dsp.air import params as P
 
 from .capture import CaptureWriter, write_truth
 from .channel import Injection, SubstationChannel
@@ -169,7 +171,7 @@ def _make_injection(tx: Transmission, chan: SubstationChannel, plan: P.ChannelPl
     start_sample = int(round(tx.time_s * fs))
     f0_true = float(chan.grid_frequency(max(start_sample - 1, 0), 1)[0])
     f0_meas = f0_true + float(meas_rng.normal(0, 3e-4))  # the hub's own measurement, < 1 mHz
-    chips = F.burst_chips(tx.frame, tx.channel, tx.code, ch.modulation, ch.fec)
+    chips = burst.burst_chips(tx.frame, tx.channel, tx.code, ch.modulation, ch.fec)
     first, samples = modulator.modulate(chips, fs_hz=fs, fc_hz=ch.fc_hz, t_start_s=tx.time_s,
                                         grid_period_s=1.0 / f0_meas, clock_ppm=tx.clock_ppm, phase_rad=tx.phase_rad)
     inj = Injection(start_sample=first, samples=samples, bus=tx.bus, feeder=tx.feeder, phase=tx.phase,

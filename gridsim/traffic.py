@@ -4,7 +4,7 @@ The schedule follows docs/air-interface.md: scheduled reports in provisioned slo
 scheduled channels (code = slot parity), alerts and provisioning requests by slotted ALOHA on
 the alert channel (code chosen at random, each alert repeated), pairing after provisioning,
 restoration alerts after an outage, TAN anomaly reports after a tap starts. Every transmission
-carries exactly one sealed frame (dsp.messages) and is written to the ground truth.
+carries exactly one sealed frame (dsp.air.messages) and is written to the ground truth.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsp import messages as M
-from dsp import params as P
+from dsp.air import messages as M
+from dsp.air import params as P
 
 PHASES = "ABC"
 

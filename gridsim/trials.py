@@ -23,10 +23,12 @@ import math
 
 import numpy as np
 
-from dsp import frame as F
-from dsp import modulator
-from dsp import params as P
-from dsp.receive import InputChain
+from dsp.air import frame as F
+
+from dsp.tx import burst
+from dsp.tx import modulator
+from dsp.air import params as P
+from dsp.rx.chain import InputChain
 
 FS = 48000.0
 T_BIT = P.data_symbols(P.Modulation.BPSK, P.FecRate.R1_2) / P.SYMBOL_RATE_HZ / P.FRAME_BITS
@@ -44,7 +46,7 @@ def burst(rng: np.random.Generator, plan: P.ChannelPlan):
     c = plan.channel(ch)
     t_start = LEAD_S + float(rng.uniform(0, 0.05))
     f0 = 60.0 + float(rng.uniform(-0.05, 0.05))
-    chips = F.burst_chips(fr, ch, code)
+    chips = burst.burst_chips(fr, ch, code)
     first, s = modulator.modulate(chips, fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start, grid_period_s=1 / f0,
                                   clock_ppm=float(rng.uniform(-100, 100)), phase_rad=float(rng.uniform(0, 2 * np.pi)))
     return fr, ch, code, t_start, first, s, f0
@@ -104,7 +106,7 @@ def substation_signal(ebn0_db: float, seed: int, *, impulse_rate: float = 0.2, i
     chan = SubstationChannel(cfg, Layout(1, 1), seed=int(seed) % 2**31)
     f0_true = float(chan.grid_frequency(first, 1)[0])
     c = plan.channel(ch)
-    first, s = modulator.modulate(F.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start,
+    first, s = modulator.modulate(burst.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start,
                                   grid_period_s=1 / f0_true, clock_ppm=float(rng.uniform(-100, 100)),
                                   phase_rad=float(rng.uniform(0, 2 * np.pi)))
     cutoff = float(rng.uniform(0.95, 1.3) * 3600.0)  # drawn always, so the other draws stay the same

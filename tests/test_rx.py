@@ -9,15 +9,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from dsp import frame as F
-from dsp import modulator
-from dsp import params as P
-from dsp.channelizer import Channelizer
-from dsp.comb import HarmonicComb
-from dsp import despread as D
-from dsp.despread import BurstDemodulator, mf_kernel, _RRC_TAB, TAB_RES, TAB_SPAN, SPAN
-from dsp.detector import PreambleDetector
-from dsp.receive import InputChain
+from dsp.air import frame as F
+
+from dsp.tx import burst
+from dsp.tx import modulator
+from dsp.air import params as P
+from dsp.rx.channelizer import Channelizer
+from dsp.rx.comb import HarmonicComb
+from dsp.rx import despread as D
+from dsp.rx.despread import BurstDemodulator, mf_kernel, _RRC_TAB, TAB_RES, TAB_SPAN, SPAN
+from dsp.rx.detector import PreambleDetector
+from dsp.rx.chain import InputChain
 from tests import naive
 
 FS = 48000.0
@@ -41,7 +43,7 @@ def burst(rng, ch=1, code=0, ebn0_db=None, t_start=0.45, f0=60.0, ppm=None, plan
     header = F.Header(kind=4, hub_id=int(rng.integers(2**32)), counter=int(rng.integers(2**24)))
     fr = F.build_frame(header, bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
     c = plan.channel(ch)
-    chips = F.burst_chips(fr, ch, code, c.modulation, c.fec)
+    chips = burst.burst_chips(fr, ch, code, c.modulation, c.fec)
     ppm = float(rng.uniform(-100, 100)) if ppm is None else ppm
     first, s = modulator.modulate(chips, fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start, grid_period_s=1 / f0,
                                   clock_ppm=ppm, phase_rad=float(rng.uniform(0, 2 * np.pi)))
@@ -143,7 +145,7 @@ def test_channelizer_matches_naive_and_is_chunk_invariant():
     ch = Channelizer(PLAN, blank_k=1e9)
     y = ch.process(x)
     ref = naive.channelize_naive(x, ch.ha, ch.hb, ch.f_mid_hz, [c.fc_hz - ch.f_mid_hz for c in PLAN.channels])
-    from dsp.blanker import DELAY
+    from dsp.rx.blanker import DELAY
     assert y.shape[1] == ref.shape[1] - DELAY  # the blanker holds back the newest DELAY samples
     # the filters run in single precision: ~1e-7 of the output's scale (measured 1.3e-7 of the peak)
     np.testing.assert_allclose(y, ref[:, :y.shape[1]], rtol=0, atol=1e-6 * np.max(np.abs(ref)))
@@ -212,7 +214,7 @@ def test_detector_no_false_alarm_on_noise_and_harmonics():
 
 def test_detector_false_alarms_on_white_noise_keep_to_the_design_rate():
     """The comb and the channelizer colour white noise like the template, so the first-stage
-    statistic has mean ~1.26, not 1; the second CFAR stage (dsp.cfar_gate) brings the false
+    statistic has mean ~1.26, not 1; the second CFAR stage (dsp.rx.cfar_gate) brings the false
     detections back under n_tests exp(-T). Threshold lowered to 12 so that 40 s show it."""
     T = 12.0
     chain = InputChain(PLAN, 0, threshold=T)
@@ -239,9 +241,9 @@ def _switching_impulse(n, start, ring_hz, decay_s, peak_db, noise_rms, phase=0.3
 
 def test_impulses_alone_are_not_detected_but_a_weak_burst_right_after_one_is():
     """A train of the simulator's switching impulses (ring in and around every channel, 20-50 dB
-    over the noise, 0.5-5 ms decay) gives no detection: the blanker (dsp.blanker) takes every one
+    over the noise, 0.5-5 ms decay) gives no detection: the blanker (dsp.rx.blanker) takes every one
     for a transient and none for a burst; with the blanker off, the second CFAR stage
-    (dsp.cfar_gate) turns down what the impulses and their comb echoes make the first stage
+    (dsp.rx.cfar_gate) turns down what the impulses and their comb echoes make the first stage
     cross. A weak burst 0.1 s after a 50 dB impulse ringing on its own channel is still found
     and decoded."""
     ebn0 = 5.0
@@ -509,7 +511,7 @@ def test_chain_results_do_not_depend_on_chunking_or_copy_and_survive_bad_samples
 @pytest.mark.parametrize("ebn0_db", [20.0, 25.0, 30.0, 50.0, 70.0])
 def test_strong_bursts_are_decoded_not_blanked(ebn0_db):
     """A burst far above the noise is a sustained rise, not a switching transient: the impulse
-    blanker (dsp.blanker) must leave it alone and the burst must come out decoded."""
+    blanker (dsp.rx.blanker) must leave it alone and the burst must come out decoded."""
     from gridsim.trials import trial_awgn
 
     assert all(trial_awgn((ebn0_db, 900 + k)) for k in range(3))
@@ -534,7 +536,7 @@ def _burst_under_a_tone(seed, ch, code, ebn0_db, offset_hz, chirp=0.0):
 def test_a_strong_in_band_tone_is_excised_before_demodulation(excise):
     """A non-harmonic tone 30 dB over the noise in 1 Hz inside the channel (the simulator's
     interferers reach that) doubles the channel's noise: the burst at 5 dB Eb/N0 is still decoded,
-    because the chain excises the tone from the burst's span (dsp.excise); without excision it is
+    because the chain excises the tone from the burst's span (dsp.rx.excise); without excision it is
     lost. (The False case shows the test can fail.)"""
     fr, x = _burst_under_a_tone(21, ch=1, code=3, ebn0_db=5.0, offset_hz=137.3, chirp=0.05)
     chain = InputChain(PLAN, 0, excise_tones=excise)
@@ -544,9 +546,9 @@ def test_a_strong_in_band_tone_is_excised_before_demodulation(excise):
 
 
 def test_detector_excises_a_tone_from_its_blocks_and_leaves_noise_and_bursts_alone():
-    """dsp.detector.tone_bins: a tone 20 dB over the noise per bin inside the channel is found
+    """dsp.rx.detector.tone_bins: a tone 20 dB over the noise per bin inside the channel is found
     (with a bin either side); white noise and a strong burst's own spectrum are not touched."""
-    from dsp.detector import NFFT, tone_bins
+    from dsp.rx.detector import NFFT, tone_bins
 
     rng = np.random.default_rng(31)
     fs_bb = FS / 32
@@ -596,7 +598,7 @@ def test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush():
 def test_baseband_ring_holds_what_concatenation_would():
     """The chain's in-place ring against the obvious concatenate-and-drop, over random blocks
     (some longer than its spare room) and a copy taken part-way."""
-    from dsp.receive import BasebandRing
+    from dsp.rx.chain import BasebandRing
     rng = np.random.default_rng(8)
     ring, ref, ref_start = BasebandRing(3, 500), np.zeros((3, 0), complex), 0
     clone = None
@@ -619,10 +621,10 @@ def test_baseband_ring_holds_what_concatenation_would():
 
 # ------------------------------------------------------------------- detector bank and kernels
 def test_noise_kernel_matches_naive():
-    """dsp.detector._noise_kernel (median from the narrowest of four windows around the previous
+    """dsp.rx.detector._noise_kernel (median from the narrowest of four windows around the previous
     median that holds it, else quickselect of every live sample) against numpy's partition, with blanked spans, a silent
     row and guesses good and bad."""
-    from dsp.detector import NFFT, _noise_kernel
+    from dsp.rx.detector import NFFT, _noise_kernel
 
     rng = np.random.default_rng(61)
     blk = ((rng.standard_normal((4, NFFT)) + 1j * rng.standard_normal((4, NFFT))) *
@@ -647,7 +649,7 @@ def test_noise_kernel_matches_naive():
 def _bank_blocks(seed, n_blocks=4):
     """A bank and blocks of its three channels: noise with phase-1 preambles (the template half a
     sample late) at a statistic near the threshold, one per code here and there, some blanking."""
-    from dsp.detector import NFFT, DetectorBank, _template
+    from dsp.rx.detector import NFFT, DetectorBank, _template
 
     rng = np.random.default_rng(seed)
     bank = DetectorBank(PLAN.channels, PLAN.grid_hz)
@@ -670,7 +672,7 @@ def _bank_blocks(seed, n_blocks=4):
 
 def _bank_rows(bank, blk):
     """What DetectorBank._block gives _full_rows_kernel, and both phases' exact correlations."""
-    from dsp.detector import NFFT, _noise_kernel
+    from dsp.rx.detector import NFFT, _noise_kernel
 
     n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
     _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
@@ -684,10 +686,10 @@ def _bank_rows(bank, blk):
 
 
 def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
-    """dsp.detector._full_rows_kernel against plain loops; and every code whose phase-0 or phase-1
+    """dsp.rx.detector._full_rows_kernel against plain loops; and every code whose phase-0 or phase-1
     statistic (computed in full, as the detector did before the screen) reaches 0.99 T at some lag
     is flagged."""
-    from dsp.detector import _full_rows_kernel
+    from dsp.rx.detector import _full_rows_kernel
 
     bank, blocks = _bank_blocks(71)
     lim = 0.99 * 21.0
@@ -712,9 +714,9 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
 
 
 def test_tone_rows_match_naive():
-    """dsp.detector._tone_rows (tone_bins on each live row, the groups that cannot cross skipped
+    """dsp.rx.detector._tone_rows (tone_bins on each live row, the groups that cannot cross skipped
     without their median, the bins found set to 0) against numpy's median and plain loops."""
-    from dsp.detector import NFFT, TONE_GROUP, TONE_K, _tone_rows
+    from dsp.rx.detector import NFFT, TONE_GROUP, TONE_K, _tone_rows
 
     rng = np.random.default_rng(81)
     inband = np.stack([np.abs(np.fft.fftfreq(NFFT, 32 / FS)) <= c.bandwidth_hz / 2 for c in PLAN.channels])
@@ -741,8 +743,8 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
     """The bank's detections (threshold lowered to 12 so that noise crosses it often: peak windows,
     hold-offs, the second stage at work) are the same cut at random, from a copy taken mid-stream,
     per channel (PreambleDetector), and with every code's phase-1 correlation computed in full as
-    before the screen (dsp.detector._full_rows_kernel)."""
-    import dsp.detector as D
+    before the screen (dsp.rx.detector._full_rows_kernel)."""
+    import dsp.rx.detector as D
 
     rng = np.random.default_rng(91)
     fr, first, s = burst(rng, ch=1, code=2, t_start=3.0)
@@ -793,9 +795,9 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
 
 
 def test_medians_match_numpy_median_naive():
-    """dsp.order.median32/median64 (quickselect) give np.median's value to the bit: odd and even
+    """dsp.rx.order.median32/median64 (quickselect) give np.median's value to the bit: odd and even
     counts, ties, one value, a NaN."""
-    from dsp.order import median32, median64
+    from dsp.rx.order import median32, median64
 
     rng = np.random.default_rng(101)
     for n in list(range(1, 12)) + [585, 1464, 2048]:
@@ -809,11 +811,11 @@ def test_medians_match_numpy_median_naive():
 
 
 def test_gated_statistic_matches_naive():
-    """dsp.cfar_gate.gated_statistic (a numba kernel, numpy's pairwise sum reproduced) gives what
+    """dsp.rx.cfar_gate.gated_statistic (a numba kernel, numpy's pairwise sum reproduced) gives what
     its numpy version gave, to the bit: noise, a burst, blanked spans, a transient, strong samples,
     odd and even live counts per segment, too few live samples, no noise."""
-    from dsp.cfar_gate import gated_statistic, pairwise_sum
-    from dsp.detector import _template
+    from dsp.rx.cfar_gate import gated_statistic, pairwise_sum
+    from dsp.rx.detector import _template
 
     rng = np.random.default_rng(111)
     t = _template(1, PLAN.channel(1).fc_hz, 2, PLAN.grid_hz, FS / 32, 0.5)
@@ -840,9 +842,9 @@ def test_gated_statistic_matches_naive():
 
 
 def test_spectra_product_matches_naive():
-    """dsp.detector._spectra_product (a complex product with fused multiply-adds) against exact
+    """dsp.rx.detector._spectra_product (a complex product with fused multiply-adds) against exact
     arithmetic; and where the bank uses it, it gives numpy's complex64 product to the bit."""
-    import dsp.detector as D
+    import dsp.rx.detector as D
 
     rng = np.random.default_rng(121)
     X = (rng.standard_normal((4, 48)) * 10 ** rng.uniform(-3, 3, (4, 48)) + 1j * rng.standard_normal((4, 48))).astype(np.complex64)
@@ -857,9 +859,9 @@ def test_spectra_product_matches_naive():
 
 
 def test_restore_zeros_and_statistic_match_naive():
-    """dsp.detector._restore_zeros (a block without its tone keeps the blanked zeros) and
+    """dsp.rx.detector._restore_zeros (a block without its tone keeps the blanked zeros) and
     _statistic (the two phases' larger lambda) against numpy."""
-    from dsp.detector import _restore_zeros, _statistic
+    from dsp.rx.detector import _restore_zeros, _statistic
 
     rng = np.random.default_rng(131)
     blk = (rng.standard_normal((4, 256)) + 1j * rng.standard_normal((4, 256))).astype(np.complex64)
@@ -882,9 +884,9 @@ def test_restore_zeros_and_statistic_match_naive():
 
 
 def test_select_pair_matches_sorting_naive():
-    """dsp.order.select_pair gives the (k-1)-th and k-th smallest values as sorting does: random,
+    """dsp.rx.order.select_pair gives the (k-1)-th and k-th smallest values as sorting does: random,
     tied, sorted, reversed and constant data, every k of small arrays, the middle of large ones."""
-    from dsp.order import select_pair
+    from dsp.rx.order import select_pair
 
     rng = np.random.default_rng(141)
     bufs = np.empty((2, 2048), np.float32)
@@ -897,9 +899,9 @@ def test_select_pair_matches_sorting_naive():
 
 
 def test_deinterleave_matches_naive_transpose():
-    """dsp.receive.deinterleave: one contiguous row per input, the same values as x.T, out reused;
+    """dsp.rx.chain.deinterleave: one contiguous row per input, the same values as x.T, out reused;
     a block that is not (samples, inputs) of real numbers raises."""
-    from dsp.receive import deinterleave
+    from dsp.rx.chain import deinterleave
     rng = np.random.default_rng(3)
     for x in (rng.standard_normal((1000, 36)), rng.standard_normal((7, 3)).astype(np.float32),
               rng.integers(-2**15, 2**15, (50, 4)).astype(np.int16)):

@@ -360,7 +360,7 @@ def test_work_order_suppresses_and_rest_become_alerts():
 
 
 def test_anomaly_values_match_the_message_kind():
-    from dsp import messages
+    from dsp.air import messages
     assert {a.name: a.value for a in AnomalyType} == {a.name: a.value for a in messages.AnomalyType}
     series, _ = radial_series(1, tap_meter=2, tap_a=3000 / 240, tap_start=DAY + 300)
     a = thefts(analyse_radial(series))[0]
