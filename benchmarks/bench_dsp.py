@@ -4,7 +4,8 @@
     python -m benchmarks.bench_dsp --quick    # smoke run (~2 min): fewer trials, shorter stretches
 
 Writes benchmarks/results/sensitivity.json, benchmarks/results/throughput.json and the plots
-benchmarks/results/fer.png, benchmarks/results/throughput.png, benchmarks/results/comb.png.
+benchmarks/results/fer.png, benchmarks/results/throughput.png, benchmarks/results/comb.png
+(``--out DIR`` elsewhere).
 """
 from __future__ import annotations
 
@@ -199,7 +200,7 @@ def _timed_pass(x: np.ndarray, plan, rows: np.ndarray, core: int | None = None) 
             "steal": (_steal_s(core) - steal0) * (wall - off) / wall, "canary": float(np.median(canary))}
 
 
-def throughput(seconds: float, inputs: int = 36, repeats: int = 5) -> dict:
+def throughput(seconds: float, inputs: int = 36, repeats: int = 5, work_dir: Path = RESULTS) -> dict:
     """Whole chain on a 36-input capture of the large scenario (bursts included), one core, run as
     the receiver's workers run it: 1-s blocks of the interleaved capture, each de-interleaved into
     one row per input (dsp.rx.chain.deinterleave), then every input's chain, all 36 alive. The
@@ -209,7 +210,7 @@ def throughput(seconds: float, inputs: int = 36, repeats: int = 5) -> dict:
     from dsp.rx.chain import InputChain, deinterleave
     from gridsim.simulate import run_scenario
 
-    tmp = RESULTS / "_throughput_capture"
+    tmp = work_dir / "_throughput_capture"  # the capture, deleted at the end
     res = run_scenario("large", tmp, duration_s=seconds, progress=False)
     import soundfile as sf
     x, _ = sf.read(str(res.audio_path), dtype="float32")  # the capture's 24-bit samples, exactly
@@ -394,12 +395,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="false alarms: simulated hours per seed stream (2 streams of 3 inputs; default 0.5, --quick 0.02)")
     ap.add_argument("--processes", type=int, default=None,
                     help="processes for the false-alarm streams (default: one per stream; 1 on a shared machine)")
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help="directory of the JSON files, plots and run history (default benchmarks/results)")
     args = ap.parse_args(argv)
     q = args.quick
+    out = args.out
     workers = max(1, min(2, os.cpu_count() or 1))
     command = "python -m benchmarks.bench_dsp" + (" --quick" if q else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    sens_path, thr_path = RESULTS / "sensitivity.json", RESULTS / "throughput.json"
+    out.mkdir(parents=True, exist_ok=True)
+    sens_path, thr_path = out / "sensitivity.json", out / "throughput.json"
     sens = json.loads(sens_path.read_text()) if sens_path.exists() else {}
     thr = json.loads(thr_path.read_text()) if thr_path.exists() else {}
 
@@ -433,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         say("comb", {k: v for k, v in comb.items() if k != "harmonic_suppression_db"})
         sens.update(harmonic_suppression_db_min=comb["harmonic_suppression_db_min"],
                     signal_loss_db=comb["signal_loss_db"], comb=comb)
-        plot_comb(comb, RESULTS / "comb.png")
+        plot_comb(comb, out / "comb.png")
     if "false" not in args.skip:
         fa_hours = args.fa_hours if args.fa_hours is not None else (0.5 if not q else 0.02)
         fa = false_alarms(fa_hours, 2, args.processes)
@@ -448,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         sens.update(machine=machine())
         write_json(sens_path, sens)
         if "curves" in sens:
-            plot_fer(sens, RESULTS / "fer.png")
+            plot_fer(sens, out / "fer.png")
     if "throughput" not in args.skip:
-        t1 = throughput(20.0 if not q else 4.0)
+        t1 = throughput(20.0 if not q else 4.0, work_dir=out)
         say("throughput", t1)
         t2 = nojit_throughput(1.0 if not q else 0.3)
         say("nojit", t2)
@@ -461,8 +465,8 @@ def main(argv: list[str] | None = None) -> int:
                "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "machine": machine()}
         write_json(thr_path, thr)
-        history = append_history(thr, RESULTS / "throughput_runs.jsonl") if not q else None
-        plot_throughput(thr, RESULTS / "throughput.png", history)
+        history = append_history(thr, out / "throughput_runs.jsonl") if not q else None
+        plot_throughput(thr, out / "throughput.png", history)
     say(f"wrote {sens_path} and {thr_path}")
     return 0
 

@@ -1,6 +1,6 @@
 """Ablation of the substation-channel sensitivity gap (issue 2/6 (b)): which impairment costs what.
 
-Runs the trial of :func:`benchmarks.bench_sensitivity.trial_substation` (same burst, same seeds, same
+Runs the trial of :func:`gridsim.trials.trial_substation` (same burst, same seeds, same
 level computation) with ChannelConfig variations, and records per trial the channel, the failure
 kind, the switching transients that overlap the burst, the transformer cut-off and the receiver's
 own Eb/N0 / pre-FEC error count. Seeds are shared between variants (paired comparison).
@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from scipy.special import erfcinv
 
-from benchmarks import bench_sensitivity as B
 from benchmarks.common import machine, write_json
 from dsp.air import params as P
 from dsp.rx.chain import InputChain
+from gridsim import trials as T
 
-FS = B.FS
+FS = T.FS
 
 VARIANTS = {
     # name: (impulse rate /s/feeder, cutoff factor (None = benchmark draw 0.95..1.3), interferers on, impulses on)
@@ -84,7 +84,7 @@ def _classify(got, ch, code, t_start, fr):
 def trial(args) -> dict:
     variant, ebn0_db, seed = args
     v = VARIANTS[variant]
-    x, plan, fr, ch, code, t_start, ex = B.substation_signal(
+    x, plan, fr, ch, code, t_start, ex = T.substation_signal(
         ebn0_db, seed, impulse_rate=v["impulse_rate"], interferers=v["interferers"],
         cutoff_hz=v["cutoff_x"] * 3600.0 if v["cutoff_x"] is not None else None)
     chan, first, n_burst, phase, cutoff = ex["chan"], ex["first"], ex["n_burst"], ex["phase"], ex["cutoff_hz"]
@@ -159,7 +159,7 @@ def inband_interference_db(seed: int) -> float:
     from gridsim.channel import ChannelConfig, Layout, SubstationChannel
     rng = np.random.default_rng(seed)
     plan = P.ChannelPlan.default()
-    _, ch, _, _, _, _, _ = B._burst(rng, plan)
+    _, ch, _, _, _, _, _ = T.burst(rng, plan)
     chan = SubstationChannel(ChannelConfig(noise_floor_dbc=85.0), Layout(1, 1), seed=int(seed) % 2**31)
     rng.uniform(-100, 100), rng.uniform(0, 2 * np.pi), rng.uniform(0.95, 1.3)  # clock, carrier phase, cut-off
     phase = int(rng.integers(3))

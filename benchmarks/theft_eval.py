@@ -8,59 +8,30 @@ Writes ``benchmarks/results/theft.json`` and ``benchmarks/results/theft_detectio
 
 Ground truth
 ------------
-Voltages come from ``pandapower.pf.runpp_3ph`` (three-phase, unbalanced, constant-power loads):
+The low-voltage grid is simulated by :mod:`gridsim.lv` (its module docs have the model): voltages
+from ``pandapower.pf.runpp_3ph`` (three-phase, unbalanced, constant-power loads) on US-style
+split-phase transformer areas (:func:`gridsim.lv.us_tan_spec`) and on three European LV networks
+that pandapower ships (:func:`gridsim.lv.eu_spec`): ``kerber_landnetz_kabel_2``,
+``synthetic_voltage_control_lv`` (the long rural feeder) and ``kerber_landnetz_freileitung_1``.
+The IEEE European LV test feeder is not used here; it is kept aside for an independent check
+(``benchmarks/theft_ieee_check.py``).
 
-* **US-style split-phase areas** (built here): one single-phase 25-50 kVA service transformer,
-  4-10 meters, each on its own service drop of 15-60 m of #2, 1/0 or 4/0 aluminium triplex.
-  runpp_3ph has no centre-tapped single-phase transformer, so the 120/240 V secondary is
-  modelled by its exact equivalent for what the meters see. A US residential meter (form 2S)
-  measures the L1-L2 voltage and the two line currents in one element. On the L1-L2 loop the
-  neutral current of unbalanced 120 V loads cancels: ``V12,meter = V12,tr - Z_c (I1 + I2)``
-  with ``Z_c`` one conductor's impedance. So each service drop is a phase-a line of a Dyn
-  three-phase transformer whose secondary is rated 240 V line-to-neutral, with the neutral
-  (zero-sequence) impedance set to ``Z0 = 4 Z1``. A single-phase load then sees the loop
-  impedance ``(2 Z1 + Z0) / 3 = 2 Z1``: the two hot conductors of the triplex. The transformer
-  is sized at three times the single-phase kVA so that its phase-a impedance is the
-  single-phase one. A 120 V tap of P watts on L1 drops V12 exactly as much as a 240 V tap of P
-  watts (``Z_c P/120 = 2 Z_c P/240``), so the taps are modelled as 240 V loads. What this
-  leaves out is what a form 2S meter does not measure either (one V_rms per meter, the issue's
-  data): the L1-N/L2-N imbalance of a 120 V tap. A meter reporting both legs (0.1 % of 120 V
-  each) would see a 120 V tap at its own service about 4 times more clearly, a 240 V one about
-  1.4 times; neither the detector nor the bound assumes such meters.
-* **European networks that pandapower ships**: ``create_kerber_landnetz_kabel_2`` (14 houses,
-  two strands of NAYY cable, 1.3 km), ``create_synthetic_voltage_control_lv_network``
-  (14 houses, three strands, 1.6 km: the long rural feeder) and
-  ``create_kerber_landnetz_freileitung_1`` (13 houses directly on a 273 m overhead bus). Lines
-  get the zero-sequence data runpp_3ph needs (``Z0 = 4 Z1``: a neutral of the phase
-  cross-section), the transformer becomes Dyn with ``vk0 = vk``, and every house is a
-  single-phase load on a phase drawn so that the phases are balanced. The IEEE European LV test
-  feeder is not used here; it is kept aside for an independent check (``benchmarks/theft_ieee_check.py``).
+Each (network, load profile) is solved once per minute for three days
+(:func:`gridsim.lv.make_truth`). Each tap site is solved once with a 3 kW tap switched on for the
+whole record (tap at pf 0.95). 1 kW and 0.3 kW taps take the 3 kW solution's change scaled by
+P/3 kW; ``linearity_check`` in the JSON compares this with exact runpp_3ph solutions of 1 and
+0.3 kW taps on a sample of minutes. A tap that starts at t0, or switches on and off, takes the
+tapped solution where it is on and the clean one elsewhere: the flow is static, so this is exact.
+Load profiles (1-minute steps, synthesised per house) and the MV voltage are
+:mod:`gridsim.lv.profiles`'s.
 
-Each (network, load profile) is solved once per minute for three days. Many time steps go into
-one pandapower network holding copies of the area as separate islands, each with its own
-external grid (about 3000 buses per call: 250 copies of a US area, ~100 of a European feeder),
-so that a single runpp_3ph call solves that many minutes (2-6 ms per area-minute on an idle
-core instead of 60-80 ms; runpp_3ph has a dense step whose cost grows with the square of the
-bus count, hence the limit). Each tap site is solved once with a 3 kW tap switched on for the whole record
-(tap at pf 0.95). 1 kW and 0.3 kW taps take the 3 kW solution's change scaled by P/3 kW;
-``linearity_check`` in the JSON compares this with exact runpp_3ph solutions of 1 and 0.3 kW
-taps on a sample of minutes. A tap that starts at t0, or switches on and off, takes the tapped
-solution where it is on and the clean one elsewhere: the flow is static, so this is exact.
-
-Load profiles (1-minute steps, synthesised per house): a base load, a cycling refrigerator,
-lighting and electronics following a daily activity curve (night trough, morning and evening
-peaks, each house shifted), and Poisson-started appliances. Appliances start more often when the
-activity is high, and each has its own power, duration and power factor: kettle or microwave,
-cooking, washer, dryer, dishwasher, a US water heater, and a US air-conditioner that cycles in
-the afternoon and evening. The medium-voltage grid moves the external-grid voltage by +-1 %
-daily, adds a slow random walk and on-load tap-changer steps of 0.6 %.
-
-Meter noise (``MeterAccuracy`` defaults): voltage 0.1 % random (one sigma) plus a fixed
-calibration gain error uniform in +-0.1 %, current 0.25 % + 0.25 %, resolutions 0.01 V, 0.01 A
-and 0.01 of power factor (the scheduled-report fields). It is drawn afresh for each trial.
-Reading the issue's "0.1 % random" as one standard deviation is the most conservative reading:
-accuracy classes are limits of error, and a limit read as a uniform bound is 0.058 % rms, read as
-a 95 % bound 0.05 % (``--v-random-pct`` sets it; the headline figures keep 0.1 %).
+Meter noise (``MeterAccuracy`` defaults, :func:`gridsim.lv.measure`): voltage 0.1 % random (one
+sigma) plus a fixed calibration gain error uniform in +-0.1 %, current 0.25 % + 0.25 %,
+resolutions 0.01 V, 0.01 A and 0.01 of power factor (the scheduled-report fields). It is drawn
+afresh for each trial. Reading the issue's "0.1 % random" as one standard deviation is the most
+conservative reading: accuracy classes are limits of error, and a limit read as a uniform bound is
+0.058 % rms, read as a 95 % bound 0.05 % (``--v-random-pct`` sets it; the headline figures keep
+0.1 %).
 
 Scenarios and trials
 --------------------
@@ -149,7 +120,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -157,8 +127,7 @@ import pathlib
 import platform
 import sys
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
@@ -167,21 +136,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, write_json  # noqa: E402
-from platform_api.theft import (DetectorConfig, MeterAccuracy, MeterInfo, TanSeries,  # noqa: E402
-                                analyse_feeder, analyse_radial)
+from gridsim.lv import (EU_NETWORKS, MIN_PER_DAY, T0_UNIX, TAP_REF_KW, NetSpec, RecordConfig, apply_tap,  # noqa: E402
+                        currents, eu_spec, make_truth, measure, tan_series, tap_mask, us_tan_spec)
+from platform_api.theft import (DetectorConfig, MeterAccuracy, TanSeries, analyse_feeder,  # noqa: E402
+                                analyse_radial)
 
-MIN_PER_DAY = 1440
-T0_UNIX = 1_795_305_600  # 2026-11-22 00:00 UTC
-TAP_PF = 0.95
-TAP_REF_KW = 3.0
 SIZES_KW = (0.3, 1.0, 3.0)
 Z95 = 1.6448536269514722
-US_CONDUCTORS = {  # per conductor: ohm/km at 75 C, reactance of the triplex
-    "#2 Al triplex": (0.871, 0.095),
-    "1/0 Al triplex": (0.548, 0.090),
-    "4/0 Al triplex": (0.274, 0.085),
-}
-EU_NETWORKS = ("kerber_landnetz_kabel_2", "synthetic_voltage_control_lv", "kerber_landnetz_freileitung_1")
 
 
 # ====================================================================================== config
@@ -215,508 +176,10 @@ class EvalConfig:
                    eu_networks=("kerber_landnetz_freileitung_1",), eu_tap_sites=1, draws_during=1, draws_start=1,
                    draws_half_noise=1, clean_draws=2, linearity_minutes=60, days=3)
 
-
-# ============================================================================ load profiles
-def _activity(rng: np.random.Generator, n_min: int, n: int) -> np.ndarray:
-    """Daily activity 0..~1 per house (T, n): night trough, morning and evening peaks."""
-    t = np.arange(n_min)[:, None]
-    shift = rng.normal(0.0, 45.0, n)[None, :]
-    h = (((t + shift) % MIN_PER_DAY) / 60.0)
-    day = (t // MIN_PER_DAY)
-    scale = 0.7 + 0.6 * rng.random((int(day.max()) + 1, n))
-    a = (0.08 + 0.55 * np.exp(-((h - 7.3) / 1.1) ** 2) + 0.25 * ((h > 9) & (h < 16.5))
-         + 0.9 * np.exp(-((h - 19.5) / 2.0) ** 2))
-    return a * scale[day[:, 0]]
-
-
-def _pulses(rng, rate: np.ndarray, dur_min: tuple[int, int], power_w: tuple[float, float]) -> np.ndarray:
-    """Rectangular appliance runs started by a Poisson process with per-minute rate (T, n)."""
-    t_n, n = rate.shape
-    starts = rng.random(rate.shape) < rate
-    out = np.zeros((t_n + 1, n))
-    ti, hi = np.nonzero(starts)
-    if ti.size:
-        dur = rng.integers(dur_min[0], dur_min[1] + 1, ti.size)
-        pw = rng.uniform(power_w[0], power_w[1], ti.size)
-        np.add.at(out, (ti, hi), pw)
-        np.add.at(out, (np.minimum(ti + dur, t_n), hi), -pw)
-    return np.cumsum(out[:-1], axis=0)
-
-
-def _cycling(rng, n_min: int, n: int, period: tuple[float, float], duty: np.ndarray | tuple[float, float],
-             power_w: tuple[float, float]) -> np.ndarray:
-    """Thermostatic cycling (refrigerator, air conditioner): on for ``duty`` of each period."""
-    per = rng.uniform(period[0], period[1], n)[None, :]
-    ph = rng.uniform(0, 1, n)[None, :]
-    t = np.arange(n_min)[:, None]
-    if isinstance(duty, tuple):
-        duty = rng.uniform(duty[0], duty[1], n)[None, :]
-    frac = (t / per + ph + 0.02 * np.cumsum(rng.normal(0, 1, (n_min, n)), axis=0) / np.sqrt(per)) % 1.0
-    return (frac < duty) * rng.uniform(power_w[0], power_w[1], n)[None, :]
-
-
-def household_profiles(rng: np.random.Generator, n: int, n_min: int, region: str) -> tuple[np.ndarray, np.ndarray]:
-    """Active and reactive power (W, var), shape (n_min, n), of n houses at 1-minute steps."""
-    act = _activity(rng, n_min, n)
-    parts: list[tuple[np.ndarray, float]] = []  # (watts, power factor)
-    base = np.broadcast_to(rng.uniform(80, 250, n), (n_min, n)) * (1 + 0.05 * rng.standard_normal((n_min, n)))
-    parts.append((base, 0.9))
-    parts.append((_cycling(rng, n_min, n, (35, 60), (0.3, 0.45), (100, 180)), 0.85))  # refrigerator
-    light = act * rng.uniform(150, 450, n)[None, :] * (1 + 0.15 * rng.standard_normal((n_min, n)))
-    parts.append((np.clip(light, 0, None), 0.95))
-    us = region == "us"
-    parts.append((_pulses(rng, 0.004 * act, (2, 6), (900, 1800)), 1.0))  # kettle / microwave
-    parts.append((_pulses(rng, 0.0015 * act * (act > 0.6), (20, 60), (1500, 3000)), 1.0))  # cooking
-    parts.append((_pulses(rng, 0.0006 * act, (35, 70), (300, 600)), 0.7))  # washer motor
-    parts.append((_pulses(rng, 0.0004 * act, (15, 25), (1800, 2200)), 1.0))  # dishwasher / washer heater
-    if us:
-        parts.append((_pulses(rng, 0.0003 * act, (40, 60), (4000, 5500)), 1.0))  # dryer
-        parts.append((_pulses(rng, 0.0025 * act, (10, 35), (4000, 4500)), 1.0))  # water heater
-        t = np.arange(n_min)[:, None]
-        h = (t % MIN_PER_DAY) / 60.0
-        hot = np.clip(np.sin(np.pi * (h - 9) / 14), 0, None) * rng.uniform(0.2, 0.8, n)[None, :]
-        parts.append((_cycling(rng, n_min, n, (18, 30), hot, (2500, 4200)), 0.88))  # air conditioner
-    p = np.zeros((n_min, n))
-    q = np.zeros((n_min, n))
-    for w, pf in parts:
-        p += w
-        q += w * math.tan(math.acos(pf))
-    return p, q
-
-
-def mv_voltage_pu(rng: np.random.Generator, n_min: int) -> np.ndarray:
-    """External-grid voltage (pu) over time: daily swing, slow random walk, OLTC steps."""
-    t = np.arange(n_min)
-    v = 1.0 + 0.01 * np.sin(2 * np.pi * (t / MIN_PER_DAY) + rng.uniform(0, 2 * np.pi))
-    walk = np.cumsum(rng.normal(0, 0.0004, n_min // 5 + 1))
-    v += np.repeat(walk - walk.mean(), 5)[:n_min]
-    steps = np.zeros(n_min)
-    for s in rng.choice(n_min, size=max(1, n_min // 700), replace=False):
-        steps[s:] += rng.choice([-0.006, 0.006])
-    return v + steps - steps.mean()
-
-
-# ================================================================================ networks
-@dataclass
-class TapSite:
-    """Where a tap may be connected: a bus (on a phase) of the network, and the meter it is
-    attributed to (the meter of the service line, or the first meter downstream)."""
-
-    bus: int
-    phase: int
-    meter: int
-    distance_m: float
-    where: str
-
-
-@dataclass
-class NetSpec:
-    """A low-voltage area in plain arrays (so it can be replicated quickly)."""
-
-    name: str
-    region: str
-    bus_vn_kv: np.ndarray
-    line_from: np.ndarray
-    line_to: np.ndarray
-    line_km: np.ndarray
-    line_r: np.ndarray
-    line_x: np.ndarray
-    trafo: dict
-    ext_bus: int
-    meter_bus: np.ndarray
-    meter_phase: np.ndarray  # 0, 1, 2 = a, b, c
-    v_base_ln: float
-    taps: list[TapSite] = field(default_factory=list)
-    meter_info: list[dict] = field(default_factory=list)
-    f_hz: float = 50.0
-    line_r0: np.ndarray | None = None  # zero-sequence ohm/km; None: 4 x positive sequence (a neutral of the
-    line_x0: np.ndarray | None = None  # phase cross-section)
-    ext_grid: dict | None = None  # short-circuit data of the external grid (pandapower ext_grid columns)
-
-    def zero_sequence(self) -> tuple[np.ndarray, np.ndarray]:
-        """Zero-sequence ohm/km of the lines: the network's own, or 4 x the positive sequence."""
-        return (4 * self.line_r if self.line_r0 is None else self.line_r0,
-                4 * self.line_x if self.line_x0 is None else self.line_x0)
-
-    def key_extra(self) -> dict:
-        """What a cache key needs beyond the base fields: only the data a network sets itself
-        (so that the keys of networks that set none stay as they were)."""
-        out = {}
-        if self.line_r0 is not None or self.line_x0 is not None:
-            out["z0"] = [np.round(a, 9).tolist() for a in self.zero_sequence()]
-        if self.ext_grid is not None:
-            out["ext_grid"] = {k: round(float(v), 9) for k, v in sorted(self.ext_grid.items())}
-        return out
-
-    @property
-    def n_meters(self) -> int:
-        return int(self.meter_bus.size)
-
-    def network_distance_m(self, bus: int) -> np.ndarray:
-        """Distance along the lines from ``bus`` to every meter's connection (m)."""
-        import collections
-        import heapq
-        adj = collections.defaultdict(list)
-        for f, t, km in zip(self.line_from, self.line_to, self.line_km):
-            adj[int(f)].append((int(t), km * 1000))
-            adj[int(t)].append((int(f), km * 1000))
-        dist = {bus: 0.0}
-        heap = [(0.0, bus)]
-        while heap:
-            d, u = heapq.heappop(heap)
-            if d > dist.get(u, math.inf):
-                continue
-            for v, w in adj[u]:
-                if d + w < dist.get(v, math.inf):
-                    dist[v] = d + w
-                    heapq.heappush(heap, (d + w, v))
-        return np.array([dist.get(int(b), math.inf) for b in self.meter_bus])
-
-
-def _split_line(spec_lines: dict, li: int, frac: float, new_bus: int):
-    """Split line ``li`` at ``frac`` of its length (from its from-bus) at ``new_bus``."""
-    f, t, km = spec_lines["from"][li], spec_lines["to"][li], spec_lines["km"][li]
-    spec_lines["to"][li] = new_bus
-    spec_lines["km"][li] = km * frac
-    for k, v in (("from", new_bus), ("to", t), ("km", km * (1 - frac)), ("r", spec_lines["r"][li]),
-                 ("x", spec_lines["x"][li])):
-        spec_lines[k].append(v)
-
-
-def us_tan_spec(rng: np.random.Generator, name: str, n_meters: int, n_taps: int) -> NetSpec:
-    """A US split-phase radial transformer area (see the module doc for the equivalent)."""
-    kva = float(rng.choice([25.0, 37.5, 50.0]) if n_meters <= 6 else rng.choice([37.5, 50.0]))
-    vk = rng.uniform(1.8, 2.6)
-    vkr = vk / math.sqrt(1 + rng.uniform(1.0, 2.0) ** 2)
-    v_ll = 0.24 * math.sqrt(3)
-    buses = [7.2 * math.sqrt(3), v_ll]  # 0: MV, 1: secondary
-    lines = {"from": [], "to": [], "km": [], "r": [], "x": []}
-    meter_bus, info = [], []
-    names = list(US_CONDUCTORS)
-    for k in range(n_meters):
-        cond = names[rng.choice(3, p=[0.3, 0.45, 0.25])]
-        length = float(rng.uniform(15, 60))
-        r, x = US_CONDUCTORS[cond]
-        buses.append(v_ll)
-        meter_bus.append(len(buses) - 1)
-        lines["from"].append(1)
-        lines["to"].append(len(buses) - 1)
-        lines["km"].append(length / 1000)
-        lines["r"].append(r)
-        lines["x"].append(x)
-        info.append({"meter_id": f"{name}-M{k + 1}", "conductor": cond, "service_length_m": length,
-                     "loop_ohm": 2 * r * length / 1000})
-    taps = []
-    tap_meters = rng.choice(n_meters, size=min(n_taps, n_meters), replace=False)
-    fracs = [1.0, 2 / 3, 1 / 3]
-    for j, k in enumerate(tap_meters):
-        frac = fracs[j % len(fracs)]
-        if frac >= 1.0:
-            taps.append(TapSite(meter_bus[k], 0, int(k), info[k]["service_length_m"], "at the meter base"))
-            continue
-        buses.append(v_ll)
-        _split_line(lines, int(k), frac, len(buses) - 1)
-        taps.append(TapSite(len(buses) - 1, 0, int(k), frac * info[k]["service_length_m"],
-                            f"on the service drop, {frac:.2f} of the way"))
-    trafo = dict(hv=0, lv=1, sn_mva=3 * kva / 1000, vn_hv_kv=buses[0], vn_lv_kv=v_ll, vk=vk, vkr=vkr)
-    return NetSpec(name, "us", np.array(buses), np.array(lines["from"]), np.array(lines["to"]), np.array(lines["km"]),
-                   np.array(lines["r"]), np.array(lines["x"]), trafo, 0, np.array(meter_bus),
-                   np.zeros(n_meters, int), 240.0, taps, info, f_hz=60.0)
-
-
-def eu_spec(rng: np.random.Generator, which: str, n_taps: int) -> NetSpec:
-    """One of pandapower's European LV networks as a NetSpec, with tap sites."""
-    import pandapower.networks as pn
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        net = {"kerber_landnetz_kabel_2": pn.create_kerber_landnetz_kabel_2,
-               "synthetic_voltage_control_lv": pn.create_synthetic_voltage_control_lv_network,
-               "kerber_landnetz_freileitung_1": pn.create_kerber_landnetz_freileitung_1}[which]()
-    bus_ix = {b: i for i, b in enumerate(net.bus.index)}
-    buses = list(net.bus.vn_kv.values.astype(float))
-    lines = {"from": [bus_ix[b] for b in net.line.from_bus], "to": [bus_ix[b] for b in net.line.to_bus],
-             "km": list(net.line.length_km.astype(float)), "r": list(net.line.r_ohm_per_km.astype(float)),
-             "x": list(net.line.x_ohm_per_km.astype(float))}
-    tr = net.trafo.iloc[0]
-    trafo = dict(hv=bus_ix[tr.hv_bus], lv=bus_ix[tr.lv_bus], sn_mva=float(tr.sn_mva), vn_hv_kv=float(tr.vn_hv_kv),
-                 vn_lv_kv=float(tr.vn_lv_kv), vk=float(tr.vk_percent), vkr=float(tr.vkr_percent))
-    load_bus = [bus_ix[b] for b in net.load.bus]
-    n = len(load_bus)
-    phases = rng.permutation(np.arange(n) % 3)
-    info = [{"meter_id": f"{which}-H{k + 1}"} for k in range(n)]
-    # distances from the transformer along the tree
-    import collections
-    adj = collections.defaultdict(list)
-    for li, (f, t) in enumerate(zip(lines["from"], lines["to"])):
-        adj[f].append((t, li))
-        adj[t].append((f, li))
-    dist = {trafo["lv"]: 0.0}
-    parent_line = {}
-    stack = [trafo["lv"]]
-    while stack:
-        u = stack.pop()
-        for v, li in adj[u]:
-            if v not in dist:
-                dist[v] = dist[u] + lines["km"][li] * 1000
-                parent_line[v] = li
-                stack.append(v)
-    meter_of_bus = {b: k for k, b in enumerate(load_bus)}
-    for k, b in enumerate(load_bus):
-        info[k]["distance_m"] = dist[b]
-    # tap sites: house service lines (the line feeding a load bus that has no other branch),
-    # and feeder segments (a line whose far end feeds a connection)
-    children = collections.defaultdict(list)
-    for v, li in parent_line.items():
-        children[lines["from"][li] if lines["to"][li] == v else lines["to"][li]].append(v)
-    stub_lines = [parent_line[b] for b in load_bus if not children[b] and parent_line[b] is not None
-                  and len(adj[b]) == 1 and (lines["from"][parent_line[b]] not in meter_of_bus)]
-    stub_lines = [li for li in stub_lines if (lines["to"][li] in meter_of_bus or lines["from"][li] in meter_of_bus)]
-    feeder_lines = [li for li in range(len(lines["km"])) if li not in stub_lines]
-
-    def first_meter_below(v):
-        """The meter at v, or of v's service connection, or the nearest one below v."""
-        if v in meter_of_bus:
-            return meter_of_bus[v]
-        best = None
-        for c in children[v]:
-            if c in meter_of_bus and not children[c]:
-                return meter_of_bus[c]
-        for c in children[v]:
-            m = first_meter_below(c)
-            if m is not None and (best is None or info[m]["distance_m"] < info[best]["distance_m"]):
-                best = m
-        return best
-
-    def far(li):
-        return max(dist[lines["to"][li]], dist[lines["from"][li]])
-
-    taps = []
-    stub_sorted = sorted(stub_lines, key=far)
-    feeder_sorted = sorted(feeder_lines, key=far)
-    picks = []
-    if stub_sorted:
-        picks += [("stub", stub_sorted[-1]), ("stub", stub_sorted[len(stub_sorted) // 2])]
-    picks += [("feeder", feeder_sorted[-1]), ("feeder", feeder_sorted[len(feeder_sorted) // 2]),
-              ("feeder", feeder_sorted[len(feeder_sorted) // 4])]
-    picks = picks[:n_taps]
-    for kind, li in picks:
-        a, b = lines["from"][li], lines["to"][li]
-        down = b if dist[b] > dist[a] else a
-        m = first_meter_below(down)
-        ph = int(phases[m])
-        if kind == "stub":  # at the house end of its service line (meter base)
-            taps.append(TapSite(down, ph, m, dist[down], f"service line of {info[m]['meter_id']}, at the house"))
-        else:  # half way along a feeder segment, on the phase of the first meter below it
-            buses.append(buses[a])
-            up = a if down == b else b
-            _split_line(lines, li, 0.5 if up == a else 0.5, len(buses) - 1)
-            taps.append(TapSite(len(buses) - 1, ph, m, (dist[up] + dist[down]) / 2,
-                                f"feeder segment {dist[up]:.0f}-{dist[down]:.0f} m from the transformer, "
-                                f"first meter below: {info[m]['meter_id']}"))
-    return NetSpec(which, "eu", np.array(buses), np.array(lines["from"]), np.array(lines["to"]), np.array(lines["km"]),
-                   np.array(lines["r"]), np.array(lines["x"]), trafo, bus_ix[net.ext_grid.bus.iloc[0]],
-                   np.array(load_bus), phases, float(trafo["vn_lv_kv"]) * 1000 / math.sqrt(3), taps, info, f_hz=50.0)
-
-
-# ============================================================================= power flow
-class ReplicatedNet:
-    """``k`` copies of a NetSpec as islands of one pandapower network (one copy per minute)."""
-
-    def __init__(self, spec: NetSpec, k: int, numba: bool = True):
-        import pandapower as pp
-        self.spec, self.k, self.numba = spec, k, numba
-        nb = spec.bus_vn_kv.size
-        net = pp.create_empty_network(f_hz=spec.f_hz)
-        b0 = pp.create_buses(net, nb * k, np.tile(spec.bus_vn_kv, k))
-        off = (np.arange(k) * nb)[:, None]
-        nl = spec.line_from.size
-        r0, x0 = spec.zero_sequence()
-        pp.create_lines_from_parameters(
-            net, (b0[0] + spec.line_from[None, :] + off).ravel(), (b0[0] + spec.line_to[None, :] + off).ravel(),
-            np.tile(spec.line_km, k), np.tile(spec.line_r, k), np.tile(spec.line_x, k), 0.0, 1.0,
-            r0_ohm_per_km=np.tile(r0, k), x0_ohm_per_km=np.tile(x0, k), c0_nf_per_km=0.0)
-        assert len(net.line) == nl * k
-        tr = spec.trafo
-        pp.create_transformers_from_parameters(
-            net, b0[0] + tr["hv"] + off[:, 0], b0[0] + tr["lv"] + off[:, 0], tr["sn_mva"], tr["vn_hv_kv"],
-            tr["vn_lv_kv"], tr["vkr"], tr["vk"], 0.0, 0.0, vector_group="Dyn", vk0_percent=tr.get("vk0", tr["vk"]),
-            vkr0_percent=tr.get("vkr0", tr["vkr"]), mag0_percent=100.0, mag0_rx=0.0, si0_hv_partial=0.9)
-        sc = dict(s_sc_max_mva=100.0, rx_max=0.1, r0x0_max=1.0, x0x_max=1.0, s_sc_min_mva=100.0, rx_min=0.1,
-                  r0x0_min=1.0, x0x_min=1.0)
-        sc.update(spec.ext_grid or {})
-        pp.create_ext_grid(net, b0[0] + spec.ext_bus, vm_pu=1.0, **sc)
-        eg = net.ext_grid.loc[np.zeros(k, int)].reset_index(drop=True)
-        eg["bus"] = (b0[0] + spec.ext_bus + off[:, 0]).astype(net.ext_grid.bus.dtype)
-        net.ext_grid = eg
-        self.load_buses = np.concatenate([spec.meter_bus, np.array([t.bus for t in spec.taps], int)])
-        self.load_phase = np.concatenate([spec.meter_phase, np.array([t.phase for t in spec.taps], int)])
-        nload = self.load_buses.size
-        pp.create_asymmetric_load(net, int(b0[0] + self.load_buses[0]))  # one by the API: the dtypes
-        al = net.asymmetric_load
-        rows = al.loc[np.zeros(nload * k, int)].reset_index(drop=True)  # then the rest in one go
-        rows["bus"] = (b0[0] + self.load_buses[None, :] + off).ravel().astype(al.bus.dtype)
-        net.asymmetric_load = rows
-        self.net = net
-        self.meter_rows = (b0[0] + spec.meter_bus[None, :] + off).astype(int)  # (k, M)
-        self.nload = nload
-        self._cols = [("p_a_mw", "q_a_mvar"), ("p_b_mw", "q_b_mvar"), ("p_c_mw", "q_c_mvar")]
-
-    def solve(self, p_w: np.ndarray, q_var: np.ndarray, vm_pu: np.ndarray) -> np.ndarray:
-        """Meter voltages (volts, line-to-neutral on each meter's phase), shape (n, M), for n <= k
-        minutes; ``p_w``/``q_var`` (n, meters + taps), ``vm_pu`` (n,). Unused copies carry no load."""
-        from pandapower.pf.runpp_3ph import runpp_3ph
-        n = p_w.shape[0]
-        k, nload = self.k, self.nload
-        al = self.net.asymmetric_load
-        for ph, (pc, qc) in enumerate(self._cols):
-            sel = (self.load_phase == ph)[None, :]
-            pp_ = np.zeros((k, nload))
-            qq_ = np.zeros((k, nload))
-            pp_[:n] = np.where(sel, p_w, 0.0) / 1e6
-            qq_[:n] = np.where(sel, q_var, 0.0) / 1e6
-            al[pc] = pp_.ravel()
-            al[qc] = qq_.ravel()
-        vm = np.ones(k)
-        vm[:n] = vm_pu
-        self.net.ext_grid["vm_pu"] = vm
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            runpp_3ph(self.net, max_iteration=30, numba=self.numba)
-        if not self.net.converged:
-            raise RuntimeError(f"runpp_3ph did not converge on {self.spec.name}")
-        res = self.net.res_bus_3ph
-        vmat = np.stack([res.vm_a_pu.values, res.vm_b_pu.values, res.vm_c_pu.values], axis=1)  # (buses, 3)
-        rows = self.meter_rows[:n]
-        v = vmat[rows, self.spec.meter_phase[None, :]]
-        vn = self.spec.bus_vn_kv[self.spec.meter_bus] * 1000 / math.sqrt(3)
-        return v * vn[None, :]
-
-
-def solve_record(spec: NetSpec, p_w: np.ndarray, q_var: np.ndarray, vm_pu: np.ndarray, tap_w: np.ndarray,
-                 batch: int, rep: ReplicatedNet | None = None) -> np.ndarray:
-    """Meter voltages (T, M) for the loads (T, M) and per-site tap powers ``tap_w`` (T, S)."""
-    rep = rep or ReplicatedNet(spec, batch)
-    t_n = p_w.shape[0]
-    tq = tap_w * math.tan(math.acos(TAP_PF))
-    out = np.empty((t_n, spec.n_meters))
-    for t0 in range(0, t_n, rep.k):
-        t1 = min(t_n, t0 + rep.k)
-        pw = np.concatenate([p_w[t0:t1], tap_w[t0:t1]], axis=1)
-        qv = np.concatenate([q_var[t0:t1], tq[t0:t1]], axis=1)
-        out[t0:t1] = rep.solve(pw, qv, vm_pu[t0:t1])
-    return out
-
-
-def currents(v: np.ndarray, p_w: np.ndarray, q_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Meter current (A) and power factor from the load powers and the solved voltage."""
-    s = np.hypot(p_w, q_var)
-    i = s / v
-    pf = np.divide(p_w, s, out=np.ones_like(s), where=s > 0)
-    return i, pf
-
-
-# =============================================================================== truth
-@dataclass
-class Truth:
-    spec: NetSpec
-    p_w: np.ndarray
-    q_var: np.ndarray
-    v_clean: np.ndarray
-    v_tap: list[np.ndarray]  # per tap site, 3 kW on the whole record
-    solve_s: float
-    linearity: dict | None = None
-
-
-def _cache_path(key: str) -> pathlib.Path:
-    d = ROOT / "out" / "theft_cache"
-    d.mkdir(parents=True, exist_ok=True)
-    return d / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
-
-
-def make_truth(spec: NetSpec, rng: np.random.Generator, cfg: EvalConfig, *, with_taps: bool,
-               linearity: bool) -> Truth:
-    n_min = cfg.days * MIN_PER_DAY
-    p, q = household_profiles(rng, spec.n_meters, n_min, spec.region)
-    vm = mv_voltage_pu(rng, n_min)
-    key = json.dumps({"v": 3, "spec": spec.name, "bus": spec.bus_vn_kv.round(6).tolist(),
-                      "lines": [spec.line_from.tolist(), spec.line_to.tolist(), spec.line_km.round(9).tolist(),
-                                spec.line_r.tolist(), spec.line_x.tolist()],
-                      "tr": {k: round(float(v), 9) for k, v in spec.trafo.items()}, "meters": spec.meter_bus.tolist(),
-                      "ph": spec.meter_phase.tolist(), "taps": [(t.bus, t.phase) for t in spec.taps],
-                      "p": hashlib.sha256(p.tobytes()).hexdigest(), "vm": hashlib.sha256(vm.tobytes()).hexdigest(),
-                      "with_taps": with_taps, "lin": linearity and cfg.linearity_minutes, **spec.key_extra(),
-                      **({"tap_from": cfg.tap_from_min} if cfg.tap_from_min else {})})
-    path = _cache_path(key)
-    n_sites = len(spec.taps) if with_taps else 0
-    if path.exists():
-        z = np.load(path, allow_pickle=False)
-        lin = json.loads(str(z["linearity"])) if "linearity" in z.files else None
-        return Truth(spec, p, q, z["v_clean"], [z[f"v_tap{s}"] for s in range(n_sites)], float(z["solve_s"]), lin)
-    t_start = time.perf_counter()
-    batch = int(np.clip(cfg.batch_buses // spec.bus_vn_kv.size, cfg.min_batch, 250))
-    rep = ReplicatedNet(spec, batch)
-    zeros = np.zeros((n_min, len(spec.taps)))
-    v_clean = solve_record(spec, p, q, vm, zeros, batch, rep)
-    v_tap = []
-    t_on = cfg.tap_from_min  # before it the tapped record is the clean one (no tap is on)
-    for s in range(n_sites):
-        tw = zeros[t_on:].copy()
-        tw[:, s] = TAP_REF_KW * 1000
-        v_tap.append(np.concatenate([v_clean[:t_on], solve_record(spec, p[t_on:], q[t_on:], vm[t_on:], tw, batch,
-                                                                  rep)]))
-    lin = None
-    if linearity and n_sites:
-        # exact runpp_3ph solutions of smaller taps against the scaled 3 kW solution
-        # its own generator, not `rng`: a run that finds the solutions cached must draw the same noise
-        sel_rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
-        sel = t_on + np.sort(sel_rng.choice(n_min - t_on, size=min(cfg.linearity_minutes, n_min - t_on),
-                                            replace=False))
-        worst = {}
-        for kw in (1.0, 0.3):
-            tw = np.zeros((sel.size, len(spec.taps)))
-            tw[:, 0] = kw * 1000
-            exact = solve_record(spec, p[sel], q[sel], vm[sel], tw, batch, rep)
-            scaled = v_clean[sel] + (v_tap[0][sel] - v_clean[sel]) * kw / TAP_REF_KW
-            worst[f"{kw:g}kw_max_abs_error_mv"] = float(np.abs(exact - scaled).max() * 1000)
-            worst[f"{kw:g}kw_max_tap_effect_mv"] = float(np.abs(exact - v_clean[sel]).max() * 1000)
-        lin = {"network": spec.name, "minutes": int(sel.size), **worst}
-    solve_s = time.perf_counter() - t_start
-    arrays = {"v_clean": v_clean, "solve_s": np.array(solve_s)}
-    arrays.update({f"v_tap{s}": v for s, v in enumerate(v_tap)})
-    if lin is not None:
-        arrays["linearity"] = np.array(json.dumps(lin))
-    np.savez(path, **arrays)
-    return Truth(spec, p, q, v_clean, v_tap, solve_s, lin)
-
-
-# ========================================================================= measurement
-def measure(rng: np.random.Generator, v: np.ndarray, i: np.ndarray, pf: np.ndarray,
-            acc: MeterAccuracy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Readings with the accuracy class's errors: fixed gain per meter, random per reading,
-    rounded to the resolution."""
-    n = v.shape[1]
-    gv = rng.uniform(-acc.v_fixed_pct, acc.v_fixed_pct, n) / 100
-    gi = rng.uniform(-acc.i_fixed_pct, acc.i_fixed_pct, n) / 100
-    vm = v * (1 + gv) + v * acc.v_random_pct / 100 * rng.standard_normal(v.shape)
-    im = i * (1 + gi) + i * acc.i_random_pct / 100 * rng.standard_normal(i.shape)
-    q = lambda x, r: np.round(x / r) * r  # noqa: E731
-    return (q(vm, acc.v_resolution_v), np.clip(q(im, acc.i_resolution_a), 0, None),
-            np.clip(q(pf, acc.pf_resolution), -1, 1))
-
-
-def tap_mask(rng: np.random.Generator, n_min: int, t0: int, kind: str) -> np.ndarray:
-    m = np.zeros(n_min, bool)
-    if kind == "constant":
-        m[t0:] = True
-        return m
-    t, on = t0, True
-    while t < n_min:
-        d = int(rng.integers(10, 61)) if on else int(rng.integers(10, 91))
-        if on:
-            m[t:t + d] = True
-        t += d
-        on = not on
-    return m
+    def record(self) -> RecordConfig:
+        """How :func:`gridsim.lv.make_truth` makes and solves each record."""
+        return RecordConfig(days=self.days, batch_buses=self.batch_buses, min_batch=self.min_batch,
+                            tap_from_min=self.tap_from_min, linearity_minutes=self.linearity_minutes)
 
 
 # =============================================================================== bound
@@ -786,18 +249,6 @@ def sequential_reference(snr: list[float], window: int = 60, reps: int = 4000, s
 
 
 # ============================================================================== trials
-def _series(spec: NetSpec, v, i, pf) -> TanSeries:
-    t = T0_UNIX + 60 * np.arange(v.shape[0])
-    if spec.region == "us":
-        meters = [MeterInfo(inf["meter_id"], spec.name, "ab", account=f"ACC-{inf['meter_id']}",
-                            address=f"{k + 1} Example St", service_length_m=inf["service_length_m"])
-                  for k, inf in enumerate(spec.meter_info)]
-    else:
-        meters = [MeterInfo(inf["meter_id"], spec.name, "abc"[int(spec.meter_phase[k])],
-                            account=f"ACC-{inf['meter_id']}") for k, inf in enumerate(spec.meter_info)]
-    return TanSeries(t, meters, v, i, pf, transformer_id=spec.name)
-
-
 def analyse(spec: NetSpec, series: TanSeries, accuracy: MeterAccuracy | None = None):
     """The detector under test: the radial analysis for US areas, the feeder one for European."""
     if spec.region == "us":
@@ -805,31 +256,36 @@ def analyse(spec: NetSpec, series: TanSeries, accuracy: MeterAccuracy | None = N
     return analyse_feeder(series, accuracy=accuracy)
 
 
+def job_spec(job: dict, cfg: EvalConfig, rng: np.random.Generator) -> NetSpec:
+    """The network of a job (drawn from ``rng``): a US area of ``cfg.us_meters`` meters, a European
+    network, or what ``job["spec_fn"]`` builds."""
+    if job["region"] == "us":
+        n_m = int(rng.integers(cfg.us_meters[0], cfg.us_meters[1] + 1))
+        return us_tan_spec(rng, job["name"], n_m, cfg.us_tap_sites if job["taps"] else 0)
+    if job.get("spec_fn"):  # "module:function" building the NetSpec from (rng, cfg): another network
+        import importlib
+        mod, fn = job["spec_fn"].split(":")
+        return getattr(importlib.import_module(mod), fn)(rng, cfg)
+    return eu_spec(rng, job["name"], cfg.eu_tap_sites)
+
+
 def run_job(job: dict) -> dict:
     """Solve one network's record(s) and run its trials (one process)."""
     cfg = EvalConfig(**job["cfg"])
     rng = np.random.default_rng(job["seed"])
-    if job["region"] == "us":
-        n_m = int(rng.integers(cfg.us_meters[0], cfg.us_meters[1] + 1))
-        spec = us_tan_spec(rng, job["name"], n_m, cfg.us_tap_sites if job["taps"] else 0)
-    elif job.get("spec_fn"):  # "module:function" building the NetSpec from (rng, cfg): another network
-        import importlib
-        mod, fn = job["spec_fn"].split(":")
-        spec = getattr(importlib.import_module(mod), fn)(rng, cfg)
-    else:
-        spec = eu_spec(rng, job["name"], cfg.eu_tap_sites)
-    truth = make_truth(spec, rng, cfg, with_taps=job["taps"], linearity=job.get("linearity", False))
+    spec = job_spec(job, cfg, rng)
+    truth = make_truth(spec, rng, cfg.record(), with_taps=job["taps"], linearity=job.get("linearity", False))
     acc = MeterAccuracy(v_random_pct=cfg.v_random_pct)
     n_min = truth.v_clean.shape[0]
     i_clean, pf_clean = currents(truth.v_clean, truth.p_w, truth.q_var)
-    groups = list(_series(spec, truth.v_clean[:2], i_clean[:2], pf_clean[:2]).phase_groups().values())
+    groups = list(tan_series(spec, truth.v_clean[:2], i_clean[:2], pf_clean[:2]).phase_groups().values())
     sigma_v = acc.v_sigma_v(spec.v_base_ln)
     t_analyse = 0.0
     clean_rows, trial_rows = [], []
     for d in range(cfg.clean_draws):
         vm_, im_, pfm_ = measure(rng, truth.v_clean, i_clean, pf_clean, acc)
         t1 = time.perf_counter()
-        res = analyse(spec, _series(spec, vm_, im_, pfm_), accuracy=acc)
+        res = analyse(spec, tan_series(spec, vm_, im_, pfm_), accuracy=acc)
         t_analyse += time.perf_counter() - t1
         alarms = [a for a in res.anomalies if a.anomaly_type == 1]
         clean_rows.append({"network": spec.name, "region": spec.region, "draw": d, "meters": spec.n_meters,
@@ -854,14 +310,11 @@ def run_job(job: dict) -> dict:
         for size, kind, start, noise, d in plan:
             t0 = int(rng.integers(MIN_PER_DAY, 2 * MIN_PER_DAY)) if start == "during" else 0
             m = tap_mask(rng, n_min, t0, kind)
-            mm = m[:, None] * (size / TAP_REF_KW)
-            v = truth.v_clean + mm * dv3
-            i = i_clean + mm * (i_tap - i_clean)
-            pf = np.where(m[:, None], pf_tap, pf_clean)
+            v, i, pf = apply_tap(truth.v_clean, dv3, i_clean, i_tap, pf_clean, pf_tap, m, size)
             a = acc if noise == "stated" else half
             vm_, im_, pfm_ = measure(rng, v, i, pf, a)
             t1 = time.perf_counter()
-            res = analyse(spec, _series(spec, vm_, im_, pfm_), accuracy=a)
+            res = analyse(spec, tan_series(spec, vm_, im_, pfm_), accuracy=a)
             t_analyse += time.perf_counter() - t1
             t_start_s = T0_UNIX + 60 * t0
             alarms = [x for x in res.anomalies if x.anomaly_type == 1]

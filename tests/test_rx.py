@@ -512,7 +512,7 @@ def test_chain_results_do_not_depend_on_chunking_or_copy_and_survive_bad_samples
 def test_strong_bursts_are_decoded_not_blanked(ebn0_db):
     """A burst far above the noise is a sustained rise, not a switching transient: the impulse
     blanker (dsp.rx.blanker) must leave it alone and the burst must come out decoded."""
-    from benchmarks.bench_sensitivity import trial_awgn
+    from gridsim.trials import trial_awgn
 
     assert all(trial_awgn((ebn0_db, 900 + k)) for k in range(3))
 

@@ -501,24 +501,24 @@ def test_cusum_threshold_gives_the_design_false_alarm_rate():
 
 # ---------------------------------------------------------------------------- pandapower
 def test_small_pandapower_radial_case():
-    """Four meters on a runpp_3ph split-phase area (benchmarks/theft_eval.py's model), two days at
+    """Four meters on a runpp_3ph split-phase area (gridsim.lv's model, theft_eval's ground truth), two days at
     10-minute steps, a 3 kW tap at the meter base of one of them from day 2 (numba off: its
     compilation would take longer than the power flows)."""
     pytest.importorskip("pandapower")
-    from benchmarks import theft_eval as te
+    from gridsim import lv
     rng = np.random.default_rng(7)
-    spec = te.us_tan_spec(rng, "PP", 4, 1)
+    spec = lv.us_tan_spec(rng, "PP", 4, 1)
     site = spec.taps[0]
     n, start = 288, 144 + 30
-    p, q = te.household_profiles(rng, spec.n_meters, n * 10, "us")
+    p, q = lv.household_profiles(rng, spec.n_meters, n * 10, "us")
     p, q = p.reshape(n, 10, -1).mean(axis=1), q.reshape(n, 10, -1).mean(axis=1)
-    vm = te.mv_voltage_pu(rng, n * 10)[::10]
+    vm = lv.mv_voltage_pu(rng, n * 10)[::10]
     tap = np.zeros((n, 1))
     tap[start:, 0] = 3000.0
-    v = te.solve_record(spec, p, q, vm, tap, 144, te.ReplicatedNet(spec, 144, numba=False))
+    v = lv.solve_record(spec, p, q, vm, tap, 144, lv.ReplicatedNet(spec, 144, numba=False))
     assert np.all((v > 225) & (v < 255))
-    i, pf = te.currents(v, p, q)
-    vmm, imm, pfm = te.measure(rng, v, i, pf, MeterAccuracy())
+    i, pf = lv.currents(v, p, q)
+    vmm, imm, pfm = lv.measure(rng, v, i, pf, MeterAccuracy())
     meters = [MeterInfo(m["meter_id"], "PP", "ab") for m in spec.meter_info]
     series = TanSeries(T0 + 600 * np.arange(n), meters, vmm, imm, pfm, transformer_id="PP")
     found = thefts(analyse_radial(series))
@@ -529,17 +529,22 @@ def test_small_pandapower_radial_case():
 
 @pytest.mark.slow
 def test_benchmark_quick_smoke(tmp_path):
-    """The benchmark's --quick mode runs end to end and writes its JSON and plot."""
+    """The benchmark's --quick mode runs end to end and writes its JSON and plot (in a subprocess,
+    into a temporary directory: tests import no benchmark module)."""
     import json
-    from benchmarks import theft_eval as te
-    out = te.main(["--quick", "--out", str(tmp_path)])
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "benchmarks.theft_eval", "--quick", "--out", str(tmp_path)], cwd=root,
+                   check=True, stdout=subprocess.DEVNULL)
     data = json.loads((tmp_path / "theft.json").read_text())
     for key in ("detect_rate_3kw_1h_us", "detect_rate_1kw_24h_us", "localise_rate_us",
                 "false_alarms_per_1000_meter_days_clean", "smallest_tap_kw_detected_eu_24h", "command", "date",
                 "machine"):
         assert key in data
     assert data["machine"]["cores"] >= 1 and (tmp_path / "theft_detection.png").stat().st_size > 10_000
-    assert out["mode"] == "quick"
+    assert data["mode"] == "quick" and (tmp_path / "theft_trials.json").exists()
 
 
 def test_baseline_is_the_first_day_of_two_days_of_readings():

@@ -1,5 +1,6 @@
-"""The pieces of the held-out check on the IEEE European LV feeder (benchmarks/theft_ieee_check.py).
-Its --quick run takes minutes (the feeder's power flows), so it is not run here."""
+"""The IEEE European LV feeder of gridsim.lv.ieee, the network of the held-out check of the theft
+analysis (benchmarks/theft_ieee_check.py). The check's --quick run takes minutes (the feeder's power
+flows), so it is not run here."""
 from __future__ import annotations
 
 import collections
@@ -10,18 +11,18 @@ import pytest
 
 pytest.importorskip("pandapower")
 
-from benchmarks import theft_eval as te  # noqa: E402
-from benchmarks import theft_ieee_check as ic  # noqa: E402
+from gridsim import lv  # noqa: E402
+from gridsim.lv import ieee  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def specs():
-    return ic.ieee_spec(), ic.ieee_spec(reduce=False)
+    return ieee.ieee_spec(), ieee.ieee_spec(reduce=False)
 
 
 def test_meters_are_the_feeders_loads(specs):
     red, full = specs
-    net = ic.ieee_net()
+    net = ieee.ieee_net()
     al = net.asymmetric_load
     assert red.n_meters == full.n_meters == len(al) == 55
     ids = [m["meter_id"] for m in red.meter_info]
@@ -32,7 +33,7 @@ def test_meters_are_the_feeders_loads(specs):
         assert cols[k, red.meter_phase[k]] > 0  # the load's own phase
         assert m["phase"] == "abc"[red.meter_phase[k]]
     assert collections.Counter(red.meter_phase.tolist()) == {0: 21, 1: 19, 2: 15}
-    # the feeder's own zero-sequence data, transformer and external grid, not theft_eval's defaults
+    # the feeder's own zero-sequence data, transformer and external grid, not the Z0 = 4 Z1 default
     r0, x0 = red.zero_sequence()
     assert not np.allclose(r0, 4 * red.line_r)
     assert red.trafo["vk0"] == pytest.approx(float(net.trafo.vk0_percent.iloc[0]))
@@ -73,6 +74,8 @@ def test_tap_sites(specs):
     houses = [s for s in sites if s.where.startswith("meter base")]
     assert [s.bus for s in houses] == [red.meter_bus[s.meter] for s in houses]
     assert max(s.distance_m for s in sites) > 280 and min(s.distance_m for s in sites) < 40
+    first = ieee.ieee_spec(n_taps=3).taps  # the first n_taps sites (bus numbers differ: fewer buses are kept)
+    assert [(s.where, s.meter, s.phase) for s in first] == [(s.where, s.meter, s.phase) for s in sites[:3]]
 
 
 def test_reduced_network_solves_like_the_full_one(specs):
@@ -80,14 +83,14 @@ def test_reduced_network_solves_like_the_full_one(specs):
     and the tap lowers its own meter's voltage."""
     red, full = specs
     rng = np.random.default_rng(3)
-    p, q = te.household_profiles(rng, red.n_meters, 60, "eu")
+    p, q = lv.household_profiles(rng, red.n_meters, 60, "eu")
     p, q = p[-1:] + 500.0, q[-1:]
     site = 2  # the farthest house
     tap = np.zeros((2, len(red.taps)))
     tap[1, site] = 3000.0
     args = (np.repeat(p, 2, 0), np.repeat(q, 2, 0), np.ones(2), tap, 2)
-    v_red = te.solve_record(red, *args, rep=te.ReplicatedNet(red, 2, numba=False))
-    v_full = te.solve_record(full, *args, rep=te.ReplicatedNet(full, 2, numba=False))
+    v_red = lv.solve_record(red, *args, rep=lv.ReplicatedNet(red, 2, numba=False))
+    v_full = lv.solve_record(full, *args, rep=lv.ReplicatedNet(full, 2, numba=False))
     assert np.all((v_red > 220) & (v_red < 250))
     assert np.abs(v_red - v_full).max() < 1e-3
     dv = v_red[1] - v_red[0]
@@ -95,17 +98,9 @@ def test_reduced_network_solves_like_the_full_one(specs):
     assert dv[k] < -0.5 and dv[k] == dv.min()
 
 
-def test_check_config_and_old_cache_keys():
-    cfg = ic.check_config()
-    assert cfg.kinds == ("constant",) and cfg.starts == ("during",) and cfg.tap_from_min == te.MIN_PER_DAY
-    assert cfg.eu_tap_sites == 8 and cfg.days == 3 and cfg.workers == 1
-    # the detector fits on day 1 only if the record spans two baselines (else on all of it, tap included)
-    from platform_api.theft import DetectorConfig
-    for c in (cfg, ic.check_config(quick=True)):
-        assert (c.days * te.MIN_PER_DAY - 1) * 60 >= 2 * DetectorConfig().baseline_s
-        assert c.tap_from_min >= DetectorConfig().baseline_s // 60
-    # networks that set no zero-sequence or grid data keep their cache keys and theft_eval's Z0 = 4 Z1
-    spec = te.us_tan_spec(np.random.default_rng(1), "K", 4, 1)
+def test_old_cache_keys():
+    # networks that set no zero-sequence or grid data keep their cache keys and Z0 = 4 Z1
+    spec = lv.us_tan_spec(np.random.default_rng(1), "K", 4, 1)
     assert spec.key_extra() == {}
     assert np.allclose(spec.zero_sequence()[0], 4 * spec.line_r)
-    assert te.EvalConfig().min_batch == 50 and te.EvalConfig().tap_from_min == 0
+    assert lv.RecordConfig().min_batch == 50 and lv.RecordConfig().tap_from_min == 0
