@@ -701,12 +701,13 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
         r0, r1, den, noise, power = _bank_rows(bank, blk)
         need = np.zeros(12, bool)
         need[5] = True  # a row in a peak window stays flagged
-        args = (bank.g, bank.h_norm, bank.g1, bank.e1, lim)
-        ref = naive.full_rows_naive(r0, bank.hop, bank.rowch, bank.rowcode, den, power, *args, need)
-        full_rows_kernel(r0, bank.hop, bank.rowch, bank.rowcode, bank.energy, noise, power, *args, need)
+        sc = bank.screen
+        ref = naive.full_rows_naive(r0, bank.hop, sc["ch"], sc["code"], den, power, sc["g"], sc["h_norm"], sc["g1"], sc["e1"],
+                                    lim, need)
+        full_rows_kernel(r0, bank.hop, sc, bank.energy, noise, power, lim, need)
         assert np.array_equal(need, ref)
         for k in range(12):
-            c, ci = bank.rowch[k], bank.rowcode[k]
+            c, ci = sc["ch"][k], sc["code"][k]
             l0 = np.abs(r0[k, :bank.hop]) ** 2 / den[c, 2 * ci]
             l1 = np.abs(r1[k, :bank.hop]) ** 2 / den[c, 2 * ci + 1]
             if max(l0.max(), l1.max()) >= lim:
@@ -788,7 +789,7 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
         single += det.process(bb[c.index]) + det.flush()
     assert sorted(map(key, single)) == whole
 
-    def flag_all(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1, e1, lim, need):
+    def flag_all(r, hop, screen, energy, noise, power, lim, need):
         need[:] = True
         return 0, need.size
 

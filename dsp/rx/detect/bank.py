@@ -33,7 +33,7 @@ from dsp.air import params as P
 from dsp.rx.channelizer import DECIMATION
 from dsp.rx.detect.fft import shared_fft, shared_scratch
 from dsp.rx.detect.kernels import (TONE_GROUP, TONE_K_LN2, full_rows_kernel, noise_kernel, restore_zeros,
-                                   spectra_product, tone_rows, warm_up)
+                                   screen_rows, spectra_product, tone_rows, warm_up)
 from dsp.rx.detect.state import THRESHOLD, ChannelDetector, Detection, DetectorState, DetState
 from dsp.rx.detect.templates import NFFT, bank_spectra, interpolators
 
@@ -62,13 +62,13 @@ class DetectorBank:
         self.T0, self.T1 = bank_spectra(tuple((c.index, c.fc_hz) for c in channels), codes, grid_hz, fs_bb)
         self.energy = np.stack([d.energy for d in self.dets])  # (channel, 2 code + phase)
         interp = [interpolators(c.index, c.fc_hz, codes, grid_hz, fs_bb) for c in channels]
-        self.g = np.concatenate([i[0] for i in interp])  # rows channel * ncode + code
-        self.h_norm = np.concatenate([i[1] for i in interp])
-        self.g1 = np.concatenate([i[2] for i in interp])
-        self.e1 = np.ascontiguousarray(self.energy[:, 1::2]).ravel()
         self.inband = np.stack([d.inband for d in self.dets])
-        self.rowch = np.repeat(np.arange(nch), ncode)
+        self.rowch = np.repeat(np.arange(nch), ncode)  # channel and code of each row (channel * ncode + code)
         self.rowcode = np.tile(np.arange(ncode), nch)
+        # what the screen (full_rows_kernel) knows of each row
+        self.screen = screen_rows(self.rowch, self.rowcode, np.concatenate([i[0] for i in interp]),
+                                  np.concatenate([i[1] for i in interp]), np.concatenate([i[2] for i in interp]),
+                                  self.energy[:, 1::2].ravel())
         self.product_kernel = warm_up()  # whether spectra_product gives numpy's product to the bit here
         self.reset()
 
@@ -192,12 +192,11 @@ class DetectorBank:
             for j, c in enumerate(live):
                 np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode:(j + 1) * ncode])
         if len(live) == nch:
-            rowch, rowcode, g, h_norm, g1, e1 = self.rowch, self.rowcode, self.g, self.h_norm, self.g1, self.e1
+            rowch, rowcode, screen = self.rowch, self.rowcode, self.screen
             row_of = self._rows  # r0 row of each (channel, code) row
         else:
             rows = np.array([c * ncode + ci for c in live for ci in range(ncode)])
-            rowch, rowcode, g, h_norm, g1, e1 = (self.rowch[rows], self.rowcode[rows], self.g[rows], self.h_norm[rows],
-                                                 self.g1[rows], self.e1[rows])
+            rowch, rowcode, screen = self.rowch[rows], self.rowcode[rows], self.screen[rows]
             row_of = {int(gr): k for k, gr in enumerate(rows)}
         rows_b = {}  # channels whose block lost a tone: the block without it
         if n_tone:
@@ -220,8 +219,7 @@ class DetectorBank:
                 visit.append(row_of[gr])
                 if dets[gr // ncode].state.sms[gr % ncode].state == DetState.PEAK:
                     need[row_of[gr]] = True
-        evals, n_need = full_rows_kernel(r0, hop, rowch, rowcode, self.energy, noise, power, g, h_norm, g1, e1,
-                                          LIM_FULL * self.threshold, need)
+        evals, n_need = full_rows_kernel(r0, hop, screen, self.energy, noise, power, LIM_FULL * self.threshold, need)
         self.evals += evals
         if n_need:  # the phase-1 correlations the state machines must see
             full = np.flatnonzero(need)

@@ -36,7 +36,7 @@ import numpy as np
 
 from dsp.numba_settings import fma, jit
 from dsp.rx.cfar_gate import SEG, gated_statistic
-from dsp.rx.detect.templates import INTERP_LEAD, NFFT
+from dsp.rx.detect.templates import INTERP_LEAD, INTERP_TAPS, NFFT
 from dsp.rx.order import select_pair
 
 TONE_DB = 15.0  # a bin this far over its neighbourhood is narrowband interference (:func:`tone_bins`)
@@ -287,16 +287,33 @@ def _r1e_around(row, gk, j, done, hop, b, r1lim):
     return max(done, m1), False, max(0, m1 - m0 + 1)
 
 
+#: What :func:`full_rows_kernel` knows of each row of a bank's phase-0 correlations (code ``code``
+#: of channel ``ch``): the code's interpolator (:func:`dsp.rx.detect.templates.interpolators`: taps
+#: ``g``, the norm ``h_norm`` of what they leave out, ``g1`` = sum |g|) and its phase-1 template
+#: energy ``e1``. One record per row, so that the kernel takes one array for all six (a single
+#: array is also the cheapest argument for numba to dispatch on).
+SCREEN_ROW = np.dtype([("ch", np.int64), ("code", np.int64), ("g", np.float32, (INTERP_TAPS,)), ("h_norm", np.float64),
+                       ("g1", np.float64), ("e1", np.float64)])
+
+
+def screen_rows(ch, code, g, h_norm, g1, e1) -> np.ndarray:
+    """The rows' :data:`SCREEN_ROW` records from one array per field."""
+    out = np.empty(len(ch), SCREEN_ROW)
+    for name, v in zip(SCREEN_ROW.names, (ch, code, g, h_norm, g1, e1)):
+        out[name] = v
+    return out
+
+
 @jit
-def full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1, e1, lim, need):
+def full_rows_kernel(r, hop, screen, energy, noise, power, lim, need):
     """Which codes' state machines must see the block in full, phase-1 correlation included: for
-    each row k of ``r`` (rows, N; the phase-0 correlation of code ``rowcode[k]`` of channel
-    ``rowch[k]``, lags 0 .. hop - 1, circular over N) sets need[k] (rows already set are left
+    each row k of ``r`` (rows, N; the phase-0 correlation of code ``screen[k]["code"]`` of channel
+    ``screen[k]["ch"]``, lags 0 .. hop - 1, circular over N) sets need[k] (rows already set are left
     alone) when, at some lag, lambda_0 = |r0|^2 / den0 or lambda_1 = |r1|^2 / den1 may reach
     ``lim``. den = E_p sigma^2 (in single precision, as the state machine's) from ``energy``
     (channels, 2 codes: per code and phase) and ``noise`` (channels), ``power`` >= sum |x|^2 of each
-    channel's block, ``g``, ``h_norm``, ``g1``: each row's
-    :func:`dsp.rx.detect.templates.interpolators`, ``e1`` its phase-1 energy.
+    channel's block, ``screen`` (:data:`SCREEN_ROW` records) each row's channel, code,
+    interpolator (g, h_norm, g1) and phase-1 energy e1.
 
     lambda_1 is never computed: |r1[m]| <= |r1e[m]| + B with r1e[m] = sum_t g[t] r0[m + 2 - t] and
     B = (h_norm + FFT_SLACK sqrt(e1) (1 + g1)) sqrt(power), and |r1e[m]| <= g1 max |r0| over those
@@ -304,19 +321,19 @@ def full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1
     (lambda_0 over ~0.38 T on noise, a few lags per row and block), and the row is flagged if
     |r1e| + B reaches sqrt(lim den1) there. Returns (the number of r1e evaluations, of rows flagged)."""
     n = r.shape[1]
-    K = g.shape[1]
-    lo = K - 1 - INTERP_LEAD  # r0 lags m - lo .. m + INTERP_LEAD feed r1e[m]
+    lo = INTERP_TAPS - 1 - INTERP_LEAD  # r0 lags m - lo .. m + INTERP_LEAD feed r1e[m]
     evals = 0
     for k in range(r.shape[0]):
         if need[k]:
             continue
-        c = rowch[k]
-        ci = rowcode[k]
+        rec = screen[k]
+        c = rec["ch"]
+        ci = rec["code"]
         d0 = np.float64(np.float32(energy[c, 2 * ci] * noise[c]))
         d1 = np.float64(np.float32(energy[c, 2 * ci + 1] * noise[c]))
-        b = (h_norm[k] + FFT_SLACK * math.sqrt(e1[k]) * (1.0 + g1[k])) * math.sqrt(power[c])
+        b = (rec["h_norm"] + FFT_SLACK * math.sqrt(rec["e1"]) * (1.0 + rec["g1"])) * math.sqrt(power[c])
         r1lim = math.sqrt(lim * d1)
-        a = (r1lim - b) / g1[k]
+        a = (r1lim - b) / rec["g1"]
         if not a > 0:  # a block far over its noise: no bound worth having
             need[k] = True
             continue
@@ -343,7 +360,7 @@ def full_rows_kernel(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1
             marked += v.real * v.real + v.imag * v.imag > qa
         if marked == 0:
             continue
-        gk = g[k]
+        gk = rec["g"]
         done = -1  # r1e evaluated at lags up to here
         hit = False
         for j in range(-lo, 0):
