@@ -263,12 +263,7 @@ class PreambleDetector:
         self.bank = DetectorBank([channel], grid_hz, fs_bb, threshold, codes)
 
     def __repr__(self) -> str:
-        b, d = self.bank, self.bank.dets[0]
-        busy = ", ".join(f"code {d.codes[ci]} {sm.state.name}" for ci, sm in enumerate(d.state.sms)
-                         if sm.state != DetState.IDLE) or "all codes idle"
-        return (f"PreambleDetector(channel {d.channel.index} at {d.channel.fc_hz:g} Hz, codes {list(d.codes)}, NFFT {NFFT}, "
-                f"hop {b.hop}, threshold {b.threshold:g}; at baseband sample {b.buf_start}, {busy}, "
-                f"{len(d.state.pending)} pending)")
+        return f"PreambleDetector({self.bank.dets[0].describe()})"
 
     @property
     def state(self) -> DetectorState:

@@ -30,7 +30,7 @@ built (:func:`warm_up`), not inside a block.
 from __future__ import annotations
 
 import math
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 

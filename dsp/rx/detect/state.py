@@ -123,12 +123,16 @@ class ChannelDetector:
         self.reset()
 
     def __repr__(self) -> str:
+        return f"ChannelDetector({self.describe()})"
+
+    def describe(self) -> str:
+        """One line: the channel, codes, block and threshold, and where the stream and the state machines are."""
         s = self.state
         busy = ", ".join(f"code {self.codes[ci]} {sm.state.name}" for ci, sm in enumerate(s.sms)
                          if sm.state != DetState.IDLE) or "all codes idle"
-        return (f"ChannelDetector(channel {self.channel.index} at {self.channel.fc_hz:g} Hz, codes {list(self.codes)}, "
-                f"NFFT {NFFT}, hop {self.hop}, threshold {self.threshold:g}; at baseband sample {s.buf_start}, {busy}, "
-                f"{len(s.pending)} pending)")
+        return (f"channel {self.channel.index} at {self.channel.fc_hz:g} Hz, codes {list(self.codes)}, NFFT {NFFT}, "
+                f"hop {self.hop}, threshold {self.threshold:g}; at baseband sample {s.buf_start}, {busy}, "
+                f"{len(s.pending)} pending")
 
     def reset(self) -> None:
         self.state = DetectorState(0, [_CodeSM() for _ in self.codes])
