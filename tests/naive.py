@@ -271,7 +271,7 @@ def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, s
 
 
 def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
-    """dsp.rx.detector.tone_bins with numpy's median and plain loops."""
+    """dsp.rx.detect.kernels.tone_bins with numpy's median and plain loops."""
     pw = np.abs(X) ** 2
     hit = np.zeros(X.size, bool)
     for g in range(X.size // group):
@@ -294,7 +294,7 @@ def tone_hits_naive(p, half, ln2, k):
 
 
 def noise_naive(blk):
-    """dsp.rx.detector._noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
+    """dsp.rx.detect.kernels.noise_kernel with numpy: per row (live count, median |x|^2 of the non-zero
     samples / ln 2 in single precision, sum |x|^2)."""
     out = []
     for row in np.asarray(blk, np.complex64):
@@ -306,7 +306,7 @@ def noise_naive(blk):
 
 
 def full_rows_naive(r, hop, rowch, rowcode, den, power, g, h_norm, g1, e1, lim, need, lead=2, slack=1e-4):
-    """dsp.rx.detector._full_rows_kernel with plain loops and double precision: a row is flagged when
+    """dsp.rx.detect.kernels.full_rows_kernel with plain loops and double precision: a row is flagged when
     lambda_0 reaches ``lim`` at a lag, or when |r1e| + B does at a lag whose r1e reads a phase-0
     lag with |r0| over A (see the kernel)."""
     need = np.array(need, bool)
@@ -370,7 +370,7 @@ def gated_statistic_naive(w, t, r_row, e_p, noise, seg_len=50, k2=9.0):
 
 
 def spectra_product_naive(X, T0, chans):
-    """dsp.rx.detector._spectra_product with exact arithmetic: each of (xr tr - xi ti, xr ti + xi tr)
+    """dsp.rx.detect.kernels.spectra_product with exact arithmetic: each of (xr tr - xi ti, xr ti + xi tr)
     with the first product exact and the second rounded to single precision, rounded once."""
     from fractions import Fraction
 
@@ -393,7 +393,7 @@ def spectra_product_naive(X, T0, chans):
 
 
 def restore_zeros_naive(blk, rows, x):
-    """dsp.rx.detector._restore_zeros with numpy: (x with blk's zeros, each row's sum |x|^2 before)."""
+    """dsp.rx.detect.kernels.restore_zeros with numpy: (x with blk's zeros, each row's sum |x|^2 before)."""
     x = np.array(x)
     power = np.sum(np.abs(x.astype(np.complex128)) ** 2, axis=1)
     for j, c in enumerate(rows):
@@ -402,7 +402,7 @@ def restore_zeros_naive(blk, rows, x):
 
 
 def statistic_naive(r0, r1, d0, d1):
-    """dsp.rx.detector._statistic with numpy (single precision): the larger lambda of the two phases,
+    """dsp.rx.detect.kernels.statistic with numpy (single precision): the larger lambda of the two phases,
     which one (phase 0 on ties), the maximum."""
     l0 = (r0.real * r0.real + r0.imag * r0.imag) / np.float32(d0)
     l1 = (r1.real * r1.real + r1.imag * r1.imag) / np.float32(d1)

@@ -18,7 +18,7 @@ from dsp.rx.channelizer import Channelizer
 from dsp.rx.comb import HarmonicComb
 from dsp.rx import despread as D
 from dsp.rx.despread import BurstDemodulator, mf_kernel, _RRC_TAB, TAB_RES, TAB_SPAN, SPAN
-from dsp.rx.detector import PreambleDetector
+from dsp.rx.detect import PreambleDetector
 from dsp.rx.chain import InputChain
 from tests import naive
 
@@ -546,9 +546,9 @@ def test_a_strong_in_band_tone_is_excised_before_demodulation(excise):
 
 
 def test_detector_excises_a_tone_from_its_blocks_and_leaves_noise_and_bursts_alone():
-    """dsp.rx.detector.tone_bins: a tone 20 dB over the noise per bin inside the channel is found
+    """dsp.rx.detect.kernels.tone_bins: a tone 20 dB over the noise per bin inside the channel is found
     (with a bin either side); white noise and a strong burst's own spectrum are not touched."""
-    from dsp.rx.detector import NFFT, tone_bins
+    from dsp.rx.detect import NFFT, tone_bins
 
     rng = np.random.default_rng(31)
     fs_bb = FS / 32
@@ -621,10 +621,11 @@ def test_baseband_ring_holds_what_concatenation_would():
 
 # ------------------------------------------------------------------- detector bank and kernels
 def test_noise_kernel_matches_naive():
-    """dsp.rx.detector._noise_kernel (median from the narrowest of four windows around the previous
+    """dsp.rx.detect.kernels.noise_kernel (median from the narrowest of four windows around the previous
     median that holds it, else quickselect of every live sample) against numpy's partition, with blanked spans, a silent
     row and guesses good and bad."""
-    from dsp.rx.detector import NFFT, _noise_kernel
+    from dsp.rx.detect import NFFT
+    from dsp.rx.detect.kernels import noise_kernel
 
     rng = np.random.default_rng(61)
     blk = ((rng.standard_normal((4, NFFT)) + 1j * rng.standard_normal((4, NFFT))) *
@@ -640,7 +641,7 @@ def test_noise_kernel_matches_naive():
                   np.array([1e-6, 1e9, 0.0, 2e3])):  # none, near, off by 5-10 %, 10-20 %, 25-35 %, far
         n_live, noise, power = np.empty(4, np.int64), np.empty(4), np.empty(4)
         g = guess.copy()
-        _noise_kernel(blk, np.arange(4), p, scratch, g, n_live, noise, power)
+        noise_kernel(blk, np.arange(4), p, scratch, g, n_live, noise, power)
         for c in range(4):
             assert (n_live[c], noise[c]) == ref[c][:2]
             assert ref[c][2] <= power[c] <= ref[c][2] * (1 + 2e-4)
@@ -649,7 +650,8 @@ def test_noise_kernel_matches_naive():
 def _bank_blocks(seed, n_blocks=4):
     """A bank and blocks of its three channels: noise with phase-1 preambles (the template half a
     sample late) at a statistic near the threshold, one per code here and there, some blanking."""
-    from dsp.rx.detector import NFFT, DetectorBank, _template
+    from dsp.rx.detect import NFFT, DetectorBank
+    from dsp.rx.detect.templates import cached_template
 
     rng = np.random.default_rng(seed)
     bank = DetectorBank(PLAN.channels, PLAN.grid_hz)
@@ -659,7 +661,7 @@ def _bank_blocks(seed, n_blocks=4):
         for c, ch in enumerate(PLAN.channels):
             x = rng.standard_normal(NFFT) + 1j * rng.standard_normal(NFFT)  # sigma^2 = 2
             for ci in rng.choice(4, 2, replace=False):
-                t1 = _template(ch.index, ch.fc_hz, int(ci), PLAN.grid_hz, FS / 32, 0.5)
+                t1 = cached_template(ch.index, ch.fc_hz, int(ci), PLAN.grid_hz, FS / 32, 0.5)
                 m = int(rng.integers(0, bank.hop))
                 lam = rng.uniform(0.7, 1.3) * 21.0
                 x[m:m + t1.size] += math.sqrt(lam * 2.0 / np.sum(np.abs(t1) ** 2)) * t1
@@ -671,12 +673,13 @@ def _bank_blocks(seed, n_blocks=4):
 
 
 def _bank_rows(bank, blk):
-    """What DetectorBank._block gives _full_rows_kernel, and both phases' exact correlations."""
-    from dsp.rx.detector import NFFT, _noise_kernel
+    """What DetectorBank._block gives full_rows_kernel, and both phases' exact correlations."""
+    from dsp.rx.detect import NFFT
+    from dsp.rx.detect.kernels import noise_kernel
 
     n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
-    _noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
-                  power)
+    noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
+                 power)
     X = np.fft.fft(blk, axis=1).astype(np.complex64)
     # (the bank's spectra carry the inverse transform's 1/N: the inverse is unnormalised)
     r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1, norm="forward").astype(np.complex64)
@@ -686,10 +689,10 @@ def _bank_rows(bank, blk):
 
 
 def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
-    """dsp.rx.detector._full_rows_kernel against plain loops; and every code whose phase-0 or phase-1
+    """dsp.rx.detect.kernels.full_rows_kernel against plain loops; and every code whose phase-0 or phase-1
     statistic (computed in full, as the detector did before the screen) reaches 0.99 T at some lag
     is flagged."""
-    from dsp.rx.detector import _full_rows_kernel
+    from dsp.rx.detect.kernels import full_rows_kernel
 
     bank, blocks = _bank_blocks(71)
     lim = 0.99 * 21.0
@@ -698,12 +701,13 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
         r0, r1, den, noise, power = _bank_rows(bank, blk)
         need = np.zeros(12, bool)
         need[5] = True  # a row in a peak window stays flagged
-        args = (bank.g, bank.h_norm, bank.g1, bank.e1, lim)
-        ref = naive.full_rows_naive(r0, bank.hop, bank.rowch, bank.rowcode, den, power, *args, need)
-        _full_rows_kernel(r0, bank.hop, bank.rowch, bank.rowcode, bank.energy, noise, power, *args, need)
+        sc = bank.screen
+        ref = naive.full_rows_naive(r0, bank.hop, sc["ch"], sc["code"], den, power, sc["g"], sc["h_norm"], sc["g1"], sc["e1"],
+                                    lim, need)
+        full_rows_kernel(r0, bank.hop, sc, bank.energy, noise, power, lim, need)
         assert np.array_equal(need, ref)
         for k in range(12):
-            c, ci = bank.rowch[k], bank.rowcode[k]
+            c, ci = sc["ch"][k], sc["code"][k]
             l0 = np.abs(r0[k, :bank.hop]) ** 2 / den[c, 2 * ci]
             l1 = np.abs(r1[k, :bank.hop]) ** 2 / den[c, 2 * ci + 1]
             if max(l0.max(), l1.max()) >= lim:
@@ -714,9 +718,10 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
 
 
 def test_tone_rows_match_naive():
-    """dsp.rx.detector._tone_rows (tone_bins on each live row, the groups that cannot cross skipped
+    """dsp.rx.detect.kernels.tone_rows (tone_bins on each live row, the groups that cannot cross skipped
     without their median, the bins found set to 0) against numpy's median and plain loops."""
-    from dsp.rx.detector import NFFT, TONE_GROUP, TONE_K, _tone_rows
+    from dsp.rx.detect import NFFT, TONE_GROUP, TONE_K
+    from dsp.rx.detect.kernels import tone_rows
 
     rng = np.random.default_rng(81)
     inband = np.stack([np.abs(np.fft.fftfreq(NFFT, 32 / FS)) <= c.bandwidth_hz / 2 for c in PLAN.channels])
@@ -729,7 +734,7 @@ def test_tone_rows_match_naive():
         live = np.array([True, True, level != 1.0])
         hit, count = np.ones((3, NFFT), bool), np.empty(3, np.int64)
         X0 = X.copy()
-        total = _tone_rows(X, inband, live, TONE_GROUP, TONE_K / math.log(2.0), hit, count)
+        total = tone_rows(X, inband, live, TONE_GROUP, TONE_K / math.log(2.0), hit, count)
         for c in range(3):
             ref = naive.tone_bins_naive(X0[c], inband[c]) if live[c] else None
             assert count[c] == (0 if ref is None else ref.sum())
@@ -743,8 +748,8 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
     """The bank's detections (threshold lowered to 12 so that noise crosses it often: peak windows,
     hold-offs, the second stage at work) are the same cut at random, from a copy taken mid-stream,
     per channel (PreambleDetector), and with every code's phase-1 correlation computed in full as
-    before the screen (dsp.rx.detector._full_rows_kernel)."""
-    import dsp.rx.detector as D
+    before the screen (dsp.rx.detect.kernels.full_rows_kernel)."""
+    import dsp.rx.detect.bank as B
 
     rng = np.random.default_rng(91)
     fr, first, s = burst(rng, ch=1, code=2, t_start=3.0)
@@ -759,7 +764,7 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
         return [d for f in found for d in f]
 
     def run(cuts):
-        bank = D.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
+        bank = B.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
         got, pos = [], 0
         for n in list(cuts) + [bb.shape[1]]:
             got += flat(bank.process(bb[:, pos:pos + n]))
@@ -772,7 +777,7 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
     cuts = list(rng.integers(1, 3000, 60))
     assert run(cuts)[0] == whole
     # a copy taken mid-stream continues exactly like the original
-    bank = D.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
+    bank = B.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
     half = bb.shape[1] // 2
     bank.process(bb[:, :half])
     clone = bank.copy()
@@ -780,15 +785,15 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
     assert after[0] == after[1] and len(after[0]) >= 1
     single = []
     for c in PLAN.channels:
-        det = D.PreambleDetector(c, PLAN.grid_hz, threshold=12.0)
+        det = B.PreambleDetector(c, PLAN.grid_hz, threshold=12.0)
         single += det.process(bb[c.index]) + det.flush()
     assert sorted(map(key, single)) == whole
 
-    def flag_all(r, hop, rowch, rowcode, energy, noise, power, g, h_norm, g1, e1, lim, need):
+    def flag_all(r, hop, screen, energy, noise, power, lim, need):
         need[:] = True
         return 0, need.size
 
-    monkeypatch.setattr(D, "_full_rows_kernel", flag_all)
+    monkeypatch.setattr(B, "full_rows_kernel", flag_all)
     full, bank = run([])
     assert full == whole
     assert sum(d.state.full_rows for d in bank.dets) == sum(d.state.n_tests for d in bank.dets) // (2 * bank.hop)
@@ -815,10 +820,10 @@ def test_gated_statistic_matches_naive():
     its numpy version gave, to the bit: noise, a burst, blanked spans, a transient, strong samples,
     odd and even live counts per segment, too few live samples, no noise."""
     from dsp.rx.cfar_gate import gated_statistic, pairwise_sum
-    from dsp.rx.detector import _template
+    from dsp.rx.detect.templates import cached_template
 
     rng = np.random.default_rng(111)
-    t = _template(1, PLAN.channel(1).fc_hz, 2, PLAN.grid_hz, FS / 32, 0.5)
+    t = cached_template(1, PLAN.channel(1).fc_hz, 2, PLAN.grid_hz, FS / 32, 0.5)
     for trial in range(40):
         w = (rng.standard_normal(t.size) + 1j * rng.standard_normal(t.size)) * math.sqrt(rng.uniform(0.5, 2))
         if trial % 4 == 1:
@@ -842,26 +847,26 @@ def test_gated_statistic_matches_naive():
 
 
 def test_spectra_product_matches_naive():
-    """dsp.rx.detector._spectra_product (a complex product with fused multiply-adds) against exact
+    """dsp.rx.detect.kernels.spectra_product (a complex product with fused multiply-adds) against exact
     arithmetic; and where the bank uses it, it gives numpy's complex64 product to the bit."""
-    import dsp.rx.detector as D
+    from dsp.rx.detect import DetectorBank
+    from dsp.rx.detect.kernels import spectra_product
 
     rng = np.random.default_rng(121)
     X = (rng.standard_normal((4, 48)) * 10 ** rng.uniform(-3, 3, (4, 48)) + 1j * rng.standard_normal((4, 48))).astype(np.complex64)
     T0 = (rng.standard_normal((3, 2, 48)) + 1j * rng.standard_normal((3, 2, 48)) * 1e-3).astype(np.complex64)
     chans = np.array([2, 0])
     out = np.empty((4, 48), np.complex64)
-    D._spectra_product(X, T0, chans, out)
+    spectra_product(X, T0, chans, out)
     assert np.array_equal(out, naive.spectra_product_naive(X, T0, chans))
-    D.DetectorBank(PLAN.channels, PLAN.grid_hz)  # decides whether the bank uses the kernel
-    if D._product_kernel:
+    if DetectorBank(PLAN.channels, PLAN.grid_hz).product_kernel:  # (decided when a bank is made)
         assert np.array_equal(out, np.concatenate([X[c][None, :] * T0[c] for c in chans]))
 
 
 def test_restore_zeros_and_statistic_match_naive():
-    """dsp.rx.detector._restore_zeros (a block without its tone keeps the blanked zeros) and
-    _statistic (the two phases' larger lambda) against numpy."""
-    from dsp.rx.detector import _restore_zeros, _statistic
+    """dsp.rx.detect.kernels.restore_zeros (a block without its tone keeps the blanked zeros) and
+    statistic (the two phases' larger lambda) against numpy."""
+    from dsp.rx.detect.kernels import restore_zeros, statistic
 
     rng = np.random.default_rng(131)
     blk = (rng.standard_normal((4, 256)) + 1j * rng.standard_normal((4, 256))).astype(np.complex64)
@@ -871,14 +876,14 @@ def test_restore_zeros_and_statistic_match_naive():
     rows = np.array([2, 1])
     ref, ref_power = naive.restore_zeros_naive(blk, rows, x)
     power = np.zeros(4)
-    _restore_zeros(blk, rows, x, power)
+    restore_zeros(blk, rows, x, power)
     assert np.array_equal(x, ref)
     np.testing.assert_allclose(power[rows], ref_power, rtol=2e-6)
     assert np.all(power[rows] >= ref_power) and power[0] == power[3] == 0
     r0, r1 = [(rng.standard_normal(300) + 1j * rng.standard_normal(300)).astype(np.complex64) for _ in range(2)]
     r1[5] = r0[5]  # a tie: phase 0
     d0, d1 = np.float32(1.7), np.float32(1.7)
-    lam, best, mx = _statistic(r0, r1, d0, d1)
+    lam, best, mx = statistic(r0, r1, d0, d1)
     ref_lam, ref_best, ref_mx = naive.statistic_naive(r0, r1, d0, d1)
     assert np.array_equal(lam, ref_lam) and np.array_equal(best, ref_best) and mx == ref_mx and best[5] == 0
 

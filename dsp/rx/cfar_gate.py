@@ -19,7 +19,7 @@ stationary over the block (~1.4 s). It is neither:
   template window, unevenly;
 * narrowband interference: a tone in the channel correlates with the template at every lag
   and raises kappa_row below 2.5-4 times, so the detector excises in-band tones from each block
-  before any of this (``dsp.rx.detector.tone_bins``).
+  before any of this (``dsp.rx.detect.kernels.tone_bins``).
 
 The second stage recomputes the peak's statistic over its template window:
 
