@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from dsp.air import params as P
-from dsp.rx.chain import ChainOutput
+from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.despread import BurstDemodulator, BurstResult, measure_known
 from dsp.air.frame import parse_frame
@@ -97,8 +97,9 @@ class Grouper:
 
     def __repr__(self) -> str:
         lo = min(self.horizon.values()) if self.horizon else 0
+        to = "the end of the stream" if lo >= END_OF_STREAM else f"stream sample {lo + self.offset}"
         return (f"Grouper(receiver {self.receiver_id}, {len(self.inputs)} inputs; {len(self.clusters)} clusters "
-                f"pending, {self.stats['bundles']} bundles made, every input released up to sample {lo + self.offset})")
+                f"pending, {self.stats['bundles']} bundles made, every input released up to {to})")
 
     # -- feeding ---------------------------------------------------------------------------------
     def add_output(self, out) -> list[Bundle]:

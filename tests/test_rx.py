@@ -545,8 +545,8 @@ def test_chain_records_join_into_the_whole_stream_whatever_the_chunking():
     ref = np.concatenate([ch.process(y), ch.flush().astype(np.complex64)], axis=1)
     for recs in (whole, parts):
         np.testing.assert_array_equal(np.concatenate([r.baseband for r in recs], axis=1), ref)
-        assert sum((r.grid_f0_hz for r in recs), ()) == tuple(comb.f0_log)
-        assert sum((r.grid_fund_rms for r in recs), ()) == tuple(comb.fund_log)
+        assert [f for r in recs for f in r.grid_f0_hz] == comb.f0_log
+        assert [a for r in recs for a in r.grid_fund_rms] == comb.fund_log
     key = lambda r: (r.channel, r.code, round(r.start_sample, 6), r.crc_ok, r.frame)  # noqa: E731
     assert [key(r) for rec in whole for r in rec.bursts] == [key(r) for rec in parts for r in rec.bursts]
 
