@@ -91,9 +91,7 @@ def _fa_worker(args) -> tuple[int, int, float, int]:
         x = chan.render(pos, min(block, n_total - pos))
         for i, c in enumerate(chains):
             c.process(x[:, i])
-    for c in chains:
-        c.flush()
-    dets = sum(c.stats.detections for c in chains)
+    dets = sum(c.flush().stats.detections for c in chains)
     blanked = sum(int(c.chan.blanked.sum()) for c in chains)
     gated = sum(d.state.gated for c in chains for d in c.dets)
     return dets, 3, blanked / 1500.0, gated
