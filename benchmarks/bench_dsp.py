@@ -92,9 +92,7 @@ def _fa_worker(args) -> tuple[int, int, float, int]:
         x = chan.render(pos, min(block, n_total - pos))
         for i, c in enumerate(chains):
             c.process(x[:, i])
-    for c in chains:
-        c.flush()
-    dets = sum(c.stats.detections for c in chains)
+    dets = sum(c.flush().stats.detections for c in chains)
     blanked = sum(int(c.chan.blanked.sum()) for c in chains)
     gated = sum(d.state.gated for c in chains for d in c.dets)
     return dets, 3, blanked / 1500.0, gated
@@ -187,12 +185,12 @@ def _timed_pass(x: np.ndarray, plan, rows: np.ndarray, core: int | None = None) 
             t3 = time.perf_counter()
             stage["detector"] += chain.det_time_s - d0
             stage["demod+decode"] += (t3 - t2) - (chain.det_time_s - d0)
-            decoded += sum(1 for _, r in out if r.crc_ok)
+            decoded += sum(1 for r in out.bursts if r.crc_ok)
         canary.append(_canary())
     for chain in chains:
         t = time.perf_counter()
         d0 = chain.det_time_s
-        decoded += sum(1 for _, r in chain.flush() if r.crc_ok)
+        decoded += sum(1 for r in chain.flush().bursts if r.crc_ok)
         stage["demod+decode"] += time.perf_counter() - t - (chain.det_time_s - d0)
         stage["detector"] += chain.det_time_s - d0
     wall, cpu, off = time.perf_counter() - t_all, time.process_time() - cpu_all, sum(canary)
@@ -221,7 +219,7 @@ def throughput(seconds: float, inputs: int = 36, repeats: int = 5, work_dir: Pat
     # until one burst has been demodulated (a stretch without one never reaches them)
     for i in range(x.shape[1]):
         warm = InputChain(plan, i)
-        if warm.process(np.ascontiguousarray(x[:, i])) + warm.flush():
+        if warm.process(np.ascontiguousarray(x[:, i])).bursts + warm.flush().bursts:
             break
     rows = deinterleave(x[:int(FS)])
     runs = [_timed_pass(x, plan, rows, core) for _ in range(repeats)]

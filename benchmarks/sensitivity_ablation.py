@@ -69,7 +69,7 @@ def _excise_tones(y: np.ndarray, thresh_db: float = 10.0, guard: int = 2) -> np.
 
 def _classify(got, ch, code, t_start, fr):
     kind, res = "missed", None
-    for _, r in got:
+    for r in got:
         if r.channel != ch or r.code != code:
             continue
         if abs(r.start_sample - t_start * FS) < 40:
@@ -97,11 +97,11 @@ def trial(args) -> dict:
         lock = chain.lock_samples
         y[lock:] = _excise_tones(y[lock:])
         for i in range(0, y.size, 24000):
-            got += chain.process_baseband(chain.chan.process(y[i:i + 24000]))
+            got += chain.process_baseband(chain.chan.process(y[i:i + 24000])).bursts
     else:
         for i in range(0, x.size, 24000):
-            got += chain.process(x[i:i + 24000])
-    got += chain.flush()
+            got += chain.process(x[i:i + 24000]).bursts
+    got += chain.flush().bursts
     kind, r = _classify(got, ch, code, t_start, fr)
     imps = chan.impulse_events(max(0, first - int(0.02 * FS)), n_burst + int(0.02 * FS))
     # the impulse's share on this phase (gain) and its peak over the noise RMS

@@ -58,9 +58,9 @@ def run_chain(x: np.ndarray, plan: P.ChannelPlan, fr: bytes, ch: int, code: int,
     chain = InputChain(plan, 0)
     got = []
     for i in range(0, x.size, 24000):
-        got += chain.process(x[i:i + 24000])
-    got += chain.flush()
-    for _, r in got:
+        got += chain.process(x[i:i + 24000]).bursts
+    got += chain.flush().bursts
+    for r in got:
         if r.channel == ch and r.code == code and abs(r.start_sample - t_start * FS) < 40 and r.crc_ok and r.frame == fr:
             return True
     return False

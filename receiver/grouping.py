@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from dsp.air import params as P
+from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.despread import BurstDemodulator, BurstResult, measure_known
 from dsp.air.frame import parse_frame
@@ -35,6 +36,9 @@ from dsp.air.messages import Kind
 from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
 
 GROUP_TOL = 40  # input samples (0.6 chip)
+# of each chain record's grid-frequency estimates, the grouper keeps the newest this many (the
+# cycle a copy is measured with is the latest kept before its burst: see Grouper._fund_at)
+GRID_BLOCKS_KEPT = 4
 KEEP_S = 12.0  # baseband history per input (more while a pending burst needs it, see Grouper._trim)
 MAX_KEEP_S = 120.0  # never more than this (an input that stalls)
 AMBIGUOUS_MIN_DB = 1.0
@@ -60,6 +64,9 @@ class _Cluster:
 
 
 class Grouper:
+    """Takes the chains' records (:class:`dsp.rx.chain.ChainOutput`, through :meth:`add_output`)
+    of every input and makes the bundles (see the module docstring)."""
+
     def __init__(self, plan: P.ChannelPlan, inputs: list[InputInfo], *, receiver_id: str, substation_id: str,
                  fs_hz: float = 48000.0, t0_utc: datetime | None = None,
                  on_bundle: Callable[[Bundle], None] | None = None,
@@ -88,27 +95,38 @@ class Grouper:
         # a cluster is complete once every input's detectors are past the burst's end
         self.burst_len = int((P.burst_duration_s() + 1.0 / plan.grid_hz) * fs_hz) + 2 * int(fs_hz / P.CHIP_RATE_HZ)
 
+    def __repr__(self) -> str:
+        lo = min(self.horizon.values()) if self.horizon else 0
+        to = "the end of the stream" if lo >= END_OF_STREAM else f"stream sample {lo + self.offset}"
+        return (f"Grouper(receiver {self.receiver_id}, {len(self.inputs)} inputs; {len(self.clusters)} clusters "
+                f"pending, {self.stats['bundles']} bundles made, every input released up to {to})")
+
     # -- feeding ---------------------------------------------------------------------------------
     def add_output(self, out) -> list[Bundle]:
-        """Take one worker output (results, baseband, progress)."""
-        for i, bb in out.baseband.items():
-            m0 = out.m_start[i]
-            if i not in self.rings:
-                self.rings[i], self.ring_start[i] = bb, m0
-            else:
-                self.rings[i] = np.concatenate([self.rings[i], bb], axis=1)
-        for i, (log_start, f0s, funds, _n) in out.fund.items():
-            log = self.fund.setdefault(i, {})
-            for k, (f, a) in enumerate(zip(f0s, funds)):
-                log[log_start + _n - len(f0s) + k] = (f, a)
-        for i in out.stats:
-            self.progress[i] = out.stats[i]["samples_in"]
-            self.horizon[i] = out.stats[i].get("horizon", self.progress[i])
-        for i, r in out.results:
-            self._add(i, r)
+        """Take one worker output (:class:`receiver.pipeline.WorkerOutput`: its chain records, in
+        order); returns the bundles it completed."""
+        for rec in out.records:
+            self._take(rec)
         done = self._finalize(final=False)
         self._trim()
         return done
+
+    def _take(self, rec: ChainOutput) -> None:
+        """One chain record: its baseband, grid-frequency estimates, progress and bursts."""
+        i = rec.input_index
+        if rec.baseband.shape[1]:
+            if i not in self.rings:
+                self.rings[i], self.ring_start[i] = rec.baseband, rec.baseband_start
+            else:
+                self.rings[i] = np.concatenate([self.rings[i], rec.baseband], axis=1)
+        n = len(rec.grid_f0_hz)
+        log = self.fund.setdefault(i, {})
+        for k in range(max(0, n - GRID_BLOCKS_KEPT), n):
+            log[rec.grid_block_start + k] = (rec.grid_f0_hz[k], rec.grid_fund_rms[k])
+        self.progress[i] = rec.stats.samples_in
+        self.horizon[i] = rec.horizon_sample
+        for r in rec.bursts:
+            self._add(i, r)
 
     def _trim(self) -> None:
         """Forget baseband older than KEEP_S, but never what a burst not yet bundled (or one a

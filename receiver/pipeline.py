@@ -6,9 +6,10 @@
 Each worker runs one :class:`dsp.rx.chain.InputChain` per input it owns. Queues are bounded
 (``queue_blocks``), so a slow consumer stalls the source instead of growing memory (backpressure:
 for a live ZeroMQ source the socket's high-water mark then drops, and the gap is counted there).
-Workers send back the bursts they demodulated, their progress (input samples consumed) and the
-channel basebands (complex64, 1.5 kHz per channel) so that the grouper can measure a decoded
-burst on the inputs where it stayed below detection.
+Workers send back, per block, the :class:`dsp.rx.chain.ChainOutput` record of every input they
+own: the bursts demodulated, progress and release horizon, the comb's grid-frequency estimates
+and the channel basebands (complex64, 1.5 kHz per channel) so that the grouper can measure a
+decoded burst on the inputs where it stayed below detection.
 
 ``workers=0`` runs everything in the calling process (tests, profiling).
 """
@@ -23,23 +24,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp.air import params as P
-from dsp.rx.despread import BurstResult
-from dsp.rx.channelizer import Channelizer
-from dsp.rx.chain import InputChain, deinterleave
+from dsp.rx.chain import ChainOutput, InputChain, deinterleave
 
 log = logging.getLogger("gla.pipeline")
 
 
 @dataclass
 class WorkerOutput:
+    """One worker's answer to one block (or to the end of the stream)."""
+
     worker: int
-    first_sample: int  # of the block these results belong to
+    first_sample: int  # of the block these records belong to (-1: the end of the stream)
     n: int  # samples per input consumed
-    results: list[tuple[int, BurstResult]] = field(default_factory=list)
-    baseband: dict[int, np.ndarray] = field(default_factory=dict)  # input -> (channels, m) complex64
-    m_start: dict[int, int] = field(default_factory=dict)  # input -> baseband index of column 0
-    stats: dict[int, dict] = field(default_factory=dict)
-    fund: dict[int, list] = field(default_factory=dict)  # input -> [(block index, f0, fundamental RMS)]
+    # what every chain of the worker produced, in input order: one record per input and chain
+    # call (process, or flush at the end; an input's process record before its flush record)
+    records: list[ChainOutput] = field(default_factory=list)
 
 
 class _Chains:
@@ -49,32 +48,25 @@ class _Chains:
         self.plan, self.inputs, self.fs_hz = plan, inputs, fs_hz
         self.chains = {i: InputChain(plan, i, fs_hz) for i in inputs}
 
+    def __repr__(self) -> str:
+        return f"_Chains(inputs {self.inputs}, {self.fs_hz:g} Hz)"
+
     def reset(self) -> None:
         for c in self.chains.values():
             c.reset()
 
-    def run(self, worker: int, first_sample: int, block: np.ndarray, flush: bool = False) -> WorkerOutput:
+    def run(self, worker: int, first_sample: int, block: np.ndarray | None, flush: bool = False) -> WorkerOutput:
+        """Block ``block`` (n, inputs) through every chain (None: no samples), then, with
+        ``flush``, the end of the stream."""
         out = WorkerOutput(worker, first_sample, block.shape[0] if block is not None else 0)
-        rows = deinterleave(block) if block is not None and block.shape[0] else None
+        rows = deinterleave(block) if block is not None else None
         for j, i in enumerate(self.inputs):
             ch = self.chains[i]
-            m0 = ch.chan.m_out
-            if rows is not None:
-                out.results += ch.process(rows[j])
+            if rows is not None or not flush:
+                # (an empty block too: its record still reports the chain's progress and horizon)
+                out.records.append(ch.process(rows[j] if rows is not None else np.zeros(0, np.float32)))
             if flush:
-                out.results += ch.flush()
-            m1 = ch.chan.m_out
-            # the newest baseband of every channel (what the ring gained in this call)
-            gained = m1 - m0
-            if gained > 0:
-                out.baseband[i] = np.stack([r[-gained:] for r in ch.ring]).astype(np.complex64)
-                out.m_start[i] = m1 - gained
-            out.stats[i] = vars(ch.stats).copy()
-            # every detection of a burst that ended before this input sample has been released
-            out.stats[i]["horizon"] = (10**18 if flush else
-                                       int(Channelizer.input_index(min(d.state.buf_start for d in ch.dets))))
-            n_blk = len(ch.comb.f0_log)
-            out.fund[i] = (ch.comb.log_start, ch.comb.f0_log[-4:], ch.comb.fund_log[-4:], n_blk)
+                out.records.append(ch.flush())
         return out
 
 
@@ -103,6 +95,7 @@ class Pipeline:
         groups = max(1, self.n_workers)
         self.assign = [list(range(w, n_inputs, groups)) for w in range(groups)]
         self._pending: list[WorkerOutput] = []
+        self.fed_to = 0  # stream sample after the last block fed
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
@@ -115,10 +108,16 @@ class Pipeline:
             p.start()
         self._done = 0
 
+    def __repr__(self) -> str:
+        where = (f"{self.n_workers} worker processes of {', '.join(str(len(a)) for a in self.assign)} inputs"
+                 if self.n_workers else "in this process")
+        return f"Pipeline({self.n_inputs} inputs at {self.fs_hz:g} Hz, {where}; fed up to sample {self.fed_to})"
+
     def feed(self, first_sample: int, block: np.ndarray) -> None:
         """Send one block (n, n_inputs); blocks while the workers' queues are full."""
         if block.ndim != 2 or block.shape[1] != self.n_inputs:
             raise ValueError(f"expected a block of shape (n, {self.n_inputs}), got {block.shape}")
+        self.fed_to = first_sample + block.shape[0]
         if self.n_workers == 0:
             self._pending.append(self._local.run(0, first_sample, np.asarray(block, dtype=np.float64)))
             return

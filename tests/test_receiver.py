@@ -164,11 +164,7 @@ def test_bundles_do_not_depend_on_the_order_the_workers_report_in(monkeypatch):
     outs += pipe.close()
 
     def part(o, keep):  # the share of one output that belongs to the inputs ``keep``
-        return dataclasses.replace(o, results=[(i, r) for i, r in o.results if keep(i)],
-                                   baseband={i: v for i, v in o.baseband.items() if keep(i)},
-                                   m_start={i: v for i, v in o.m_start.items() if keep(i)},
-                                   stats={i: v for i, v in o.stats.items() if keep(i)},
-                                   fund={i: v for i, v in o.fund.items() if keep(i)})
+        return dataclasses.replace(o, records=[r for r in o.records if keep(r.input_index)])
 
     def bundles(order):
         g = Grouper(plan, inputs, receiver_id="rx-test", substation_id="sub-test")

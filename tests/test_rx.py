@@ -67,11 +67,11 @@ def run_chain(x, chunks=None, plan=PLAN):
         chunks = [x.size]
     i = 0
     for c in chunks:
-        got += chain.process(x[i:i + c])
+        got += chain.process(x[i:i + c]).bursts
         i += c
-    got += chain.process(x[i:])
-    got += chain.flush()
-    return chain, [r for _, r in got]
+    got += chain.process(x[i:]).bursts
+    got += chain.flush().bursts
+    return chain, got
 
 
 # -------------------------------------------------------------------------------------- comb
@@ -262,7 +262,7 @@ def test_impulses_alone_are_not_detected_but_a_weak_burst_right_after_one_is():
     assert np.all(trig[:, 2] >= 5) and np.all(trig[:, 1] == 0)
     unblanked = InputChain(PLAN, 0)
     unblanked.chan = Channelizer(PLAN, blank_k=1e9)
-    got = unblanked.process(x) + unblanked.flush()
+    got = unblanked.process(x).bursts + unblanked.flush().bursts
     assert unblanked.stats.detections == 0 and got == []
     assert sum(d.state.gated for d in unblanked.dets) >= 1  # the first stage did cross on an impulse
     fr, first, s = burst(rng, ch=1, code=2, t_start=4.6)
@@ -477,7 +477,7 @@ def test_every_burst_of_the_demo_capture_is_decoded_on_its_true_input():
     x, truth = _demo_capture()
     for tx in truth:
         chain = InputChain(PLAN, tx["input"])
-        res = [r for _, r in chain.process(x[:, tx["input"]]) + chain.flush()]
+        res = chain.process(x[:, tx["input"]]).bursts + chain.flush().bursts
         mine = [r for r in res if r.channel == tx["channel"] and r.code == tx["code"] and r.crc_ok]
         assert [r.frame.hex() for r in mine] == [tx["frame_hex"]], tx["tx_id"]
         assert abs(mine[0].start_sample - tx["start_sample"]) < 10
@@ -499,13 +499,56 @@ def test_chain_results_do_not_depend_on_chunking_or_copy_and_survive_bad_samples
     # a copy taken mid-stream continues exactly like the original
     c1 = InputChain(PLAN, 0)
     half = col.size // 3
-    r1 = [r for _, r in c1.process(col[:half])]
+    c1.process(col[:half])
     c2 = c1.copy()
-    r1b = [r for _, r in c1.process(col[half:]) + c1.flush()]
-    r2b = [r for _, r in c2.process(col[half:]) + c2.flush()]
+    r1b = c1.process(col[half:]).bursts + c1.flush().bursts
+    r2b = c2.process(col[half:]).bursts + c2.flush().bursts
     assert [key(r) for r in r1b] == [key(r) for r in r2b]
     with pytest.raises(ValueError):
         InputChain(PLAN, 0).process(np.zeros((4, 4)))
+
+
+def test_chain_records_join_into_the_whole_stream_whatever_the_chunking():
+    """The ChainOutput records of a chain, over random chunks and in one call: their basebands
+    join end to end into the comb and channelizer's output, their grid-frequency estimates into
+    the comb's whole log, the bursts are the same, the horizon never goes back and is
+    END_OF_STREAM after flush."""
+    from dsp.rx.chain import END_OF_STREAM
+    from dsp.rx.comb import LOCK_S
+
+    x, truth = _demo_capture()
+    col = x[:, truth[1]["input"]].copy()
+
+    def records(chunks):
+        chain, out, i = InputChain(PLAN, 5), [], 0
+        for c in chunks:
+            out.append(chain.process(col[i:i + c]))
+            i += c
+        return out + [chain.process(col[i:]), chain.flush()]
+
+    whole = records([])
+    parts = records(list(np.random.default_rng(4).integers(1, 20000, 30)))
+    for recs in (whole, parts):
+        m = b = 0
+        for r in recs:
+            assert r.input_index == 5 and r.baseband.dtype == np.complex64 and r.baseband.shape[0] == 3
+            assert r.baseband_start == m and r.grid_block_start == b
+            m, b = r.baseband_end, b + len(r.grid_f0_hz)
+        horizons = [r.horizon_sample for r in recs]
+        assert horizons == sorted(horizons) and horizons[-1] == END_OF_STREAM and horizons[-2] > col.size - 3 * FS
+        assert recs[-1].stats.samples_in == col.size and recs[-1].stats.crc_ok >= 1
+        assert "\n" not in repr(recs[-1]) and repr(recs[-1]).startswith("ChainOutput(")
+    comb = HarmonicComb()
+    y = comb.process(col)
+    y[:int(LOCK_S * FS)] = 0.0
+    ch = Channelizer(PLAN)
+    ref = np.concatenate([ch.process(y), ch.flush().astype(np.complex64)], axis=1)
+    for recs in (whole, parts):
+        np.testing.assert_array_equal(np.concatenate([r.baseband for r in recs], axis=1), ref)
+        assert [f for r in recs for f in r.grid_f0_hz] == comb.f0_log
+        assert [a for r in recs for a in r.grid_fund_rms] == comb.fund_log
+    key = lambda r: (r.channel, r.code, round(r.start_sample, 6), r.crc_ok, r.frame)  # noqa: E731
+    assert [key(r) for rec in whole for r in rec.bursts] == [key(r) for rec in parts for r in rec.bursts]
 
 
 @pytest.mark.parametrize("ebn0_db", [20.0, 25.0, 30.0, 50.0, 70.0])
@@ -540,7 +583,7 @@ def test_a_strong_in_band_tone_is_excised_before_demodulation(excise):
     lost. (The False case shows the test can fail.)"""
     fr, x = _burst_under_a_tone(21, ch=1, code=3, ebn0_db=5.0, offset_hz=137.3, chirp=0.05)
     chain = InputChain(PLAN, 0, excise_tones=excise)
-    got = [r for _, r in chain.process(x) + chain.flush()]
+    got = chain.process(x).bursts + chain.flush().bursts
     ok = any(r.crc_ok and r.frame == fr and r.channel == 1 and r.code == 3 for r in got)
     assert ok == excise
 

@@ -324,6 +324,11 @@ class ViterbiDecoder:
         _init_metrics(pm, self.known_start)
         self.state = ViterbiState(pm=pm, ring=np.zeros(self._cap, dtype=np.int64))
 
+    def __repr__(self) -> str:
+        s = self.state
+        return (f"ViterbiDecoder(traceback {self.traceback}, block {self.block}, "
+                f"{'known' if self.known_start else 'unknown'} start; {s.n_steps} steps, {s.n_out} bits out)")
+
     def copy(self) -> "ViterbiDecoder":
         c = ViterbiDecoder.__new__(ViterbiDecoder)
         c.traceback, c.block, c.known_start, c._cap = self.traceback, self.block, self.known_start, self._cap

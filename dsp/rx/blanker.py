@@ -225,6 +225,11 @@ class ImpulseBlanker:
         self.state = BlankerState(0, np.zeros((nch, RING), complex), z(nch, RING), z(nch, RING), z(nch), zi(nch),
                                   z(nch, WARMUP), np.zeros((nch, RING), np.uint8), z(nch, SLOTS), zi(nch, SLOTS), zi(nch), zi(nch, 3))
 
+    def __repr__(self) -> str:
+        s = self.state
+        return (f"ImpulseBlanker({self.n_channels} channels, k {self.blank_k:g}, {self.period}-sample grid period, "
+                f"{DELAY} samples late; at baseband sample {s.a}, {int(s.blanked.sum())} blanked)")
+
     def copy(self) -> "ImpulseBlanker":
         b = ImpulseBlanker.__new__(ImpulseBlanker)
         b.__dict__.update(self.__dict__)

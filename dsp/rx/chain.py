@@ -1,10 +1,13 @@
 """The receive chain of one CT input: comb -> channelizer -> detectors -> demodulator -> decoder.
 
-``InputChain.process(block)`` takes samples of one input (any block size) and returns the
-bursts whose last sample has arrived, as :class:`dsp.rx.despread.BurstResult` records tagged with
-the input. Each channel keeps a ring of its baseband (long enough for one burst after its
-detection); a detection waits until its whole burst is in the ring, then it is demodulated.
-Samples before the comb has locked (:data:`dsp.rx.comb.LOCK_S`) are not used for detection.
+``InputChain.process(block)`` takes samples of one input (any block size) and returns one
+:class:`ChainOutput`: the bursts whose last sample has arrived (:class:`dsp.rx.despread.BurstResult`
+records), the baseband the call added, the release horizon, the grid-frequency estimates of the
+cycles completed and the chain's counters. That record is all a consumer (the receiver's workers
+and grouper) reads of a chain. Each channel keeps a ring of its baseband (long enough for one
+burst after its detection); a detection waits until its whole burst is in the ring, then it is
+demodulated. Samples before the comb has locked (:data:`dsp.rx.comb.LOCK_S`) are not used for
+detection.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dsp.rx import excise as _excise
 from dsp.numba_settings import jit
 
 KEEP_S = 8.0  # baseband history per channel
+END_OF_STREAM = 10**18  # ChainOutput.horizon_sample after flush(): beyond any input sample
 
 
 def deinterleave(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -110,6 +114,10 @@ class BasebandRing:
     def channel(self, c: int) -> np.ndarray:
         return self.buf[c, self.lo:self.hi]
 
+    def __repr__(self) -> str:
+        return (f"BasebandRing({self.buf.shape[0]} channels, keeps {self.keep} samples; "
+                f"holds baseband {self.start}..{self.end})")
+
     def copy(self) -> "BasebandRing":
         r = BasebandRing.__new__(BasebandRing)
         r.keep, r.first, r.lo, r.hi = self.keep, self.first, self.lo, self.hi
@@ -125,15 +133,59 @@ class _Pending:
 
 @dataclass
 class ChainStats:
-    samples_in: int = 0
-    nonfinite: int = 0
-    detections: int = 0
-    crc_ok: int = 0
-    crc_fail: int = 0
-    truncated: int = 0
+    """The counters of one :class:`InputChain` since its last reset."""
+
+    samples_in: int = 0  # input samples taken
+    nonfinite: int = 0  # of them NaN/inf (the comb replaced them)
+    detections: int = 0  # detections released by the detector bank
+    crc_ok: int = 0  # bursts demodulated whose frame passed its CRC
+    crc_fail: int = 0  # bursts demodulated whose frame did not
+    truncated: int = 0  # detections dropped at flush(): the stream ended inside their burst
+
+    def copy(self) -> "ChainStats":
+        return ChainStats(**self.__dict__)
+
+
+@dataclass(slots=True)
+class ChainOutput:
+    """What one call of :meth:`InputChain.process` (or :meth:`InputChain.flush`) produced: the
+    one record a consumer reads of a chain (the receiver's workers ship it to the grouper).
+    Read-only by convention (not ``frozen``: a frozen dataclass takes ~2 us more to make, per
+    input and block).
+
+    Baseband indices count samples at fs / 32 per channel from the chain's last reset; baseband
+    sample m is the value at input sample :meth:`dsp.rx.channelizer.Channelizer.input_index`
+    (m). Input samples count from the last reset too."""
+
+    input_index: int  # which CT input (InputChain.input_index)
+    bursts: list[BurstResult]  # demodulated in this call, in the order they were completed
+    baseband: np.ndarray  # (channels, m) complex64: every channel's baseband this call added (blanked)
+    baseband_start: int  # baseband index of baseband[:, 0]
+    # every detection of a burst that ended before this input sample has been released (bursts
+    # of this call or earlier ones); END_OF_STREAM after flush()
+    horizon_sample: int
+    grid_block_start: int  # comb block (one nominal grid cycle, fs / grid_hz samples) of grid_f0_hz[0]
+    grid_f0_hz: list[float]  # the comb's grid frequency at the end of each block completed in this call
+    grid_fund_rms: list[float]  # the fundamental's RMS (input units) at the same block ends
+    stats: ChainStats  # the chain's counters after this call (a copy)
+
+    @property
+    def baseband_end(self) -> int:
+        """One past the baseband index of the last column."""
+        return self.baseband_start + self.baseband.shape[1]
+
+    def __repr__(self) -> str:
+        h = "end of stream" if self.horizon_sample == END_OF_STREAM else f"sample {self.horizon_sample}"
+        return (f"ChainOutput(input {self.input_index}: {len(self.bursts)} bursts, baseband "
+                f"{self.baseband_start}..{self.baseband_end} x {self.baseband.shape[0]} channels, "
+                f"{len(self.grid_f0_hz)} grid blocks from {self.grid_block_start}, "
+                f"released to {h}, {self.stats.samples_in} samples in)")
 
 
 class InputChain:
+    """Comb, channelizer (with the impulse blanker), detector bank and a demodulator per channel
+    for one CT input; ``process`` / ``flush`` return a :class:`ChainOutput` per call."""
+
     def __init__(self, plan: P.ChannelPlan, input_index: int = 0, fs_hz: float = 48000.0,
                  threshold: float | None = None, iterations: int = 3, excise_tones: bool = True) -> None:
         self.plan, self.input_index, self.fs_hz = plan, input_index, fs_hz
@@ -158,6 +210,7 @@ class InputChain:
         self.pending: list[list[_Pending]] = [[] for _ in range(nch)]
         self.stats = ChainStats()
         self.det_time_s = 0.0
+        self._grid_next = 0  # comb block of the first grid-frequency estimate not yet in a ChainOutput
 
     def copy(self) -> "InputChain":
         c = InputChain.__new__(InputChain)
@@ -167,15 +220,17 @@ class InputChain:
         c.dets = c.bank.dets
         c.bb_ring = self.bb_ring.copy()
         c.pending = [list(p) for p in self.pending]
-        c.stats = ChainStats(**vars(self.stats))
+        c.stats = self.stats.copy()
         return c
 
-    @property
-    def ring(self) -> list[np.ndarray]:
-        """The baseband each channel holds (views, oldest first)."""
-        return [self.bb_ring.channel(c) for c in range(len(self.dets))]
+    def __repr__(self) -> str:
+        s = self.stats
+        return (f"InputChain(input {self.input_index}, {len(self.plan.channels)} channels, {self.fs_hz:g} Hz; "
+                f"{s.samples_in} samples in, {s.detections} detections, {s.crc_ok} CRC ok, "
+                f"{s.crc_fail} CRC failed, {sum(map(len, self.pending))} pending)")
 
-    def process(self, x: np.ndarray) -> list[tuple[int, BurstResult]]:
+    def process(self, x: np.ndarray) -> ChainOutput:
+        """Samples ``x`` of this input (1-d, any length): what they completed (see :class:`ChainOutput`)."""
         return self.process_baseband(self.chan.process(self.process_comb(x)))
 
     def process_comb(self, x: np.ndarray) -> np.ndarray:
@@ -192,9 +247,30 @@ class InputChain:
             y[: max(0, min(y.size, self.lock_samples - n0))] = 0.0
         return y
 
-    def process_baseband(self, bb: np.ndarray) -> list[tuple[int, BurstResult]]:
+    def process_baseband(self, bb: np.ndarray) -> ChainOutput:
         """Everything after the channelizer: detectors, rings, demodulation of complete bursts.
         (``det_time_s`` accumulates the detectors' share, for the throughput benchmark.)"""
+        grid = self._grid_blocks()
+        bursts = self._baseband(bb)
+        return self._output(bb, bursts, int(Channelizer.input_index(self.bank.buf_start)), grid)
+
+    def _grid_blocks(self) -> tuple[int, list[float], list[float]]:
+        """The comb's per-block estimates not yet reported (taken before the log is trimmed)."""
+        k = self._grid_next - self.comb.log_start
+        first, f0s, funds = self._grid_next, self.comb.f0_log[k:], self.comb.fund_log[k:]
+        self._grid_next += len(f0s)
+        return first, f0s, funds
+
+    def _output(self, bb: np.ndarray, bursts: list[BurstResult], horizon: int,
+                grid: tuple[int, list[float], list[float]]) -> ChainOutput:
+        """The record of one call, ``bb`` (just appended to the ring) its baseband: the
+        channelizer's own fresh array, not copied (complex64; the blanker's flush gives
+        complex128, converted here, the ring's values exactly)."""
+        return ChainOutput(self.input_index, bursts, bb.astype(np.complex64, copy=False),
+                           self.bb_ring.end - bb.shape[1], horizon, grid[0], grid[1], grid[2], self.stats.copy())
+
+    def _baseband(self, bb: np.ndarray) -> list[BurstResult]:
+        """Detectors, rings and demodulation of ``bb``: the bursts completed."""
         out = []
         self.bb_ring.append(bb)
         t = time.perf_counter()
@@ -211,7 +287,7 @@ class InputChain:
                 still = []
                 for p in self.pending[c]:
                     if p.need_m <= have:
-                        out.append((self.input_index, self._demod(c, p.det, p.need_m)))
+                        out.append(self._demod(c, p.det, p.need_m))
                     else:
                         still.append(p)
                 self.pending[c] = still
@@ -219,11 +295,13 @@ class InputChain:
         self.bb_ring.trim()
         return out
 
-    def flush(self) -> list[tuple[int, BurstResult]]:
+    def flush(self) -> ChainOutput:
         """End of stream: demodulate what is still pending if its burst is complete (a burst cut
         off by the end of the stream is counted in ``stats.truncated`` and dropped). The baseband
         the impulse blanker still holds back (0.15 s) goes through the detectors first."""
-        out = self.process_baseband(self.chan.flush())
+        bb = self.chan.flush()
+        grid = self._grid_blocks()
+        out = self._baseband(bb)
         for c, found in enumerate(self.bank.flush()):
             for d in found:
                 self.stats.detections += 1
@@ -233,11 +311,11 @@ class InputChain:
             have = self.bb_ring.end
             for p in self.pending[c]:
                 if p.need_m <= have:
-                    out.append((self.input_index, self._demod(c, p.det, p.need_m)))
+                    out.append(self._demod(c, p.det, p.need_m))
                 else:
                     self.stats.truncated += 1
             self.pending[c] = []
-        return out
+        return self._output(bb, out, END_OF_STREAM, grid)
 
     def _demod(self, c: int, d: Detection, need_m: int) -> BurstResult:
         first = int((d.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16

@@ -274,6 +274,11 @@ class Channelizer:
                                        np.zeros((nch, 2, self._hbr.size - 1), np.float32))
         self.blanker.reset()
 
+    def __repr__(self) -> str:
+        fcs = ", ".join(f"{c.fc_hz:g}" for c in self.plan.channels)
+        return (f"Channelizer({self.n_channels} channels at {fcs} Hz, {self.fs_hz:g} -> {self.out_rate_hz:g} Hz; "
+                f"at input sample {self.state.n}, baseband sample {self.m_out})")
+
     def copy(self) -> "Channelizer":
         c = Channelizer.__new__(Channelizer)
         c.__dict__.update(self.__dict__)

@@ -277,6 +277,12 @@ class HarmonicComb:
         self.fund_log: list[float] = []
         self.log_start = 0
 
+    def __repr__(self) -> str:
+        s = self.state
+        return (f"HarmonicComb({self.grid_hz:g} Hz grid at {self.fs_hz:g} Hz, rho {self.rho:g}, {self.block}-sample "
+                f"blocks; at sample {s.n}, f0 {s.f0_hat_hz:.4f} Hz, {'locked' if self.locked else 'locking'}, "
+                f"{s.nonfinite} non-finite)")
+
     def copy(self) -> "HarmonicComb":
         c = HarmonicComb.__new__(HarmonicComb)
         c.__dict__.update(self.__dict__)
