@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp.air import params as P
-from dsp.rx.despread import BurstResult
+from dsp.rx.demod import BurstResult
 from dsp.rx.channelizer import Channelizer
 from dsp.rx.chain import InputChain, deinterleave
 
