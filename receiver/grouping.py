@@ -29,7 +29,7 @@ import numpy as np
 from dsp.air import params as P
 from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
-from dsp.rx.despread import BurstDemodulator, BurstResult, measure_known
+from dsp.rx.demod import BurstDemodulator, BurstResult, measure_known
 from dsp.air.frame import parse_frame
 from dsp.air.messages import Kind
 

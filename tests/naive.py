@@ -411,7 +411,7 @@ def statistic_naive(r0, r1, d0, d1):
     return lam, best.astype(np.int8), lam.max()
 
 
-# -------------------------------------------------------------- demodulator (dsp.rx.despread) references
+# ----------------------------------------------------------------- demodulator (dsp.rx.demod) references
 def timing_metrics_naive(r, m_first, c0, taus, spc, t0_samples, n_chips, w2c, code, pre, sf):
     """|sum_s pre[s] Y[s]| of the directly evaluated matched filter (:func:`mf_naive`) with chip 0
     at each of ``taus``, Y = the symbols despread from both fingers."""

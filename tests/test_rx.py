@@ -16,8 +16,15 @@ from dsp.tx import modulator
 from dsp.air import params as P
 from dsp.rx.channelizer import Channelizer
 from dsp.rx.comb import HarmonicComb
-from dsp.rx import despread as D
-from dsp.rx.despread import BurstDemodulator, mf_kernel, _RRC_TAB, TAB_RES, TAB_SPAN, SPAN
+from dsp.rx.demod import BurstDemodulator
+from dsp.rx.demod.cancel import cancel_symbols, isi_taps, raised_cosine
+from dsp.rx.demod.carrier import derotate, dft_bins, dft_twiddles, strip_modulation
+from dsp.rx.demod.matched_filter import chip_period, mf_kernel
+from dsp.rx.demod.phase import fit_known, fit_preamble, known_rotation, phase_blind, phase_known, rotation
+from dsp.rx.demod.pulse import RRC_PULSE, chip_grid
+from dsp.rx.demod.rake import despread
+from dsp.rx.demod.soft import IMPULSE_EXCESS, soft_values, symbol_weights
+from dsp.rx.demod.timing import timing_metrics
 from dsp.rx.detect import PreambleDetector
 from dsp.rx.chain import InputChain
 from tests import naive
@@ -278,14 +285,13 @@ def test_matched_filter_matches_naive():
     r = rng.standard_normal(200) + 1j * rng.standard_normal(200)
     c0 = float(Channelizer.input_index(0))
     spc = FS / P.CHIP_RATE_HZ / (1 + 37e-6)
-    z = mf_kernel(r, 5, c0, 2000.3, spc, 800.7, 20, _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN)
+    z = mf_kernel(r, chip_grid(5, c0, spc, 800.7), 2000.3, 20, RRC_PULSE)
     ref = naive.mf_naive(r, 5, c0, 2000.3, spc, 800.7, 20)
     np.testing.assert_allclose(z, ref, atol=1e-4 * np.abs(ref).max())
 
 
 def _mf_args(r, tau0, spc, n_chips, period=0, shift=0):
-    return (r, 5, float(Channelizer.input_index(0)), tau0, spc, 800.7, n_chips, _RRC_TAB, float(TAB_RES), TAB_SPAN, SPAN,
-            period, shift)
+    return r, chip_grid(5, Channelizer.input_index(0), spc, 800.7, period, shift), tau0, n_chips, RRC_PULSE
 
 
 #: chip-0 positions (input samples) where chip windows of a class end on a sample and round
@@ -303,7 +309,7 @@ def test_matched_filter_by_classes_matches_naive_and_chip_by_chip():
     rng = np.random.default_rng(9)
     r = rng.standard_normal(160) + 1j * rng.standard_normal(160)
     spc = FS / P.CHIP_RATE_HZ
-    assert D.chip_period(spc) == (12, 25) and D.chip_period(spc / (1 + 3e-5)) == (0, 0)
+    assert chip_period(spc) == (12, 25) and chip_period(spc / (1 + 3e-5)) == (0, 0)
     for tau0 in (2000.3, *_ALIGNED):
         z = mf_kernel(*_mf_args(r, tau0, spc, 40, 12, 25))
         zg = mf_kernel(*_mf_args(r, tau0, spc, 40))
@@ -326,8 +332,8 @@ def test_timing_metrics_match_naive():
     for start in (1003.71, _ALIGNED[1]):
         taus = start + np.arange(-6, 7) * 0.05 * spc
         ref = naive.timing_metrics_naive(r, 5, c0, taus, spc, 800.7, 48, w2c, code, pre, 4)
-        got = [D.timing_metrics(r, 5, c0, taus, spc, 800.7, 48, D._RRC_TD, float(TAB_RES), TAB_SPAN, SPAN,
-                                period, shift, w2c, code, pre, 4) for period, shift in ((12, 25), (0, 0))]
+        got = [timing_metrics(r, chip_grid(5, c0, spc, 800.7, period, shift), taus, 48, RRC_PULSE, w2c, code, pre, 4)
+               for period, shift in ((12, 25), (0, 0))]
         np.testing.assert_allclose(got[0], got[1], rtol=1e-11)
         if start not in _ALIGNED:
             np.testing.assert_allclose(got[0], ref, rtol=1e-4)
@@ -337,7 +343,7 @@ def test_carrier_search_dft_bins_match_naive():
     rng = np.random.default_rng(13)
     x = rng.standard_normal(100) + 1j * rng.standard_normal(100) + 3 * np.exp(0.02j * np.arange(100))
     for nfft, k_first, n_bins in ((1 << 10, -40, 81), (1 << 8, 250, 10)):
-        got = D.dft_bins(x, *D.dft_twiddles(nfft, k_first, n_bins, x.size, 32), 32)
+        got = dft_bins(x, *dft_twiddles(nfft, k_first, n_bins, x.size, 32), 32)
         np.testing.assert_allclose(got, naive.dft_bins_naive(x, nfft, k_first, n_bins), rtol=0, atol=1e-12 * 300)
 
 
@@ -350,9 +356,9 @@ def test_symbol_kernels_match_naive():
     z = rng.standard_normal((2, 4 * n_sym)) + 1j * rng.standard_normal((2, 4 * n_sym))
     code = 1.0 - 2.0 * rng.integers(0, 2, 4 * n_sym)
     w2c = complex(np.exp(-1.1j))
-    np.testing.assert_allclose(D.despread(z, w2c, code, 4), naive.despread_naive(z, w2c, code, 4), rtol=1e-13)
+    np.testing.assert_allclose(despread(z, w2c, code, 4), naive.despread_naive(z, w2c, code, 4), rtol=1e-13)
     r = rng.standard_normal(300) + 1j * rng.standard_normal(300)
-    np.testing.assert_allclose(D.derotate(r, 17, -159.0, 1234.5, 0.73, 48000.0),
+    np.testing.assert_allclose(derotate(r, 17, -159.0, 1234.5, 0.73, 48000.0),
                                naive.derotate_naive(r, 17, -159.0, 1234.5, 0.73, 48000.0), rtol=1e-13)
     # symbols: a slowly turning phase, BPSK or QPSK data after a BPSK preamble, noise
     phase = 0.4 + 0.03 * np.arange(n_sym) + 0.2 * np.sin(np.arange(n_sym) / 9)
@@ -361,19 +367,19 @@ def test_symbol_kernels_match_naive():
                 (rng.choice([-1.0, 1.0], n_sym) + 1j * rng.choice([-1.0, 1.0], n_sym)) / np.sqrt(2))
         known = np.concatenate([pre, data[npre:]]).astype(complex)
         y = 2.0 * known * np.exp(1j * phase) + 0.3 * (rng.standard_normal(n_sym) + 1j * rng.standard_normal(n_sym))
-        np.testing.assert_allclose(D.strip_modulation(y, pre, power), naive.strip_modulation_naive(y, pre, power),
+        np.testing.assert_allclose(strip_modulation(y, pre, power), naive.strip_modulation_naive(y, pre, power),
                                    rtol=1e-14)
-        phi = D.phase_blind(y, pre, power, 6)
+        phi = phase_blind(y, pre, power, 6)
         np.testing.assert_allclose(phi, naive.phase_blind_naive(y, pre, power, 6), rtol=0, atol=1e-12)
-        np.testing.assert_allclose(D.rotation(phi), np.exp(-1j * phi), rtol=1e-15)
-        np.testing.assert_allclose(D.fit_preamble(y, pre, D.rotation(phi)), naive.fit_preamble_naive(y, pre, phi),
+        np.testing.assert_allclose(rotation(phi), np.exp(-1j * phi), rtol=1e-15)
+        np.testing.assert_allclose(fit_preamble(y, pre, rotation(phi)), naive.fit_preamble_naive(y, pre, phi),
                                    rtol=1e-12)
-        phk = D.phase_known(y, known, 5)
+        phk = phase_known(y, known, 5)
         np.testing.assert_allclose(phk, naive.phase_known_naive(y, known, 5), rtol=0, atol=1e-12)
-        rot, phi0 = D.known_rotation(y, known, 5)
+        rot, phi0 = known_rotation(y, known, 5)
         np.testing.assert_allclose(rot, np.exp(-1j * phk), rtol=0, atol=1e-14)
         assert phi0 == pytest.approx(phk[0], abs=1e-15)
-        np.testing.assert_allclose(D.fit_known(y, known, rot), naive.fit_known_naive(y, known, phk), rtol=1e-12)
+        np.testing.assert_allclose(fit_known(y, known, rot), naive.fit_known_naive(y, known, phk), rtol=1e-12)
 
 
 def test_symbol_weights_match_naive():
@@ -381,11 +387,11 @@ def test_symbol_weights_match_naive():
     r = rng.standard_normal(600) + 1j * rng.standard_normal(600)
     r[200:206] *= 30.0  # an impulse
     r[400:410] = 0.0  # blanked
-    args = (r, 40, -159.0, 1500.7, 66.66, 801.3, 140, 4, D.IMPULSE_EXCESS)
-    w = D.symbol_weights(*args)
+    args = (r, 40, -159.0, 1500.7, 66.66, 801.3, 140, 4, IMPULSE_EXCESS)
+    w = symbol_weights(*args)
     np.testing.assert_allclose(w, naive.symbol_weights_naive(*args), rtol=1e-12)
     assert w.min() < 0.01 and np.sum(w == 1.0) > 100
-    np.testing.assert_array_equal(D.symbol_weights(np.zeros(600, complex), *args[1:]), np.ones(140))
+    np.testing.assert_array_equal(symbol_weights(np.zeros(600, complex), *args[1:]), np.ones(140))
 
 
 @pytest.mark.parametrize("mod,fec", [(P.Modulation.BPSK, P.FecRate.R1_2), (P.Modulation.QPSK, P.FecRate.R2_3)])
@@ -395,14 +401,14 @@ def test_soft_values_and_reencoding_match_naive(mod, fec):
     y = rng.standard_normal(dem.n_sym) + 1j * rng.standard_normal(dem.n_sym)
     phi = rng.uniform(-3, 3, dem.n_sym)
     w = rng.uniform(0.1, 1.0, dem.n_sym)
-    full, ok = D.soft_values(y, D.rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK, dem._soft_dst,
-                             2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
+    full, ok = soft_values(y, rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK, dem._soft_dst,
+                           2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
     assert ok
     np.testing.assert_allclose(full, naive.soft_values_naive(y, phi, w, 3.7, P.PREAMBLE_SYMBOLS, mod, fec), rtol=1e-13)
     bad = y.copy()
     bad[P.PREAMBLE_SYMBOLS + 5] = np.nan  # the decoder would turn such values down: soft_values says so
-    assert not D.soft_values(bad, D.rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK,
-                             dem._soft_dst, 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))[1]
+    assert not soft_values(bad, rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK,
+                           dem._soft_dst, 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))[1]
     bits = rng.integers(0, 2, P.FRAME_BITS).astype(np.uint8)
     coded, known = dem._reencode(bits)
     ref_coded, ref_known = naive.reencode_naive(bits, mod, fec)
@@ -419,13 +425,14 @@ def test_self_interference_cancellation_matches_naive():
     phi = rng.uniform(-3, 3, n_sym)
     w2 = complex(-np.exp(-0.3j))
     for t0c in (11.84, 12.2, 3.5):
-        r1, r2, base, lo_lag = D.isi_taps(t0c, 17, P.RRC_BETA)
+        taps = isi_taps(t0c, 17, P.RRC_BETA)
+        r1, r2, base, lo_lag = taps
         lags = np.arange(-8, 9)
         assert (base, lo_lag) == (int(round(t0c)), -8)
-        np.testing.assert_allclose(r1, D.raised_cosine(lags - (t0c - base)), rtol=1e-14, atol=1e-16)
-        np.testing.assert_allclose(r2, D.raised_cosine(t0c - (base + lags)), rtol=1e-14, atol=1e-16)
-        got = D.cancel_symbols(D.despread(z, np.conj(w2), code, 4), known, code, 0.7, D.rotation(phi), 4, r1, r2,
-                               base, lo_lag, w2, np.conj(w2))
+        np.testing.assert_allclose(r1, raised_cosine(lags - (t0c - base)), rtol=1e-14, atol=1e-16)
+        np.testing.assert_allclose(r2, raised_cosine(t0c - (base + lags)), rtol=1e-14, atol=1e-16)
+        got = cancel_symbols(despread(z, np.conj(w2), code, 4), known, code, 0.7, rotation(phi), 4, taps, w2,
+                             np.conj(w2))
         ref = naive.despread_naive(naive.cancel_naive(z, known, code, 0.7, phi, 4, r1, r2, base, lo_lag, w2),
                                    np.conj(w2), code, 4)
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)

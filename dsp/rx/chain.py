@@ -20,7 +20,7 @@ import scipy.fft as sfft
 from dsp.air import params as P
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.comb import LOCK_S, HarmonicComb
-from dsp.rx.despread import BurstDemodulator, BurstResult
+from dsp.rx.demod import BurstDemodulator, BurstResult
 from dsp.rx.detect import Detection, DetectorBank
 from dsp.rx import excise as _excise
 from dsp.numba_settings import jit
