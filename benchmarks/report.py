@@ -83,7 +83,7 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   (no faster).
 - False detections: 1 in 6 input-hours of noise, harmonics, impulses and tones (0.17 per
   input-hour, target <= 1; `--fa-hours 1.0`: seeds 1000 and 1001, 1 h x 3 inputs each), with
-  the detector's second CFAR stage (dsp/cfar_gate.py). Before it: 7 in 3 input-hours (2.3),
+  the detector's second CFAR stage (dsp/rx/cfar_gate.py). Before it: 7 in 3 input-hours (2.3),
   all on windows of plain Gaussian noise but one (a harmonic-residue transient): the comb and
   the channelizer colour the noise like the template, so the first-stage statistic has mean
   1.26 on white noise, not 1. The AWGN FER at 3.0/3.5/4.0 dB is unchanged, trial for trial.

@@ -10,7 +10,7 @@ release delay) the cluster is final:
 1. payload: any copy whose CRC passed (the best-ranked one; a crosstalk copy can be clean when
    the main one is not);
 2. with a frame in hand, the burst is measured data-aided on every input of the bus
-   (:func:`dsp.rx.despread.measure_known`): level, phase, SNR and band amplitudes even where it is
+   (:func:`dsp.rx.demod.measure_known`): level, phase, SNR and band amplitudes even where it is
    far below detection, so the ranking compares like with like;
 3. copies are ranked by level (the true input carries the injected current; crosstalk is
    attenuated), the best names bus/feeder/phase; the margin to the runner-up against the

@@ -1,7 +1,7 @@
 """The receive chain of one CT input: comb -> channelizer -> detectors -> demodulator -> decoder.
 
 ``InputChain.process(block)`` takes samples of one input (any block size) and returns one
-:class:`ChainOutput`: the bursts whose last sample has arrived (:class:`dsp.rx.despread.BurstResult`
+:class:`ChainOutput`: the bursts whose last sample has arrived (:class:`dsp.rx.demod.BurstResult`
 records), the baseband the call added, the release horizon, the grid-frequency estimates of the
 cycles completed and the chain's counters. That record is all a consumer (the receiver's workers
 and grouper) reads of a chain. Each channel keeps a ring of its baseband (long enough for one

@@ -114,7 +114,7 @@ def _validation_errors(e: ValidationError, prefix: tuple = ("body",)) -> list[di
                                           "value": EXAMPLE}}}}}})
 async def post_bundle(request: Request) -> Response:
     """The Substation Receiver posts every transmission it decoded (or detected without a clean
-    CRC) as a versioned bundle (`receiver/bundle.py`). Authenticate with the receiver's bearer
+    CRC) as a versioned bundle (`receiver/contracts/bundle.py`). Authenticate with the receiver's bearer
     token; a receiver may post only bundles naming itself and its own substation.
 
     The platform stores the bundle once (`bundle_id` is the idempotency key), checks the frame
