@@ -1,4 +1,4 @@
-"""receiver.ingest / receiver.contracts.zmq_framing: the sample sources.
+"""receiver.sources / receiver.contracts.zmq_framing: the sample sources.
 
 Framing round trips and malformed messages; the stream rules (gaps, duplicates, reordering,
 shape changes, NaN, clipping, restarts) with exact counts and exact sample alignment, first
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from gridsim.capture import CaptureWriter
 from receiver.contracts import zmq_framing as zf
-from receiver.ingest import (CaptureSender, CaptureSource, CaptureTruncatedError, SampleBlock, Source,
-                             SourceStats, StreamAssembler, ZmqSource, stream_capture)
+from receiver.sources import (CaptureSender, CaptureSource, CaptureTruncatedError, SampleBlock, Source,
+                              SourceStats, StreamAssembler, ZmqSource, stream_capture)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "captures" / "demo_small"
@@ -680,3 +680,4 @@ def test_stream_capture_function(tiny):
     assert time.monotonic() - t >= 0.25  # 3 s of samples at 10x real time
     np.testing.assert_array_equal(reassemble(blocks, ref.shape[0], NCH), ref)
     assert out["r"].messages == 13 and out["r"].frames == 3 * FS
+
