@@ -119,6 +119,22 @@ class StreamAssembler:
         """Messages waiting in the reorder buffer."""
         return len(self._buf)
 
+    def describe(self) -> str:
+        """One line: framing, stream id, shape (channels, sample type, rate), where the stream is."""
+        tags = " with tags" if self.framing == "gr" and self.pass_tags else ""
+        stream = f", stream {self.stream_id!r}" if self.stream_id is not None else ""
+        if self.end_of_stream:
+            where = "ended (end-of-stream message)"
+        elif self.next_key is None:
+            where = "waiting for the first message"
+        else:
+            key = f"next seq {self.next_key}, " if self._by_seq else ""
+            where = f"{key}next sample {self.next_sample}, {self.held} held"
+        return f"{self.framing}{tags}{stream}, {_fmt_shape(self.shape)}, {where}"
+
+    def __repr__(self) -> str:
+        return f"StreamAssembler({self.describe()})"
+
     def _max_fill(self, fs: float) -> int:
         return int(round(self.max_gap_fill_s * fs))
 

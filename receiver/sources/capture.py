@@ -87,6 +87,7 @@ class CaptureSource:
         end = meta.n_frames if duration_s is None else self.first_frame + int(round(duration_s * fs))
         self.end_frame = min(end, meta.n_frames)
         self.readable_frames = int(f.frames)
+        self.next_frame = self.first_frame  #: first frame of the next block (for __repr__)
         _, _, integer = _SUBTYPE_INFO[meta.subtype]
         self._integer = integer
         # clip level in file units: integer full scale is caught by the extremes check
@@ -129,6 +130,13 @@ class CaptureSource:
         """Frames this source will yield if nothing goes wrong (for progress bars)."""
         return max(0, self.end_frame - self.first_frame)
 
+    def __repr__(self) -> str:
+        state = f", truncated at frame {self.readable_frames}" if self.truncated else ""
+        state += ", closed" if self._closed.is_set() else ""
+        return (f"CaptureSource({str(self.meta.audio_path)!r}, {self.n_channels} ch at {self.meta.fs_hz} Hz, "
+                f"frames {self.first_frame}..{self.end_frame} of {self.meta.n_frames}, next {self.next_frame}, "
+                f"blocks of {self.block_frames}{', realtime' if self.realtime else ''}{state})")
+
     def __enter__(self) -> "CaptureSource":
         return self
 
@@ -158,7 +166,7 @@ class CaptureSource:
         fs, scale = meta.fs_hz, meta.scale
         top = 1.0 - 2.0 ** (1 - 8 * _SUBTYPE_INFO[meta.subtype][1]) if self._integer else None
         stop_at = min(self.end_frame, self.readable_frames)
-        pos = self.first_frame
+        pos = self.next_frame = self.first_frame
         first = True
         t0 = time.monotonic()
         error: str | None = None
@@ -204,6 +212,7 @@ class CaptureSource:
                 st.blocks += 1
                 st.samples += n
                 pos += n
+                self.next_frame = pos
                 yield blk
                 if n < self.block_frames and pos < stop_at:
                     error = f"{meta.audio_path}: short read at frame {pos}"

@@ -240,6 +240,14 @@ class CaptureSender:
             sock.close()
         self.source.close()
 
+    def __repr__(self) -> str:
+        src = self.source
+        done = ", closed" if self._sock is None else ""
+        return (f"CaptureSender({self.pattern} {self.endpoint}, {self.framing} {self.sample_type}, "
+                f"{str(src.meta.audio_path)!r}, {src.n_channels} ch at {src.meta.fs_hz} Hz, "
+                f"{src.block_frames} frames per message, next message {src.stats.blocks} "
+                f"(frame {src.next_frame}){done})")
+
     def __enter__(self) -> "CaptureSender":
         return self
 

@@ -103,6 +103,11 @@ class ZmqSource:
     def stream_id(self) -> str | None:
         return self.assembler.stream_id
 
+    def __repr__(self) -> str:
+        closed = ", closed" if self._closed.is_set() else ""
+        return (f"ZmqSource({self.pattern} {self.endpoint}, {self.assembler.describe()}, "
+                f"{self.stats.messages} messages{closed})")
+
     def __enter__(self) -> "ZmqSource":
         return self
 
