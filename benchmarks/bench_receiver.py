@@ -162,8 +162,8 @@ def latency(seconds: float = 60.0) -> dict:
     import threading
     from datetime import datetime
 
-    from receiver.ingest import stream_capture
     from receiver.service import ReceiverConfig, run_service
+    from receiver.sources import stream_capture
 
     root = Path(__file__).resolve().parents[1]
     sim_dir = tempfile.TemporaryDirectory()

@@ -59,7 +59,7 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
            start_s: float = 0.0) -> ReplayResult:
     from tqdm import tqdm
 
-    from receiver.ingest import CaptureSource, CaptureTruncatedError
+    from receiver.sources import CaptureSource, CaptureTruncatedError
 
     src = CaptureSource(capture, block_s=block_s, duration_s=duration_s, start_s=start_s)
     meta = src.meta

@@ -174,8 +174,8 @@ def _http_server(listen: str, metrics: Metrics, health) -> ThreadingHTTPServer:
 def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
     from receiver.delivery import Deliverer
-    from receiver.ingest import ZmqSource
     from receiver.pipeline import Pipeline
+    from receiver.sources import ZmqSource
     from receiver.spool import Spool, SpoolFull
 
     stop = stop or threading.Event()

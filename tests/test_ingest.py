@@ -1,4 +1,4 @@
-"""receiver.ingest / receiver.contracts.zmq_framing: the sample sources.
+"""receiver.sources / receiver.contracts.zmq_framing: the sample sources.
 
 Framing round trips and malformed messages; the stream rules (gaps, duplicates, reordering,
 shape changes, NaN, clipping, restarts) with exact counts and exact sample alignment, first
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from gridsim.capture import CaptureWriter
 from receiver.contracts import zmq_framing as zf
-from receiver.ingest import (CaptureSender, CaptureSource, CaptureTruncatedError, SampleBlock, Source,
-                             SourceStats, StreamAssembler, ZmqSource, stream_capture)
+from receiver.sources import (CaptureSender, CaptureSource, CaptureTruncatedError, SampleBlock, Source,
+                              SourceStats, StreamAssembler, ZmqSource, stream_capture)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "captures" / "demo_small"
@@ -680,3 +680,41 @@ def test_stream_capture_function(tiny):
     assert time.monotonic() - t >= 0.25  # 3 s of samples at 10x real time
     np.testing.assert_array_equal(reassemble(blocks, ref.shape[0], NCH), ref)
     assert out["r"].messages == 13 and out["r"].frames == 3 * FS
+
+
+def test_reprs_say_what_it_is_and_where_in_the_stream(tiny):
+    """One line each: file or endpoint, channels, rate, position in the stream."""
+    stem, _ = tiny
+    src = CaptureSource(stem, block_s=1.0)
+    it = iter(src)
+    next(it)
+    assert repr(src) == (f"CaptureSource({str(stem) + '.wav'!r}, 4 ch at 8000 Hz, frames 0..24000 of 24000, "
+                         f"next 8000, blocks of 8000)")
+    src.close()
+    assert repr(src).endswith(", closed)")
+
+    asm = StreamAssembler()
+    assert repr(asm) == "StreamAssembler(gla, (? ch, ?, ? Hz), waiting for the first message)"
+    snd = sender(stem, block_s=0.25, session=1)
+    msgs = list(snd.messages())
+    feed_all(asm, msgs[:3])
+    assert repr(asm) == ("StreamAssembler(gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
+                         "next seq 3, next sample 6000, 0 held)")
+    asm = StreamAssembler()
+    for _, parts, _ in [msgs[0], msgs[2]]:
+        asm.feed(parts)
+    assert repr(asm) == ("StreamAssembler(gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
+                         "next seq 1, next sample 2000, 1 held)")
+    assert repr(snd).startswith(f"CaptureSender(push {snd.endpoint}, gla float32, {str(stem) + '.wav'!r}, "
+                                "4 ch at 8000 Hz, 2000 frames per message, next message 12 (frame 24000)")
+    snd.close()
+    assert repr(snd).endswith(", closed)")
+
+    zs = ZmqSource(LOCAL, bind=True, stop_at_eos=True, idle_timeout_s=10)
+    assert repr(zs) == f"ZmqSource(pull {zs.endpoint}, gla, (? ch, ?, ? Hz), waiting for the first message, 0 messages)"
+    stream_capture(stem, zs.endpoint, bind=False, block_s=0.25, duration_s=1.0)
+    with zs:
+        assert len(list(zs)) == 4
+    assert repr(zs) == (f"ZmqSource(pull {zs.endpoint}, gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
+                        "ended (end-of-stream message), 5 messages, closed)")
+    assert all("\n" not in repr(o) for o in (src, asm, snd, zs))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.ingest import stream_capture
 from receiver.service import ReceiverConfig, run_service
+from receiver.sources import stream_capture
 from receiver.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[1]

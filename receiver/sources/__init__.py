@@ -1,0 +1,93 @@
+"""Sample sources of the receiver: capture replay and ZeroMQ streams behind one interface.
+
+Every source is an iterable of :class:`SampleBlock` (rows = sample instants, columns = inputs,
+float64 in physical units: per-unit current) with a :class:`SourceStats` of counters,
+``n_channels``, ``sample_rate_hz``, ``close()`` and context-manager support. The formats they
+read are contracts kept elsewhere: the capture in :mod:`receiver.contracts.capture`
+(``docs/capture-format.md``), the wire in :mod:`receiver.contracts.zmq_framing`
+(``docs/zmq-framing.md``).
+
+Modules:
+
+* ``base``: :class:`SampleBlock`, :class:`SourceStats`, the :class:`Source` protocol, and what
+  the sources share (the rate-limited ``gla.ingest`` logger, the clipping counters).
+* ``capture``: :class:`CaptureSource` replays a capture (audio file + sidecar), as fast as it
+  can be read or paced in real time; :class:`CaptureTruncatedError` for a cut-short file.
+* ``messages``: one received message parsed (GLA framing or GNU Radio raw items) into a
+  ``Message``: ordering key, first sample, raw samples, shape, time, session, flags.
+* ``assembler``: :class:`StreamAssembler`, ZeroMQ messages in (as received), in-order blocks
+  out; no I/O, no threads. All the stream rules below live here.
+* ``zmq_source``: :class:`ZmqSource`, the PULL or SUB socket loop around a StreamAssembler, for
+  the GLA framing or GNU Radio gr-zeromq ``push_sink``/``pub_sink`` raw items (optionally with
+  the ``pass_tags`` header). Not named ``zmq`` so that ``import zmq`` stays pyzmq.
+* ``sender``: :class:`CaptureSender` / :func:`stream_capture` replay a capture over ZeroMQ
+  (PUSH or PUB), with optional fault injection; used by the tests, the latency benchmark and
+  to check a deployment.
+
+How a ZeroMQ message becomes a SampleBlock:
+
+1. :class:`ZmqSource` polls its socket and hands each message (its frames: data, or topic +
+   data) to :meth:`StreamAssembler.feed`.
+2. The assembler parses it (``messages``). GLA:
+   :func:`~receiver.contracts.zmq_framing.unpack_message` gives the header (stream id, sequence
+   number, first sample, rate, channels, sample type, full scale, time, flags, session) and a
+   view of the raw samples; messages of another stream id are dropped. GNU Radio raw: the
+   items, reshaped to ``n_channels``, positioned by the ``pass_tags`` header's offset or else
+   by counting the items received.
+3. A new session, an end-of-stream before it or a DISCONTINUITY flag re-anchors the stream;
+   a message of another shape (channels, sample type, rate) is dropped or, after
+   ``adopt_after`` in a row, adopted.
+4. Ordering, by sequence number (GLA) or first sample (GNU Radio): a message behind the stream
+   is a duplicate or late; one ahead is held (up to ``reorder_window`` messages) until the
+   missing ones come or are given up.
+5. Delivery at its sample position: a gap before it becomes a NaN block (``gap_fill``) or, if
+   longer than ``max_gap_fill_s``, a discontinuity; an overlap is trimmed; the raw samples are
+   decoded to float64 physical units (:func:`~receiver.contracts.zmq_framing.decode_samples`),
+   NaN/inf and clipped values counted, and the :class:`SampleBlock` gets the message's stream
+   id, first sample, rate, the UTC time of row 0 (from the header's time) and the
+   ``discontinuity`` flag.
+6. When no message came for ``rcv_timeout_ms``, and at the end, held messages are delivered.
+
+Stream faults never raise and never shift samples; each moves a counter of :class:`SourceStats`:
+
+========================  =================================================================
+fault                     handling
+========================  =================================================================
+malformed message         skipped, ``bad_frames``
+gap (samples missing)     NaN rows up to ``max_gap_fill_s`` (``gaps``, ``gap_samples``; the
+                          comb bridges NaN, sample indices stay exact); a longer gap: the
+                          stream continues at the new position (``gaps``, ``resyncs``) and
+                          the next block has ``discontinuity=True``
+duplicate                 dropped, ``duplicates`` (same sequence number, or a sample range
+                          already delivered; a partial overlap is trimmed)
+reordered                 held in a buffer of ``reorder_window`` messages and delivered in
+                          order (``reordered``); arriving after its gap was given up:
+                          dropped, ``late_dropped``
+changed shape             (channel count, sample type or sample rate) dropped
+                          (``wrong_shape_dropped``), ``channel_count_changes`` once per
+                          change; after ``adopt_after`` consecutive messages of the new shape
+                          it is adopted (``resyncs``, ``discontinuity``), unless it contradicts
+                          the ``n_channels`` / ``sample_rate_hz`` the source was given
+sender restart            (new session id, DISCONTINUITY flag, indices going far back)
+                          ``resyncs``, ``discontinuity``
+NaN / inf samples         passed through, ``nonfinite`` (the receive chain replaces them)
+clipping                  counted in ``clipped``: integer samples at either end of their
+                          range, floats with ``|x| >= clip level`` (default: full scale)
+========================  =================================================================
+
+Logs go to the ``gla.ingest`` logger with ``extra={"event": ..., "stream": ...}``, at most one
+line per kind of event and stream every ``log_interval_s`` (the rest are counted in the next
+line).
+"""
+from __future__ import annotations
+
+from receiver.sources.assembler import StreamAssembler
+from receiver.sources.base import SampleBlock, Source, SourceStats
+from receiver.sources.capture import CaptureSource, CaptureTruncatedError
+from receiver.sources.sender import CaptureSender, SendReport, stream_capture
+from receiver.sources.zmq_source import ZmqSource
+
+__all__ = [
+    "SampleBlock", "SourceStats", "Source", "CaptureSource", "CaptureTruncatedError", "ZmqSource",
+    "StreamAssembler", "CaptureSender", "SendReport", "stream_capture",
+]

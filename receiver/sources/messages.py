@@ -1,0 +1,76 @@
+"""One received ZeroMQ message, parsed: :class:`Message`, what :class:`StreamAssembler` orders.
+
+:func:`parse_gla` reads the GLA framing, :func:`parse_gr` GNU Radio raw items (with or without
+gr-zeromq's ``pass_tags`` header), both through :mod:`receiver.contracts.zmq_framing`, and raise
+its :class:`~receiver.contracts.zmq_framing.FramingError` for a malformed message. The samples
+stay raw (a view of the message's bytes): they are decoded only when the message is delivered.
+Stateless: which stream to follow and where raw items start are the assembler's business.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from receiver.contracts import zmq_framing as zf
+
+__all__ = ["Message", "parse_gla", "parse_gr"]
+
+
+@dataclass
+class Message:
+    key: int  #: ordering key: sequence number (GLA) or first sample (GNU Radio)
+    first_sample: int
+    raw: np.ndarray  #: (n, n_channels) wire samples
+    shape: tuple[int, str, float]  #: (n_channels, sample type, sample rate)
+    full_scale: float  #: decode factor, see zmq_framing.decode_samples
+    clip_level: float | None  #: physical clip level for floats (None: no float clip check)
+    time_ns: int | None
+    stream_id: str
+    session: int | None = None
+    flags: int = 0
+
+    @property
+    def n(self) -> int:
+        return int(self.raw.shape[0])
+
+
+def parse_gla(data, clip_level: float | None) -> Message:
+    """A GLA message. ``clip_level``: the physical clip level; None: the header's full scale
+    for float samples (integers are checked at the ends of their range)."""
+    h, raw = zf.unpack_message(data)
+    if clip_level is not None:
+        level = clip_level
+    elif raw.dtype.kind == "f" and h.full_scale > 0:
+        level = h.full_scale
+    else:
+        level = None
+    return Message(h.seq, h.first_sample, raw, (h.n_channels, h.sample_type, h.sample_rate_hz),
+                   h.full_scale, level, h.time_ns, h.stream_id, h.session, h.flags)
+
+
+def parse_gr(data, *, n_channels: int, dtype: np.dtype, sample_type: str, sample_rate_hz: float,
+             pass_tags: bool, next_offset: int, gr_scale: float | None, clip_level: float | None,
+             stream_id: str) -> Message:
+    """GNU Radio raw items of ``dtype``, ``n_channels`` per item. With ``pass_tags`` the header's
+    offset is the first sample; without it the message starts at ``next_offset`` (the items
+    counted so far). physical = raw / ``gr_scale``; the clip level is ``clip_level`` or else,
+    for floats with a ``gr_scale``, full scale."""
+    nch = n_channels
+    item = nch * dtype.itemsize
+    mv = memoryview(data).cast("B")
+    if pass_tags:
+        offset, _tags, hlen = zf.unpack_gr_tag_header(mv, item)
+    else:
+        hlen = 0
+        if len(mv) % item:
+            raise zf.FramingError(f"gr payload: {len(mv)} bytes is not a multiple of the item size "
+                                  f"{item} ({nch} x {sample_type})")
+        offset = next_offset
+    n = (len(mv) - hlen) // item
+    raw = np.frombuffer(mv, dtype=dtype, count=n * nch, offset=hlen).reshape(n, nch)
+    full = 1.0 / gr_scale if gr_scale else 1.0
+    level = clip_level
+    if level is None and gr_scale and raw.dtype.kind == "f":
+        level = full
+    return Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, level, None, stream_id)
