@@ -6,8 +6,8 @@ on PostgreSQL when ``GLA_TEST_DATABASE_URL`` is set.
 Markers assigned at collection (:func:`pytest_collection_modifyitems`), so no test file carries them:
 
 - ``fast``: every test not marked ``slow`` and not in :data:`HEAVY_MODULES` or :data:`HEAVY`.
-  ``python -m pytest -m fast`` is the everyday subset (about a minute on a 2-core machine once
-  numba's cache is warm).
+  ``python -m pytest -m fast`` is the everyday subset (33 s on a 2-core machine at load average
+  2, 46 s at 3.3, numba's cache warm).
 - ``kernel``: the tests of the numba kernels (:data:`KERNEL_MODULES`, less
   :data:`KERNEL_TOO_SLOW`), which scripts/test.sh runs a second time with ``NUMBA_DISABLE_JIT=1``
   under coverage: the kernels as plain Python, checked line by line against their references.
