@@ -1,9 +1,23 @@
-"""Shared fixtures. Platform fixtures (prefix ``platform_``): a migrated database per test, on
-SQLite always and also on PostgreSQL when ``GLA_TEST_DATABASE_URL`` is set."""
+"""Shared fixtures and the markers given here rather than in the test files.
+
+Platform fixtures (prefix ``platform_``): a migrated database per test, on SQLite always and also
+on PostgreSQL when ``GLA_TEST_DATABASE_URL`` is set.
+
+Markers assigned at collection (:func:`pytest_collection_modifyitems`), so no test file carries them:
+
+- ``fast``: every test not marked ``slow`` and not in :data:`HEAVY_MODULES` or :data:`HEAVY`.
+  ``python -m pytest -m fast`` is the everyday subset (33 s on a 2-core machine at load average
+  2, 46 s at 3.3, numba's cache warm).
+- ``kernel``: the tests of the numba kernels (:data:`KERNEL_MODULES`, less
+  :data:`KERNEL_TOO_SLOW`), which scripts/test.sh runs a second time with ``NUMBA_DISABLE_JIT=1``
+  under coverage: the kernels as plain Python, checked line by line against their references.
+"""
+
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +89,157 @@ def platform_make(platform_db_url):
 @pytest.fixture
 def platform(platform_make):
     return platform_make()
+
+
+# --- markers --------------------------------------------------------------------------------------
+# Times: `python -m pytest --durations=0` on the 2-core development machine, numba's cache warm, at
+# load average 4-5 (other jobs running); a quiet machine takes about half.
+
+#: Test modules left out of ``-m fast`` -> why.
+HEAVY_MODULES: dict[str, str] = {
+    "test_platform_schemathesis.py": "17 s: property-based requests to every OpenAPI operation",
+    "test_platform_scenario.py": "9 s: the demo scenario through the platform",
+    "test_theft_ieee.py": "8 s: three-phase load flows on the IEEE European LV feeder",
+}
+
+#: Tests left out of ``-m fast`` (every parameter of each): module -> test function -> why.
+HEAVY: dict[str, dict[str, str]] = {
+    "test_capture_repro.py": {
+        "test_demo_small_regenerates_exactly": "10 s: simulates the capture",
+    },
+    "test_viterbi.py": {
+        "test_matches_naive_10000_short_frames": "6 s",
+        "test_agrees_with_commpy": "5 s: scikit-commpy's decoder",
+        "test_matches_naive_full_frames": "3 s: the plain-Python decoder",
+    },
+    "test_tx.py": {
+        "test_noiseless_modulate_demodulate_round_trip": "6 s",
+        "test_conv_agrees_with_scikit_commpy": "2 s: scikit-commpy",
+    },
+    "test_rx.py": {
+        "test_strong_bursts_are_decoded_not_blanked": "5 s: five bursts",
+        "test_detector_no_false_alarm_on_noise_and_harmonics": "4 s",
+    },
+    "test_receiver.py": {  # these share a fixture: the pipeline with two worker processes, 3 s
+        "test_all_messages_decoded_and_located_with_two_workers": "two workers",
+        "test_levels_match_the_truth": "two workers",
+        "test_in_process_pipeline_gives_the_same_bundles": "two workers, then in process",
+        "test_bundle_ids_are_stable_and_archive_round_trips": "two workers",
+    },
+    "test_ingest.py": {
+        "test_gnu_radio_raw_over_push_pull": "1 s",
+    },
+    "test_service.py": {
+        "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
+    },
+    "test_gridsim_channel.py": {
+        "test_seeded_and_block_size_independent": "5 s",
+        "test_harmonics_stand_80_to_90_db_over_the_floor": "2 s",
+        "test_render_speed_12_inputs": "1 s: a timing",
+    },
+    "test_theft.py": {
+        "test_small_pandapower_radial_case": "2 s: pandapower",
+    },
+    "test_dashboard.py": {
+        "test_dashboard_page_and_assets_are_served": "6 s: headless Chromium",
+        "test_receiver_health_report_and_listing": "2 s",
+        "test_receiver_health_validation": "a platform per case",
+    },
+    "test_delivery.py": {
+        "test_conflict_is_delivered_with_an_error_logged": "3 s",
+        "test_all_delivered_once_and_replays_are_harmless": "1 s",
+        "test_schema_error_is_rejected_kept_and_not_retried": "1 s",
+        "test_platform_down_then_up_everything_arrives": "1 s",
+        "test_unknown_token_stops_posting_and_keeps_the_spool": "1 s",
+    },
+    "test_platform_gridmap.py": {
+        "test_import_json_422_names_the_field": "4 s: 17 bad imports",
+    },
+    "test_platform_inference.py": {
+        "test_pairing_and_pairing_loss_change_tan_membership": "4 s",
+    },
+    "test_platform_ingest.py": {
+        "test_fast_path_full_path_and_batch_agree": "3 s",
+    },
+    "test_platform_publishing.py": {
+        "test_concentrator_merges_substations": "3 s: three platforms",
+        "test_webhook_gives_up_after_max_attempts_and_background_delivers": "2 s",
+        "test_webhook_delivery_with_retry_and_signature": "1 s",
+        "test_sse_stream_and_event_log": "1 s",
+    },
+    "test_platform_theft.py": {
+        "test_ami_import_rejects_bad_files_and_stores_nothing": "5 s",
+        "test_clean_areas_raise_nothing": "3 s",
+        "test_tap_raises_one_theft_alert_with_account_address_and_coordinates": "1 s",
+        "test_work_order_errors_name_the_field": "a platform per case",
+    },
+}
+
+#: The modules whose tests exercise numba kernels: the ``kernel`` marker, for the NUMBA_DISABLE_JIT=1
+#: pass. A new test module of the kernels belongs here.
+KERNEL_MODULES = (
+    "test_tx.py",
+    "test_viterbi.py",
+    "test_rx.py",
+    "test_blanker.py",
+    "test_excise.py",
+    "test_numba_settings.py",
+)
+
+#: Tests of KERNEL_MODULES left out of the NUMBA_DISABLE_JIT=1 pass: too slow as plain Python.
+#: Times with JIT off and coverage on, load average ~5. Every test kept takes < 10 s but one
+#: whole-chain decode (test_chain_decodes_qpsk_and_rate_two_thirds, 20 s), which takes the chain,
+#: detector, demodulator and modulator from 42-67 % to 88 % covered; the kernels the chain runs
+#: are also checked one by one against tests/naive.py by the tests kept.
+KERNEL_TOO_SLOW: dict[str, dict[str, str]] = {
+    "test_viterbi.py": {
+        "test_matches_naive_10000_short_frames": "> 45 s: 10,000 frames",
+    },
+    "test_tx.py": {
+        "test_noiseless_modulate_demodulate_round_trip": "43 s",
+        "test_burst_has_unit_rms_and_no_energy_on_harmonics": "25 s",
+        "test_modulator_golden_and_naive": "24 s; the QPSK chain test runs it",
+    },
+    "test_rx.py": {
+        "test_detector_finds_a_burst_at_the_right_time_and_code": "42 s",
+        "test_detector_no_false_alarm_on_noise_and_harmonics": "> 45 s",
+        "test_detector_false_alarms_on_white_noise_keep_to_the_design_rate": "> 45 s",
+        "test_impulses_alone_are_not_detected_but_a_weak_burst_right_after_one_is": "> 45 s",
+        "test_chain_decodes_with_clock_offsets": "> 45 s each",
+        "test_overlapping_bursts_on_one_channel_with_different_codes": "> 45 s",
+        "test_every_burst_of_the_demo_capture_is_decoded_on_its_true_input": "> 45 s",
+        "test_chain_results_do_not_depend_on_chunking_or_copy_and_survive_bad_samples": "> 45 s",
+        "test_strong_bursts_are_decoded_not_blanked": "> 45 s each",
+        "test_a_strong_in_band_tone_is_excised_before_demodulation": "39 s, > 45 s",
+        "test_a_tone_in_the_channel_does_not_make_the_detector_turn_a_burst_down": "30 s",
+        "test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush": "26 s",
+        "test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen": "> 45 s",
+    },
+}
+
+_TESTS = Path(__file__).resolve().parent
+
+
+def _check_names() -> None:
+    """Every module and test named above exists: a renamed or moved test must not drop out of these
+    lists unnoticed."""
+    named: list[tuple[str, str | None]] = [(m, None) for m in (*HEAVY_MODULES, *KERNEL_MODULES)]
+    named += [(m, t) for table in (HEAVY, KERNEL_TOO_SLOW) for m, tests in table.items() for t in tests]
+    for module, test in named:
+        src = _TESTS / module
+        if not src.is_file() or (test and f"def {test}(" not in src.read_text()):
+            raise pytest.UsageError(f"tests/conftest.py names {module}::{test or ''}, which does not exist")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers given here
+def pytest_collection_modifyitems(config, items):
+    _check_names()
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            continue
+        module = item.path.name
+        test = getattr(item, "originalname", item.name)
+        if module not in HEAVY_MODULES and test not in HEAVY.get(module, {}):
+            item.add_marker(pytest.mark.fast)
+        if module in KERNEL_MODULES and test not in KERNEL_TOO_SLOW.get(module, {}):
+            item.add_marker(pytest.mark.kernel)
