@@ -184,6 +184,7 @@ KERNEL_MODULES = (
     "test_blanker.py",
     "test_excise.py",
     "test_numba_settings.py",
+    "test_stage_repr.py",
 )
 
 #: Tests of KERNEL_MODULES left out of the NUMBA_DISABLE_JIT=1 pass: too slow as plain Python.
@@ -214,6 +215,7 @@ KERNEL_TOO_SLOW: dict[str, dict[str, str]] = {
         "test_a_tone_in_the_channel_does_not_make_the_detector_turn_a_burst_down": "30 s",
         "test_a_burst_ending_just_before_the_end_of_the_stream_is_decoded_at_flush": "26 s",
         "test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen": "> 45 s",
+        "test_chain_records_join_into_the_whole_stream_whatever_the_chunking": "27 s",
     },
 }
 
