@@ -29,6 +29,7 @@ on the platform, through its GET routes (``/api/v1/bundles``, ``/api/v1/messages
 ``run(n_bundles, kills, ...) -> dict`` is for the benchmark integration; ``__main__`` prints it
 as JSON (``--out FILE`` also writes it). Every loop is bounded in count and time (``budget_s``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -71,8 +71,15 @@ def make_bundle(i: int, fleet_, seed: int) -> dict:
 
     hub = fleet_[i % len(fleet_)]
     t = slot_time(S0 + i)
-    (b,) = bundles_for(hub, report(hub, t, 1), at=t, receiver_id=RECEIVER_ID, substation_id=SUBSTATION_ID,
-                       counter=(hub.counter + i // len(fleet_)) % 2**24, seed=seed)
+    (b,) = bundles_for(
+        hub,
+        report(hub, t, 1),
+        at=t,
+        receiver_id=RECEIVER_ID,
+        substation_id=SUBSTATION_ID,
+        counter=(hub.counter + i // len(fleet_)) % 2**24,
+        seed=seed,
+    )
     return b
 
 
@@ -85,8 +92,9 @@ def receiver_main(a: argparse.Namespace) -> int:
     deadline = time.monotonic() + a.max_s
     fl = hubs(a.seed)
     spool = Spool(a.spool)  # synchronous=FULL: what the service uses
-    d = Deliverer(spool, a.url, a.token, batch=a.batch, timeout_s=5.0, backoff_initial_s=0.05, backoff_max_s=0.5,
-                  idle_poll_s=0.05)
+    d = Deliverer(
+        spool, a.url, a.token, batch=a.batch, timeout_s=5.0, backoff_initial_s=0.05, backoff_max_s=0.5, idle_poll_s=0.05
+    )
     d.start()
     stats_path = Path(a.stats_dir) / f"rx-{os.getpid()}.json"
     last_snap = 0.0
@@ -135,14 +143,21 @@ def _free_port() -> int:
 class Child:
     def __init__(self, name: str, argv: list[str], env: dict, log_path: Path) -> None:
         self.name, self.argv, self.env, self.log_path = name, argv, env, log_path
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.kills = 0
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=str(ROOT), env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=str(ROOT),
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.starts += 1
 
     def alive(self) -> bool:
@@ -205,8 +220,18 @@ def _pages(client, url: str, params: dict, limit_pages: int) -> list[dict]:
     return out
 
 
-def run(n_bundles: int = 2000, kills: int = 12, *, seed: int = 1, rate_hz: float = 25.0, batch: int = 50,
-        budget_s: float = 170.0, workdir: Optional[str] = None, keep: bool = False, verbose: bool = False) -> dict:
+def run(
+    n_bundles: int = 2000,
+    kills: int = 12,
+    *,
+    seed: int = 1,
+    rate_hz: float = 25.0,
+    batch: int = 50,
+    budget_s: float = 170.0,
+    workdir: str | None = None,
+    keep: bool = False,
+    verbose: bool = False,
+) -> dict:
     import httpx
 
     from receiver.spool import Spool
@@ -224,17 +249,50 @@ def run(n_bundles: int = 2000, kills: int = 12, *, seed: int = 1, rate_hz: float
         if verbose:
             print(f"[{time.monotonic() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "GLA_DATABASE_URL": f"sqlite:///{tmp / 'platform.db'}", "GLA_SUBSTATION_ID": SUBSTATION_ID,
-           "GLA_BACKGROUND": "0", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "GLA_DATABASE_URL": f"sqlite:///{tmp / 'platform.db'}",
+        "GLA_SUBSTATION_ID": SUBSTATION_ID,
+        "GLA_BACKGROUND": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("GLA_ADMIN_TOKEN", None)
     env.pop("GLA_RECEIVERS_FILE", None)
-    plat = Child("platform", [sys.executable, "-m", "platform_api", "--host", "127.0.0.1", "--port", str(port),
-                              "--log-level", "warning"], env, tmp / "platform.log")
-    rx = Child("receiver", [sys.executable, str(Path(__file__).resolve()), "--receiver", "--spool",
-                            str(tmp / "spool.db"), "--url", url, "--token", TOKEN, "--n", str(n_bundles),
-                            "--seed", str(seed), "--rate", str(rate_hz), "--batch", str(batch),
-                            "--stats-dir", str(tmp / "stats"), "--max-s", str(budget_s)], env, tmp / "receiver.log")
+    plat = Child(
+        "platform",
+        [sys.executable, "-m", "platform_api", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env,
+        tmp / "platform.log",
+    )
+    rx = Child(
+        "receiver",
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--receiver",
+            "--spool",
+            str(tmp / "spool.db"),
+            "--url",
+            url,
+            "--token",
+            TOKEN,
+            "--n",
+            str(n_bundles),
+            "--seed",
+            str(seed),
+            "--rate",
+            str(rate_hz),
+            "--batch",
+            str(batch),
+            "--stats-dir",
+            str(tmp / "stats"),
+            "--max-s",
+            str(budget_s),
+        ],
+        env,
+        tmp / "receiver.log",
+    )
     # who dies when: alternate receiver/platform in a shuffled order, as even as possible
     victims = ["receiver", "platform"] * (kills // 2) + (["receiver"] if kills % 2 else [])
     rng.shuffle(victims)
@@ -251,8 +309,11 @@ def run(n_bundles: int = 2000, kills: int = 12, *, seed: int = 1, rate_hz: float
             raise RuntimeError(f"the platform did not start: see {plat.log_path}")
         r = client.post(url + "/api/v1/import/json", json=gridmodel(fl, SUBSTATION_ID), timeout=60)
         r.raise_for_status()
-        r = client.post(url + "/api/v1/receivers", json={"receiver_id": RECEIVER_ID, "substation_id": SUBSTATION_ID,
-                                                          "token": TOKEN}, timeout=30)
+        r = client.post(
+            url + "/api/v1/receivers",
+            json={"receiver_id": RECEIVER_ID, "substation_id": SUBSTATION_ID, "token": TOKEN},
+            timeout=30,
+        )
         r.raise_for_status()
         say(f"platform up on {url}: {len(fl)} hubs imported, receiver {RECEIVER_ID} registered")
         rx.start()
@@ -349,8 +410,12 @@ def run(n_bundles: int = 2000, kills: int = 12, *, seed: int = 1, rate_hz: float
             "kill_test_stored_on_platform": len(set(stored) & want),
             "kill_test_messages": len(msgs),
             "kill_test_platform_status": statuses,
-            "kill_test_duplicates_detail": {"bundle_rows": dup_rows, "messages_per_bundle": dup_msgs,
-                                            "receptions": dup_receptions, "status_duplicate": dup_status},
+            "kill_test_duplicates_detail": {
+                "bundle_rows": dup_rows,
+                "messages_per_bundle": dup_msgs,
+                "receptions": dup_receptions,
+                "status_duplicate": dup_status,
+            },
             "kill_test_replayed_answers": sum(s.get("replayed", 0) for s in snaps),
             "kill_test_retries": sum(s.get("retries", 0) for s in snaps),
             "kill_test_connect_failures": sum(s.get("failures", {}).get("connect", 0) for s in snaps),
@@ -378,7 +443,7 @@ def run(n_bundles: int = 2000, kills: int = 12, *, seed: int = 1, rate_hz: float
     return result
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=2000, help="bundles in the stream")
     p.add_argument("--kills", type=int, default=12, help="kill -9s in all (alternating sides, shuffled)")
@@ -399,23 +464,31 @@ def main(argv: Optional[list[str]] = None) -> int:
     a = p.parse_args(argv)
     if a.receiver:
         return receiver_main(a)
-    res = run(a.n, a.kills, seed=a.seed, rate_hz=a.rate, batch=a.batch, budget_s=a.budget, keep=a.keep,
-              verbose=not a.quiet)
-    from benchmarks.common import machine
-
+    res = run(
+        a.n, a.kills, seed=a.seed, rate_hz=a.rate, batch=a.batch, budget_s=a.budget, keep=a.keep, verbose=not a.quiet
+    )
     import shlex
 
+    from benchmarks.common import machine
+
     args = list(argv if argv is not None else sys.argv[1:])
-    res = {**res, "command": " ".join(["python", "benchmarks/bench_kill.py", *map(shlex.quote, args)]),
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    res = {
+        **res,
+        "command": " ".join(["python", "benchmarks/bench_kill.py", *map(shlex.quote, args)]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
     text = json.dumps(res, indent=1)
     print(text)
     if a.out:
         from benchmarks.common import write_json
 
         write_json(Path(a.out), res)
-    ok = res.get("kill_test_complete") and res["bundles_lost_in_kill_test"] == 0 and \
-        res["bundles_duplicated_in_kill_test"] == 0
+    ok = (
+        res.get("kill_test_complete")
+        and res["bundles_lost_in_kill_test"] == 0
+        and res["bundles_duplicated_in_kill_test"] == 0
+    )
     return 0 if ok else 1
 
 

@@ -26,6 +26,7 @@ PostgreSQL runs when ``--postgresql URL`` or ``GLA_TEST_DATABASE_URL`` is given 
 emptied!); ``eval "$(bash scripts/ci_postgres.sh)"`` provides one. Otherwise its figures are null.
 Writes ``benchmarks/results/platform.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,8 +62,16 @@ def serve(db_url: str, port: int, cpu: int, receivers_file: str) -> None:
 
     from platform_api.main import create_app
 
-    uvicorn.run(create_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                proxy_headers=False, server_header=False, date_header=False)
+    uvicorn.run(
+        create_app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
 
 
 def _http_impl() -> str:
@@ -124,13 +133,14 @@ def traffic(n_hubs: int, n_bundles: int, seed: int = 5):
                 al = M.Alert(M.AlertType.SAG if i % 2 else M.AlertType.SWELL, int(t.timestamp()), 205.5, 2)
                 frs = M.encode_message(al, hub_id=h.hub_id, counter=h.next(), key=h.key)
                 for r in range(2):
-                    b = bundles_for(h, al, at=t + timedelta(seconds=4 + 8 * r), frames=frs, receiver_id="rx-bench",
-                                    seed=100 + r)[0]
+                    b = bundles_for(
+                        h, al, at=t + timedelta(seconds=4 + 8 * r), frames=frs, receiver_id="rx-bench", seed=100 + r
+                    )[0]
                     out.append((h.hub_id, json.dumps(b, separators=(",", ":")).encode()))
         if rnd == 0:
             first_round = len(out)
         rnd += 1
-    return model, out[:max(n_bundles, first_round)], first_round
+    return model, out[: max(n_bundles, first_round)], first_round
 
 
 class Poster:
@@ -166,7 +176,7 @@ def _run_phase(port: int, items: list[tuple[int, bytes]], threads: int, batch: i
         p = Poster(port)
         local: dict[str, int] = {}
         if batch:
-            chunks = [bodies[i:i + batch] for i in range(0, len(bodies), batch)]
+            chunks = [bodies[i : i + batch] for i in range(0, len(bodies), batch)]
             for ch in chunks:
                 st, data = p.post("/api/v1/bundles/batch", b'{"bundles":[' + b",".join(ch) + b"]}")
                 if st != 200:
@@ -195,15 +205,40 @@ def _run_phase(port: int, items: list[tuple[int, bytes]], threads: int, batch: i
     return {"wall_s": time.perf_counter() - t0, "statuses": counts, "errors": errors}
 
 
-def bench_backend(name: str, db_url: str, model: dict, stream: list, *, warmup: int, threads: int,
-                  tmp: Path, batch_share: float, server_cpu: int) -> dict:
+def bench_backend(
+    name: str,
+    db_url: str,
+    model: dict,
+    stream: list,
+    *,
+    warmup: int,
+    threads: int,
+    tmp: Path,
+    batch_share: float,
+    server_cpu: int,
+) -> dict:
     creds = tmp / "receivers.json"
     creds.write_text(json.dumps([{"receiver_id": "rx-bench", "substation_id": "sub-1", "token": TOKEN}]))
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1", GLA_BACKGROUND="1", GLA_MISSED_CHECK_INTERVAL_S="3600")
     env.pop("GLA_ADMIN_TOKEN", None)
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", "--db", db_url, "--port",
-                             str(port), "--cpu", str(server_cpu), "--receivers", str(creds)], env=env, cwd=str(ROOT))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve",
+            "--db",
+            db_url,
+            "--port",
+            str(port),
+            "--cpu",
+            str(server_cpu),
+            "--receivers",
+            str(creds),
+        ],
+        env=env,
+        cwd=str(ROOT),
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -223,26 +258,38 @@ def bench_backend(name: str, db_url: str, model: dict, stream: list, *, warmup: 
         assert r.status == 200, r.read()
         r.read()
         n_batch = int(len(stream) * batch_share)
-        single, batched = stream[:len(stream) - n_batch], stream[len(stream) - n_batch:]
+        single, batched = stream[: len(stream) - n_batch], stream[len(stream) - n_batch :]
         _run_phase(port, single[:warmup], threads)
         timed = single[warmup:]
         cpu0 = _cpu_seconds(proc.pid)
         load0 = os.getloadavg()
         res = _run_phase(port, timed, threads)
         cpu = _cpu_seconds(proc.pid) - cpu0
-        out = {"bundles": len(timed), "wall_s": round(res["wall_s"], 3),
-               "bundles_per_s": round(len(timed) / res["wall_s"], 1),
-               "server_cpu_s": round(cpu, 3), "bundles_per_server_cpu_s": round(len(timed) / cpu, 1) if cpu else None,
-               "statuses": res["statuses"], "errors": res["errors"], "client_threads": threads,
-               "loadavg_before": [round(x, 2) for x in load0], "server_core": server_cpu}
+        out = {
+            "bundles": len(timed),
+            "wall_s": round(res["wall_s"], 3),
+            "bundles_per_s": round(len(timed) / res["wall_s"], 1),
+            "server_cpu_s": round(cpu, 3),
+            "bundles_per_server_cpu_s": round(len(timed) / cpu, 1) if cpu else None,
+            "statuses": res["statuses"],
+            "errors": res["errors"],
+            "client_threads": threads,
+            "loadavg_before": [round(x, 2) for x in load0],
+            "server_core": server_cpu,
+        }
         if batched:
             cpu0 = _cpu_seconds(proc.pid)
             rb = _run_phase(port, batched, threads, batch=100)
             cpu = _cpu_seconds(proc.pid) - cpu0
-            out["batch"] = {"bundles": len(batched), "per_request": 100, "wall_s": round(rb["wall_s"], 3),
-                            "bundles_per_s": round(len(batched) / rb["wall_s"], 1),
-                            "bundles_per_server_cpu_s": round(len(batched) / cpu, 1) if cpu else None,
-                            "statuses": rb["statuses"], "errors": rb["errors"]}
+            out["batch"] = {
+                "bundles": len(batched),
+                "per_request": 100,
+                "wall_s": round(rb["wall_s"], 3),
+                "bundles_per_s": round(len(batched) / rb["wall_s"], 1),
+                "bundles_per_server_cpu_s": round(len(batched) / cpu, 1) if cpu else None,
+                "statuses": rb["statuses"],
+                "errors": rb["errors"],
+            }
         return out
     finally:
         proc.terminate()
@@ -255,8 +302,11 @@ def bench_backend(name: str, db_url: str, model: dict, stream: list, *, warmup: 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer bundles (CI smoke run)")
-    ap.add_argument("--postgresql", default=os.environ.get("GLA_BENCH_DATABASE_URL") or os.environ.get("GLA_TEST_DATABASE_URL"),
-                    help="PostgreSQL URL to benchmark too (its database is emptied)")
+    ap.add_argument(
+        "--postgresql",
+        default=os.environ.get("GLA_BENCH_DATABASE_URL") or os.environ.get("GLA_TEST_DATABASE_URL"),
+        help="PostgreSQL URL to benchmark too (its database is emptied)",
+    )
     ap.add_argument("--bundles", type=int, default=None, help="bundles in the timed single-post phase")
     ap.add_argument("--hubs", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=6, help="client connections")
@@ -288,11 +338,22 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gla-bench-platform-") as d:
         tmp = Path(d)
         print("SQLite (server pinned to one core) ...", flush=True)
-        results["sqlite"] = bench_backend("sqlite", f"sqlite:///{tmp / 'platform.db'}", model, stream,
-                                          warmup=warmup, threads=a.threads, tmp=tmp, batch_share=batch_share,
-                                          server_cpu=cores[0])
-        print(f"  {results['sqlite']['bundles_per_s']} bundles/s "
-              f"({results['sqlite']['bundles_per_server_cpu_s']} per server CPU-second)", flush=True)
+        results["sqlite"] = bench_backend(
+            "sqlite",
+            f"sqlite:///{tmp / 'platform.db'}",
+            model,
+            stream,
+            warmup=warmup,
+            threads=a.threads,
+            tmp=tmp,
+            batch_share=batch_share,
+            server_cpu=cores[0],
+        )
+        print(
+            f"  {results['sqlite']['bundles_per_s']} bundles/s "
+            f"({results['sqlite']['bundles_per_server_cpu_s']} per server CPU-second)",
+            flush=True,
+        )
         pg_version = None
         if a.postgresql:
             print("PostgreSQL (server pinned to one core) ...", flush=True)
@@ -309,9 +370,17 @@ def main(argv: list[str] | None = None) -> int:
                 with eng.connect() as c:
                     pg_version = c.execute(text("SHOW server_version")).scalar()
                 eng.dispose()
-                results["postgresql"] = bench_backend("postgresql", url, model, stream, warmup=warmup,
-                                                      threads=a.threads, tmp=tmp, batch_share=batch_share,
-                                                      server_cpu=cores[0])
+                results["postgresql"] = bench_backend(
+                    "postgresql",
+                    url,
+                    model,
+                    stream,
+                    warmup=warmup,
+                    threads=a.threads,
+                    tmp=tmp,
+                    batch_share=batch_share,
+                    server_cpu=cores[0],
+                )
                 print(f"  {results['postgresql']['bundles_per_s']} bundles/s", flush=True)
             except Exception as e:  # noqa: BLE001 - report, do not hide the SQLite result
                 results["postgresql"] = {"error": f"{type(e).__name__}: {e}"}
@@ -331,24 +400,27 @@ def main(argv: list[str] | None = None) -> int:
         "ingest_batch_bundles_per_s_sqlite_1core_wall": (s.get("batch") or {}).get("bundles_per_s"),
         "ingest_batch_bundles_per_s_postgresql_wall": (p.get("batch") or {}).get("bundles_per_s"),
         "method": "uvicorn + create_app() in a process pinned to one core (os.sched_setaffinity); bundles posted "
-                  "over HTTP keep-alive from the other core; rate = bundles / CPU-seconds the server process used "
-                  "(utime+stime from /proc); *_wall = bundles / wall-clock seconds; batch = POST "
-                  "/api/v1/bundles/batch with 100 bundles per request (how receiver/delivery.py posts a backlog)",
+        "over HTTP keep-alive from the other core; rate = bundles / CPU-seconds the server process used "
+        "(utime+stime from /proc); *_wall = bundles / wall-clock seconds; batch = POST "
+        "/api/v1/bundles/batch with 100 bundles per request (how receiver/delivery.py posts a backlog)",
         "target_bundles_per_s_sqlite_1core": TARGET,
         "meets_target": (s["bundles_per_server_cpu_s"] or 0) >= TARGET,
         "substation_need_bundles_per_s": round(12000 * 2 * 1.5 / 86400, 3),
-        "command": "python benchmarks/bench_platform.py" + (" --quick" if a.quick else "")
-                   + (" --postgresql URL" if a.postgresql else ""),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python benchmarks/bench_platform.py"
+        + (" --quick" if a.quick else "")
+        + (" --postgresql URL" if a.postgresql else ""),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {**m, "cpu_model": m.get("cpu"), "sqlite": sqlite3.sqlite_version, "postgresql": pg_version},
-        "setup": {"hubs": hubs, "traffic": "scheduled reports (1-4 meters: 1-2 segments) + sag/swell alerts sent "
-                                           "twice (second copy a duplicate)",
-                  "server": f"uvicorn ({_http_impl()}) + create_app(), one process pinned to one core, "
-                            "background thread on",
-                  "client": f"{a.threads} keep-alive HTTP connections from this process on the other core(s)",
-                  "postgresql_server": "scripts/ci_postgres.sh settings (fsync off, synchronous_commit off) "
-                                       "when started by it; its processes are not pinned",
-                  "sqlite": "WAL, synchronous=FULL (platform_api/core/db.py)"},
+        "setup": {
+            "hubs": hubs,
+            "traffic": "scheduled reports (1-4 meters: 1-2 segments) + sag/swell alerts sent "
+            "twice (second copy a duplicate)",
+            "server": f"uvicorn ({_http_impl()}) + create_app(), one process pinned to one core, background thread on",
+            "client": f"{a.threads} keep-alive HTTP connections from this process on the other core(s)",
+            "postgresql_server": "scripts/ci_postgres.sh settings (fsync off, synchronous_commit off) "
+            "when started by it; its processes are not pinned",
+            "sqlite": "WAL, synchronous=FULL (platform_api/core/db.py)",
+        },
         "details": results,
     }
     write_json(Path(a.out), doc)

@@ -6,6 +6,7 @@ success on the demo and large scenarios, replay speed on both cores, and the kil
 
 Writes benchmarks/results/receiver.json and benchmarks/results/confusion.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,33 +41,44 @@ def _phase_trial(args) -> list[tuple[float, int, int, str]]:
     Returns [(margin, true input, inferred input or -1, outcome)] per burst."""
     margin_db, seed = args
     from dsp.air import frame as F
-    from dsp.tx import burst
-    from dsp.tx import modulator
     from dsp.air import params as P
+    from dsp.tx import burst, modulator
     from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel
     from receiver.grouping import Grouper, InputInfo
     from receiver.pipeline import _Chains
 
     rng = np.random.default_rng(seed)
     plan = P.ChannelPlan.default()
-    cfg = ChannelConfig(crosstalk_same_feeder_db=(-margin_db, -margin_db),
-                        crosstalk_other_feeder_db=(-margin_db - 10, -margin_db - 10), impulse_rate_per_feeder_per_s=0.05)
+    cfg = ChannelConfig(
+        crosstalk_same_feeder_db=(-margin_db, -margin_db),
+        crosstalk_other_feeder_db=(-margin_db - 10, -margin_db - 10),
+        impulse_rate_per_feeder_per_s=0.05,
+    )
     layout = Layout(1, 2)
     chan = SubstationChannel(cfg, layout, seed=int(seed))
     sent, injections = [], []
     for k, ch in [(k, ch) for k in range(SLOTS_PER_TRIAL) for ch in range(3)]:
         code = int(rng.integers(4))
-        fr = F.build_frame(F.Header(kind=4, hub_id=int(rng.integers(2**31)), counter=1),
-                           bytes(rng.integers(0, 256, 21, dtype=np.uint8)))
+        fr = F.build_frame(
+            F.Header(kind=4, hub_id=int(rng.integers(2**31)), counter=1),
+            bytes(rng.integers(0, 256, 21, dtype=np.uint8)),
+        )
         t_start = 0.5 + P.SLOT_S * k + float(rng.uniform(-0.2, 0.2))
         f0 = float(chan.grid_frequency(int(t_start * FS), 1)[0])
-        first, s = modulator.modulate(burst.burst_chips(fr, ch, code), fs_hz=FS, fc_hz=plan.channel(ch).fc_hz,
-                                      t_start_s=t_start, grid_period_s=1 / f0,
-                                      clock_ppm=float(rng.uniform(-100, 100)), phase_rad=float(rng.uniform(0, 2 * np.pi)))
+        first, s = modulator.modulate(
+            burst.burst_chips(fr, ch, code),
+            fs_hz=FS,
+            fc_hz=plan.channel(ch).fc_hz,
+            t_start_s=t_start,
+            grid_period_s=1 / f0,
+            clock_ppm=float(rng.uniform(-100, 100)),
+            phase_rad=float(rng.uniform(0, 2 * np.pi)),
+        )
         feeder, phase = int(rng.integers(2)), int(rng.integers(3))
         level = float(rng.uniform(-100.0, -94.0))  # Eb/N0 ~ 9..15 dB on the true input
-        injections.append(Injection(first, s, 0, feeder, phase, level, float(rng.uniform(3500, 4600)),
-                                    int(seed) + len(injections)))
+        injections.append(
+            Injection(first, s, 0, feeder, phase, level, float(rng.uniform(3500, 4600)), int(seed) + len(injections))
+        )
         sent.append((fr.hex(), layout.input_index(0, feeder, "ABC"[phase])))
     n = max(j.start_sample + j.samples.size for j in injections) + int(2.5 * FS)
     inputs = [InputInfo(i, b, f, "ABC"[p]) for i, (b, f, p) in enumerate(layout.inputs)]
@@ -92,8 +104,9 @@ def _phase_trial(args) -> list[tuple[float, int, int, str]]:
 
 def phase_id(trials_per_margin: dict[float, int], workers: int) -> dict:
     """``trials_per_margin``: bursts to send per crosstalk margin (rounded up to whole trials)."""
-    jobs = [(m, 10_000 * int(m * 10) + k) for m, n in trials_per_margin.items()
-            for k in range(-(-n // BURSTS_PER_TRIAL))]
+    jobs = [
+        (m, 10_000 * int(m * 10) + k) for m, n in trials_per_margin.items() for k in range(-(-n // BURSTS_PER_TRIAL))
+    ]
     res = []
     with mp.get_context("fork").Pool(workers) as pool:
         for r in tqdm(pool.imap_unordered(_phase_trial, jobs), total=len(jobs), desc="phase id", unit="trial"):
@@ -113,13 +126,16 @@ def phase_id(trials_per_margin: dict[float, int], workers: int) -> dict:
     big = [v for k, v in per.items() if float(k) >= 6]
     tot = sum(v["trials"] - v["missed"] for v in big)
     right = sum(v["right"] for v in big)
-    return {"per_margin_db": per, "confusion_margin_ge_6db": confusion.tolist(),
-            "phase_id_accuracy_margin_6db": right / tot if tot else None,
-            "phase_id_wrong_rate_margin_6db": sum(v["wrong"] for v in big) / tot if tot else None,
-            "phase_id_trials_margin_6db": tot,
-            # one-sided 95 % lower bound on the accuracy (Clopper-Pearson): what the trials show
-            "phase_id_accuracy_margin_6db_lower95": _lower_bound(right, tot) if tot else None,
-            "bursts_per_trial": BURSTS_PER_TRIAL}
+    return {
+        "per_margin_db": per,
+        "confusion_margin_ge_6db": confusion.tolist(),
+        "phase_id_accuracy_margin_6db": right / tot if tot else None,
+        "phase_id_wrong_rate_margin_6db": sum(v["wrong"] for v in big) / tot if tot else None,
+        "phase_id_trials_margin_6db": tot,
+        # one-sided 95 % lower bound on the accuracy (Clopper-Pearson): what the trials show
+        "phase_id_accuracy_margin_6db_lower95": _lower_bound(right, tot) if tot else None,
+        "bursts_per_trial": BURSTS_PER_TRIAL,
+    }
 
 
 def _lower_bound(k: int, n: int, conf: float = 0.95) -> float:
@@ -135,13 +151,22 @@ def scenario_success(name: str, seconds: float, workers: int, tmp: Path) -> dict
     res = run_scenario(name, tmp / name, duration_s=seconds, progress=False)
     rp = replay(res.audio_path.with_suffix(""), workers=workers, progress=False)
     s = rp.score or {}
-    return {"scenario": name, "seconds": seconds, "inputs": rp.n_inputs, "sent": s.get("sent"),
-            "decoded": s.get("decoded"), "message_success_rate": s.get("message_success_rate"),
-            "feeder_phase_accuracy": s.get("feeder_phase_accuracy"), "ambiguous": s.get("ambiguous"),
-            "wrong_location": s.get("wrong_location"), "extra_bundles": s.get("extra_bundles"),
-            "replay_realtime_factor": round(rp.realtime_factor, 2), "replay_wall_s": round(rp.wall_s, 1),
-            "sent_ebn0_db_median": float(np.median([r["ebn0_db"] for r in s.get("rows", [])])) if s.get("rows") else None,
-            "success_by_ebn0": _by_ebn0(s.get("rows", []))}
+    return {
+        "scenario": name,
+        "seconds": seconds,
+        "inputs": rp.n_inputs,
+        "sent": s.get("sent"),
+        "decoded": s.get("decoded"),
+        "message_success_rate": s.get("message_success_rate"),
+        "feeder_phase_accuracy": s.get("feeder_phase_accuracy"),
+        "ambiguous": s.get("ambiguous"),
+        "wrong_location": s.get("wrong_location"),
+        "extra_bundles": s.get("extra_bundles"),
+        "replay_realtime_factor": round(rp.realtime_factor, 2),
+        "replay_wall_s": round(rp.wall_s, 1),
+        "sent_ebn0_db_median": float(np.median([r["ebn0_db"] for r in s.get("rows", [])])) if s.get("rows") else None,
+        "success_by_ebn0": _by_ebn0(s.get("rows", [])),
+    }
 
 
 def _by_ebn0(rows: list[dict]) -> dict:
@@ -182,11 +207,17 @@ def latency(seconds: float = 60.0) -> dict:
             so.bind(("127.0.0.1", 0))
             ports.append(so.getsockname()[1])
     with tempfile.TemporaryDirectory() as td:
-        cfg = ReceiverConfig.model_validate({
-            "receiver": {"id": "rx-lat", "substation_id": "s", "workers": 2, "data_dir": td},
-            "input": {"endpoint": f"tcp://127.0.0.1:{ports[0]}", "n_channels": 12,
-                      "channels": [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]]},
-            "http": {"listen": f"127.0.0.1:{ports[1]}"}})
+        cfg = ReceiverConfig.model_validate(
+            {
+                "receiver": {"id": "rx-lat", "substation_id": "s", "workers": 2, "data_dir": td},
+                "input": {
+                    "endpoint": f"tcp://127.0.0.1:{ports[0]}",
+                    "n_channels": 12,
+                    "channels": [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]],
+                },
+                "http": {"listen": f"127.0.0.1:{ports[1]}"},
+            }
+        )
         stop = threading.Event()
         th = threading.Thread(target=run_service, args=(cfg,), kwargs={"stop": stop}, daemon=True)
         th.start()
@@ -212,19 +243,31 @@ def latency(seconds: float = 60.0) -> dict:
         if ends and max(ends) - t0 <= n_s - TAIL_S:
             lat.append(created - max(ends))
             if lat[-1] > 2.0:
-                over.append({"latency_s": round(lat[-1], 3), "channel": b.get("channel"), "kind": b.get("kind"),
-                             "copies": len(b.get("copies") or [])})
+                over.append(
+                    {
+                        "latency_s": round(lat[-1], 3),
+                        "channel": b.get("channel"),
+                        "kind": b.get("kind"),
+                        "copies": len(b.get("copies") or []),
+                    }
+                )
     sim_dir.cleanup()
-    return {"latency_s_max": round(max(lat), 3) if lat else None, "latency_s_median": round(float(np.median(lat)), 3) if lat else None,
-            "latency_s_p95": round(float(np.percentile(lat, 95)), 3) if lat else None,
-            "latency_bundles": len(lat), "latency_capture_s": seconds or 8.0,
-            "latency_s_all": sorted(round(x, 3) for x in lat), "latency_kinds_over_2s": over,
-            "latency_note": "burst end (last sample sent) to bundle created, real-time ZeroMQ input; bursts that "
-                            "end in the last 3 s of the stream are not counted (released only when the stream stops)"}
+    return {
+        "latency_s_max": round(max(lat), 3) if lat else None,
+        "latency_s_median": round(float(np.median(lat)), 3) if lat else None,
+        "latency_s_p95": round(float(np.percentile(lat, 95)), 3) if lat else None,
+        "latency_bundles": len(lat),
+        "latency_capture_s": seconds or 8.0,
+        "latency_s_all": sorted(round(x, 3) for x in lat),
+        "latency_kinds_over_2s": over,
+        "latency_note": "burst end (last sample sent) to bundle created, real-time ZeroMQ input; bursts that "
+        "end in the last 3 s of the stream are not counted (released only when the stream stops)",
+    }
 
 
 def plot_confusion(pid: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -243,8 +286,12 @@ def plot_confusion(pid: dict, path: Path) -> None:
     a1.set_title("feeder/phase, crosstalk >= 6 dB down")
     ms = sorted(pid["per_margin_db"], key=float)
     for key, lab in (("right", "right"), ("ambiguous", "ambiguous"), ("wrong", "wrong")):
-        a2.plot([float(k) for k in ms], [pid["per_margin_db"][k][key] / pid["per_margin_db"][k]["trials"] for k in ms],
-                "o-", label=lab)
+        a2.plot(
+            [float(k) for k in ms],
+            [pid["per_margin_db"][k][key] / pid["per_margin_db"][k]["trials"] for k in ms],
+            "o-",
+            label=lab,
+        )
     a2.set_xlabel("crosstalk margin (dB below the true input)")
     a2.set_ylabel("fraction of trials")
     a2.legend()
@@ -268,12 +315,18 @@ def main(argv: list[str] | None = None) -> int:
         if "phase" not in args.skip:
             # at >= 6 dB the target is 99.9 % right: 3,000+ bursts without an error put the one-sided
             # 95 % lower bound at 99.9 %; the closer margins only show the trend
-            margins = ({0.0: 48, 1.0: 48, 2.0: 48, 3.0: 48, 4.0: 48, 6.0: 2400, 10.0: 360, 20.0: 360} if not q
-                       else {1.0: 24, 6.0: 24, 20.0: 24})
+            margins = (
+                {0.0: 48, 1.0: 48, 2.0: 48, 3.0: 48, 4.0: 48, 6.0: 2400, 10.0: 360, 20.0: 360}
+                if not q
+                else {1.0: 24, 6.0: 24, 20.0: 24}
+            )
             pid = phase_id(margins, workers)
             print("phase id", {k: v for k, v in pid.items() if k != "confusion_margin_ge_6db"}, flush=True)
-            out.update(phase_id_accuracy_margin_6db=pid["phase_id_accuracy_margin_6db"],
-                       phase_id_wrong_rate_margin_6db=pid["phase_id_wrong_rate_margin_6db"], phase_id=pid)
+            out.update(
+                phase_id_accuracy_margin_6db=pid["phase_id_accuracy_margin_6db"],
+                phase_id_wrong_rate_margin_6db=pid["phase_id_wrong_rate_margin_6db"],
+                phase_id=pid,
+            )
             plot_confusion(pid, RESULTS / "confusion.png")
         if "demo" not in args.skip:
             d = scenario_success("demo", 300.0 if not q else 30.0, workers, tmp)
@@ -282,8 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         if "large" not in args.skip:
             lg = scenario_success("large", 120.0 if not q else 12.0, workers, tmp)
             print("large", lg, flush=True)
-            out.update(message_success_rate_large=lg["message_success_rate"], large=lg,
-                       replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"])
+            out.update(
+                message_success_rate_large=lg["message_success_rate"],
+                large=lg,
+                replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"],
+            )
     if "latency" not in args.skip:
         la = latency(8.0 if q else 60.0)
         print("latency", la, flush=True)
@@ -291,14 +347,21 @@ def main(argv: list[str] | None = None) -> int:
     if "kill" not in args.skip:
         try:
             from benchmarks import bench_kill
+
             k = bench_kill.run(**({"n_bundles": 60} if q else {}))
             print("kill", k, flush=True)
-            out.update(bundles_lost_in_kill_test=k["bundles_lost_in_kill_test"],
-                       bundles_duplicated_in_kill_test=k["bundles_duplicated_in_kill_test"], kill_test=k)
+            out.update(
+                bundles_lost_in_kill_test=k["bundles_lost_in_kill_test"],
+                bundles_duplicated_in_kill_test=k["bundles_duplicated_in_kill_test"],
+                kill_test=k,
+            )
         except ImportError as e:
             print(f"kill test not available: {e}")
-    cmd = "python -m benchmarks.bench_receiver" + (" --quick" if q else "") + \
-        (" --skip " + " ".join(args.skip) if args.skip else "")
+    cmd = (
+        "python -m benchmarks.bench_receiver"
+        + (" --quick" if q else "")
+        + (" --skip " + " ".join(args.skip) if args.skip else "")
+    )
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     # which run each stage's figures come from (a --skip run keeps the others' earlier figures)
     stages = dict(out.get("stage_runs") or {})

@@ -17,6 +17,7 @@ module runs them over Eb/N0 points and seeds (``measure``) and finds where the F
 Eb is the energy per information bit of the data part (the 64-symbol preamble, 11 % of the burst,
 is not counted; counting it would move every chain curve 0.47 dB right).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,11 @@ import os
 import numpy as np
 
 from dsp.air import frame as F
-
-from dsp.tx import burst
 from dsp.air import params as P
 from dsp.air.interleave import deinterleave
 from dsp.fec.viterbi import decode_frame
+from dsp.tx import burst
+
 # the trials (a burst in a channel, through the receive chain) are gridsim's; their names stay
 # importable from here
 from gridsim.trials import FS, LEAD_S, T_BIT, substation_signal, trial_awgn, trial_substation  # noqa: F401
@@ -50,8 +51,9 @@ def ideal_fer(ebn0_db: float, frames: int, seed: int = 1) -> float:
     return errs / frames
 
 
-def measure(kind: str, points: list[float], max_trials: int, max_errors: int, workers: int, seed0: int = 0,
-            progress=None) -> list[dict]:
+def measure(
+    kind: str, points: list[float], max_trials: int, max_errors: int, workers: int, seed0: int = 0, progress=None
+) -> list[dict]:
     fn = trial_awgn if kind == "awgn" else trial_substation
     out = []
     with mp.get_context("fork").Pool(workers) as pool:
@@ -83,5 +85,6 @@ def ebn0_at_fer(curve: list[dict], target: float = 1e-2) -> float | None:
 
 if __name__ == "__main__":
     import sys
+
     e = float(sys.argv[1]) if len(sys.argv) > 1 else 4.0
     print(measure("awgn", [e], 64, 64, os.cpu_count() or 2, progress=lambda *a: print(a)))

@@ -15,6 +15,7 @@ Measures, on 256-bit frames (262 trellis steps with the tail), one core:
 
 Writes nothing; ``run(quick)`` returns a dict for the lead's benchmark integration.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,7 @@ def bench_commpy(bits, soft, n_frames):
     trellis = cc.Trellis(np.array([6]), np.array([[0o171, 0o133]]), polynomial_format="LSB")
     agree = 0
     t0 = time.perf_counter()
-    outs = [cc.viterbi_decode(-soft[i], trellis, tb_depth=64, decoding_type="unquantized")
-            for i in range(n_frames)]
+    outs = [cc.viterbi_decode(-soft[i], trellis, tb_depth=64, decoding_type="unquantized") for i in range(n_frames)]
     dt = time.perf_counter() - t0
     for i, o in enumerate(outs):
         agree += np.array_equal(o[:N_INFO].astype(np.uint8), viterbi.decode_frame(soft[i], N_INFO))
@@ -158,8 +158,10 @@ def bench_libfec(rng, soft, n_passes):
         for swap in (False, True):
             for invert2 in (False, True):
                 for chain_bits in (N_INFO, N_STEPS):
-                    ok = all(np.array_equal(fec.decode(fec.symbols(s, swap, invert2), chain_bits), b)
-                             for s, b in zip(check_soft, check_bits))
+                    ok = all(
+                        np.array_equal(fec.decode(fec.symbols(s, swap, invert2), chain_bits), b)
+                        for s, b in zip(check_soft, check_bits)
+                    )
                     if ok and variant is None:
                         variant = (swap, invert2, chain_bits)
         if variant is None:
@@ -173,8 +175,7 @@ def bench_libfec(rng, soft, n_passes):
 
         one_pass()
         best, _ = _time_passes(one_pass, n_passes)
-        note = (f"libfec at {path}: swap G1/G2={swap}, invert 2nd symbol={invert2}, "
-                f"chainback {chain_bits} bits")
+        note = f"libfec at {path}: swap G1/G2={swap}, invert 2nd symbol={invert2}, chainback {chain_bits} bits"
         return len(syms) * N_INFO / best / 1e6, note
     finally:
         fec.close()
@@ -196,8 +197,7 @@ def run(quick: bool = False) -> dict:
         ("scikit-commpy viterbi_decode", f"{commpy_bit_s:9.0f} bit/s" if commpy_bit_s else "   skipped"),
         ("libfec viterbi27", f"{libfec_mbit_s:9.2f} Mbit/s" if libfec_mbit_s else "   skipped"),
     ]
-    print(f"Viterbi K=7 r=1/2, {N_INFO}-bit frames, Eb/N0 {EBN0_DB} dB, "
-          f"{n_frames} frames x {n_passes} passes")
+    print(f"Viterbi K=7 r=1/2, {N_INFO}-bit frames, Eb/N0 {EBN0_DB} dB, {n_frames} frames x {n_passes} passes")
     for name, val in rows:
         print(f"  {name:<36s}{val}")
     print(f"  commpy: {commpy_note}")

@@ -1,4 +1,5 @@
 """Shared helpers of the benchmarks: the machine description and JSON output."""
+
 from __future__ import annotations
 
 import json

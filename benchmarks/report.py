@@ -1,5 +1,6 @@
 """Write BENCHMARKS.md from benchmarks/results/*.json (run by `gla bench`, or alone:
 `python -m benchmarks.report`). Every figure names the command that produced it and the machine."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,21 @@ TARGETS = {
     "signal_loss_db": ("comb: loss of a burst's energy", "dB", "<= 0.5"),
     "false_detections_per_input_hour": ("false detections on noise, harmonics, impulses, tones", "/input-hour", "<= 1"),
     "realtime_factor_36in_48k_1core": ("whole chain, 36 inputs at 48 kHz, one core", "x real time", ">= 50"),
-    "best_pass_realtime_factor_36in_48k_1core": ("same, the fastest of the five passes (the chain when the host was quietest)", "x real time", "reference"),
-    "cpu_realtime_factor_36in_48k_1core": ("same, by the process's CPU time (less the other jobs' share of the core)", "x real time", "reference"),
-    "numba_disabled_realtime_factor_36in_48k_1core": ("same chain with NUMBA_DISABLE_JIT=1", "x real time", "reference"),
+    "best_pass_realtime_factor_36in_48k_1core": (
+        "same, the fastest of the five passes (the chain when the host was quietest)",
+        "x real time",
+        "reference",
+    ),
+    "cpu_realtime_factor_36in_48k_1core": (
+        "same, by the process's CPU time (less the other jobs' share of the core)",
+        "x real time",
+        "reference",
+    ),
+    "numba_disabled_realtime_factor_36in_48k_1core": (
+        "same chain with NUMBA_DISABLE_JIT=1",
+        "x real time",
+        "reference",
+    ),
     "phase_id_accuracy_margin_6db": ("feeder/phase right, crosstalk >= 6 dB down", "", ">= 0.999"),
     "phase_id_wrong_rate_margin_6db": ("feeder/phase wrong, crosstalk >= 6 dB down", "", "~0"),
     "message_success_rate_demo": ("messages decoded / sent, demo scenario", "", ""),
@@ -34,13 +47,19 @@ TARGETS = {
     "localise_rate_us": ("theft: localised to the right meter (US areas)", "", ">= 0.90"),
     "false_alarms_per_1000_meter_days_clean": ("theft: false alarms on clean data", "/1000 meter-days", "<= 1"),
     "smallest_tap_kw_detected_eu_24h": ("theft: smallest tap detected in 24 h (EU feeders)", "kW", "report"),
-    "smallest_tap_kw_detected_ieee_eu_24h": ("theft, held-out IEEE European LV feeder: smallest tap detected in "
-                                             "24 h in >= 95 % of trials", "kW", "report"),
+    "smallest_tap_kw_detected_ieee_eu_24h": (
+        "theft, held-out IEEE European LV feeder: smallest tap detected in 24 h in >= 95 % of trials",
+        "kW",
+        "report",
+    ),
     "detect_rate_by_kw_ieee_eu_24h": ("theft, IEEE feeder: detected within 24 h, by tap size (kW)", "", "report"),
     "localise_rate_ieee_eu_24h": ("theft, IEEE feeder: names the tapped meter", "", "report"),
     "localise_rate_ieee_eu_24h_within_50m": ("theft, IEEE feeder: names a meter within 50 m of the tap", "", "report"),
-    "false_alarms_per_1000_meter_days_clean_ieee_eu": ("theft, IEEE feeder: false alarms on clean data",
-                                                       "/1000 meter-days", "<= 1"),
+    "false_alarms_per_1000_meter_days_clean_ieee_eu": (
+        "theft, IEEE feeder: false alarms on clean data",
+        "/1000 meter-days",
+        "<= 1",
+    ),
 }
 NOTES = """## How to read these numbers (2026-11-22 runs)
 
@@ -87,7 +106,8 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   all on windows of plain Gaussian noise but one (a harmonic-residue transient): the comb and
   the channelizer colour the noise like the template, so the first-stage statistic has mean
   1.26 on white noise, not 1. The AWGN FER at 3.0/3.5/4.0 dB is unchanged, trial for trial.
-- Feeder/phase (session 6, 15:29, re-run on the current chain): 3,120 bursts with crosstalk 6, 10 or 20 dB down on a two-feeder bus,
+- Feeder/phase (session 6, 15:29, re-run on the current chain): 3,120 bursts with crosstalk 6, 10 or 20 dB
+down on a two-feeder bus,
   24 per rendered stretch (a burst on each channel in every slot), all right, none wrong or
   ambiguous: the one-sided 95 % lower bound on the accuracy is 99.90 %
   (`phase_id_accuracy_margin_6db_lower95`). Closer than 2 dB the receiver says "ambiguous"
@@ -110,7 +130,8 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   fast path had been committing (and fsyncing) every bundle: its first SAVEPOINT opened
   SQLite's transaction, so each RELEASE committed it; it now opens the transaction itself.
   A --quick run just before (500 hubs): 726/s per CPU-second, 631/s by the clock.
-- Theft (05:16, superseded by the 08:23 run below): the CUSUM bank was retuned (reference values 0.4/0.2/0.08 sigma, design rate
+- Theft (05:16, superseded by the 08:23 run below): the CUSUM bank was retuned (reference values 0.4/0.2/0.08
+sigma, design rate
   0.6 false alarms per 1,000 meter-days, bias allowance 0.5): 1 kW within 24 h went from 92.5 to
   95.8 %. 3 kW within 1 h stays at 88.3 %: of its 14 misses, 5 are taps so close to the
   transformer (0.017 V per kW) that the smallest tap any detector could see in that hour is
@@ -133,10 +154,14 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   theft_v_random_0.05/theft.json) all four US targets are met: 95.8 % / 98.3 % / 100 % / 0.17.
 """
 FILES = ["sensitivity.json", "throughput.json", "receiver.json", "platform.json", "theft.json", "theft_ieee.json"]
-PLOTS = [("fer.png", "FER against Eb/N0 with the ideal curve"), ("comb.png", "harmonic suppression of the comb"),
-         ("throughput.png", "throughput per stage"), ("confusion.png", "feeder/phase confusion matrix"),
-         ("theft_detection.png", "theft detection by tap size"),
-         ("theft_ieee.png", "theft detection on the held-out IEEE European LV feeder")]
+PLOTS = [
+    ("fer.png", "FER against Eb/N0 with the ideal curve"),
+    ("comb.png", "harmonic suppression of the comb"),
+    ("throughput.png", "throughput per stage"),
+    ("confusion.png", "feeder/phase confusion matrix"),
+    ("theft_detection.png", "theft detection by tap size"),
+    ("theft_ieee.png", "theft detection on the held-out IEEE European LV feeder"),
+]
 
 
 def _fmt(v) -> str:
@@ -150,10 +175,14 @@ def _fmt(v) -> str:
 
 
 def main() -> int:
-    lines = ["# Benchmarks", "",
-             "Made by `gla bench` (all) or `gla bench dsp|receiver|platform|theft`; each result file in",
-             "`benchmarks/results/` names its command, date and machine. Ratios quoted in the text were measured",
-             "in one run. This file is written by `python -m benchmarks.report`.", ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Made by `gla bench` (all) or `gla bench dsp|receiver|platform|theft`; each result file in",
+        "`benchmarks/results/` names its command, date and machine. Ratios quoted in the text were measured",
+        "in one run. This file is written by `python -m benchmarks.report`.",
+        "",
+    ]
     for name in FILES:
         p = RESULTS / name
         if not p.exists():
@@ -161,9 +190,14 @@ def main() -> int:
             continue
         d = json.loads(p.read_text())
         m = d.get("machine", {})
-        lines += [f"## {name}", "", f"`{d.get('command', '?')}` on {d.get('date', '?')}, "
-                  f"{m.get('cores', '?')} cores, {m.get('cpu', '?')}", "",
-                  "| key | value | unit | what | target |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {name}",
+            "",
+            f"`{d.get('command', '?')}` on {d.get('date', '?')}, {m.get('cores', '?')} cores, {m.get('cpu', '?')}",
+            "",
+            "| key | value | unit | what | target |",
+            "|---|---|---|---|---|",
+        ]
         for k, v in d.items():
             if k in TARGETS:
                 what, unit, target = TARGETS[k]

@@ -12,6 +12,7 @@ Failure kinds: ``missed`` (no result on the right channel/code), ``mistimed`` (a
 channel/code but > 40 samples off), ``crc_fail`` (detected at the right time, CRC failed),
 ``wrong_frame`` (CRC passed on other bytes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,6 +58,7 @@ def _excise_tones(y: np.ndarray, thresh_db: float = 10.0, guard: int = 2) -> np.
     neighbourhood (and ``guard`` bins each side): narrowband interferers and harmonic residue.
     The wanted burst sits ~5 dB under the noise per bin, so it never crosses the threshold."""
     from scipy.ndimage import median_filter
+
     Y = np.fft.rfft(y)
     p = np.abs(Y) ** 2
     ref = median_filter(p, size=201, mode="nearest") / math.log(2)  # median of exp(1) -> mean
@@ -85,34 +87,46 @@ def trial(args) -> dict:
     variant, ebn0_db, seed = args
     v = VARIANTS[variant]
     x, plan, fr, ch, code, t_start, ex = T.substation_signal(
-        ebn0_db, seed, impulse_rate=v["impulse_rate"], interferers=v["interferers"],
-        cutoff_hz=v["cutoff_x"] * 3600.0 if v["cutoff_x"] is not None else None)
+        ebn0_db,
+        seed,
+        impulse_rate=v["impulse_rate"],
+        interferers=v["interferers"],
+        cutoff_hz=v["cutoff_x"] * 3600.0 if v["cutoff_x"] is not None else None,
+    )
     chan, first, n_burst, phase, cutoff = ex["chan"], ex["first"], ex["n_burst"], ex["phase"], ex["cutoff_hz"]
     c = plan.channel(ch)
     # --- the chain, with the result kept ---
     chain = InputChain(plan, 0, **({"excise_tones": v["excise_rx"]} if "excise_rx" in v else {}))
     got = []
     if v.get("excise"):
-        y = np.concatenate([chain.process_comb(x[i:i + 24000]) for i in range(0, x.size, 24000)])
+        y = np.concatenate([chain.process_comb(x[i : i + 24000]) for i in range(0, x.size, 24000)])
         lock = chain.lock_samples
         y[lock:] = _excise_tones(y[lock:])
         for i in range(0, y.size, 24000):
-            got += chain.process_baseband(chain.chan.process(y[i:i + 24000])).bursts
+            got += chain.process_baseband(chain.chan.process(y[i : i + 24000])).bursts
     else:
         for i in range(0, x.size, 24000):
-            got += chain.process(x[i:i + 24000]).bursts
+            got += chain.process(x[i : i + 24000]).bursts
     got += chain.flush().bursts
     kind, r = _classify(got, ch, code, t_start, fr)
     imps = chan.impulse_events(max(0, first - int(0.02 * FS)), n_burst + int(0.02 * FS))
     # the impulse's share on this phase (gain) and its peak over the noise RMS
     imp_db = [e["peak_db"] + 20 * math.log10(abs(e["gains"][phase])) for e in imps]
-    return dict(variant=variant, ebn0_db=ebn0_db, seed=seed, channel=ch, kind=kind, cutoff_hz=round(cutoff, 1),
-                lp_db_at_fc=round(-10 * math.log10(1 + (c.fc_hz / cutoff) ** 4), 3),
-                impulses=len(imps), impulse_max_db=round(max(imp_db), 1) if imp_db else None,
-                impulse_ring_hz=[round(e["ring_hz"]) for e in imps],
-                blanked=int(np.sum(chain.chan.blanked)),
-                rx_ebn0_db=None if r is None else round(float(r.ebn0_db), 2),
-                pre_fec_errors=None if r is None else int(r.pre_fec_bit_errors))
+    return dict(
+        variant=variant,
+        ebn0_db=ebn0_db,
+        seed=seed,
+        channel=ch,
+        kind=kind,
+        cutoff_hz=round(cutoff, 1),
+        lp_db_at_fc=round(-10 * math.log10(1 + (c.fc_hz / cutoff) ** 4), 3),
+        impulses=len(imps),
+        impulse_max_db=round(max(imp_db), 1) if imp_db else None,
+        impulse_ring_hz=[round(e["ring_hz"]) for e in imps],
+        blanked=int(np.sum(chain.chan.blanked)),
+        rx_ebn0_db=None if r is None else round(float(r.ebn0_db), 2),
+        pre_fec_errors=None if r is None else int(r.pre_fec_bit_errors),
+    )
 
 
 def _implied_loss_db(ebn0_db: float, pre_fec_errors: list[int]) -> float | None:
@@ -136,19 +150,37 @@ def summarise(rows: list[dict]) -> list[dict]:
         by_ch = {}
         for chn in range(3):
             rc = [r for r in rs if r["channel"] == chn]
-            by_ch[str(chn)] = dict(trials=len(rc), errors=sum(r["kind"] != "ok" for r in rc),
-                                   implied_loss_db=_implied_loss_db(e, [r["pre_fec_errors"] for r in rc
-                                                                         if r["pre_fec_errors"] is not None]),
-                                   rx_ebn0_median_db=(float(np.median([r["rx_ebn0_db"] for r in rc if r["rx_ebn0_db"] is not None]))
-                                                      if any(r["rx_ebn0_db"] is not None for r in rc) else None))
+            by_ch[str(chn)] = dict(
+                trials=len(rc),
+                errors=sum(r["kind"] != "ok" for r in rc),
+                implied_loss_db=_implied_loss_db(
+                    e, [r["pre_fec_errors"] for r in rc if r["pre_fec_errors"] is not None]
+                ),
+                rx_ebn0_median_db=(
+                    float(np.median([r["rx_ebn0_db"] for r in rc if r["rx_ebn0_db"] is not None]))
+                    if any(r["rx_ebn0_db"] is not None for r in rc)
+                    else None
+                ),
+            )
         with_imp = [r for r in rs if r["impulses"]]
-        out.append(dict(variant=v, ebn0_db=e, trials=len(rs), frame_errors=len(fail), fer=len(fail) / len(rs),
-                        kinds=kinds, by_channel=by_ch,
-                        trials_with_impulse=len(with_imp), errors_with_impulse=sum(r["kind"] != "ok" for r in with_imp),
-                        trials_without_impulse=len(rs) - len(with_imp),
-                        errors_without_impulse=len(fail) - sum(r["kind"] != "ok" for r in with_imp),
-                        implied_loss_db_no_impulse=_implied_loss_db(e, [r["pre_fec_errors"] for r in rs
-                                                                        if r["pre_fec_errors"] is not None and not r["impulses"]])))
+        out.append(
+            dict(
+                variant=v,
+                ebn0_db=e,
+                trials=len(rs),
+                frame_errors=len(fail),
+                fer=len(fail) / len(rs),
+                kinds=kinds,
+                by_channel=by_ch,
+                trials_with_impulse=len(with_imp),
+                errors_with_impulse=sum(r["kind"] != "ok" for r in with_imp),
+                trials_without_impulse=len(rs) - len(with_imp),
+                errors_without_impulse=len(fail) - sum(r["kind"] != "ok" for r in with_imp),
+                implied_loss_db_no_impulse=_implied_loss_db(
+                    e, [r["pre_fec_errors"] for r in rs if r["pre_fec_errors"] is not None and not r["impulses"]]
+                ),
+            )
+        )
     return out
 
 
@@ -157,6 +189,7 @@ def inband_interference_db(seed: int) -> float:
     (+- drift) would cause if they acted as white noise over the chip band: 10 log10(1 + sum P_tone
     / (N0 * chip rate)). Recomputed from the trial seed (the draws of the benchmark trial)."""
     from gridsim.channel import ChannelConfig, Layout, SubstationChannel
+
     rng = np.random.default_rng(seed)
     plan = P.ChannelPlan.default()
     _, ch, _, _, _, _, _ = T.burst(rng, plan)
@@ -169,7 +202,7 @@ def inband_interference_db(seed: int) -> float:
     for it in chan.interferers:
         g = abs(it["gains"][phase])
         if g and c.f_low_hz - it["drift_hz"] < it["freq_hz"] < c.f_high_hz + it["drift_hz"]:
-            rise += g ** 2 / 2 / (n0 * P.CHIP_RATE_HZ)
+            rise += g**2 / 2 / (n0 * P.CHIP_RATE_HZ)
     return 10 * math.log10(1 + rise)
 
 
@@ -186,8 +219,15 @@ def interference_split(rows: list[dict]) -> list[dict]:
                     cache[r["seed"]] = inband_interference_db(r["seed"])
                 if lo <= cache[r["seed"]] < hi:
                     sel.append(r)
-            out.append(dict(variant=v, ebn0_db=e, tone_rise_db=[lo, hi], trials=len(sel),
-                            errors=sum(r["kind"] != "ok" for r in sel)))
+            out.append(
+                dict(
+                    variant=v,
+                    ebn0_db=e,
+                    tone_rise_db=[lo, hi],
+                    trials=len(sel),
+                    errors=sum(r["kind"] != "ok" for r in sel),
+                )
+            )
     return out
 
 
@@ -205,6 +245,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     if a.analyse:
         import json
+
         d = json.loads(Path(a.out).read_text())
         d["summary"] = summarise(d["rows"])
         d["interference_split"] = interference_split(d["rows"])
@@ -216,6 +257,7 @@ def main(argv=None) -> None:
     outp = Path(a.out)
     if a.append and outp.exists():
         import json
+
         old = json.loads(outp.read_text())
         rows, prev_cmd = old["rows"], ([old["command"]] if isinstance(old["command"], str) else old["command"])
     cmd = "nice -n 10 python -m benchmarks.sensitivity_ablation " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -229,10 +271,17 @@ def main(argv=None) -> None:
                 rows = [r for r in rows if not (r["variant"] == v and r["ebn0_db"] == e)] + res
                 nerr = sum(r["kind"] != "ok" for r in res)
                 print(f"{time.time() - t0:7.0f}s {v:16s} Eb/N0 {e:4.1f}: {nerr}/{len(res)} errors", flush=True)
-                write_json(outp, dict(
-                    command=prev_cmd + [cmd] if prev_cmd else cmd,
-                    date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), machine=machine(),
-                    wall_s=round(time.time() - t0, 1), summary=summarise(rows), rows=rows))
+                write_json(
+                    outp,
+                    dict(
+                        command=prev_cmd + [cmd] if prev_cmd else cmd,
+                        date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                        machine=machine(),
+                        wall_s=round(time.time() - t0, 1),
+                        summary=summarise(rows),
+                        rows=rows,
+                    ),
+                )
 
 
 if __name__ == "__main__":

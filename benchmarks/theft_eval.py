@@ -105,11 +105,13 @@ and a detector modelling the grid voltage as the simulation makes it could use i
 not to localise). Neither does, on purpose: on a real lateral the secondary voltage also moves
 with the neighbouring transformers' loads through the shared medium-voltage impedance, and with
 regulator and capacitor steps, none of which is simulated, so such a detector's false-alarm
-rate here would be the simulation's, not the grid's. A constant tap present from the start has no onset. It cannot be told
+rate here would be the simulation's, not the grid's. A constant tap present from the start has no onset. It
+cannot be told
 from a calibration offset below the 2 x 0.1 % tolerance. Its bound is
 ``(tolerance + (z_{1-alpha} + z_{0.95}) sigma / sqrt(n)) / mean(s)`` over the first day, with
 ``sigma = sigma_v sqrt(1 + 1/(n_g - 1))``.
 """
+
 from __future__ import annotations
 
 import os
@@ -136,10 +138,29 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, write_json  # noqa: E402
-from gridsim.lv import (EU_NETWORKS, MIN_PER_DAY, T0_UNIX, TAP_REF_KW, NetSpec, RecordConfig, apply_tap,  # noqa: E402
-                        currents, eu_spec, make_truth, measure, tan_series, tap_mask, us_tan_spec)
-from platform_api.theft import (DetectorConfig, MeterAccuracy, TanSeries, analyse_feeder,  # noqa: E402
-                                analyse_radial)
+from gridsim.lv import (
+    EU_NETWORKS,
+    MIN_PER_DAY,
+    T0_UNIX,
+    TAP_REF_KW,
+    NetSpec,
+    RecordConfig,
+    apply_tap,  # noqa: E402
+    currents,
+    eu_spec,
+    make_truth,
+    measure,
+    tan_series,
+    tap_mask,
+    us_tan_spec,
+)
+from platform_api.theft import (
+    DetectorConfig,
+    MeterAccuracy,
+    TanSeries,
+    analyse_feeder,  # noqa: E402
+    analyse_radial,
+)
 
 SIZES_KW = (0.3, 1.0, 3.0)
 Z95 = 1.6448536269514722
@@ -171,15 +192,32 @@ class EvalConfig:
     v_random_pct: float = 0.1  # random voltage error, one sigma, % (0.05: "0.1 %" read as a 2-sigma bound)
 
     @classmethod
-    def quick(cls) -> "EvalConfig":
-        return cls(mode="quick", n_us_tap_tans=1, n_us_clean_tans=0, us_meters=(4, 5), us_tap_sites=1,
-                   eu_networks=("kerber_landnetz_freileitung_1",), eu_tap_sites=1, draws_during=1, draws_start=1,
-                   draws_half_noise=1, clean_draws=2, linearity_minutes=60, days=3)
+    def quick(cls) -> EvalConfig:
+        return cls(
+            mode="quick",
+            n_us_tap_tans=1,
+            n_us_clean_tans=0,
+            us_meters=(4, 5),
+            us_tap_sites=1,
+            eu_networks=("kerber_landnetz_freileitung_1",),
+            eu_tap_sites=1,
+            draws_during=1,
+            draws_start=1,
+            draws_half_noise=1,
+            clean_draws=2,
+            linearity_minutes=60,
+            days=3,
+        )
 
     def record(self) -> RecordConfig:
         """How :func:`gridsim.lv.make_truth` makes and solves each record."""
-        return RecordConfig(days=self.days, batch_buses=self.batch_buses, min_batch=self.min_batch,
-                            tap_from_min=self.tap_from_min, linearity_minutes=self.linearity_minutes)
+        return RecordConfig(
+            days=self.days,
+            batch_buses=self.batch_buses,
+            min_batch=self.min_batch,
+            tap_from_min=self.tap_from_min,
+            linearity_minutes=self.linearity_minutes,
+        )
 
 
 # =============================================================================== bound
@@ -202,7 +240,7 @@ def bound_kw(e_per_min: np.ndarray, mask: np.ndarray, t0: int, window: int, sigm
     """Smallest tap (kW) a clairvoyant matched filter detects with probability 0.95 within
     ``window`` minutes of ``t0`` at the false-alarm budget of 1 per 1,000 meter-days."""
     sl = slice(t0, t0 + window)
-    energy = float(np.sum(mask[sl] * e_per_min[sl])) / sigma_v ** 2
+    energy = float(np.sum(mask[sl] * e_per_min[sl])) / sigma_v**2
     alpha = min(0.5, n_meters * window / (MIN_PER_DAY * 1000.0))
     return (_z(alpha) + Z95) / math.sqrt(energy) if energy > 0 else float("inf")
 
@@ -232,6 +270,7 @@ def sequential_reference(snr: list[float], window: int = 60, reps: int = 4000, s
     Carlo on a grid, interpolated). It is what this sequential test can do at its false-alarm
     rate when the residual is exactly white; the clairvoyant bound knows the onset."""
     from platform_api.theft.changedetect import cusum_upper
+
     bank = DetectorConfig().bank
     hs = bank.thresholds(MIN_PER_DAY)
     rng = np.random.default_rng(seed)
@@ -264,6 +303,7 @@ def job_spec(job: dict, cfg: EvalConfig, rng: np.random.Generator) -> NetSpec:
         return us_tan_spec(rng, job["name"], n_m, cfg.us_tap_sites if job["taps"] else 0)
     if job.get("spec_fn"):  # "module:function" building the NetSpec from (rng, cfg): another network
         import importlib
+
         mod, fn = job["spec_fn"].split(":")
         return getattr(importlib.import_module(mod), fn)(rng, cfg)
     return eu_spec(rng, job["name"], cfg.eu_tap_sites)
@@ -279,7 +319,6 @@ def run_job(job: dict) -> dict:
     n_min = truth.v_clean.shape[0]
     i_clean, pf_clean = currents(truth.v_clean, truth.p_w, truth.q_var)
     groups = list(tan_series(spec, truth.v_clean[:2], i_clean[:2], pf_clean[:2]).phase_groups().values())
-    sigma_v = acc.v_sigma_v(spec.v_base_ln)
     t_analyse = 0.0
     clean_rows, trial_rows = [], []
     for d in range(cfg.clean_draws):
@@ -288,9 +327,17 @@ def run_job(job: dict) -> dict:
         res = analyse(spec, tan_series(spec, vm_, im_, pfm_), accuracy=acc)
         t_analyse += time.perf_counter() - t1
         alarms = [a for a in res.anomalies if a.anomaly_type == 1]
-        clean_rows.append({"network": spec.name, "region": spec.region, "draw": d, "meters": spec.n_meters,
-                           "meter_days": spec.n_meters * n_min / MIN_PER_DAY, "false_alarms": len(alarms),
-                           "details": sorted({a.detail for a in alarms})})
+        clean_rows.append(
+            {
+                "network": spec.name,
+                "region": spec.region,
+                "draw": d,
+                "meters": spec.n_meters,
+                "meter_days": spec.n_meters * n_min / MIN_PER_DAY,
+                "false_alarms": len(alarms),
+                "details": sorted({a.detail for a in alarms}),
+            }
+        )
     half = MeterAccuracy(v_random_pct=acc.v_random_pct / 2)
     for s, site in enumerate(spec.taps if job["taps"] else []):
         dv3 = truth.v_tap[s] - truth.v_clean
@@ -302,11 +349,17 @@ def run_job(job: dict) -> dict:
         g = next(g for g in groups if k in g)
         others = [j for j in g if j != k]
         s1 = (dv3[:, others].mean(axis=1) - dv3[:, k]) / TAP_REF_KW  # tapped meter's excess per kW
-        plan = [(size, kind, start, "stated", d) for size in SIZES_KW for kind in cfg.kinds for start in cfg.starts
-                for d in range(cfg.draws_during if start == "during" else cfg.draws_start)]
+        plan = [
+            (size, kind, start, "stated", d)
+            for size in SIZES_KW
+            for kind in cfg.kinds
+            for start in cfg.starts
+            for d in range(cfg.draws_during if start == "during" else cfg.draws_start)
+        ]
         if spec.region == "us":  # sensitivity to the noise reading: 0.1 % as a 2-sigma bound
-            plan += [(size, "constant", "during", "half", d) for size in (1.0, 3.0)
-                     for d in range(cfg.draws_half_noise)]
+            plan += [
+                (size, "constant", "during", "half", d) for size in (1.0, 3.0) for d in range(cfg.draws_half_noise)
+            ]
         for size, kind, start, noise, d in plan:
             t0 = int(rng.integers(MIN_PER_DAY, 2 * MIN_PER_DAY)) if start == "during" else 0
             m = tap_mask(rng, n_min, t0, kind)
@@ -331,31 +384,65 @@ def run_job(job: dict) -> dict:
                 sm = float(np.mean(s1[:MIN_PER_DAY]))
                 sig_e = sv * math.sqrt(1 + 1 / max(len(g) - 1, 1))
                 pmin_1h = float("inf")
-                pmin_24h = ((tol + (_z(spec.n_meters / 1000.0) + Z95) * sig_e / math.sqrt(MIN_PER_DAY)) / sm
-                            if sm > 0 else float("inf"))
+                pmin_24h = (
+                    (tol + (_z(spec.n_meters / 1000.0) + Z95) * sig_e / math.sqrt(MIN_PER_DAY)) / sm
+                    if sm > 0
+                    else float("inf")
+                )
             mid = spec.meter_info[k]["meter_id"]
-            trial_rows.append({
-                "network": spec.name, "region": spec.region, "site": s, "where": site.where,
-                "distance_m": round(site.distance_m, 1), "tap_meter": mid, "size_kw": size, "kind": kind,
-                "start": start, "noise": noise, "draw": d, "t0_min": t0, "detected": first is not None,
-                "delay_min": delay, "detail": first.detail if first else None,
-                "localised": bool(first and first.meter_ids and first.meter_ids[0] == mid),
-                "located_meter": first.meter_ids[0] if first else None,
-                "named_meter_from_tap_m": (round(float(meter_dist[ids.index(first.meter_ids[0])]), 1)
-                                           if first and first.meter_ids and first.meter_ids[0] in ids else None),
-                "tapped_meter_from_tap_m": round(float(meter_dist[k]), 1),
-                "confidence": round(first.confidence, 4) if first else None,
-                "unaccounted_kw_est": round(first.unaccounted_kw, 3) if first else None,
-                "false_alarms_before_tap": len(pre), "meter_days_before_tap": spec.n_meters * t0 / MIN_PER_DAY,
-                "extra_drop_v_per_kw": round(float(np.mean(s1[m])) if m.any() else 0.0, 5),
-                "bound_kw_1h": pmin_1h, "bound_kw_24h": pmin_24h, "meters": spec.n_meters,
-                "bound_p_detect_1h": bound_p_detect(size, pmin_1h, spec.n_meters, 60),
-                "bound_p_detect_24h": bound_p_detect(size, pmin_24h, spec.n_meters, MIN_PER_DAY),
-                "snr_per_min_1h": snr_per_min(size, pmin_1h, spec.n_meters, 60)})
-    return {"name": spec.name, "region": spec.region, "meters": spec.n_meters, "solve_s": truth.solve_s,
-            "analyse_s": t_analyse, "linearity": truth.linearity, "clean": clean_rows, "trials": trial_rows,
-            "spec": {"meters": spec.meter_info, "taps": [dataclasses.asdict(t) for t in spec.taps],
-                     "trafo_kva": spec.trafo["sn_mva"] * 1000 / (3 if spec.region == "us" else 1)}}
+            trial_rows.append(
+                {
+                    "network": spec.name,
+                    "region": spec.region,
+                    "site": s,
+                    "where": site.where,
+                    "distance_m": round(site.distance_m, 1),
+                    "tap_meter": mid,
+                    "size_kw": size,
+                    "kind": kind,
+                    "start": start,
+                    "noise": noise,
+                    "draw": d,
+                    "t0_min": t0,
+                    "detected": first is not None,
+                    "delay_min": delay,
+                    "detail": first.detail if first else None,
+                    "localised": bool(first and first.meter_ids and first.meter_ids[0] == mid),
+                    "located_meter": first.meter_ids[0] if first else None,
+                    "named_meter_from_tap_m": (
+                        round(float(meter_dist[ids.index(first.meter_ids[0])]), 1)
+                        if first and first.meter_ids and first.meter_ids[0] in ids
+                        else None
+                    ),
+                    "tapped_meter_from_tap_m": round(float(meter_dist[k]), 1),
+                    "confidence": round(first.confidence, 4) if first else None,
+                    "unaccounted_kw_est": round(first.unaccounted_kw, 3) if first else None,
+                    "false_alarms_before_tap": len(pre),
+                    "meter_days_before_tap": spec.n_meters * t0 / MIN_PER_DAY,
+                    "extra_drop_v_per_kw": round(float(np.mean(s1[m])) if m.any() else 0.0, 5),
+                    "bound_kw_1h": pmin_1h,
+                    "bound_kw_24h": pmin_24h,
+                    "meters": spec.n_meters,
+                    "bound_p_detect_1h": bound_p_detect(size, pmin_1h, spec.n_meters, 60),
+                    "bound_p_detect_24h": bound_p_detect(size, pmin_24h, spec.n_meters, MIN_PER_DAY),
+                    "snr_per_min_1h": snr_per_min(size, pmin_1h, spec.n_meters, 60),
+                }
+            )
+    return {
+        "name": spec.name,
+        "region": spec.region,
+        "meters": spec.n_meters,
+        "solve_s": truth.solve_s,
+        "analyse_s": t_analyse,
+        "linearity": truth.linearity,
+        "clean": clean_rows,
+        "trials": trial_rows,
+        "spec": {
+            "meters": spec.meter_info,
+            "taps": [dataclasses.asdict(t) for t in spec.taps],
+            "trafo_kva": spec.trafo["sn_mva"] * 1000 / (3 if spec.region == "us" else 1),
+        },
+    }
 
 
 # ========================================================================== aggregation
@@ -401,30 +488,37 @@ def summarise(results: list[dict]) -> dict:
         det = [r for r in us3 if _within(r, 60)] + [r for r in us1 if _within(r, MIN_PER_DAY)]
         out["localise_us" + sfx] = _rate(det, lambda r: r["localised"])
         # the same rates among the trials the bound says any detector could catch in time
-        out["detect_3kw_1h_us_bound_detectable" + sfx] = _rate([r for r in us3 if r["bound_kw_1h"] <= 3.0],
-                                                               lambda r: _within(r, 60))
-        out["detect_1kw_24h_us_bound_detectable" + sfx] = _rate([r for r in us1 if r["bound_kw_24h"] <= 1.0],
-                                                                lambda r: _within(r, MIN_PER_DAY))
+        out["detect_3kw_1h_us_bound_detectable" + sfx] = _rate(
+            [r for r in us3 if r["bound_kw_1h"] <= 3.0], lambda r: _within(r, 60)
+        )
+        out["detect_1kw_24h_us_bound_detectable" + sfx] = _rate(
+            [r for r in us1 if r["bound_kw_24h"] <= 1.0], lambda r: _within(r, MIN_PER_DAY)
+        )
         out["bound_detectable_3kw_1h_us" + sfx] = _rate(us3, lambda r: r["bound_kw_1h"] <= 3.0)
         out["bound_detectable_1kw_24h_us" + sfx] = _rate(us1, lambda r: r["bound_kw_24h"] <= 1.0)
         # expected shares: the clairvoyant (onset and pattern known) and the detector's own CUSUM
         # bank on white noise at each trial's SNR (onset unknown), both at the trials' tap sizes
         out["bound_expected_detect_3kw_1h_us" + sfx] = (
-            round(float(np.mean([r["bound_p_detect_1h"] for r in us3])), 4) if us3 else None)
+            round(float(np.mean([r["bound_p_detect_1h"] for r in us3])), 4) if us3 else None
+        )
         out["bound_expected_detect_1kw_24h_us" + sfx] = (
-            round(float(np.mean([r["bound_p_detect_24h"] for r in us1])), 4) if us1 else None)
+            round(float(np.mean([r["bound_p_detect_24h"] for r in us1])), 4) if us1 else None
+        )
         if kind == "constant" and us3:
-            out["sequential_reference_detect_3kw_1h_us"] = round(float(np.mean(
-                sequential_reference([r["snr_per_min_1h"] for r in us3]))), 4)
+            out["sequential_reference_detect_3kw_1h_us"] = round(
+                float(np.mean(sequential_reference([r["snr_per_min_1h"] for r in us3]))), 4
+            )
     # by where the tap is on the service drop
     by_where = {}
     for w in sorted({r["where"] for r in us}):
         rows = [r for r in us if r["where"] == w and r["kind"] == "constant"]
-        by_where[w] = {"detect_3kw_1h": _rate([r for r in rows if r["size_kw"] == 3.0],
-                                              lambda r: _within(r, 60))["rate"],
-                       "detect_1kw_24h": _rate([r for r in rows if r["size_kw"] == 1.0],
-                                               lambda r: _within(r, MIN_PER_DAY))["rate"],
-                       "median_extra_drop_v_per_kw": _finite_median(r["extra_drop_v_per_kw"] for r in rows)}
+        by_where[w] = {
+            "detect_3kw_1h": _rate([r for r in rows if r["size_kw"] == 3.0], lambda r: _within(r, 60))["rate"],
+            "detect_1kw_24h": _rate([r for r in rows if r["size_kw"] == 1.0], lambda r: _within(r, MIN_PER_DAY))[
+                "rate"
+            ],
+            "median_extra_drop_v_per_kw": _finite_median(r["extra_drop_v_per_kw"] for r in rows),
+        }
     out["us_by_tap_position"] = by_where
     half = [r for r in all_trials if r["noise"] == "half"]
     if half:
@@ -433,49 +527,72 @@ def summarise(results: list[dict]) -> dict:
         det = [r for r in h3 if _within(r, 60)] + [r for r in h1 if _within(r, MIN_PER_DAY)]
         out["us_half_random_voltage_noise"] = {
             "note": "0.05 % random voltage error (0.1 % read as a 2-sigma bound; the detector is told the same "
-                    "class), constant taps starting during the record",
+            "class), constant taps starting during the record",
             "detect_3kw_1h": _rate(h3, lambda r: _within(r, 60)),
             "detect_1kw_24h": _rate(h1, lambda r: _within(r, MIN_PER_DAY)),
-            "localise": _rate(det, lambda r: r["localised"])}
+            "localise": _rate(det, lambda r: r["localised"]),
+        }
     fa = sum(r["false_alarms"] for r in clean)
     md = sum(r["meter_days"] for r in clean)
-    out["false_alarms_clean"] = {"alarms": fa, "meter_days": round(md, 1),
-                                 "per_1000_meter_days": round(1000 * fa / md, 4) if md else None}
+    out["false_alarms_clean"] = {
+        "alarms": fa,
+        "meter_days": round(md, 1),
+        "per_1000_meter_days": round(1000 * fa / md, 4) if md else None,
+    }
     for reg in ("us", "eu"):
         c = [r for r in clean if r["region"] == reg]
         f, m = sum(r["false_alarms"] for r in c), sum(r["meter_days"] for r in c)
-        out[f"false_alarms_clean_{reg}"] = {"alarms": f, "meter_days": round(m, 1),
-                                            "per_1000_meter_days": round(1000 * f / m, 4) if m else None}
+        out[f"false_alarms_clean_{reg}"] = {
+            "alarms": f,
+            "meter_days": round(m, 1),
+            "per_1000_meter_days": round(1000 * f / m, 4) if m else None,
+        }
     out["false_alarms_clean_by_network"] = {
-        n: {"alarms": sum(r["false_alarms"] for r in clean if r["network"] == n),
-            "meter_days": round(sum(r["meter_days"] for r in clean if r["network"] == n), 1)}
-        for n in sorted({r["network"] for r in clean})}
+        n: {
+            "alarms": sum(r["false_alarms"] for r in clean if r["network"] == n),
+            "meter_days": round(sum(r["meter_days"] for r in clean if r["network"] == n), 1),
+        }
+        for n in sorted({r["network"] for r in clean})
+    }
     pre_fa = sum(r["false_alarms_before_tap"] for r in trials)
     pre_md = sum(r["meter_days_before_tap"] for r in trials)
-    out["false_alarms_before_taps"] = {"alarms": pre_fa, "meter_days": round(pre_md, 1),
-                                       "per_1000_meter_days": round(1000 * pre_fa / pre_md, 4) if pre_md else None}
+    out["false_alarms_before_taps"] = {
+        "alarms": pre_fa,
+        "meter_days": round(pre_md, 1),
+        "per_1000_meter_days": round(1000 * pre_fa / pre_md, 4) if pre_md else None,
+    }
     # detection table by region, size, kind, start
     table = []
     for reg in ("us", "eu"):
         for start in ("during", "start"):
             for kind in ("constant", "intermittent"):
                 for size in SIZES_KW:
-                    rows = [r for r in trials if r["region"] == reg and r["start"] == start and r["kind"] == kind
-                            and r["size_kw"] == size]
+                    rows = [
+                        r
+                        for r in trials
+                        if r["region"] == reg and r["start"] == start and r["kind"] == kind and r["size_kw"] == size
+                    ]
                     if not rows:
                         continue
                     det24 = [r for r in rows if _within(r, MIN_PER_DAY)]
-                    table.append({
-                        "region": reg, "start": start, "kind": kind, "size_kw": size, "n": len(rows),
-                        "detect_1h": _rate(rows, lambda r: _within(r, 60))["rate"],
-                        "detect_24h": _rate(rows, lambda r: _within(r, MIN_PER_DAY))["rate"],
-                        "detect_any": _rate(rows, lambda r: r["detected"])["rate"],
-                        "localised_of_detected_24h": _rate(det24, lambda r: r["localised"])["rate"],
-                        "median_delay_min": _finite_median(r["delay_min"] for r in rows if r["detected"]),
-                        "bound_detectable_1h": _rate(rows, lambda r: size >= r["bound_kw_1h"])["rate"],
-                        "bound_detectable_24h": _rate(rows, lambda r: size >= r["bound_kw_24h"])["rate"],
-                        "median_bound_kw_1h": _finite_median(r["bound_kw_1h"] for r in rows),
-                        "median_bound_kw_24h": _finite_median(r["bound_kw_24h"] for r in rows)})
+                    table.append(
+                        {
+                            "region": reg,
+                            "start": start,
+                            "kind": kind,
+                            "size_kw": size,
+                            "n": len(rows),
+                            "detect_1h": _rate(rows, lambda r: _within(r, 60))["rate"],
+                            "detect_24h": _rate(rows, lambda r: _within(r, MIN_PER_DAY))["rate"],
+                            "detect_any": _rate(rows, lambda r: r["detected"])["rate"],
+                            "localised_of_detected_24h": _rate(det24, lambda r: r["localised"])["rate"],
+                            "median_delay_min": _finite_median(r["delay_min"] for r in rows if r["detected"]),
+                            "bound_detectable_1h": _rate(rows, lambda r, size=size: size >= r["bound_kw_1h"])["rate"],
+                            "bound_detectable_24h": _rate(rows, lambda r, size=size: size >= r["bound_kw_24h"])["rate"],
+                            "median_bound_kw_1h": _finite_median(r["bound_kw_1h"] for r in rows),
+                            "median_bound_kw_24h": _finite_median(r["bound_kw_24h"] for r in rows),
+                        }
+                    )
     out["table"] = table
     # European honest limit: smallest size detected within 24 h in >= 95 % of constant taps
     # starting during the record, pooled and per network
@@ -490,31 +607,51 @@ def summarise(results: list[dict]) -> dict:
 
     out["smallest_tap_kw_detected_eu_24h"] = smallest(eu)
     out["smallest_tap_kw_detected_eu_24h_by_network"] = {
-        n: smallest([r for r in eu if r["network"] == n]) for n in sorted({r["network"] for r in eu})}
+        n: smallest([r for r in eu if r["network"] == n]) for n in sorted({r["network"] for r in eu})
+    }
     eu_det = [r for r in trials if r["region"] == "eu" and r["start"] == "during" and _within(r, MIN_PER_DAY)]
     out["localise_eu_24h"] = _rate(eu_det, lambda r: r["localised"])
-    out["localise_eu_24h_within_50m"] = _rate(eu_det, lambda r: r["named_meter_from_tap_m"] is not None
-                                              and r["named_meter_from_tap_m"] <= 50.0)
+    out["localise_eu_24h_within_50m"] = _rate(
+        eu_det, lambda r: r["named_meter_from_tap_m"] is not None and r["named_meter_from_tap_m"] <= 50.0
+    )
     out["named_meter_from_tap_m_eu_24h_median"] = _finite_median(r["named_meter_from_tap_m"] for r in eu_det)
     # per scenario (network, site, size, kind, start)
     scen = {}
     for r in trials:
         scen.setdefault((r["network"], r["site"], r["size_kw"], r["kind"], r["start"]), []).append(r)
-    out["scenarios"] = [{
-        "network": k[0], "site": k[1], "where": rows[0]["where"], "distance_m": rows[0]["distance_m"],
-        "tap_meter": rows[0]["tap_meter"], "size_kw": k[2], "kind": k[3], "start": k[4], "trials": len(rows),
-        "detected": sum(r["detected"] for r in rows), "detected_1h": sum(_within(r, 60) for r in rows),
-        "detected_24h": sum(_within(r, MIN_PER_DAY) for r in rows),
-        "localised": sum(r["localised"] for r in rows),
-        "delay_min": [None if r["delay_min"] is None else round(r["delay_min"], 1) for r in rows],
-        "false_alarms_before_tap": sum(r["false_alarms_before_tap"] for r in rows),
-        "false_alarms_per_1000_meter_days_before_tap": (
-            round(1000 * sum(r["false_alarms_before_tap"] for r in rows)
-                  / sum(r["meter_days_before_tap"] for r in rows), 3)
-            if sum(r["meter_days_before_tap"] for r in rows) > 0 else None),
-        "extra_drop_v_per_kw": rows[0]["extra_drop_v_per_kw"],
-        "bound_kw_1h": _finite_median(r["bound_kw_1h"] for r in rows),
-        "bound_kw_24h": _finite_median(r["bound_kw_24h"] for r in rows)} for k, rows in sorted(scen.items())]
+    out["scenarios"] = [
+        {
+            "network": k[0],
+            "site": k[1],
+            "where": rows[0]["where"],
+            "distance_m": rows[0]["distance_m"],
+            "tap_meter": rows[0]["tap_meter"],
+            "size_kw": k[2],
+            "kind": k[3],
+            "start": k[4],
+            "trials": len(rows),
+            "detected": sum(r["detected"] for r in rows),
+            "detected_1h": sum(_within(r, 60) for r in rows),
+            "detected_24h": sum(_within(r, MIN_PER_DAY) for r in rows),
+            "localised": sum(r["localised"] for r in rows),
+            "delay_min": [None if r["delay_min"] is None else round(r["delay_min"], 1) for r in rows],
+            "false_alarms_before_tap": sum(r["false_alarms_before_tap"] for r in rows),
+            "false_alarms_per_1000_meter_days_before_tap": (
+                round(
+                    1000
+                    * sum(r["false_alarms_before_tap"] for r in rows)
+                    / sum(r["meter_days_before_tap"] for r in rows),
+                    3,
+                )
+                if sum(r["meter_days_before_tap"] for r in rows) > 0
+                else None
+            ),
+            "extra_drop_v_per_kw": rows[0]["extra_drop_v_per_kw"],
+            "bound_kw_1h": _finite_median(r["bound_kw_1h"] for r in rows),
+            "bound_kw_24h": _finite_median(r["bound_kw_24h"] for r in rows),
+        }
+        for k, rows in sorted(scen.items())
+    ]
     return out
 
 
@@ -530,17 +667,22 @@ def cpu_model() -> str:
 
 def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     for ax, reg, title in ((axes[0], "us", "US split-phase radial areas"), (axes[1], "eu", "European feeders")):
         for window, label, col in ((60, "1 h", "tab:red"), (MIN_PER_DAY, "24 h", "tab:blue")):
             for kind, ls in (("constant", "-"), ("intermittent", ":")):
                 xs, ys, bs = [], [], []
                 for size in SIZES_KW:
-                    rows = [r for r in trials if r["region"] == reg and r["start"] == "during" and r["kind"] == kind
-                            and r["size_kw"] == size]
+                    rows = [
+                        r
+                        for r in trials
+                        if r["region"] == reg and r["start"] == "during" and r["kind"] == kind and r["size_kw"] == size
+                    ]
                     if not rows:
                         continue
                     xs.append(size)
@@ -549,8 +691,15 @@ def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
                     bs.append(np.mean([size >= r[key] for r in rows]))
                 if xs:
                     ax.plot(xs, ys, ls, marker="o", color=col, label=f"detected within {label} ({kind})")
-                    ax.plot(xs, bs, ls, marker="x", color=col, alpha=0.35,
-                            label=f"bound: detectable within {label} ({kind})" if kind == "constant" else None)
+                    ax.plot(
+                        xs,
+                        bs,
+                        ls,
+                        marker="x",
+                        color=col,
+                        alpha=0.35,
+                        label=f"bound: detectable within {label} ({kind})" if kind == "constant" else None,
+                    )
         ax.axhline(0.95, color="grey", lw=0.8, ls="--")
         ax.set_xscale("log")
         ax.set_xticks(SIZES_KW)
@@ -564,12 +713,21 @@ def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
     ax = axes[2]
     for size, col in zip(SIZES_KW, ("tab:green", "tab:blue", "tab:red")):
         for kind, ls in (("constant", "-"), ("intermittent", ":")):
-            rows = [r for r in trials if r["region"] == "us" and r["start"] == "during" and r["size_kw"] == size
-                    and r["kind"] == kind]
+            rows = [
+                r
+                for r in trials
+                if r["region"] == "us" and r["start"] == "during" and r["size_kw"] == size and r["kind"] == kind
+            ]
             d = sorted(max(r["delay_min"], 1.0) for r in rows if r["delay_min"] is not None)
             if rows:
-                ax.step([1.0] + d + [4 * MIN_PER_DAY], np.arange(len(d) + 2) / len(rows), where="post", color=col,
-                        ls=ls, label=f"US {size:g} kW ({kind})")
+                ax.step(
+                    [1.0] + d + [4 * MIN_PER_DAY],
+                    np.arange(len(d) + 2) / len(rows),
+                    where="post",
+                    color=col,
+                    ls=ls,
+                    label=f"US {size:g} kW ({kind})",
+                )
     ax.axvline(60, color="grey", lw=0.8, ls="--")
     ax.axvline(MIN_PER_DAY, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
@@ -579,8 +737,10 @@ def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
     ax.set_ylim(0, 1.02)
     ax.set_title("US: time to detect, taps starting during the record")
     ax.legend(fontsize=7)
-    fig.suptitle(f"Theft analysis on runpp_3ph ground truth; false alarms on clean data: "
-                 f"{summary['false_alarms_clean']['per_1000_meter_days']} per 1,000 meter-days")
+    fig.suptitle(
+        f"Theft analysis on runpp_3ph ground truth; false alarms on clean data: "
+        f"{summary['false_alarms_clean']['per_1000_meter_days']} per 1,000 meter-days"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -601,14 +761,19 @@ def _jsonable(x):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="a few scenarios (smoke test)")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--workers", type=int, default=None, help="processes (default 2, quick 1)")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--v-random-pct", type=float, default=None,
-                    help="random voltage error, one sigma, %% (default 0.1; 0.05 reads the issue's 0.1 %% as 2 sigma)")
+    ap.add_argument(
+        "--v-random-pct",
+        type=float,
+        default=None,
+        help="random voltage error, one sigma, %% (default 0.1; 0.05 reads the issue's 0.1 %% as 2 sigma)",
+    )
     args = ap.parse_args(argv)
     cfg = EvalConfig.quick() if args.quick else EvalConfig()
     if args.workers is not None:
@@ -621,42 +786,66 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.v_random_pct = args.v_random_pct
     t_start = time.perf_counter()
     cfgd = dataclasses.asdict(cfg)
-    jobs = [{"region": "eu", "name": n, "seed": cfg.seed + 1000 + i, "taps": True, "linearity": i == 0, "cfg": cfgd}
-            for i, n in enumerate(cfg.eu_networks)]
-    jobs += [{"region": "us", "name": f"US-T{i + 1:02d}", "seed": cfg.seed + i, "taps": True, "linearity": i == 0,
-              "cfg": cfgd} for i in range(cfg.n_us_tap_tans)]
-    jobs += [{"region": "us", "name": f"US-C{i + 1:02d}", "seed": cfg.seed + 500 + i, "taps": False, "cfg": cfgd}
-             for i in range(cfg.n_us_clean_tans)]
+    jobs = [
+        {"region": "eu", "name": n, "seed": cfg.seed + 1000 + i, "taps": True, "linearity": i == 0, "cfg": cfgd}
+        for i, n in enumerate(cfg.eu_networks)
+    ]
+    jobs += [
+        {
+            "region": "us",
+            "name": f"US-T{i + 1:02d}",
+            "seed": cfg.seed + i,
+            "taps": True,
+            "linearity": i == 0,
+            "cfg": cfgd,
+        }
+        for i in range(cfg.n_us_tap_tans)
+    ]
+    jobs += [
+        {"region": "us", "name": f"US-C{i + 1:02d}", "seed": cfg.seed + 500 + i, "taps": False, "cfg": cfgd}
+        for i in range(cfg.n_us_clean_tans)
+    ]
     results = []
     if cfg.workers > 1:
         # by its importable name, so that the workers find it also when this file runs as __main__
         # (python -m, or runpy from `gla bench theft`)
         from benchmarks import theft_eval as this
+
         with mp.get_context("spawn").Pool(cfg.workers) as pool:
             for res in pool.imap_unordered(this.run_job, jobs):
                 results.append(res)
-                print(f"[theft_eval] {res['name']}: {res['meters']} meters, power flows {res['solve_s']:.0f} s, "
-                      f"analysis {res['analyse_s']:.0f} s", file=sys.stderr)
+                print(
+                    f"[theft_eval] {res['name']}: {res['meters']} meters, power flows {res['solve_s']:.0f} s, "
+                    f"analysis {res['analyse_s']:.0f} s",
+                    file=sys.stderr,
+                )
     else:
         for job in jobs:
             res = run_job(job)
             results.append(res)
-            print(f"[theft_eval] {res['name']}: {res['meters']} meters, power flows {res['solve_s']:.0f} s, "
-                  f"analysis {res['analyse_s']:.0f} s", file=sys.stderr)
+            print(
+                f"[theft_eval] {res['name']}: {res['meters']} meters, power flows {res['solve_s']:.0f} s, "
+                f"analysis {res['analyse_s']:.0f} s",
+                file=sys.stderr,
+            )
     results.sort(key=lambda r: r["name"])
     s = summarise(results)
     trials = [r for res in results for r in res["trials"] if r["noise"] == "stated"]
     runtime = time.perf_counter() - t_start
-    cmd = ("nice .venv/bin/python -m benchmarks.theft_eval" + (" --quick" if args.quick else "")
-           + (f" --v-random-pct {cfg.v_random_pct:g}" if args.v_random_pct is not None else ""))
+    cmd = (
+        "nice .venv/bin/python -m benchmarks.theft_eval"
+        + (" --quick" if args.quick else "")
+        + (f" --v-random-pct {cfg.v_random_pct:g}" if args.v_random_pct is not None else "")
+    )
     targets = {
         "detect_rate_3kw_1h_us": (s["detect_3kw_1h_us"]["rate"], ">= 0.95"),
         "detect_rate_1kw_24h_us": (s["detect_1kw_24h_us"]["rate"], ">= 0.95"),
         "localise_rate_us": (s["localise_us"]["rate"], ">= 0.90"),
         "false_alarms_per_1000_meter_days_clean": (s["false_alarms_clean"]["per_1000_meter_days"], "<= 1"),
     }
-    met = {k: (v is not None and (v <= 1 if t == "<= 1" else v >= float(t.split()[-1])))
-           for k, (v, t) in targets.items()}
+    met = {
+        k: (v is not None and (v <= 1 if t == "<= 1" else v >= float(t.split()[-1]))) for k, (v, t) in targets.items()
+    }
     out = {
         "detect_rate_3kw_1h_us": s["detect_3kw_1h_us"]["rate"],
         "detect_rate_1kw_24h_us": s["detect_1kw_24h_us"]["rate"],
@@ -674,46 +863,63 @@ def main(argv: list[str] | None = None) -> dict:
         "sequential_reference_detect_rate_3kw_1h_us": s.get("sequential_reference_detect_3kw_1h_us"),
         "definitions": {
             "detect_rate_3kw_1h_us": "US areas, constant 3 kW taps starting at a random minute of day 2: share "
-                                     "detected "
-                                     "(first THEFT_SUSPICION at or after the start) within 60 min",
+            "detected "
+            "(first THEFT_SUSPICION at or after the start) within 60 min",
             "detect_rate_1kw_24h_us": "same for constant 1 kW taps, within 24 h",
             "localise_rate_us": "of the detections counted in the two rates above, the share whose anomaly names the "
-                                "tapped meter",
+            "tapped meter",
             "*_intermittent": "the same for intermittent taps (on 10-60 min, off 10-90 min), whose time counts from "
-                              "their first switch-on",
+            "their first switch-on",
             "false_alarms_per_1000_meter_days_clean": "THEFT_SUSPICION anomalies per 1,000 meter-days in clean "
-                                                      "records, US and European pooled (3 days each, all of it "
-                                                      "analysed)",
+            "records, US and European pooled (3 days each, all of it "
+            "analysed)",
             "localise_rate_eu_24h_within_50m": "European detections within 24 h whose named meter is connected within "
-                                               "50 m (along the lines) of the tap: the localisation level on feeders",
+            "50 m (along the lines) of the tap: the localisation level on feeders",
             "smallest_tap_kw_detected_eu_24h": "smallest of 0.3/1/3 kW whose constant taps starting during the record "
-                                               "on the European feeders are detected within 24 h in >= 95 % of trials",
+            "on the European feeders are detected within 24 h in >= 95 % of trials",
             "bound_expected_detect_rate_3kw_1h_us": "mean over the trials of detect_rate_3kw_1h_us of the probability "
-                                                    "that the clairvoyant matched filter (onset and pattern known) "
-                                                    "detects the 3 kW tap within 60 min: what any detector could expect",
-            "sequential_reference_detect_rate_3kw_1h_us": "the same for the detector's own CUSUM bank on white Gaussian "
-                                                          "noise at each trial's SNR, onset unknown (sequential_reference)",
+            "that the clairvoyant matched filter (onset and pattern known) "
+            "detects the 3 kW tap within 60 min: what any detector could expect",
+            "sequential_reference_detect_rate_3kw_1h_us": "the same for the detector's own CUSUM bank on "
+            "white Gaussian "
+            "noise at each trial's SNR, onset unknown (sequential_reference)",
             "bound_kw_1h / bound_kw_24h": "per trial, the smallest tap a clairvoyant matched filter detects with "
-                                          "probability 0.95 in that time at 1 false alarm per 1,000 meter-days "
-                                          "(module docstring)"},
+            "probability 0.95 in that time at 1 false alarm per 1,000 meter-days "
+            "(module docstring)",
+        },
         "targets": {k: {"value": v, "target": t, "met": met[k]} for k, (v, t) in targets.items()},
         "command": cmd,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**machine(), "cpu_model": cpu_model(), "platform": platform.platform(), "workers": cfg.workers,
-                    "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            **machine(),
+            "cpu_model": cpu_model(),
+            "platform": platform.platform(),
+            "workers": cfg.workers,
+            "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
         "runtime_s": round(runtime, 1),
         "mode": cfg.mode,
         "config": cfgd,
         "noise": dataclasses.asdict(MeterAccuracy(v_random_pct=cfg.v_random_pct)),
-        "detector": {"radial": "platform_api.theft.analyse_radial (US)",
-                     "feeder": "platform_api.theft.analyse_feeder (EU)",
-                     "config": _jsonable(dataclasses.asdict(DetectorConfig()))},
+        "detector": {
+            "radial": "platform_api.theft.analyse_radial (US)",
+            "feeder": "platform_api.theft.analyse_feeder (EU)",
+            "config": _jsonable(dataclasses.asdict(DetectorConfig())),
+        },
         "summary": {k: v for k, v in s.items() if k != "scenarios"},
         "scenarios": s["scenarios"],
         "linearity_check": [r["linearity"] for r in results if r["linearity"]],
-        "networks": [{"name": r["name"], "region": r["region"], "meters": r["meters"],
-                      "power_flow_s": round(r["solve_s"], 1),
-                      "analysis_s": round(r["analyse_s"], 1), **r["spec"]} for r in results],
+        "networks": [
+            {
+                "name": r["name"],
+                "region": r["region"],
+                "meters": r["meters"],
+                "power_flow_s": round(r["solve_s"], 1),
+                "analysis_s": round(r["analyse_s"], 1),
+                **r["spec"],
+            }
+            for r in results
+        ],
         "clean_records": [c for r in results for c in r["clean"]],
         "trials_file": "out/theft_trials.json (every trial; not committed; next to theft.json with --out)",
     }
@@ -723,9 +929,22 @@ def main(argv: list[str] | None = None) -> dict:
     trials_path = (ROOT / "out" if default_out else args.out) / "theft_trials.json"  # not committed
     write_json(trials_path, _jsonable([r for res in results for r in res["trials"]]))
     plot(s, trials, args.out / "theft_detection.png")
-    print(json.dumps({k: out[k] for k in ("detect_rate_3kw_1h_us", "detect_rate_1kw_24h_us", "localise_rate_us",
-                                          "false_alarms_per_1000_meter_days_clean", "smallest_tap_kw_detected_eu_24h",
-                                          "runtime_s")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in (
+                    "detect_rate_3kw_1h_us",
+                    "detect_rate_1kw_24h_us",
+                    "localise_rate_us",
+                    "false_alarms_per_1000_meter_days_clean",
+                    "smallest_tap_kw_detected_eu_24h",
+                    "runtime_s",
+                )
+            },
+            indent=1,
+        )
+    )
     return out
 
 

@@ -45,7 +45,8 @@ The meter noise and accuracy class, load profiles, MV voltage, the clairvoyant b
 (``bound_kw``) and the per-trial fields are theft_eval's. ``--quick``: one site (the nearest house),
 one trial per size, one clean draw, same 3-day record.
 
-Why 3 days and not 2 (``check_config`` checks it): ``analyse_feeder`` fits its model on the first day only if the record spans at
+Why 3 days and not 2 (``check_config`` checks it): ``analyse_feeder`` fits its model on the first day only if
+the record spans at
 least two days (``baseline_slice``: otherwise it fits on everything); a record of 2 x 1440 minutes
 spans one minute less, so the tap would be inside the fit (seen in a first --quick run: alarms
 before the taps' start, 3 kW taps missed).
@@ -53,6 +54,7 @@ before the taps' start, 3 kW taps missed).
 Cost: about 50 ms of one loaded core per minute of the reduced feeder (26 copies per runpp_3ph
 call), 27,000 minutes (the clean record and 8 tapped ones from day 2), ~2 s per analysis.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,9 +93,23 @@ def ieee_spec(rng: np.random.Generator, cfg: te.EvalConfig) -> NetSpec:
 
 def check_config(quick: bool = False) -> te.EvalConfig:
     """theft_eval's EvalConfig for this network: constant taps starting during the record only."""
-    cfg = te.EvalConfig(mode="quick" if quick else "full", seed=20261123, days=3, n_us_tap_tans=0, n_us_clean_tans=0,
-                        eu_networks=(NAME,), eu_tap_sites=8, draws_during=5, draws_start=0, clean_draws=16,
-                        min_batch=1, kinds=("constant",), starts=("during",), tap_from_min=MIN_PER_DAY, workers=1)
+    cfg = te.EvalConfig(
+        mode="quick" if quick else "full",
+        seed=20261123,
+        days=3,
+        n_us_tap_tans=0,
+        n_us_clean_tans=0,
+        eu_networks=(NAME,),
+        eu_tap_sites=8,
+        draws_during=5,
+        draws_start=0,
+        clean_draws=16,
+        min_batch=1,
+        kinds=("constant",),
+        starts=("during",),
+        tap_from_min=MIN_PER_DAY,
+        workers=1,
+    )
     if quick:
         cfg = dataclasses.replace(cfg, eu_tap_sites=1, draws_during=1, clean_draws=1, linearity_minutes=30)
     # the detector fits on day 1 only if the record spans two baselines (else on all of it, taps
@@ -117,8 +133,9 @@ def ieee_summary(res: dict, s: dict) -> dict:
         "false_alarms_per_1000_meter_days_clean_ieee_eu": s["false_alarms_clean_eu"]["per_1000_meter_days"],
         "detect_rate_by_kw_ieee_eu_1h": by_kw(lambda rows: rate(rows, lambda r: te._within(r, 60))),
         "median_delay_min_by_kw": by_kw(lambda rows: te._finite_median(r["delay_min"] for r in rows if r["detected"])),
-        "localise_rate_by_kw_24h": by_kw(lambda rows: rate([r for r in rows if te._within(r, MIN_PER_DAY)],
-                                                            lambda r: r["localised"])),
+        "localise_rate_by_kw_24h": by_kw(
+            lambda rows: rate([r for r in rows if te._within(r, MIN_PER_DAY)], lambda r: r["localised"])
+        ),
         "bound_detectable_by_kw_24h": by_kw(lambda rows: rate(rows, lambda r: r["size_kw"] >= r["bound_kw_24h"])),
         "bound_detectable_by_kw_1h": by_kw(lambda rows: rate(rows, lambda r: r["size_kw"] >= r["bound_kw_1h"])),
         "median_bound_kw_24h": te._finite_median(r["bound_kw_24h"] for r in trials),
@@ -132,37 +149,60 @@ def ieee_summary(res: dict, s: dict) -> dict:
     for site in sorted({r["site"] for r in trials}):
         rows = [r for r in trials if r["site"] == site]
         det = [r for r in rows if te._within(r, MIN_PER_DAY)]
-        by_site.append({
-            "site": site, "where": rows[0]["where"], "distance_m": rows[0]["distance_m"], "tap_meter": rows[0]["tap_meter"],
-            "tapped_meter_from_tap_m": rows[0]["tapped_meter_from_tap_m"],
-            "detect_24h_by_kw": by_kw(lambda rr: rate([r for r in rr if r["site"] == site],
-                                                      lambda r: te._within(r, MIN_PER_DAY))),
-            "localised_of_detected_24h": rate(det, lambda r: r["localised"]),
-            "within_50m_of_detected_24h": rate(det, lambda r: r["named_meter_from_tap_m"] is not None
-                                               and r["named_meter_from_tap_m"] <= 50.0),
-            "named_meters": sorted({r["located_meter"] for r in det}),
-            "extra_drop_v_per_kw": te._finite_median(r["extra_drop_v_per_kw"] for r in rows),
-            "median_bound_kw_24h": te._finite_median(r["bound_kw_24h"] for r in rows),
-            "median_bound_kw_1h": te._finite_median(r["bound_kw_1h"] for r in rows)})
+        by_site.append(
+            {
+                "site": site,
+                "where": rows[0]["where"],
+                "distance_m": rows[0]["distance_m"],
+                "tap_meter": rows[0]["tap_meter"],
+                "tapped_meter_from_tap_m": rows[0]["tapped_meter_from_tap_m"],
+                "detect_24h_by_kw": by_kw(
+                    lambda rr, site=site: rate(
+                        [r for r in rr if r["site"] == site], lambda r: te._within(r, MIN_PER_DAY)
+                    )
+                ),
+                "localised_of_detected_24h": rate(det, lambda r: r["localised"]),
+                "within_50m_of_detected_24h": rate(
+                    det, lambda r: r["named_meter_from_tap_m"] is not None and r["named_meter_from_tap_m"] <= 50.0
+                ),
+                "named_meters": sorted({r["located_meter"] for r in det}),
+                "extra_drop_v_per_kw": te._finite_median(r["extra_drop_v_per_kw"] for r in rows),
+                "median_bound_kw_24h": te._finite_median(r["bound_kw_24h"] for r in rows),
+                "median_bound_kw_1h": te._finite_median(r["bound_kw_1h"] for r in rows),
+            }
+        )
     out["by_site"] = by_site
     return out
 
 
 def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker  # noqa: F401
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     ax = axes[0]
     for window, label, col in ((60, "1 h", "tab:red"), (MIN_PER_DAY, "24 h", "tab:blue")):
         key = "bound_kw_1h" if window == 60 else "bound_kw_24h"
         xs = [kw for kw in te.SIZES_KW if any(r["size_kw"] == kw for r in trials)]
         rows = [[r for r in trials if r["size_kw"] == kw] for kw in xs]
-        ax.plot(xs, [np.mean([te._within(r, window) for r in rr]) for rr in rows], "-o", color=col,
-                label=f"detected within {label}")
-        ax.plot(xs, [np.mean([r["size_kw"] >= r[key] for r in rr]) for rr in rows], "--x", color=col, alpha=0.45,
-                label=f"bound: detectable within {label}")
+        ax.plot(
+            xs,
+            [np.mean([te._within(r, window) for r in rr]) for rr in rows],
+            "-o",
+            color=col,
+            label=f"detected within {label}",
+        )
+        ax.plot(
+            xs,
+            [np.mean([r["size_kw"] >= r[key] for r in rr]) for rr in rows],
+            "--x",
+            color=col,
+            alpha=0.45,
+            label=f"bound: detectable within {label}",
+        )
     ax.axhline(0.95, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_xticks(te.SIZES_KW)
@@ -178,8 +218,13 @@ def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
         rows = [r for r in trials if r["size_kw"] == kw]
         d = sorted(max(r["delay_min"], 1.0) for r in rows if r["delay_min"] is not None)
         if rows:
-            ax.step([1.0] + d + [4 * MIN_PER_DAY], np.arange(len(d) + 2) / len(rows), where="post", color=col,
-                    label=f"{kw:g} kW")
+            ax.step(
+                [1.0] + d + [4 * MIN_PER_DAY],
+                np.arange(len(d) + 2) / len(rows),
+                where="post",
+                color=col,
+                label=f"{kw:g} kW",
+            )
     for x in (60, MIN_PER_DAY):
         ax.axvline(x, color="grey", lw=0.8, ls="--")
     ax.set_xscale("log")
@@ -189,26 +234,40 @@ def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
     ax.set_ylabel("fraction detected")
     ax.set_title("time to detect")
     ax.legend(fontsize=8)
-    fig.suptitle(f"Held-out check; false alarms on the clean record: "
-                 f"{summary['false_alarms_per_1000_meter_days_clean_ieee_eu']} per 1,000 meter-days", fontsize=10)
+    fig.suptitle(
+        f"Held-out check; false alarms on the clean record: "
+        f"{summary['false_alarms_per_1000_meter_days_clean_ieee_eu']} per 1,000 meter-days",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="one tap site, one trial per size (smoke test)")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results")
     args = ap.parse_args(argv)
     cfg = check_config(args.quick)
     t_start = time.perf_counter()
-    job = {"region": "eu", "name": NAME, "seed": cfg.seed, "taps": True, "linearity": True,
-           "cfg": dataclasses.asdict(cfg), "spec_fn": "benchmarks.theft_ieee_check:ieee_spec"}
+    job = {
+        "region": "eu",
+        "name": NAME,
+        "seed": cfg.seed,
+        "taps": True,
+        "linearity": True,
+        "cfg": dataclasses.asdict(cfg),
+        "spec_fn": "benchmarks.theft_ieee_check:ieee_spec",
+    }
     res = te.run_job(job)  # one process: the machine is shared
-    print(f"[theft_ieee_check] {res['meters']} meters, power flows {res['solve_s']:.0f} s, "
-          f"analysis {res['analyse_s']:.0f} s", file=sys.stderr)
+    print(
+        f"[theft_ieee_check] {res['meters']} meters, power flows {res['solve_s']:.0f} s, "
+        f"analysis {res['analyse_s']:.0f} s",
+        file=sys.stderr,
+    )
     red = reduction_check()
     s = te.summarise([res])
     head = ieee_summary(res, s)
@@ -218,50 +277,72 @@ def main(argv: list[str] | None = None) -> dict:
     ref = {}
     if ref_path.exists():
         d = json.loads(ref_path.read_text())
-        ref = {k: d.get(k) for k in ("smallest_tap_kw_detected_eu_24h", "localise_rate_eu_24h",
-                                     "localise_rate_eu_24h_within_50m", "false_alarms_per_1000_meter_days_clean_eu",
-                                     "date")}
-        ref["detect_24h_by_kw"] = {f"{r['size_kw']:g}": r["detect_24h"] for r in d["summary"]["table"]
-                                   if r["region"] == "eu" and r["start"] == "during" and r["kind"] == "constant"}
+        ref = {
+            k: d.get(k)
+            for k in (
+                "smallest_tap_kw_detected_eu_24h",
+                "localise_rate_eu_24h",
+                "localise_rate_eu_24h_within_50m",
+                "false_alarms_per_1000_meter_days_clean_eu",
+                "date",
+            )
+        }
+        ref["detect_24h_by_kw"] = {
+            f"{r['size_kw']:g}": r["detect_24h"]
+            for r in d["summary"]["table"]
+            if r["region"] == "eu" and r["start"] == "during" and r["kind"] == "constant"
+        }
     spec = res["spec"]
     out = {
         **{k: v for k, v in head.items() if k != "by_site"},
         "definitions": {
             "smallest_tap_kw_detected_ieee_eu_24h": "smallest of 0.3/1/3 kW whose constant taps starting at a random "
-                                                    "minute of day 2 are detected within 24 h in >= 95 % of trials",
+            "minute of day 2 are detected within 24 h in >= 95 % of trials",
             "detect_rate_by_kw_ieee_eu_24h": "share of those trials with a THEFT_SUSPICION at or after the tap's start "
-                                             "within 24 h (any meter named)",
+            "within 24 h (any meter named)",
             "localise_rate_ieee_eu_24h": "of the detections within 24 h, the share whose first anomaly names the "
-                                         "tapped meter (a feeder tap's: the first meter below it)",
+            "tapped meter (a feeder tap's: the first meter below it)",
             "localise_rate_ieee_eu_24h_within_50m": "of the detections within 24 h, the share whose named meter is "
-                                                    "connected within 50 m of the tap along the cables",
+            "connected within 50 m of the tap along the cables",
             "false_alarms_per_1000_meter_days_clean_ieee_eu": "THEFT_SUSPICION anomalies per 1,000 meter-days on "
-                                                              "noise draws of the clean record (all of it analysed)",
+            "noise draws of the clean record (all of it analysed)",
             "bound_kw_1h / bound_kw_24h": "per trial, the smallest tap a clairvoyant matched filter detects with "
-                                          "probability 0.95 in that time at 1 false alarm per 1,000 meter-days "
-                                          "(theft_eval's module doc); bound_detectable_*: share of trials whose tap is "
-                                          "at least that"},
+            "probability 0.95 in that time at 1 false alarm per 1,000 meter-days "
+            "(theft_eval's module doc); bound_detectable_*: share of trials whose tap is "
+            "at least that",
+        },
         "held_out": "nothing was tuned on this feeder: analyse_feeder with the default DetectorConfig, "
-                    "theft_eval's noise, profiles and protocol",
+        "theft_eval's noise, profiles and protocol",
         "tuning_set_eu_for_comparison": ref,
         "command": "nice -n 19 .venv/bin/python -m benchmarks.theft_ieee_check" + (" --quick" if args.quick else ""),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {**machine(), "platform": platform.platform(), "workers": 1,
-                    "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            **machine(),
+            "platform": platform.platform(),
+            "workers": 1,
+            "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        },
         "runtime_s": round(runtime, 1),
         "power_flow_s": round(res["solve_s"], 1),
         "analysis_s": round(res["analyse_s"], 1),
         "mode": cfg.mode,
         "config": dataclasses.asdict(cfg),
         "noise": dataclasses.asdict(MeterAccuracy()),
-        "detector": {"feeder": "platform_api.theft.analyse_feeder",
-                     "config": te._jsonable(dataclasses.asdict(DetectorConfig()))},
-        "network": {"name": NAME, "source": "pandapower.networks.ieee_european_lv_asymmetric('on_peak_566') "
-                                            "(topology, phases and cable data; loads replaced by the profiles)",
-                    "meters": res["meters"], "phases": {p: int(np.sum([m == p for m in _meter_phases(spec)]))
-                                                        for p in "abc"},
-                    "farthest_meter_m": max(m["distance_m"] for m in spec["meters"]),
-                    "trafo_kva": spec["trafo_kva"], "tap_sites": spec["taps"], "meter_list": spec["meters"]},
+        "detector": {
+            "feeder": "platform_api.theft.analyse_feeder",
+            "config": te._jsonable(dataclasses.asdict(DetectorConfig())),
+        },
+        "network": {
+            "name": NAME,
+            "source": "pandapower.networks.ieee_european_lv_asymmetric('on_peak_566') "
+            "(topology, phases and cable data; loads replaced by the profiles)",
+            "meters": res["meters"],
+            "phases": {p: int(np.sum([m == p for m in _meter_phases(spec)])) for p in "abc"},
+            "farthest_meter_m": max(m["distance_m"] for m in spec["meters"]),
+            "trafo_kva": spec["trafo_kva"],
+            "tap_sites": spec["taps"],
+            "meter_list": spec["meters"],
+        },
         "reduction_check": red,
         "linearity_check": res["linearity"],
         "by_site": head["by_site"],
@@ -272,9 +353,22 @@ def main(argv: list[str] | None = None) -> dict:
     out = te._jsonable(out)
     write_json(args.out / "theft_ieee.json", out)
     plot(out, trials, args.out / "theft_ieee.png")
-    print(json.dumps({k: out[k] for k in ("smallest_tap_kw_detected_ieee_eu_24h", "detect_rate_by_kw_ieee_eu_24h",
-                                          "localise_rate_ieee_eu_24h", "localise_rate_ieee_eu_24h_within_50m",
-                                          "false_alarms_per_1000_meter_days_clean_ieee_eu", "runtime_s")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: out[k]
+                for k in (
+                    "smallest_tap_kw_detected_ieee_eu_24h",
+                    "detect_rate_by_kw_ieee_eu_24h",
+                    "localise_rate_ieee_eu_24h",
+                    "localise_rate_ieee_eu_24h_within_50m",
+                    "false_alarms_per_1000_meter_days_clean_ieee_eu",
+                    "runtime_s",
+                )
+            },
+            indent=1,
+        )
+    )
     return out
 
 

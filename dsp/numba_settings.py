@@ -7,6 +7,7 @@ environment variable ``NUMBA_DISABLE_JIT=1`` makes every kernel run as plain Pyt
 honours it itself), which the test suite uses for coverage. :func:`fma` is the fused
 multiply-add for kernels that must round as numpy's SIMD loops do.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,6 +47,7 @@ def jit(fn=None, *, math: str = "exact"):
 
 
 if config.DISABLE_JIT:
+
     def fma(a, b, c):
         """a * b + c rounded once (plain Python: exact with fractions, then to the nearest value of
         a's type, ties to even)."""
@@ -53,8 +55,12 @@ if config.DISABLE_JIT:
         exact = Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))
         r = t(float(exact))
         cands = (np.nextafter(r, t(-np.inf)), r, np.nextafter(r, t(np.inf)))
-        return min(cands, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.asarray(v).view(f"u{np.asarray(v).itemsize}")) & 1))
+        return min(
+            cands,
+            key=lambda v: (abs(Fraction(float(v)) - exact), int(np.asarray(v).view(f"u{np.asarray(v).itemsize}")) & 1),
+        )
 else:
+
     @intrinsic
     def fma(typingctx, a, b, c):
         """a * b + c rounded once (LLVM's fma), for floats of one type."""
@@ -63,6 +69,7 @@ else:
 
         def codegen(context, builder, sig, args):
             return builder.fma(*args)
+
         return a(a, b, c), codegen
 
 

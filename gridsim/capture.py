@@ -3,28 +3,44 @@
 The format itself (sidecar keys, containers, subtypes, the ground-truth file) is a contract
 that the receiver reads as well: :mod:`receiver.contracts.capture`.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import soundfile as sf
 
-from receiver.contracts.capture import (FORMATS, MAX_FLAC_CHANNELS, MAX_WAV_CHANNELS, META_SUFFIX, SIGMF_VERSION,
-                                        GLA_KEYS, SUBTYPES, WAV_LIMIT_BYTES, WAV_HEADER_RESERVE, capture_stem,
-                                        iso_utc, jsonable, sha256_file, write_json_atomic, write_truth)
+from receiver.contracts.capture import (
+    FORMATS,
+    GLA_KEYS,
+    MAX_FLAC_CHANNELS,
+    MAX_WAV_CHANNELS,
+    META_SUFFIX,
+    SIGMF_VERSION,
+    SUBTYPES,
+    WAV_HEADER_RESERVE,
+    WAV_LIMIT_BYTES,
+    capture_stem,
+    iso_utc,
+    jsonable,
+    sha256_file,
+    write_json_atomic,
+    write_truth,
+)
 
 from .channel import PHASES, Layout, phase_index
 
 __all__ = ["CaptureWriter", "write_truth"]
 
 
-def _channel_table(layout: Layout | Sequence[tuple[int, int, int | str]], n_inputs: int,
-                   ct_polarity: Sequence[int] | None) -> list[dict]:
+def _channel_table(
+    layout: Layout | Sequence[tuple[int, int, int | str]], n_inputs: int, ct_polarity: Sequence[int] | None
+) -> list[dict]:
     if isinstance(layout, Layout):
         if layout.n_inputs != n_inputs:
             raise ValueError(f"layout has {layout.n_inputs} inputs but n_inputs={n_inputs}")
@@ -61,12 +77,23 @@ class CaptureWriter:
     ValueError before anything is lost (pass ``expected_frames`` or ``container="RF64"``).
     """
 
-    def __init__(self, path_stem: str | os.PathLike, fs: int, n_inputs: int,
-                 layout: Layout | Sequence[tuple[int, int, int | str]],
-                 subtype: str = "PCM_24", start_time_utc: datetime | str | None = None,
-                 grid_hz: float = 60.0, scale: float = 0.25, meta_extra: dict | None = None,
-                 *, container: str | None = None, expected_frames: int | None = None,
-                 ct_polarity: Sequence[int] | None = None, description: str = ""):
+    def __init__(
+        self,
+        path_stem: str | os.PathLike,
+        fs: int,
+        n_inputs: int,
+        layout: Layout | Sequence[tuple[int, int, int | str]],
+        subtype: str = "PCM_24",
+        start_time_utc: datetime | str | None = None,
+        grid_hz: float = 60.0,
+        scale: float = 0.25,
+        meta_extra: dict | None = None,
+        *,
+        container: str | None = None,
+        expected_frames: int | None = None,
+        ct_polarity: Sequence[int] | None = None,
+        description: str = "",
+    ):
         self.stem = capture_stem(path_stem)
         self.fs = int(fs)
         self.n_inputs = int(n_inputs)
@@ -91,7 +118,8 @@ class CaptureWriter:
             if k.startswith("core:") or k in GLA_KEYS:
                 raise ValueError(f"meta_extra may not override the sidecar key {k!r}")
         self.description = description or (
-            f"Substation CT capture, {self.n_inputs} inputs at {self.fs} Hz, {self.grid_hz:g} Hz grid")
+            f"Substation CT capture, {self.n_inputs} inputs at {self.fs} Hz, {self.grid_hz:g} Hz grid"
+        )
         self.container = self._pick_container(container, expected_frames)
         self.audio_path = self.stem.with_name(self.stem.name + FORMATS[self.container])
         self.meta_path = self.stem.with_name(self.stem.name + META_SUFFIX)
@@ -105,22 +133,25 @@ class CaptureWriter:
     def _pick_container(self, container: str | None, expected_frames: int | None) -> str:
         bps = SUBTYPES[self.subtype][1]
         if container is None:
-            too_big = (expected_frames is not None and
-                       expected_frames * self.n_inputs * bps + WAV_HEADER_RESERVE > WAV_LIMIT_BYTES)
+            too_big = (
+                expected_frames is not None
+                and expected_frames * self.n_inputs * bps + WAV_HEADER_RESERVE > WAV_LIMIT_BYTES
+            )
             return "RF64" if self.n_inputs > MAX_WAV_CHANNELS or too_big else "WAV"
         c = container.upper()
         if c not in FORMATS:
             raise ValueError(f"container must be one of {sorted(FORMATS)}, got {container!r}")
         if c == "FLAC":
             if self.n_inputs > MAX_FLAC_CHANNELS:
-                raise ValueError(f"FLAC holds at most {MAX_FLAC_CHANNELS} channels, the capture has "
-                                 f"{self.n_inputs}: use RF64 or W64")
+                raise ValueError(
+                    f"FLAC holds at most {MAX_FLAC_CHANNELS} channels, the capture has {self.n_inputs}: use RF64 or W64"
+                )
             if self.subtype not in ("PCM_16", "PCM_24"):
                 raise ValueError(f"FLAC holds 16/24-bit integer samples only, not {self.subtype}")
         return c
 
     # context manager ------------------------------------------------------------------
-    def __enter__(self) -> "CaptureWriter":
+    def __enter__(self) -> CaptureWriter:
         self.open()
         return self
 
@@ -134,9 +165,14 @@ class CaptureWriter:
         if self._file is not None:
             return
         self.stem.parent.mkdir(parents=True, exist_ok=True)
-        self._file = sf.SoundFile(str(self.audio_path), mode="w", samplerate=self.fs,
-                                  channels=self.n_inputs, subtype=self.subtype,
-                                  format=self.container)
+        self._file = sf.SoundFile(
+            str(self.audio_path),
+            mode="w",
+            samplerate=self.fs,
+            channels=self.n_inputs,
+            subtype=self.subtype,
+            format=self.container,
+        )
 
     def write(self, block: np.ndarray) -> None:
         """Append ``(n, n_inputs)`` samples (per-unit current; ``scale`` is applied here)."""
@@ -154,8 +190,9 @@ class CaptureWriter:
         if self.container == "WAV":
             size = (self.frames + x.shape[0]) * self.n_inputs * self._bytes_per_sample
             if size + WAV_HEADER_RESERVE > WAV_LIMIT_BYTES:
-                raise ValueError(f"{self.audio_path.name}: a WAV file cannot exceed 4 GiB; pass "
-                                 "expected_frames or container='RF64'")
+                raise ValueError(
+                    f"{self.audio_path.name}: a WAV file cannot exceed 4 GiB; pass expected_frames or container='RF64'"
+                )
         y = x * self.scale
         if x.size:
             self.peak_abs = max(self.peak_abs, float(np.max(np.abs(y))))

@@ -39,11 +39,12 @@ fundamental RMS of its true input, low-passed by the hub's service transformer (
 Butterworth at ``cutoff_hz``, zero initial state, 10 ms tail), and added to the true input and, via
 :meth:`SubstationChannel.crosstalk_gains`, to its neighbours.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Sequence
 
 import numpy as np
 from scipy import signal
@@ -174,8 +175,7 @@ class ChannelConfig:
     # harmonics
     harmonic_max: int = 80
     harmonic_third_dbc: tuple[float, float] = (-20.0, -14.0)  #: drawn per phase
-    harmonic_odd_dbc: tuple[tuple[int, float], ...] = ((5, -22.0), (7, -28.0), (9, -32.0),
-                                                       (11, -35.0), (13, -35.0))
+    harmonic_odd_dbc: tuple[tuple[int, float], ...] = ((5, -22.0), (7, -28.0), (9, -32.0), (11, -35.0), (13, -35.0))
     harmonic_decay_exponent: float = 1.2  #: amplitude ~ 1/h^x above the last tabulated one
     harmonic_even_below_odd_db: tuple[float, float] = (20.0, 30.0)
     harmonic_spread_db: float = 1.0  #: per-feeder random offset (std) of each harmonic
@@ -210,6 +210,7 @@ class ChannelConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
+
         def rng_ok(name: str, lo_lim: float | None = None, hi_lim: float | None = None) -> None:
             lo, hi = getattr(self, name)
             if not lo <= hi:
@@ -226,10 +227,18 @@ class ChannelConfig:
         rng_ok("load_factor_range", 0.0)
         if not 0.0 <= self.ct_reversed_prob <= 1.0:
             raise ValueError(f"ct_reversed_prob: must be in [0, 1], got {self.ct_reversed_prob}")
-        for name in ("freq_wander_hz", "freq_walk_hz_per_sqrt_s", "freq_steps_per_hour",
-                     "harmonic_spread_db", "harmonic_triplen_spread_db",
-                     "harmonic_amp_drift_per_sqrt_s", "harmonic_phase_drift_rad_per_sqrt_s",
-                     "impulse_rate_per_feeder_per_s", "interferer_drift_hz", "injection_tail_s"):
+        for name in (
+            "freq_wander_hz",
+            "freq_walk_hz_per_sqrt_s",
+            "freq_steps_per_hour",
+            "harmonic_spread_db",
+            "harmonic_triplen_spread_db",
+            "harmonic_amp_drift_per_sqrt_s",
+            "harmonic_phase_drift_rad_per_sqrt_s",
+            "impulse_rate_per_feeder_per_s",
+            "interferer_drift_hz",
+            "injection_tail_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         if self.freq_wander_hz >= self.grid_hz / 10:
@@ -262,8 +271,9 @@ class ChannelConfig:
         return 10.0 ** (-self.noise_floor_dbc / 20.0)
 
 
-def harmonic_profile_dbc(config: ChannelConfig, third_dbc: float | None = None,
-                         even_below_db: float | None = None) -> np.ndarray:
+def harmonic_profile_dbc(
+    config: ChannelConfig, third_dbc: float | None = None, even_below_db: float | None = None
+) -> np.ndarray:
     """Nominal level (dB under the fundamental) of harmonics 1..``harmonic_max``, index h-1.
 
     Odd: tabulated (``harmonic_third_dbc`` mid-range unless ``third_dbc`` is given, then
@@ -332,8 +342,7 @@ class SubstationChannel:
     ``harmonics`` (the harmonic orders rendered).
     """
 
-    def __init__(self, config: ChannelConfig | None = None, layout: Layout | None = None,
-                 seed: int = 0):
+    def __init__(self, config: ChannelConfig | None = None, layout: Layout | None = None, seed: int = 0):
         self.config = config if config is not None else ChannelConfig()
         self.config.validate()
         self.layout = layout if layout is not None else Layout()
@@ -344,13 +353,12 @@ class SubstationChannel:
         self.n_inputs = self.layout.n_inputs
         nf, ni = self.layout.n_feeders, self.n_inputs
 
-        self.load_factor = np.array([self._rng(_S_LOAD, f).uniform(*cfg.load_factor_range)
-                                     for f in range(nf)])
+        self.load_factor = np.array([self._rng(_S_LOAD, f).uniform(*cfg.load_factor_range) for f in range(nf)])
         self.fundamental_rms = np.repeat(self.load_factor, 3)
         self.noise_rms = self.fundamental_rms * cfg.noise_ratio
         self.ct_polarity = np.array(
-            [-1 if self._rng(_S_CT, i).random() < cfg.ct_reversed_prob else 1 for i in range(ni)],
-            dtype=np.int64)
+            [-1 if self._rng(_S_CT, i).random() < cfg.ct_reversed_prob else 1 for i in range(ni)], dtype=np.int64
+        )
 
         # harmonic orders that stay well under Nyquist
         hmax = min(cfg.harmonic_max, int(0.45 * self.fs_hz / (1.01 * cfg.grid_hz)))
@@ -390,7 +398,7 @@ class SubstationChannel:
         nh, ni = hs.size, self.n_inputs
         amp = np.zeros((nh, ni))
         ph = np.zeros((nh, ni))
-        triplen = (hs % 3 == 0)
+        triplen = hs % 3 == 0
         full = harmonic_profile_dbc(cfg, even_below_db=0.0)[:nh]  # odd levels; evens added below
         hd = cfg.harmonic_max  # draw for every configured order: the values do not depend on fs
         for f in range(self.layout.n_feeders):
@@ -437,12 +445,18 @@ class SubstationChannel:
             ratio = math.sqrt(10.0 ** (snr_db / 10.0) / (self.fs_hz / 2.0))
             mag = r.uniform(0.5, 1.0, size=n_sub) * math.sqrt(2.0) * ratio * self.noise_rms[subset]
             gains[subset] = mag * np.exp(1j * r.uniform(0.0, 2.0 * math.pi, size=n_sub))
-            out.append(dict(freq_hz=f, snr_1hz_db=snr_db, inputs=subset.tolist(),
-                            drift_hz=float(r.uniform(0.5, 1.0) * cfg.interferer_drift_hz),
-                            drift_period_s=float(r.uniform(*cfg.interferer_drift_period_s)),
-                            drift_phase_rad=float(r.uniform(0.0, 2.0 * math.pi)),
-                            phase0_rad=float(r.uniform(0.0, 2.0 * math.pi)),
-                            gains=gains))
+            out.append(
+                dict(
+                    freq_hz=f,
+                    snr_1hz_db=snr_db,
+                    inputs=subset.tolist(),
+                    drift_hz=float(r.uniform(0.5, 1.0) * cfg.interferer_drift_hz),
+                    drift_period_s=float(r.uniform(*cfg.interferer_drift_period_s)),
+                    drift_phase_rad=float(r.uniform(0.0, 2.0 * math.pi)),
+                    phase0_rad=float(r.uniform(0.0, 2.0 * math.pi)),
+                    gains=gains,
+                )
+            )
         return out
 
     # ---------------------------------------------------------------------- grid frequency
@@ -481,7 +495,7 @@ class SubstationChannel:
                     c = (a * math.exp(-(s0 - at) / (self.fs_hz * tau))) * self._decay
                 else:
                     c = np.zeros(n_seg)
-                    c[at - s0:] = a * self._decay[: n_seg - (at - s0)]
+                    c[at - s0 :] = a * self._decay[: n_seg - (at - s0)]
                 out = c if out is None else out + c
         return out
 
@@ -505,8 +519,9 @@ class SubstationChannel:
         while len(self._theta) < k + 1:
             j = len(self._theta) - 1
             f = self._segment_freq_hz(j)
-            self._theta.append(float((self._theta[j] + 2.0 * math.pi * float(np.sum(f)) / self.fs_hz)
-                                     % (2.0 * math.pi)))
+            self._theta.append(
+                float((self._theta[j] + 2.0 * math.pi * float(np.sum(f)) / self.fs_hz) % (2.0 * math.pi))
+            )
 
     def _segment_freq_hz(self, k: int) -> np.ndarray:
         """Grid frequency over segment k: walk interpolated linearly between the segment
@@ -543,7 +558,7 @@ class SubstationChannel:
             k = pos // self.segment_samples
             a = pos - k * self.segment_samples
             b = min(self.segment_samples, end - k * self.segment_samples)
-            out[pos - start_sample: pos - start_sample + b - a] = fn(k)[a:b]
+            out[pos - start_sample : pos - start_sample + b - a] = fn(k)[a:b]
             pos += b - a
         return out
 
@@ -554,6 +569,7 @@ class SubstationChannel:
     def frequency_components(self, start_sample: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(bounded walk, step component) of the frequency deviation, Hz; their sum plus
         ``grid_hz`` is :meth:`grid_frequency`."""
+
         def walk(k: int) -> np.ndarray:
             self._extend_walk(k)
             m = self.segment_samples
@@ -575,8 +591,7 @@ class SubstationChannel:
     def _advance_harm(self, s: _HarmState) -> _HarmState:
         cfg = self.config
         nh = self.harmonics.size
-        if nh <= 1 or (cfg.harmonic_amp_drift_per_sqrt_s == 0 and
-                       cfg.harmonic_phase_drift_rad_per_sqrt_s == 0):
+        if nh <= 1 or (cfg.harmonic_amp_drift_per_sqrt_s == 0 and cfg.harmonic_phase_drift_rad_per_sqrt_s == 0):
             return _HarmState(s.k + 1, s.log_amp, s.phase_rad)
         eps = np.empty((2, nh, self.n_inputs))
         for i in range(self.n_inputs):
@@ -649,9 +664,11 @@ class SubstationChannel:
         g = np.empty((self.n_inputs, 2 * m))
         for j, it in enumerate(self.interferers):
             w = 2.0 * math.pi / it["drift_period_s"]
-            phi = (2.0 * math.pi * it["freq_hz"] * t
-                   - it["drift_hz"] * it["drift_period_s"] * np.cos(w * t + it["drift_phase_rad"])
-                   + it["phase0_rad"])
+            phi = (
+                2.0 * math.pi * it["freq_hz"] * t
+                - it["drift_hz"] * it["drift_period_s"] * np.cos(w * t + it["drift_phase_rad"])
+                + it["phase0_rad"]
+            )
             cs[j], cs[m + j] = np.cos(phi), np.sin(phi)
             g[:, j], g[:, m + j] = it["gains"].real, -it["gains"].imag
         acc += g @ cs
@@ -689,13 +706,17 @@ class SubstationChannel:
             r = self._rng(_S_IMPULSE, k, f)
             for _ in range(int(r.poisson(cfg.impulse_rate_per_feeder_per_s * SEGMENT_S))):
                 lo, hi = cfg.impulse_decay_s
-                evs.append(dict(
-                    start_sample=k * n_seg + int(r.integers(0, n_seg)), feeder=f,
-                    ring_hz=float(r.uniform(*cfg.impulse_ring_hz)),
-                    decay_s=float(math.exp(r.uniform(math.log(lo), math.log(hi)))),
-                    peak_db=float(r.uniform(*cfg.impulse_peak_db)),
-                    phase_rad=float(r.uniform(0.0, 2.0 * math.pi)),
-                    gains=(r.uniform(0.3, 1.0, size=3) * r.choice([-1.0, 1.0], size=3)).tolist()))
+                evs.append(
+                    dict(
+                        start_sample=k * n_seg + int(r.integers(0, n_seg)),
+                        feeder=f,
+                        ring_hz=float(r.uniform(*cfg.impulse_ring_hz)),
+                        decay_s=float(math.exp(r.uniform(math.log(lo), math.log(hi)))),
+                        peak_db=float(r.uniform(*cfg.impulse_peak_db)),
+                        phase_rad=float(r.uniform(0.0, 2.0 * math.pi)),
+                        gains=(r.uniform(0.3, 1.0, size=3) * r.choice([-1.0, 1.0], size=3)).tolist(),
+                    )
+                )
         return evs
 
     def impulse_events(self, start_sample: int, n: int) -> list[dict]:
@@ -703,8 +724,12 @@ class SubstationChannel:
         if not (self.config.enable_impulses and self.config.impulse_rate_per_feeder_per_s > 0):
             return []
         k0, k1 = start_sample // self.segment_samples, (start_sample + n - 1) // self.segment_samples
-        return [e for k in range(k0, k1 + 1) for e in self._impulse_events(k)
-                if start_sample <= e["start_sample"] < start_sample + n]
+        return [
+            e
+            for k in range(k0, k1 + 1)
+            for e in self._impulse_events(k)
+            if start_sample <= e["start_sample"] < start_sample + n
+        ]
 
     def _add_impulse(self, ev: dict, k: int, acc: np.ndarray) -> None:
         length = int(math.ceil(10.0 * ev["decay_s"] * self.fs_hz))
@@ -716,12 +741,12 @@ class SubstationChannel:
         t_full = np.arange(length) / self.fs_hz
         wave = np.exp(-t_full / ev["decay_s"]) * np.sin(2.0 * math.pi * ev["ring_hz"] * t_full + ev["phase_rad"])
         wave /= np.max(np.abs(wave))
-        wave = wave[a - ev["start_sample"]: b - ev["start_sample"]]
+        wave = wave[a - ev["start_sample"] : b - ev["start_sample"]]
         peak = 10.0 ** (ev["peak_db"] / 20.0)
         f = ev["feeder"]
         cols = slice(3 * f, 3 * f + 3)
         g = np.asarray(ev["gains"]) * peak * self.noise_rms[cols]
-        acc[cols, a - s0: b - s0] += np.outer(g, wave)
+        acc[cols, a - s0 : b - s0] += np.outer(g, wave)
 
     # -------------------------------------------------------------------------- injections
     def _true_input(self, inj: Injection) -> int:
@@ -755,8 +780,18 @@ class SubstationChannel:
 
     def _prepare(self, inj: Injection) -> tuple[np.ndarray, np.ndarray, slice]:
         """(received waveform with tail, gains over the bus, bus slice); cached on ``inj``."""
-        key = (id(inj.samples), np.shape(inj.samples), float(inj.level_db), float(inj.cutoff_hz),
-               inj.bus, inj.feeder, inj.phase, inj.crosstalk_seed, self.fs_hz, self.seed)
+        key = (
+            id(inj.samples),
+            np.shape(inj.samples),
+            float(inj.level_db),
+            float(inj.cutoff_hz),
+            inj.bus,
+            inj.feeder,
+            inj.phase,
+            inj.crosstalk_seed,
+            self.fs_hz,
+            self.seed,
+        )
         if inj._prepared is not None and inj._prepared[0] == key:
             return inj._prepared[1]
         x = np.asarray(inj.samples, dtype=np.float64)
@@ -788,7 +823,7 @@ class SubstationChannel:
             k = pos // self.segment_samples
             a = pos - k * self.segment_samples
             b = min(self.segment_samples, end - k * self.segment_samples)
-            out[pos - start_sample: pos - start_sample + b - a] = self._segment(k)[a:b]
+            out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
             pos += b - a
         for inj in injections:
             s0 = int(inj.start_sample)
@@ -797,17 +832,22 @@ class SubstationChannel:
             if a >= b:
                 continue
             y, g, sl = self._prepare(inj)
-            out[a - start_sample: b - start_sample, sl] += np.outer(y[a - s0: b - s0], g)
+            out[a - start_sample : b - start_sample, sl] += np.outer(y[a - s0 : b - s0], g)
         return out
 
     def describe(self) -> dict:
         """JSON-friendly summary of the seeded draws (for the capture's ground truth)."""
         return dict(
-            seed=self.seed, fs_hz=self.fs_hz, grid_hz=self.config.grid_hz,
-            load_factor=self.load_factor.tolist(), ct_polarity=self.ct_polarity.tolist(),
+            seed=self.seed,
+            fs_hz=self.fs_hz,
+            grid_hz=self.config.grid_hz,
+            load_factor=self.load_factor.tolist(),
+            ct_polarity=self.ct_polarity.tolist(),
             noise_floor_dbc=self.config.noise_floor_dbc,
-            interferers=[{k: v for k, v in it.items() if k != "gains"} |
-                         {"gains_abs": np.abs(it["gains"][it["inputs"]]).tolist()}
-                         for it in self.interferers],
+            interferers=[
+                {k: v for k, v in it.items() if k != "gains"}
+                | {"gains_abs": np.abs(it["gains"][it["inputs"]]).tolist()}
+                for it in self.interferers
+            ],
             config={f.name: getattr(self.config, f.name) for f in fields(self.config)},
         )

@@ -61,24 +61,33 @@ Cross-references checked after parsing: hub, feeder, lateral, meter indices, pha
 times within ``[0, duration_s]``, ``from_s < to_s``, channel/code indices against
 :mod:`dsp.air.params`, and the transformer cutoff against the channel plan.
 """
+
 from __future__ import annotations
 
 import importlib.resources
 import os
 import tomllib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
-                      PrivateAttr, Strict, ValidationError, field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    field_validator,
+)
 
 from dsp.air import params as P
 
 from .channel import ChannelConfig, Layout
 
-__all__ = ["Scenario", "ScenarioError", "list_builtin", "load_builtin", "load_scenario",
-           "parse_scenario"]
+__all__ = ["Scenario", "ScenarioError", "list_builtin", "load_builtin", "load_scenario", "parse_scenario"]
 
 
 class ScenarioError(ValueError):
@@ -146,7 +155,7 @@ class ScenarioSection(_Model):
         if isinstance(v, datetime):
             if v.tzinfo is None:
                 raise ValueError("needs a timezone (e.g. 2025-03-03T14:00:00Z)")
-            return v.astimezone(timezone.utc)
+            return v.astimezone(UTC)
         raise ValueError(f"must be a TOML datetime or ISO string, got {v!r}")
 
     @field_validator("grid_hz")
@@ -205,7 +214,7 @@ class SwitchLateral(_Model):
 class Outage(_Model):
     kind: Literal["outage"]
     feeder: Int = Field(ge=0)
-    lateral: Optional[Int] = Field(default=None, ge=0)
+    lateral: Int | None = Field(default=None, ge=0)
     from_s: Float = Field(ge=0.0)
     to_s: Float = Field(ge=0.0)
 
@@ -218,15 +227,15 @@ class Tap(_Model):
     from_s: Float = Field(ge=0.0)
 
 
-Event = Annotated[Union[MovePhase, SwitchLateral, Outage, Tap], Field(discriminator="kind")]
+Event = Annotated[MovePhase | SwitchLateral | Outage | Tap, Field(discriminator="kind")]
 
 
 class Transmission(_Model):
     at_s: Float = Field(ge=0.0)
     hub: Int = Field(ge=0)
     kind: Literal["scheduled", "alert", "provisioning"]
-    channel: Optional[Int] = Field(default=None, ge=0)
-    code: Optional[Int] = Field(default=None, ge=0)
+    channel: Int | None = Field(default=None, ge=0)
+    code: Int | None = Field(default=None, ge=0)
 
 
 class Scenario(_Model):
@@ -283,13 +292,17 @@ class Scenario(_Model):
     def channel_config(self, **overrides: Any) -> ChannelConfig:
         """The :class:`ChannelConfig` this scenario asks for (other knobs at their defaults)."""
         c = self.channel
-        kw = dict(fs_hz=self.scenario.fs_hz, grid_hz=self.scenario.grid_hz,
-                  noise_floor_dbc=c.noise_floor_dbc,
-                  impulse_rate_per_feeder_per_s=c.impulse_rate_per_feeder_per_s,
-                  interferers=c.interferers,
-                  crosstalk_same_feeder_db=tuple(c.crosstalk_same_feeder_db),
-                  crosstalk_other_feeder_db=tuple(c.crosstalk_other_feeder_db),
-                  freq_wander_hz=c.freq_wander_hz, freq_steps_per_hour=c.freq_steps_per_hour)
+        kw = dict(
+            fs_hz=self.scenario.fs_hz,
+            grid_hz=self.scenario.grid_hz,
+            noise_floor_dbc=c.noise_floor_dbc,
+            impulse_rate_per_feeder_per_s=c.impulse_rate_per_feeder_per_s,
+            interferers=c.interferers,
+            crosstalk_same_feeder_db=tuple(c.crosstalk_same_feeder_db),
+            crosstalk_other_feeder_db=tuple(c.crosstalk_other_feeder_db),
+            freq_wander_hz=c.freq_wander_hz,
+            freq_steps_per_hour=c.freq_steps_per_hour,
+        )
         kw.update(overrides)
         return ChannelConfig(**kw)
 
@@ -393,14 +406,16 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
             if ev.to_feeder == ev.feeder:
                 errs.append((f"{p}.to_feeder", f"must differ from feeder ({ev.feeder})"))
             if ev.lateral >= laterals:
-                errs.append((f"{p}.lateral", f"no such lateral: hubs.laterals_per_feeder is "
-                                             f"{laterals}, got {ev.lateral}"))
+                errs.append(
+                    (f"{p}.lateral", f"no such lateral: hubs.laterals_per_feeder is {laterals}, got {ev.lateral}")
+                )
             time(f"{p}.at_s", ev.at_s)
         elif isinstance(ev, Outage):
             feeder(f"{p}.feeder", ev.feeder)
             if ev.lateral is not None and ev.lateral >= laterals:
-                errs.append((f"{p}.lateral", f"no such lateral: hubs.laterals_per_feeder is "
-                                             f"{laterals}, got {ev.lateral}"))
+                errs.append(
+                    (f"{p}.lateral", f"no such lateral: hubs.laterals_per_feeder is {laterals}, got {ev.lateral}")
+                )
             time(f"{p}.from_s", ev.from_s)
             time(f"{p}.to_s", ev.to_s)
             if not ev.from_s < ev.to_s:
@@ -408,8 +423,12 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
         elif isinstance(ev, Tap):
             hub(f"{p}.hub", ev.hub)
             if ev.meter >= s.hubs.meters_per_hub[1]:
-                errs.append((f"{p}.meter", f"no such meter: hubs have at most "
-                                           f"{s.hubs.meters_per_hub[1]} meters, got {ev.meter}"))
+                errs.append(
+                    (
+                        f"{p}.meter",
+                        f"no such meter: hubs have at most {s.hubs.meters_per_hub[1]} meters, got {ev.meter}",
+                    )
+                )
             time(f"{p}.from_s", ev.from_s)
     for i, tx in enumerate(s.transmissions):
         p = f"transmissions[{i}]"
@@ -417,8 +436,9 @@ def _cross_checks(s: Scenario) -> list[tuple[str, str]]:
         if not tx.at_s < dur:
             errs.append((f"{p}.at_s", f"must be before the end of the capture ({dur:g} s), got {tx.at_s:g}"))
         if tx.channel is not None and tx.channel >= n_channels:
-            errs.append((f"{p}.channel", f"no such channel: the plan has channels 0..{n_channels - 1}, "
-                                         f"got {tx.channel}"))
+            errs.append(
+                (f"{p}.channel", f"no such channel: the plan has channels 0..{n_channels - 1}, got {tx.channel}")
+            )
         if tx.code is not None and tx.code >= P.CODES_PER_CHANNEL:
             errs.append((f"{p}.code", f"no such code: codes are 0..{P.CODES_PER_CHANNEL - 1}, got {tx.code}"))
     return errs

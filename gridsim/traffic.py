@@ -6,6 +6,7 @@ the alert channel (code chosen at random, each alert repeated), pairing after pr
 restoration alerts after an outage, TAN anomaly reports after a tap starts. Every transmission
 carries exactly one sealed frame (dsp.air.messages) and is written to the ground truth.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -86,9 +87,20 @@ def hub_key(seed: int, hub_id: int) -> bytes:
     return hashlib.sha256(f"gla-sim-key:{seed}:{hub_id}".encode()).digest()[:16]
 
 
-def make_population(rng: np.random.Generator, *, seed: int, n_hubs: int, buses: int, feeders_per_bus: int,
-                    laterals_per_feeder: int, meters_per_hub: tuple[int, int], level_db: tuple[float, float],
-                    clock_ppm: float, cutoff_hz: tuple[float, float], new_hub_fraction: float = 0.02) -> list[Hub]:
+def make_population(
+    rng: np.random.Generator,
+    *,
+    seed: int,
+    n_hubs: int,
+    buses: int,
+    feeders_per_bus: int,
+    laterals_per_feeder: int,
+    meters_per_hub: tuple[int, int],
+    level_db: tuple[float, float],
+    clock_ppm: float,
+    cutoff_hz: tuple[float, float],
+    new_hub_fraction: float = 0.02,
+) -> list[Hub]:
     n_feeders = buses * feeders_per_bus
     hubs = []
     used_ids: set[int] = set()
@@ -99,13 +111,22 @@ def make_population(rng: np.random.Generator, *, seed: int, n_hubs: int, buses: 
             hub_id = int(rng.integers(1_000_000, 2**31))
         used_ids.add(hub_id)
         n_m = int(rng.integers(meters_per_hub[0], meters_per_hub[1] + 1))
-        hubs.append(Hub(
-            hub_id=hub_id, key=hub_key(seed, hub_id), bus=feeder // feeders_per_bus, feeder=feeder,
-            phase=int(rng.integers(3)), lateral=int(rng.integers(max(1, laterals_per_feeder))),
-            transformer_id=100_000 + i, meter_ids=[int(x) for x in rng.integers(10_000_000, 99_999_999, n_m)],
-            level_db=float(rng.uniform(*level_db)), clock_ppm=float(rng.uniform(-clock_ppm, clock_ppm)),
-            cutoff_hz=float(rng.uniform(*cutoff_hz)), counter=int(rng.integers(0, 1000)),
-        ))
+        hubs.append(
+            Hub(
+                hub_id=hub_id,
+                key=hub_key(seed, hub_id),
+                bus=feeder // feeders_per_bus,
+                feeder=feeder,
+                phase=int(rng.integers(3)),
+                lateral=int(rng.integers(max(1, laterals_per_feeder))),
+                transformer_id=100_000 + i,
+                meter_ids=[int(x) for x in rng.integers(10_000_000, 99_999_999, n_m)],
+                level_db=float(rng.uniform(*level_db)),
+                clock_ppm=float(rng.uniform(-clock_ppm, clock_ppm)),
+                cutoff_hz=float(rng.uniform(*cutoff_hz)),
+                counter=int(rng.integers(0, 1000)),
+            )
+        )
     n_new = int(round(new_hub_fraction * n_hubs))
     for i in rng.choice(n_hubs, size=min(n_new, n_hubs), replace=False) if n_new else []:
         hubs[int(i)].is_new = True
@@ -142,9 +163,20 @@ def reading(rng: np.random.Generator, tan_index: int, theft_w: float = 0.0) -> M
 class Scheduler:
     """Builds the list of transmissions of a scenario (deterministic for a seed)."""
 
-    def __init__(self, hubs: list[Hub], events: list[Event], *, rng: np.random.Generator, duration_s: float,
-                 start_unix: float, feeders_per_bus: int, report_period_s: float, alert_rate_per_hub_per_day: float,
-                 jitter_s: float, alert_repeats: int = 2) -> None:
+    def __init__(
+        self,
+        hubs: list[Hub],
+        events: list[Event],
+        *,
+        rng: np.random.Generator,
+        duration_s: float,
+        start_unix: float,
+        feeders_per_bus: int,
+        report_period_s: float,
+        alert_rate_per_hub_per_day: float,
+        jitter_s: float,
+        alert_repeats: int = 2,
+    ) -> None:
         self.hubs, self.events, self.rng = hubs, events, rng
         self.duration_s, self.start_unix = duration_s, start_unix
         self.fpb = feeders_per_bus
@@ -160,8 +192,16 @@ class Scheduler:
     def _slot_time(self, slot: int) -> float:
         return slot * P.SLOT_S - self.start_unix + P.SLOT_START_OFFSET_S
 
-    def _emit(self, hub_index: int, slot: int, channel: int, code: int, msg, extra: dict | None = None,
-              frames: list[bytes] | None = None) -> list[bytes]:
+    def _emit(
+        self,
+        hub_index: int,
+        slot: int,
+        channel: int,
+        code: int,
+        msg,
+        extra: dict | None = None,
+        frames: list[bytes] | None = None,
+    ) -> list[bytes]:
         """Schedule ``msg`` (or the already sealed ``frames`` of a repeat); returns the frames."""
         hub = self.hubs[hub_index]
         t = self._slot_time(slot) + float(self.rng.uniform(-self.jitter_s, self.jitter_s))
@@ -175,7 +215,7 @@ class Scheduler:
         if t < 0 or t + P.burst_duration_s() + 0.1 > self.duration_s:
             return frames
         for seg, fr in enumerate(frames):
-            counter = (int.from_bytes(fr[5:8], "big"))
+            counter = int.from_bytes(fr[5:8], "big")
             if seg:  # later segments go in the following slots of the same channel
                 t2 = self._slot_time(slot + seg) + float(self.rng.uniform(-self.jitter_s, self.jitter_s))
                 if t2 + P.burst_duration_s() + 0.1 > self.duration_s:
@@ -184,12 +224,31 @@ class Scheduler:
             else:
                 t2, code_s = t, code
             fields = M.open_frame(fr, lambda _h: hub.key).as_dict()
-            self.out.append(Transmission(
-                tx_id=len(self.out), hub_index=hub_index, hub_id=hub.hub_id, time_s=t2, channel=channel,
-                code=code_s, slot=slot + seg, kind=fields["kind"], counter=counter, frame=fr,
-                fields=fields["fields"], bus=bus, feeder=feeder, phase=phase, level_db=hub.level_db,
-                clock_ppm=hub.clock_ppm, cutoff_hz=hub.cutoff_hz, phase_rad=float(self.rng.uniform(0, 2 * np.pi)),
-                seg_index=seg, seg_count=len(frames), extra=dict(extra or {})))
+            self.out.append(
+                Transmission(
+                    tx_id=len(self.out),
+                    hub_index=hub_index,
+                    hub_id=hub.hub_id,
+                    time_s=t2,
+                    channel=channel,
+                    code=code_s,
+                    slot=slot + seg,
+                    kind=fields["kind"],
+                    counter=counter,
+                    frame=fr,
+                    fields=fields["fields"],
+                    bus=bus,
+                    feeder=feeder,
+                    phase=phase,
+                    level_db=hub.level_db,
+                    clock_ppm=hub.clock_ppm,
+                    cutoff_hz=hub.cutoff_hz,
+                    phase_rad=float(self.rng.uniform(0, 2 * np.pi)),
+                    seg_index=seg,
+                    seg_count=len(frames),
+                    extra=dict(extra or {}),
+                )
+            )
         return frames
 
     def _alert_slot(self, t: float) -> int:
@@ -216,8 +275,9 @@ class Scheduler:
                 hub = self.hubs[i]
                 t_meas = int(self.start_unix + self._slot_time(slot) - 60)
                 theft = self._theft_w(i, self._slot_time(slot))
-                readings = [reading(self.rng, j, theft if j == self._tap_meter(i) else 0.0)
-                            for j in range(len(hub.meter_ids))]
+                readings = [
+                    reading(self.rng, j, theft if j == self._tap_meter(i) else 0.0) for j in range(len(hub.meter_ids))
+                ]
                 self._emit(i, slot, channel, slot % 2, M.ScheduledReport(t_meas, readings))
 
     def _theft_w(self, hub_index: int, t: float) -> float:
@@ -235,18 +295,29 @@ class Scheduler:
         slot = self._alert_slot(t)
         frames = None
         for r in range(self.alert_repeats):
-            frames = self._emit(hub_index, slot, 2, int(self.rng.integers(P.CODES_PER_CHANNEL)), msg,
-                                dict(extra or {}, repeat=r), frames=frames)
+            frames = self._emit(
+                hub_index,
+                slot,
+                2,
+                int(self.rng.integers(P.CODES_PER_CHANNEL)),
+                msg,
+                dict(extra or {}, repeat=r),
+                frames=frames,
+            )
             slot += int(self.rng.integers(1, 6))
 
     def alerts(self) -> None:
         rate_s = self.alert_rate / 86400.0
-        for i, hub in enumerate(self.hubs):
+        for i in range(len(self.hubs)):
             n = self.rng.poisson(rate_s * self.duration_s)
             for t in np.sort(self.rng.uniform(0, self.duration_s, n)):
-                typ = int(self.rng.choice([M.AlertType.SAG, M.AlertType.SWELL, M.AlertType.DISTRESS], p=[0.6, 0.3, 0.1]))
+                typ = int(
+                    self.rng.choice([M.AlertType.SAG, M.AlertType.SWELL, M.AlertType.DISTRESS], p=[0.6, 0.3, 0.1])
+                )
                 v = 240 * (0.85 if typ == M.AlertType.SAG else 1.1 if typ == M.AlertType.SWELL else 1.0)
-                self._alert(i, float(t), M.Alert(typ, int(self.start_unix + t), round(v, 2), int(self.rng.integers(1, 30))))
+                self._alert(
+                    i, float(t), M.Alert(typ, int(self.start_unix + t), round(v, 2), int(self.rng.integers(1, 30)))
+                )
 
     def provisioning(self) -> None:
         for i, hub in enumerate(self.hubs):
@@ -265,12 +336,26 @@ class Scheduler:
                     _, feeder, _ = location_at(i, hub, ev.at_s, self.events, self.fpb)
                     if feeder == ev.feeder and (ev.lateral is None or ev.lateral == hub.lateral):
                         t = ev.to_s + float(self.rng.uniform(2, 40))
-                        self._alert(i, t, M.Alert(M.AlertType.RESTORATION, int(self.start_unix + t), 240.0,
-                                                  int(ev.to_s - ev.at_s)), {"event": "outage"})
+                        self._alert(
+                            i,
+                            t,
+                            M.Alert(M.AlertType.RESTORATION, int(self.start_unix + t), 240.0, int(ev.to_s - ev.at_s)),
+                            {"event": "outage"},
+                        )
             elif ev.kind == "tap" and ev.hub is not None:
                 t = ev.at_s + float(self.rng.uniform(20, 60))
-                self._alert(ev.hub, t, M.TanAnomaly(M.AnomalyType.THEFT_SUSPICION, ev.meter, int(self.start_unix + t),
-                                                    unaccounted_w=ev.kw * 1000, confidence=0.9), {"event": "tap"})
+                self._alert(
+                    ev.hub,
+                    t,
+                    M.TanAnomaly(
+                        M.AnomalyType.THEFT_SUSPICION,
+                        ev.meter,
+                        int(self.start_unix + t),
+                        unaccounted_w=ev.kw * 1000,
+                        confidence=0.9,
+                    ),
+                    {"event": "tap"},
+                )
 
     def explicit(self, items: list[dict]) -> None:
         for it in items:
@@ -279,7 +364,9 @@ class Scheduler:
             kind = it.get("kind", "scheduled_report")
             t = float(it["at_s"])
             if kind == "scheduled_report":
-                msg = M.ScheduledReport(int(self.start_unix + t), [reading(self.rng, j) for j in range(min(2, len(hub.meter_ids)))])
+                msg = M.ScheduledReport(
+                    int(self.start_unix + t), [reading(self.rng, j) for j in range(min(2, len(hub.meter_ids)))]
+                )
             elif kind == "alert":
                 msg = M.Alert(M.AlertType.SAG, int(self.start_unix + t), 205.0, 2)
             elif kind == "provisioning_request":

@@ -1,4 +1,5 @@
 """Bundle archive: one JSONL file per UTC day, and SigMF annotations of a replayed capture."""
+
 from __future__ import annotations
 
 import json
@@ -46,21 +47,28 @@ def read_archive(path: str | Path) -> list[Bundle]:
     return out
 
 
-def write_sigmf_annotations(meta_path: str | Path, bundles: list[Bundle], out_path: str | Path,
-                            burst_samples: int) -> Path:
+def write_sigmf_annotations(
+    meta_path: str | Path, bundles: list[Bundle], out_path: str | Path, burst_samples: int
+) -> Path:
     """A copy of the capture's sidecar whose ``annotations`` mark every bundle's burst."""
     meta = json.loads(Path(meta_path).read_text())
     ann = []
     for b in bundles:
         c = b.copies[0]
         half_bw = 450.0
-        ann.append({
-            "core:sample_start": int(c.start_sample), "core:sample_count": int(burst_samples),
-            "core:freq_lower_edge": b.fc_hz - half_bw, "core:freq_upper_edge": b.fc_hz + half_bw,
-            "core:label": f"{b.kind or 'unknown'} hub {b.hub_id}" if b.crc_ok else "crc failed",
-            "gla:bundle_id": b.bundle_id, "gla:channel": b.channel, "gla:code": b.code,
-            "gla:inferred": b.inferred.model_dump() if b.inferred else None,
-        })
+        ann.append(
+            {
+                "core:sample_start": int(c.start_sample),
+                "core:sample_count": int(burst_samples),
+                "core:freq_lower_edge": b.fc_hz - half_bw,
+                "core:freq_upper_edge": b.fc_hz + half_bw,
+                "core:label": f"{b.kind or 'unknown'} hub {b.hub_id}" if b.crc_ok else "crc failed",
+                "gla:bundle_id": b.bundle_id,
+                "gla:channel": b.channel,
+                "gla:code": b.code,
+                "gla:inferred": b.inferred.model_dump() if b.inferred else None,
+            }
+        )
     meta["annotations"] = sorted(ann, key=lambda a: a["core:sample_start"])
     out = Path(out_path)
     out.write_text(json.dumps(meta, indent=1, default=str) + "\n")

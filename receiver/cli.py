@@ -1,12 +1,13 @@
 """`gla`: one command for the simulator, the receiver, the platform and the benchmarks.
 
-    gla simulate --scenario demo --out out/demo     write a capture, its sidecar and ground truth
-    gla replay out/demo/demo                        decode a capture offline, bundles + summary
-    gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
-    gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
-    gla bench [dsp|receiver|platform|theft|theft-ieee|all]   the benchmark harness
-    gla demo                                        the README's end-to-end job on embedded defaults
+gla simulate --scenario demo --out out/demo     write a capture, its sidecar and ground truth
+gla replay out/demo/demo                        decode a capture offline, bundles + summary
+gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
+gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
+gla bench [dsp|receiver|platform|theft|theft-ieee|all]   the benchmark harness
+gla demo                                        the README's end-to-end job on embedded defaults
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from gridsim.simulate import print_summary, run_scenario
 
     try:
-        result = run_scenario(args.scenario, args.out, seed=args.seed, duration_s=args.duration,
-                              progress=not args.no_progress)
+        result = run_scenario(
+            args.scenario, args.out, seed=args.seed, duration_s=args.duration, progress=not args.no_progress
+        )
     except ScenarioError as exc:
         print(f"gla simulate: {exc}", file=sys.stderr)
         return 2
@@ -39,16 +41,30 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from receiver.demo import run_demo
 
-    return run_demo(Path(args.out), scenario=args.scenario, duration_s=args.duration, workers=args.workers,
-                    keep_up=args.keep_up, show=args.show, progress=not args.no_progress)
+    return run_demo(
+        Path(args.out),
+        scenario=args.scenario,
+        duration_s=args.duration,
+        workers=args.workers,
+        keep_up=args.keep_up,
+        show=args.show,
+        progress=not args.no_progress,
+    )
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from receiver.replay import print_replay_summary, replay
 
     posted = []
-    res = replay(args.capture, workers=args.workers, out_dir=args.out, receiver_id=args.receiver_id,
-                 substation_id=args.substation_id, progress=not args.no_progress, duration_s=args.duration)
+    res = replay(
+        args.capture,
+        workers=args.workers,
+        out_dir=args.out,
+        receiver_id=args.receiver_id,
+        substation_id=args.substation_id,
+        progress=not args.no_progress,
+        duration_s=args.duration,
+    )
     print_replay_summary(res, limit=args.show)
     if args.post:
         from receiver.delivery import deliver_all
@@ -96,9 +112,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
     which = ["dsp", "receiver", "platform", "theft", "theft-ieee"] if args.which == "all" else [args.which]
-    mods = {"dsp": "benchmarks.bench_dsp", "receiver": "benchmarks.bench_receiver",
-            "platform": "benchmarks.bench_platform", "theft": "benchmarks.theft_eval",
-            "theft-ieee": "benchmarks.theft_ieee_check"}
+    mods = {
+        "dsp": "benchmarks.bench_dsp",
+        "receiver": "benchmarks.bench_receiver",
+        "platform": "benchmarks.bench_platform",
+        "theft": "benchmarks.theft_eval",
+        "theft-ieee": "benchmarks.theft_ieee_check",
+    }
     for w in which:
         print(f"== benchmark {w} ==", flush=True)
         sys.argv = [mods[w]] + (["--quick"] if args.quick else [])
@@ -121,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="simulate a substation: multichannel CT-loop capture + sidecar + truth")
     s.add_argument("--scenario", default="demo", help="built-in scenario name (demo, large, demo_small) or a TOML path")
-    s.add_argument("--out", required=True, help="output path stem: writes STEM.wav (WAV or RF64), STEM.sigmf-meta, STEM.truth.json")
+    s.add_argument(
+        "--out", required=True, help="output path stem: writes STEM.wav (WAV or RF64), STEM.sigmf-meta, STEM.truth.json"
+    )
     s.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     s.add_argument("--duration", type=float, default=None, help="override the scenario's duration in seconds")
     s.add_argument("--show", type=int, default=20, help="how many transmissions to list (0: none)")
@@ -155,9 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     pf.set_defaults(func=_cmd_platform)
 
     b = sub.add_parser("bench", help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md")
-    b.add_argument("which", nargs="?", default="all",
-                   choices=["all", "dsp", "receiver", "platform", "theft", "theft-ieee"],
-                   help="theft-ieee: the held-out check of the theft analysis on the IEEE European LV feeder")
+    b.add_argument(
+        "which",
+        nargs="?",
+        default="all",
+        choices=["all", "dsp", "receiver", "platform", "theft", "theft-ieee"],
+        help="theft-ieee: the held-out check of the theft analysis on the IEEE European LV feeder",
+    )
     b.add_argument("--quick", action="store_true", help="smoke run with few trials")
     b.set_defaults(func=_cmd_bench)
 

@@ -40,6 +40,7 @@ Logs go to the ``gla.delivery`` logger with ``extra=`` fields (``event``, ``bund
 
 :func:`deliver_all` is the synchronous variant for ``gla replay --post``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -49,7 +50,8 @@ import random
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -59,8 +61,7 @@ log = logging.getLogger("gla.delivery")
 
 USER_AGENT = "gla-receiver/1"
 BUNDLES_PATH = "/api/v1/bundles"
-FAILURE_REASONS = ("connect", "timeout", "network", "http_5xx", "http_429", "http_4xx", "bad_response", "auth",
-                   "spool")
+FAILURE_REASONS = ("connect", "timeout", "network", "http_5xx", "http_429", "http_4xx", "bad_response", "auth", "spool")
 
 
 def _base_url(url: str) -> str:
@@ -71,7 +72,7 @@ def _base_url(url: str) -> str:
     return base
 
 
-def _retry_after(r: httpx.Response) -> Optional[float]:
+def _retry_after(r: httpx.Response) -> float | None:
     v = r.headers.get("retry-after")
     if not v:
         return None
@@ -109,8 +110,8 @@ class _Round:
         self.conflicts: dict[str, str] = {}
         self.rejected: dict[str, str] = {}
         self.failed: list[tuple[Item, str, str]] = []  # (item, reason, error)
-        self.transport_failure: Optional[tuple[str, str, Optional[float]]] = None  # reason, error, retry-after
-        self.halt: Optional[str] = None
+        self.transport_failure: tuple[str, str, float | None] | None = None  # reason, error, retry-after
+        self.halt: str | None = None
         self.success = False
 
 
@@ -123,13 +124,27 @@ class Deliverer:
     closed by :meth:`stop`.
     """
 
-    def __init__(self, spool: Spool, url: str, token: str, *, timeout_s: float = 5.0, batch: int = 100,
-                 backoff_initial_s: float = 0.5, backoff_max_s: float = 60.0, jitter: float = 0.5,
-                 client: Optional[httpx.Client] = None, use_batch: Optional[bool] = None,
-                 idle_poll_s: float = 1.0, auth_recheck_s: Optional[float] = 300.0,
-                 keep_delivered_days: float = 7.0, housekeeping_interval_s: float = 3600.0,
-                 overflow_max: int = 10_000, name: str = "gla-delivery",
-                 rng: Optional[random.Random] = None) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        url: str,
+        token: str,
+        *,
+        timeout_s: float = 5.0,
+        batch: int = 100,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 60.0,
+        jitter: float = 0.5,
+        client: httpx.Client | None = None,
+        use_batch: bool | None = None,
+        idle_poll_s: float = 1.0,
+        auth_recheck_s: float | None = 300.0,
+        keep_delivered_days: float = 7.0,
+        housekeeping_interval_s: float = 3600.0,
+        overflow_max: int = 10_000,
+        name: str = "gla-delivery",
+        rng: random.Random | None = None,
+    ) -> None:
         if batch < 1 or batch > 1000:
             raise ValueError("batch must be 1..1000 (the platform's batch limit)")
         if not 0.0 <= jitter <= 1.0:
@@ -155,11 +170,11 @@ class Deliverer:
         self._rng = rng or random.Random()
         self._own_client = client is None
         self.client = client if client is not None else self._make_client()
-        self._batch_ok: Optional[bool] = use_batch  # None: try the batch route, learn from 404/405
+        self._batch_ok: bool | None = use_batch  # None: try the batch route, learn from 404/405
         self._cur_batch = batch
         self._consecutive = 0  # consecutive failed requests (platform unreachable / unhappy)
         self._not_before = 0.0  # wall time before which no request is made (global backoff)
-        self._halted: Optional[str] = None
+        self._halted: str | None = None
         self._halted_at = 0.0
         self._last_housekeeping = 0.0
         self._overflow: collections.deque = collections.deque()
@@ -168,16 +183,28 @@ class Deliverer:
         self._step_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._stats: dict[str, Any] = {
-            "posted": 0, "requests": 0, "delivered": 0, "replayed": 0, "conflicts": 0, "rejected": 0,
-            "retries": 0, "failures": {r: 0 for r in FAILURE_REASONS}, "platform_status": {},
-            "last_error": None, "last_error_time": None, "last_success_time": None,
+            "posted": 0,
+            "requests": 0,
+            "delivered": 0,
+            "replayed": 0,
+            "conflicts": 0,
+            "rejected": 0,
+            "retries": 0,
+            "failures": {r: 0 for r in FAILURE_REASONS},
+            "platform_status": {},
+            "last_error": None,
+            "last_error_time": None,
+            "last_success_time": None,
         }
 
     def _make_client(self) -> httpx.Client:
-        return httpx.Client(timeout=httpx.Timeout(self.timeout_s), headers={"User-Agent": USER_AGENT},
-                            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2))
+        return httpx.Client(
+            timeout=httpx.Timeout(self.timeout_s),
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+        )
 
     # -- the pipeline side ------------------------------------------------------------------------
     def submit(self, bundle: BundleLike) -> bool:
@@ -194,8 +221,9 @@ class Deliverer:
                     return True
                 except SpoolFull as e:
                     self._fail_stat("spool", str(e))
-                    log.warning("spool full: holding bundles in memory",
-                                extra={"event": "spool_full", "detail": str(e)})
+                    log.warning(
+                        "spool full: holding bundles in memory", extra={"event": "spool_full", "detail": str(e)}
+                    )
             if len(self._overflow) >= self.overflow_max:
                 raise SpoolFull(f"spool full and {len(self._overflow)} bundles already held in memory")
             self._overflow.append(bundle)
@@ -211,8 +239,10 @@ class Deliverer:
             self._overflow.popleft()
             n += 1
         if n:
-            log.info("overflow moved into the spool", extra={"event": "overflow_flushed", "count": n,
-                                                             "remaining": len(self._overflow)})
+            log.info(
+                "overflow moved into the spool",
+                extra={"event": "overflow_flushed", "count": n, "remaining": len(self._overflow)},
+            )
         return n
 
     def flush_overflow(self) -> int:
@@ -220,7 +250,7 @@ class Deliverer:
             return self._flush_overflow_locked()
 
     # -- the thread -------------------------------------------------------------------------------
-    def start(self) -> "Deliverer":
+    def start(self) -> Deliverer:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
@@ -228,8 +258,9 @@ class Deliverer:
             self.client = self._make_client()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
-        log.info("delivery started", extra={"event": "delivery_start", "url": self.base_url,
-                                            "depth": self.spool.depth()})
+        log.info(
+            "delivery started", extra={"event": "delivery_start", "url": self.base_url, "depth": self.spool.depth()}
+        )
         return self
 
     def stop(self, timeout: float = 10.0, drain_s: float = 0.0) -> None:
@@ -248,8 +279,10 @@ class Deliverer:
         with self._olock:
             self._flush_overflow_locked()
             if self._overflow:
-                log.error("stopping with bundles only in memory (spool full)",
-                          extra={"event": "overflow_lost_on_stop", "count": len(self._overflow)})
+                log.error(
+                    "stopping with bundles only in memory (spool full)",
+                    extra={"event": "overflow_lost_on_stop", "count": len(self._overflow)},
+                )
         if self._own_client:
             self.client.close()
         log.info("delivery stopped", extra={"event": "delivery_stop", "depth": self.spool.depth()})
@@ -274,7 +307,7 @@ class Deliverer:
             self._wake.clear()
 
     # -- one step ---------------------------------------------------------------------------------
-    def step(self, now: Optional[float] = None) -> float:
+    def step(self, now: float | None = None) -> float:
         """Post one batch of due bundles; returns how long to wait before the next step."""
         with self._step_lock:
             return self._step(time.time() if now is None else now)
@@ -309,8 +342,10 @@ class Deliverer:
             nd = self.spool.next_due()
             if nd is not None and nd - now > horizon:
                 n_rel = self.spool.release(now)
-                log.warning("pending bundles due far in the future (the clock went back?): made due now",
-                            extra={"event": "clock_step", "count": n_rel, "ahead_s": round(nd - now, 1)})
+                log.warning(
+                    "pending bundles due far in the future (the clock went back?): made due now",
+                    extra={"event": "clock_step", "count": n_rel, "ahead_s": round(nd - now, 1)},
+                )
                 return 0.0
             return self.idle_poll_s if nd is None else min(max(nd - now, 0.01), self.idle_poll_s)
         rnd = _Round()
@@ -352,8 +387,10 @@ class Deliverer:
             return
         code = r.status_code
         if code in (404, 405) and self._batch_ok is None:
-            log.info("the platform has no batch route: posting one by one",
-                     extra={"event": "batch_unavailable", "status_code": code})
+            log.info(
+                "the platform has no batch route: posting one by one",
+                extra={"event": "batch_unavailable", "status_code": code},
+            )
             self._batch_ok = False
             self._post_singles(items, rnd)
             return
@@ -382,8 +419,9 @@ class Deliverer:
                 if isinstance(res, dict) and res.get("bundle_id") not in (None, it.bundle_id):
                     rnd.failed.append((it, "bad_response", "batch answer out of order"))
                     continue
-                self._classify(it, st, rnd, replayed=bool(res.get("replayed")), result=res.get("result"),
-                               detail=res.get("error"))
+                self._classify(
+                    it, st, rnd, replayed=bool(res.get("replayed")), result=res.get("result"), detail=res.get("error")
+                )
             return
         reason, ra = self._http_reason(r)
         rnd.transport_failure = (reason, f"HTTP {code}: {_detail(r)[:300]}", ra)
@@ -420,11 +458,12 @@ class Deliverer:
                     result = r.json()
                 except ValueError:
                     result = None
-            self._classify(it, code, rnd, replayed=replayed, result=result,
-                           detail=None if 200 <= code < 300 else _detail(r))
+            self._classify(
+                it, code, rnd, replayed=replayed, result=result, detail=None if 200 <= code < 300 else _detail(r)
+            )
 
     @staticmethod
-    def _http_reason(r: httpx.Response) -> tuple[str, Optional[float]]:
+    def _http_reason(r: httpx.Response) -> tuple[str, float | None]:
         code = r.status_code
         if code == 429:
             return "http_429", _retry_after(r)
@@ -448,17 +487,29 @@ class Deliverer:
             rnd.conflicts[it.bundle_id] = str(detail)[:2000]
             with self._slock:
                 self._stats["conflicts"] += 1
-            log.error("the platform holds another body under this bundle_id: not retried",
-                      extra={"event": "delivery_conflict", "bundle_id": it.bundle_id, "status_code": 409,
-                             "detail": str(detail)[:500]})
+            log.error(
+                "the platform holds another body under this bundle_id: not retried",
+                extra={
+                    "event": "delivery_conflict",
+                    "bundle_id": it.bundle_id,
+                    "status_code": 409,
+                    "detail": str(detail)[:500],
+                },
+            )
         elif code == 422:
             rnd.success = True
             rnd.rejected[it.bundle_id] = str(detail)[:2000]
             with self._slock:
                 self._stats["rejected"] += 1
-            log.error("the platform rejected a bundle (schema): kept in the spool, not retried",
-                      extra={"event": "delivery_rejected", "bundle_id": it.bundle_id, "status_code": 422,
-                             "detail": str(detail)[:500]})
+            log.error(
+                "the platform rejected a bundle (schema): kept in the spool, not retried",
+                extra={
+                    "event": "delivery_rejected",
+                    "bundle_id": it.bundle_id,
+                    "status_code": 422,
+                    "detail": str(detail)[:500],
+                },
+            )
         elif code in (401, 403):
             rnd.halt = f"HTTP {code}: {detail}"
         else:
@@ -487,10 +538,17 @@ class Deliverer:
             self._not_before = now + delay
             wait = delay
             self._fail_stat(reason, error)
-            log.warning("platform unavailable: backing off",
-                        extra={"event": "delivery_backoff", "reason": reason, "detail": error[:300],
-                               "delay_s": round(delay, 3), "consecutive": self._consecutive,
-                               "count": len(rnd.failed)})
+            log.warning(
+                "platform unavailable: backing off",
+                extra={
+                    "event": "delivery_backoff",
+                    "reason": reason,
+                    "detail": error[:300],
+                    "delay_s": round(delay, 3),
+                    "consecutive": self._consecutive,
+                    "count": len(rnd.failed),
+                },
+            )
         by_next: dict[float, list[str]] = {}
         errors: dict[float, str] = {}
         for it, reason, error in rnd.failed:
@@ -508,9 +566,10 @@ class Deliverer:
                 self._stats["last_success_time"] = now
             if self._consecutive and rnd.transport_failure is None:
                 released = sp.release(now)
-                log.info("platform reachable again", extra={"event": "delivery_recovered",
-                                                            "after_failures": self._consecutive,
-                                                            "released": released})
+                log.info(
+                    "platform reachable again",
+                    extra={"event": "delivery_recovered", "after_failures": self._consecutive, "released": released},
+                )
                 self._consecutive = 0
             elif rnd.transport_failure is None:
                 self._consecutive = 0
@@ -518,9 +577,15 @@ class Deliverer:
             self._halted = rnd.halt
             self._halted_at = now
             self._fail_stat("auth", rnd.halt)
-            log.error("the platform refused the receiver's credentials: posting stopped, bundles stay spooled",
-                      extra={"event": "delivery_halted", "detail": rnd.halt[:500], "depth": sp.depth(),
-                             "recheck_s": self.auth_recheck_s})
+            log.error(
+                "the platform refused the receiver's credentials: posting stopped, bundles stay spooled",
+                extra={
+                    "event": "delivery_halted",
+                    "detail": rnd.halt[:500],
+                    "depth": sp.depth(),
+                    "recheck_s": self.auth_recheck_s,
+                },
+            )
             return self.idle_poll_s
         return wait
 
@@ -533,11 +598,11 @@ class Deliverer:
 
     # -- credentials ------------------------------------------------------------------------------
     @property
-    def halted(self) -> Optional[str]:
+    def halted(self) -> str | None:
         """Why posting stopped (401/403), or None."""
         return self._halted
 
-    def resume(self, token: Optional[str] = None) -> None:
+    def resume(self, token: str | None = None) -> None:
         """Post again (after the operator fixed the credentials), optionally with a new token."""
         if token is not None:
             self.token = token
@@ -574,43 +639,69 @@ class Deliverer:
             if not any(line.startswith(f"# TYPE {full} ") for line in lines):
                 lines.append(f"# HELP {full} {help_}")
                 lines.append(f"# TYPE {full} {kind}")
-            lines.append(f"{full}{labels} {round(value, 3)!r}" if isinstance(value, float) else f"{full}{labels} {value}")
+            lines.append(
+                f"{full}{labels} {round(value, 3)!r}" if isinstance(value, float) else f"{full}{labels} {value}"
+            )
 
         metric("delivery_posted_total", "counter", "Bundles sent to the platform (every attempt).", s["posted"])
         metric("delivery_requests_total", "counter", "HTTP requests to the platform.", s["requests"])
         metric("delivery_delivered_total", "counter", "Bundles the platform answered 2xx.", s["delivered"])
         metric("delivery_replayed_total", "counter", "2xx answers that were idempotent replays.", s["replayed"])
-        metric("delivery_conflicts_total", "counter", "Bundles answered 409 (another body under the id).",
-               s["conflicts"])
+        metric(
+            "delivery_conflicts_total", "counter", "Bundles answered 409 (another body under the id).", s["conflicts"]
+        )
         metric("delivery_rejected_total", "counter", "Bundles answered 422 (kept, not retried).", s["rejected"])
         metric("delivery_retries_total", "counter", "Posts of bundles that had failed before.", s["retries"])
         for reason, n in sorted(s["failures"].items()):
             metric("delivery_failures_total", "counter", "Failed attempts by reason.", n, f'{{reason="{reason}"}}')
         metric("spool_depth", "gauge", "Pending bundles in the spool.", s["spool_depth"])
-        metric("spool_oldest_pending_age_seconds", "gauge", "Age of the oldest pending bundle.",
-               s["oldest_pending_age_s"])
+        metric(
+            "spool_oldest_pending_age_seconds", "gauge", "Age of the oldest pending bundle.", s["oldest_pending_age_s"]
+        )
         metric("spool_bytes", "gauge", "Size of the spool database and its WAL.", s["spool_bytes"])
-        metric("delivery_overflow_bundles", "gauge", "Bundles held in memory because the spool is full.",
-               s["overflow"])
+        metric("delivery_overflow_bundles", "gauge", "Bundles held in memory because the spool is full.", s["overflow"])
         metric("delivery_halted", "gauge", "1 when posting stopped on a credentials problem.", int(bool(s["halted"])))
-        metric("delivery_last_success_timestamp_seconds", "gauge", "Time of the last answered post.",
-               s["last_success_time"])
+        metric(
+            "delivery_last_success_timestamp_seconds",
+            "gauge",
+            "Time of the last answered post.",
+            s["last_success_time"],
+        )
         metric("delivery_last_error_timestamp_seconds", "gauge", "Time of the last failure.", s["last_error_time"])
         return "\n".join(lines) + "\n"
 
 
-def deliver_all(spool: Spool, url: str, token: str, timeout_s: float = 5.0, *, progress: bool = False,
-                batch: int = 100, max_wait_s: float = 120.0, client: Optional[httpx.Client] = None,
-                backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0,
-                sleep: Callable[[float], None] = time.sleep) -> dict:
+def deliver_all(
+    spool: Spool,
+    url: str,
+    token: str,
+    timeout_s: float = 5.0,
+    *,
+    progress: bool = False,
+    batch: int = 100,
+    max_wait_s: float = 120.0,
+    client: httpx.Client | None = None,
+    backoff_initial_s: float = 0.5,
+    backoff_max_s: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Deliver everything pending now, in the calling thread (``gla replay --post``).
 
     Backed-off bundles are made due at once; transient failures are retried with backoff until
     the spool is empty, posting halts on 401/403, or ``max_wait_s`` passes. ``progress`` shows a
     tqdm bar. Returns the deliverer's statistics plus ``pending`` and ``complete``.
     """
-    d = Deliverer(spool, url, token, timeout_s=timeout_s, batch=batch, client=client,
-                  backoff_initial_s=backoff_initial_s, backoff_max_s=backoff_max_s, auth_recheck_s=None)
+    d = Deliverer(
+        spool,
+        url,
+        token,
+        timeout_s=timeout_s,
+        batch=batch,
+        client=client,
+        backoff_initial_s=backoff_initial_s,
+        backoff_max_s=backoff_max_s,
+        auth_recheck_s=None,
+    )
     spool.release()
     total = spool.depth()
     bar = None
@@ -640,6 +731,8 @@ def deliver_all(spool: Spool, url: str, token: str, timeout_s: float = 5.0, *, p
     out = d.stats()
     out.update(pending=depth, complete=depth == 0, total=total)
     if depth:
-        log.warning("deliver_all finished with bundles pending", extra={"event": "deliver_all_incomplete",
-                                                                        "depth": depth, "halted": d.halted})
+        log.warning(
+            "deliver_all finished with bundles pending",
+            extra={"event": "deliver_all_incomplete", "depth": depth, "halted": d.halted},
+        )
     return out

@@ -10,6 +10,7 @@
 4. print what was decoded against what was sent, the feeder/phase accuracy, and the events the
    platform raised against those staged; optionally leave the platform and its dashboard up.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,21 +36,40 @@ def _free_port() -> int:
 class LocalPlatform:
     """The Computing Platform in a child process on 127.0.0.1 (SQLite file in the demo folder)."""
 
-    def __init__(self, folder: Path, port: int | None = None, reports_per_day: float = 216.0,
-                 missed_check_s: float = 2.0) -> None:
+    def __init__(
+        self, folder: Path, port: int | None = None, reports_per_day: float = 216.0, missed_check_s: float = 2.0
+    ) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin = "gla_admin_" + secrets.token_urlsafe(16)
         db = folder / "platform.db"
         for f in folder.glob("platform.db*"):
             f.unlink()
-        env = dict(os.environ, GLA_DATABASE_URL=f"sqlite:///{db}", GLA_ADMIN_TOKEN=self.admin,
-                   GLA_REPORTS_PER_DAY=str(reports_per_day), GLA_SUBSTATION_ID="sub-1",
-                   GLA_MISSED_CHECK_INTERVAL_S=str(missed_check_s))
+        env = dict(
+            os.environ,
+            GLA_DATABASE_URL=f"sqlite:///{db}",
+            GLA_ADMIN_TOKEN=self.admin,
+            GLA_REPORTS_PER_DAY=str(reports_per_day),
+            GLA_SUBSTATION_ID="sub-1",
+            GLA_MISSED_CHECK_INTERVAL_S=str(missed_check_s),
+        )
         self.log = open(folder / "platform.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "platform_api", "--host", "127.0.0.1", "--port",
-                                      str(self.port), "--log-level", "warning"], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "platform_api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.client = httpx.Client(base_url=self.url, timeout=30.0, headers={"Authorization": f"Bearer {self.admin}"})
         t_end = time.monotonic() + 60
         while time.monotonic() < t_end:
@@ -79,16 +99,25 @@ class LocalPlatform:
         self.log.close()
 
 
-STAGED = {"move_phase": ("hub_phase_change", "hub_feeder_change", "hub_moved"),
-          "switch_lateral": ("switch_state_change",),
-          "outage": ("suspected_outage", "outage", "restoration"),
-          "tap": ("theft_alert", "tan_anomaly", "theft")}
+STAGED = {
+    "move_phase": ("hub_phase_change", "hub_feeder_change", "hub_moved"),
+    "switch_lateral": ("switch_state_change",),
+    "outage": ("suspected_outage", "outage", "restoration"),
+    "tap": ("theft_alert", "tan_anomaly", "theft"),
+}
 
 
-def run_demo(out: Path, *, scenario: str = "demo", duration_s: float | None = None, workers: int = 2,
-             keep_up: bool = False, show: int = 15, progress: bool = True) -> int:
+def run_demo(
+    out: Path,
+    *,
+    scenario: str = "demo",
+    duration_s: float | None = None,
+    workers: int = 2,
+    keep_up: bool = False,
+    show: int = 15,
+    progress: bool = True,
+) -> int:
     from gridsim.simulate import print_summary, run_scenario
-
     from receiver.delivery import Deliverer
     from receiver.spool import Spool
 
@@ -102,27 +131,41 @@ def run_demo(out: Path, *, scenario: str = "demo", duration_s: float | None = No
     pf = LocalPlatform(out)
     try:
         truth = json.loads(sim.truth_path.read_text())
-        r = pf.client.post("/api/v1/import/json", content=json.dumps({"capture": truth["capture"]}),
-                           headers={"Content-Type": "application/json"})
+        r = pf.client.post(
+            "/api/v1/import/json",
+            content=json.dumps({"capture": truth["capture"]}),
+            headers={"Content-Type": "application/json"},
+        )
         r.raise_for_status()
         print(f"      platform at {pf.url}, imported {r.json()}")
         token = pf.receiver_token("rx-demo", "sub-1")
 
-        print(f"\n[3/4] replaying the capture through the receiver ({workers} worker processes), posting bundles ...",
-              flush=True)
+        print(
+            f"\n[3/4] replaying the capture through the receiver ({workers} worker processes), posting bundles ...",
+            flush=True,
+        )
         spool_path = out / "spool.sqlite"
         for f in out.glob("spool.sqlite*"):
             f.unlink()
         spool = Spool(spool_path)
         dl = Deliverer(spool, pf.url, token).start()
-        res = replay(out / "demo", workers=workers, out_dir=out / "replay", receiver_id="rx-demo",
-                     substation_id="sub-1", progress=progress, on_bundle=spool.put)
+        res = replay(
+            out / "demo",
+            workers=workers,
+            out_dir=out / "replay",
+            receiver_id="rx-demo",
+            substation_id="sub-1",
+            progress=progress,
+            on_bundle=spool.put,
+        )
         dl.stop(timeout=60, drain_s=30)
         st = dl.stats()
         spool.close()
         print_replay_summary(res, limit=show)
-        print(f"      delivered {st.get('delivered')} bundles to the platform ({st.get('replayed', 0)} replays), "
-              f"{st.get('spool_depth', 0)} left in the spool")
+        print(
+            f"      delivered {st.get('delivered')} bundles to the platform ({st.get('replayed', 0)} replays), "
+            f"{st.get('spool_depth', 0)} left in the spool"
+        )
 
         print("\n[4/4] what the platform made of it ...", flush=True)
         pf.client.post("/api/v1/inference/check-missed", json={}).raise_for_status()

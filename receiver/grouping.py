@@ -17,22 +17,22 @@ release delay) the cluster is final:
    measurement uncertainty gives the confidence, and a margin under ``max(AMBIGUOUS_MIN_DB,
    AMBIGUOUS_SIGMAS * sigma)`` is flagged ambiguous rather than risked.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 from dsp.air import params as P
+from dsp.air.frame import parse_frame
+from dsp.air.messages import Kind
 from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.demod import BurstDemodulator, BurstResult, measure_known
-from dsp.air.frame import parse_frame
-from dsp.air.messages import Kind
-
 from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
 
 GROUP_TOL = 40  # input samples (0.6 chip)
@@ -67,13 +67,21 @@ class Grouper:
     """Takes the chains' records (:class:`dsp.rx.chain.ChainOutput`, through :meth:`add_output`)
     of every input and makes the bundles (see the module docstring)."""
 
-    def __init__(self, plan: P.ChannelPlan, inputs: list[InputInfo], *, receiver_id: str, substation_id: str,
-                 fs_hz: float = 48000.0, t0_utc: datetime | None = None,
-                 on_bundle: Callable[[Bundle], None] | None = None,
-                 created_clock: Callable[[float], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        plan: P.ChannelPlan,
+        inputs: list[InputInfo],
+        *,
+        receiver_id: str,
+        substation_id: str,
+        fs_hz: float = 48000.0,
+        t0_utc: datetime | None = None,
+        on_bundle: Callable[[Bundle], None] | None = None,
+        created_clock: Callable[[float], datetime] | None = None,
+    ) -> None:
         self.plan, self.inputs, self.fs_hz = plan, {i.index: i for i in inputs}, fs_hz
         self.receiver_id, self.substation_id = receiver_id, substation_id
-        self.t0_utc = t0_utc or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        self.t0_utc = t0_utc or datetime(1970, 1, 1, tzinfo=UTC)
         self.on_bundle = on_bundle
         # the chains count samples from their last reset; ``offset`` is the stream index of that
         self.offset = 0
@@ -98,8 +106,10 @@ class Grouper:
     def __repr__(self) -> str:
         lo = min(self.horizon.values()) if self.horizon else 0
         to = "the end of the stream" if lo >= END_OF_STREAM else f"stream sample {lo + self.offset}"
-        return (f"Grouper(receiver {self.receiver_id}, {len(self.inputs)} inputs; {len(self.clusters)} clusters "
-                f"pending, {self.stats['bundles']} bundles made, every input released up to {to})")
+        return (
+            f"Grouper(receiver {self.receiver_id}, {len(self.inputs)} inputs; {len(self.clusters)} clusters "
+            f"pending, {self.stats['bundles']} bundles made, every input released up to {to})"
+        )
 
     # -- feeding ---------------------------------------------------------------------------------
     def add_output(self, out) -> list[Bundle]:
@@ -220,9 +230,17 @@ class Grouper:
                 continue
             level = m.level_db if m is not None else r.level_db
             snr = m.snr_db if (m is not None and r is None) else r.snr_db
-            copies.append(dict(
-                i=i, info=info, r=r, m=m, level=level if math.isfinite(level) else -200.0, snr=snr,
-                start=(r.start_sample if r is not None else best.start_sample)))
+            copies.append(
+                dict(
+                    i=i,
+                    info=info,
+                    r=r,
+                    m=m,
+                    level=level if math.isfinite(level) else -200.0,
+                    snr=snr,
+                    start=(r.start_sample if r is not None else best.start_sample),
+                )
+            )
         copies.sort(key=lambda d: -d["level"])
         ref_phase = copies[0]["m"].phase_rad if copies and copies[0]["m"] is not None else None
         out_copies = []
@@ -234,20 +252,40 @@ class Grouper:
             arrival = self.t0_utc + timedelta(seconds=(d["start"] + self.offset) / self.fs_hz)
             snr_db = float(d["snr"])
             n_data = demod.n_sym - P.PREAMBLE_SYMBOLS
-            out_copies.append(Copy(
-                input_index=d["i"], bus=info.bus, feeder=info.feeder, phase=info.phase,
-                start_sample=int(round(d["start"] + self.offset)), arrival_utc=arrival, level_db=round(float(d["level"]), 3),
-                snr_db=round(snr_db, 3), ebn0_db=round(snr_db + 10 * math.log10(n_data / P.FRAME_BITS), 3),
-                evm_pct=round(float(r.evm_pct if r is not None else min(999.0, 100.0 / math.sqrt(max(10 ** (snr_db / 10), 1e-6)))), 2),
-                corr_peak=round(float(r.corr_peak if r is not None else 0.0), 2),
-                pre_fec_bit_errors=(r.pre_fec_bit_errors if r is not None else None),
-                carrier_offset_hz=round(float((r or best).carrier_offset_hz), 4),
-                clock_offset_ppm=round(float((r or best).clock_offset_ppm), 2), polarity=pol,
-                crc_ok=bool(r.crc_ok) if r is not None else False,
-                band_amplitudes=[BandAmplitude(freq_hz=f, amplitude_db=round(a, 2)) for f, a in (m.band_amplitudes_db if m else [])
-                                 if math.isfinite(a)]))
+            out_copies.append(
+                Copy(
+                    input_index=d["i"],
+                    bus=info.bus,
+                    feeder=info.feeder,
+                    phase=info.phase,
+                    start_sample=int(round(d["start"] + self.offset)),
+                    arrival_utc=arrival,
+                    level_db=round(float(d["level"]), 3),
+                    snr_db=round(snr_db, 3),
+                    ebn0_db=round(snr_db + 10 * math.log10(n_data / P.FRAME_BITS), 3),
+                    evm_pct=round(
+                        float(
+                            r.evm_pct
+                            if r is not None
+                            else min(999.0, 100.0 / math.sqrt(max(10 ** (snr_db / 10), 1e-6)))
+                        ),
+                        2,
+                    ),
+                    corr_peak=round(float(r.corr_peak if r is not None else 0.0), 2),
+                    pre_fec_bit_errors=(r.pre_fec_bit_errors if r is not None else None),
+                    carrier_offset_hz=round(float((r or best).carrier_offset_hz), 4),
+                    clock_offset_ppm=round(float((r or best).clock_offset_ppm), 2),
+                    polarity=pol,
+                    crc_ok=bool(r.crc_ok) if r is not None else False,
+                    band_amplitudes=[
+                        BandAmplitude(freq_hz=f, amplitude_db=round(a, 2))
+                        for f, a in (m.band_amplitudes_db if m else [])
+                        if math.isfinite(a)
+                    ],
+                )
+            )
         inferred = self._infer(copies, demod)
-        start_unix = (self.t0_utc.timestamp() + (best.start_sample + self.offset) / self.fs_hz)
+        start_unix = self.t0_utc.timestamp() + (best.start_sample + self.offset) / self.fs_hz
         hub_id = kind = counter = None
         if frame is not None:
             h = parse_frame(frame).header
@@ -258,30 +296,44 @@ class Grouper:
                 kind = None
         fh = frame.hex() if frame is not None else None
         return Bundle(
-            bundle_id=make_bundle_id(self.receiver_id, c.channel, c.code, int(round(best.start_sample + self.offset)), fh),
-            receiver_id=self.receiver_id, substation_id=self.substation_id,
-            created_utc=(self.created_clock(start_unix) if self.created_clock else datetime.now(timezone.utc)),
-            channel=c.channel, code=c.code, fc_hz=ch.fc_hz,
+            bundle_id=make_bundle_id(
+                self.receiver_id, c.channel, c.code, int(round(best.start_sample + self.offset)), fh
+            ),
+            receiver_id=self.receiver_id,
+            substation_id=self.substation_id,
+            created_utc=(self.created_clock(start_unix) if self.created_clock else datetime.now(UTC)),
+            channel=c.channel,
+            code=c.code,
+            fc_hz=ch.fc_hz,
             modulation="bpsk" if ch.modulation == P.Modulation.BPSK else "qpsk",
             fec="1/2" if ch.fec == P.FecRate.R1_2 else "2/3",
-            slot=int(start_unix // P.SLOT_S), crc_ok=frame is not None, frame_hex=fh, hub_id=hub_id, kind=kind,
-            counter=counter, copies=out_copies or [_fallback_copy(best_i, best, self)], inferred=inferred)
+            slot=int(start_unix // P.SLOT_S),
+            crc_ok=frame is not None,
+            frame_hex=fh,
+            hub_id=hub_id,
+            kind=kind,
+            counter=counter,
+            copies=out_copies or [_fallback_copy(best_i, best, self)],
+            inferred=inferred,
+        )
 
     def _measure(self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes):
         ring = self.rings.get(i)
         if ring is None:
             return None
         m_first = int((best.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
-        need_end = int((best.start_sample + demod.span_samples(self.plan.grid_hz) - Channelizer.input_index(0))
-                       / DECIMATION)
+        need_end = int(
+            (best.start_sample + demod.span_samples(self.plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION
+        )
         s0 = self.ring_start[i]
         if m_first < s0 or need_end > s0 + ring.shape[1]:
             return None
-        r = ring[best.channel, m_first - s0:need_end - s0 + 8].astype(np.complex128)
+        r = ring[best.channel, m_first - s0 : need_end - s0 + 8].astype(np.complex128)
         f0, fund = self._fund_at(i, best.start_sample)
         try:
-            return measure_known(demod, r, m_first, best.start_sample, best.code, f0, frame,
-                                 best.clock_offset_ppm * 1e-6, fund)
+            return measure_known(
+                demod, r, m_first, best.start_sample, best.code, f0, frame, best.clock_offset_ppm * 1e-6, fund
+            )
         except (ValueError, FloatingPointError):
             return None
 
@@ -303,8 +355,12 @@ class Grouper:
         if len(copies) == 1:
             # nothing else rose above the floor: the margin is at least top SNR - floor
             margin = max(0.0, float(top["snr"]) - MIN_COPY_SNR_DB)
-            return Inference(location=loc, confidence=round(min(0.999, 1 - 10 ** (-margin / 10)), 4),
-                             margin_db=round(margin, 2), ambiguous=margin < AMBIGUOUS_MIN_DB)
+            return Inference(
+                location=loc,
+                confidence=round(min(0.999, 1 - 10 ** (-margin / 10)), 4),
+                margin_db=round(margin, 2),
+                ambiguous=margin < AMBIGUOUS_MIN_DB,
+            )
         second = copies[1]
         margin = float(top["level"] - second["level"])
         n = demod.n_sym
@@ -314,16 +370,32 @@ class Grouper:
         conf = 0.5 * (1 + math.erf(margin / (sigma * math.sqrt(2)))) if sigma > 0 else 1.0
         if ambiguous:
             conf = min(conf, 0.9)
-        return Inference(location=loc, confidence=round(min(conf, 0.999999), 6), margin_db=round(margin, 2),
-                         ambiguous=ambiguous,
-                         runner_up=Location(bus=second["info"].bus, feeder=second["info"].feeder, phase=second["info"].phase))
+        return Inference(
+            location=loc,
+            confidence=round(min(conf, 0.999999), 6),
+            margin_db=round(margin, 2),
+            ambiguous=ambiguous,
+            runner_up=Location(bus=second["info"].bus, feeder=second["info"].feeder, phase=second["info"].phase),
+        )
 
 
 def _fallback_copy(i: int, r: BurstResult, g: Grouper) -> Copy:
     info = g.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
-    return Copy(input_index=i, bus=info.bus, feeder=info.feeder, phase=info.phase,
-                start_sample=int(round(r.start_sample + g.offset)),
-                arrival_utc=g.t0_utc + timedelta(seconds=(r.start_sample + g.offset) / g.fs_hz),
-                level_db=r.level_db if math.isfinite(r.level_db) else -200.0, snr_db=r.snr_db, ebn0_db=r.ebn0_db,
-                evm_pct=min(r.evm_pct, 999.0), corr_peak=r.corr_peak, pre_fec_bit_errors=r.pre_fec_bit_errors,
-                carrier_offset_hz=r.carrier_offset_hz, clock_offset_ppm=r.clock_offset_ppm, polarity=1, crc_ok=r.crc_ok)
+    return Copy(
+        input_index=i,
+        bus=info.bus,
+        feeder=info.feeder,
+        phase=info.phase,
+        start_sample=int(round(r.start_sample + g.offset)),
+        arrival_utc=g.t0_utc + timedelta(seconds=(r.start_sample + g.offset) / g.fs_hz),
+        level_db=r.level_db if math.isfinite(r.level_db) else -200.0,
+        snr_db=r.snr_db,
+        ebn0_db=r.ebn0_db,
+        evm_pct=min(r.evm_pct, 999.0),
+        corr_peak=r.corr_peak,
+        pre_fec_bit_errors=r.pre_fec_bit_errors,
+        carrier_offset_hz=r.carrier_offset_hz,
+        clock_offset_ppm=r.clock_offset_ppm,
+        polarity=1,
+        crc_ok=r.crc_ok,
+    )

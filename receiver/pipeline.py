@@ -13,6 +13,7 @@ decoded burst on the inputs where it stayed below detection.
 
 ``workers=0`` runs everything in the calling process (tests, profiling).
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,9 @@ def _worker_main(worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: flo
 class Pipeline:
     """Feed blocks of all inputs; collect :class:`WorkerOutput` through :meth:`outputs`."""
 
-    def __init__(self, plan: P.ChannelPlan, n_inputs: int, fs_hz: float = 48000.0, workers: int = 2,
-                 queue_blocks: int = 4) -> None:
+    def __init__(
+        self, plan: P.ChannelPlan, n_inputs: int, fs_hz: float = 48000.0, workers: int = 2, queue_blocks: int = 4
+    ) -> None:
         self.plan, self.n_inputs, self.fs_hz = plan, n_inputs, fs_hz
         self.n_workers = max(0, min(workers, n_inputs))
         groups = max(1, self.n_workers)
@@ -102,15 +104,25 @@ class Pipeline:
         ctx = mp.get_context("fork")
         self.q_in = [ctx.Queue(maxsize=queue_blocks) for _ in range(self.n_workers)]
         self.q_out = ctx.Queue()
-        self.procs = [ctx.Process(target=_worker_main, args=(w, plan, self.assign[w], fs_hz, self.q_in[w], self.q_out),
-                                  name=f"gla-worker-{w}", daemon=True) for w in range(self.n_workers)]
+        self.procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(w, plan, self.assign[w], fs_hz, self.q_in[w], self.q_out),
+                name=f"gla-worker-{w}",
+                daemon=True,
+            )
+            for w in range(self.n_workers)
+        ]
         for p in self.procs:
             p.start()
         self._done = 0
 
     def __repr__(self) -> str:
-        where = (f"{self.n_workers} worker processes of {', '.join(str(len(a)) for a in self.assign)} inputs"
-                 if self.n_workers else "in this process")
+        where = (
+            f"{self.n_workers} worker processes of {', '.join(str(len(a)) for a in self.assign)} inputs"
+            if self.n_workers
+            else "in this process"
+        )
         return f"Pipeline({self.n_inputs} inputs at {self.fs_hz:g} Hz, {where}; fed up to sample {self.fed_to})"
 
     def feed(self, first_sample: int, block: np.ndarray) -> None:

@@ -9,17 +9,17 @@ archives them (JSONL per day, and SigMF annotations beside the capture copy in `
 optionally spools and posts them to the Computing Platform. When the capture has a ground-truth
 file (``STEM.truth.json``), the summary scores messages and feeder/phase against it.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dsp.air import params as P
-
 from receiver.archive import BundleArchive, write_sigmf_annotations
 from receiver.contracts.bundle import Bundle
 from receiver.grouping import Grouper, InputInfo
@@ -53,10 +53,20 @@ def inputs_from_meta(meta) -> list[InputInfo]:
     return out
 
 
-def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None = None, receiver_id: str = "rx-replay",
-           substation_id: str = "sub-1", plan: P.ChannelPlan | None = None, progress: bool = True,
-           block_s: float = 1.0, on_bundle=None, duration_s: float | None = None,
-           start_s: float = 0.0) -> ReplayResult:
+def replay(
+    capture: str | Path,
+    *,
+    workers: int = 2,
+    out_dir: str | Path | None = None,
+    receiver_id: str = "rx-replay",
+    substation_id: str = "sub-1",
+    plan: P.ChannelPlan | None = None,
+    progress: bool = True,
+    block_s: float = 1.0,
+    on_bundle=None,
+    duration_s: float | None = None,
+    start_s: float = 0.0,
+) -> ReplayResult:
     from tqdm import tqdm
 
     from receiver.sources import CaptureSource, CaptureTruncatedError
@@ -79,12 +89,21 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
     # a replayed bundle is "made" when its burst ended in stream time: the same capture gives the
     # same bundles, byte for byte, so re-posting a replay is idempotent at the platform
     burst_s = P.burst_duration_s()
-    grouper = Grouper(plan, inputs_from_meta(meta), receiver_id=receiver_id, substation_id=substation_id, fs_hz=fs,
-                      t0_utc=t0 or datetime.now(timezone.utc), on_bundle=sink,
-                      created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, timezone.utc))
+    grouper = Grouper(
+        plan,
+        inputs_from_meta(meta),
+        receiver_id=receiver_id,
+        substation_id=substation_id,
+        fs_hz=fs,
+        t0_utc=t0 or datetime.now(UTC),
+        on_bundle=sink,
+        created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, UTC),
+    )
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
     total = src.total_frames
-    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}")
+    bar = tqdm(
+        total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}"
+    )
     t_wall = time.perf_counter()
     n_done = 0
     error = None
@@ -113,18 +132,31 @@ def replay(capture: str | Path, *, workers: int = 2, out_dir: str | Path | None 
         if archive:
             archive.close()
     wall = time.perf_counter() - t_wall
-    res = ReplayResult(str(capture), grouper.bundles, n_done / fs, wall, meta.n_channels,
-                       Path(out_dir) if out_dir else None, stats={"grouper": grouper.stats, "source": vars(src.stats)},
-                       error=error)
+    res = ReplayResult(
+        str(capture),
+        grouper.bundles,
+        n_done / fs,
+        wall,
+        meta.n_channels,
+        Path(out_dir) if out_dir else None,
+        stats={"grouper": grouper.stats, "source": vars(src.stats)},
+        error=error,
+    )
     truth_path = Path(str(src.meta.meta_path).replace(".sigmf-meta", ".truth.json"))
     if truth_path.exists():
-        res.score = score_against_truth(grouper.bundles, json.loads(truth_path.read_text()), fs,
-                                        src.first_frame + n_done, src.first_frame)
+        res.score = score_against_truth(
+            grouper.bundles, json.loads(truth_path.read_text()), fs, src.first_frame + n_done, src.first_frame
+        )
     if out_dir:
         from dsp.tx.modulator import burst_extent  # noqa: F401  (documenting where the span comes from)
+
         span = int(P.burst_duration_s() * fs)
-        write_sigmf_annotations(src.meta.meta_path, grouper.bundles,
-                                Path(out_dir) / (Path(src.meta.meta_path).stem + ".annotated.sigmf-meta"), span)
+        write_sigmf_annotations(
+            src.meta.meta_path,
+            grouper.bundles,
+            Path(out_dir) / (Path(src.meta.meta_path).stem + ".annotated.sigmf-meta"),
+            span,
+        )
     return res
 
 
@@ -141,7 +173,8 @@ def score_against_truth(bundles: list[Bundle], truth: dict, fs: float, n_samples
             if k in used or b.channel != t["channel"] or b.code != t["code"]:
                 continue
             if abs(b.copies[0].start_sample - t["start_sample"]) < 100 or any(
-                    abs(c.start_sample - t["start_sample"]) < 100 for c in b.copies):
+                abs(c.start_sample - t["start_sample"]) < 100 for c in b.copies
+            ):
                 match = k
                 break
         ok = loc_ok = amb = False
@@ -163,31 +196,49 @@ def score_against_truth(bundles: list[Bundle], truth: dict, fs: float, n_samples
                 wrong += 1
         rows.append({"tx_id": t["tx_id"], "decoded": ok, "located": loc_ok, "ambiguous": amb, "ebn0_db": t["ebn0_db"]})
     n = len(txs)
-    return {"sent": n, "decoded": decoded, "message_success_rate": decoded / n if n else None,
-            "located": located, "ambiguous": ambiguous, "wrong_location": wrong,
-            "feeder_phase_accuracy": located / decoded if decoded else None,
-            "extra_bundles": len(bundles) - len(used), "rows": rows}
+    return {
+        "sent": n,
+        "decoded": decoded,
+        "message_success_rate": decoded / n if n else None,
+        "located": located,
+        "ambiguous": ambiguous,
+        "wrong_location": wrong,
+        "feeder_phase_accuracy": located / decoded if decoded else None,
+        "extra_bundles": len(bundles) - len(used),
+        "rows": rows,
+    }
 
 
 def print_replay_summary(res: ReplayResult, limit: int = 30) -> None:
-    print(f"replayed {res.capture}: {res.n_inputs} inputs x {res.seconds:.1f} s in {res.wall_s:.1f} s "
-          f"({res.realtime_factor:.1f}x real time), {len(res.bundles)} bundles "
-          f"({sum(b.crc_ok for b in res.bundles)} with a clean frame)")
-    print(f"{'arrival (UTC)':<24} {'ch':>2} {'code':>4} {'kind':<21} {'hub_id':>11} {'copies':>6} "
-          f"{'inferred':<10} {'conf':>6} {'margin':>7}")
+    print(
+        f"replayed {res.capture}: {res.n_inputs} inputs x {res.seconds:.1f} s in {res.wall_s:.1f} s "
+        f"({res.realtime_factor:.1f}x real time), {len(res.bundles)} bundles "
+        f"({sum(b.crc_ok for b in res.bundles)} with a clean frame)"
+    )
+    print(
+        f"{'arrival (UTC)':<24} {'ch':>2} {'code':>4} {'kind':<21} {'hub_id':>11} {'copies':>6} "
+        f"{'inferred':<10} {'conf':>6} {'margin':>7}"
+    )
     for b in sorted(res.bundles, key=lambda b: b.copies[0].start_sample)[:limit]:
         inf = b.inferred
         loc = f"b{inf.location.bus} f{inf.location.feeder} {inf.location.phase}" if inf else "-"
         flag = "?" if inf and inf.ambiguous else ""
-        print(f"{b.copies[0].arrival_utc.strftime('%Y-%m-%d %H:%M:%S.%f')[:23]:<24} {b.channel:>2} {b.code:>4} "
-              f"{(b.kind or ('crc failed' if not b.crc_ok else '?')):<21} {str(b.hub_id or '-'):>11} {len(b.copies):>6} "
-              f"{loc + flag:<10} {inf.confidence if inf else 0:6.3f} {inf.margin_db if inf else 0:6.1f}dB")
+        print(
+            f"{b.copies[0].arrival_utc.strftime('%Y-%m-%d %H:%M:%S.%f')[:23]:<24} {b.channel:>2} {b.code:>4} "
+            f"{(b.kind or ('crc failed' if not b.crc_ok else '?')):<21} {str(b.hub_id or '-'):>11} {len(b.copies):>6} "
+            f"{loc + flag:<10} {inf.confidence if inf else 0:6.3f} {inf.margin_db if inf else 0:6.1f}dB"
+        )
     if len(res.bundles) > limit:
-        print(f"... {len(res.bundles) - limit} more" + (f" (all in {res.archive_dir}/bundles)" if res.archive_dir else ""))
+        print(
+            f"... {len(res.bundles) - limit} more" + (f" (all in {res.archive_dir}/bundles)" if res.archive_dir else "")
+        )
     if res.error:
         print(f"error: {res.error}")
     if res.score:
         s = res.score
-        print(f"against the truth: {s['decoded']}/{s['sent']} messages decoded "
-              f"({100 * (s['message_success_rate'] or 0):.1f} %), feeder/phase right for {s['located']}, "
-              f"ambiguous {s['ambiguous']}, wrong {s['wrong_location']}; {s['extra_bundles']} bundles matched nothing sent")
+        print(
+            f"against the truth: {s['decoded']}/{s['sent']} messages decoded "
+            f"({100 * (s['message_success_rate'] or 0):.1f} %), feeder/phase right for {s['located']}, "
+            f"ambiguous {s['ambiguous']}, wrong {s['wrong_location']}; "
+            f"{s['extra_bundles']} bundles matched nothing sent"
+        )

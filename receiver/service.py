@@ -9,6 +9,7 @@
 The configuration is a TOML file (see ``deploy/receiver.example.toml``); every key is checked and
 a bad one is reported with its path.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,14 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dsp.air import params as P
-
 from receiver.archive import BundleArchive
 from receiver.grouping import Grouper, InputInfo
 
@@ -62,8 +62,11 @@ class InputSection(_M):
     sample_rate_hz: float = 48000.0
     sample_type: Literal["float32", "int16", "int32", "float64"] = "float32"
     pass_tags: bool = False
-    scale: float = Field(default=1.0, gt=0, description="GNU Radio framing only: physical units per sample unit "
-                                                       "(GLA frames carry their own full scale)")
+    scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="GNU Radio framing only: physical units per sample unit (GLA frames carry their own full scale)",
+    )
     channels: list[InputChannel]
 
 
@@ -73,9 +76,9 @@ class PlanSection(_M):
 
 
 class PlatformSection(_M):
-    url: Optional[str] = None
-    token_file: Optional[str] = None
-    token: Optional[str] = None
+    url: str | None = None
+    token_file: str | None = None
+    token: str | None = None
 
 
 class HttpSection(_M):
@@ -113,8 +116,12 @@ class JsonLogFormatter(logging.Formatter):
     _skip = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
-        d = {"time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(), "level": record.levelname,
-             "logger": record.name, "message": record.getMessage()}
+        d = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         d.update({k: v for k, v in vars(record).items() if k not in self._skip})
         if record.exc_info:
             d["exc"] = self.formatException(record.exc_info)
@@ -139,7 +146,7 @@ class Metrics:
             lines.append(f"# TYPE gla_{name} {kind}")
             if isinstance(val, dict):
                 for lab, v in val.items():
-                    lines.append(f'gla_{name}{{{lab}}} {float(v)}')
+                    lines.append(f"gla_{name}{{{lab}}} {float(v)}")
             else:
                 lines.append(f"gla_{name} {float(val)}")
         return "\n".join(lines) + "\n"
@@ -188,7 +195,9 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     inputs = [InputInfo(c.index, c.bus, c.feeder, c.phase) for c in cfg.input.channels]
     spool = Spool(data / "spool.sqlite", max_bytes=int(cfg.receiver.spool_max_mb * 2**20))
     archive = BundleArchive(data / "archive")
-    token = cfg.platform.token or (Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None)
+    token = cfg.platform.token or (
+        Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None
+    )
     deliverer = Deliverer(spool, cfg.platform.url, token) if cfg.platform.url else None
     held: list = []  # bundles the spool could not take yet (disk full): kept and retried
 
@@ -203,10 +212,17 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 log.error("spool full, holding %d bundles in memory", len(held), extra={"error": str(e)})
                 break
 
-    src = ZmqSource(cfg.input.endpoint, pattern=cfg.input.pattern, framing=cfg.input.framing,
-                    n_channels=cfg.input.n_channels, sample_rate_hz=cfg.input.sample_rate_hz,
-                    sample_type=cfg.input.sample_type, pass_tags=cfg.input.pass_tags, stop_event=stop,
-                    gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None)
+    src = ZmqSource(
+        cfg.input.endpoint,
+        pattern=cfg.input.pattern,
+        framing=cfg.input.framing,
+        n_channels=cfg.input.n_channels,
+        sample_rate_hz=cfg.input.sample_rate_hz,
+        sample_type=cfg.input.sample_type,
+        pass_tags=cfg.input.pass_tags,
+        stop_event=stop,
+        gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None,
+    )
     fs = cfg.input.sample_rate_hz
     grouper = None
     pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers)
@@ -216,24 +232,44 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         lag = time.time() - metrics.stream_wall_at if metrics.stream_wall_at else None
         stale = lag is not None and lag > STALE_S
         ok = not stop.is_set() and not stale
-        return ok, {"status": "stopping" if stop.is_set() else ("no data for %.0f s" % lag if stale else "ok"), "receiver_id": cfg.receiver.id, "lag_s": lag,
-                    "spool_depth": spool.depth(), "bundles": grouper.stats["bundles"] if grouper else 0}
+        return ok, {
+            "status": "stopping" if stop.is_set() else (f"no data for {lag:.0f} s" if stale else "ok"),
+            "receiver_id": cfg.receiver.id,
+            "lag_s": lag,
+            "spool_depth": spool.depth(),
+            "bundles": grouper.stats["bundles"] if grouper else 0,
+        }
 
     srv = _http_server(cfg.http.listen, metrics, health)
     if deliverer:
         deliverer.start()
-    log.info("receiver started", extra={"receiver_id": cfg.receiver.id, "endpoint": cfg.input.endpoint,
-                                        "inputs": cfg.input.n_channels, "workers": pipe.n_workers})
+    log.info(
+        "receiver started",
+        extra={
+            "receiver_id": cfg.receiver.id,
+            "endpoint": cfg.input.endpoint,
+            "inputs": cfg.input.n_channels,
+            "workers": pipe.n_workers,
+        },
+    )
     t0_stream = None
     health_poster = _HealthPoster(cfg.platform.url, token, cfg.receiver.id) if cfg.platform.url and token else None
     try:
         for blk in src:
             if grouper is None:
-                t0_stream = blk.time_utc or datetime.now(timezone.utc)
+                t0_stream = blk.time_utc or datetime.now(UTC)
                 from datetime import timedelta
+
                 t0_utc = t0_stream - timedelta(seconds=blk.first_sample / fs)
-                grouper = Grouper(plan, inputs, receiver_id=cfg.receiver.id, substation_id=cfg.receiver.substation_id,
-                                  fs_hz=fs, t0_utc=t0_utc, on_bundle=on_bundle)
+                grouper = Grouper(
+                    plan,
+                    inputs,
+                    receiver_id=cfg.receiver.id,
+                    substation_id=cfg.receiver.substation_id,
+                    fs_hz=fs,
+                    t0_utc=t0_utc,
+                    on_bundle=on_bundle,
+                )
             if blk.discontinuity:
                 for o in pipe.outputs():
                     grouper.add_output(o)
@@ -290,10 +326,17 @@ class _HealthPoster:
             return
         self.last = now
         g = grouper.stats if grouper else {}
-        body = {"lag_s": max(0.0, now - (m.stream_wall_at or now)), "gaps": src.stats.gaps,
-                "gap_samples": src.stats.gap_samples, "spool_depth": spool.depth(), "samples_in": src.stats.samples,
-                "bundles": g.get("bundles", 0), "crc_failures": g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
-                "stream_time_s": m.stream_time_s, "reported_at": datetime.now(timezone.utc).isoformat()}
+        body = {
+            "lag_s": max(0.0, now - (m.stream_wall_at or now)),
+            "gaps": src.stats.gaps,
+            "gap_samples": src.stats.gap_samples,
+            "spool_depth": spool.depth(),
+            "samples_in": src.stats.samples,
+            "bundles": g.get("bundles", 0),
+            "crc_failures": g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
+            "stream_time_s": m.stream_time_s,
+            "reported_at": datetime.now(UTC).isoformat(),
+        }
         self.busy.set()
         threading.Thread(target=self._post, args=(body,), daemon=True).start()
 
@@ -322,7 +365,11 @@ def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
     v["clipped_total"] = ("counter", "clipped samples", s.clipped)
     v["bundles_total"] = ("counter", "bundles made", g.get("bundles", 0))
     v["bundles_crc_ok_total"] = ("counter", "bundles with a clean frame", g.get("bundles_crc_ok", 0))
-    v["crc_failures_total"] = ("counter", "bundles without a clean frame", g.get("bundles", 0) - g.get("bundles_crc_ok", 0))
+    v["crc_failures_total"] = (
+        "counter",
+        "bundles without a clean frame",
+        g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
+    )
     v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
     v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
     if deliverer is not None:
@@ -332,5 +379,8 @@ def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
                 v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", st[k])
         v["delivery_halted"] = ("gauge", "1 while the platform refuses the credentials", float(bool(st.get("halted"))))
         if isinstance(st.get("oldest_pending_age_s"), (int, float)):
-            v["spool_oldest_pending_age_seconds"] = ("gauge", "age of the oldest bundle not yet delivered",
-                                                     st["oldest_pending_age_s"])
+            v["spool_oldest_pending_age_seconds"] = (
+                "gauge",
+                "age of the oldest bundle not yet delivered",
+                st["oldest_pending_age_s"],
+            )

@@ -40,6 +40,7 @@ in memory and retries (:meth:`receiver.delivery.Deliverer.submit` does exactly t
 
 Times are Unix seconds (wall clock: they outlive the process).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,11 +49,12 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+from typing import Any
 
 log = logging.getLogger("gla.spool")
 
@@ -79,7 +81,7 @@ CREATE INDEX IF NOT EXISTS spool_pending_next ON spool (next_attempt) WHERE stat
 CREATE INDEX IF NOT EXISTS spool_done ON spool (delivered) WHERE status != 'pending';
 """
 
-BundleLike = Union[str, bytes, Mapping[str, Any], Any]  # Any: a pydantic model (receiver.contracts.bundle.Bundle)
+BundleLike = str | bytes | Mapping[str, Any] | Any  # Any: a pydantic model (receiver.contracts.bundle.Bundle)
 
 
 class SpoolError(Exception):
@@ -90,7 +92,7 @@ class SpoolFull(SpoolError):
     """The disk budget (``max_bytes``) or the disk itself is exhausted. Nothing was written: keep
     the bundle and put it again later (delivery frees room as the platform acknowledges)."""
 
-    def __init__(self, msg: str, *, used_bytes: Optional[int] = None, max_bytes: Optional[int] = None) -> None:
+    def __init__(self, msg: str, *, used_bytes: int | None = None, max_bytes: int | None = None) -> None:
         super().__init__(msg)
         self.used_bytes = used_bytes
         self.max_bytes = max_bytes
@@ -148,8 +150,15 @@ class Spool:
     processes may open the same file, one of them writing.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], max_bytes: Optional[int] = None, *,
-                 synchronous: str = "FULL", busy_timeout_s: float = 30.0, readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        max_bytes: int | None = None,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_s: float = 30.0,
+        readonly: bool = False,
+    ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, EXTRA or NORMAL")
         if max_bytes is not None and max_bytes <= 0:
@@ -175,24 +184,39 @@ class Spool:
             if created:
                 self._fsync_dir()
         self._page_size = int(self._conn().execute("PRAGMA page_size").fetchone()[0])
-        log.debug("spool opened", extra={"event": "spool_open", "path": str(self.path), "max_bytes": max_bytes,
-                                         "synchronous": self.synchronous, "readonly": readonly})
+        log.debug(
+            "spool opened",
+            extra={
+                "event": "spool_open",
+                "path": str(self.path),
+                "max_bytes": max_bytes,
+                "synchronous": self.synchronous,
+                "readonly": readonly,
+            },
+        )
 
     # -- connections ------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self.readonly:
-            c = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.busy_timeout_s,
-                                isolation_level=None, check_same_thread=False)
+            c = sqlite3.connect(
+                f"file:{self.path}?mode=ro",
+                uri=True,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         else:
-            c = sqlite3.connect(str(self.path), timeout=self.busy_timeout_s, isolation_level=None,
-                                check_same_thread=False)
+            c = sqlite3.connect(
+                str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
         c.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         if not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 c.close()
-                raise SpoolError(f"{self.path}: SQLite refused WAL mode (got {mode!r}); "
-                                 "the spool needs a local file system")
+                raise SpoolError(
+                    f"{self.path}: SQLite refused WAL mode (got {mode!r}); the spool needs a local file system"
+                )
             c.execute(f"PRAGMA synchronous={self.synchronous}")
             c.execute("PRAGMA journal_size_limit=16777216")  # truncate the WAL back to 16 MiB after checkpoints
             if self.max_bytes is not None:
@@ -309,8 +333,9 @@ class Spool:
         target = 2 * need + 4 * self._page_size
         try:
             with self._tx() as c:
-                rows = c.execute("SELECT seq, length(body) FROM spool WHERE status = 'delivered' "
-                                 "ORDER BY delivered, seq LIMIT 5000").fetchall()
+                rows = c.execute(
+                    "SELECT seq, length(body) FROM spool WHERE status = 'delivered' ORDER BY delivered, seq LIMIT 5000"
+                ).fetchall()
                 drop, freed = [], 0
                 for seq, n in rows:
                     drop.append((seq,))
@@ -328,12 +353,12 @@ class Spool:
         return len(drop)
 
     # -- writing ----------------------------------------------------------------------------------
-    def put(self, bundle: BundleLike, *, now: Optional[float] = None) -> bool:
+    def put(self, bundle: BundleLike, *, now: float | None = None) -> bool:
         """Accept one bundle; durable when this returns. True if new, False if ``bundle_id`` was
         already spooled (the first body is kept). Raises :class:`SpoolFull`."""
         return self.put_many([bundle], now=now) == 1
 
-    def put_many(self, bundles: Iterable[BundleLike], *, now: Optional[float] = None) -> int:
+    def put_many(self, bundles: Iterable[BundleLike], *, now: float | None = None) -> int:
         """Accept several bundles in one transaction (one fsync); all or none. Returns how many
         were new. Raises :class:`SpoolFull` (then none was written)."""
         rows = [encode(b) for b in bundles]
@@ -345,8 +370,11 @@ class Spool:
             used = None
             try:
                 with self._tx() as c:
-                    fresh = [(bid, body) for bid, body in rows
-                             if c.execute("SELECT 1 FROM spool WHERE bundle_id = ?", (bid,)).fetchone() is None]
+                    fresh = [
+                        (bid, body)
+                        for bid, body in rows
+                        if c.execute("SELECT 1 FROM spool WHERE bundle_id = ?", (bid,)).fetchone() is None
+                    ]
                     if not fresh:
                         return 0
                     ok, used = self._fits(c, sum(self._need(body) for _, body in fresh))
@@ -354,34 +382,52 @@ class Spool:
                         raise _OverBudget()
                     n = 0
                     for bid, body in fresh:
-                        cur = c.execute("INSERT OR IGNORE INTO spool (bundle_id, body, status, attempts, next_attempt, "
-                                        "created) VALUES (?, ?, 'pending', 0, ?, ?)", (bid, body, t, t))
+                        cur = c.execute(
+                            "INSERT OR IGNORE INTO spool (bundle_id, body, status, attempts, next_attempt, "
+                            "created) VALUES (?, ?, 'pending', 0, ?, ?)",
+                            (bid, body, t, t),
+                        )
                         n += cur.rowcount
                     return n
             except _OverBudget:
                 if attempt == 0 and self._reclaim(need):
                     continue
-                raise SpoolFull(f"spool {self.path} is over its budget: {used} of {self.max_bytes} bytes used, "
-                                f"{need} more needed; pending bundles wait for the platform",
-                                used_bytes=used, max_bytes=self.max_bytes) from None
+                raise SpoolFull(
+                    f"spool {self.path} is over its budget: {used} of {self.max_bytes} bytes used, "
+                    f"{need} more needed; pending bundles wait for the platform",
+                    used_bytes=used,
+                    max_bytes=self.max_bytes,
+                ) from None
             except sqlite3.OperationalError as e:
                 if not _is_full(e):
                     raise
                 if attempt == 0 and self._reclaim(need):
                     continue
-                raise SpoolFull(f"spool {self.path}: database or disk is full ({e}); "
-                                f"the bundle was not written", max_bytes=self.max_bytes) from e
+                raise SpoolFull(
+                    f"spool {self.path}: database or disk is full ({e}); the bundle was not written",
+                    max_bytes=self.max_bytes,
+                ) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def mark_delivered(self, ids: Union[str, Iterable[str]], status_code: int = 201, *,
-                       response: Union[None, str, Mapping[str, Optional[str]]] = None,
-                       now: Optional[float] = None) -> int:
+    def mark_delivered(
+        self,
+        ids: str | Iterable[str],
+        status_code: int = 201,
+        *,
+        response: None | str | Mapping[str, str | None] = None,
+        now: float | None = None,
+    ) -> int:
         """The platform answered these (2xx, or 409 with ``response`` its detail). Returns rows changed."""
         return self._finish(ids, DELIVERED, status_code, response, now)
 
-    def mark_rejected(self, ids: Union[str, Iterable[str]], status_code: int = 422, *,
-                      response: Union[None, str, Mapping[str, Optional[str]]] = None,
-                      now: Optional[float] = None) -> int:
+    def mark_rejected(
+        self,
+        ids: str | Iterable[str],
+        status_code: int = 422,
+        *,
+        response: None | str | Mapping[str, str | None] = None,
+        now: float | None = None,
+    ) -> int:
         """The platform refused these for good (422: schema); kept for inspection, never retried."""
         return self._finish(ids, REJECTED, status_code, response, now)
 
@@ -391,7 +437,7 @@ class Spool:
             return 0
         t = time.time() if now is None else float(now)
 
-        def resp(i: str) -> Optional[str]:
+        def resp(i: str) -> str | None:
             r = response.get(i) if isinstance(response, Mapping) else response
             return None if r is None else (r if isinstance(r, str) else json.dumps(r, default=_json_default))
 
@@ -401,9 +447,11 @@ class Spool:
                 with self._tx() as c:
                     n = 0
                     for i in ids:
-                        n += c.execute("UPDATE spool SET status = ?, http_status = ?, response = ?, delivered = ?, "
-                                       "attempts = attempts + 1 WHERE bundle_id = ? AND status = 'pending'",
-                                       (status, int(code), resp(i) if keep_response else None, t, i)).rowcount
+                        n += c.execute(
+                            "UPDATE spool SET status = ?, http_status = ?, response = ?, delivered = ?, "
+                            "attempts = attempts + 1 WHERE bundle_id = ? AND status = 'pending'",
+                            (status, int(code), resp(i) if keep_response else None, t, i),
+                        ).rowcount
                     return n
             except sqlite3.OperationalError as e:
                 if not _is_full(e):
@@ -411,44 +459,60 @@ class Spool:
                 if not keep_response:
                     raise SpoolFull(f"spool {self.path}: no room even to mark rows {status} ({e})") from e
                 keep_response = False  # the status alone does not grow the rows
-                log.warning("spool full: marking rows without the platform's answer",
-                            extra={"event": "spool_full_mark", "count": len(ids), "status": status})
+                log.warning(
+                    "spool full: marking rows without the platform's answer",
+                    extra={"event": "spool_full_mark", "count": len(ids), "status": status},
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def mark_failed(self, ids: Union[str, Iterable[str]], error: str, next_attempt: float) -> int:
+    def mark_failed(self, ids: str | Iterable[str], error: str, next_attempt: float) -> int:
         """An attempt failed (transient): count it, remember why, retry from ``next_attempt``."""
         ids = [ids] if isinstance(ids, str) else list(ids)
         if not ids:
             return 0
         with self._tx() as c:
-            return sum(c.execute("UPDATE spool SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
-                                 "WHERE bundle_id = ? AND status = 'pending'",
-                                 (str(error)[:1000], float(next_attempt), i)).rowcount for i in ids)
+            return sum(
+                c.execute(
+                    "UPDATE spool SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
+                    "WHERE bundle_id = ? AND status = 'pending'",
+                    (str(error)[:1000], float(next_attempt), i),
+                ).rowcount
+                for i in ids
+            )
 
-    def release(self, now: Optional[float] = None) -> int:
+    def release(self, now: float | None = None) -> int:
         """Make every backed-off pending row due now (the platform is reachable again)."""
         t = time.time() if now is None else float(now)
         with self._tx() as c:
-            return c.execute("UPDATE spool SET next_attempt = ? WHERE status = 'pending' AND next_attempt > ?",
-                             (t, t)).rowcount
+            return c.execute(
+                "UPDATE spool SET next_attempt = ? WHERE status = 'pending' AND next_attempt > ?", (t, t)
+            ).rowcount
 
-    def requeue(self, ids: Union[str, Iterable[str]], now: Optional[float] = None) -> int:
+    def requeue(self, ids: str | Iterable[str], now: float | None = None) -> int:
         """Operator action: send delivered/rejected rows again (e.g. after fixing a schema bug)."""
         ids = [ids] if isinstance(ids, str) else list(ids)
         t = time.time() if now is None else float(now)
         with self._tx() as c:
-            return sum(c.execute("UPDATE spool SET status = 'pending', next_attempt = ?, delivered = NULL "
-                                 "WHERE bundle_id = ?", (t, i)).rowcount for i in ids)
+            return sum(
+                c.execute(
+                    "UPDATE spool SET status = 'pending', next_attempt = ?, delivered = NULL WHERE bundle_id = ?",
+                    (t, i),
+                ).rowcount
+                for i in ids
+            )
 
-    def purge(self, older_than_days: float = 7.0, now: Optional[float] = None) -> int:
+    def purge(self, older_than_days: float = 7.0, now: float | None = None) -> int:
         """Housekeeping: drop delivered rows answered more than ``older_than_days`` ago (rejected and
         pending rows stay). Returns rows dropped."""
         t = time.time() if now is None else float(now)
         with self._tx() as c:
-            n = c.execute("DELETE FROM spool WHERE status = 'delivered' AND delivered < ?",
-                          (t - older_than_days * 86400.0,)).rowcount
+            n = c.execute(
+                "DELETE FROM spool WHERE status = 'delivered' AND delivered < ?", (t - older_than_days * 86400.0,)
+            ).rowcount
         if n:
-            log.info("spool housekeeping", extra={"event": "spool_purge", "rows": n, "older_than_days": older_than_days})
+            log.info(
+                "spool housekeeping", extra={"event": "spool_purge", "rows": n, "older_than_days": older_than_days}
+            )
         return n
 
     def checkpoint(self) -> None:
@@ -457,15 +521,21 @@ class Spool:
             self._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- reading ----------------------------------------------------------------------------------
-    def due(self, limit: int = 100, now: Optional[float] = None) -> list[Item]:
+    def due(self, limit: int = 100, now: float | None = None) -> list[Item]:
         """Pending bundles whose next attempt is due, oldest first."""
         t = time.time() if now is None else float(now)
-        rows = self._conn().execute(
-            "SELECT seq, bundle_id, body, attempts, created, next_attempt FROM spool INDEXED BY spool_pending_seq "
-            "WHERE status = 'pending' AND next_attempt <= ? ORDER BY seq LIMIT ?", (t, int(limit))).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT seq, bundle_id, body, attempts, created, next_attempt FROM spool INDEXED BY spool_pending_seq "
+                "WHERE status = 'pending' AND next_attempt <= ? ORDER BY seq LIMIT ?",
+                (t, int(limit)),
+            )
+            .fetchall()
+        )
         return [Item(*r) for r in rows]
 
-    def next_due(self) -> Optional[float]:
+    def next_due(self) -> float | None:
         """When the earliest pending bundle is due (None: nothing pending)."""
         r = self._conn().execute("SELECT MIN(next_attempt) FROM spool WHERE status = 'pending'").fetchone()
         return None if r[0] is None else float(r[0])
@@ -484,10 +554,15 @@ class Spool:
         """Rows of every status (accepted bundles not yet purged)."""
         return int(self._conn().execute("SELECT COUNT(*) FROM spool").fetchone()[0])
 
-    def oldest_pending_age_s(self, now: Optional[float] = None) -> float:
+    def oldest_pending_age_s(self, now: float | None = None) -> float:
         """Age of the oldest pending bundle (0 when none)."""
-        r = self._conn().execute("SELECT created FROM spool INDEXED BY spool_pending_seq WHERE status = 'pending' "
-                                 "ORDER BY seq LIMIT 1").fetchone()
+        r = (
+            self._conn()
+            .execute(
+                "SELECT created FROM spool INDEXED BY spool_pending_seq WHERE status = 'pending' ORDER BY seq LIMIT 1"
+            )
+            .fetchone()
+        )
         if r is None:
             return 0.0
         return max(0.0, (time.time() if now is None else float(now)) - float(r[0]))
@@ -495,17 +570,19 @@ class Spool:
     def contains(self, bundle_id: str) -> bool:
         return self._conn().execute("SELECT 1 FROM spool WHERE bundle_id = ?", (bundle_id,)).fetchone() is not None
 
-    def get(self, bundle_id: str) -> Optional[dict]:
+    def get(self, bundle_id: str) -> dict | None:
         """One row as a dict (``body`` as text), or None."""
         c = self._conn()
         cur = c.execute("SELECT * FROM spool WHERE bundle_id = ?", (bundle_id,))
         r = cur.fetchone()
         return None if r is None else dict(zip([d[0] for d in cur.description], r))
 
-    def rows(self, status: Optional[str] = None, limit: int = 1000, offset: int = 0) -> list[dict]:
+    def rows(self, status: str | None = None, limit: int = 1000, offset: int = 0) -> list[dict]:
         """Rows (without bodies) for inspection, oldest first; e.g. ``rows('rejected')``."""
-        q = ("SELECT seq, bundle_id, status, attempts, next_attempt, created, delivered, http_status, response, "
-             "last_error FROM spool")
+        q = (
+            "SELECT seq, bundle_id, status, attempts, next_attempt, created, delivered, http_status, response, "
+            "last_error FROM spool"
+        )
         args: list = []
         if status:
             q += " WHERE status = ?"
@@ -515,7 +592,7 @@ class Spool:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def ids(self, status: Optional[str] = None) -> list[str]:
+    def ids(self, status: str | None = None) -> list[str]:
         q, args = "SELECT bundle_id FROM spool", ()
         if status:
             q, args = q + " WHERE status = ?", (status,)
@@ -534,7 +611,7 @@ class Spool:
                 pass
         self._local = threading.local()
 
-    def __enter__(self) -> "Spool":
+    def __enter__(self) -> Spool:
         return self
 
     def __exit__(self, *exc) -> None:

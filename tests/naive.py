@@ -1,4 +1,5 @@
 """Slow, obvious reference implementations of every numba kernel, for tests only."""
+
 from __future__ import annotations
 
 import math
@@ -51,11 +52,25 @@ def rrc_naive(t: float, beta: float) -> float:
     if abs(abs(t) - 1 / (4 * beta)) < 1e-9:
         t = t + 1e-7
     return (math.sin(math.pi * t * (1 - beta)) + 4 * beta * t * math.cos(math.pi * t * (1 + beta))) / (
-        math.pi * t * (1 - (4 * beta * t) ** 2))
+        math.pi * t * (1 - (4 * beta * t) ** 2)
+    )
 
 
-def modulate_naive(chips, sample_idx, *, fs_hz, fc_hz, t_start_s, grid_period_s, clock_ppm, phase_rad,
-                   chip_rate_hz, beta=0.25, span=6, amplitude=1.0) -> np.ndarray:
+def modulate_naive(
+    chips,
+    sample_idx,
+    *,
+    fs_hz,
+    fc_hz,
+    t_start_s,
+    grid_period_s,
+    clock_ppm,
+    phase_rad,
+    chip_rate_hz,
+    beta=0.25,
+    span=6,
+    amplitude=1.0,
+) -> np.ndarray:
     """Direct evaluation of s(t) = A [u(t) - u(t - T0)] at the given receiver sample indices."""
     scale = 1 + clock_ppm * 1e-6
     out = []
@@ -146,8 +161,12 @@ def comb_naive(x, fs=48000.0, f_nom=60.0, rho_final=0.8, ramp_blocks=30.0):
         i = math.floor(pos)
         mu = pos - i
         pts = [seq[j] if 0 <= j < len(seq) else 0.0 for j in (i - 1, i, i + 1, i + 2)]
-        w = [-mu * (mu - 1) * (mu - 2) / 6, (mu + 1) * (mu - 1) * (mu - 2) / 2,
-             -(mu + 1) * mu * (mu - 2) / 2, (mu + 1) * mu * (mu - 1) / 6]
+        w = [
+            -mu * (mu - 1) * (mu - 2) / 6,
+            (mu + 1) * (mu - 1) * (mu - 2) / 2,
+            -(mu + 1) * mu * (mu - 2) / 2,
+            (mu + 1) * mu * (mu - 1) / 6,
+        ]
         return sum(a * b for a, b in zip(w, pts))
 
     out = []
@@ -220,8 +239,20 @@ def mf_naive(r, m_first, c0, tau0, spc, t0_samples, n_chips, beta=0.25, span=6.5
     return z
 
 
-def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, slots=4, warmup=96,
-                alpha=1.0 / 3000.0, rise_alpha=1.0 / 24000.0):
+def blank_naive(
+    y,
+    period,
+    env,
+    k2,
+    sustain,
+    decide=210,
+    half=16,
+    echo_half=2,
+    slots=4,
+    warmup=96,
+    alpha=1.0 / 3000.0,
+    rise_alpha=1.0 / 24000.0,
+):
     """The impulse blanker of dsp.rx.blanker written plainly over the whole record (no rings):
     returns the output (the last ``decide + half`` samples held back, as the streaming blanker
     does) and the trigger counts (echo, sustained, transient) per channel."""
@@ -245,14 +276,14 @@ def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, s
             if not p[i] > k2 * noise:
                 noise += alpha * (p[i] - noise)
                 continue
-            pref = p[i:i + half + 1].max()
+            pref = p[i : i + half + 1].max()
             bounds = [p0 * env[(i - i0) // period] if (i - i0) // period < len(env) else 0.0 for p0, i0 in mem]
             bounds += [0.0] * (slots - len(bounds))
             if pref <= max(bounds):
                 kind = 0
             else:
-                fut = p[i + w1:i + w2 + 1].sum() / (w2 - w1 + 1)
-                past = p[max(i - w2, 0):i - w1 + 1].sum() / (w2 - w1 + 1) if i - w1 >= 0 else 0.0
+                fut = p[i + w1 : i + w2 + 1].sum() / (w2 - w1 + 1)
+                past = p[max(i - w2, 0) : i - w1 + 1].sum() / (w2 - w1 + 1) if i - w1 >= 0 else 0.0
                 kind = 1 if max(fut, past) >= sustain * pref else 2
             counts[c, kind] += 1
             if kind == 1:
@@ -265,20 +296,20 @@ def blank_naive(y, period, env, k2, sustain, decide=210, half=16, echo_half=2, s
                 else:
                     mem.append((pref, i))
             h = half if kind == 2 else echo_half
-            zero[max(i - h, 0):i + h + 1] = True
+            zero[max(i - h, 0) : i + h + 1] = True
         out[c, zero] = 0.0
-    return out[:, :n - decide - half], counts
+    return out[:, : n - decide - half], counts
 
 
-def tone_bins_naive(X, inband, group=64, k=10 ** 1.5):
+def tone_bins_naive(X, inband, group=64, k=10**1.5):
     """dsp.rx.detect.kernels.tone_bins with numpy's median and plain loops."""
     pw = np.abs(X) ** 2
     hit = np.zeros(X.size, bool)
     for g in range(X.size // group):
-        ref = np.median(pw[g * group:(g + 1) * group]) / math.log(2.0)
+        ref = np.median(pw[g * group : (g + 1) * group]) / math.log(2.0)
         for i in range(g * group, (g + 1) * group):
             if inband[i] and pw[i] > k * ref:
-                hit[max(i - 1, 0):i + 2] = True
+                hit[max(i - 1, 0) : i + 2] = True
     hit &= inband
     return hit if hit.any() else None
 
@@ -300,7 +331,9 @@ def noise_naive(blk):
     for row in np.asarray(blk, np.complex64):
         p = row.real * row.real + row.imag * row.imag
         live = p[p > 0]
-        med = float(np.partition(live, live.size // 2)[live.size // 2] / np.float32(math.log(2.0))) if live.size else 0.0
+        med = (
+            float(np.partition(live, live.size // 2)[live.size // 2] / np.float32(math.log(2.0))) if live.size else 0.0
+        )
         out.append((live.size, med, float(np.sum(p.astype(np.float64)))))
     return out
 
@@ -419,7 +452,7 @@ def timing_metrics_naive(r, m_first, c0, taus, spc, t0_samples, n_chips, w2c, co
     for tau in taus:
         z = mf_naive(r, m_first, c0, tau, spc, t0_samples, n_chips)
         y = despread_naive(z, w2c, code[:n_chips], sf)
-        out.append(abs(np.sum(y * pre[:n_chips // sf])))
+        out.append(abs(np.sum(y * pre[: n_chips // sf])))
     return np.array(out)
 
 
@@ -486,9 +519,9 @@ def symbol_weights_naive(r, m_first, c0, tau0, spc, t1_samples, n_sym, sf, exces
 def soft_values_naive(y, phi, w, scale, npre, modulation, fec):
     """Soft coded bits of the data symbols, deinterleaved and depunctured (dsp.air.interleave,
     dsp.fec.conv)."""
-    from dsp.fec import conv
     from dsp.air import params as P
     from dsp.air.interleave import deinterleave
+    from dsp.fec import conv
 
     d = y[npre:] * np.exp(-1j * phi[npre:]) * w[npre:]
     n_coded = P.coded_bits(fec)
@@ -503,8 +536,8 @@ def soft_values_naive(y, phi, w, scale, npre, modulation, fec):
 
 def reencode_naive(bits, modulation, fec):
     """(rate-1/2 coded bits, burst symbols) of information bits, through the frame's bytes."""
-    from dsp.fec import conv
     from dsp.air.bits import bits_to_bytes
+    from dsp.fec import conv
     from dsp.tx import burst
 
     return conv.encode_frame(bits), burst.burst_symbols(bits_to_bytes(bits), modulation, fec)

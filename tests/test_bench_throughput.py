@@ -2,6 +2,7 @@
 a subprocess (tests import no benchmark module) into a temporary directory (a test run must never
 touch the committed results in benchmarks/results/). Its steal-time and canary bookkeeping show in
 what it writes."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _snapshot(d: Path) -> dict:
-    return {p.relative_to(d).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(d.rglob("*")) if p.is_file()} if d.exists() else {}
+    return (
+        {
+            p.relative_to(d).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(d.rglob("*"))
+            if p.is_file()
+        }
+        if d.exists()
+        else {}
+    )
 
 
 @pytest.mark.slow
@@ -25,8 +33,23 @@ def test_quick_throughput_run_writes_its_results_where_it_is_told(tmp_path):
     committed = ROOT / "benchmarks" / "results"
     before = _snapshot(committed)
     out = tmp_path / "results"
-    subprocess.run([sys.executable, "-m", "benchmarks.bench_dsp", "--quick", "--skip", "sensitivity", "comb", "false",
-                    "--out", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_dsp",
+            "--quick",
+            "--skip",
+            "sensitivity",
+            "comb",
+            "false",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     assert _snapshot(committed) == before
     thr = json.loads((out / "throughput.json").read_text())
     assert thr["realtime_factor_36in_48k_1core"] > 0 and thr["inputs"] == 36

@@ -1,4 +1,5 @@
 """The impulse blanker (dsp.rx.blanker): transients and their comb echoes go, bursts stay."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,7 @@ def _burst(n, start, length, snr_db, rng):
     s = np.convolve(s, np.ones(3) / 3, mode="same")
     s /= np.sqrt(np.mean(s**2))
     x = np.zeros(n, complex)
-    x[start:start + length] = 10 ** (snr_db / 20) * s * np.exp(1.1j)
+    x[start : start + length] = 10 ** (snr_db / 20) * s * np.exp(1.1j)
     return x
 
 
@@ -52,7 +53,7 @@ def _run(y, chunks=None, blk=None):
         return blk.process(y), blk
     outs, i = [], 0
     for k in chunks:
-        outs.append(blk.process(y[:, i:i + k]))
+        outs.append(blk.process(y[:, i : i + k]))
         i += k
     outs.append(blk.process(y[:, i:]))
     return np.concatenate(outs, axis=1), blk
@@ -65,8 +66,9 @@ def test_echo_envelope_follows_the_comb_coefficients():
     assert env[2] == pytest.approx(0.16) and env[3] == pytest.approx(0.28**2)
     assert np.all(np.diff(env) <= 0)
     # the second bump: c_k = rho^(k-2) (0.04 k - 0.36) peaks near -37 dB around k = 13-16
-    assert 10 * np.log10(env[14]) == pytest.approx(10 * np.log10(max((0.8 ** (k - 2) * (0.04 * k - 0.36)) ** 2
-                                                                      for k in range(13, 42))), abs=1e-9)
+    assert 10 * np.log10(env[14]) == pytest.approx(
+        10 * np.log10(max((0.8 ** (k - 2) * (0.04 * k - 0.36)) ** 2 for k in range(13, 42))), abs=1e-9
+    )
     with pytest.raises(ValueError):
         B.echo_envelope(1.0)
 
@@ -79,8 +81,20 @@ def test_matches_naive_and_does_not_depend_on_the_cut_or_a_copy():
     y[1] += _transient_with_echoes(n, 2000, 35.0) + _transient_with_echoes(n, 2230, 45.0)
     y[2] += _burst(n, 300, 4900, 30.0, rng) + _transient_with_echoes(n, 3000, 60.0)  # a transient on a burst
     out, blk = _run(y)
-    ref, counts = naive.blank_naive(y, PERIOD, blk.env, B.BLANK_K**2, blk.sustain, B.DECIDE, B.BLANK_HALF,
-                                    B.ECHO_HALF, B.SLOTS, B.WARMUP, B.NOISE_ALPHA, B.RISE_ALPHA)
+    ref, counts = naive.blank_naive(
+        y,
+        PERIOD,
+        blk.env,
+        B.BLANK_K**2,
+        blk.sustain,
+        B.DECIDE,
+        B.BLANK_HALF,
+        B.ECHO_HALF,
+        B.SLOTS,
+        B.WARMUP,
+        B.NOISE_ALPHA,
+        B.RISE_ALPHA,
+    )
     assert out.shape == ref.shape == (3, n - B.DELAY)
     np.testing.assert_array_equal(out == 0, ref == 0)
     np.testing.assert_array_equal(out, ref)
@@ -102,7 +116,7 @@ def test_a_strong_burst_is_left_alone(snr_db):
     y[0] += _burst(n, 2000, 4900, snr_db, rng)
     out, blk = _run(y)
     assert blk.state.blanked[0] == 0
-    np.testing.assert_array_equal(out, y[:, :out.shape[1]])
+    np.testing.assert_array_equal(out, y[:, : out.shape[1]])
     assert blk.state.triggers[0, 2] == 0  # no sample of it was taken for a transient
 
 
@@ -121,7 +135,7 @@ def test_a_transient_and_its_echoes_are_blanked(peak_db):
     assert blk.state.triggers[0, 1] == 0 and blk.state.triggers[0, 2] >= 1
     # the noise under it is untouched outside the blanked samples
     kept = out[0] != 0
-    np.testing.assert_array_equal(out[0, kept], y[0, :out.shape[1]][kept])
+    np.testing.assert_array_equal(out[0, kept], y[0, : out.shape[1]][kept])
     assert kept[:1900].all()
 
 
@@ -131,7 +145,7 @@ def test_a_burst_right_after_a_transient_keeps_most_of_its_samples():
     y = _noise(rng, 1, n)
     y[0] += _transient_with_echoes(n, 2000, 50.0) + _burst(n, 2150, 4900, 0.0, rng)
     out, blk = _run(y)
-    blanked = np.mean(out[0, 2150:2150 + 540] == 0)  # the preamble's first 0.36 s
+    blanked = np.mean(out[0, 2150 : 2150 + 540] == 0)  # the preamble's first 0.36 s
     assert blanked < 0.5
     assert blk.state.triggers[0, 1] == 0
 

@@ -1,4 +1,5 @@
 """The committed demo capture is what its documented command produces, bit for bit."""
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ port) in a thread, with a receiver token registered through the receivers route 
 ``platform`` fixture, :class:`platform_api.testing.Harness`). Backoff is checked against small
 ASGI test doubles driven step by step with an explicit clock.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ import pytest
 
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 from receiver.delivery import Deliverer, deliver_all
-from receiver.spool import Spool, SpoolFull
+from receiver.spool import Spool, SpoolError, SpoolFull
 
 ROOT = Path(__file__).resolve().parents[1]
 S0 = 448_826_400  # 2026-11-22
@@ -62,8 +63,10 @@ def test_spool_put_due_mark_round_trip(spool):
     assert json.loads(due[0].body) == _bundle(0) and due[0].attempts == 0
     assert spool.due(10, now=t0 + 0.5)[-1].bundle_id == _bundle(0)["bundle_id"]  # not yet created ones are not due
 
-    assert spool.mark_delivered([due[0].bundle_id, due[1].bundle_id], 201, response='{"status":"accepted"}',
-                                now=t0 + 3) == 2
+    assert (
+        spool.mark_delivered([due[0].bundle_id, due[1].bundle_id], 201, response='{"status":"accepted"}', now=t0 + 3)
+        == 2
+    )
     assert spool.mark_failed(due[2].bundle_id, "connect: refused", t0 + 100) == 1
     assert spool.mark_rejected(_bundle(3)["bundle_id"], 422, response="body.channel: too big", now=t0 + 3) == 1
     assert spool.mark_delivered(due[0].bundle_id, 201) == 0  # only pending rows change
@@ -171,11 +174,11 @@ def test_spool_persists_across_reopen_and_kill9(tmp_path):
     p = subprocess.run([sys.executable, "-c", code], timeout=60)
     assert p.returncode == -9
     s = Spool(path)
-    assert s.depth() == 4 + 40 and s.contains("k%031d" % 139)
+    assert s.depth() == 4 + 40 and s.contains(f"k{139:031d}")
     # a reader in another process sees the same
     r = Spool(path, readonly=True)
     assert r.depth() == 44
-    with pytest.raises(Exception):
+    with pytest.raises(SpoolError):
         r.put(_bundle(1000))
     r.close()
     s.close()
@@ -223,7 +226,7 @@ class Served:
         self.server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
-    def start(self) -> "Served":
+    def start(self) -> Served:
         self.thread.start()
         assert _wait(lambda: self.server.started, 10), "uvicorn did not start"
         return self
@@ -262,8 +265,9 @@ def _real_bundles(plat, n: int, first: int = 0) -> list[dict]:
     for i in range(first, first + n):
         hub = plat.hubs[i % len(plat.hubs)]
         t = slot_time(S0 + i)
-        out.append(bundles_for(hub, report(hub, t, 1), at=t, receiver_id=plat.receiver_id,
-                               substation_id=plat.substation_id)[0])
+        out.append(
+            bundles_for(hub, report(hub, t, 1), at=t, receiver_id=plat.receiver_id, substation_id=plat.substation_id)[0]
+        )
     return out
 
 
@@ -403,8 +407,9 @@ def test_conflict_is_delivered_with_an_error_logged(plat, served, spool, caplog)
     assert out["complete"] and out["conflicts"] == 1 and out["delivered"] == 0
     row = spool.get(b["bundle_id"])
     assert row["status"] == "delivered" and row["http_status"] == 409 and "different body" in row["response"]
-    assert any(getattr(r, "event", None) == "delivery_conflict" and r.bundle_id == b["bundle_id"]
-               for r in caplog.records)
+    assert any(
+        getattr(r, "event", None) == "delivery_conflict" and r.bundle_id == b["bundle_id"] for r in caplog.records
+    )
 
 
 def test_full_spool_holds_bundles_in_memory_until_delivery_makes_room(plat, served, tmp_path):
@@ -457,8 +462,14 @@ class Flaky:
         for b in items:
             replayed = b["bundle_id"] in self.stored
             self.stored[b["bundle_id"]] = self.stored.get(b["bundle_id"], 0) + 1
-            res.append({"bundle_id": b["bundle_id"], "http_status": 201, "replayed": replayed,
-                        "result": {"bundle_id": b["bundle_id"], "status": "accepted"}})
+            res.append(
+                {
+                    "bundle_id": b["bundle_id"],
+                    "http_status": 201,
+                    "replayed": replayed,
+                    "result": {"bundle_id": b["bundle_id"], "status": "accepted"},
+                }
+            )
         if path.endswith("/batch"):
             return await self._send(send, 200, {"results": res})
         hdr = [(b"idempotent-replayed", b"true")] if res[0]["replayed"] else []
@@ -467,8 +478,13 @@ class Flaky:
     @staticmethod
     async def _send(send, code, obj, headers=()):
         raw = json.dumps(obj).encode()
-        await send({"type": "http.response.start", "status": code,
-                    "headers": [(b"content-type", b"application/json"), *headers]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [(b"content-type", b"application/json"), *headers],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
 
@@ -481,8 +497,9 @@ def _client(app) -> httpx.Client:
 def test_backoff_doubles_with_5xx_and_resets(spool):
     app = Flaky(script=[500, 503, 502, 500, 500, 500])
     spool.put_many([_bundle(i) for i in range(4)], now=0.0)
-    d = Deliverer(spool, "http://test", "tok", batch=10, backoff_initial_s=1.0, backoff_max_s=8.0, jitter=0.0,
-                  client=_client(app))
+    d = Deliverer(
+        spool, "http://test", "tok", batch=10, backoff_initial_s=1.0, backoff_max_s=8.0, jitter=0.0, client=_client(app)
+    )
     now, waits = 10.0, []
     for _ in range(6):
         w = d.step(now=now)
@@ -504,8 +521,9 @@ def test_backoff_doubles_with_5xx_and_resets(spool):
 def test_backoff_jitter_and_retry_after(spool):
     app = Flaky(script=[429, 503, 503, 503, 503], retry_after="3")
     spool.put(_bundle(0), now=0.0)
-    d = Deliverer(spool, "http://test", "tok", backoff_initial_s=0.5, backoff_max_s=2.0, jitter=0.5,
-                  client=_client(app))
+    d = Deliverer(
+        spool, "http://test", "tok", backoff_initial_s=0.5, backoff_max_s=2.0, jitter=0.5, client=_client(app)
+    )
     w = d.step(now=1.0)
     assert w == pytest.approx(2.0)  # Retry-After 3 s, capped at backoff_max_s
     ws = []
@@ -513,7 +531,7 @@ def test_backoff_jitter_and_retry_after(spool):
     for _ in range(4):
         ws.append(d.step(now=now))
         now += ws[-1]
-    assert all(0.5 * min(2.0, 0.5 * 2 ** k) <= x for k, x in enumerate(ws, start=1))
+    assert all(0.5 * min(2.0, 0.5 * 2**k) <= x for k, x in enumerate(ws, start=1))
     assert all(x <= 2.0 for x in ws) and d.stats()["failures"]["http_429"] == 1
 
 
@@ -542,13 +560,22 @@ def test_timeouts_are_retried_and_halve_the_batch(spool):
         calls.append(n)
         if len(calls) <= 2:
             raise httpx.ReadTimeout("slow", request=request)
-        res = [{"bundle_id": b["bundle_id"], "http_status": 201, "replayed": True}
-               for b in json.loads(request.content)["bundles"]]
+        res = [
+            {"bundle_id": b["bundle_id"], "http_status": 201, "replayed": True}
+            for b in json.loads(request.content)["bundles"]
+        ]
         return httpx.Response(200, json={"results": res})
 
     spool.put_many([_bundle(i) for i in range(40)], now=0.0)
-    d = Deliverer(spool, "http://test", "tok", batch=40, backoff_initial_s=0.1, jitter=0.0,
-                  client=httpx.Client(transport=httpx.MockTransport(handler)))
+    d = Deliverer(
+        spool,
+        "http://test",
+        "tok",
+        batch=40,
+        backoff_initial_s=0.1,
+        jitter=0.0,
+        client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
     now = 1.0
     for _ in range(12):
         if spool.depth() == 0:
@@ -562,8 +589,15 @@ def test_deliver_all_progress_and_unreachable(spool, capsys):
     spool.put_many([_bundle(i) for i in range(3)])
     sock = _bound()  # nobody listens
     t = time.monotonic()
-    out = deliver_all(spool, f"http://127.0.0.1:{sock.getsockname()[1]}", "tok", timeout_s=1, max_wait_s=0.6,
-                      backoff_initial_s=0.05, progress=True)
+    out = deliver_all(
+        spool,
+        f"http://127.0.0.1:{sock.getsockname()[1]}",
+        "tok",
+        timeout_s=1,
+        max_wait_s=0.6,
+        backoff_initial_s=0.05,
+        progress=True,
+    )
     sock.close()
     assert time.monotonic() - t < 5
     assert not out["complete"] and out["pending"] == 3 and out["failures"]["connect"] >= 2

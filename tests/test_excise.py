@@ -20,7 +20,7 @@ def test_tone_is_removed_and_noise_kept():
     w = _noise(rng, n)
     t = np.arange(n) / FS
     # 27 dB over the noise in a 1-Hz bin, drifting 0.3 Hz over the span
-    amp = np.sqrt(10 ** 2.7 / FS)
+    amp = np.sqrt(10**2.7 / FS)
     tone = amp * np.exp(2j * np.pi * (123.4 * t + 0.045 * t**2))
     y, hits = excise_tones(w + tone)
     assert 1 <= hits <= 20
@@ -62,7 +62,7 @@ def test_short_span_is_returned_as_is():
 def _spectra(rng):
     """Power spectra that exercise tone_hits: white and shaped noise, scales far from 1, zero
     bins, ties, peaks, and bins exactly at, just over and just under their threshold."""
-    ln2, k = math.log(2.0), 10.0 ** 1.5
+    ln2, k = math.log(2.0), 10.0**1.5
     for case in range(12):
         n = int(rng.integers(404, 900))
         half = (50, 25, 3)[case % 3]
@@ -96,11 +96,11 @@ def test_excision_is_the_running_median_rule_exactly():
     rng = np.random.default_rng(5)
     for n in (4964, 4965, 1000):
         t = np.arange(n) / FS
-        x = _noise(rng, n) + np.sqrt(10 ** 2.2 / FS) * np.exp(2j * np.pi * 211.7 * t)
+        x = _noise(rng, n) + np.sqrt(10**2.2 / FS) * np.exp(2j * np.pi * 211.7 * t)
         x[10:30] = 0.0
         R = np.fft.fft(x)
         p = np.abs(R) ** 2
-        hit = p > median_filter(p, size=101, mode="wrap") / math.log(2.0) * 10.0 ** 1.5
+        hit = p > median_filter(p, size=101, mode="wrap") / math.log(2.0) * 10.0**1.5
         hit = np.convolve(np.concatenate([hit[-2:], hit, hit[:2]]).astype(float), np.ones(5), mode="valid") > 0
         R[hit] = 0.0
         want = np.fft.ifft(R)

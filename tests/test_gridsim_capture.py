@@ -1,16 +1,18 @@
-"""gridsim.capture and receiver.contracts.capture: writer round trips, container choice, sidecar validation, ground truth."""
+"""gridsim.capture and receiver.contracts.capture: writer round trips, container choice, sidecar
+validation, ground truth."""
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from gridsim.capture import CaptureWriter
-from receiver.contracts.capture import open_capture, read_capture_meta, read_truth, write_truth
 from gridsim.channel import ChannelConfig, Layout, SubstationChannel
+from receiver.contracts.capture import open_capture, read_capture_meta, read_truth, write_truth
 
 FS = 48000
 START = "2025-03-03T14:00:00Z"
@@ -20,7 +22,7 @@ def _write(tmp_path, name, x, layout, **kw):
     stem = tmp_path / name
     with CaptureWriter(stem, FS, x.shape[1], layout, start_time_utc=START, **kw) as w:
         for a in range(0, x.shape[0], 3000):
-            w.write(x[a: a + 3000])
+            w.write(x[a : a + 3000])
     return stem, w
 
 
@@ -30,12 +32,20 @@ def block12():
     return ch, ch.render(0, FS // 4)
 
 
-@pytest.mark.parametrize("subtype,tol", [("PCM_24", 2.0 ** -23 / 0.25), ("FLOAT", 1e-6)])
+@pytest.mark.parametrize("subtype,tol", [("PCM_24", 2.0**-23 / 0.25), ("FLOAT", 1e-6)])
 def test_round_trip_wav_6_channels(tmp_path, subtype, tol):
     ch = SubstationChannel(ChannelConfig(), Layout(1, 2), seed=1)
     x = ch.render(0, 10000)
-    stem, w = _write(tmp_path, "cap", x, ch.layout, subtype=subtype, scale=0.25,
-                     ct_polarity=ch.ct_polarity, meta_extra={"gla:scenario": "unit"})
+    stem, w = _write(
+        tmp_path,
+        "cap",
+        x,
+        ch.layout,
+        subtype=subtype,
+        scale=0.25,
+        ct_polarity=ch.ct_polarity,
+        meta_extra={"gla:scenario": "unit"},
+    )
     assert w.container == "WAV" and w.audio_path.name == "cap.wav"
     f, meta = open_capture(stem, verify_sha256=True)
     with f:
@@ -43,7 +53,7 @@ def test_round_trip_wav_6_channels(tmp_path, subtype, tol):
         y = f.read(dtype="float64")
     np.testing.assert_allclose(y / meta.scale, x, atol=tol, rtol=0)
     assert meta.n_frames == 10000 and meta.fs_hz == FS and meta.grid_hz == 60.0
-    assert meta.start_time_utc == datetime(2025, 3, 3, 14, tzinfo=timezone.utc)
+    assert meta.start_time_utc == datetime(2025, 3, 3, 14, tzinfo=UTC)
     assert meta.raw["global"]["core:datatype"] == {"PCM_24": "ri24_le", "FLOAT": "rf32_le"}[subtype]
     assert meta.raw["global"]["gla:scenario"] == "unit"
     assert meta.raw["annotations"] == []
@@ -61,7 +71,7 @@ def test_more_than_8_channels_is_rf64(tmp_path, block12, subtype):
     with f:
         assert f.format == "RF64" and f.channels == 12
         y = f.read(dtype="float64")
-    np.testing.assert_allclose(y / 0.25, x, atol=2.0 ** -21, rtol=0)
+    np.testing.assert_allclose(y / 0.25, x, atol=2.0**-21, rtol=0)
     assert meta.format == "RF64" and meta.subtype == subtype
 
 
@@ -128,19 +138,22 @@ def _corrupt(stem, meta, edit):
     stem.with_name(stem.name + ".sigmf-meta").write_text(json.dumps(m))
 
 
-@pytest.mark.parametrize("edit,msg", [
-    (lambda m: m["global"].pop("core:sample_rate"), r"global\.core:sample_rate: missing"),
-    (lambda m: m["global"].update({"core:num_channels": 0}), r"global\.core:num_channels: must be an integer >= 1"),
-    (lambda m: m["global"].update({"gla:scale": "big"}), r"global\.gla:scale"),
-    (lambda m: m["global"].update({"gla:grid_hz": 55}), r"global\.gla:grid_hz: must be 50 or 60"),
-    (lambda m: m["global"].update({"core:datatype": "rf32_le"}), r"global\.core:datatype: .*does not match"),
-    (lambda m: m["global"].update({"gla:sha256": "xyz"}), r"global\.gla:sha256: must be 64"),
-    (lambda m: m.pop("captures"), r"captures: missing"),
-    (lambda m: m["captures"][0].update({"core:datetime": "yesterday"}), r"captures\[0\]\.core:datetime"),
-    (lambda m: m["gla:channels"].pop(), r"gla:channels: must list 3 channels"),
-    (lambda m: m["gla:channels"][1].update({"phase": "D"}), r"gla:channels\[1\]\.phase"),
-    (lambda m: m["gla:channels"][2].update({"ct_polarity": 0}), r"gla:channels\[2\]\.ct_polarity"),
-])
+@pytest.mark.parametrize(
+    "edit,msg",
+    [
+        (lambda m: m["global"].pop("core:sample_rate"), r"global\.core:sample_rate: missing"),
+        (lambda m: m["global"].update({"core:num_channels": 0}), r"global\.core:num_channels: must be an integer >= 1"),
+        (lambda m: m["global"].update({"gla:scale": "big"}), r"global\.gla:scale"),
+        (lambda m: m["global"].update({"gla:grid_hz": 55}), r"global\.gla:grid_hz: must be 50 or 60"),
+        (lambda m: m["global"].update({"core:datatype": "rf32_le"}), r"global\.core:datatype: .*does not match"),
+        (lambda m: m["global"].update({"gla:sha256": "xyz"}), r"global\.gla:sha256: must be 64"),
+        (lambda m: m.pop("captures"), r"captures: missing"),
+        (lambda m: m["captures"][0].update({"core:datetime": "yesterday"}), r"captures\[0\]\.core:datetime"),
+        (lambda m: m["gla:channels"].pop(), r"gla:channels: must list 3 channels"),
+        (lambda m: m["gla:channels"][1].update({"phase": "D"}), r"gla:channels\[1\]\.phase"),
+        (lambda m: m["gla:channels"][2].update({"ct_polarity": 0}), r"gla:channels\[2\]\.ct_polarity"),
+    ],
+)
 def test_sidecar_validation_names_the_key(good, edit, msg):
     stem, meta = good
     _corrupt(stem, meta, edit)
@@ -162,8 +175,14 @@ def test_audio_disagreeing_with_sidecar(good):
     _corrupt(stem, meta, lambda m: m["global"].update({"core:sample_rate": 44100.0}))
     with pytest.raises(ValueError, match=r"g\.wav: sample rate 48000 Hz, the sidecar says 44100"):
         open_capture(stem)
-    _corrupt(stem, meta, lambda m: (m["global"].update({"core:num_channels": 4}),
-                                    m["gla:channels"].append(dict(m["gla:channels"][0], index=3))))
+    _corrupt(
+        stem,
+        meta,
+        lambda m: (
+            m["global"].update({"core:num_channels": 4}),
+            m["gla:channels"].append(dict(m["gla:channels"][0], index=3)),
+        ),
+    )
     with pytest.raises(ValueError, match=r"g\.wav: has 3 channels, the sidecar says 4"):
         open_capture(stem)
 
@@ -187,14 +206,22 @@ def test_truncated_and_corrupt_audio(good, tmp_path):
 
 # -------------------------------------------------------------------------- ground truth
 def test_truth_round_trip(tmp_path):
-    tx = [{"hub": np.int64(3), "start_sample": 14400, "snr_db": np.float32(12.5),
-           "gains": np.array([1.0, -0.1]), "at": datetime(2025, 3, 3, 14, tzinfo=timezone.utc)}]
+    tx = [
+        {
+            "hub": np.int64(3),
+            "start_sample": 14400,
+            "snr_db": np.float32(12.5),
+            "gains": np.array([1.0, -0.1]),
+            "at": datetime(2025, 3, 3, 14, tzinfo=UTC),
+        }
+    ]
     p = write_truth(tmp_path / "cap", tx, {"scenario": "demo_small", "seed": 7})
     assert p.name == "cap.truth.json"
     t = read_truth(tmp_path / "cap.wav")
     assert t["capture"] == {"stem": "cap", "scenario": "demo_small", "seed": 7}
-    assert t["transmissions"] == [{"hub": 3, "start_sample": 14400, "snr_db": 12.5,
-                                   "gains": [1.0, -0.1], "at": "2025-03-03T14:00:00.000000Z"}]
+    assert t["transmissions"] == [
+        {"hub": 3, "start_sample": 14400, "snr_db": 12.5, "gains": [1.0, -0.1], "at": "2025-03-03T14:00:00.000000Z"}
+    ]
     with pytest.raises(ValueError, match=r"transmissions\[0\]\.snr_db: non-finite"):
         write_truth(tmp_path / "bad", [{"snr_db": float("nan")}], {})
     (tmp_path / "x.truth.json").write_text('{"capture": {}}')

@@ -1,4 +1,5 @@
 """gridsim.channel: determinism, spectrum, noise floor, grid frequency, injections, crosstalk."""
+
 from __future__ import annotations
 
 import math
@@ -8,12 +9,10 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from gridsim.channel import (ChannelConfig, Injection, Layout, SubstationChannel,
-                             harmonic_profile_dbc, input_index)
+from gridsim.channel import ChannelConfig, Injection, Layout, SubstationChannel, harmonic_profile_dbc, input_index
 
 FS = 48000
-QUIET = dict(enable_fundamental=False, enable_harmonics=False, enable_impulses=False,
-             enable_interferers=False)
+QUIET = dict(enable_fundamental=False, enable_harmonics=False, enable_impulses=False, enable_interferers=False)
 
 
 def _welch(x: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
@@ -57,10 +56,26 @@ def _injections() -> list[Injection]:
     t = np.arange(int(1.5 * FS)) / FS
     tone = math.sqrt(2) * np.sin(2 * np.pi * 1170.0 * t)
     return [
-        Injection(start_sample=16000, samples=tone, bus=0, feeder=1, phase=2, level_db=-70.0,
-                  cutoff_hz=3600.0, crosstalk_seed=5),
-        Injection(start_sample=47990, samples=tone[:30], bus=0, feeder=3, phase=0, level_db=-90.0,
-                  cutoff_hz=3000.0, crosstalk_seed=6),
+        Injection(
+            start_sample=16000,
+            samples=tone,
+            bus=0,
+            feeder=1,
+            phase=2,
+            level_db=-70.0,
+            cutoff_hz=3600.0,
+            crosstalk_seed=5,
+        ),
+        Injection(
+            start_sample=47990,
+            samples=tone[:30],
+            bus=0,
+            feeder=3,
+            phase=0,
+            level_db=-90.0,
+            cutoff_hz=3000.0,
+            crosstalk_seed=6,
+        ),
     ]
 
 
@@ -83,7 +98,7 @@ def test_seeded_and_block_size_independent():
     early = ch.render(20000, 1000, inj)
     assert np.array_equal(early, a[20000:21000])
     full = SubstationChannel(cfg, Layout(1, 4), seed=42).render(0, 4 * FS)
-    assert np.array_equal(late, full[3 * FS + 100: 3 * FS + 5100])
+    assert np.array_equal(late, full[3 * FS + 100 : 3 * FS + 5100])
     # another seed is another substation
     c = SubstationChannel(cfg, Layout(1, 4), seed=43).render(0, 1000)
     assert not np.allclose(c, a[:1000])
@@ -99,12 +114,11 @@ def test_harmonics_stand_80_to_90_db_over_the_floor(background):
     for i in range(ch.n_inputs):
         floor_1hz = np.median(dens[mask, i])  # noise power in a 1-Hz bin
         for h in range(11, 60, 2):  # odd harmonics in 660..3600 Hz
-            peak = spec[h * 60 - 2: h * 60 + 3, i].max()
+            peak = spec[h * 60 - 2 : h * 60 + 3, i].max()
             ratios.append(10 * np.log10(peak / floor_1hz))
     ratios = np.array(ratios)
     med, p5, p95 = np.median(ratios), np.percentile(ratios, 5), np.percentile(ratios, 95)
-    print(f"in-band odd harmonics over the 1-Hz floor: median {med:.1f} dB, "
-          f"5..95 % {p5:.1f}..{p95:.1f} dB")
+    print(f"in-band odd harmonics over the 1-Hz floor: median {med:.1f} dB, 5..95 % {p5:.1f}..{p95:.1f} dB")
     assert 78.0 <= med <= 90.0
     assert 72.0 <= p5 and p95 <= 97.0
     # even harmonics are 20-30 dB (plus spread) under the odd ones
@@ -144,7 +158,7 @@ def test_noise_floor_measured_in_full_background(background):
     f, dens = _welch(x, "density")
     mask = _floor_mask(f, ch)
     # median of 7 averaged periodograms sits ~0.15 dB under the mean
-    meas = 10 * np.log10(np.median(dens[mask], axis=0) * FS / 2 / ch.fundamental_rms ** 2)
+    meas = 10 * np.log10(np.median(dens[mask], axis=0) * FS / 2 / ch.fundamental_rms**2)
     print(f"noise floor measured: {np.round(meas, 2)} dBc (configured -85)")
     np.testing.assert_allclose(meas, -ch.config.noise_floor_dbc, atol=0.6)
 
@@ -190,8 +204,7 @@ def test_crosstalk_gains_ranges_and_signs():
     ch = SubstationChannel(ChannelConfig(), lay, seed=9)
     signs = {"same": set(), "other": set()}
     for s in range(200):
-        inj = Injection(0, np.zeros(1), bus=1, feeder=4, phase=1, level_db=-100.0,
-                        cutoff_hz=3600.0, crosstalk_seed=s)
+        inj = Injection(0, np.zeros(1), bus=1, feeder=4, phase=1, level_db=-100.0, cutoff_hz=3600.0, crosstalk_seed=s)
         g = ch.crosstalk_gains(inj)
         true = lay.input_index(1, 4, 1)
         assert true == 13
@@ -219,12 +232,20 @@ def test_injection_level_filter_and_crosstalk_copies():
     t = np.arange(n) / FS
     lows, highs = math.sqrt(2) * np.sin(2 * np.pi * 1170 * t), math.sqrt(2) * np.sin(2 * np.pi * 3400 * t)
     for tone, freq in ((lows, 1170.0), (highs, 3400.0)):
-        inj = Injection(start_sample=1000, samples=tone, bus=0, feeder=1, phase=0, level_db=-100.0,
-                        cutoff_hz=3600.0, crosstalk_seed=1)
+        inj = Injection(
+            start_sample=1000,
+            samples=tone,
+            bus=0,
+            feeder=1,
+            phase=0,
+            level_db=-100.0,
+            cutoff_hz=3600.0,
+            crosstalk_seed=1,
+        )
         # rendered in two blocks that cut the burst
         y = np.concatenate([ch.render(0, 20000, [inj]), ch.render(20000, n + 2000, [inj])])
         true = lay.input_index(0, 1, "A")
-        steady = y[10000: 10000 + FS // 2, true]
+        steady = y[10000 : 10000 + FS // 2, true]
         level_db = 20 * np.log10(steady.std() / ch.fundamental_rms[true])
         b, a = signal.butter(2, 3600.0, fs=FS)
         _, hresp = signal.freqz(b, a, worN=[freq], fs=FS)
@@ -235,7 +256,7 @@ def test_injection_level_filter_and_crosstalk_copies():
         np.testing.assert_allclose(y * g[true], np.outer(y[:, true], g), rtol=1e-9, atol=1e-18)
         assert np.all(y[:1000] == 0.0)  # nothing before the burst (background switched off)
         tail = int(0.010 * FS)
-        assert np.all(y[1000 + n + tail:] == 0.0) and np.any(y[1000 + n: 1000 + n + tail] != 0.0)
+        assert np.all(y[1000 + n + tail :] == 0.0) and np.any(y[1000 + n : 1000 + n + tail] != 0.0)
     assert expected < -102.0  # the 3400 Hz tone is attenuated by the transformer
 
 
@@ -251,8 +272,9 @@ def test_render_speed_12_inputs():
 
 # ------------------------------------------------------------------ impulses, interferers
 def test_switching_transients_on_their_feeder():
-    cfg = ChannelConfig(enable_fundamental=False, enable_harmonics=False, enable_interferers=False,
-                        impulse_rate_per_feeder_per_s=3.0)
+    cfg = ChannelConfig(
+        enable_fundamental=False, enable_harmonics=False, enable_interferers=False, impulse_rate_per_feeder_per_s=3.0
+    )
     ch = SubstationChannel(cfg, Layout(1, 2), seed=8)
     x = ch.render(0, 2 * FS)
     evs = ch.impulse_events(0, 2 * FS - 2000)
@@ -263,7 +285,7 @@ def test_switching_transients_on_their_feeder():
         assert 20 <= ev["peak_db"] <= 50
         for p in range(3):
             i = 3 * f + p
-            peak = np.abs(x[s: s + 2000, i]).max() / ch.noise_rms[i]
+            peak = np.abs(x[s : s + 2000, i]).max() / ch.noise_rms[i]
             want = 10 ** (ev["peak_db"] / 20) * abs(ev["gains"][p])
             # other transients may overlap; the noise adds at most a few RMS
             assert peak >= want - 5.0
@@ -281,5 +303,5 @@ def test_interferers_tones_off_harmonics(background):
         i = it["inputs"][0]
         k = int(round(it["freq_hz"]))
         floor = np.median(dens[mask, i])
-        over = 10 * np.log10(dens[k - 3: k + 4, i].max() / floor)
+        over = 10 * np.log10(dens[k - 3 : k + 4, i].max() / floor)
         assert 5.0 <= over <= 35.0

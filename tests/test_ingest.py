@@ -4,6 +4,7 @@ Framing round trips and malformed messages; the stream rules (gaps, duplicates, 
 shape changes, NaN, clipping, restarts) with exact counts and exact sample alignment, first
 without sockets, then over real ZeroMQ sockets on 127.0.0.1 (PUSH/PULL, PUB/SUB, GNU Radio raw
 with and without the pass_tags header); capture replay, including a truncated capture."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ import shutil
 import struct
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,17 @@ from hypothesis import strategies as st
 
 from gridsim.capture import CaptureWriter
 from receiver.contracts import zmq_framing as zf
-from receiver.sources import (CaptureSender, CaptureSource, CaptureTruncatedError, SampleBlock, Source,
-                              SourceStats, StreamAssembler, ZmqSource, stream_capture)
+from receiver.sources import (
+    CaptureSender,
+    CaptureSource,
+    CaptureTruncatedError,
+    SampleBlock,
+    Source,
+    SourceStats,
+    StreamAssembler,
+    ZmqSource,
+    stream_capture,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "captures" / "demo_small"
@@ -33,7 +43,7 @@ SCALE = 0.25
 NCH = 4
 BLOCK = 800  # frames per message at block_s=0.1
 N_MSG = 30
-START = datetime(2025, 3, 3, 14, tzinfo=timezone.utc)
+START = datetime(2025, 3, 3, 14, tzinfo=UTC)
 LOCAL = "tcp://127.0.0.1:*"
 
 
@@ -46,8 +56,9 @@ def tiny(tmp_path_factory):
     t = np.arange(3 * FS) / FS
     x = 1.5 * np.sin(2 * np.pi * 60 * t)[:, None] * np.array([1.0, -0.8, 0.6, 0.3])
     x += 0.01 * rng.standard_normal((t.size, NCH))
-    with CaptureWriter(stem, FS, NCH, [(0, 0, "A"), (0, 0, "B"), (0, 0, "C"), (0, 1, "A")],
-                       start_time_utc=START, scale=SCALE) as w:
+    with CaptureWriter(
+        stem, FS, NCH, [(0, 0, "A"), (0, 0, "B"), (0, 0, "C"), (0, 1, "A")], start_time_utc=START, scale=SCALE
+    ) as w:
         w.write(x)
     ref, _ = sf.read(str(stem) + ".wav", dtype="float64")
     return stem, ref / SCALE
@@ -69,7 +80,7 @@ def reassemble(blocks: list[SampleBlock], n: int, nch: int) -> np.ndarray:
         assert b.samples.dtype == np.float64 and b.samples.ndim == 2
         if prev is not None and not b.discontinuity:
             assert b.first_sample == prev.end_sample, (prev.first_sample, b.first_sample)
-        y[b.first_sample:b.end_sample] = b.samples
+        y[b.first_sample : b.end_sample] = b.samples
         prev = b
     return y
 
@@ -97,16 +108,26 @@ def test_gla_round_trip(stype):
     x = rng.uniform(-3.9, 3.9, (37, 5))
     raw, clipped = zf.encode_samples(x, stype, 4.0)
     assert clipped == 0
-    h = zf.GlaHeader("sub-7", 123456789012, 2**40 + 5, 48000.0, 5, stype, 4.0, 1741010400123456000,
-                     zf.FLAG_DISCONTINUITY, 0xDEADBEEF)
+    h = zf.GlaHeader(
+        "sub-7", 123456789012, 2**40 + 5, 48000.0, 5, stype, 4.0, 1741010400123456000, zf.FLAG_DISCONTINUITY, 0xDEADBEEF
+    )
     msg = zf.pack_message(h, raw)
     assert len(msg) == zf.HEADER_LEN + raw.nbytes
     h2, raw2 = zf.unpack_message(msg)
-    assert (h2.stream_id, h2.seq, h2.first_sample, h2.sample_rate_hz, h2.n_channels, h2.sample_type,
-            h2.full_scale, h2.time_ns, h2.session, h2.n_frames) == (
-        "sub-7", 123456789012, 2**40 + 5, 48000.0, 5, stype, 4.0, 1741010400123456000, 0xDEADBEEF, 37)
+    assert (
+        h2.stream_id,
+        h2.seq,
+        h2.first_sample,
+        h2.sample_rate_hz,
+        h2.n_channels,
+        h2.sample_type,
+        h2.full_scale,
+        h2.time_ns,
+        h2.session,
+        h2.n_frames,
+    ) == ("sub-7", 123456789012, 2**40 + 5, 48000.0, 5, stype, 4.0, 1741010400123456000, 0xDEADBEEF, 37)
     assert h2.flags == zf.FLAG_DISCONTINUITY | zf.FLAG_TIME_VALID and not h2.end_of_stream
-    assert h2.time_utc == datetime(2025, 3, 3, 14, 0, 0, 123456, tzinfo=timezone.utc)
+    assert h2.time_utc == datetime(2025, 3, 3, 14, 0, 0, 123456, tzinfo=UTC)
     np.testing.assert_array_equal(raw2, raw)
     tol = {"int16": 4.0 / 32768, "int32": 4.0 / 2**31, "float32": 4e-7 * 4, "float64": 1e-15}[stype]
     np.testing.assert_allclose(zf.decode_samples(raw2, h2.full_scale), x, atol=tol, rtol=0)
@@ -122,10 +143,11 @@ def test_gla_integer_saturation_and_float_passthrough():
 
 
 def test_gla_worked_example_of_the_doc():
-    t = datetime(2025, 3, 3, 14, 0, 0, 700000, tzinfo=timezone.utc)
+    t = datetime(2025, 3, 3, 14, 0, 0, 700000, tzinfo=UTC)
     raw, clipped = zf.encode_samples(np.array([[0.5, -1.0], [4.0, -4.0]]), "int16", 4.0)
-    msg = zf.pack_message(zf.GlaHeader("sub01", 7, 33600, 48000.0, 2, "int16", 4.0, zf.time_to_ns(t), 0,
-                                       0x1234ABCD), raw)
+    msg = zf.pack_message(
+        zf.GlaHeader("sub01", 7, 33600, 48000.0, 2, "int16", 4.0, zf.time_to_ns(t), 0, 0x1234ABCD), raw
+    )
     doc = (ROOT / "docs" / "zmq-framing.md").read_text()
     block = doc.split("### Worked example")[1].split("```")[1]
     hexbytes = bytes.fromhex("".join(line[6:53] for line in block.strip().splitlines()))
@@ -133,16 +155,30 @@ def test_gla_worked_example_of_the_doc():
 
 
 @settings(max_examples=60, deadline=None)
-@given(seq=st.integers(0, 2**64 - 1), first=st.integers(0, 2**64 - 1), nch=st.integers(1, 9),
-       n=st.integers(0, 20), sid=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=4),
-       fs=st.floats(1.0, 1e7), t=st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)),
-       session=st.integers(0, 2**32 - 1), seed=st.integers(0, 1000))
+@given(
+    seq=st.integers(0, 2**64 - 1),
+    first=st.integers(0, 2**64 - 1),
+    nch=st.integers(1, 9),
+    n=st.integers(0, 20),
+    sid=st.text(st.characters(codec="utf-8", exclude_characters="\0"), max_size=4),
+    fs=st.floats(1.0, 1e7),
+    t=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+    session=st.integers(0, 2**32 - 1),
+    seed=st.integers(0, 1000),
+)
 def test_gla_round_trip_property(seq, first, nch, n, sid, fs, t, session, seed):
     x = np.random.default_rng(seed).standard_normal((n, nch))
     h = zf.GlaHeader(sid, seq, first, fs, nch, "float64", 1.0, t, zf.FLAG_END_OF_STREAM, session)
     h2, raw = zf.unpack_message(zf.pack_message(h, x))
     assert (h2.stream_id, h2.seq, h2.first_sample, h2.sample_rate_hz, h2.time_ns, h2.session, h2.n_frames) == (
-        sid, seq, first, fs, t, session, n)
+        sid,
+        seq,
+        first,
+        fs,
+        t,
+        session,
+        n,
+    )
     assert h2.end_of_stream
     np.testing.assert_array_equal(raw, x)
 
@@ -157,27 +193,30 @@ def _patch(msg: bytes, off: int, fmt: str, value) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.parametrize("mutate,field", [
-    (lambda m: m[:50], "header"),
-    (lambda m: b"", "header"),
-    (lambda m: b"XXXX" + m[4:], "magic"),
-    (lambda m: b"XXXX" + m[4:20], "magic"),
-    (lambda m: _patch(m, 4, "<B", 2), "version"),
-    (lambda m: _patch(m, 5, "<B", 9), "sample_type"),
-    (lambda m: _patch(m, 6, "<H", 40), "header_len"),
-    (lambda m: _patch(m, 6, "<H", 4000), "header_len"),
-    (lambda m: _patch(m, 8, "<2s", b"\xff\xfe"), "stream_id"),
-    (lambda m: _patch(m, 48, "<d", 0.0), "sample_rate_hz"),
-    (lambda m: _patch(m, 48, "<d", float("nan")), "sample_rate_hz"),
-    (lambda m: _patch(m, 56, "<d", -1.0), "full_scale"),
-    (lambda m: _patch(m, 56, "<d", 0.0), "full_scale"),  # 0 is for floats only
-    (lambda m: _patch(m, 64, "<H", 0), "n_channels"),
-    (lambda m: _patch(m, 68, "<I", 5), "n_frames"),
-    (lambda m: m[:-1], "n_frames"),
-    (lambda m: m + b"\0\0", "n_frames"),
-    (lambda m: m[:-2] + b"\x01\x00", "crc32"),
-    (lambda m: _patch(m, 24, "<Q", 4), "crc32"),
-])
+@pytest.mark.parametrize(
+    "mutate,field",
+    [
+        (lambda m: m[:50], "header"),
+        (lambda m: b"", "header"),
+        (lambda m: b"XXXX" + m[4:], "magic"),
+        (lambda m: b"XXXX" + m[4:20], "magic"),
+        (lambda m: _patch(m, 4, "<B", 2), "version"),
+        (lambda m: _patch(m, 5, "<B", 9), "sample_type"),
+        (lambda m: _patch(m, 6, "<H", 40), "header_len"),
+        (lambda m: _patch(m, 6, "<H", 4000), "header_len"),
+        (lambda m: _patch(m, 8, "<2s", b"\xff\xfe"), "stream_id"),
+        (lambda m: _patch(m, 48, "<d", 0.0), "sample_rate_hz"),
+        (lambda m: _patch(m, 48, "<d", float("nan")), "sample_rate_hz"),
+        (lambda m: _patch(m, 56, "<d", -1.0), "full_scale"),
+        (lambda m: _patch(m, 56, "<d", 0.0), "full_scale"),  # 0 is for floats only
+        (lambda m: _patch(m, 64, "<H", 0), "n_channels"),
+        (lambda m: _patch(m, 68, "<I", 5), "n_frames"),
+        (lambda m: m[:-1], "n_frames"),
+        (lambda m: m + b"\0\0", "n_frames"),
+        (lambda m: m[:-2] + b"\x01\x00", "crc32"),
+        (lambda m: _patch(m, 24, "<Q", 4), "crc32"),
+    ],
+)
 def test_gla_malformed_names_the_field(mutate, field):
     with pytest.raises(zf.FramingError, match=field) as ei:
         zf.unpack_message(mutate(_good_msg()))
@@ -217,10 +256,20 @@ def test_gr_tag_header_bytes_match_gr_zeromq():
     assert zf.pack_gr_tag_header(1000)[:3] == b"\xf0\x5f\x01"
     # one UHD-style tag, PMTs serialised by hand after pmt_serialize.cc (big-endian)
     tag = zf.GrTag(1003, "rx_time", (zf.U64(1741010400), 0.7), False)
-    by_hand = (struct.pack("<HBQQ", 0x5FF0, 1, 1000, 1) + struct.pack("<Q", 1003)
-               + b"\x02" + struct.pack(">H", 7) + b"rx_time"
-               + b"\x0c" + struct.pack(">I", 2) + b"\x0b" + struct.pack(">Q", 1741010400)
-               + b"\x04" + struct.pack(">d", 0.7) + b"\x01")
+    by_hand = (
+        struct.pack("<HBQQ", 0x5FF0, 1, 1000, 1)
+        + struct.pack("<Q", 1003)
+        + b"\x02"
+        + struct.pack(">H", 7)
+        + b"rx_time"
+        + b"\x0c"
+        + struct.pack(">I", 2)
+        + b"\x0b"
+        + struct.pack(">Q", 1741010400)
+        + b"\x04"
+        + struct.pack(">d", 0.7)
+        + b"\x01"
+    )
     assert zf.pack_gr_tag_header(1000, [tag]) == by_hand
     payload = np.arange(8, dtype="<f4").tobytes()  # 4 items of 2 channels
     off, tags, hlen = zf.unpack_gr_tag_header(by_hand + payload, item_size=8)
@@ -229,9 +278,22 @@ def test_gr_tag_header_bytes_match_gr_zeromq():
 
 
 def test_gr_tag_pmt_types_and_legacy_float_vectors():
-    values = [None, True, -5, 1 << 40, 2.5, 1 - 2j, "sym", [1, "a", 2.0], zf.Pair("k", 3),
-              (zf.U64(7), (1, 2)), np.arange(3, dtype=np.int16), np.array([1.5, -2.0], np.float32),
-              np.array([1 + 1j], np.complex64), np.array([3.0], np.float64)]
+    values = [
+        None,
+        True,
+        -5,
+        1 << 40,
+        2.5,
+        1 - 2j,
+        "sym",
+        [1, "a", 2.0],
+        zf.Pair("k", 3),
+        (zf.U64(7), (1, 2)),
+        np.arange(3, dtype=np.int16),
+        np.array([1.5, -2.0], np.float32),
+        np.array([1 + 1j], np.complex64),
+        np.array([3.0], np.float64),
+    ]
     tags = [zf.GrTag(10, f"k{i}", v, "src") for i, v in enumerate(values)]
     hdr = zf.pack_gr_tag_header(10, tags)
     _, got, hlen = zf.unpack_gr_tag_header(hdr + bytes(16), item_size=16)
@@ -242,22 +304,33 @@ def test_gr_tag_pmt_types_and_legacy_float_vectors():
         else:
             assert a.value == b.value
     # GNU Radio 3.7 wrote f32 vector elements as doubles: 'x' -> f32vector [1.5, -2.0] (8 bytes each)
-    old = (struct.pack("<HBQQ", 0x5FF0, 1, 50, 1) + struct.pack("<Q", 51) + b"\x02\x00\x01x"
-           + b"\x0a\x08" + struct.pack(">I", 2) + b"\x01\x00" + struct.pack(">dd", 1.5, -2.0) + b"\x01")
+    old = (
+        struct.pack("<HBQQ", 0x5FF0, 1, 50, 1)
+        + struct.pack("<Q", 51)
+        + b"\x02\x00\x01x"
+        + b"\x0a\x08"
+        + struct.pack(">I", 2)
+        + b"\x01\x00"
+        + struct.pack(">dd", 1.5, -2.0)
+        + b"\x01"
+    )
     off, got, hlen = zf.unpack_gr_tag_header(old + bytes(4 * 3 * 2), item_size=8)
     assert (off, hlen) == (50, len(old)) and got[0].value.tolist() == [1.5, -2.0]
 
 
-@pytest.mark.parametrize("msg,field", [
-    (b"\xf0\x5f\x01" + bytes(10), "gr header"),
-    (struct.pack("<HBQQ", 0x1234, 1, 0, 0), "gr magic"),
-    (struct.pack("<HBQQ", 0x5FF0, 2, 0, 0), "gr version"),
-    (struct.pack("<HBQQ", 0x5FF0, 1, 0, 10**6) + bytes(40), "gr ntags"),
-    (struct.pack("<HBQQ", 0x5FF0, 1, 0, 1) + struct.pack("<Q", 0) + b"\x02\x00\x09ab", "pmt symbol"),
-    (struct.pack("<HBQQ", 0x5FF0, 1, 0, 1) + struct.pack("<Q", 0) + b"\x42" + bytes(16), "pmt tag"),
-    (struct.pack("<HBQQ", 0x5FF0, 1, 0, 0) + bytes(6), "gr payload"),
-    (zf.pack_gr_tag_header(0, [zf.GrTag(99, "k", 1)]) + bytes(16), "gr tag offset"),
-])
+@pytest.mark.parametrize(
+    "msg,field",
+    [
+        (b"\xf0\x5f\x01" + bytes(10), "gr header"),
+        (struct.pack("<HBQQ", 0x1234, 1, 0, 0), "gr magic"),
+        (struct.pack("<HBQQ", 0x5FF0, 2, 0, 0), "gr version"),
+        (struct.pack("<HBQQ", 0x5FF0, 1, 0, 10**6) + bytes(40), "gr ntags"),
+        (struct.pack("<HBQQ", 0x5FF0, 1, 0, 1) + struct.pack("<Q", 0) + b"\x02\x00\x09ab", "pmt symbol"),
+        (struct.pack("<HBQQ", 0x5FF0, 1, 0, 1) + struct.pack("<Q", 0) + b"\x42" + bytes(16), "pmt tag"),
+        (struct.pack("<HBQQ", 0x5FF0, 1, 0, 0) + bytes(6), "gr payload"),
+        (zf.pack_gr_tag_header(0, [zf.GrTag(99, "k", 1)]) + bytes(16), "gr tag offset"),
+    ],
+)
 def test_gr_tag_header_malformed(msg, field):
     with pytest.raises(zf.FramingError, match=field):
         zf.unpack_gr_tag_header(msg, item_size=8)
@@ -287,8 +360,19 @@ def test_drop_duplicate_reorder_corrupt_exact_counts(tiny):
     assert nan_runs(y) == [(3 * BLOCK, 4 * BLOCK), (9 * BLOCK, 10 * BLOCK)]
     ok = ~np.isnan(y).any(axis=1)
     np.testing.assert_array_equal(y[ok], ref[ok])
-    counts(asm.stats, gaps=2, gap_samples=2 * BLOCK, duplicates=2, reordered=2, late_dropped=0, bad_frames=1,
-           resyncs=0, samples=(N_MSG - 2) * BLOCK, nonfinite=0, clipped=0)
+    counts(
+        asm.stats,
+        gaps=2,
+        gap_samples=2 * BLOCK,
+        duplicates=2,
+        reordered=2,
+        late_dropped=0,
+        bad_frames=1,
+        resyncs=0,
+        samples=(N_MSG - 2) * BLOCK,
+        nonfinite=0,
+        clipped=0,
+    )
     assert [b.gap_fill for b in blocks].count(True) == 2
 
 
@@ -320,8 +404,8 @@ def test_channel_count_change_dropped_then_adopted(tiny):
     assert asm.n_channels == 2
     after = [b for b in blocks if b.n_channels == 2]
     assert after[0].discontinuity and after[0].first_sample == 23 * BLOCK
-    np.testing.assert_array_equal(reassemble(after, ref.shape[0], 2)[23 * BLOCK:], ref[23 * BLOCK:, :2])
-    np.testing.assert_array_equal(reassemble(blocks[:8], ref.shape[0], NCH)[:8 * BLOCK], ref[:8 * BLOCK])
+    np.testing.assert_array_equal(reassemble(after, ref.shape[0], 2)[23 * BLOCK :], ref[23 * BLOCK :, :2])
+    np.testing.assert_array_equal(reassemble(blocks[:8], ref.shape[0], NCH)[: 8 * BLOCK], ref[: 8 * BLOCK])
     # a configured (pinned) channel count that the stream does not have: never adopted
     asm = StreamAssembler(n_channels=6, adopt_after=16)
     assert feed_all(asm, sender(stem).messages()) == []
@@ -359,7 +443,7 @@ def test_long_gap_restart_and_foreign_stream(tiny):
     counts(asm.stats, gaps=1, gap_samples=0, resyncs=1)
     b = next(b for b in blocks if b.first_sample == 16 * BLOCK)
     assert b.discontinuity and not any(x.gap_fill for x in blocks)
-    np.testing.assert_array_equal(b.samples, ref[16 * BLOCK:17 * BLOCK])
+    np.testing.assert_array_equal(b.samples, ref[16 * BLOCK : 17 * BLOCK])
     # a restarted sender (new session, seq and samples from 0 again): resync, nothing dropped
     asm = StreamAssembler()
     first = list(sender(stem, session=1, duration_s=1.0, eos=False).messages())
@@ -369,8 +453,9 @@ def test_long_gap_restart_and_foreign_stream(tiny):
     assert [b.first_sample for b in blocks if b.discontinuity] == [0, 0]
     # another stream id on the same socket is dropped
     asm = StreamAssembler()
-    mixed = [m for pair in zip(sender(stem, stream_id="a").messages(), sender(stem, stream_id="b").messages())
-             for m in pair]
+    mixed = [
+        m for pair in zip(sender(stem, stream_id="a").messages(), sender(stem, stream_id="b").messages()) for m in pair
+    ]
     y = reassemble(feed_all(asm, mixed), ref.shape[0], NCH)
     np.testing.assert_array_equal(y, ref)
     counts(asm.stats, foreign_dropped=N_MSG + 1, duplicates=0)
@@ -382,20 +467,29 @@ def test_gr_raw_rules(tiny):
     ref32 = ref.astype(np.float32).astype(np.float64)
     # untagged: consecutive indices; a wrong size is a bad frame
     asm = StreamAssembler(framing="gr", n_channels=NCH, sample_rate_hz=FS)
-    msgs = [[ref[a:a + 500].astype("<f4").tobytes()] for a in range(0, 2000, 500)]
+    msgs = [[ref[a : a + 500].astype("<f4").tobytes()] for a in range(0, 2000, 500)]
     msgs.insert(2, [b"\0" * 10])
     blocks = [b for m in msgs for b in asm.feed(m)]
     np.testing.assert_array_equal(reassemble(blocks, 2000, NCH), ref32[:2000])
     counts(asm.stats, bad_frames=1, gaps=0, samples=2000)
     # tagged: offsets place the items; a jump is a gap, a repeat a duplicate, a far jump back a restart
-    asm = StreamAssembler(framing="gr", n_channels=NCH, sample_rate_hz=FS, pass_tags=True, reorder_window=2,
-                          max_gap_fill_s=0.1)
+    asm = StreamAssembler(
+        framing="gr", n_channels=NCH, sample_rate_hz=FS, pass_tags=True, reorder_window=2, max_gap_fill_s=0.1
+    )
 
     def gr(a, n):
-        return [zf.pack_gr_tag_header(a) + ref[a:a + n].astype("<f4").tobytes()]
+        return [zf.pack_gr_tag_header(a) + ref[a : a + n].astype("<f4").tobytes()]
 
-    order = [gr(0, 500), gr(500, 500), gr(1500, 500), gr(2000, 500), gr(2500, 500), gr(2500, 500), gr(3000, 300),
-             gr(3300, 200)]
+    order = [
+        gr(0, 500),
+        gr(500, 500),
+        gr(1500, 500),
+        gr(2000, 500),
+        gr(2500, 500),
+        gr(2500, 500),
+        gr(3000, 300),
+        gr(3300, 200),
+    ]
     blocks = [b for m in order for b in asm.feed(m)] + asm.flush()
     y = reassemble(blocks, 3500, NCH)
     assert nan_runs(y) == [(1000, 1500)]
@@ -432,8 +526,9 @@ def test_any_delivery_order_never_shifts_samples(tiny, clean_messages, framing, 
     if framing == "gla":
         asm = StreamAssembler(reorder_window=window, max_gap_fill_s=fill)
     else:
-        asm = StreamAssembler(framing="gr", n_channels=NCH, sample_rate_hz=FS, pass_tags=True,
-                              reorder_window=window, max_gap_fill_s=fill)
+        asm = StreamAssembler(
+            framing="gr", n_channels=NCH, sample_rate_hz=FS, pass_tags=True, reorder_window=window, max_gap_fill_s=fill
+        )
     blocks = []
     for i in order:
         blocks += asm.feed([b"garbage" * 3] if i < 0 else msgs[i])
@@ -443,7 +538,7 @@ def test_any_delivery_order_never_shifts_samples(tiny, clean_messages, framing, 
         if b.gap_fill:
             assert np.isnan(b.samples).all()
         else:
-            np.testing.assert_array_equal(b.samples, ref[b.first_sample:b.end_sample].astype(np.float32))
+            np.testing.assert_array_equal(b.samples, ref[b.first_sample : b.end_sample].astype(np.float32))
         if prev is not None and not b.discontinuity:
             assert b.first_sample == prev.end_sample
         prev = b
@@ -473,24 +568,35 @@ def test_push_pull_demo_small_with_faults():
     ref, _ = sf.read(str(DEMO) + ".wav", dtype="float64")
     ref /= 0.25
     src = ZmqSource(LOCAL, bind=True, stop_at_eos=True, idle_timeout_s=10)
-    snd = CaptureSender(DEMO, src.endpoint, bind=False, block_s=0.1, drop=[3, 40, 41], duplicate=[5],
-                        reorder={7: 2, 60: 1})
+    snd = CaptureSender(
+        DEMO, src.endpoint, bind=False, block_s=0.1, drop=[3, 40, 41], duplicate=[5], reorder={7: 2, 60: 1}
+    )
     blocks, rep = _receive(src, snd)
     assert rep.messages == 80 - 3 + 1 + 1
     y = reassemble(blocks, ref.shape[0], 12)
     assert nan_runs(y) == [(3 * 4800, 4 * 4800), (40 * 4800, 42 * 4800)]
     ok = ~np.isnan(y).any(axis=1)
     np.testing.assert_array_equal(y[ok], ref[ok])
-    counts(src.stats, gaps=2, gap_samples=3 * 4800, duplicates=1, reordered=2, late_dropped=0, bad_frames=0,
-           resyncs=0, messages=rep.messages)
+    counts(
+        src.stats,
+        gaps=2,
+        gap_samples=3 * 4800,
+        duplicates=1,
+        reordered=2,
+        late_dropped=0,
+        bad_frames=0,
+        resyncs=0,
+        messages=rep.messages,
+    )
     assert src.n_channels == 12 and src.sample_rate_hz == 48000 and src.stream_id == "demo_small"
 
 
 def test_pub_sub_with_topic(tiny):
     stem, ref = tiny
     src = ZmqSource(LOCAL, pattern="sub", topic=b"sub01", bind=True, stop_at_eos=True, idle_timeout_s=10)
-    snd = CaptureSender(stem, src.endpoint, pattern="pub", bind=False, topic=b"sub01", block_s=0.1,
-                        sample_type="int32", drop=[11])
+    snd = CaptureSender(
+        stem, src.endpoint, pattern="pub", bind=False, topic=b"sub01", block_s=0.1, sample_type="int32", drop=[11]
+    )
     blocks, rep = _receive(src, snd)
     assert rep.subscribed
     y = reassemble(blocks, ref.shape[0], NCH)
@@ -513,8 +619,16 @@ def test_gnu_radio_raw_over_push_pull(tiny, pass_tags):
     """Messages built as gr-zeromq push_sink sends them (float32 vector items, optional tag header)."""
     _, ref = tiny
     ctx = zmq.Context.instance()
-    src = ZmqSource(LOCAL, bind=True, framing="gr", n_channels=NCH, sample_rate_hz=FS, pass_tags=pass_tags,
-                    idle_timeout_s=0.6, rcv_timeout_ms=200)
+    src = ZmqSource(
+        LOCAL,
+        bind=True,
+        framing="gr",
+        n_channels=NCH,
+        sample_rate_hz=FS,
+        pass_tags=pass_tags,
+        idle_timeout_s=0.6,
+        rcv_timeout_ms=200,
+    )
     push = ctx.socket(zmq.PUSH)
     push.connect(src.endpoint)
     items = ref.astype("<f4")
@@ -523,7 +637,7 @@ def test_gnu_radio_raw_over_push_pull(tiny, pass_tags):
     for k, (a, n) in enumerate(zip(starts, sizes)):
         if k == 3 and pass_tags:
             continue  # the sink's items 2048..2381 never arrive (HWM drop, say)
-        payload = items[a:a + n].tobytes()
+        payload = items[a : a + n].tobytes()
         if pass_tags:
             tags = [zf.GrTag(int(a), "rx_time", (zf.U64(1741010400), a / FS), "usrp")] if k == 4 else []
             hdr = struct.pack("<HBQQ", 0x5FF0, 1, int(a), len(tags))
@@ -595,7 +709,7 @@ def test_capture_source_demo_small():
     y = reassemble(blocks, ref.shape[0], 12)
     np.testing.assert_array_equal(y, ref / 0.25)
     assert blocks[0].discontinuity and not blocks[1].discontinuity
-    assert blocks[2].time_utc == datetime(2025, 3, 3, 14, 0, 1, 500000, tzinfo=timezone.utc)
+    assert blocks[2].time_utc == datetime(2025, 3, 3, 14, 0, 1, 500000, tzinfo=UTC)
     assert src.stats == SourceStats(blocks=11, samples=384000)
     part = list(CaptureSource(DEMO.with_suffix(".sigmf-meta"), block_s=1.0, start_s=2.5, duration_s=1.2))
     assert [(b.first_sample, b.n_frames) for b in part] == [(120000, 48000), (168000, 9600)]
@@ -644,8 +758,9 @@ def test_capture_source_clipping_realtime_and_stop(tmp_path):
     stem = tmp_path / "clip"
     x = np.zeros((800, 2))
     x[5, 0], x[6, 1], x[7, 1] = 9.0, -9.0, 3.9  # beyond full scale (4): written saturated
-    with CaptureWriter(stem, FS, 2, [(0, 0, "A"), (0, 0, "B")], subtype="PCM_16", start_time_utc=START,
-                       scale=SCALE) as w:
+    with CaptureWriter(
+        stem, FS, 2, [(0, 0, "A"), (0, 0, "B")], subtype="PCM_16", start_time_utc=START, scale=SCALE
+    ) as w:
         w.write(x)
     assert w.clipped == 2
     src = CaptureSource(stem, block_s=0.025, realtime=True)
@@ -669,9 +784,11 @@ def test_stream_capture_function(tiny):
     stem, ref = tiny
     src = ZmqSource(LOCAL, bind=True, stop_at_eos=True, idle_timeout_s=10)
     out = {}
-    th = threading.Thread(target=lambda: out.setdefault("r", stream_capture(stem, src.endpoint, bind=False,
-                                                                            block_s=0.25, realtime=True,
-                                                                            speed=10.0)))
+    th = threading.Thread(
+        target=lambda: out.setdefault(
+            "r", stream_capture(stem, src.endpoint, bind=False, block_s=0.25, realtime=True, speed=10.0)
+        )
+    )
     t = time.monotonic()
     th.start()
     with src:
@@ -688,8 +805,9 @@ def test_reprs_say_what_it_is_and_where_in_the_stream(tiny):
     src = CaptureSource(stem, block_s=1.0)
     it = iter(src)
     next(it)
-    assert repr(src) == (f"CaptureSource({str(stem) + '.wav'!r}, 4 ch at 8000 Hz, frames 0..24000 of 24000, "
-                         f"next 8000, blocks of 8000)")
+    assert repr(src) == (
+        f"CaptureSource({str(stem) + '.wav'!r}, 4 ch at 8000 Hz, frames 0..24000 of 24000, next 8000, blocks of 8000)"
+    )
     src.close()
     assert repr(src).endswith(", closed)")
 
@@ -698,15 +816,19 @@ def test_reprs_say_what_it_is_and_where_in_the_stream(tiny):
     snd = sender(stem, block_s=0.25, session=1)
     msgs = list(snd.messages())
     feed_all(asm, msgs[:3])
-    assert repr(asm) == ("StreamAssembler(gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
-                         "next seq 3, next sample 6000, 0 held)")
+    assert repr(asm) == (
+        "StreamAssembler(gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), next seq 3, next sample 6000, 0 held)"
+    )
     asm = StreamAssembler()
     for _, parts, _ in [msgs[0], msgs[2]]:
         asm.feed(parts)
-    assert repr(asm) == ("StreamAssembler(gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
-                         "next seq 1, next sample 2000, 1 held)")
-    assert repr(snd).startswith(f"CaptureSender(push {snd.endpoint}, gla float32, {str(stem) + '.wav'!r}, "
-                                "4 ch at 8000 Hz, 2000 frames per message, next message 12 (frame 24000)")
+    assert repr(asm) == (
+        "StreamAssembler(gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), next seq 1, next sample 2000, 1 held)"
+    )
+    assert repr(snd).startswith(
+        f"CaptureSender(push {snd.endpoint}, gla float32, {str(stem) + '.wav'!r}, "
+        "4 ch at 8000 Hz, 2000 frames per message, next message 12 (frame 24000)"
+    )
     snd.close()
     assert repr(snd).endswith(", closed)")
 
@@ -715,6 +837,8 @@ def test_reprs_say_what_it_is_and_where_in_the_stream(tiny):
     stream_capture(stem, zs.endpoint, bind=False, block_s=0.25, duration_s=1.0)
     with zs:
         assert len(list(zs)) == 4
-    assert repr(zs) == (f"ZmqSource(pull {zs.endpoint}, gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
-                        "ended (end-of-stream message), 5 messages, closed)")
+    assert repr(zs) == (
+        f"ZmqSource(pull {zs.endpoint}, gla, stream 'tiny', (4 ch, float32, 8000.0 Hz), "
+        "ended (end-of-stream message), 5 messages, closed)"
+    )
     assert all("\n" not in repr(o) for o in (src, asm, snd, zs))

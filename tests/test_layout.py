@@ -2,6 +2,7 @@
 the benchmarks. A benchmark is a driver of the product; a test that needs one of its pieces means
 the piece belongs in the product (gridsim holds the simulators), or the test runs the benchmark as
 a subprocess."""
+
 from __future__ import annotations
 
 import ast
@@ -24,8 +25,13 @@ def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
             found.append((node.lineno, node.module))
             if node.module == FORBIDDEN.split(".")[0]:  # `from benchmarks import x` is benchmarks.x
                 found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
-        elif (isinstance(node, ast.Call) and _called_name(node.func) in ("import_module", "__import__")
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and _called_name(node.func) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.append((node.lineno, node.args[0].value))
     return found
 
@@ -57,15 +63,25 @@ import gridsim.lv
 from gridsim import trials
 """
     mods = [m for _, m in _imported_modules(ast.parse(src))]
-    assert sorted(m for m in mods if _is_benchmark(m)) == sorted([
-        "benchmarks.theft_eval", "benchmarks", "benchmarks.bench_dsp", "benchmarks.bench_sensitivity", "benchmarks",
-        "benchmarks.theft_ieee_check"])
+    assert sorted(m for m in mods if _is_benchmark(m)) == sorted(
+        [
+            "benchmarks.theft_eval",
+            "benchmarks",
+            "benchmarks.bench_dsp",
+            "benchmarks.bench_sensitivity",
+            "benchmarks",
+            "benchmarks.theft_ieee_check",
+        ]
+    )
     assert "gridsim.lv" in mods and "gridsim" in mods
 
 
 def test_gridsim_imports_without_pandapower():
     """pandapower is a test extra: ``import gridsim`` (and its LV subpackage) must not need it."""
     import subprocess
-    code = ("import sys, gridsim, gridsim.lv, gridsim.lv.ieee; "
-            "sys.exit(1 if any(m == 'pandapower' or m.startswith('pandapower.') for m in sys.modules) else 0)")
+
+    code = (
+        "import sys, gridsim, gridsim.lv, gridsim.lv.ieee; "
+        "sys.exit(1 if any(m == 'pandapower' or m.startswith('pandapower.') for m in sys.modules) else 0)"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=TESTS.parent, check=True)

@@ -1,4 +1,5 @@
 """Every numba option lives in dsp/numba_settings.py: no kernel sets flags of its own."""
+
 from __future__ import annotations
 
 import ast
@@ -10,13 +11,28 @@ from dsp import numba_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ROOT / "dsp" / "numba_settings.py"
-NUMBA_OPTIONS = {"fastmath", "cache", "nogil", "parallel", "error_model", "boundscheck", "inline", "looplift",
-                 "nopython", "forceobj", "locals"}
+NUMBA_OPTIONS = {
+    "fastmath",
+    "cache",
+    "nogil",
+    "parallel",
+    "error_model",
+    "boundscheck",
+    "inline",
+    "looplift",
+    "nopython",
+    "forceobj",
+    "locals",
+}
 
 
 def _sources() -> list[Path]:
-    return [p for top in ("dsp", "receiver", "gridsim", "platform_api")
-            for p in sorted((ROOT / top).rglob("*.py")) if p != SETTINGS]
+    return [
+        p
+        for top in ("dsp", "receiver", "gridsim", "platform_api")
+        for p in sorted((ROOT / top).rglob("*.py"))
+        if p != SETTINGS
+    ]
 
 
 def test_no_kernel_sets_its_own_numba_options():

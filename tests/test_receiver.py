@@ -1,4 +1,5 @@
 """Receiver service pieces: pipeline over all inputs, grouping/ranking, archive, config."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ def _run(workers: int, block: int = 48000):
     g = Grouper(plan, inputs, receiver_id="rx-test", substation_id="sub-test", t0_utc=t0)
     pipe = Pipeline(plan, x.shape[1], workers=workers)
     for pos in range(0, x.shape[0], block):
-        pipe.feed(pos, x[pos:pos + block])
+        pipe.feed(pos, x[pos : pos + block])
         for o in pipe.outputs():
             g.add_output(o)
     for o in pipe.close():
@@ -159,7 +160,7 @@ def test_bundles_do_not_depend_on_the_order_the_workers_report_in(monkeypatch):
     pipe = Pipeline(plan, x.shape[1], workers=0)
     outs = []
     for pos in range(0, x.shape[0], 24000):
-        pipe.feed(pos, x[pos:pos + 24000])
+        pipe.feed(pos, x[pos : pos + 24000])
         outs += pipe.outputs()
     outs += pipe.close()
 
@@ -171,8 +172,19 @@ def test_bundles_do_not_depend_on_the_order_the_workers_report_in(monkeypatch):
         for o in order:
             g.add_output(o)
         g.flush()
-        return sorted(((b.channel, b.code, b.frame_hex, tuple((c.input_index, c.level_db) for c in b.copies),
-                        b.inferred.location.model_dump_json()) for b in g.bundles), key=str)
+        return sorted(
+            (
+                (
+                    b.channel,
+                    b.code,
+                    b.frame_hex,
+                    tuple((c.input_index, c.level_db) for c in b.copies),
+                    b.inferred.location.model_dump_json(),
+                )
+                for b in g.bundles
+            ),
+            key=str,
+        )
 
     even = [part(o, lambda i: i % 2 == 0) for o in outs]
     odd = [part(o, lambda i: i % 2 == 1) for o in outs]

@@ -1,4 +1,5 @@
 """Receive chain: comb, channelizer, detector, demodulator, and the whole chain on the demo capture."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,8 @@ import pytest
 import soundfile as sf
 
 from dsp.air import frame as F
-
-from dsp.tx import burst as tx_burst
-from dsp.tx import modulator
 from dsp.air import params as P
+from dsp.rx.chain import InputChain
 from dsp.rx.channelizer import Channelizer
 from dsp.rx.comb import HarmonicComb
 from dsp.rx.demod import BurstDemodulator
@@ -26,7 +25,8 @@ from dsp.rx.demod.rake import despread
 from dsp.rx.demod.soft import IMPULSE_EXCESS, soft_values, symbol_weights
 from dsp.rx.demod.timing import timing_metrics
 from dsp.rx.detect import PreambleDetector
-from dsp.rx.chain import InputChain
+from dsp.tx import burst as tx_burst
+from dsp.tx import modulator
 from tests import naive
 
 FS = 48000.0
@@ -52,15 +52,22 @@ def burst(rng, ch=1, code=0, ebn0_db=None, t_start=0.45, f0=60.0, ppm=None, plan
     c = plan.channel(ch)
     chips = tx_burst.burst_chips(fr, ch, code, c.modulation, c.fec)
     ppm = float(rng.uniform(-100, 100)) if ppm is None else ppm
-    first, s = modulator.modulate(chips, fs_hz=FS, fc_hz=c.fc_hz, t_start_s=t_start, grid_period_s=1 / f0,
-                                  clock_ppm=ppm, phase_rad=float(rng.uniform(0, 2 * np.pi)))
+    first, s = modulator.modulate(
+        chips,
+        fs_hz=FS,
+        fc_hz=c.fc_hz,
+        t_start_s=t_start,
+        grid_period_s=1 / f0,
+        clock_ppm=ppm,
+        phase_rad=float(rng.uniform(0, 2 * np.pi)),
+    )
     return fr, first, s
 
 
 def stream_with(fr_first_s, n, ebn0_db, rng, f0=60.0):
     x = np.zeros(n)
     for first, s in fr_first_s:
-        x[first:first + s.size] += s
+        x[first : first + s.size] += s
     sigma = math.sqrt(T_BIT * FS / 2 / 10 ** (ebn0_db / 10))
     x += sigma * rng.standard_normal(n)
     x += sigma * 10 ** (85 / 20) * math.sqrt(2) * np.cos(2 * np.pi * f0 * np.arange(n) / FS + 0.3)
@@ -74,7 +81,7 @@ def run_chain(x, chunks=None, plan=PLAN):
         chunks = [x.size]
     i = 0
     for c in chunks:
-        got += chain.process(x[i:i + c]).bursts
+        got += chain.process(x[i : i + c]).bursts
         i += c
     got += chain.process(x[i:]).bursts
     got += chain.flush().bursts
@@ -127,9 +134,9 @@ def test_comb_chunking_copy_and_nonfinite():
         parts.append(c.process(part))
         if i == 10:
             clone = c.copy()
-            rest = clone.process(x[cuts[10]:])
+            rest = clone.process(x[cuts[10] :])
     assert np.array_equal(np.concatenate(parts), whole)
-    assert np.array_equal(rest, whole[cuts[10]:])
+    assert np.array_equal(rest, whole[cuts[10] :])
     bad = x.copy()
     bad[[1000, 20000, 20001]] = [np.nan, np.inf, -np.inf]
     cb = HarmonicComb()
@@ -153,13 +160,14 @@ def test_channelizer_matches_naive_and_is_chunk_invariant():
     y = ch.process(x)
     ref = naive.channelize_naive(x, ch.ha, ch.hb, ch.f_mid_hz, [c.fc_hz - ch.f_mid_hz for c in PLAN.channels])
     from dsp.rx.blanker import DELAY
+
     assert y.shape[1] == ref.shape[1] - DELAY  # the blanker holds back the newest DELAY samples
     # the filters run in single precision: ~1e-7 of the output's scale (measured 1.3e-7 of the peak)
-    np.testing.assert_allclose(y, ref[:, :y.shape[1]], rtol=0, atol=1e-6 * np.max(np.abs(ref)))
+    np.testing.assert_allclose(y, ref[:, : y.shape[1]], rtol=0, atol=1e-6 * np.max(np.abs(ref)))
     c2 = Channelizer(PLAN, blank_k=1e9)
     parts, i = [], 0
     for k in rng.integers(1, 3000, 40):
-        parts.append(c2.process(x[i:i + k]))
+        parts.append(c2.process(x[i : i + k]))
         i += k
     parts.append(c2.process(x[i:]))
     assert np.array_equal(np.concatenate(parts, axis=1), y)
@@ -176,7 +184,7 @@ def test_channelizer_time_reference_and_blanking():
     assert np.max(np.abs(np.angle(y[0, m] / ref))) < 0.05
     assert np.all(ch.blanked > 0)
     k = int((2 * FS - Channelizer.input_index(0)) / 32)
-    assert np.all(y[:, k - 2:k + 3] == 0)
+    assert np.all(y[:, k - 2 : k + 3] == 0)
     with pytest.raises(ValueError):
         ch.process(np.array([1.0, np.nan]))
     with pytest.raises(ValueError):
@@ -228,7 +236,9 @@ def test_detector_false_alarms_on_white_noise_keep_to_the_design_rate():
     rng = np.random.default_rng(11)
     for pos in range(0, int(40 * FS), int(10 * FS)):
         n = int(10 * FS)
-        chain.process(rng.standard_normal(n) + 1e4 * math.sqrt(2) * np.cos(2 * np.pi * 60.0 * (pos + np.arange(n)) / FS))
+        chain.process(
+            rng.standard_normal(n) + 1e4 * math.sqrt(2) * np.cos(2 * np.pi * 60.0 * (pos + np.arange(n)) / FS)
+        )
     chain.flush()
     bound = sum(d.state.n_tests for d in chain.dets) * math.exp(-T)  # no credit for correlated lags
     first_stage = chain.stats.detections + sum(d.state.gated for d in chain.dets)
@@ -242,7 +252,7 @@ def _switching_impulse(n, start, ring_hz, decay_s, peak_db, noise_rms, phase=0.3
     t = np.arange(length) / FS
     w = np.exp(-t / decay_s) * np.sin(2 * np.pi * ring_hz * t + phase)
     out = np.zeros(n)
-    out[start:start + length] = (w / np.abs(w).max())[: n - start] * 10 ** (peak_db / 20) * noise_rms
+    out[start : start + length] = (w / np.abs(w).max())[: n - start] * 10 ** (peak_db / 20) * noise_rms
     return out
 
 
@@ -260,8 +270,9 @@ def test_impulses_alone_are_not_detected_but_a_weak_burst_right_after_one_is():
     imp = np.zeros(n)
     for k, t in enumerate(np.arange(0.6, 11.5, 0.45)):
         fc = PLAN.channel(k % 3).fc_hz + rng.uniform(-300, 300)
-        imp += _switching_impulse(n, int(t * FS), fc, (0.5e-3, 2e-3, 5e-3)[k % 3], rng.uniform(20, 50), sigma,
-                                  rng.uniform(0, 2 * np.pi))
+        imp += _switching_impulse(
+            n, int(t * FS), fc, (0.5e-3, 2e-3, 5e-3)[k % 3], rng.uniform(20, 50), sigma, rng.uniform(0, 2 * np.pi)
+        )
     x = stream_with([], n, ebn0, rng) + imp
     chain, res = run_chain(x)
     assert chain.stats.detections == 0 and res == []
@@ -296,8 +307,10 @@ def _mf_args(r, tau0, spc, n_chips, period=0, shift=0):
 
 #: chip-0 positions (input samples) where chip windows of a class end on a sample and round
 #: either way from chip to chip (found by search; the detector's starts give such cases too)
-_ALIGNED = (Channelizer.input_index(0) + 6.5 * FS / P.CHIP_RATE_HZ + 32 * 14 - 0.2 * FS / P.CHIP_RATE_HZ,
-            Channelizer.input_index(0) + 32 * 22 + 4 / 3 + 0.2 * FS / P.CHIP_RATE_HZ)
+_ALIGNED = (
+    Channelizer.input_index(0) + 6.5 * FS / P.CHIP_RATE_HZ + 32 * 14 - 0.2 * FS / P.CHIP_RATE_HZ,
+    Channelizer.input_index(0) + 32 * 22 + 4 / 3 + 0.2 * FS / P.CHIP_RATE_HZ,
+)
 
 
 def test_matched_filter_by_classes_matches_naive_and_chip_by_chip():
@@ -332,8 +345,10 @@ def test_timing_metrics_match_naive():
     for start in (1003.71, _ALIGNED[1]):
         taus = start + np.arange(-6, 7) * 0.05 * spc
         ref = naive.timing_metrics_naive(r, 5, c0, taus, spc, 800.7, 48, w2c, code, pre, 4)
-        got = [timing_metrics(r, chip_grid(5, c0, spc, 800.7, period, shift), taus, 48, RRC_PULSE, w2c, code, pre, 4)
-               for period, shift in ((12, 25), (0, 0))]
+        got = [
+            timing_metrics(r, chip_grid(5, c0, spc, 800.7, period, shift), taus, 48, RRC_PULSE, w2c, code, pre, 4)
+            for period, shift in ((12, 25), (0, 0))
+        ]
         np.testing.assert_allclose(got[0], got[1], rtol=1e-11)
         if start not in _ALIGNED:
             np.testing.assert_allclose(got[0], ref, rtol=1e-4)
@@ -358,22 +373,30 @@ def test_symbol_kernels_match_naive():
     w2c = complex(np.exp(-1.1j))
     np.testing.assert_allclose(despread(z, w2c, code, 4), naive.despread_naive(z, w2c, code, 4), rtol=1e-13)
     r = rng.standard_normal(300) + 1j * rng.standard_normal(300)
-    np.testing.assert_allclose(derotate(r, 17, -159.0, 1234.5, 0.73, 48000.0),
-                               naive.derotate_naive(r, 17, -159.0, 1234.5, 0.73, 48000.0), rtol=1e-13)
+    np.testing.assert_allclose(
+        derotate(r, 17, -159.0, 1234.5, 0.73, 48000.0),
+        naive.derotate_naive(r, 17, -159.0, 1234.5, 0.73, 48000.0),
+        rtol=1e-13,
+    )
     # symbols: a slowly turning phase, BPSK or QPSK data after a BPSK preamble, noise
     phase = 0.4 + 0.03 * np.arange(n_sym) + 0.2 * np.sin(np.arange(n_sym) / 9)
     for power in (2, 4):
-        data = (rng.choice([-1.0, 1.0], n_sym) if power == 2 else
-                (rng.choice([-1.0, 1.0], n_sym) + 1j * rng.choice([-1.0, 1.0], n_sym)) / np.sqrt(2))
+        data = (
+            rng.choice([-1.0, 1.0], n_sym)
+            if power == 2
+            else (rng.choice([-1.0, 1.0], n_sym) + 1j * rng.choice([-1.0, 1.0], n_sym)) / np.sqrt(2)
+        )
         known = np.concatenate([pre, data[npre:]]).astype(complex)
         y = 2.0 * known * np.exp(1j * phase) + 0.3 * (rng.standard_normal(n_sym) + 1j * rng.standard_normal(n_sym))
-        np.testing.assert_allclose(strip_modulation(y, pre, power), naive.strip_modulation_naive(y, pre, power),
-                                   rtol=1e-14)
+        np.testing.assert_allclose(
+            strip_modulation(y, pre, power), naive.strip_modulation_naive(y, pre, power), rtol=1e-14
+        )
         phi = phase_blind(y, pre, power, 6)
         np.testing.assert_allclose(phi, naive.phase_blind_naive(y, pre, power, 6), rtol=0, atol=1e-12)
         np.testing.assert_allclose(rotation(phi), np.exp(-1j * phi), rtol=1e-15)
-        np.testing.assert_allclose(fit_preamble(y, pre, rotation(phi)), naive.fit_preamble_naive(y, pre, phi),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            fit_preamble(y, pre, rotation(phi)), naive.fit_preamble_naive(y, pre, phi), rtol=1e-12
+        )
         phk = phase_known(y, known, 5)
         np.testing.assert_allclose(phk, naive.phase_known_naive(y, known, 5), rtol=0, atol=1e-12)
         rot, phi0 = known_rotation(y, known, 5)
@@ -401,14 +424,30 @@ def test_soft_values_and_reencoding_match_naive(mod, fec):
     y = rng.standard_normal(dem.n_sym) + 1j * rng.standard_normal(dem.n_sym)
     phi = rng.uniform(-3, 3, dem.n_sym)
     w = rng.uniform(0.1, 1.0, dem.n_sym)
-    full, ok = soft_values(y, rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK, dem._soft_dst,
-                           2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
+    full, ok = soft_values(
+        y,
+        rotation(phi),
+        w,
+        3.7,
+        P.PREAMBLE_SYMBOLS,
+        mod != P.Modulation.BPSK,
+        dem._soft_dst,
+        2 * (P.FRAME_BITS + P.CONV_TAIL_BITS),
+    )
     assert ok
     np.testing.assert_allclose(full, naive.soft_values_naive(y, phi, w, 3.7, P.PREAMBLE_SYMBOLS, mod, fec), rtol=1e-13)
     bad = y.copy()
     bad[P.PREAMBLE_SYMBOLS + 5] = np.nan  # the decoder would turn such values down: soft_values says so
-    assert not soft_values(bad, rotation(phi), w, 3.7, P.PREAMBLE_SYMBOLS, mod != P.Modulation.BPSK,
-                           dem._soft_dst, 2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))[1]
+    assert not soft_values(
+        bad,
+        rotation(phi),
+        w,
+        3.7,
+        P.PREAMBLE_SYMBOLS,
+        mod != P.Modulation.BPSK,
+        dem._soft_dst,
+        2 * (P.FRAME_BITS + P.CONV_TAIL_BITS),
+    )[1]
     bits = rng.integers(0, 2, P.FRAME_BITS).astype(np.uint8)
     coded, known = dem._reencode(bits)
     ref_coded, ref_known = naive.reencode_naive(bits, mod, fec)
@@ -431,10 +470,12 @@ def test_self_interference_cancellation_matches_naive():
         assert (base, lo_lag) == (int(round(t0c)), -8)
         np.testing.assert_allclose(r1, raised_cosine(lags - (t0c - base)), rtol=1e-14, atol=1e-16)
         np.testing.assert_allclose(r2, raised_cosine(t0c - (base + lags)), rtol=1e-14, atol=1e-16)
-        got = cancel_symbols(despread(z, np.conj(w2), code, 4), known, code, 0.7, rotation(phi), 4, taps, w2,
-                             np.conj(w2))
-        ref = naive.despread_naive(naive.cancel_naive(z, known, code, 0.7, phi, 4, r1, r2, base, lo_lag, w2),
-                                   np.conj(w2), code, 4)
+        got = cancel_symbols(
+            despread(z, np.conj(w2), code, 4), known, code, 0.7, rotation(phi), 4, taps, w2, np.conj(w2)
+        )
+        ref = naive.despread_naive(
+            naive.cancel_naive(z, known, code, 0.7, phi, 4, r1, r2, base, lo_lag, w2), np.conj(w2), code, 4
+        )
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
 
 
@@ -449,7 +490,7 @@ def test_chain_decodes_with_clock_offsets(ch, ppm):
     assert abs(ok[0].clock_offset_ppm - ppm) < 8
     assert 6.0 < ok[0].ebn0_db < 10.0
     assert np.isfinite(ok[0].evm_pct)
-    true_level_db = 20 * np.log10(np.sqrt(np.mean(s**2)) / (math.sqrt(T_BIT * FS / 2 / 10 ** 0.8) * 10 ** (85 / 20)))
+    true_level_db = 20 * np.log10(np.sqrt(np.mean(s**2)) / (math.sqrt(T_BIT * FS / 2 / 10**0.8) * 10 ** (85 / 20)))
     assert abs(ok[0].level_db - true_level_db) < 1.0
 
 
@@ -529,7 +570,7 @@ def test_chain_records_join_into_the_whole_stream_whatever_the_chunking():
     def records(chunks):
         chain, out, i = InputChain(PLAN, 5), [], 0
         for c in chunks:
-            out.append(chain.process(col[i:i + c]))
+            out.append(chain.process(col[i : i + c]))
             i += c
         return out + [chain.process(col[i:]), chain.flush()]
 
@@ -547,7 +588,7 @@ def test_chain_records_join_into_the_whole_stream_whatever_the_chunking():
         assert "\n" not in repr(recs[-1]) and repr(recs[-1]).startswith("ChainOutput(")
     comb = HarmonicComb()
     y = comb.process(col)
-    y[:int(LOCK_S * FS)] = 0.0
+    y[: int(LOCK_S * FS)] = 0.0
     ch = Channelizer(PLAN)
     ref = np.concatenate([ch.process(y), ch.flush().astype(np.complex64)], axis=1)
     for recs in (whole, parts):
@@ -610,7 +651,7 @@ def test_detector_excises_a_tone_from_its_blocks_and_leaves_noise_and_bursts_alo
     tone = 10 * np.exp(2j * np.pi * 0.1 * n)  # 20 dB per sample over the noise: ~53 dB per bin
     hit = tone_bins(np.fft.fft(noise + tone), inband)
     k = int(round(0.1 * NFFT))
-    assert hit is not None and hit[k - 1:k + 2].all() and hit.sum() <= 15  # its leakage too (no window)
+    assert hit is not None and hit[k - 1 : k + 2].all() and hit.sum() <= 15  # its leakage too (no window)
     assert np.all(np.abs(np.flatnonzero(hit) - k) <= 8)
     # a burst 30 dB over the noise filling the block: spread over the band, nothing stands out
     chip = np.repeat(rng.choice([-1.0, 1.0], NFFT // 2 + 1), 2)[:NFFT]
@@ -649,16 +690,19 @@ def test_baseband_ring_holds_what_concatenation_would():
     """The chain's in-place ring against the obvious concatenate-and-drop, over random blocks
     (some longer than its spare room) and a copy taken part-way."""
     from dsp.rx.chain import BasebandRing
+
     rng = np.random.default_rng(8)
     ring, ref, ref_start = BasebandRing(3, 500), np.zeros((3, 0), complex), 0
     clone = None
     for i, k in enumerate(rng.integers(0, 900, 60)):
-        bb = (rng.standard_normal((3, k)) + 1j * rng.standard_normal((3, k))).astype(np.complex64)  # the channelizer's type
+        bb = (rng.standard_normal((3, k)) + 1j * rng.standard_normal((3, k))).astype(
+            np.complex64
+        )  # the channelizer's type
         ring.append(bb)
         ref = np.concatenate([ref, bb], axis=1)
         assert ring.end == ref_start + ref.shape[1]
         a, b = ref_start + int(rng.integers(0, ref.shape[1] + 1)), ref_start + int(rng.integers(0, ref.shape[1] + 50))
-        np.testing.assert_array_equal(ring.span(1, a, b), ref[1, a - ref_start:max(a - ref_start, b - ref_start)])
+        np.testing.assert_array_equal(ring.span(1, a, b), ref[1, a - ref_start : max(a - ref_start, b - ref_start)])
         ring.trim()
         drop = max(0, ref.shape[1] - 500)
         ref, ref_start = ref[:, drop:], ref_start + drop
@@ -678,17 +722,24 @@ def test_noise_kernel_matches_naive():
     from dsp.rx.detect.kernels import noise_kernel
 
     rng = np.random.default_rng(61)
-    blk = ((rng.standard_normal((4, NFFT)) + 1j * rng.standard_normal((4, NFFT))) *
-           np.array([[1.0], [30.0], [1e-3], [1.0]])).astype(np.complex64)
+    blk = (
+        (rng.standard_normal((4, NFFT)) + 1j * rng.standard_normal((4, NFFT)))
+        * np.array([[1.0], [30.0], [1e-3], [1.0]])
+    ).astype(np.complex64)
     blk[1, 300:900] = 0.0  # blanked
     blk[2, :] = 0.0  # silent
     blk[3, :1500] = 0.0  # mostly blanked
     blk[0, 7] = 500.0  # a strong sample
     ref = naive.noise_naive(blk)
     p, scratch = np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32)
-    for guess in (np.zeros(4), np.array([1.4, 1200.0, 1.0, 2.0]), np.array([1.33, 1300.0, 1.0, 1.9]),
-                  np.array([1.25, 1120.0, 1.0, 1.8]), np.array([1.05, 950.0, 1.0, 1.5]),
-                  np.array([1e-6, 1e9, 0.0, 2e3])):  # none, near, off by 5-10 %, 10-20 %, 25-35 %, far
+    for guess in (
+        np.zeros(4),
+        np.array([1.4, 1200.0, 1.0, 2.0]),
+        np.array([1.33, 1300.0, 1.0, 1.9]),
+        np.array([1.25, 1120.0, 1.0, 1.8]),
+        np.array([1.05, 950.0, 1.0, 1.5]),
+        np.array([1e-6, 1e9, 0.0, 2e3]),
+    ):  # none, near, off by 5-10 %, 10-20 %, 25-35 %, far
         n_live, noise, power = np.empty(4, np.int64), np.empty(4), np.empty(4)
         g = guess.copy()
         noise_kernel(blk, np.arange(4), p, scratch, g, n_live, noise, power)
@@ -714,9 +765,9 @@ def _bank_blocks(seed, n_blocks=4):
                 t1 = cached_template(ch.index, ch.fc_hz, int(ci), PLAN.grid_hz, FS / 32, 0.5)
                 m = int(rng.integers(0, bank.hop))
                 lam = rng.uniform(0.7, 1.3) * 21.0
-                x[m:m + t1.size] += math.sqrt(lam * 2.0 / np.sum(np.abs(t1) ** 2)) * t1
+                x[m : m + t1.size] += math.sqrt(lam * 2.0 / np.sum(np.abs(t1) ** 2)) * t1
             if rng.uniform() < 0.3:
-                x[int(rng.integers(0, NFFT - 200)):][:200] = 0.0
+                x[int(rng.integers(0, NFFT - 200)) :][:200] = 0.0
             blk[c] = x
         blocks.append(blk)
     return bank, blocks
@@ -728,8 +779,16 @@ def _bank_rows(bank, blk):
     from dsp.rx.detect.kernels import noise_kernel
 
     n_live, noise, power = np.empty(3, np.int64), np.empty(3), np.empty(3)
-    noise_kernel(blk[:3], np.arange(3), np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(3), n_live, noise,
-                 power)
+    noise_kernel(
+        blk[:3],
+        np.arange(3),
+        np.empty(NFFT, np.float32),
+        np.empty((2, NFFT), np.float32),
+        np.zeros(3),
+        n_live,
+        noise,
+        power,
+    )
     X = np.fft.fft(blk, axis=1).astype(np.complex64)
     # (the bank's spectra carry the inverse transform's 1/N: the inverse is unnormalised)
     r0 = np.fft.ifft((X[:3, None, :] * bank.T0).reshape(12, NFFT), axis=1, norm="forward").astype(np.complex64)
@@ -752,14 +811,15 @@ def test_full_rows_kernel_matches_naive_and_flags_every_crossing():
         need = np.zeros(12, bool)
         need[5] = True  # a row in a peak window stays flagged
         sc = bank.screen
-        ref = naive.full_rows_naive(r0, bank.hop, sc["ch"], sc["code"], den, power, sc["g"], sc["h_norm"], sc["g1"], sc["e1"],
-                                    lim, need)
+        ref = naive.full_rows_naive(
+            r0, bank.hop, sc["ch"], sc["code"], den, power, sc["g"], sc["h_norm"], sc["g1"], sc["e1"], lim, need
+        )
         full_rows_kernel(r0, bank.hop, sc, bank.energy, noise, power, lim, need)
         assert np.array_equal(need, ref)
         for k in range(12):
             c, ci = sc["ch"][k], sc["code"][k]
-            l0 = np.abs(r0[k, :bank.hop]) ** 2 / den[c, 2 * ci]
-            l1 = np.abs(r1[k, :bank.hop]) ** 2 / den[c, 2 * ci + 1]
+            l0 = np.abs(r0[k, : bank.hop]) ** 2 / den[c, 2 * ci]
+            l1 = np.abs(r1[k, : bank.hop]) ** 2 / den[c, 2 * ci + 1]
             if max(l0.max(), l1.max()) >= lim:
                 crossing += 1
                 assert need[k]
@@ -817,7 +877,7 @@ def test_detector_bank_does_not_depend_on_chunking_copy_channels_or_the_screen(m
         bank = B.DetectorBank(PLAN.channels, PLAN.grid_hz, threshold=12.0)
         got, pos = [], 0
         for n in list(cuts) + [bb.shape[1]]:
-            got += flat(bank.process(bb[:, pos:pos + n]))
+            got += flat(bank.process(bb[:, pos : pos + n]))
             pos += n
         return sorted(map(key, got + flat(bank.flush()))), bank
 
@@ -879,15 +939,17 @@ def test_gated_statistic_matches_naive():
         if trial % 4 == 1:
             w += rng.uniform(0.05, 0.5) * t  # a burst
         if trial % 4 == 2:
-            w[int(rng.integers(0, t.size - 120)):][:int(rng.integers(1, 120))] = 0.0  # blanked
+            w[int(rng.integers(0, t.size - 120)) :][: int(rng.integers(1, 120))] = 0.0  # blanked
         if trial % 4 == 3:
             k = int(rng.integers(0, t.size - 60))
-            w[k:k + 60] *= 10 * np.exp(-np.arange(60) / 15)  # a transient
+            w[k : k + 60] *= 10 * np.exp(-np.arange(60) / 15)  # a transient
             w[int(rng.integers(0, t.size))] = 30.0  # a strong sample
         if trial == 39:
             w[50:] = 0.0  # too few live samples
         w = w.astype(np.complex64)
-        r_row = (rng.standard_normal(1464 + trial % 2) + 1j * rng.standard_normal(1464 + trial % 2)).astype(np.complex64)
+        r_row = (rng.standard_normal(1464 + trial % 2) + 1j * rng.standard_normal(1464 + trial % 2)).astype(
+            np.complex64
+        )
         e_p, noise = float(np.sum(np.abs(t) ** 2)), rng.uniform(0.5, 2.5) * (trial != 38)
         got, ref = gated_statistic(w, t, r_row, e_p, noise), naive.gated_statistic_naive(w, t, r_row, e_p, noise)
         assert got == ref, trial
@@ -903,7 +965,9 @@ def test_spectra_product_matches_naive():
     from dsp.rx.detect.kernels import spectra_product
 
     rng = np.random.default_rng(121)
-    X = (rng.standard_normal((4, 48)) * 10 ** rng.uniform(-3, 3, (4, 48)) + 1j * rng.standard_normal((4, 48))).astype(np.complex64)
+    X = (rng.standard_normal((4, 48)) * 10 ** rng.uniform(-3, 3, (4, 48)) + 1j * rng.standard_normal((4, 48))).astype(
+        np.complex64
+    )
     T0 = (rng.standard_normal((3, 2, 48)) + 1j * rng.standard_normal((3, 2, 48)) * 1e-3).astype(np.complex64)
     chans = np.array([2, 0])
     out = np.empty((4, 48), np.complex64)
@@ -949,7 +1013,7 @@ def test_select_pair_matches_sorting_naive():
         for x in (rng.exponential(size=n), rng.integers(0, 3, n), np.arange(n), np.arange(n)[::-1], np.full(n, 2.0)):
             x = np.asarray(x, np.float32)
             s = np.sort(x)
-            for k in (range(n) if n < 40 else (0, n // 2 - 1, n // 2, n - 1)):
+            for k in range(n) if n < 40 else (0, n // 2 - 1, n // 2, n - 1):
                 assert select_pair(x, k, bufs) == (s[max(k - 1, 0)], s[k]), (n, k)
 
 
@@ -957,9 +1021,13 @@ def test_deinterleave_matches_naive_transpose():
     """dsp.rx.chain.deinterleave: one contiguous row per input, the same values as x.T, out reused;
     a block that is not (samples, inputs) of real numbers raises."""
     from dsp.rx.chain import deinterleave
+
     rng = np.random.default_rng(3)
-    for x in (rng.standard_normal((1000, 36)), rng.standard_normal((7, 3)).astype(np.float32),
-              rng.integers(-2**15, 2**15, (50, 4)).astype(np.int16)):
+    for x in (
+        rng.standard_normal((1000, 36)),
+        rng.standard_normal((7, 3)).astype(np.float32),
+        rng.integers(-(2**15), 2**15, (50, 4)).astype(np.int16),
+    ):
         y = deinterleave(x)
         assert y.flags.c_contiguous and y.dtype == (np.float64 if x.dtype == np.float64 else np.float32)
         np.testing.assert_array_equal(y, x.T.astype(np.float64))

@@ -1,5 +1,6 @@
 """The receiver service end to end: a capture streamed over ZeroMQ -> `run_service` -> spool,
 archive, /metrics and /healthz; clean stop; latency from a burst's end to its bundle."""
+
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from receiver.service import ReceiverConfig, run_service
@@ -27,13 +29,27 @@ def _free_port() -> int:
 
 def _config(tmp_path: Path, zmq_port: int, http_port: int) -> ReceiverConfig:
     meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
-    chans = [{"index": c["index"], "bus": c["bus"], "feeder": c["feeder"], "phase": c["phase"]} for c in meta["gla:channels"]]
-    return ReceiverConfig.model_validate({
-        "receiver": {"id": "rx-test", "substation_id": "sub-test", "workers": 2, "data_dir": str(tmp_path / "data")},
-        "input": {"endpoint": f"tcp://127.0.0.1:{zmq_port}", "pattern": "pull", "framing": "gla", "n_channels": 12,
-                  "channels": chans},
-        "http": {"listen": f"127.0.0.1:{http_port}"},
-    })
+    chans = [
+        {"index": c["index"], "bus": c["bus"], "feeder": c["feeder"], "phase": c["phase"]} for c in meta["gla:channels"]
+    ]
+    return ReceiverConfig.model_validate(
+        {
+            "receiver": {
+                "id": "rx-test",
+                "substation_id": "sub-test",
+                "workers": 2,
+                "data_dir": str(tmp_path / "data"),
+            },
+            "input": {
+                "endpoint": f"tcp://127.0.0.1:{zmq_port}",
+                "pattern": "pull",
+                "framing": "gla",
+                "n_channels": 12,
+                "channels": chans,
+            },
+            "http": {"listen": f"127.0.0.1:{http_port}"},
+        }
+    )
 
 
 def test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly(tmp_path):
@@ -45,8 +61,9 @@ def test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly(tmp_pa
     th.start()
     time.sleep(1.0)
     # the sender binds (PUSH), the service connects (PULL); drop one message and duplicate another
-    report = stream_capture(CAP, f"tcp://127.0.0.1:{zport}", pattern="push", framing="gla", block_s=0.1,
-                            drop=(37,), duplicate=(50,))
+    report = stream_capture(
+        CAP, f"tcp://127.0.0.1:{zport}", pattern="push", framing="gla", block_s=0.1, drop=(37,), duplicate=(50,)
+    )
     deadline = time.monotonic() + 60
     spool_path = Path(cfg.receiver.data_dir) / "spool.sqlite"
     while time.monotonic() < deadline:
@@ -64,8 +81,11 @@ def test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly(tmp_pa
     assert sp.depth() == 4  # no platform configured: all four bundles wait in the spool
     sp.close()
     truth = json.loads((ROOT / "captures" / "demo_small.truth.json").read_text())
-    archived = [json.loads(line) for f in (Path(cfg.receiver.data_dir) / "archive").glob("*.jsonl")
-                for line in f.read_text().splitlines()]
+    archived = [
+        json.loads(line)
+        for f in (Path(cfg.receiver.data_dir) / "archive").glob("*.jsonl")
+        for line in f.read_text().splitlines()
+    ]
     sent = {t["frame_hex"] for t in truth["transmissions"]}
     got = {b["frame_hex"] for b in archived if b["crc_ok"]}
     # the dropped 0.1 s message falls inside one burst: at most that one may be lost
@@ -74,5 +94,5 @@ def test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly(tmp_pa
 
 
 def test_service_rejects_a_bad_config(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError):
         ReceiverConfig.model_validate({"receiver": {"id": ""}, "input": {}})

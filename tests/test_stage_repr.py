@@ -1,5 +1,6 @@
 """Every stage says what it is: ``repr`` names its class, on one line (not ``<... object at 0x...>``),
 fresh and after some samples have gone through."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,10 +33,18 @@ def _stages():
         for o in pipe.outputs():
             grouper.add_output(o)
 
-    return [(comb, lambda: comb.process(X)), (chan, lambda: chan.process(X)), (chain, lambda: chain.process(X)),
-            (blanker, lambda: blanker.process(bb)), (ring, lambda: ring.append(bb)),
-            (vit, lambda: vit.process(np.ones(200))), (chains, lambda: chains.run(0, 0, np.stack([X, X], axis=1))),
-            (pipe, feed_pipe), (grouper, lambda: None), (chain.process(X), lambda: None)]
+    return [
+        (comb, lambda: comb.process(X)),
+        (chan, lambda: chan.process(X)),
+        (chain, lambda: chain.process(X)),
+        (blanker, lambda: blanker.process(bb)),
+        (ring, lambda: ring.append(bb)),
+        (vit, lambda: vit.process(np.ones(200))),
+        (chains, lambda: chains.run(0, 0, np.stack([X, X], axis=1))),
+        (pipe, feed_pipe),
+        (grouper, lambda: None),
+        (chain.process(X), lambda: None),
+    ]
 
 
 @pytest.mark.parametrize("k", range(len(_stages())))

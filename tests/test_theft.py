@@ -6,6 +6,7 @@ on a line is R * active current + X * reactive current; three-phase areas use ph
 neutral shift), with the accuracy class's noise: 0.1 % random voltage error, a fixed calibration
 gain within +-0.1 %, 0.25 % + 0.25 % on current, rounding to 0.01 V, 0.01 A and 0.01 of pf.
 """
+
 from __future__ import annotations
 
 import cmath
@@ -15,10 +16,29 @@ import numpy as np
 import pytest
 
 from platform_api import theft
-from platform_api.theft import (AmiCsvError, AnomalyType, CusumBank, Detail, DetectorConfig, MembershipEvent,
-                                MeterAccuracy, MeterInfo, MeterSighting, TanSeries, WorkKind, WorkOrder,
-                                analyse_bus, analyse_feeder, analyse_radial, compare_bus_orders, compare_sightings,
-                                read_ami_csv, read_ami_csv_text, swaps_from_membership_events, theft_alerts)
+from platform_api.theft import (
+    AmiCsvError,
+    AnomalyType,
+    CusumBank,
+    Detail,
+    DetectorConfig,
+    MembershipEvent,
+    MeterAccuracy,
+    MeterInfo,
+    MeterSighting,
+    TanSeries,
+    WorkKind,
+    WorkOrder,
+    analyse_bus,
+    analyse_feeder,
+    analyse_radial,
+    compare_bus_orders,
+    compare_sightings,
+    read_ami_csv,
+    read_ami_csv_text,
+    swaps_from_membership_events,
+    theft_alerts,
+)
 from platform_api.theft.changedetect import arl0_siegmund, cusum_episodes, cusum_threshold, cusum_upper
 
 T0 = 1_795_305_600
@@ -30,11 +50,11 @@ def loads(rng, t_n, n):
     """Active and reactive current (A) of n houses at 1-minute steps: base, daily shape,
     appliance runs."""
     t = np.arange(t_n)[:, None]
-    shape = 1 + 0.8 * np.exp(-(((t % DAY) / 60 - 19) / 2.5) ** 2)
+    shape = 1 + 0.8 * np.exp(-((((t % DAY) / 60 - 19) / 2.5) ** 2))
     p = rng.uniform(1, 3, n)[None, :] * shape + 0.3 * rng.standard_normal((t_n, n))
     for _ in range(t_n // 40):
         k, s, d = rng.integers(n), rng.integers(t_n), rng.integers(5, 60)
-        p[s:s + d, k] += rng.uniform(5, 20)
+        p[s : s + d, k] += rng.uniform(5, 20)
     p = np.clip(p, 0.2, None)
     pf = np.clip(rng.normal(0.94, 0.03, (t_n, n)), 0.8, 1.0)
     return p, p * np.tan(np.arccos(pf))
@@ -49,8 +69,9 @@ def measure(rng, v, i, pf, acc=MeterAccuracy()):
     return vm, im, np.round(pf, 2)
 
 
-def radial_series(seed, *, n=6, days=3, tap_meter=None, tap_a=0.0, tap_start=None, tap_frac=1.0, tap_on=None,
-                  v_nom=240.0):
+def radial_series(
+    seed, *, n=6, days=3, tap_meter=None, tap_a=0.0, tap_start=None, tap_frac=1.0, tap_on=None, v_nom=240.0
+):
     """A US-style radial area: every meter on its own service drop (loop R 0.02-0.06 ohm)."""
     rng = np.random.default_rng(seed)
     t_n = days * DAY
@@ -70,8 +91,19 @@ def radial_series(seed, *, n=6, days=3, tap_meter=None, tap_a=0.0, tap_start=Non
         v -= vs_drop[:, None]
     i = np.hypot(p, q)
     vm, im, pfm = measure(rng, v, i, p / i)
-    meters = [MeterInfo(f"M{k}", "T1", "ab", account=f"A{k}", address=f"{k} Main St", lat=40.0 + k * 1e-4,
-                        lon=-75.0, service_length_m=float(r[k] / 2 / 0.548e-3)) for k in range(n)]
+    meters = [
+        MeterInfo(
+            f"M{k}",
+            "T1",
+            "ab",
+            account=f"A{k}",
+            address=f"{k} Main St",
+            lat=40.0 + k * 1e-4,
+            lon=-75.0,
+            service_length_m=float(r[k] / 2 / 0.548e-3),
+        )
+        for k in range(n)
+    ]
     return TanSeries(T0 + 60 * np.arange(t_n), meters, vm, im, pfm, transformer_id="T1"), r
 
 
@@ -86,7 +118,7 @@ def three_phase_series(seed, *, per_phase=(2, 2, 2), days=3, z_neutral_ohm=0.03,
     p, q = loads(rng, t_n, n)
     on = np.zeros(t_n)
     for s in range(0, t_n, 180):
-        on[s:s + rng.integers(30, 120)] = 1
+        on[s : s + rng.integers(30, 120)] = 1
     p[:, 0] += big_load_a * on  # a heat pump on phase a
     r = rng.uniform(0.02, 0.05, n)
     ang = {"a": 0.0, "b": -2 * math.pi / 3, "c": 2 * math.pi / 3}
@@ -121,7 +153,7 @@ def bus_series(seed, *, n=6, days=3, swap_at=None, swap=(1, 3), tap_pos=None, ta
     down_p = np.cumsum(p[:, ::-1], axis=1)[:, ::-1]
     down_q = np.cumsum(q[:, ::-1], axis=1)[:, ::-1]
     if tap_pos is not None:
-        down_p[:, :tap_pos + 1] += tap[:, None]
+        down_p[:, : tap_pos + 1] += tap[:, None]
     drop = np.cumsum(seg * down_p + 0.3 * seg * down_q, axis=1)
     v_pos = 230 - drop - stub * p - 0.3 * stub * q  # voltage at each premise
     i_pos = np.hypot(p, q)
@@ -206,7 +238,7 @@ def mixed_pf_radial_series(seed, *, days=3, acc=MeterAccuracy(v_random_pct=0.05)
         if k < 3:
             starts += list(rng.integers(0, DAY - 60, 4))
         for s in starts:
-            p[s:s + rng.integers(15, 35), k] += 19.0
+            p[s : s + rng.integers(15, 35), k] += 19.0
     vs = 240.0 * (1 + 0.01 * np.sin(np.arange(t_n) / DAY * 2 * np.pi)) - 0.02 * p.sum(axis=1)
     v = vs[:, None] - r * p - xr * r * q
     i = np.hypot(p, q)
@@ -293,54 +325,87 @@ def test_compare_bus_orders_needs_significance():
 
 # ---------------------------------------------------------------------------- swaps & moves
 def test_new_and_lost_meters_reported_as_swap():
-    ev = [MembershipEvent("lost", "X", "T1", 100), MembershipEvent("new", "Y", "T1", 200),
-          MembershipEvent("lost", "Y", "T2", 150), MembershipEvent("new", "X", "T2", 260)]
+    ev = [
+        MembershipEvent("lost", "X", "T1", 100),
+        MembershipEvent("new", "Y", "T1", 200),
+        MembershipEvent("lost", "Y", "T2", 150),
+        MembershipEvent("new", "X", "T2", 260),
+    ]
     out = swaps_from_membership_events(ev)
     assert len(out) == 1
     assert out[0].anomaly_type == AnomalyType.METER_SWAP and out[0].detail == Detail.SWAP_BETWEEN_TANS
     assert set(out[0].meter_ids) == {"X", "Y"}
     # one meter moved alone; a new and a lost meter on one TAN
-    out = swaps_from_membership_events([MembershipEvent("lost", "X", "T1", 0), MembershipEvent("new", "X", "T9", 10),
-                                        MembershipEvent("lost", "P", "T4", 0), MembershipEvent("new", "Q", "T4", 50)])
-    assert {(a.detail, a.meter_ids) for a in out} == {(Detail.MOVED_BETWEEN_TANS, ("X",)),
-                                                     (Detail.MOVED_BETWEEN_TANS, ("Q", "P"))}
+    out = swaps_from_membership_events(
+        [
+            MembershipEvent("lost", "X", "T1", 0),
+            MembershipEvent("new", "X", "T9", 10),
+            MembershipEvent("lost", "P", "T4", 0),
+            MembershipEvent("new", "Q", "T4", 50),
+        ]
+    )
+    assert {(a.detail, a.meter_ids) for a in out} == {
+        (Detail.MOVED_BETWEEN_TANS, ("X",)),
+        (Detail.MOVED_BETWEEN_TANS, ("Q", "P")),
+    }
     # too far apart in time: nothing
-    assert swaps_from_membership_events([MembershipEvent("lost", "X", "T1", 0),
-                                         MembershipEvent("new", "X", "T2", 10 * 86400)]) == []
+    assert (
+        swaps_from_membership_events(
+            [MembershipEvent("lost", "X", "T1", 0), MembershipEvent("new", "X", "T2", 10 * 86400)]
+        )
+        == []
+    )
 
 
 def test_compare_sightings_swaps_phases_positions_and_locations():
-    before = [MeterSighting("A", "T1", "a", lat=40.0, lon=-75.0), MeterSighting("B", "T2", "a"),
-              MeterSighting("C", "T3", "a"), MeterSighting("D", "T3", "b"),
-              MeterSighting("E", "T4", "a", position=2), MeterSighting("F", "T4", "a", position=5),
-              MeterSighting("G", "T5", "a", lat=40.0, lon=-75.0), MeterSighting("H", "T5", "a", lat=40.01, lon=-75.0),
-              MeterSighting("K", "T6", "a", lat=40.0, lon=-75.0)]
-    after = [MeterSighting("A", "T2", "a", lat=40.0, lon=-75.0), MeterSighting("B", "T1", "a"),
-             MeterSighting("C", "T3", "b"), MeterSighting("D", "T3", "a"),
-             MeterSighting("E", "T4", "a", position=5), MeterSighting("F", "T4", "a", position=2),
-             MeterSighting("G", "T5", "a", lat=40.01, lon=-75.0), MeterSighting("H", "T5", "a", lat=40.0, lon=-75.0),
-             MeterSighting("K", "T6", "a", lat=40.0, lon=-75.001)]
+    before = [
+        MeterSighting("A", "T1", "a", lat=40.0, lon=-75.0),
+        MeterSighting("B", "T2", "a"),
+        MeterSighting("C", "T3", "a"),
+        MeterSighting("D", "T3", "b"),
+        MeterSighting("E", "T4", "a", position=2),
+        MeterSighting("F", "T4", "a", position=5),
+        MeterSighting("G", "T5", "a", lat=40.0, lon=-75.0),
+        MeterSighting("H", "T5", "a", lat=40.01, lon=-75.0),
+        MeterSighting("K", "T6", "a", lat=40.0, lon=-75.0),
+    ]
+    after = [
+        MeterSighting("A", "T2", "a", lat=40.0, lon=-75.0),
+        MeterSighting("B", "T1", "a"),
+        MeterSighting("C", "T3", "b"),
+        MeterSighting("D", "T3", "a"),
+        MeterSighting("E", "T4", "a", position=5),
+        MeterSighting("F", "T4", "a", position=2),
+        MeterSighting("G", "T5", "a", lat=40.01, lon=-75.0),
+        MeterSighting("H", "T5", "a", lat=40.0, lon=-75.0),
+        MeterSighting("K", "T6", "a", lat=40.0, lon=-75.001),
+    ]
     out = {(a.anomaly_type, a.detail, frozenset(a.meter_ids)) for a in compare_sightings(before, after, time_s=5)}
-    assert out == {(AnomalyType.METER_SWAP, Detail.SWAP_BETWEEN_TANS, frozenset("AB")),
-                   (AnomalyType.METER_SWAP, Detail.PHASE_CHANGE, frozenset("CD")),
-                   (AnomalyType.METER_ORDER_CHANGE, Detail.ORDER_CHANGE, frozenset("EF")),
-                   (AnomalyType.GEOLOCATION_CHANGE, Detail.GEOLOCATION, frozenset("GH")),
-                   (AnomalyType.GEOLOCATION_CHANGE, Detail.GEOLOCATION, frozenset("K"))}
+    assert out == {
+        (AnomalyType.METER_SWAP, Detail.SWAP_BETWEEN_TANS, frozenset("AB")),
+        (AnomalyType.METER_SWAP, Detail.PHASE_CHANGE, frozenset("CD")),
+        (AnomalyType.METER_ORDER_CHANGE, Detail.ORDER_CHANGE, frozenset("EF")),
+        (AnomalyType.GEOLOCATION_CHANGE, Detail.GEOLOCATION, frozenset("GH")),
+        (AnomalyType.GEOLOCATION_CHANGE, Detail.GEOLOCATION, frozenset("K")),
+    }
 
 
 # -------------------------------------------------------------------------- work orders
 def test_work_order_suppresses_and_rest_become_alerts():
     series, _ = radial_series(1, tap_meter=2, tap_a=3000 / 240, tap_start=DAY + 300)
     anomalies = analyse_radial(series).anomalies
-    anomalies += swaps_from_membership_events([MembershipEvent("lost", "M9", "T1", T0 + 2 * 86400),
-                                               MembershipEvent("new", "M10", "T1", T0 + 2 * 86400 + 60)])
+    anomalies += swaps_from_membership_events(
+        [MembershipEvent("lost", "M9", "T1", T0 + 2 * 86400), MembershipEvent("new", "M10", "T1", T0 + 2 * 86400 + 60)]
+    )
     t_tap = int(series.time_s[DAY + 300])
-    exchange = WorkOrder("WO-1", WorkKind.METER_EXCHANGE, T0 + 2 * 86400 - 600, T0 + 2 * 86400 + 600,
-                         meter_ids=("M9", "M10"))
+    exchange = WorkOrder(
+        "WO-1", WorkKind.METER_EXCHANGE, T0 + 2 * 86400 - 600, T0 + 2 * 86400 + 600, meter_ids=("M9", "M10")
+    )
     unrelated = WorkOrder("WO-2", WorkKind.SERVICE_LINE, t_tap - 7200, t_tap + 3600, meter_ids=("M4",))
     directory = {m.meter_id: m for m in series.meters}
-    alerts, suppressed = theft_alerts(anomalies, [exchange, unrelated], directory=directory,
-                                      transformers={"T1": (40.001, -75.002)})
+    alerts, suppressed = theft_alerts(
+        anomalies, [exchange, unrelated], directory=directory, transformers={"T1": (40.001, -75.002)}
+    )
     assert [(a.anomaly_type, ids) for a, ids in suppressed] == [(AnomalyType.METER_SWAP, ["WO-1"])]
     assert len(alerts) == len(anomalies) - 1 and alerts
     al = alerts[0]
@@ -361,6 +426,7 @@ def test_work_order_suppresses_and_rest_become_alerts():
 
 def test_anomaly_values_match_the_message_kind():
     from dsp.air import messages
+
     assert {a.name: a.value for a in AnomalyType} == {a.name: a.value for a in messages.AnomalyType}
     series, _ = radial_series(1, tap_meter=2, tap_a=3000 / 240, tap_start=DAY + 300)
     a = thefts(analyse_radial(series))[0]
@@ -395,19 +461,26 @@ def test_csv_import_round_trip(tmp_path):
     assert extra.v_rms.tolist() == [230.0] and extra.meter_id == ["Z"]
 
 
-@pytest.mark.parametrize("text,line,column,words", [
-    ("meter_id,timestamp,v_rms,i_rms\nM0,1,2,3\n", 1, None, "pf"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,abc,1,0.9\n", 2, "v_rms", "not a number"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240,1,0.9\nM0,1795305660,240,-1,0.9\n", 3, "i_rms", "range"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240,1,1.2\n", 2, "pf", "range"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,2026-11-22T00:00:00,240,1,0.9\n", 2, "timestamp", "time zone"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,yesterday,240,1,0.9\n", 2, "timestamp", "ISO 8601"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\n,1795305600,240,1,0.9\n", 2, "meter_id", "empty"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240,1,0.9\nM0,1795305600,241,1,0.9\n", 3, "timestamp",
-     "line 2"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240\n", 2, None, "fields"),
-    ("", None, None, "header"),
-])
+@pytest.mark.parametrize(
+    "text,line,column,words",
+    [
+        ("meter_id,timestamp,v_rms,i_rms\nM0,1,2,3\n", 1, None, "pf"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,abc,1,0.9\n", 2, "v_rms", "not a number"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240,1,0.9\nM0,1795305660,240,-1,0.9\n", 3, "i_rms", "range"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240,1,1.2\n", 2, "pf", "range"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\nM0,2026-11-22T00:00:00,240,1,0.9\n", 2, "timestamp", "time zone"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\nM0,yesterday,240,1,0.9\n", 2, "timestamp", "ISO 8601"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\n,1795305600,240,1,0.9\n", 2, "meter_id", "empty"),
+        (
+            "meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240,1,0.9\nM0,1795305600,241,1,0.9\n",
+            3,
+            "timestamp",
+            "line 2",
+        ),
+        ("meter_id,timestamp,v_rms,i_rms,pf\nM0,1795305600,240\n", 2, None, "fields"),
+        ("", None, None, "header"),
+    ],
+)
 def test_csv_errors_name_line_and_column(text, line, column, words):
     with pytest.raises(AmiCsvError) as e:
         read_ami_csv_text(text)
@@ -506,6 +579,7 @@ def test_small_pandapower_radial_case():
     compilation would take longer than the power flows)."""
     pytest.importorskip("pandapower")
     from gridsim import lv
+
     rng = np.random.default_rng(7)
     spec = lv.us_tan_spec(rng, "PP", 4, 1)
     site = spec.taps[0]
@@ -535,13 +609,25 @@ def test_benchmark_quick_smoke(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
+
     root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "benchmarks.theft_eval", "--quick", "--out", str(tmp_path)], cwd=root,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.theft_eval", "--quick", "--out", str(tmp_path)],
+        cwd=root,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     data = json.loads((tmp_path / "theft.json").read_text())
-    for key in ("detect_rate_3kw_1h_us", "detect_rate_1kw_24h_us", "localise_rate_us",
-                "false_alarms_per_1000_meter_days_clean", "smallest_tap_kw_detected_eu_24h", "command", "date",
-                "machine"):
+    for key in (
+        "detect_rate_3kw_1h_us",
+        "detect_rate_1kw_24h_us",
+        "localise_rate_us",
+        "false_alarms_per_1000_meter_days_clean",
+        "smallest_tap_kw_detected_eu_24h",
+        "command",
+        "date",
+        "machine",
+    ):
         assert key in data
     assert data["machine"]["cores"] >= 1 and (tmp_path / "theft_detection.png").stat().st_size > 10_000
     assert data["mode"] == "quick" and (tmp_path / "theft_trials.json").exists()

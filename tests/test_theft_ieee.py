@@ -1,6 +1,7 @@
 """The IEEE European LV feeder of gridsim.lv.ieee, the network of the held-out check of the theft
 analysis (benchmarks/theft_ieee_check.py). The check's --quick run takes minutes (the feeder's power
 flows), so it is not run here."""
+
 from __future__ import annotations
 
 import collections
@@ -70,7 +71,8 @@ def test_tap_sites(specs):
         # the attributed meter is downstream: farther from the transformer, and reached from the tap
         assert red.meter_info[s.meter]["distance_m"] >= s.distance_m - 0.05
         assert red.network_distance_m(s.bus)[s.meter] == pytest.approx(
-            red.meter_info[s.meter]["distance_m"] - s.distance_m, abs=0.1)
+            red.meter_info[s.meter]["distance_m"] - s.distance_m, abs=0.1
+        )
     houses = [s for s in sites if s.where.startswith("meter base")]
     assert [s.bus for s in houses] == [red.meter_bus[s.meter] for s in houses]
     assert max(s.distance_m for s in sites) > 280 and min(s.distance_m for s in sites) < 40

@@ -1,4 +1,5 @@
 """Transmit side of the air interface: golden vectors, references, round trips, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsp.air import codes, crc, frame, interleave, messages
-
-from dsp.tx import burst
-
-from dsp.fec import conv
-
-from dsp.tx import modulator
 from dsp.air import params as P
+from dsp.fec import conv
+from dsp.tx import burst, modulator
 from dsp.tx.shaping import rrc
 from tests import naive
 
@@ -88,10 +85,10 @@ def test_conv_streaming_independent_of_chunking_and_copy():
         pieces.append(enc.process(part))
         if i == 20:
             clone = enc.copy()
-            rest = bits[cuts[20]:]
+            rest = bits[cuts[20] :]
             clone_out = clone.process(rest)
     assert np.array_equal(np.concatenate(pieces), whole)
-    assert np.array_equal(clone_out, whole[2 * cuts[20]:])
+    assert np.array_equal(clone_out, whole[2 * cuts[20] :])
     enc.reset()
     assert np.array_equal(enc.process(bits[:10]), whole[:20])
 
@@ -135,7 +132,7 @@ def test_interleaver_spreads_bursts():
     assert perm[:64].tolist() == GOLDEN["interleaver_524_first64"]
     # 17 consecutive symbols on the air (one column) land >= 32 coded bits apart
     for k in range(0, 524 - 17):
-        window = np.sort(perm[k:k + 16])
+        window = np.sort(perm[k : k + 16])
         assert np.min(np.diff(window)) >= 16
     with pytest.raises(ValueError):
         interleave.permutation(0)
@@ -183,8 +180,9 @@ def test_frame_round_trip_and_crc_detects_errors():
         assert not frame.parse_frame(bytes(bad)).crc_ok
 
 
-@pytest.mark.parametrize("kw", [dict(kind=16), dict(hub_id=2**32), dict(counter=2**24),
-                                dict(seg_count=0), dict(seg_index=2, seg_count=2)])
+@pytest.mark.parametrize(
+    "kw", [dict(kind=16), dict(hub_id=2**32), dict(counter=2**24), dict(seg_count=0), dict(seg_index=2, seg_count=2)]
+)
 def test_header_bad_fields_raise(kw):
     args = dict(kind=1, hub_id=1, counter=1)
     args.update(kw)
@@ -208,8 +206,13 @@ ALL_MESSAGES = [
     messages.PairingLoss(meter_id=9001, tan_index=2, reason=1),
     messages.Alert(alert_type=messages.AlertType.SAG, event_time_s=1795305600, v_rms=201.5, duration_s=3),
     messages.ScheduledReport(1795305600, [messages.MeterReading(0, 240.12, 12.5, 0.97)]),
-    messages.TanAnomaly(anomaly_type=messages.AnomalyType.THEFT_SUSPICION, tan_index=4, time_s=1795305600,
-                        unaccounted_w=1000.0, confidence=1.0),
+    messages.TanAnomaly(
+        anomaly_type=messages.AnomalyType.THEFT_SUSPICION,
+        tan_index=4,
+        time_s=1795305600,
+        unaccounted_w=1000.0,
+        confidence=1.0,
+    ),
 ]
 
 
@@ -221,8 +224,9 @@ def test_every_message_kind_round_trips(msg):
 
 
 def test_report_golden_frame_and_segmentation():
-    report = messages.ScheduledReport(1795305600, [messages.MeterReading(0, 241.37, 18.42, 0.97),
-                                                   messages.MeterReading(3, 238.9, 2.05, -0.88)])
+    report = messages.ScheduledReport(
+        1795305600, [messages.MeterReading(0, 241.37, 18.42, 0.97), messages.MeterReading(3, 238.9, 2.05, -0.88)]
+    )
     (fr,) = messages.encode_message(report, hub_id=0x00C0FFEE, counter=0x000102, key=KEY)
     assert fr.hex() == GOLDEN["report_frame_hex"]
     big = messages.ScheduledReport(1, [messages.MeterReading(i, 230 + i, i, 1.0) for i in range(5)])
@@ -274,8 +278,17 @@ def test_modulator_golden_and_naive():
     assert start == GOLDEN["burst_first_sample"] and s.size == GOLDEN["burst_n_samples"]
     np.testing.assert_allclose(s[1000:1032], GOLDEN["burst_samples_1000_1032"], atol=1e-9)
     idx = np.array([start + 5, start + 1000, start + 40000, start + s.size - 3])
-    ref = naive.modulate_naive(chips, idx, fs_hz=48000.0, fc_hz=2130.0, t_start_s=0.01, grid_period_s=1 / 60.02,
-                               clock_ppm=37.0, phase_rad=0.3, chip_rate_hz=P.CHIP_RATE_HZ)
+    ref = naive.modulate_naive(
+        chips,
+        idx,
+        fs_hz=48000.0,
+        fc_hz=2130.0,
+        t_start_s=0.01,
+        grid_period_s=1 / 60.02,
+        clock_ppm=37.0,
+        phase_rad=0.3,
+        chip_rate_hz=P.CHIP_RATE_HZ,
+    )
     np.testing.assert_allclose(s[idx - start], ref, atol=1e-9)
 
 
@@ -312,7 +325,7 @@ def _coherent_demod(s, start, chips_ref_code, *, fc, t_start, t0, phase, n_symbo
     sps = fs / P.CHIP_RATE_HZ
     for n in range(n_chips):
         for d, w in ((0.0, 1.0), (t0, -np.exp(-2j * np.pi * fc * t0))):
-            centre = (n / P.CHIP_RATE_HZ + d)
+            centre = n / P.CHIP_RATE_HZ + d
             x = (t - centre) * P.CHIP_RATE_HZ
             m = np.abs(x) < 6
             g = np.array([rrc(float(v), 0.25) for v in x[m]])
@@ -326,11 +339,11 @@ def test_noiseless_modulate_demodulate_round_trip():
     fr = bytes.fromhex(GOLDEN["report_frame_hex"])
     chips = burst.burst_chips(fr, channel=2, code=3)
     t0 = 1 / 59.97
-    start, s = modulator.modulate(chips, fs_hz=48000.0, fc_hz=3090.0, t_start_s=0.05, grid_period_s=t0,
-                                  clock_ppm=0.0, phase_rad=1.1)
+    start, s = modulator.modulate(
+        chips, fs_hz=48000.0, fc_hz=3090.0, t_start_s=0.05, grid_period_s=t0, clock_ppm=0.0, phase_rad=1.1
+    )
     n_sym = chips.size // P.CHIPS_PER_SYMBOL
-    sym = _coherent_demod(s, start, None, fc=3090.0, t_start=0.05, t0=t0, phase=1.1, n_symbols=n_sym,
-                          channel=2, code=3)
+    sym = _coherent_demod(s, start, None, fc=3090.0, t_start=0.05, t0=t0, phase=1.1, n_symbols=n_sym, channel=2, code=3)
     hard = (sym.real < 0).astype(np.uint8)
     assert np.array_equal(hard[:64], codes.preamble_bits())
     coded = interleave.deinterleave(hard[64:])
@@ -358,8 +371,13 @@ def test_channel_plan_rules():
     with pytest.raises(ValueError, match="cutoff"):
         P.ChannelPlan(channels=(P.Channel(0, 3400.0, P.ChannelRole.ALERT),)).validate()
     with pytest.raises(ValueError, match="overlap"):
-        P.ChannelPlan(channels=(P.Channel(0, 1170.0, P.ChannelRole.ALERT), P.Channel(1, 1500.0, P.ChannelRole.ALERT))).validate()
+        P.ChannelPlan(
+            channels=(P.Channel(0, 1170.0, P.ChannelRole.ALERT), P.Channel(1, 1500.0, P.ChannelRole.ALERT))
+        ).validate()
     with pytest.raises(ValueError):
         P.ChannelPlan.default(55.0)
     # data rates the issue asks for
-    assert P.SYMBOL_RATE_HZ >= 120 and P.FRAME_BITS / (P.data_symbols(P.Modulation.BPSK, P.FecRate.R1_2) / P.SYMBOL_RATE_HZ) >= 80
+    assert (
+        P.SYMBOL_RATE_HZ >= 120
+        and P.FRAME_BITS / (P.data_symbols(P.Modulation.BPSK, P.FecRate.R1_2) / P.SYMBOL_RATE_HZ) >= 80
+    )

@@ -6,6 +6,7 @@ subset is ``-k "not 10000 and not commpy"``.
 
 Noise model: Es/N0 = Eb/N0 + 10 log10(R), soft = (1 - 2b) + sigma * n, sigma^2 = 1 / (2 Es/N0).
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsp.fec import conv, viterbi
 from dsp.air import params as P
+from dsp.fec import conv, viterbi
 from tests import naive
 
 TAIL = P.CONV_TAIL_BITS
@@ -121,8 +122,10 @@ def test_agrees_with_commpy():
 
 # -------------------------------------------------------------------- (c) round trips
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(0, 1), min_size=0, max_size=300),
-       st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False))
+@given(
+    st.lists(st.integers(0, 1), min_size=0, max_size=300),
+    st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False),
+)
 def test_noiseless_round_trip(bits, amplitude):
     bits = np.array(bits, dtype=np.uint8)
     soft = amplitude * (1.0 - 2.0 * conv.encode_frame(bits))
@@ -240,17 +243,20 @@ def test_streaming_reset_flush_and_unknown_start():
 
 
 # --------------------------------------------------------------------- (e) bad input
-@pytest.mark.parametrize("bad", [
-    np.zeros(10, dtype=np.int64),
-    np.zeros(10, dtype=np.complex128),
-    np.zeros((2, 10)),
-    np.zeros(11),
-    np.array([0.0, np.nan, 1.0, 1.0]),
-    np.array([0.0, np.inf, 1.0, 1.0]),
-    np.array([0.0, -np.inf, 1.0, 1.0]),
-    np.array([0.0, 1e200, 1.0, 1.0]),
-    np.array(["a", "b"]),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros(10, dtype=np.int64),
+        np.zeros(10, dtype=np.complex128),
+        np.zeros((2, 10)),
+        np.zeros(11),
+        np.array([0.0, np.nan, 1.0, 1.0]),
+        np.array([0.0, np.inf, 1.0, 1.0]),
+        np.array([0.0, -np.inf, 1.0, 1.0]),
+        np.array([0.0, 1e200, 1.0, 1.0]),
+        np.array(["a", "b"]),
+    ],
+)
 def test_bad_soft_raises(bad):
     with pytest.raises(ValueError):
         viterbi.decode_terminated(bad)

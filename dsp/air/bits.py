@@ -1,4 +1,5 @@
 """Bit order helpers: bytes are sent most significant bit first."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ Chip values are mapped 0 -> +1, 1 -> -1. Channel c uses the Gold sequences
 ``code_shift(c, k)``, k = 0..3: the (4c + k)-th *balanced* sequence (64 ones, 63 zeros)
 in order of increasing shift; the table is printed in docs/air-interface.md.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -4,6 +4,7 @@ poly 0x1021, init 0xFFFF, no input or output reflection, xorout 0x0000;
 check value of b"123456789" is 0x29B1. Bytes are processed most significant bit first.
 Part of the air-interface contract: plain Python, no numba.
 """
+
 from __future__ import annotations
 
 import numpy as np

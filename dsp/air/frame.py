@@ -13,6 +13,7 @@ Frame (32 bytes, sent MSB first; docs/air-interface.md, "Frame"):
     bytes 26-29 CCM tag (4 bytes)
     bytes 30-31 CRC-16/IBM-3740 of bytes 0-29, big-endian
 """
+
 from __future__ import annotations
 
 import struct
@@ -56,17 +57,27 @@ class Header:
     def pack(self) -> bytes:
         self.validate()
         b0 = (self.version << 6) | (self.kind << 2) | self.flags
-        return (bytes([b0]) + struct.pack(">I", self.hub_id) + self.counter.to_bytes(3, "big")
-                + bytes([(self.seg_index << 4) | self.seg_count]))
+        return (
+            bytes([b0])
+            + struct.pack(">I", self.hub_id)
+            + self.counter.to_bytes(3, "big")
+            + bytes([(self.seg_index << 4) | self.seg_count])
+        )
 
     @classmethod
-    def unpack(cls, data: bytes) -> "Header":
+    def unpack(cls, data: bytes) -> Header:
         if len(data) < P.HEADER_BYTES:
             raise FrameError(f"header needs {P.HEADER_BYTES} bytes, got {len(data)}")
         b0 = data[0]
-        return cls(version=b0 >> 6, kind=(b0 >> 2) & 0xF, flags=b0 & 3,
-                   hub_id=struct.unpack(">I", data[1:5])[0], counter=int.from_bytes(data[5:8], "big"),
-                   seg_index=data[8] >> 4, seg_count=data[8] & 0xF)
+        return cls(
+            version=b0 >> 6,
+            kind=(b0 >> 2) & 0xF,
+            flags=b0 & 3,
+            hub_id=struct.unpack(">I", data[1:5])[0],
+            counter=int.from_bytes(data[5:8], "big"),
+            seg_index=data[8] >> 4,
+            seg_count=data[8] & 0xF,
+        )
 
 
 def build_frame(header: Header, sealed_body: bytes) -> bytes:
@@ -90,7 +101,7 @@ def parse_frame(frame: bytes) -> ParsedFrame:
     if len(frame) != P.FRAME_BYTES:
         raise FrameError(f"a frame is {P.FRAME_BYTES} bytes, got {len(frame)}")
     crc_ok = crc16(frame[:-2]) == int.from_bytes(frame[-2:], "big")
-    return ParsedFrame(Header.unpack(frame[: P.HEADER_BYTES]), bytes(frame[P.HEADER_BYTES:-2]), crc_ok, bytes(frame))
+    return ParsedFrame(Header.unpack(frame[: P.HEADER_BYTES]), bytes(frame[P.HEADER_BYTES : -2]), crc_ok, bytes(frame))
 
 
 def frame_from_bits(bits: np.ndarray) -> bytes:

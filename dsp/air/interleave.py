@@ -5,6 +5,7 @@ The N transmitted coded bits are written row by row into a matrix of 32 columns
 are adjacent on the air are therefore 32 coded bits (16 trellis steps) apart at the decoder,
 so an impulse that wipes out up to 16 consecutive BPSK symbols (89 ms) leaves isolated errors.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

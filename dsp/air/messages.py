@@ -6,12 +6,14 @@ Each frame carries a 17-byte plaintext, sealed with the hub's 128-bit key:
     tag = 4 bytes
 All multi-byte fields are big-endian; unused plaintext bytes are zero.
 """
+
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
@@ -78,10 +80,12 @@ class ProvisioningRequest:
     capabilities: int = 0  # bit0 QPSK, bit1 GPS, bit2 AMI time
 
     def pack(self) -> bytes:
-        return _pad(struct.pack(">IBBBB", self.meter_id, self.hw_version, self.fw_version, self.mode, self.capabilities))
+        return _pad(
+            struct.pack(">IBBBB", self.meter_id, self.hw_version, self.fw_version, self.mode, self.capabilities)
+        )
 
     @classmethod
-    def unpack(cls, b: bytes) -> "ProvisioningRequest":
+    def unpack(cls, b: bytes) -> ProvisioningRequest:
         return cls(*struct.unpack(">IBBBB", b[:8]))
 
 
@@ -96,7 +100,7 @@ class Pairing:
         return _pad(struct.pack(">IBB", self.meter_id, self.tan_index, self.relation))
 
     @classmethod
-    def unpack(cls, b: bytes) -> "Pairing":
+    def unpack(cls, b: bytes) -> Pairing:
         return cls(*struct.unpack(">IBB", b[:6]))
 
 
@@ -111,7 +115,7 @@ class PairingLoss:
         return _pad(struct.pack(">IBB", self.meter_id, self.tan_index, self.reason))
 
     @classmethod
-    def unpack(cls, b: bytes) -> "PairingLoss":
+    def unpack(cls, b: bytes) -> PairingLoss:
         return cls(*struct.unpack(">IBB", b[:6]))
 
 
@@ -125,11 +129,19 @@ class Alert:
     detail: int = 0
 
     def pack(self) -> bytes:
-        return _pad(struct.pack(">BIHHB", self.alert_type, self.event_time_s, _u16(self.v_rms * 100, "v_rms"),
-                                min(self.duration_s, 0xFFFF), self.detail))
+        return _pad(
+            struct.pack(
+                ">BIHHB",
+                self.alert_type,
+                self.event_time_s,
+                _u16(self.v_rms * 100, "v_rms"),
+                min(self.duration_s, 0xFFFF),
+                self.detail,
+            )
+        )
 
     @classmethod
-    def unpack(cls, b: bytes) -> "Alert":
+    def unpack(cls, b: bytes) -> Alert:
         t, ts, v, d, det = struct.unpack(">BIHHB", b[:10])
         return cls(t, ts, v / 100.0, d, det)
 
@@ -164,13 +176,13 @@ class ScheduledReport:
         return _pad(out)
 
     @classmethod
-    def unpack(cls, b: bytes) -> "ScheduledReport":
+    def unpack(cls, b: bytes) -> ScheduledReport:
         t, n = struct.unpack(">IB", b[:5])
         if n > cls.PER_FRAME:
             raise FrameError(f"report claims {n} readings, at most {cls.PER_FRAME} fit")
         rs = []
         for i in range(n):
-            idx, v, c, pf = struct.unpack(">BHHb", b[5 + 6 * i: 11 + 6 * i])
+            idx, v, c, pf = struct.unpack(">BHHb", b[5 + 6 * i : 11 + 6 * i])
             rs.append(MeterReading(idx, v / 100.0, c / 100.0, pf / 100.0))
         return cls(t, rs)
 
@@ -185,11 +197,19 @@ class TanAnomaly:
     confidence: float = 0.0  # 0..1
 
     def pack(self) -> bytes:
-        return _pad(struct.pack(">BBIHB", self.anomaly_type, self.tan_index, self.time_s,
-                                _u16(self.unaccounted_w, "unaccounted_w"), int(round(self.confidence * 255))))
+        return _pad(
+            struct.pack(
+                ">BBIHB",
+                self.anomaly_type,
+                self.tan_index,
+                self.time_s,
+                _u16(self.unaccounted_w, "unaccounted_w"),
+                int(round(self.confidence * 255)),
+            )
+        )
 
     @classmethod
-    def unpack(cls, b: bytes) -> "TanAnomaly":
+    def unpack(cls, b: bytes) -> TanAnomaly:
         a, i, t, w, c = struct.unpack(">BBIHB", b[:9])
         return cls(a, i, t, float(w), c / 255.0)
 
@@ -235,7 +255,9 @@ def encode_message(msg, *, hub_id: int, counter: int, key: bytes) -> list[bytes]
     parts = [msg]
     if isinstance(msg, ScheduledReport) and len(msg.readings) > ScheduledReport.PER_FRAME:
         n = ScheduledReport.PER_FRAME
-        parts = [ScheduledReport(msg.measurement_time_s, msg.readings[i:i + n]) for i in range(0, len(msg.readings), n)]
+        parts = [
+            ScheduledReport(msg.measurement_time_s, msg.readings[i : i + n]) for i in range(0, len(msg.readings), n)
+        ]
     if len(parts) > 15:
         raise FrameError(f"message needs {len(parts)} segments, at most 15 allowed")
     frames = []
@@ -256,9 +278,14 @@ class OpenedFrame:
 
     def as_dict(self) -> dict:
         d = asdict(self.message) if hasattr(self.message, "__dataclass_fields__") else {}
-        return {"kind": Kind(self.header.kind).name.lower(), "hub_id": self.header.hub_id,
-                "counter": self.header.counter, "seg_index": self.header.seg_index,
-                "seg_count": self.header.seg_count, "fields": d}
+        return {
+            "kind": Kind(self.header.kind).name.lower(),
+            "hub_id": self.header.hub_id,
+            "counter": self.header.counter,
+            "seg_index": self.header.seg_index,
+            "seg_count": self.header.seg_count,
+            "fields": d,
+        }
 
 
 def open_frame(frame: bytes, key_for: Callable[[int], bytes | None]) -> OpenedFrame:

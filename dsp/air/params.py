@@ -2,6 +2,7 @@
 
 Everything a transmitter and a receiver must agree on lives here, once. Units are in the names.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -96,7 +97,7 @@ class ChannelPlan:
     transformer_cutoff_hz: float = 3600.0
 
     @classmethod
-    def default(cls, grid_hz: float = 60.0, transformer_cutoff_hz: float = 3600.0) -> "ChannelPlan":
+    def default(cls, grid_hz: float = 60.0, transformer_cutoff_hz: float = 3600.0) -> ChannelPlan:
         if grid_hz not in CARRIER_HARMONIC_INDEX:
             raise ValueError(f"grid_hz must be 50 or 60, got {grid_hz!r}")
         roles = (ChannelRole.SCHEDULED, ChannelRole.SCHEDULED, ChannelRole.ALERT)
@@ -125,7 +126,7 @@ class ChannelPlan:
                     f"transformer cutoff {self.transformer_cutoff_hz:.0f} Hz"
                 )
         edges = sorted((c.f_low_hz, c.f_high_hz, c.index) for c in self.channels)
-        for (lo1, hi1, i1), (lo2, hi2, i2) in zip(edges, edges[1:]):
+        for (_, hi1, i1), (lo2, _, i2) in zip(edges, edges[1:]):
             if lo2 < hi1:
                 raise ValueError(f"channels {i1} and {i2} overlap ({hi1:.0f} Hz > {lo2:.0f} Hz)")
 

@@ -12,6 +12,7 @@ the time-reversed code).
 The encoder is a streaming object (``process``/``reset``/``copy``) over the pure kernel
 :func:`conv_encode_kernel`; :func:`encode_frame` terminates the trellis with six zero bits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,7 +82,7 @@ class ConvEncoder:
     def reset(self) -> None:
         self.state = ConvEncoderState()
 
-    def copy(self) -> "ConvEncoder":
+    def copy(self) -> ConvEncoder:
         c = ConvEncoder()
         c.state = ConvEncoderState(self.state.register)
         return c

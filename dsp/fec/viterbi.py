@@ -43,14 +43,15 @@ release points depend only on the number of steps since :meth:`ViterbiDecoder.re
 output does not depend on how the input is cut into calls (odd chunks are fine: a dangling
 soft value waits for its partner).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from dsp.fec import conv
 from dsp.air import params as P
+from dsp.fec import conv
 from dsp.numba_settings import jit
 
 K = P.CONV_K
@@ -258,8 +259,9 @@ def decode_frame(soft, n_info_bits: int) -> np.ndarray:
     arr = _check_soft(soft)
     n = n_info_bits + TAIL
     if arr.size != 2 * n:
-        raise ValueError(f"expected {2 * n} soft values for {n_info_bits} information bits "
-                         f"(+{TAIL} tail bits), got {arr.size}")
+        raise ValueError(
+            f"expected {2 * n} soft values for {n_info_bits} information bits (+{TAIL} tail bits), got {arr.size}"
+        )
     return viterbi_decode_kernel(arr, n)[:n_info_bits]
 
 
@@ -271,8 +273,10 @@ def reencode_errors(soft, bits) -> int:
     if b.ndim != 1:
         raise ValueError(f"bits must be one-dimensional, got shape {b.shape}")
     if 2 * (b.size + TAIL) != arr.size:
-        raise ValueError(f"{b.size} information bits encode to {2 * (b.size + TAIL)} coded bits, "
-                         f"but {arr.size} soft values were given")
+        raise ValueError(
+            f"{b.size} information bits encode to {2 * (b.size + TAIL)} coded bits, "
+            f"but {arr.size} soft values were given"
+        )
     coded = conv.encode_frame(b)
     return int(np.count_nonzero((arr > 0) & (coded == 1)) + np.count_nonzero((arr < 0) & (coded == 0)))
 
@@ -288,7 +292,7 @@ class ViterbiState:
     n_out: int = 0  #: bits released since reset (always <= n_steps)
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))  #: odd leftover
 
-    def copy(self) -> "ViterbiState":
+    def copy(self) -> ViterbiState:
         return ViterbiState(self.pm.copy(), self.ring.copy(), self.n_steps, self.n_out, self.pending.copy())
 
 
@@ -326,10 +330,12 @@ class ViterbiDecoder:
 
     def __repr__(self) -> str:
         s = self.state
-        return (f"ViterbiDecoder(traceback {self.traceback}, block {self.block}, "
-                f"{'known' if self.known_start else 'unknown'} start; {s.n_steps} steps, {s.n_out} bits out)")
+        return (
+            f"ViterbiDecoder(traceback {self.traceback}, block {self.block}, "
+            f"{'known' if self.known_start else 'unknown'} start; {s.n_steps} steps, {s.n_out} bits out)"
+        )
 
-    def copy(self) -> "ViterbiDecoder":
+    def copy(self) -> ViterbiDecoder:
         c = ViterbiDecoder.__new__(ViterbiDecoder)
         c.traceback, c.block, c.known_start, c._cap = self.traceback, self.block, self.known_start, self._cap
         c.state = self.state.copy()
@@ -341,8 +347,9 @@ class ViterbiDecoder:
         if st.pending.size:
             arr = np.concatenate([st.pending, arr])
         usable = arr.size - (arr.size % 2)
-        out, st.n_steps, st.n_out = _stream_kernel(arr[:usable], st.pm, st.ring, st.n_steps, st.n_out,
-                                                   self.traceback, self.block)
+        out, st.n_steps, st.n_out = _stream_kernel(
+            arr[:usable], st.pm, st.ring, st.n_steps, st.n_out, self.traceback, self.block
+        )
         st.pending = arr[usable:].copy()
         return out
 

@@ -32,6 +32,7 @@ gets through, a burst barely moves it); a transient does not move it.
 Everything is indexed by the absolute baseband sample number, so the output does not depend on
 how the stream is cut.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,10 +89,26 @@ class BlankerState:
     blanked: np.ndarray  # (channels,) int64 non-zero samples zeroed
     triggers: np.ndarray  # (channels, 3) int64: echo, sustained, transient
 
-    def copy(self) -> "BlankerState":
-        return BlankerState(self.a, *(getattr(self, f).copy() for f in (
-            "ring", "pring", "cring", "noise_pow", "warm", "warm_buf", "zring", "imp_p0", "imp_i0",
-            "blanked", "triggers")))
+    def copy(self) -> BlankerState:
+        return BlankerState(
+            self.a,
+            *(
+                getattr(self, f).copy()
+                for f in (
+                    "ring",
+                    "pring",
+                    "cring",
+                    "noise_pow",
+                    "warm",
+                    "warm_buf",
+                    "zring",
+                    "imp_p0",
+                    "imp_i0",
+                    "blanked",
+                    "triggers",
+                )
+            ),
+        )
 
 
 @jit
@@ -115,8 +132,26 @@ def _echo_bound(p0, i0, i, period, env):
 
 
 @jit
-def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, imp_p0, imp_i0,
-                 blanked, triggers, out, k2, period, env, sustain):
+def blank_kernel(
+    y,
+    a0,
+    ring,
+    pring,
+    cring,
+    noise_pow,
+    warm,
+    warm_buf,
+    zring,
+    imp_p0,
+    imp_i0,
+    blanked,
+    triggers,
+    out,
+    k2,
+    period,
+    env,
+    sustain,
+):
     """Blank ``y`` (channels, n) into ``out`` (channels, n); returns the number of outputs written
     (outputs lag the inputs by DELAY samples)."""
     nch, n = y.shape
@@ -170,8 +205,9 @@ def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, im
                     if kind == 2:
                         fut = (cc[(i + w2) & mask] - cc[(i + w1 - 1) & mask]) / wlen
                         lo = i - w2 - 1
-                        past = (cc[(i - w1) & mask] - (cc[lo & mask] if lo >= 0 else 0.0)) / wlen \
-                            if i - w1 >= 0 else 0.0
+                        past = (
+                            (cc[(i - w1) & mask] - (cc[lo & mask] if lo >= 0 else 0.0)) / wlen if i - w1 >= 0 else 0.0
+                        )
                         if max(fut, past) >= sustain * pref:
                             kind = 1
                     triggers[c, kind] += 1
@@ -205,8 +241,9 @@ def blank_kernel(y, a0, ring, pring, cring, noise_pow, warm, warm_buf, zring, im
 class ImpulseBlanker:
     """Streaming impulse blanker over the baseband of all channels of one input."""
 
-    def __init__(self, n_channels: int, period_samples: int, rho: float, blank_k: float = BLANK_K,
-                 sustain_db: float = SUSTAIN_DB) -> None:
+    def __init__(
+        self, n_channels: int, period_samples: int, rho: float, blank_k: float = BLANK_K, sustain_db: float = SUSTAIN_DB
+    ) -> None:
         if not blank_k > 0:
             raise ValueError(f"blank_k must be positive, got {blank_k}")
         if not 1 <= period_samples <= (RING - DECIDE - 2) // 7 or 7 * period_samples > DECIDE:
@@ -222,15 +259,29 @@ class ImpulseBlanker:
         nch = self.n_channels
         z = lambda *s: np.zeros(s)  # noqa: E731
         zi = lambda *s: np.zeros(s, np.int64)  # noqa: E731
-        self.state = BlankerState(0, np.zeros((nch, RING), complex), z(nch, RING), z(nch, RING), z(nch), zi(nch),
-                                  z(nch, WARMUP), np.zeros((nch, RING), np.uint8), z(nch, SLOTS), zi(nch, SLOTS), zi(nch), zi(nch, 3))
+        self.state = BlankerState(
+            0,
+            np.zeros((nch, RING), complex),
+            z(nch, RING),
+            z(nch, RING),
+            z(nch),
+            zi(nch),
+            z(nch, WARMUP),
+            np.zeros((nch, RING), np.uint8),
+            z(nch, SLOTS),
+            zi(nch, SLOTS),
+            zi(nch),
+            zi(nch, 3),
+        )
 
     def __repr__(self) -> str:
         s = self.state
-        return (f"ImpulseBlanker({self.n_channels} channels, k {self.blank_k:g}, {self.period}-sample grid period, "
-                f"{DELAY} samples late; at baseband sample {s.a}, {int(s.blanked.sum())} blanked)")
+        return (
+            f"ImpulseBlanker({self.n_channels} channels, k {self.blank_k:g}, {self.period}-sample grid period, "
+            f"{DELAY} samples late; at baseband sample {s.a}, {int(s.blanked.sum())} blanked)"
+        )
 
-    def copy(self) -> "ImpulseBlanker":
+    def copy(self) -> ImpulseBlanker:
         b = ImpulseBlanker.__new__(ImpulseBlanker)
         b.__dict__.update(self.__dict__)
         b.state = self.state.copy()
@@ -251,8 +302,25 @@ class ImpulseBlanker:
             raise ValueError(f"expected ({self.n_channels}, n) baseband, got shape {y.shape}")
         s = self.state
         out = np.empty_like(y)
-        w = blank_kernel(y, s.a, s.ring, s.pring, s.cring, s.noise_pow, s.warm, s.warm_buf, s.zring,
-                         s.imp_p0, s.imp_i0, s.blanked, s.triggers, out, self.blank_k**2, self.period, self.env,
-                         self.sustain)
+        w = blank_kernel(
+            y,
+            s.a,
+            s.ring,
+            s.pring,
+            s.cring,
+            s.noise_pow,
+            s.warm,
+            s.warm_buf,
+            s.zring,
+            s.imp_p0,
+            s.imp_i0,
+            s.blanked,
+            s.triggers,
+            out,
+            self.blank_k**2,
+            self.period,
+            self.env,
+            self.sustain,
+        )
         s.a += y.shape[1]
         return out[:, :w]

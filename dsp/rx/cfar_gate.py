@@ -64,6 +64,7 @@ Implementation: steps 1-3 but the complex correlation run in one numba kernel
 included (:func:`pairwise_sum`), and the medians are :mod:`dsp.rx.order`'s, so the statistic is the
 one the numpy code gave, to the bit (tests/naive.py keeps that code), in ~30 us instead of ~140.
 """
+
 from __future__ import annotations
 
 import math

@@ -9,6 +9,7 @@ burst after its detection); a detection waits until its whole burst is in the ri
 demodulated. Samples before the comb has locked (:data:`dsp.rx.comb.LOCK_S`) are not used for
 detection.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,12 +19,12 @@ import numpy as np
 import scipy.fft as sfft
 
 from dsp.air import params as P
+from dsp.numba_settings import jit
+from dsp.rx import excise as _excise
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.comb import LOCK_S, HarmonicComb
 from dsp.rx.demod import BurstDemodulator, BurstResult
 from dsp.rx.detect import Detection, DetectorBank
-from dsp.rx import excise as _excise
-from dsp.numba_settings import jit
 
 KEEP_S = 8.0  # baseband history per channel
 END_OF_STREAM = 10**18  # ChainOutput.horizon_sample after flush(): beyond any input sample
@@ -93,13 +94,13 @@ class BasebandRing:
             n = self.hi - self.lo
             if n + k > self.buf.shape[1]:  # a block longer than the spare room: grow
                 grown = _touched((self.buf.shape[0], n + k + self.keep))
-                grown[:, :n] = self.buf[:, self.lo:self.hi]
+                grown[:, :n] = self.buf[:, self.lo : self.hi]
                 self.buf = grown
             else:
-                self.buf[:, :n] = self.buf[:, self.lo:self.hi]
+                self.buf[:, :n] = self.buf[:, self.lo : self.hi]
             self.first += self.lo
             self.lo, self.hi = 0, n
-        self.buf[:, self.hi:self.hi + k] = bb
+        self.buf[:, self.hi : self.hi + k] = bb
         self.hi += k
 
     def trim(self) -> None:
@@ -109,16 +110,18 @@ class BasebandRing:
     def span(self, c: int, a: int, b: int) -> np.ndarray:
         """Channel c's samples a .. b - 1 (absolute indices, clipped to what is held); a view."""
         a = max(a, self.start) - self.first
-        return self.buf[c, a:max(a, min(b, self.end) - self.first)]
+        return self.buf[c, a : max(a, min(b, self.end) - self.first)]
 
     def channel(self, c: int) -> np.ndarray:
-        return self.buf[c, self.lo:self.hi]
+        return self.buf[c, self.lo : self.hi]
 
     def __repr__(self) -> str:
-        return (f"BasebandRing({self.buf.shape[0]} channels, keeps {self.keep} samples; "
-                f"holds baseband {self.start}..{self.end})")
+        return (
+            f"BasebandRing({self.buf.shape[0]} channels, keeps {self.keep} samples; "
+            f"holds baseband {self.start}..{self.end})"
+        )
 
-    def copy(self) -> "BasebandRing":
+    def copy(self) -> BasebandRing:
         r = BasebandRing.__new__(BasebandRing)
         r.keep, r.first, r.lo, r.hi = self.keep, self.first, self.lo, self.hi
         r.buf = self.buf.copy()
@@ -142,7 +145,7 @@ class ChainStats:
     crc_fail: int = 0  # bursts demodulated whose frame did not
     truncated: int = 0  # detections dropped at flush(): the stream ended inside their burst
 
-    def copy(self) -> "ChainStats":
+    def copy(self) -> ChainStats:
         return ChainStats(**self.__dict__)
 
 
@@ -176,18 +179,27 @@ class ChainOutput:
 
     def __repr__(self) -> str:
         h = "end of stream" if self.horizon_sample == END_OF_STREAM else f"sample {self.horizon_sample}"
-        return (f"ChainOutput(input {self.input_index}: {len(self.bursts)} bursts, baseband "
-                f"{self.baseband_start}..{self.baseband_end} x {self.baseband.shape[0]} channels, "
-                f"{len(self.grid_f0_hz)} grid blocks from {self.grid_block_start}, "
-                f"released to {h}, {self.stats.samples_in} samples in)")
+        return (
+            f"ChainOutput(input {self.input_index}: {len(self.bursts)} bursts, baseband "
+            f"{self.baseband_start}..{self.baseband_end} x {self.baseband.shape[0]} channels, "
+            f"{len(self.grid_f0_hz)} grid blocks from {self.grid_block_start}, "
+            f"released to {h}, {self.stats.samples_in} samples in)"
+        )
 
 
 class InputChain:
     """Comb, channelizer (with the impulse blanker), detector bank and a demodulator per channel
     for one CT input; ``process`` / ``flush`` return a :class:`ChainOutput` per call."""
 
-    def __init__(self, plan: P.ChannelPlan, input_index: int = 0, fs_hz: float = 48000.0,
-                 threshold: float | None = None, iterations: int = 3, excise_tones: bool = True) -> None:
+    def __init__(
+        self,
+        plan: P.ChannelPlan,
+        input_index: int = 0,
+        fs_hz: float = 48000.0,
+        threshold: float | None = None,
+        iterations: int = 3,
+        excise_tones: bool = True,
+    ) -> None:
         self.plan, self.input_index, self.fs_hz = plan, input_index, fs_hz
         self.excise_tones = excise_tones  # narrowband-interference excision on each burst's span (dsp.rx.excise)
         self.comb = HarmonicComb(fs_hz, plan.grid_hz)
@@ -212,7 +224,7 @@ class InputChain:
         self.det_time_s = 0.0
         self._grid_next = 0  # comb block of the first grid-frequency estimate not yet in a ChainOutput
 
-    def copy(self) -> "InputChain":
+    def copy(self) -> InputChain:
         c = InputChain.__new__(InputChain)
         c.__dict__.update(self.__dict__)
         c.comb, c.chan = self.comb.copy(), self.chan.copy()
@@ -225,9 +237,11 @@ class InputChain:
 
     def __repr__(self) -> str:
         s = self.stats
-        return (f"InputChain(input {self.input_index}, {len(self.plan.channels)} channels, {self.fs_hz:g} Hz; "
-                f"{s.samples_in} samples in, {s.detections} detections, {s.crc_ok} CRC ok, "
-                f"{s.crc_fail} CRC failed, {sum(map(len, self.pending))} pending)")
+        return (
+            f"InputChain(input {self.input_index}, {len(self.plan.channels)} channels, {self.fs_hz:g} Hz; "
+            f"{s.samples_in} samples in, {s.detections} detections, {s.crc_ok} CRC ok, "
+            f"{s.crc_fail} CRC failed, {sum(map(len, self.pending))} pending)"
+        )
 
     def process(self, x: np.ndarray) -> ChainOutput:
         """Samples ``x`` of this input (1-d, any length): what they completed (see :class:`ChainOutput`)."""
@@ -261,13 +275,23 @@ class InputChain:
         self._grid_next += len(f0s)
         return first, f0s, funds
 
-    def _output(self, bb: np.ndarray, bursts: list[BurstResult], horizon: int,
-                grid: tuple[int, list[float], list[float]]) -> ChainOutput:
+    def _output(
+        self, bb: np.ndarray, bursts: list[BurstResult], horizon: int, grid: tuple[int, list[float], list[float]]
+    ) -> ChainOutput:
         """The record of one call, ``bb`` (just appended to the ring) its baseband: the
         channelizer's own fresh array, not copied (complex64; the blanker's flush gives
         complex128, converted here, the ring's values exactly)."""
-        return ChainOutput(self.input_index, bursts, bb.astype(np.complex64, copy=False),
-                           self.bb_ring.end - bb.shape[1], horizon, grid[0], grid[1], grid[2], self.stats.copy())
+        return ChainOutput(
+            self.input_index,
+            bursts,
+            bb.astype(np.complex64, copy=False),
+            self.bb_ring.end - bb.shape[1],
+            horizon,
+            grid[0],
+            grid[1],
+            grid[2],
+            self.stats.copy(),
+        )
 
     def _baseband(self, bb: np.ndarray) -> list[BurstResult]:
         """Detectors, rings and demodulation of ``bb``: the bursts completed."""

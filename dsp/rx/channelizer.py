@@ -25,6 +25,7 @@ baseband samples (0.15 s) until it has decided on them; output sample m of a cha
 from the start of the stream) is the baseband value at input sample ``32 m + 31 - DELAY``
 (DELAY = 30 + 8 * 20 = 190; see :meth:`Channelizer.input_index`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,9 +35,9 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-from dsp.rx import blanker
 from dsp.air import params as P
 from dsp.numba_settings import jit
+from dsp.rx import blanker
 from dsp.rx.comb import RHO as COMB_RHO
 
 STOP_DB = 65.0  # noise, neighbouring channels and comb residue alias 65 dB down: far under the noise
@@ -93,9 +94,11 @@ def _tables(fcs: tuple[float, ...], f_mid_hz: float, fs_hz: float):
     na_ = pa // int(np.gcd(pa, DEC_A))
     lo_aq = lo_a[(DEC_A * np.arange(na_) + DEC_A - 1) % pa]
     # (real and imaginary parts as the rows of one array each: fewer kernel arguments)
-    mix = (np.ascontiguousarray(np.stack([ga.real, ga.imag]), np.float32),
-           np.ascontiguousarray(np.stack([lo_aq.real, lo_aq.imag])),
-           np.ascontiguousarray(np.stack([lo_bq.real, lo_bq.imag])))
+    mix = (
+        np.ascontiguousarray(np.stack([ga.real, ga.imag]), np.float32),
+        np.ascontiguousarray(np.stack([lo_aq.real, lo_aq.imag])),
+        np.ascontiguousarray(np.stack([lo_bq.real, lo_bq.imag])),
+    )
     for a in (ha, hb, lo_a, lo_b, har, hbr, *mix):
         a.setflags(write=False)
     return ha, hb, lo_a, lo_b, har, hbr, mix
@@ -107,7 +110,7 @@ class ChannelizerState:
     hist_a: np.ndarray  # (taps A - 1,): the last input samples
     hist_b: np.ndarray  # (channels, re/im, taps B - 1): the last stage-B inputs (mixed per channel)
 
-    def copy(self) -> "ChannelizerState":
+    def copy(self) -> ChannelizerState:
         return ChannelizerState(self.n, self.hist_a.copy(), self.hist_b.copy())
 
 
@@ -147,7 +150,8 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     the previous call (``hist_a``) from a short buffer. Stage B mixes the stage-A outputs per
     channel with ``lo_b`` (re, im; channel; ma modulo its period) into a linear buffer behind their
     history (``hist_b``) and filters it with the real taps ``hbr`` at every ma = 4 mb + 3. Each
-    output is the same fixed sequence of operations whatever the cut of the stream. (The dot products are compiled with reassociation and fused
+    output is the same fixed sequence of operations whatever the cut of the stream. (The dot products are
+    compiled with reassociation and fused
     multiply-add allowed, so that they are vectorised: the sums are in another order than a
     plain loop's, a few ulp, always the same. No other fast-math flag: the channelizer never
     sees a non-finite sample: the comb replaces them, and this kernel checks first.)"""
@@ -174,10 +178,10 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     for i in range(nh):
         head[nh + i] = x[i] if i < nx else 0.0
     if nx >= nh:
-        hist_a[:] = x[nx - nh:]
+        hist_a[:] = x[nx - nh :]
     else:
-        hist_a[:] = head[nx:nx + nh]
-    first = (DEC_A - 1 - n0 % DEC_A)  # offset of the first stage-A output (input index 8 ma + 7)
+        hist_a[:] = head[nx : nx + nh]
+    first = DEC_A - 1 - n0 % DEC_A  # offset of the first stage-A output (input index 8 ma + 7)
     ma0 = (n0 + first) // DEC_A
     na = (nx - first + DEC_A - 1) // DEC_A if nx > first else 0
     # stage B per channel: stage-A outputs mixed to the channel, behind their history
@@ -188,21 +192,21 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
     k_x = min(na, max(0, (nh - first + DEC_A - 1) // DEC_A))  # the first output whose window is all in x
     for k in range(k_x):
         e = first + DEC_A * k  # the output's newest sample, in x
-        u = head[e:nh + e + 1]
+        u = head[e : nh + e + 1]
         ar[k], ai[k] = _dot_pair(u, gar, u, gai)
     for k in range(k_x, na):
         e = first + DEC_A * k
-        u = x[e - nh:e + 1]
+        u = x[e - nh : e + 1]
         ar[k], ai[k] = _dot_pair(u, gar, u, gai)
     # each output turned by the mixer at its own index (in double precision, stored in single)
     q = ma0 % pa
     t = 0
     while t < na:
         seg = min(na - t, pa - q)
-        sr = ar[t:t + seg]
-        si = ai[t:t + seg]
-        cr = lo_ar[q:q + seg]
-        ci = lo_ai[q:q + seg]
+        sr = ar[t : t + seg]
+        si = ai[t : t + seg]
+        cr = lo_ar[q : q + seg]
+        ci = lo_ai[q : q + seg]
         for u in range(seg):
             dr = sr[u]
             di = si[u]
@@ -210,21 +214,21 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
             si[u] = dr * ci[u] + di * cr[u]
         t += seg
         q = 0
-    fb = (DEC_B - 1 - ma0 % DEC_B)  # offset of the first stage-B output (ma = 4 mb + 3)
+    fb = DEC_B - 1 - ma0 % DEC_B  # offset of the first stage-B output (ma = 4 mb + 3)
     nb = (na - fb + DEC_B - 1) // DEC_B if na > fb else 0
     for c in range(nch):
-        vr[:lb - 1] = hist_b[c, 0]
-        vi[:lb - 1] = hist_b[c, 1]
+        vr[: lb - 1] = hist_b[c, 0]
+        vi[: lb - 1] = hist_b[c, 1]
         q = ma0 % pb
         t = 0
         while t < na:
             seg = min(na - t, pb - q)
-            dr = vr[lb - 1 + t:lb - 1 + t + seg]
-            di = vi[lb - 1 + t:lb - 1 + t + seg]
-            sr = ar[t:t + seg]
-            si = ai[t:t + seg]
-            cr = lo_br[c, q:q + seg]
-            ci = lo_bi[c, q:q + seg]
+            dr = vr[lb - 1 + t : lb - 1 + t + seg]
+            di = vi[lb - 1 + t : lb - 1 + t + seg]
+            sr = ar[t : t + seg]
+            si = ai[t : t + seg]
+            cr = lo_br[c, q : q + seg]
+            ci = lo_bi[c, q : q + seg]
             for u in range(seg):
                 dr[u] = sr[u] * cr[u] - si[u] * ci[u]
                 di[u] = sr[u] * ci[u] + si[u] * cr[u]
@@ -234,7 +238,7 @@ def channelize_kernel(x, n0, ga, hbr, lo_a, lo_b, hist_a, hist_b, out):
         hist_b[c, 1] = vi[na:]
         for k in range(nb):
             e = fb + DEC_B * k  # the window's first sample in vr, vi
-            yr, yi = _dot_pair(vr[e:e + lb], hbr, vi[e:e + lb], hbr)
+            yr, yi = _dot_pair(vr[e : e + lb], hbr, vi[e : e + lb], hbr)
             out[c, k] = complex(yr, yi)
     return nb
 
@@ -252,7 +256,9 @@ class Channelizer:
         for c in plan.channels:
             if abs(c.fc_hz - self.f_mid_hz) + c.bandwidth_hz / 2 > 1500.0:
                 raise ValueError(f"channel {c.index} at {c.fc_hz} Hz is outside the channelizer's +-1.5 kHz span")
-        self.ha, self.hb, self.lo_a, self.lo_b, self._har, self._hbr, self._mix = _tables(tuple(fcs), self.f_mid_hz, self.fs_hz)
+        self.ha, self.hb, self.lo_a, self.lo_b, self._har, self._hbr, self._mix = _tables(
+            tuple(fcs), self.f_mid_hz, self.fs_hz
+        )
         period = self.out_rate_hz / plan.grid_hz
         if period != int(period):
             raise ValueError(f"grid {plan.grid_hz} Hz is not a whole number of baseband samples per cycle")
@@ -270,16 +276,19 @@ class Channelizer:
 
     def reset(self) -> None:
         nch = self.n_channels
-        self.state = ChannelizerState(0, np.zeros(self._har.size - 1, np.float32),
-                                       np.zeros((nch, 2, self._hbr.size - 1), np.float32))
+        self.state = ChannelizerState(
+            0, np.zeros(self._har.size - 1, np.float32), np.zeros((nch, 2, self._hbr.size - 1), np.float32)
+        )
         self.blanker.reset()
 
     def __repr__(self) -> str:
         fcs = ", ".join(f"{c.fc_hz:g}" for c in self.plan.channels)
-        return (f"Channelizer({self.n_channels} channels at {fcs} Hz, {self.fs_hz:g} -> {self.out_rate_hz:g} Hz; "
-                f"at input sample {self.state.n}, baseband sample {self.m_out})")
+        return (
+            f"Channelizer({self.n_channels} channels at {fcs} Hz, {self.fs_hz:g} -> {self.out_rate_hz:g} Hz; "
+            f"at input sample {self.state.n}, baseband sample {self.m_out})"
+        )
 
-    def copy(self) -> "Channelizer":
+    def copy(self) -> Channelizer:
         c = Channelizer.__new__(Channelizer)
         c.__dict__.update(self.__dict__)
         c.state = self.state.copy()
@@ -297,8 +306,10 @@ class Channelizer:
         ga, lo_a, lo_b = self._mix
         w = channelize_kernel(x, s.n, ga, self._hbr, lo_a, lo_b, s.hist_a, s.hist_b, out)
         if w < 0:  # nothing of this block was taken: the state is as before
-            raise ValueError("non-finite samples (or beyond single precision): the comb (dsp.rx.comb) replaces "
-                             "them before the channelizer")
+            raise ValueError(
+                "non-finite samples (or beyond single precision): the comb (dsp.rx.comb) replaces "
+                "them before the channelizer"
+            )
         s.n += x.size
         return self.blanker.process(out[:, :w])
 

@@ -23,7 +23,8 @@ narrow notch rings on every change and leaves a residue: measured in the lowest 
 strongest harmonics) +6.0 dB of noise at rho = 0.9, +1.1 dB at 0.8, none at 0.7. A wider notch
 costs the wanted signal more, since the receiver correlates with the transmitted shape: 0.04 dB
 at 0.9, 0.16 dB at 0.8, 0.36 dB at 0.7 (the transmitter puts nothing on the harmonics,
-docs/air-interface.md, or it would be far more). 0.8 is the best compromise of the three. Start-up ("gear shifting"): rho ramps from 0 (a plain FIR comb, which settles in
+docs/air-interface.md, or it would be far more). 0.8 is the best compromise of the three. Start-up ("gear
+shifting"): rho ramps from 0 (a plain FIR comb, which settles in
 one cycle) to its final value over the first 30 cycles, so the comb is locked within LOCK_S.
 
 Precision. The filter (rings, Lagrange weights, arithmetic, output) runs in single precision,
@@ -32,9 +33,11 @@ frequency) stays in double. The rounding error is ~146 dB under the fundamental:
 scenario's inputs it is 60-67 dB under what the comb lets through (the noise floor), i.e. it adds
 ~1e-6 to the noise. A float64 input is rounded to single precision as it enters the ring.
 
-Non-finite input samples (and any that single precision cannot hold) are replaced by the comb's own prediction (the value one grid period
+Non-finite input samples (and any that single precision cannot hold) are replaced by the comb's own
+prediction (the value one grid period
 earlier) and counted; they never reach the filter state.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +70,7 @@ class CombState:
     f0_hat_hz: float
     nonfinite: int
 
-    def copy(self) -> "CombState":
+    def copy(self) -> CombState:
         return CombState(self.n, self.rings.copy(), self.trk.copy(), self.n_blocks, self.f0_hat_hz, self.nonfinite)
 
 
@@ -88,9 +91,9 @@ def _block_sums(xh, b0, block, lo):
     order of the additions is the compiler's, fixed for the block)."""
     ring = xh.shape[0]
     n1 = min(block, ring - b0)
-    a0r, a0i, a1r, a1i = _dot4(xh[b0:b0 + n1], lo[0][:n1], lo[1][:n1], lo[2][:n1], lo[3][:n1])
+    a0r, a0i, a1r, a1i = _dot4(xh[b0 : b0 + n1], lo[0][:n1], lo[1][:n1], lo[2][:n1], lo[3][:n1])
     if n1 < block:
-        c0r, c0i, c1r, c1i = _dot4(xh[:block - n1], lo[0][n1:], lo[1][n1:], lo[2][n1:], lo[3][n1:])
+        c0r, c0i, c1r, c1i = _dot4(xh[: block - n1], lo[0][n1:], lo[1][n1:], lo[2][n1:], lo[3][n1:])
         a0r += c0r
         a0i += c0i
         a1r += c1r
@@ -155,9 +158,9 @@ def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_
         run = min(nx - k, block - j, off - 2, ring - wi, ring - 3 - ri)
         if run >= 1:
             # three passes of few arrays each, so that the compiler can vectorise them
-            xs = xh[ri:ri + run + 3]
-            xw = xh[wi:wi + run]
-            xin = x[k:k + run]
+            xs = xh[ri : ri + run + 3]
+            xw = xh[wi : wi + run]
+            xin = x[k : k + run]
             for t in range(run):
                 xd = w0 * xs[t] + w1 * xs[t + 1] + w2 * xs[t + 2] + w3 * xs[t + 3]
                 v = np.float32(xin[t])
@@ -166,15 +169,15 @@ def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_
                     bad += 1
                 xw[t] = v
                 sxd[t] = xd
-            ys = y1h[ri:ri + run + 3]
-            yw = y1h[wi:wi + run]
+            ys = y1h[ri : ri + run + 3]
+            yw = y1h[wi : wi + run]
             for t in range(run):
                 y1d = w0 * ys[t] + w1 * ys[t + 1] + w2 * ys[t + 2] + w3 * ys[t + 3]
                 yw[t] = xw[t] - sxd[t] + rho32 * y1d
                 sy1d[t] = y1d
-            zs = y2h[ri:ri + run + 3]
-            zw = y2h[wi:wi + run]
-            o = out[k:k + run]
+            zs = y2h[ri : ri + run + 3]
+            zw = y2h[wi : wi + run]
+            o = out[k : k + run]
             for t in range(run):
                 y2d = w0 * zs[t] + w1 * zs[t + 1] + w2 * zs[t + 2] + w3 * zs[t + 3]
                 y2 = yw[t] - sy1d[t] + rho32 * y2d
@@ -246,10 +249,6 @@ def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_
     return n0 + x.shape[0], n_blocks, f0_hat, bad, nf
 
 
-
-
-
-
 class HarmonicComb:
     """Streaming tracking comb for one input (see the module docstring)."""
 
@@ -267,7 +266,9 @@ class HarmonicComb:
         n = np.arange(self.block)
         lo = np.exp(-2j * np.pi * n / self.block)  # nominal fundamental, period = one block
         # with the triangular window's falling half (t / block), rows apart for the kernel
-        self._lo = np.ascontiguousarray(np.stack([lo.real, lo.imag, lo.real * n / self.block, lo.imag * n / self.block]))
+        self._lo = np.ascontiguousarray(
+            np.stack([lo.real, lo.imag, lo.real * n / self.block, lo.imag * n / self.block])
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -279,11 +280,13 @@ class HarmonicComb:
 
     def __repr__(self) -> str:
         s = self.state
-        return (f"HarmonicComb({self.grid_hz:g} Hz grid at {self.fs_hz:g} Hz, rho {self.rho:g}, {self.block}-sample "
-                f"blocks; at sample {s.n}, f0 {s.f0_hat_hz:.4f} Hz, {'locked' if self.locked else 'locking'}, "
-                f"{s.nonfinite} non-finite)")
+        return (
+            f"HarmonicComb({self.grid_hz:g} Hz grid at {self.fs_hz:g} Hz, rho {self.rho:g}, {self.block}-sample "
+            f"blocks; at sample {s.n}, f0 {s.f0_hat_hz:.4f} Hz, {'locked' if self.locked else 'locking'}, "
+            f"{s.nonfinite} non-finite)"
+        )
 
-    def copy(self) -> "HarmonicComb":
+    def copy(self) -> HarmonicComb:
         c = HarmonicComb.__new__(HarmonicComb)
         c.__dict__.update(self.__dict__)
         c.state = self.state.copy()
@@ -305,8 +308,20 @@ class HarmonicComb:
         if self._log.shape[1] < x.size // self.block + 2:
             self._log = np.empty((2, x.size // self.block + 2))
         s.n, s.n_blocks, s.f0_hat_hz, bad, nf = comb_kernel(
-            x, out, s.rings, s.trk, self._log, self._lo, s.n, s.n_blocks, s.f0_hat_hz,
-            self.block, self.fs_hz, self.grid_hz, self.rho)
+            x,
+            out,
+            s.rings,
+            s.trk,
+            self._log,
+            self._lo,
+            s.n,
+            s.n_blocks,
+            s.f0_hat_hz,
+            self.block,
+            self.fs_hz,
+            self.grid_hz,
+            self.rho,
+        )
         s.nonfinite += bad
         if nf:
             self.f0_log.extend(self._log[0, :nf].tolist())

@@ -23,6 +23,7 @@ interferers switched off. On by default in :class:`dsp.rx.chain.InputChain`.
 Samples that are exact zeros (impulse blanking, see dsp.rx.channelizer) are kept exact zeros: the
 demodulator uses them to find blanked symbols.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ NEIGHBOURHOOD = 101  #: bins in the running median (about 30 Hz over a 3.3 s spa
 GUARD = 2  #: extra bins excised on each side of a hit (the tone drifts a little over a burst)
 
 
-def excise_tones(r: np.ndarray, thresh_db: float = THRESH_DB, neighbourhood: int = NEIGHBOURHOOD,
-                 guard: int = GUARD) -> tuple[np.ndarray, int]:
+def excise_tones(
+    r: np.ndarray, thresh_db: float = THRESH_DB, neighbourhood: int = NEIGHBOURHOOD, guard: int = GUARD
+) -> tuple[np.ndarray, int]:
     """(``r`` with the narrowband peaks of its spectrum zeroed, number of bins zeroed).
 
     A bin is a hit when its power exceeds ``10^(thresh_db / 10)`` times the running median of
@@ -96,9 +98,9 @@ def tone_hits(p, half, ln2, k):
     n = p.shape[0]
     w = 2 * half + 1
     ext = np.empty(n + 2 * half)  # p wrapped: ext[j] = p[(j - half) mod n], bin i's window is ext[i:i + w]
-    ext[:half] = p[n - half:]
-    ext[half:half + n] = p
-    ext[half + n:] = p[:half]
+    ext[:half] = p[n - half :]
+    ext[half : half + n] = p
+    ext[half + n :] = p[:half]
     sample = np.sort(p[::16])
     v = sample[sample.shape[0] // 10]
     bound = v / ln2 * k
@@ -119,6 +121,6 @@ def tone_hits(p, half, ln2, k):
                 if ext[j] < t:
                     c += 1
             if c > half or 0.0 < p[i] < 1e-280:
-                med = np.sort(ext[i:i + w])[half]
+                med = np.sort(ext[i : i + w])[half]
                 hit[i] = p[i] > med / ln2 * k
     return hit

@@ -5,6 +5,7 @@ array (for an even count the mean of the two middle values in the array's precis
 there is one), without its overhead (~90 us a call for 1464 values on the development machine,
 against ~10 us).
 """
+
 from __future__ import annotations
 
 import numpy as np

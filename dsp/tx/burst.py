@@ -3,6 +3,7 @@
 The transmitter's half of docs/air-interface.md ("Coding", "Modulation", "Spreading"); the
 frame itself (header, body, CRC) is the codec's: :mod:`dsp.air.frame`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,12 +41,14 @@ def preamble_symbols() -> np.ndarray:
     return (1.0 - 2.0 * preamble_bits().astype(np.float64)).astype(np.complex128)
 
 
-def burst_symbols(frame: bytes, modulation: P.Modulation = P.Modulation.BPSK,
-                  fec: P.FecRate = P.FecRate.R1_2) -> np.ndarray:
+def burst_symbols(
+    frame: bytes, modulation: P.Modulation = P.Modulation.BPSK, fec: P.FecRate = P.FecRate.R1_2
+) -> np.ndarray:
     """Preamble (64 BPSK symbols) followed by the data symbols."""
     return np.concatenate([preamble_symbols(), map_symbols(frame_coded_bits(frame, fec), modulation)])
 
 
-def burst_chips(frame: bytes, channel: int, code: int, modulation: P.Modulation = P.Modulation.BPSK,
-                fec: P.FecRate = P.FecRate.R1_2) -> np.ndarray:
+def burst_chips(
+    frame: bytes, channel: int, code: int, modulation: P.Modulation = P.Modulation.BPSK, fec: P.FecRate = P.FecRate.R1_2
+) -> np.ndarray:
     return spread(burst_symbols(frame, modulation, fec), channel, code)

@@ -9,6 +9,7 @@ exactly (no interpolation) at arbitrary receiver sample instants, with the trans
 clock running (1 + ppm 1e-6) fast: its chip rate and carrier are both scaled by that factor.
 With A = 1 the burst has unit RMS.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp.air import params as P
-from dsp.numba_settings import jit
 from dsp.air.codes import chip_code
+from dsp.numba_settings import jit
 from dsp.tx.shaping import rrc
 
 
@@ -45,8 +46,21 @@ def _envelope(chips, tau_chips, span, beta):
 
 
 @jit
-def modulate_kernel(chips, first_sample, n_samples, fs_hz, t_start_s, chip_rate_hz, fc_hz,
-                    phase_rad, grid_period_s, clock_scale, amplitude, span, beta):
+def modulate_kernel(
+    chips,
+    first_sample,
+    n_samples,
+    fs_hz,
+    t_start_s,
+    chip_rate_hz,
+    fc_hz,
+    phase_rad,
+    grid_period_s,
+    clock_scale,
+    amplitude,
+    span,
+    beta,
+):
     """Samples ``first_sample .. first_sample + n_samples - 1`` of one burst (float64)."""
     out = np.zeros(n_samples, dtype=np.float64)
     two_pi_fc = 2.0 * math.pi * fc_hz
@@ -73,9 +87,16 @@ class BurstTiming:
     n_samples: int
 
 
-def burst_extent(n_chips: int, *, fs_hz: float, t_start_s: float, grid_period_s: float,
-                 clock_ppm: float = 0.0, chip_rate_hz: float = P.CHIP_RATE_HZ,
-                 span_chips: int = P.RRC_SPAN_CHIPS) -> BurstTiming:
+def burst_extent(
+    n_chips: int,
+    *,
+    fs_hz: float,
+    t_start_s: float,
+    grid_period_s: float,
+    clock_ppm: float = 0.0,
+    chip_rate_hz: float = P.CHIP_RATE_HZ,
+    span_chips: int = P.RRC_SPAN_CHIPS,
+) -> BurstTiming:
     scale = 1.0 + clock_ppm * 1e-6
     t0 = t_start_s - (span_chips / chip_rate_hz) / scale
     t1 = t_start_s + ((n_chips - 1 + span_chips) / chip_rate_hz + grid_period_s) / scale
@@ -84,9 +105,18 @@ def burst_extent(n_chips: int, *, fs_hz: float, t_start_s: float, grid_period_s:
     return BurstTiming(first, last - first + 1)
 
 
-def modulate(chips: np.ndarray, *, fs_hz: float, fc_hz: float, t_start_s: float,
-             grid_period_s: float, clock_ppm: float = 0.0, phase_rad: float = 0.0,
-             amplitude: float = 1.0, chip_rate_hz: float = P.CHIP_RATE_HZ) -> tuple[int, np.ndarray]:
+def modulate(
+    chips: np.ndarray,
+    *,
+    fs_hz: float,
+    fc_hz: float,
+    t_start_s: float,
+    grid_period_s: float,
+    clock_ppm: float = 0.0,
+    phase_rad: float = 0.0,
+    amplitude: float = 1.0,
+    chip_rate_hz: float = P.CHIP_RATE_HZ,
+) -> tuple[int, np.ndarray]:
     """Passband burst on the receiver's sample grid.
 
     ``t_start_s`` is the true time (receiver clock, seconds from receiver sample 0) at which the
@@ -101,10 +131,28 @@ def modulate(chips: np.ndarray, *, fs_hz: float, fc_hz: float, t_start_s: float,
         raise ValueError(f"clock_ppm={clock_ppm} is not a crystal offset")
     if not 0.0 < grid_period_s < 0.1:
         raise ValueError(f"grid_period_s={grid_period_s} is not a grid period")
-    ext = burst_extent(chips.size, fs_hz=fs_hz, t_start_s=t_start_s, grid_period_s=grid_period_s,
-                       clock_ppm=clock_ppm, chip_rate_hz=chip_rate_hz)
+    ext = burst_extent(
+        chips.size,
+        fs_hz=fs_hz,
+        t_start_s=t_start_s,
+        grid_period_s=grid_period_s,
+        clock_ppm=clock_ppm,
+        chip_rate_hz=chip_rate_hz,
+    )
     scale = 1.0 + clock_ppm * 1e-6
-    samples = modulate_kernel(chips, ext.first_sample, ext.n_samples, float(fs_hz), float(t_start_s),
-                              float(chip_rate_hz), float(fc_hz), float(phase_rad), float(grid_period_s),
-                              scale, float(amplitude), P.RRC_SPAN_CHIPS, P.RRC_BETA)
+    samples = modulate_kernel(
+        chips,
+        ext.first_sample,
+        ext.n_samples,
+        float(fs_hz),
+        float(t_start_s),
+        float(chip_rate_hz),
+        float(fc_hz),
+        float(phase_rad),
+        float(grid_period_s),
+        scale,
+        float(amplitude),
+        P.RRC_SPAN_CHIPS,
+        P.RRC_BETA,
+    )
     return ext.first_sample, samples

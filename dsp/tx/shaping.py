@@ -1,12 +1,14 @@
 """Chip pulse (root-raised cosine) and the harmonic-null comb of the transmitter.
 
 The chip pulse is the unit-energy root-raised-cosine g(t) with roll-off 0.25, t in chips; at any
-instant the transmitter sums the 13 chips nearest to it (n within 6 of floor(t + 0.5)). The transmitter then sends s(t) = u(t) - u(t - T0), where u is the
+instant the transmitter sums the 13 chips nearest to it (n within 6 of floor(t + 0.5)). The transmitter then
+sends s(t) = u(t) - u(t - T0), where u is the
 modulated spread signal and T0 the grid period the hub measured just before the burst. In the
 frequency domain that is U(f) (1 - exp(-j 2 pi f T0)): an exact zero at every harmonic k/T0 of
 the real grid frequency, with the energy moved to the half-way points, so nothing is injected
 where the harmonics sit and the receiver's comb filter removes nothing wanted.
 """
+
 from __future__ import annotations
 
 import math

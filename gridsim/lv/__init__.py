@@ -18,6 +18,7 @@ analysis's evaluation (``benchmarks/theft_eval.py``, ``benchmarks/theft_ieee_che
 pandapower (a test extra, not a base dependency) is imported only where a network is built or
 solved, so importing this package does not need it.
 """
+
 from .events import apply_tap, tap_mask
 from .meters import T0_UNIX, measure, tan_series
 from .networks import EU_NETWORKS, US_CONDUCTORS, NetSpec, TapSite, eu_spec, us_tan_spec
@@ -26,7 +27,26 @@ from .profiles import MIN_PER_DAY, household_profiles, mv_voltage_pu
 from .truth import TAP_REF_KW, RecordConfig, Truth, make_truth
 
 __all__ = [
-    "EU_NETWORKS", "MIN_PER_DAY", "NetSpec", "RecordConfig", "ReplicatedNet", "T0_UNIX", "TAP_PF", "TAP_REF_KW",
-    "TapSite", "Truth", "US_CONDUCTORS", "apply_tap", "currents", "eu_spec", "household_profiles", "make_truth",
-    "measure", "mv_voltage_pu", "solve_record", "tan_series", "tap_mask", "us_tan_spec",
+    "EU_NETWORKS",
+    "MIN_PER_DAY",
+    "NetSpec",
+    "RecordConfig",
+    "ReplicatedNet",
+    "T0_UNIX",
+    "TAP_PF",
+    "TAP_REF_KW",
+    "TapSite",
+    "Truth",
+    "US_CONDUCTORS",
+    "apply_tap",
+    "currents",
+    "eu_spec",
+    "household_profiles",
+    "make_truth",
+    "measure",
+    "mv_voltage_pu",
+    "solve_record",
+    "tan_series",
+    "tap_mask",
+    "us_tan_spec",
 ]

@@ -29,6 +29,7 @@ it, which is also the meter it is attributed to.
 
 pandapower is imported inside :func:`ieee_net` only.
 """
+
 from __future__ import annotations
 
 import collections
@@ -51,6 +52,7 @@ NAME = "ieee_european_lv"
 def ieee_net(scenario: str = "on_peak_566"):
     """pandapower's IEEE European LV feeder (shared between calls: do not modify it)."""
     import pandapower.networks as pn
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pn.ieee_european_lv_asymmetric(scenario)
@@ -59,8 +61,9 @@ def ieee_net(scenario: str = "on_peak_566"):
 def _load_phases(net) -> np.ndarray:
     """Phase (0, 1, 2) of each single-phase asymmetric load."""
     al = net.asymmetric_load
-    s = (np.abs(al[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(float))
-         + np.abs(al[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].to_numpy(float)))
+    s = np.abs(al[["p_a_mw", "p_b_mw", "p_c_mw"]].to_numpy(float)) + np.abs(
+        al[["q_a_mvar", "q_b_mvar", "q_c_mvar"]].to_numpy(float)
+    )
     if not np.all((s > 0).sum(axis=1) == 1):
         raise ValueError("expected single-phase loads")
     return np.argmax(s, axis=1)
@@ -143,18 +146,32 @@ def tap_sites(net, tree: Tree, phases: np.ndarray) -> list[TapSite]:
     path = service[k]
     half = (d[path[0]] + d[path[-1]]) / 2
     b = min(path[1:-1] or path[:1], key=lambda u: abs(d[u] - half))
-    sites.append(TapSite(b, int(phases[k]), k, d[b],
-                         f"service cable of {names[k]}, {d[path[0]] - d[b]:.0f} m from the house "
-                         f"({d[path[0]] - d[path[-1]]:.0f} m cable)"))
+    sites.append(
+        TapSite(
+            b,
+            int(phases[k]),
+            k,
+            d[b],
+            f"service cable of {names[k]}, {d[path[0]] - d[b]:.0f} m from the house "
+            f"({d[path[0]] - d[path[-1]]:.0f} m cable)",
+        )
+    )
     # feeder cables: buses whose parent line feeds two houses or more
     feeder = [b for b in tree.order[1:] if tree.meters_below.get(b, 0) >= 2]
     far = max(d[b] for b in feeder)
     for frac in (0.10, 0.35, 0.65, 1.0):
         b = min(feeder, key=lambda u: abs(d[u] - frac * far))
         m = first_meter_below(b)
-        sites.append(TapSite(b, int(phases[m]), m, d[b],
-                             f"feeder cable at {d[b]:.0f} m ({frac:.0%} of the feeder's reach), "
-                             f"first meter below: {names[m]} ({d[load_bus[m]] - d[b]:.0f} m further)"))
+        sites.append(
+            TapSite(
+                b,
+                int(phases[m]),
+                m,
+                d[b],
+                f"feeder cable at {d[b]:.0f} m ({frac:.0%} of the feeder's reach), "
+                f"first meter below: {names[m]} ({d[load_bus[m]] - d[b]:.0f} m further)",
+            )
+        )
     return sites
 
 
@@ -169,10 +186,17 @@ def ieee_spec(*, scenario: str = "on_peak_566", reduce: bool = True, n_taps: int
     if n_taps is not None:
         sites = sites[:n_taps]
     ln = net.line
-    z = {"r": ln.r_ohm_per_km.to_numpy(float), "x": ln.x_ohm_per_km.to_numpy(float),
-         "r0": ln.r0_ohm_per_km.to_numpy(float), "x0": ln.x0_ohm_per_km.to_numpy(float)}
-    if not (np.all(ln.c_nf_per_km.to_numpy(float) == 0) and np.all(ln.g_us_per_km.to_numpy(float) == 0)
-            and np.all(ln.parallel.to_numpy() == 1)):
+    z = {
+        "r": ln.r_ohm_per_km.to_numpy(float),
+        "x": ln.x_ohm_per_km.to_numpy(float),
+        "r0": ln.r0_ohm_per_km.to_numpy(float),
+        "x0": ln.x0_ohm_per_km.to_numpy(float),
+    }
+    if not (
+        np.all(ln.c_nf_per_km.to_numpy(float) == 0)
+        and np.all(ln.g_us_per_km.to_numpy(float) == 0)
+        and np.all(ln.parallel.to_numpy() == 1)
+    ):
         raise ValueError("the reduction needs cables without shunt elements")
     km = ln.length_km.to_numpy(float)
     tr = net.trafo.iloc[0]
@@ -203,21 +227,54 @@ def ieee_spec(*, scenario: str = "on_peak_566", reduce: bool = True, n_taps: int
         for q in acc:
             lines[q].append(acc[q] / length)
     bus_vn = np.array([float(net.bus.vn_kv[hv])] + [float(net.bus.vn_kv[b]) for b in used])
-    trafo = dict(hv=0, lv=ix[tree.root], sn_mva=float(tr.sn_mva), vn_hv_kv=float(tr.vn_hv_kv),
-                 vn_lv_kv=float(tr.vn_lv_kv), vk=float(tr.vk_percent), vkr=float(tr.vkr_percent),
-                 vk0=float(tr.vk0_percent), vkr0=float(tr.vkr0_percent))
+    trafo = dict(
+        hv=0,
+        lv=ix[tree.root],
+        sn_mva=float(tr.sn_mva),
+        vn_hv_kv=float(tr.vn_hv_kv),
+        vn_lv_kv=float(tr.vn_lv_kv),
+        vk=float(tr.vk_percent),
+        vkr=float(tr.vkr_percent),
+        vk0=float(tr.vk0_percent),
+        vkr0=float(tr.vkr0_percent),
+    )
     eg = net.ext_grid.iloc[0]
-    ext = {c: float(eg[c]) for c in ("s_sc_max_mva", "rx_max", "r0x0_max", "x0x_max", "s_sc_min_mva", "rx_min",
-                                     "r0x0_min", "x0x_min")}
+    ext = {
+        c: float(eg[c])
+        for c in ("s_sc_max_mva", "rx_max", "r0x0_max", "x0x_max", "s_sc_min_mva", "rx_min", "r0x0_min", "x0x_min")
+    }
     names = list(net.asymmetric_load.name)
-    info = [{"meter_id": f"IEEE-{names[k]}", "phase": "abc"[int(phases[k])], "pp_bus": int(b),
-             "distance_m": round(tree.dist_m[int(b)], 1)}
-            for k, b in enumerate(load_bus)]
+    info = [
+        {
+            "meter_id": f"IEEE-{names[k]}",
+            "phase": "abc"[int(phases[k])],
+            "pp_bus": int(b),
+            "distance_m": round(tree.dist_m[int(b)], 1),
+        }
+        for k, b in enumerate(load_bus)
+    ]
     taps = [TapSite(ix[s.bus], s.phase, s.meter, s.distance_m, s.where) for s in sites]
-    return NetSpec(NAME, "eu", bus_vn, np.array(lines["from"]), np.array(lines["to"]), np.array(lines["km"]),
-                   np.array(lines["r"]), np.array(lines["x"]), trafo, 0, np.array([ix[int(b)] for b in load_bus]),
-                   phases.astype(int), float(tr.vn_lv_kv) * 1000 / math.sqrt(3), taps, info, f_hz=float(net.f_hz),
-                   line_r0=np.array(lines["r0"]), line_x0=np.array(lines["x0"]), ext_grid=ext)
+    return NetSpec(
+        NAME,
+        "eu",
+        bus_vn,
+        np.array(lines["from"]),
+        np.array(lines["to"]),
+        np.array(lines["km"]),
+        np.array(lines["r"]),
+        np.array(lines["x"]),
+        trafo,
+        0,
+        np.array([ix[int(b)] for b in load_bus]),
+        phases.astype(int),
+        float(tr.vn_lv_kv) * 1000 / math.sqrt(3),
+        taps,
+        info,
+        f_hz=float(net.f_hz),
+        line_r0=np.array(lines["r0"]),
+        line_x0=np.array(lines["x0"]),
+        ext_grid=ext,
+    )
 
 
 def reduction_check(seed: int = 5) -> dict:
@@ -229,11 +286,14 @@ def reduction_check(seed: int = 5) -> dict:
     t = int(np.argmax(p.sum(axis=1)))  # the most loaded minute
     s = len(red.taps)
     tap = np.eye(s) * TAP_REF_KW * 1000
-    args = (np.repeat(p[t:t + 1], s, 0), np.repeat(q[t:t + 1], s, 0), np.ones(s), tap, s)
+    args = (np.repeat(p[t : t + 1], s, 0), np.repeat(q[t : t + 1], s, 0), np.ones(s), tap, s)
     v_red = solve_record(red, *args)
     v_full = solve_record(full, *args)
-    return {"buses_full": int(full.bus_vn_kv.size), "buses_reduced": int(red.bus_vn_kv.size),
-            "lines_full": int(full.line_from.size), "lines_reduced": int(red.line_from.size),
-            "load_kw": round(float(p[t].sum()) / 1000, 2), "max_abs_difference_mv": float(np.abs(v_red - v_full).max() * 1e3)}
-
-
+    return {
+        "buses_full": int(full.bus_vn_kv.size),
+        "buses_reduced": int(red.bus_vn_kv.size),
+        "lines_full": int(full.line_from.size),
+        "lines_reduced": int(red.line_from.size),
+        "load_kw": round(float(p[t].sum()) / 1000, 2),
+        "max_abs_difference_mv": float(np.abs(v_red - v_full).max() * 1e3),
+    }

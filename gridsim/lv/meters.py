@@ -11,6 +11,7 @@ a 95 % bound 0.05 %.
 steps from ``T0_UNIX``: a US meter (form 2S) on the L1-L2 loop ("ab") with its service length, a
 European one on its phase.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ from .networks import NetSpec
 T0_UNIX = 1_795_305_600  # 2026-11-22 00:00 UTC
 
 
-def measure(rng: np.random.Generator, v: np.ndarray, i: np.ndarray, pf: np.ndarray,
-            acc: MeterAccuracy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def measure(
+    rng: np.random.Generator, v: np.ndarray, i: np.ndarray, pf: np.ndarray, acc: MeterAccuracy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Readings with the accuracy class's errors: fixed gain per meter, random per reading,
     rounded to the resolution."""
     n = v.shape[1]
@@ -32,19 +34,31 @@ def measure(rng: np.random.Generator, v: np.ndarray, i: np.ndarray, pf: np.ndarr
     vm = v * (1 + gv) + v * acc.v_random_pct / 100 * rng.standard_normal(v.shape)
     im = i * (1 + gi) + i * acc.i_random_pct / 100 * rng.standard_normal(i.shape)
     q = lambda x, r: np.round(x / r) * r  # noqa: E731
-    return (q(vm, acc.v_resolution_v), np.clip(q(im, acc.i_resolution_a), 0, None),
-            np.clip(q(pf, acc.pf_resolution), -1, 1))
-
+    return (
+        q(vm, acc.v_resolution_v),
+        np.clip(q(im, acc.i_resolution_a), 0, None),
+        np.clip(q(pf, acc.pf_resolution), -1, 1),
+    )
 
 
 def tan_series(spec: NetSpec, v, i, pf) -> TanSeries:
     """The readings ``v``, ``i``, ``pf`` (T, M) of the area ``spec`` as a TanSeries at 1-minute steps."""
     t = T0_UNIX + 60 * np.arange(v.shape[0])
     if spec.region == "us":
-        meters = [MeterInfo(inf["meter_id"], spec.name, "ab", account=f"ACC-{inf['meter_id']}",
-                            address=f"{k + 1} Example St", service_length_m=inf["service_length_m"])
-                  for k, inf in enumerate(spec.meter_info)]
+        meters = [
+            MeterInfo(
+                inf["meter_id"],
+                spec.name,
+                "ab",
+                account=f"ACC-{inf['meter_id']}",
+                address=f"{k + 1} Example St",
+                service_length_m=inf["service_length_m"],
+            )
+            for k, inf in enumerate(spec.meter_info)
+        ]
     else:
-        meters = [MeterInfo(inf["meter_id"], spec.name, "abc"[int(spec.meter_phase[k])],
-                            account=f"ACC-{inf['meter_id']}") for k, inf in enumerate(spec.meter_info)]
+        meters = [
+            MeterInfo(inf["meter_id"], spec.name, "abc"[int(spec.meter_phase[k])], account=f"ACC-{inf['meter_id']}")
+            for k, inf in enumerate(spec.meter_info)
+        ]
     return TanSeries(t, meters, v, i, pf, transformer_id=spec.name)

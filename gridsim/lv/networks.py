@@ -32,6 +32,7 @@
 
 pandapower is imported inside :func:`eu_spec` only.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,8 +87,10 @@ class NetSpec:
 
     def zero_sequence(self) -> tuple[np.ndarray, np.ndarray]:
         """Zero-sequence ohm/km of the lines: the network's own, or 4 x the positive sequence."""
-        return (4 * self.line_r if self.line_r0 is None else self.line_r0,
-                4 * self.line_x if self.line_x0 is None else self.line_x0)
+        return (
+            4 * self.line_r if self.line_r0 is None else self.line_r0,
+            4 * self.line_x if self.line_x0 is None else self.line_x0,
+        )
 
     def key_extra(self) -> dict:
         """What a cache key needs beyond the base fields: only the data a network sets itself
@@ -107,6 +110,7 @@ class NetSpec:
         """Distance along the lines from ``bus`` to every meter's connection (m)."""
         import collections
         import heapq
+
         adj = collections.defaultdict(list)
         for f, t, km in zip(self.line_from, self.line_to, self.line_km):
             adj[int(f)].append((int(t), km * 1000))
@@ -126,11 +130,16 @@ class NetSpec:
 
 def _split_line(spec_lines: dict, li: int, frac: float, new_bus: int):
     """Split line ``li`` at ``frac`` of its length (from its from-bus) at ``new_bus``."""
-    f, t, km = spec_lines["from"][li], spec_lines["to"][li], spec_lines["km"][li]
+    t, km = spec_lines["to"][li], spec_lines["km"][li]
     spec_lines["to"][li] = new_bus
     spec_lines["km"][li] = km * frac
-    for k, v in (("from", new_bus), ("to", t), ("km", km * (1 - frac)), ("r", spec_lines["r"][li]),
-                 ("x", spec_lines["x"][li])):
+    for k, v in (
+        ("from", new_bus),
+        ("to", t),
+        ("km", km * (1 - frac)),
+        ("r", spec_lines["r"][li]),
+        ("x", spec_lines["x"][li]),
+    ):
         spec_lines[k].append(v)
 
 
@@ -155,8 +164,14 @@ def us_tan_spec(rng: np.random.Generator, name: str, n_meters: int, n_taps: int)
         lines["km"].append(length / 1000)
         lines["r"].append(r)
         lines["x"].append(x)
-        info.append({"meter_id": f"{name}-M{k + 1}", "conductor": cond, "service_length_m": length,
-                     "loop_ohm": 2 * r * length / 1000})
+        info.append(
+            {
+                "meter_id": f"{name}-M{k + 1}",
+                "conductor": cond,
+                "service_length_m": length,
+                "loop_ohm": 2 * r * length / 1000,
+            }
+        )
     taps = []
     tap_meters = rng.choice(n_meters, size=min(n_taps, n_meters), replace=False)
     fracs = [1.0, 2 / 3, 1 / 3]
@@ -167,36 +182,73 @@ def us_tan_spec(rng: np.random.Generator, name: str, n_meters: int, n_taps: int)
             continue
         buses.append(v_ll)
         _split_line(lines, int(k), frac, len(buses) - 1)
-        taps.append(TapSite(len(buses) - 1, 0, int(k), frac * info[k]["service_length_m"],
-                            f"on the service drop, {frac:.2f} of the way"))
+        taps.append(
+            TapSite(
+                len(buses) - 1,
+                0,
+                int(k),
+                frac * info[k]["service_length_m"],
+                f"on the service drop, {frac:.2f} of the way",
+            )
+        )
     trafo = dict(hv=0, lv=1, sn_mva=3 * kva / 1000, vn_hv_kv=buses[0], vn_lv_kv=v_ll, vk=vk, vkr=vkr)
-    return NetSpec(name, "us", np.array(buses), np.array(lines["from"]), np.array(lines["to"]), np.array(lines["km"]),
-                   np.array(lines["r"]), np.array(lines["x"]), trafo, 0, np.array(meter_bus),
-                   np.zeros(n_meters, int), 240.0, taps, info, f_hz=60.0)
+    return NetSpec(
+        name,
+        "us",
+        np.array(buses),
+        np.array(lines["from"]),
+        np.array(lines["to"]),
+        np.array(lines["km"]),
+        np.array(lines["r"]),
+        np.array(lines["x"]),
+        trafo,
+        0,
+        np.array(meter_bus),
+        np.zeros(n_meters, int),
+        240.0,
+        taps,
+        info,
+        f_hz=60.0,
+    )
 
 
 def eu_spec(rng: np.random.Generator, which: str, n_taps: int) -> NetSpec:
     """One of pandapower's European LV networks as a NetSpec, with tap sites."""
     import pandapower.networks as pn
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        net = {"kerber_landnetz_kabel_2": pn.create_kerber_landnetz_kabel_2,
-               "synthetic_voltage_control_lv": pn.create_synthetic_voltage_control_lv_network,
-               "kerber_landnetz_freileitung_1": pn.create_kerber_landnetz_freileitung_1}[which]()
+        net = {
+            "kerber_landnetz_kabel_2": pn.create_kerber_landnetz_kabel_2,
+            "synthetic_voltage_control_lv": pn.create_synthetic_voltage_control_lv_network,
+            "kerber_landnetz_freileitung_1": pn.create_kerber_landnetz_freileitung_1,
+        }[which]()
     bus_ix = {b: i for i, b in enumerate(net.bus.index)}
     buses = list(net.bus.vn_kv.values.astype(float))
-    lines = {"from": [bus_ix[b] for b in net.line.from_bus], "to": [bus_ix[b] for b in net.line.to_bus],
-             "km": list(net.line.length_km.astype(float)), "r": list(net.line.r_ohm_per_km.astype(float)),
-             "x": list(net.line.x_ohm_per_km.astype(float))}
+    lines = {
+        "from": [bus_ix[b] for b in net.line.from_bus],
+        "to": [bus_ix[b] for b in net.line.to_bus],
+        "km": list(net.line.length_km.astype(float)),
+        "r": list(net.line.r_ohm_per_km.astype(float)),
+        "x": list(net.line.x_ohm_per_km.astype(float)),
+    }
     tr = net.trafo.iloc[0]
-    trafo = dict(hv=bus_ix[tr.hv_bus], lv=bus_ix[tr.lv_bus], sn_mva=float(tr.sn_mva), vn_hv_kv=float(tr.vn_hv_kv),
-                 vn_lv_kv=float(tr.vn_lv_kv), vk=float(tr.vk_percent), vkr=float(tr.vkr_percent))
+    trafo = dict(
+        hv=bus_ix[tr.hv_bus],
+        lv=bus_ix[tr.lv_bus],
+        sn_mva=float(tr.sn_mva),
+        vn_hv_kv=float(tr.vn_hv_kv),
+        vn_lv_kv=float(tr.vn_lv_kv),
+        vk=float(tr.vk_percent),
+        vkr=float(tr.vkr_percent),
+    )
     load_bus = [bus_ix[b] for b in net.load.bus]
     n = len(load_bus)
     phases = rng.permutation(np.arange(n) % 3)
     info = [{"meter_id": f"{which}-H{k + 1}"} for k in range(n)]
     # distances from the transformer along the tree
     import collections
+
     adj = collections.defaultdict(list)
     for li, (f, t) in enumerate(zip(lines["from"], lines["to"])):
         adj[f].append((t, li))
@@ -219,8 +271,14 @@ def eu_spec(rng: np.random.Generator, which: str, n_taps: int) -> NetSpec:
     children = collections.defaultdict(list)
     for v, li in parent_line.items():
         children[lines["from"][li] if lines["to"][li] == v else lines["to"][li]].append(v)
-    stub_lines = [parent_line[b] for b in load_bus if not children[b] and parent_line[b] is not None
-                  and len(adj[b]) == 1 and (lines["from"][parent_line[b]] not in meter_of_bus)]
+    stub_lines = [
+        parent_line[b]
+        for b in load_bus
+        if not children[b]
+        and parent_line[b] is not None
+        and len(adj[b]) == 1
+        and (lines["from"][parent_line[b]] not in meter_of_bus)
+    ]
     stub_lines = [li for li in stub_lines if (lines["to"][li] in meter_of_bus or lines["from"][li] in meter_of_bus)]
     feeder_lines = [li for li in range(len(lines["km"])) if li not in stub_lines]
 
@@ -247,8 +305,11 @@ def eu_spec(rng: np.random.Generator, which: str, n_taps: int) -> NetSpec:
     picks = []
     if stub_sorted:
         picks += [("stub", stub_sorted[-1]), ("stub", stub_sorted[len(stub_sorted) // 2])]
-    picks += [("feeder", feeder_sorted[-1]), ("feeder", feeder_sorted[len(feeder_sorted) // 2]),
-              ("feeder", feeder_sorted[len(feeder_sorted) // 4])]
+    picks += [
+        ("feeder", feeder_sorted[-1]),
+        ("feeder", feeder_sorted[len(feeder_sorted) // 2]),
+        ("feeder", feeder_sorted[len(feeder_sorted) // 4]),
+    ]
     picks = picks[:n_taps]
     for kind, li in picks:
         a, b = lines["from"][li], lines["to"][li]
@@ -261,9 +322,31 @@ def eu_spec(rng: np.random.Generator, which: str, n_taps: int) -> NetSpec:
             buses.append(buses[a])
             up = a if down == b else b
             _split_line(lines, li, 0.5 if up == a else 0.5, len(buses) - 1)
-            taps.append(TapSite(len(buses) - 1, ph, m, (dist[up] + dist[down]) / 2,
-                                f"feeder segment {dist[up]:.0f}-{dist[down]:.0f} m from the transformer, "
-                                f"first meter below: {info[m]['meter_id']}"))
-    return NetSpec(which, "eu", np.array(buses), np.array(lines["from"]), np.array(lines["to"]), np.array(lines["km"]),
-                   np.array(lines["r"]), np.array(lines["x"]), trafo, bus_ix[net.ext_grid.bus.iloc[0]],
-                   np.array(load_bus), phases, float(trafo["vn_lv_kv"]) * 1000 / math.sqrt(3), taps, info, f_hz=50.0)
+            taps.append(
+                TapSite(
+                    len(buses) - 1,
+                    ph,
+                    m,
+                    (dist[up] + dist[down]) / 2,
+                    f"feeder segment {dist[up]:.0f}-{dist[down]:.0f} m from the transformer, "
+                    f"first meter below: {info[m]['meter_id']}",
+                )
+            )
+    return NetSpec(
+        which,
+        "eu",
+        np.array(buses),
+        np.array(lines["from"]),
+        np.array(lines["to"]),
+        np.array(lines["km"]),
+        np.array(lines["r"]),
+        np.array(lines["x"]),
+        trafo,
+        bus_ix[net.ext_grid.bus.iloc[0]],
+        np.array(load_bus),
+        phases,
+        float(trafo["vn_lv_kv"]) * 1000 / math.sqrt(3),
+        taps,
+        info,
+        f_hz=50.0,
+    )

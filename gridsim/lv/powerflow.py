@@ -8,6 +8,7 @@ the square of the bus count, hence the limit). Taps are loads at pf ``TAP_PF``.
 
 pandapower is imported inside :class:`ReplicatedNet` only.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,6 +26,7 @@ class ReplicatedNet:
 
     def __init__(self, spec: NetSpec, k: int, numba: bool = True):
         import pandapower as pp
+
         self.spec, self.k, self.numba = spec, k, numba
         nb = spec.bus_vn_kv.size
         net = pp.create_empty_network(f_hz=spec.f_hz)
@@ -33,17 +35,48 @@ class ReplicatedNet:
         nl = spec.line_from.size
         r0, x0 = spec.zero_sequence()
         pp.create_lines_from_parameters(
-            net, (b0[0] + spec.line_from[None, :] + off).ravel(), (b0[0] + spec.line_to[None, :] + off).ravel(),
-            np.tile(spec.line_km, k), np.tile(spec.line_r, k), np.tile(spec.line_x, k), 0.0, 1.0,
-            r0_ohm_per_km=np.tile(r0, k), x0_ohm_per_km=np.tile(x0, k), c0_nf_per_km=0.0)
+            net,
+            (b0[0] + spec.line_from[None, :] + off).ravel(),
+            (b0[0] + spec.line_to[None, :] + off).ravel(),
+            np.tile(spec.line_km, k),
+            np.tile(spec.line_r, k),
+            np.tile(spec.line_x, k),
+            0.0,
+            1.0,
+            r0_ohm_per_km=np.tile(r0, k),
+            x0_ohm_per_km=np.tile(x0, k),
+            c0_nf_per_km=0.0,
+        )
         assert len(net.line) == nl * k
         tr = spec.trafo
         pp.create_transformers_from_parameters(
-            net, b0[0] + tr["hv"] + off[:, 0], b0[0] + tr["lv"] + off[:, 0], tr["sn_mva"], tr["vn_hv_kv"],
-            tr["vn_lv_kv"], tr["vkr"], tr["vk"], 0.0, 0.0, vector_group="Dyn", vk0_percent=tr.get("vk0", tr["vk"]),
-            vkr0_percent=tr.get("vkr0", tr["vkr"]), mag0_percent=100.0, mag0_rx=0.0, si0_hv_partial=0.9)
-        sc = dict(s_sc_max_mva=100.0, rx_max=0.1, r0x0_max=1.0, x0x_max=1.0, s_sc_min_mva=100.0, rx_min=0.1,
-                  r0x0_min=1.0, x0x_min=1.0)
+            net,
+            b0[0] + tr["hv"] + off[:, 0],
+            b0[0] + tr["lv"] + off[:, 0],
+            tr["sn_mva"],
+            tr["vn_hv_kv"],
+            tr["vn_lv_kv"],
+            tr["vkr"],
+            tr["vk"],
+            0.0,
+            0.0,
+            vector_group="Dyn",
+            vk0_percent=tr.get("vk0", tr["vk"]),
+            vkr0_percent=tr.get("vkr0", tr["vkr"]),
+            mag0_percent=100.0,
+            mag0_rx=0.0,
+            si0_hv_partial=0.9,
+        )
+        sc = dict(
+            s_sc_max_mva=100.0,
+            rx_max=0.1,
+            r0x0_max=1.0,
+            x0x_max=1.0,
+            s_sc_min_mva=100.0,
+            rx_min=0.1,
+            r0x0_min=1.0,
+            x0x_min=1.0,
+        )
         sc.update(spec.ext_grid or {})
         pp.create_ext_grid(net, b0[0] + spec.ext_bus, vm_pu=1.0, **sc)
         eg = net.ext_grid.loc[np.zeros(k, int)].reset_index(drop=True)
@@ -66,6 +99,7 @@ class ReplicatedNet:
         """Meter voltages (volts, line-to-neutral on each meter's phase), shape (n, M), for n <= k
         minutes; ``p_w``/``q_var`` (n, meters + taps), ``vm_pu`` (n,). Unused copies carry no load."""
         from pandapower.pf.runpp_3ph import runpp_3ph
+
         n = p_w.shape[0]
         k, nload = self.k, self.nload
         al = self.net.asymmetric_load
@@ -93,8 +127,15 @@ class ReplicatedNet:
         return v * vn[None, :]
 
 
-def solve_record(spec: NetSpec, p_w: np.ndarray, q_var: np.ndarray, vm_pu: np.ndarray, tap_w: np.ndarray,
-                 batch: int, rep: ReplicatedNet | None = None) -> np.ndarray:
+def solve_record(
+    spec: NetSpec,
+    p_w: np.ndarray,
+    q_var: np.ndarray,
+    vm_pu: np.ndarray,
+    tap_w: np.ndarray,
+    batch: int,
+    rep: ReplicatedNet | None = None,
+) -> np.ndarray:
     """Meter voltages (T, M) for the loads (T, M) and per-site tap powers ``tap_w`` (T, S)."""
     rep = rep or ReplicatedNet(spec, batch)
     t_n = p_w.shape[0]

@@ -9,6 +9,7 @@ heater, and a US air-conditioner that cycles in the afternoon and evening.
 The medium-voltage grid moves the external-grid voltage by +-1 % daily, adds a slow random walk
 (a step every 5 min) and on-load tap-changer steps of 0.6 %.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,15 @@ def _activity(rng: np.random.Generator, n_min: int, n: int) -> np.ndarray:
     """Daily activity 0..~1 per house (T, n): night trough, morning and evening peaks."""
     t = np.arange(n_min)[:, None]
     shift = rng.normal(0.0, 45.0, n)[None, :]
-    h = (((t + shift) % MIN_PER_DAY) / 60.0)
-    day = (t // MIN_PER_DAY)
+    h = ((t + shift) % MIN_PER_DAY) / 60.0
+    day = t // MIN_PER_DAY
     scale = 0.7 + 0.6 * rng.random((int(day.max()) + 1, n))
-    a = (0.08 + 0.55 * np.exp(-((h - 7.3) / 1.1) ** 2) + 0.25 * ((h > 9) & (h < 16.5))
-         + 0.9 * np.exp(-((h - 19.5) / 2.0) ** 2))
+    a = (
+        0.08
+        + 0.55 * np.exp(-(((h - 7.3) / 1.1) ** 2))
+        + 0.25 * ((h > 9) & (h < 16.5))
+        + 0.9 * np.exp(-(((h - 19.5) / 2.0) ** 2))
+    )
     return a * scale[day[:, 0]]
 
 
@@ -44,8 +49,14 @@ def _pulses(rng, rate: np.ndarray, dur_min: tuple[int, int], power_w: tuple[floa
     return np.cumsum(out[:-1], axis=0)
 
 
-def _cycling(rng, n_min: int, n: int, period: tuple[float, float], duty: np.ndarray | tuple[float, float],
-             power_w: tuple[float, float]) -> np.ndarray:
+def _cycling(
+    rng,
+    n_min: int,
+    n: int,
+    period: tuple[float, float],
+    duty: np.ndarray | tuple[float, float],
+    power_w: tuple[float, float],
+) -> np.ndarray:
     """Thermostatic cycling (refrigerator, air conditioner): on for ``duty`` of each period."""
     per = rng.uniform(period[0], period[1], n)[None, :]
     ph = rng.uniform(0, 1, n)[None, :]
@@ -95,4 +106,3 @@ def mv_voltage_pu(rng: np.random.Generator, n_min: int) -> np.ndarray:
     for s in rng.choice(n_min, size=max(1, n_min // 700), replace=False):
         steps[s:] += rng.choice([-0.006, 0.006])
     return v + steps - steps.mean()
-

@@ -11,6 +11,7 @@ one elsewhere: the flow is static, so this is exact.
 Solutions are cached in ``out/theft_cache/`` (``cache_dir``), keyed by the network, the loads, the
 MV voltage and the record's settings.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -52,29 +53,51 @@ class Truth:
     linearity: dict | None = None
 
 
-
 def _cache_path(key: str, cache_dir: pathlib.Path | None = None) -> pathlib.Path:
     d = CACHE_DIR if cache_dir is None else pathlib.Path(cache_dir)
     d.mkdir(parents=True, exist_ok=True)
     return d / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
-def make_truth(spec: NetSpec, rng: np.random.Generator, cfg: RecordConfig, *, with_taps: bool,
-               linearity: bool, cache_dir: pathlib.Path | None = None) -> Truth:
+def make_truth(
+    spec: NetSpec,
+    rng: np.random.Generator,
+    cfg: RecordConfig,
+    *,
+    with_taps: bool,
+    linearity: bool,
+    cache_dir: pathlib.Path | None = None,
+) -> Truth:
     """Draw the record's loads and MV voltage from ``rng`` and solve it: clean, and with a 3 kW tap at
     each tap site in turn (``with_taps``). ``cfg``: a :class:`RecordConfig` (or anything with its
     fields)."""
     n_min = cfg.days * MIN_PER_DAY
     p, q = household_profiles(rng, spec.n_meters, n_min, spec.region)
     vm = mv_voltage_pu(rng, n_min)
-    key = json.dumps({"v": 3, "spec": spec.name, "bus": spec.bus_vn_kv.round(6).tolist(),
-                      "lines": [spec.line_from.tolist(), spec.line_to.tolist(), spec.line_km.round(9).tolist(),
-                                spec.line_r.tolist(), spec.line_x.tolist()],
-                      "tr": {k: round(float(v), 9) for k, v in spec.trafo.items()}, "meters": spec.meter_bus.tolist(),
-                      "ph": spec.meter_phase.tolist(), "taps": [(t.bus, t.phase) for t in spec.taps],
-                      "p": hashlib.sha256(p.tobytes()).hexdigest(), "vm": hashlib.sha256(vm.tobytes()).hexdigest(),
-                      "with_taps": with_taps, "lin": linearity and cfg.linearity_minutes, **spec.key_extra(),
-                      **({"tap_from": cfg.tap_from_min} if cfg.tap_from_min else {})})
+    key = json.dumps(
+        {
+            "v": 3,
+            "spec": spec.name,
+            "bus": spec.bus_vn_kv.round(6).tolist(),
+            "lines": [
+                spec.line_from.tolist(),
+                spec.line_to.tolist(),
+                spec.line_km.round(9).tolist(),
+                spec.line_r.tolist(),
+                spec.line_x.tolist(),
+            ],
+            "tr": {k: round(float(v), 9) for k, v in spec.trafo.items()},
+            "meters": spec.meter_bus.tolist(),
+            "ph": spec.meter_phase.tolist(),
+            "taps": [(t.bus, t.phase) for t in spec.taps],
+            "p": hashlib.sha256(p.tobytes()).hexdigest(),
+            "vm": hashlib.sha256(vm.tobytes()).hexdigest(),
+            "with_taps": with_taps,
+            "lin": linearity and cfg.linearity_minutes,
+            **spec.key_extra(),
+            **({"tap_from": cfg.tap_from_min} if cfg.tap_from_min else {}),
+        }
+    )
     path = _cache_path(key, cache_dir)
     n_sites = len(spec.taps) if with_taps else 0
     if path.exists():
@@ -91,15 +114,15 @@ def make_truth(spec: NetSpec, rng: np.random.Generator, cfg: RecordConfig, *, wi
     for s in range(n_sites):
         tw = zeros[t_on:].copy()
         tw[:, s] = TAP_REF_KW * 1000
-        v_tap.append(np.concatenate([v_clean[:t_on], solve_record(spec, p[t_on:], q[t_on:], vm[t_on:], tw, batch,
-                                                                  rep)]))
+        v_tap.append(
+            np.concatenate([v_clean[:t_on], solve_record(spec, p[t_on:], q[t_on:], vm[t_on:], tw, batch, rep)])
+        )
     lin = None
     if linearity and n_sites:
         # exact runpp_3ph solutions of smaller taps against the scaled 3 kW solution
         # its own generator, not `rng`: a run that finds the solutions cached must draw the same noise
         sel_rng = np.random.default_rng(int(hashlib.sha256(key.encode()).hexdigest()[:8], 16))
-        sel = t_on + np.sort(sel_rng.choice(n_min - t_on, size=min(cfg.linearity_minutes, n_min - t_on),
-                                            replace=False))
+        sel = t_on + np.sort(sel_rng.choice(n_min - t_on, size=min(cfg.linearity_minutes, n_min - t_on), replace=False))
         worst = {}
         for kw in (1.0, 0.3):
             tw = np.zeros((sel.size, len(spec.taps)))

@@ -9,11 +9,12 @@ clean when the main one is not). The payload stays sealed: the platform holds th
 Versioned (``schema_version``), JSON via pydantic; units are in the field names. ``bundle_id`` is
 the idempotency key: the platform stores a bundle once however often it is posted.
 """
+
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,8 +48,9 @@ class Copy(_M):
     ebn0_db: float = Field(description="Eb/N0 estimate (information bit)")
     evm_pct: float = Field(ge=0, description="error-vector magnitude of the despread symbols")
     corr_peak: float = Field(ge=0, description="preamble detector statistic (CFAR lambda)")
-    pre_fec_bit_errors: Optional[int] = Field(default=None, ge=0,
-                                              description="coded-bit disagreements with the re-encoded decision")
+    pre_fec_bit_errors: int | None = Field(
+        default=None, ge=0, description="coded-bit disagreements with the re-encoded decision"
+    )
     carrier_offset_hz: float
     clock_offset_ppm: float
     polarity: int = Field(description="+1/-1: sign of the copy relative to the best copy")
@@ -69,7 +71,7 @@ class Inference(_M):
     confidence: float = Field(ge=0, le=1)
     margin_db: float = Field(description="level of the best copy over the runner-up")
     ambiguous: bool = Field(description="true when the copies do not single out one input")
-    runner_up: Optional[Location] = None
+    runner_up: Location | None = None
 
 
 class Bundle(_M):
@@ -83,15 +85,18 @@ class Bundle(_M):
     fc_hz: float = Field(gt=0)
     modulation: Literal["bpsk", "qpsk"] = "bpsk"
     fec: Literal["1/2", "2/3"] = "1/2"
-    slot: Optional[int] = Field(default=None, description="floor(unix time of chip 0 / 4 s)")
+    slot: int | None = Field(default=None, description="floor(unix time of chip 0 / 4 s)")
     crc_ok: bool
-    frame_hex: Optional[str] = Field(default=None, pattern=r"^[0-9a-f]{64}$",
-                                     description="the 32-byte frame (sealed payload), when a copy passed CRC")
-    hub_id: Optional[int] = Field(default=None, ge=0, description="from the clear header")
-    kind: Optional[str] = None
-    counter: Optional[int] = Field(default=None, ge=0)
+    frame_hex: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="the 32-byte frame (sealed payload), when a copy passed CRC",
+    )
+    hub_id: int | None = Field(default=None, ge=0, description="from the clear header")
+    kind: str | None = None
+    counter: int | None = Field(default=None, ge=0)
     copies: list[Copy] = Field(min_length=1, description="ranked, best first")
-    inferred: Optional[Inference] = None
+    inferred: Inference | None = None
 
 
 def make_bundle_id(receiver_id: str, channel: int, code: int, start_sample: int, frame_hex: str | None) -> str:

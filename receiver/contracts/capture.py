@@ -44,6 +44,7 @@ Sidecar (JSON)::
 
 Ground truth (``<stem>.truth.json``): ``{"capture": {...}, "transmissions": [{...}, ...]}``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +52,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,12 @@ def capture_stem(stem_or_path: str | os.PathLike) -> Path:
 
 def iso_utc(t: datetime | str | None) -> str:
     if t is None:
-        t = datetime.now(timezone.utc)
+        t = datetime.now(UTC)
     if isinstance(t, str):
         t = _parse_iso(t, "start_time_utc")
     if t.tzinfo is None:
         raise ValueError("start_time_utc must be timezone-aware (UTC)")
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse_iso(s: str, what: str) -> datetime:
@@ -119,7 +120,7 @@ def _parse_iso(s: str, what: str) -> datetime:
         raise ValueError(f"{what}: not an ISO 8601 time: {s!r}") from e
     if t.tzinfo is None:
         raise ValueError(f"{what}: ISO time without a timezone: {s!r}")
-    return t.astimezone(timezone.utc)
+    return t.astimezone(UTC)
 
 
 def sha256_file(path: Path) -> str:
@@ -136,8 +137,16 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-GLA_KEYS = {"gla:scale", "gla:grid_hz", "gla:subtype", "gla:format", "gla:num_frames",
-             "gla:clipped_samples", "gla:peak_abs", "gla:sha256"}
+GLA_KEYS = {
+    "gla:scale",
+    "gla:grid_hz",
+    "gla:subtype",
+    "gla:format",
+    "gla:num_frames",
+    "gla:clipped_samples",
+    "gla:peak_abs",
+    "gla:sha256",
+}
 
 
 # ----------------------------------------------------------------------------------- reader
@@ -192,22 +201,34 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
     g = get(raw, "global", "", dict)
     w = "global."
     datatype = get(g, "core:datatype", w, str)
-    fs = get(g, "core:sample_rate", w, (int, float),
-             lambda v: v > 0 and float(v).is_integer(), "must be a positive whole number of Hz")
+    fs = get(
+        g,
+        "core:sample_rate",
+        w,
+        (int, float),
+        lambda v: v > 0 and float(v).is_integer(),
+        "must be a positive whole number of Hz",
+    )
     nch = get(g, "core:num_channels", w, int, lambda v: v >= 1, "must be an integer >= 1")
     get(g, "core:version", w, str)
     get(g, "core:description", w, str)
-    scale = get(g, "gla:scale", w, (int, float), lambda v: v > 0 and math.isfinite(v),
-                "must be a positive number")
+    scale = get(g, "gla:scale", w, (int, float), lambda v: v > 0 and math.isfinite(v), "must be a positive number")
     grid = get(g, "gla:grid_hz", w, (int, float), lambda v: v in (50, 60), "must be 50 or 60")
     subtype = get(g, "gla:subtype", w, str, lambda v: v in SUBTYPES, f"must be one of {sorted(SUBTYPES)}")
     if datatype != SUBTYPES[subtype][0]:
-        raise bad(w + "core:datatype", f"{datatype!r} does not match gla:subtype {subtype!r} "
-                                       f"(expected {SUBTYPES[subtype][0]!r})")
+        raise bad(
+            w + "core:datatype",
+            f"{datatype!r} does not match gla:subtype {subtype!r} (expected {SUBTYPES[subtype][0]!r})",
+        )
     fmt = get(g, "gla:format", w, str, lambda v: v in FORMATS, f"must be one of {sorted(FORMATS)}")
-    sha = get(g, "gla:sha256", w, str,
-              lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v),
-              "must be 64 lowercase hex digits")
+    sha = get(
+        g,
+        "gla:sha256",
+        w,
+        str,
+        lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v),
+        "must be 64 lowercase hex digits",
+    )
     frames = get(g, "gla:num_frames", w, int, lambda v: v >= 0, "must be an integer >= 0")
     dataset = g.get("core:dataset", stem.name + FORMATS[fmt])
     if not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset:
@@ -224,26 +245,35 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
         raise bad("captures[0].core:datetime", str(e)) from e
     get(raw, "annotations", "", list)
 
-    chans = get(raw, "gla:channels", "", list, lambda v: len(v) == nch,
-                f"must list {nch} channels (core:num_channels)")
+    chans = get(raw, "gla:channels", "", list, lambda v: len(v) == nch, f"must list {nch} channels (core:num_channels)")
     for i, c in enumerate(chans):
         where = f"gla:channels[{i}]."
         if not isinstance(c, dict):
             raise bad(f"gla:channels[{i}]", "must be an object")
-        get(c, "index", where, int, lambda v: v == i, f"must be {i}")
+        get(c, "index", where, int, lambda v, i=i: v == i, f"must be {i}")
         get(c, "bus", where, int, lambda v: v >= 0, "must be an integer >= 0")
         get(c, "feeder", where, int, lambda v: v >= 0, "must be an integer >= 0")
         get(c, "phase", where, str, lambda v: v in PHASES, "must be 'A', 'B' or 'C'")
         get(c, "ct_polarity", where, int, lambda v: v in (-1, 1), "must be 1 or -1")
 
-    return CaptureMeta(meta_path=path, audio_path=path.with_name(dataset), fs_hz=int(fs),
-                       n_channels=nch, n_frames=frames, scale=float(scale), grid_hz=float(grid),
-                       subtype=subtype, format=fmt, sha256=sha, start_time_utc=start,
-                       channels=chans, raw=raw)
+    return CaptureMeta(
+        meta_path=path,
+        audio_path=path.with_name(dataset),
+        fs_hz=int(fs),
+        n_channels=nch,
+        n_frames=frames,
+        scale=float(scale),
+        grid_hz=float(grid),
+        subtype=subtype,
+        format=fmt,
+        sha256=sha,
+        start_time_utc=start,
+        channels=chans,
+        raw=raw,
+    )
 
 
-def open_capture(stem_or_path: str | os.PathLike, *, verify_sha256: bool = False
-                 ) -> tuple[sf.SoundFile, CaptureMeta]:
+def open_capture(stem_or_path: str | os.PathLike, *, verify_sha256: bool = False) -> tuple[sf.SoundFile, CaptureMeta]:
     """Open a capture for reading: ``(soundfile.SoundFile, CaptureMeta)``.
 
     Checks the audio file against the sidecar (channels, sample rate, subtype, container,
@@ -320,8 +350,7 @@ def write_truth(stem: str | os.PathLike, transmissions: list[dict], extra: dict 
     path = st.with_name(st.name + TRUTH_SUFFIX)
     capture = {"stem": st.name}
     capture.update(extra or {})
-    obj = {"capture": jsonable(capture, "capture"),
-           "transmissions": jsonable(list(transmissions), "transmissions")}
+    obj = {"capture": jsonable(capture, "capture"), "transmissions": jsonable(list(transmissions), "transmissions")}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, obj)
     return path

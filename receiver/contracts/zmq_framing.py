@@ -17,23 +17,46 @@ Two formats are understood:
 Every unpack function raises :class:`FramingError` (a ValueError) naming the bad field; nothing
 here logs or keeps state.
 """
+
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "FramingError", "GlaHeader", "SAMPLE_TYPES", "SAMPLE_TYPE_CODES", "MAGIC", "VERSION", "HEADER_LEN",
-    "FLAG_END_OF_STREAM", "FLAG_DISCONTINUITY", "FLAG_TIME_VALID",
-    "pack_message", "unpack_message", "encode_samples", "decode_samples", "full_scale_value",
-    "time_to_ns", "ns_to_time",
-    "GR_HEADER_MAGIC", "GR_HEADER_VERSION", "GR_HEADER_MIN_LEN", "GrTag", "U64", "Pair",
-    "pack_gr_tag_header", "unpack_gr_tag_header", "pmt_serialize", "pmt_deserialize",
+    "FramingError",
+    "GlaHeader",
+    "SAMPLE_TYPES",
+    "SAMPLE_TYPE_CODES",
+    "MAGIC",
+    "VERSION",
+    "HEADER_LEN",
+    "FLAG_END_OF_STREAM",
+    "FLAG_DISCONTINUITY",
+    "FLAG_TIME_VALID",
+    "pack_message",
+    "unpack_message",
+    "encode_samples",
+    "decode_samples",
+    "full_scale_value",
+    "time_to_ns",
+    "ns_to_time",
+    "GR_HEADER_MAGIC",
+    "GR_HEADER_VERSION",
+    "GR_HEADER_MIN_LEN",
+    "GrTag",
+    "U64",
+    "Pair",
+    "pack_gr_tag_header",
+    "unpack_gr_tag_header",
+    "pmt_serialize",
+    "pmt_deserialize",
 ]
 
 
@@ -95,13 +118,13 @@ def time_to_ns(t: datetime) -> int:
     """Aware datetime -> integer ns since 1970-01-01 UTC (exact to the microsecond)."""
     if t.tzinfo is None:
         raise ValueError("time must be timezone-aware (UTC)")
-    d = t - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    d = t - datetime(1970, 1, 1, tzinfo=UTC)
     return (d.days * 86400 + d.seconds) * 1_000_000_000 + d.microseconds * 1000
 
 
 def ns_to_time(ns: int) -> datetime:
     """Integer ns since 1970 UTC -> aware datetime (truncated to the microsecond)."""
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=ns // 1000)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
 
 
 def full_scale_value(sample_type: str) -> float:
@@ -186,9 +209,25 @@ def pack_message(h: GlaHeader, samples: np.ndarray) -> bytes:
     if h.time_ns is not None:
         flags |= FLAG_TIME_VALID
         t = int(h.time_ns)
-    hdr = bytearray(_HDR.pack(MAGIC, VERSION, code, HEADER_LEN, sid, h.seq, h.first_sample, t,
-                              float(h.sample_rate_hz), float(h.full_scale), h.n_channels, flags,
-                              x.shape[0], h.session, 0))
+    hdr = bytearray(
+        _HDR.pack(
+            MAGIC,
+            VERSION,
+            code,
+            HEADER_LEN,
+            sid,
+            h.seq,
+            h.first_sample,
+            t,
+            float(h.sample_rate_hz),
+            float(h.full_scale),
+            h.n_channels,
+            flags,
+            x.shape[0],
+            h.session,
+            0,
+        )
+    )
     payload = np.ascontiguousarray(x).tobytes()
     crc = zlib.crc32(payload, zlib.crc32(memoryview(hdr)[:_CRC_AT]))
     struct.pack_into("<I", hdr, _CRC_AT, crc)
@@ -203,8 +242,7 @@ def unpack_message(msg: bytes | memoryview, *, check_crc: bool = True) -> tuple[
         if len(mv) >= 4 and bytes(mv[:4]) != MAGIC:
             raise FramingError(f"magic: expected {MAGIC!r}, got {bytes(mv[:4])!r}")
         raise FramingError(f"header: truncated message of {len(mv)} bytes (the header alone is {HEADER_LEN})")
-    (magic, version, code, hlen, sid, seq, first, t, fs, full, nch, flags, nfr, session,
-     crc) = _HDR.unpack_from(mv, 0)
+    (magic, version, code, hlen, sid, seq, first, t, fs, full, nch, flags, nfr, session, crc) = _HDR.unpack_from(mv, 0)
     if magic != MAGIC:
         raise FramingError(f"magic: expected {MAGIC!r}, got {magic!r}")
     if version != VERSION:
@@ -231,16 +269,28 @@ def unpack_message(msg: bytes | memoryview, *, check_crc: bool = True) -> tuple[
     want = nfr * nch * dt.itemsize
     have = len(mv) - hlen
     if have != want:
-        raise FramingError(f"n_frames: {nfr} frames x {nch} channels of {name} need {want} payload "
-                           f"bytes, the message has {have}")
+        raise FramingError(
+            f"n_frames: {nfr} frames x {nch} channels of {name} need {want} payload bytes, the message has {have}"
+        )
     if check_crc:
         c = zlib.crc32(mv[hlen:], zlib.crc32(mv[HEADER_LEN:hlen], zlib.crc32(mv[:_CRC_AT])))
         if c != crc:
             raise FramingError(f"crc32: computed {c:#010x}, header says {crc:#010x}")
     samples = np.frombuffer(mv, dtype=dt, count=nfr * nch, offset=hlen).reshape(nfr, nch)
-    h = GlaHeader(stream_id=stream_id, seq=seq, first_sample=first, sample_rate_hz=fs, n_channels=nch,
-                  sample_type=name, full_scale=full, time_ns=t if flags & FLAG_TIME_VALID else None,
-                  flags=flags, session=session, n_frames=nfr, header_len=hlen)
+    h = GlaHeader(
+        stream_id=stream_id,
+        seq=seq,
+        first_sample=first,
+        sample_rate_hz=fs,
+        n_channels=nch,
+        sample_type=name,
+        full_scale=full,
+        time_ns=t if flags & FLAG_TIME_VALID else None,
+        flags=flags,
+        session=session,
+        n_frames=nfr,
+        header_len=hlen,
+    )
     return h, samples
 
 
@@ -282,11 +332,33 @@ PST_PAIR, PST_VECTOR, PST_DICT, PST_UNIFORM_VECTOR, PST_UINT64, PST_TUPLE, PST_I
 PST_COMMENT = 0x3B
 #: uniform vector subtype -> (big-endian numpy dtype, items per element)
 _UVI: dict[int, tuple[str, int]] = {
-    0: (">u1", 1), 1: (">i1", 1), 2: (">u2", 1), 3: (">i2", 1), 4: (">u4", 1), 5: (">i4", 1),
-    6: (">u8", 1), 7: (">i8", 1), 8: (">f4", 1), 9: (">f8", 1), 10: (">f4", 2), 11: (">f8", 2),
+    0: (">u1", 1),
+    1: (">i1", 1),
+    2: (">u2", 1),
+    3: (">i2", 1),
+    4: (">u4", 1),
+    5: (">i4", 1),
+    6: (">u8", 1),
+    7: (">i8", 1),
+    8: (">f4", 1),
+    9: (">f8", 1),
+    10: (">f4", 2),
+    11: (">f8", 2),
 }
-_UVI_OF_DTYPE = {"u1": 0, "i1": 1, "u2": 2, "i2": 3, "u4": 4, "i4": 5, "u8": 6, "i8": 7, "f4": 8,
-                 "f8": 9, "c8": 10, "c16": 11}
+_UVI_OF_DTYPE = {
+    "u1": 0,
+    "i1": 1,
+    "u2": 2,
+    "i2": 3,
+    "u4": 4,
+    "i4": 5,
+    "u8": 6,
+    "i8": 7,
+    "f4": 8,
+    "f8": 9,
+    "c8": 10,
+    "c16": 11,
+}
 _MAX_DEPTH = 64
 
 
@@ -359,9 +431,10 @@ class _Reader:
 
     def take(self, n: int, what: str) -> memoryview:
         if n < 0 or self.pos + n > len(self.buf):
-            raise FramingError(f"{what}: truncated (needs {n} bytes at offset {self.pos}, "
-                               f"the message has {len(self.buf)})")
-        v = self.buf[self.pos:self.pos + n]
+            raise FramingError(
+                f"{what}: truncated (needs {n} bytes at offset {self.pos}, the message has {len(self.buf)})"
+            )
+        v = self.buf[self.pos : self.pos + n]
         self.pos += n
         return v
 
@@ -478,8 +551,7 @@ def _parse_gr(r: _Reader) -> tuple[int, list[GrTag]]:
     return offset, tags
 
 
-def unpack_gr_tag_header(msg: bytes | memoryview, item_size: int | None = None
-                         ) -> tuple[int, list[GrTag], int]:
+def unpack_gr_tag_header(msg: bytes | memoryview, item_size: int | None = None) -> tuple[int, list[GrTag], int]:
     """Parse gr-zeromq's ``pass_tags`` header -> ``(offset, tags, header_length)``; the items
     follow at ``msg[header_length:]``.
 
@@ -491,8 +563,7 @@ def unpack_gr_tag_header(msg: bytes | memoryview, item_size: int | None = None
     Anything else malformed raises :class:`FramingError` naming the field."""
     mv = memoryview(msg).cast("B")
     if len(mv) < _GR.size:
-        raise FramingError(f"gr header: truncated message of {len(mv)} bytes (the tag header "
-                           f"alone is {_GR.size})")
+        raise FramingError(f"gr header: truncated message of {len(mv)} bytes (the tag header alone is {_GR.size})")
     first: FramingError | None = None
     for legacy in (False, True):
         r = _Reader(mv, 0, legacy)
@@ -501,13 +572,16 @@ def unpack_gr_tag_header(msg: bytes | memoryview, item_size: int | None = None
             if item_size is not None:
                 payload = len(mv) - r.pos
                 if payload % item_size:
-                    raise FramingError(f"gr payload: {payload} bytes after the tag header is not a "
-                                       f"multiple of the item size {item_size}")
+                    raise FramingError(
+                        f"gr payload: {payload} bytes after the tag header is not a "
+                        f"multiple of the item size {item_size}"
+                    )
                 n = payload // item_size
                 for t in tags:
                     if not (offset <= t.offset < offset + n):
-                        raise FramingError(f"gr tag offset: {t.offset} outside the message's items "
-                                           f"[{offset}, {offset + n})")
+                        raise FramingError(
+                            f"gr tag offset: {t.offset} outside the message's items [{offset}, {offset + n})"
+                        )
             return offset, tags, r.pos
         except FramingError as e:
             first = first or e

@@ -79,6 +79,7 @@ Logs go to the ``gla.ingest`` logger with ``extra={"event": ..., "stream": ...}`
 line per kind of event and stream every ``log_interval_s`` (the rest are counted in the next
 line).
 """
+
 from __future__ import annotations
 
 from receiver.sources.assembler import StreamAssembler
@@ -88,6 +89,14 @@ from receiver.sources.sender import CaptureSender, SendReport, stream_capture
 from receiver.sources.zmq_source import ZmqSource
 
 __all__ = [
-    "SampleBlock", "SourceStats", "Source", "CaptureSource", "CaptureTruncatedError", "ZmqSource",
-    "StreamAssembler", "CaptureSender", "SendReport", "stream_capture",
+    "SampleBlock",
+    "SourceStats",
+    "Source",
+    "CaptureSource",
+    "CaptureTruncatedError",
+    "ZmqSource",
+    "StreamAssembler",
+    "CaptureSender",
+    "SendReport",
+    "stream_capture",
 ]

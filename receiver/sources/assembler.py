@@ -9,12 +9,13 @@ Stream faults never raise and never shift samples; the rules, fault by fault, an
 counters they move are in the package docstring (:mod:`receiver.sources`). Logs go to the
 ``gla.ingest`` logger, at most one line per kind of event and stream every ``log_interval_s``.
 """
+
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import numpy as np
 
@@ -49,12 +50,23 @@ class StreamAssembler:
     physical = raw / gr_scale (like the sidecar's gla:scale), and the clip level is 1/gr_scale.
     """
 
-    def __init__(self, *, framing: str = "gla", n_channels: int | None = None,
-                 sample_rate_hz: float | None = None, sample_type: str = "float32",
-                 pass_tags: bool = False, stream_id: str | None = None, reorder_window: int = 8,
-                 max_gap_fill_s: float = 2.0, adopt_after: int | None = 16,
-                 clip_level: float | None = None, gr_scale: float | None = None,
-                 log_interval_s: float = 10.0, stats: SourceStats | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        framing: str = "gla",
+        n_channels: int | None = None,
+        sample_rate_hz: float | None = None,
+        sample_type: str = "float32",
+        pass_tags: bool = False,
+        stream_id: str | None = None,
+        reorder_window: int = 8,
+        max_gap_fill_s: float = 2.0,
+        adopt_after: int | None = 16,
+        clip_level: float | None = None,
+        gr_scale: float | None = None,
+        log_interval_s: float = 10.0,
+        stats: SourceStats | None = None,
+    ) -> None:
         if framing not in ("gla", "gr"):
             raise ValueError(f"framing must be 'gla' or 'gr', got {framing!r}")
         if reorder_window < 0:
@@ -147,8 +159,12 @@ class StreamAssembler:
         st = self.stats
         if not parts or len(parts) > 2:
             st.bad_frames += 1
-            self._log(logging.WARNING, "bad_frame", "bad frame: a message of %d parts (expected 1, or topic + data)",
-                      len(parts))
+            self._log(
+                logging.WARNING,
+                "bad_frame",
+                "bad frame: a message of %d parts (expected 1, or topic + data)",
+                len(parts),
+            )
             return None
         data = parts[-1]
         try:
@@ -167,16 +183,26 @@ class StreamAssembler:
             self._log.stream = m.stream_id or "gla"
         elif m.stream_id != self.stream_id:
             self.stats.foreign_dropped += 1
-            self._log(logging.WARNING, "foreign", "dropped a message of stream %r (following %r)",
-                      m.stream_id, self.stream_id)
+            self._log(
+                logging.WARNING, "foreign", "dropped a message of stream %r (following %r)", m.stream_id, self.stream_id
+            )
             return None
         return m
 
     def _parse_gr(self, data) -> Message:
         nch, _, fs = self.expected
-        m = parse_gr(data, n_channels=nch, dtype=self.gr_dtype, sample_type=self.gr_sample_type,
-                     sample_rate_hz=fs, pass_tags=self.pass_tags, next_offset=self._gr_count,
-                     gr_scale=self.gr_scale, clip_level=self.clip_level, stream_id=self.stream_id or "gr")
+        m = parse_gr(
+            data,
+            n_channels=nch,
+            dtype=self.gr_dtype,
+            sample_type=self.gr_sample_type,
+            sample_rate_hz=fs,
+            pass_tags=self.pass_tags,
+            next_offset=self._gr_count,
+            gr_scale=self.gr_scale,
+            clip_level=self.clip_level,
+            stream_id=self.stream_id or "gr",
+        )
         self._gr_count = m.first_sample + m.n
         return m
 
@@ -237,8 +263,14 @@ class StreamAssembler:
                 then = ""
             else:
                 then = f"; adopted after {self.adopt_after} in a row"
-            self._log(logging.WARNING, "shape_change", "stream shape changed from %s to %s (channels, sample "
-                      "type, rate): dropping these messages%s", _fmt_shape(self.shape), _fmt_shape(m.shape), then)
+            self._log(
+                logging.WARNING,
+                "shape_change",
+                "stream shape changed from %s to %s (channels, sample type, rate): dropping these messages%s",
+                _fmt_shape(self.shape),
+                _fmt_shape(m.shape),
+                then,
+            )
         self._cand_run += 1
         if allowed and self.adopt_after is not None and self._cand_run >= self.adopt_after:
             self._restart(m, out, f"adopting the new shape {_fmt_shape(m.shape)}")
@@ -271,19 +303,29 @@ class StreamAssembler:
             behind = k + m.n <= self.next_key and not (m.n == 0 and k == self.next_key)
         if behind:
             self._behind_run += 1
-            far = (not self._by_seq and self.next_key - k > self._max_fill(m.shape[2]))
+            far = not self._by_seq and self.next_key - k > self._max_fill(m.shape[2])
             if far or (self.adopt_after is not None and self._behind_run >= self.adopt_after):
                 self._restart(m, out, f"sample index/sequence went back from {self.next_key} to {k}")
                 self.next_key = self._max_key = k
             else:
                 if self._is_lost(k, m.n):
                     st.late_dropped += 1
-                    self._log(logging.WARNING, "late", "dropped a message that came after its gap was given up "
-                              "(key %d, expected %d)", k, self.next_key)
+                    self._log(
+                        logging.WARNING,
+                        "late",
+                        "dropped a message that came after its gap was given up (key %d, expected %d)",
+                        k,
+                        self.next_key,
+                    )
                 else:
                     st.duplicates += 1
-                    self._log(logging.WARNING, "duplicate", "dropped a duplicate message (key %d, expected %d)",
-                              k, self.next_key)
+                    self._log(
+                        logging.WARNING,
+                        "duplicate",
+                        "dropped a duplicate message (key %d, expected %d)",
+                        k,
+                        self.next_key,
+                    )
                 return
         self._behind_run = 0
         if k in self._buf:
@@ -370,37 +412,72 @@ class StreamAssembler:
             st.gaps += 1
             if d <= self._max_fill(fs):
                 st.gap_samples += d
-                self._log(logging.WARNING, "gap", "gap of %d samples (%.3f s) at sample %d: filled with NaN",
-                          d, d / fs, self.next_sample)
+                self._log(
+                    logging.WARNING,
+                    "gap",
+                    "gap of %d samples (%.3f s) at sample %d: filled with NaN",
+                    d,
+                    d / fs,
+                    self.next_sample,
+                )
                 fill = np.full((d, m.shape[0]), np.nan)
-                out.append(SampleBlock(m.stream_id, self.next_sample, fill, fs, self._time_at(m, self.next_sample),
-                                       discontinuity=self._pending_disc, gap_fill=True))
+                out.append(
+                    SampleBlock(
+                        m.stream_id,
+                        self.next_sample,
+                        fill,
+                        fs,
+                        self._time_at(m, self.next_sample),
+                        discontinuity=self._pending_disc,
+                        gap_fill=True,
+                    )
+                )
                 self._pending_disc = False
                 st.blocks += 1
             else:
                 st.resyncs += 1
                 self._pending_disc = True
-                self._log(logging.WARNING, "resync", "gap of %d samples (%.3f s) at sample %d, longer than "
-                          "max_gap_fill_s=%g: continuing at sample %d (discontinuity)",
-                          d, d / fs, self.next_sample, self.max_gap_fill_s, start)
+                self._log(
+                    logging.WARNING,
+                    "resync",
+                    "gap of %d samples (%.3f s) at sample %d, longer than "
+                    "max_gap_fill_s=%g: continuing at sample %d (discontinuity)",
+                    d,
+                    d / fs,
+                    self.next_sample,
+                    self.max_gap_fill_s,
+                    start,
+                )
         elif d < 0:
             if start + m.n <= self.next_sample:
                 if -d > self._max_fill(fs):
                     st.resyncs += 1
                     self._pending_disc = True
-                    self._log(logging.WARNING, "resync", "sample index went back from %d to %d: continuing "
-                              "there (discontinuity)", self.next_sample, start)
+                    self._log(
+                        logging.WARNING,
+                        "resync",
+                        "sample index went back from %d to %d: continuing there (discontinuity)",
+                        self.next_sample,
+                        start,
+                    )
                 else:
                     if m.n:
                         st.duplicates += 1
-                        self._log(logging.WARNING, "duplicate", "dropped message %d: its samples %d..%d were "
-                                  "already delivered", m.key, start, start + m.n)
+                        self._log(
+                            logging.WARNING,
+                            "duplicate",
+                            "dropped message %d: its samples %d..%d were already delivered",
+                            m.key,
+                            start,
+                            start + m.n,
+                        )
                     return
             else:
                 trim = -d
                 st.duplicates += 1
-                self._log(logging.WARNING, "duplicate", "message %d overlaps delivered samples: %d rows trimmed",
-                          m.key, trim)
+                self._log(
+                    logging.WARNING, "duplicate", "message %d overlaps delivered samples: %d rows trimmed", m.key, trim
+                )
                 raw = raw[trim:]
                 start += trim
         n = raw.shape[0]
@@ -411,8 +488,9 @@ class StreamAssembler:
             nb = n * raw.shape[1] - int(np.count_nonzero(np.isfinite(x)))
             if nb:
                 st.nonfinite += nb
-                self._log(logging.WARNING, "nonfinite", "%d NaN/inf samples in %d..%d (passed on)",
-                          nb, start, start + n)
+                self._log(
+                    logging.WARNING, "nonfinite", "%d NaN/inf samples in %d..%d (passed on)", nb, start, start + n
+                )
         c = count_clipped(raw, x, m.clip_level)
         if c:
             st.clipped += c
@@ -428,4 +506,3 @@ class StreamAssembler:
 def _fmt_shape(s: tuple) -> str:
     nch, t, fs = s
     return f"({nch if nch is not None else '?'} ch, {t or '?'}, {fs if fs is not None else '?'} Hz)"
-

@@ -9,13 +9,15 @@ Also here, shared by the sources: :class:`LogLimiter` (the ``gla.ingest`` logger
 line per kind of event every ``log_interval_s``) and the clipping counters
 (:func:`beyond_level`, :func:`count_clipped`).
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -93,7 +95,7 @@ class Source(Protocol):
 
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Source": ...
+    def __enter__(self) -> Source: ...
 
     def __exit__(self, *exc: Any) -> None: ...
 

@@ -6,6 +6,7 @@ as fast as they can be read or paced in real time, counting NaN/inf and clipped 
 :class:`SourceStats`. A truncated audio file is replayed up to its last whole frame, then
 :class:`CaptureTruncatedError` is raised (or only logged with ``strict=False``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,9 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -32,8 +34,13 @@ class CaptureTruncatedError(ValueError):
 
 
 #: soundfile subtype -> (numpy dtype of a raw read, bytes per sample, integer?)
-_SUBTYPE_INFO = {"PCM_16": ("int16", 2, True), "PCM_24": ("int32", 3, True), "PCM_32": ("int32", 4, True),
-                 "FLOAT": ("float32", 4, False), "DOUBLE": ("float64", 8, False)}
+_SUBTYPE_INFO = {
+    "PCM_16": ("int16", 2, True),
+    "PCM_24": ("int32", 3, True),
+    "PCM_32": ("int32", 4, True),
+    "FLOAT": ("float32", 4, False),
+    "DOUBLE": ("float64", 8, False),
+}
 
 
 class CaptureSource:
@@ -57,10 +64,21 @@ class CaptureSource:
     map (``index``, ``bus``, ``feeder``, ``phase``, ``ct_polarity`` per input).
     """
 
-    def __init__(self, stem_or_path: str | os.PathLike, block_s: float = 1.0, realtime: bool = False,
-                 start_s: float = 0.0, duration_s: float | None = None, *, speed: float = 1.0,
-                 stream_id: str | None = None, clip_level: float | None = None,
-                 stop_event: Any = None, strict: bool = True, verify_sha256: bool = False) -> None:
+    def __init__(
+        self,
+        stem_or_path: str | os.PathLike,
+        block_s: float = 1.0,
+        realtime: bool = False,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        *,
+        speed: float = 1.0,
+        stream_id: str | None = None,
+        clip_level: float | None = None,
+        stop_event: Any = None,
+        strict: bool = True,
+        verify_sha256: bool = False,
+    ) -> None:
         if not (block_s > 0 and math.isfinite(block_s)):
             raise ValueError(f"block_s must be a positive number, got {block_s!r}")
         if not (start_s >= 0 and math.isfinite(start_s)):
@@ -103,13 +121,22 @@ class CaptureSource:
             f = sf.SoundFile(str(meta.audio_path), mode="r")
         except Exception:
             raise err from None
-        if not (f.frames < meta.n_frames and f.channels == meta.n_channels and f.samplerate == meta.fs_hz
-                and f.subtype == meta.subtype and f.format == meta.format):
+        if not (
+            f.frames < meta.n_frames
+            and f.channels == meta.n_channels
+            and f.samplerate == meta.fs_hz
+            and f.subtype == meta.subtype
+            and f.format == meta.format
+        ):
             f.close()
             raise err
-        log.warning("%s: truncated capture: %d of %d frames readable; replaying what is there",
-                    meta.audio_path, f.frames, meta.n_frames,
-                    extra={"event": "capture_truncated", "stream": meta.audio_path.name})
+        log.warning(
+            "%s: truncated capture: %d of %d frames readable; replaying what is there",
+            meta.audio_path,
+            f.frames,
+            meta.n_frames,
+            extra={"event": "capture_truncated", "stream": meta.audio_path.name},
+        )
         return f, meta
 
     # Source interface -----------------------------------------------------------------------
@@ -133,11 +160,13 @@ class CaptureSource:
     def __repr__(self) -> str:
         state = f", truncated at frame {self.readable_frames}" if self.truncated else ""
         state += ", closed" if self._closed.is_set() else ""
-        return (f"CaptureSource({str(self.meta.audio_path)!r}, {self.n_channels} ch at {self.meta.fs_hz} Hz, "
-                f"frames {self.first_frame}..{self.end_frame} of {self.meta.n_frames}, next {self.next_frame}, "
-                f"blocks of {self.block_frames}{', realtime' if self.realtime else ''}{state})")
+        return (
+            f"CaptureSource({str(self.meta.audio_path)!r}, {self.n_channels} ch at {self.meta.fs_hz} Hz, "
+            f"frames {self.first_frame}..{self.end_frame} of {self.meta.n_frames}, next {self.next_frame}, "
+            f"blocks of {self.block_frames}{', realtime' if self.realtime else ''}{state})"
+        )
 
-    def __enter__(self) -> "CaptureSource":
+    def __enter__(self) -> CaptureSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -206,8 +235,14 @@ class CaptureSource:
                         time.sleep(min(wait, 0.05))
                     if self._stopped():
                         break
-                blk = SampleBlock(self.stream_id, pos, x, float(fs),
-                                  meta.start_time_utc + timedelta(seconds=pos / fs), discontinuity=first)
+                blk = SampleBlock(
+                    self.stream_id,
+                    pos,
+                    x,
+                    float(fs),
+                    meta.start_time_utc + timedelta(seconds=pos / fs),
+                    discontinuity=first,
+                )
                 first = False
                 st.blocks += 1
                 st.samples += n
@@ -225,10 +260,11 @@ class CaptureSource:
         if self._stopped():
             return
         if error is None and self.truncated and self.end_frame > self.readable_frames and pos >= self.readable_frames:
-            error = (f"{meta.audio_path}: truncated: only {self.readable_frames} of {meta.n_frames} frames "
-                     f"(the sidecar's gla:num_frames) could be read; replay stopped after frame {pos}")
+            error = (
+                f"{meta.audio_path}: truncated: only {self.readable_frames} of {meta.n_frames} frames "
+                f"(the sidecar's gla:num_frames) could be read; replay stopped after frame {pos}"
+            )
         if error is not None:
             log.error("%s", error, extra={"event": "capture_truncated", "stream": self.stream_id})
             if self.strict:
                 raise CaptureTruncatedError(error)
-

@@ -6,6 +6,7 @@ its :class:`~receiver.contracts.zmq_framing.FramingError` for a malformed messag
 stay raw (a view of the message's bytes): they are decoded only when the message is delivered.
 Stateless: which stream to follow and where raw items start are the assembler's business.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,13 +46,33 @@ def parse_gla(data, clip_level: float | None) -> Message:
         level = h.full_scale
     else:
         level = None
-    return Message(h.seq, h.first_sample, raw, (h.n_channels, h.sample_type, h.sample_rate_hz),
-                   h.full_scale, level, h.time_ns, h.stream_id, h.session, h.flags)
+    return Message(
+        h.seq,
+        h.first_sample,
+        raw,
+        (h.n_channels, h.sample_type, h.sample_rate_hz),
+        h.full_scale,
+        level,
+        h.time_ns,
+        h.stream_id,
+        h.session,
+        h.flags,
+    )
 
 
-def parse_gr(data, *, n_channels: int, dtype: np.dtype, sample_type: str, sample_rate_hz: float,
-             pass_tags: bool, next_offset: int, gr_scale: float | None, clip_level: float | None,
-             stream_id: str) -> Message:
+def parse_gr(
+    data,
+    *,
+    n_channels: int,
+    dtype: np.dtype,
+    sample_type: str,
+    sample_rate_hz: float,
+    pass_tags: bool,
+    next_offset: int,
+    gr_scale: float | None,
+    clip_level: float | None,
+    stream_id: str,
+) -> Message:
     """GNU Radio raw items of ``dtype``, ``n_channels`` per item. With ``pass_tags`` the header's
     offset is the first sample; without it the message starts at ``next_offset`` (the items
     counted so far). physical = raw / ``gr_scale``; the clip level is ``clip_level`` or else,
@@ -64,8 +85,9 @@ def parse_gr(data, *, n_channels: int, dtype: np.dtype, sample_type: str, sample
     else:
         hlen = 0
         if len(mv) % item:
-            raise zf.FramingError(f"gr payload: {len(mv)} bytes is not a multiple of the item size "
-                                  f"{item} ({nch} x {sample_type})")
+            raise zf.FramingError(
+                f"gr payload: {len(mv)} bytes is not a multiple of the item size {item} ({nch} x {sample_type})"
+            )
         offset = next_offset
     n = (len(mv) - hlen) // item
     raw = np.frombuffer(mv, dtype=dtype, count=n * nch, offset=hlen).reshape(n, nch)

@@ -7,14 +7,16 @@ read in blocks, each block one message in the GLA framing or as GNU Radio raw it
 by message index (drop, duplicate, reorder, corrupt, reshape, mutate) to exercise the
 receiving side.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import secrets
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import zmq
@@ -73,18 +75,37 @@ class CaptureSender:
     encoding: NaN, clipping).
     """
 
-    def __init__(self, stem: str | os.PathLike, endpoint: str, *, pattern: str = "push", framing: str = "gla",
-                 block_s: float = 0.1, realtime: bool = False, stream_id: str | None = None,
-                 drop: Iterable[int] = (), duplicate: Iterable[int] = (),
-                 reorder: Iterable[int] | Mapping[int, int] = (), corrupt: Iterable[int] = (),
-                 reshape: Mapping[int, int] | None = None,
-                 mutate: Callable[[int, np.ndarray], np.ndarray] | None = None,
-                 sample_type: str = "float32", pass_tags: bool = False,
-                 gr_tags: Mapping[int, Sequence[zf.GrTag]] | None = None, topic: bytes | str = b"",
-                 bind: bool = True, start_s: float = 0.0, duration_s: float | None = None,
-                 session: int | None = None, eos: bool = True, send_timeout_ms: int = 10000,
-                 wait_subscriber_s: float = 5.0, stop_event: Any = None, speed: float = 1.0,
-                 context: zmq.Context | None = None) -> None:
+    def __init__(
+        self,
+        stem: str | os.PathLike,
+        endpoint: str,
+        *,
+        pattern: str = "push",
+        framing: str = "gla",
+        block_s: float = 0.1,
+        realtime: bool = False,
+        stream_id: str | None = None,
+        drop: Iterable[int] = (),
+        duplicate: Iterable[int] = (),
+        reorder: Iterable[int] | Mapping[int, int] = (),
+        corrupt: Iterable[int] = (),
+        reshape: Mapping[int, int] | None = None,
+        mutate: Callable[[int, np.ndarray], np.ndarray] | None = None,
+        sample_type: str = "float32",
+        pass_tags: bool = False,
+        gr_tags: Mapping[int, Sequence[zf.GrTag]] | None = None,
+        topic: bytes | str = b"",
+        bind: bool = True,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        session: int | None = None,
+        eos: bool = True,
+        send_timeout_ms: int = 10000,
+        wait_subscriber_s: float = 5.0,
+        stop_event: Any = None,
+        speed: float = 1.0,
+        context: zmq.Context | None = None,
+    ) -> None:
         if pattern not in ("push", "pub"):
             raise ValueError(f"pattern must be 'push' or 'pub', got {pattern!r}")
         if framing not in ("gla", "gr"):
@@ -136,13 +157,24 @@ class CaptureSender:
             full = 1.0 / meta.scale
             raw, clipped = zf.encode_samples(x, self.sample_type, full)
             self._clipped += clipped
-            h = zf.GlaHeader(self.stream_id, i, blk.first_sample, blk.sample_rate_hz, x.shape[1],
-                             self.sample_type, full, zf.time_to_ns(blk.time_utc), 0, self.session)
+            h = zf.GlaHeader(
+                self.stream_id,
+                i,
+                blk.first_sample,
+                blk.sample_rate_hz,
+                x.shape[1],
+                self.sample_type,
+                full,
+                zf.time_to_ns(blk.time_utc),
+                0,
+                self.session,
+            )
             msg = zf.pack_message(h, raw)
         else:
             # floats: physical units; integers: normalised like the file (receiver: gr_scale=gla:scale)
-            raw, clipped = zf.encode_samples(x, self.sample_type,
-                                             0.0 if self.sample_type.startswith("float") else 1.0 / meta.scale)
+            raw, clipped = zf.encode_samples(
+                x, self.sample_type, 0.0 if self.sample_type.startswith("float") else 1.0 / meta.scale
+            )
             self._clipped += clipped
             msg = raw.tobytes()
             if self.pass_tags:
@@ -175,8 +207,18 @@ class CaptureSender:
         if self.eos and self.framing == "gla":
             meta = self.source.meta
             n = last + 1
-            h = zf.GlaHeader(self.stream_id, n, end, float(meta.fs_hz), meta.n_channels, self.sample_type,
-                             1.0 / meta.scale, None, zf.FLAG_END_OF_STREAM, self.session)
+            h = zf.GlaHeader(
+                self.stream_id,
+                n,
+                end,
+                float(meta.fs_hz),
+                meta.n_channels,
+                self.sample_type,
+                1.0 / meta.scale,
+                None,
+                zf.FLAG_END_OF_STREAM,
+                self.session,
+            )
             raw = np.zeros((0, meta.n_channels), dtype=zf.SAMPLE_TYPES[zf.SAMPLE_TYPE_CODES[self.sample_type]][1])
             msg = zf.pack_message(h, raw)
             yield n, ([self.topic, msg] if self.topic else [msg]), 0
@@ -210,8 +252,12 @@ class CaptureSender:
             if self.pattern == "pub":
                 rep.subscribed = self._wait_subscriber(sock)
                 if not rep.subscribed:
-                    log.warning("%s: no subscriber after %.1f s: publishing anyway", self.endpoint,
-                                self.wait_subscriber_s, extra={"event": "no_subscriber", "stream": self.stream_id})
+                    log.warning(
+                        "%s: no subscriber after %.1f s: publishing anyway",
+                        self.endpoint,
+                        self.wait_subscriber_s,
+                        extra={"event": "no_subscriber", "stream": self.stream_id},
+                    )
             sent_frames = 0
             for i, parts, n in self.messages():
                 if self._stopped():
@@ -224,8 +270,9 @@ class CaptureSender:
                 try:
                     sock.send_multipart(parts)
                 except zmq.Again as e:
-                    raise TimeoutError(f"{self.endpoint}: no receiver took message {i} within "
-                                       f"{self.send_timeout_ms} ms") from e
+                    raise TimeoutError(
+                        f"{self.endpoint}: no receiver took message {i} within {self.send_timeout_ms} ms"
+                    ) from e
                 rep.messages += 1
                 rep.frames += n
         finally:
@@ -243,23 +290,46 @@ class CaptureSender:
     def __repr__(self) -> str:
         src = self.source
         done = ", closed" if self._sock is None else ""
-        return (f"CaptureSender({self.pattern} {self.endpoint}, {self.framing} {self.sample_type}, "
-                f"{str(src.meta.audio_path)!r}, {src.n_channels} ch at {src.meta.fs_hz} Hz, "
-                f"{src.block_frames} frames per message, next message {src.stats.blocks} "
-                f"(frame {src.next_frame}){done})")
+        return (
+            f"CaptureSender({self.pattern} {self.endpoint}, {self.framing} {self.sample_type}, "
+            f"{str(src.meta.audio_path)!r}, {src.n_channels} ch at {src.meta.fs_hz} Hz, "
+            f"{src.block_frames} frames per message, next message {src.stats.blocks} "
+            f"(frame {src.next_frame}){done})"
+        )
 
-    def __enter__(self) -> "CaptureSender":
+    def __enter__(self) -> CaptureSender:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
 
-def stream_capture(stem: str | os.PathLike, endpoint: str, *, pattern: str = "push", framing: str = "gla",
-                   block_s: float = 0.1, realtime: bool = False, stream_id: str | None = None,
-                   drop: Iterable[int] = (), duplicate: Iterable[int] = (),
-                   reorder: Iterable[int] | Mapping[int, int] = (), **kw: Any) -> SendReport:
+def stream_capture(
+    stem: str | os.PathLike,
+    endpoint: str,
+    *,
+    pattern: str = "push",
+    framing: str = "gla",
+    block_s: float = 0.1,
+    realtime: bool = False,
+    stream_id: str | None = None,
+    drop: Iterable[int] = (),
+    duplicate: Iterable[int] = (),
+    reorder: Iterable[int] | Mapping[int, int] = (),
+    **kw: Any,
+) -> SendReport:
     """Replay a capture over ZeroMQ (blocking); see :class:`CaptureSender` for the options."""
-    sender = CaptureSender(stem, endpoint, pattern=pattern, framing=framing, block_s=block_s, realtime=realtime,
-                           stream_id=stream_id, drop=drop, duplicate=duplicate, reorder=reorder, **kw)
+    sender = CaptureSender(
+        stem,
+        endpoint,
+        pattern=pattern,
+        framing=framing,
+        block_s=block_s,
+        realtime=realtime,
+        stream_id=stream_id,
+        drop=drop,
+        duplicate=duplicate,
+        reorder=reorder,
+        **kw,
+    )
     return sender.run()

@@ -5,12 +5,14 @@ message goes to a :class:`StreamAssembler`, which makes the blocks (ordering, ga
 shape changes: see :mod:`receiver.sources.assembler`). The module is not called ``zmq`` so that
 ``import zmq`` keeps meaning pyzmq.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import zmq
 
@@ -45,24 +47,50 @@ class ZmqSource:
     are delivered. A ZeroMQ error ends the iteration with a logged error, never an exception.
     """
 
-    def __init__(self, endpoint: str, *, pattern: str = "pull", framing: str = "gla",
-                 n_channels: int | None = None, sample_rate_hz: float | None = None,
-                 sample_type: str = "float32", pass_tags: bool = False, topic: bytes | str = b"",
-                 rcv_timeout_ms: int = 1000, reorder_window: int = 8, max_gap_fill_s: float = 2.0,
-                 stop_event: Any = None, bind: bool = False, stream_id: str | None = None,
-                 adopt_after: int | None = 16, clip_level: float | None = None,
-                 gr_scale: float | None = None, idle_timeout_s: float | None = None,
-                 stop_at_eos: bool = False, rcvhwm: int | None = None,
-                 context: zmq.Context | None = None, log_interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        pattern: str = "pull",
+        framing: str = "gla",
+        n_channels: int | None = None,
+        sample_rate_hz: float | None = None,
+        sample_type: str = "float32",
+        pass_tags: bool = False,
+        topic: bytes | str = b"",
+        rcv_timeout_ms: int = 1000,
+        reorder_window: int = 8,
+        max_gap_fill_s: float = 2.0,
+        stop_event: Any = None,
+        bind: bool = False,
+        stream_id: str | None = None,
+        adopt_after: int | None = 16,
+        clip_level: float | None = None,
+        gr_scale: float | None = None,
+        idle_timeout_s: float | None = None,
+        stop_at_eos: bool = False,
+        rcvhwm: int | None = None,
+        context: zmq.Context | None = None,
+        log_interval_s: float = 10.0,
+    ) -> None:
         if pattern not in ("pull", "sub"):
             raise ValueError(f"pattern must be 'pull' or 'sub', got {pattern!r}")
         if rcv_timeout_ms <= 0:
             raise ValueError(f"rcv_timeout_ms must be > 0, got {rcv_timeout_ms}")
-        self.assembler = StreamAssembler(framing=framing, n_channels=n_channels, sample_rate_hz=sample_rate_hz,
-                                         sample_type=sample_type, pass_tags=pass_tags, stream_id=stream_id,
-                                         reorder_window=reorder_window, max_gap_fill_s=max_gap_fill_s,
-                                         adopt_after=adopt_after, clip_level=clip_level, gr_scale=gr_scale,
-                                         log_interval_s=log_interval_s)
+        self.assembler = StreamAssembler(
+            framing=framing,
+            n_channels=n_channels,
+            sample_rate_hz=sample_rate_hz,
+            sample_type=sample_type,
+            pass_tags=pass_tags,
+            stream_id=stream_id,
+            reorder_window=reorder_window,
+            max_gap_fill_s=max_gap_fill_s,
+            adopt_after=adopt_after,
+            clip_level=clip_level,
+            gr_scale=gr_scale,
+            log_interval_s=log_interval_s,
+        )
         self.stats = self.assembler.stats
         self.pattern, self.framing = pattern, framing
         self.rcv_timeout_s = rcv_timeout_ms / 1000.0
@@ -105,10 +133,12 @@ class ZmqSource:
 
     def __repr__(self) -> str:
         closed = ", closed" if self._closed.is_set() else ""
-        return (f"ZmqSource({self.pattern} {self.endpoint}, {self.assembler.describe()}, "
-                f"{self.stats.messages} messages{closed})")
+        return (
+            f"ZmqSource({self.pattern} {self.endpoint}, {self.assembler.describe()}, "
+            f"{self.stats.messages} messages{closed})"
+        )
 
-    def __enter__(self) -> "ZmqSource":
+    def __enter__(self) -> ZmqSource:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -146,8 +176,12 @@ class ZmqSource:
                     ready = sock.poll(slice_ms, zmq.POLLIN)
                 except zmq.ZMQError as e:
                     if not self._stopped():
-                        log.error("%s: ZeroMQ poll failed: %s", self.endpoint, e,
-                                  extra={"event": "zmq_error", "stream": self.endpoint})
+                        log.error(
+                            "%s: ZeroMQ poll failed: %s",
+                            self.endpoint,
+                            e,
+                            extra={"event": "zmq_error", "stream": self.endpoint},
+                        )
                     break
                 if ready:
                     for _ in range(64):  # a bounded burst, then look at the stop flags again
@@ -158,8 +192,9 @@ class ZmqSource:
                         last = time.monotonic()
                         if stalled:
                             stalled = False
-                            log.info("%s: data again", self.endpoint,
-                                     extra={"event": "resumed", "stream": self.endpoint})
+                            log.info(
+                                "%s: data again", self.endpoint, extra={"event": "resumed", "stream": self.endpoint}
+                            )
                         yield from asm.feed(parts)
                         if asm.end_of_stream and self.stop_at_eos:
                             return
@@ -168,17 +203,25 @@ class ZmqSource:
                 if idle >= self.rcv_timeout_s and not stalled:
                     stalled = True
                     self.stats.stalls += 1
-                    log.warning("%s: no data for %.1f s%s", self.endpoint, idle,
-                                f"; delivering {asm.held} held messages" if asm.held else "",
-                                extra={"event": "stall", "stream": self.endpoint})
+                    log.warning(
+                        "%s: no data for %.1f s%s",
+                        self.endpoint,
+                        idle,
+                        f"; delivering {asm.held} held messages" if asm.held else "",
+                        extra={"event": "stall", "stream": self.endpoint},
+                    )
                     yield from asm.flush()
                 if self.idle_timeout_s is not None and idle >= self.idle_timeout_s:
                     break
             yield from asm.flush()
         except zmq.ZMQError as e:
             if not self._stopped():
-                log.error("%s: ZeroMQ receive failed: %s", self.endpoint, e,
-                          extra={"event": "zmq_error", "stream": self.endpoint})
+                log.error(
+                    "%s: ZeroMQ receive failed: %s",
+                    self.endpoint,
+                    e,
+                    extra={"event": "zmq_error", "stream": self.endpoint},
+                )
         finally:
             with self._lock:
                 self._iterating = False

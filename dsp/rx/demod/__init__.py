@@ -33,6 +33,7 @@ The steps, in the order a burst goes through them (:class:`BurstDemodulator` in
 And for a burst decoded on one input, its measurement on another input where it may be far
 below detection (:mod:`~dsp.rx.demod.measure`: :func:`measure_known`, :class:`KnownMeasurement`).
 """
+
 from dsp.rx.demod.demodulator import BurstDemodulator, BurstResult
 from dsp.rx.demod.measure import KnownMeasurement, measure_known
 

@@ -9,6 +9,7 @@ autocorrelation, :func:`raised_cosine`), t0c = T0 in chips. :func:`isi_taps` giv
 for the 17 lags nearest, :func:`isi_kernel` the interference on every chip, and
 :func:`cancel_symbols` takes it off the despread symbols.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ def reencode(bits, src, qpsk, pre, n_sym):
     in air order (air bit k = coded[src[k]]: punctured, interleaved) mapped as
     ``dsp.tx.burst.map_symbols`` does (QPSK: a 0 appended to an odd count)."""
     padded = np.zeros(bits.shape[0] + P.CONV_TAIL_BITS, dtype=np.uint8)
-    padded[:bits.shape[0]] = bits
+    padded[: bits.shape[0]] = bits
     coded, _ = conv.conv_encode_kernel(padded, 0, conv.G1, conv.G2)
     known = np.empty(n_sym, dtype=np.complex128)
     npre = pre.shape[0]
@@ -97,11 +98,11 @@ def isi_kernel(chips, taps):
     for l in range(r1.shape[0]):
         sh = base + lo_lag + l
         if 0 < sh < n:
-            _axpy(a[2 * sh:], r1[l], c[:2 * (n - sh)])  # k >= sh: a[k] += r1[l] chips[k - sh]
+            _axpy(a[2 * sh :], r1[l], c[: 2 * (n - sh)])  # k >= sh: a[k] += r1[l] chips[k - sh]
     for l in range(r2.shape[0]):
         sh = base + lo_lag + l
         if 0 < sh < n:
-            _axpy(b[:2 * (n - sh)], r2[l], c[2 * sh:])  # k < n - sh: b[k] += r2[l] chips[k + sh]
+            _axpy(b[: 2 * (n - sh)], r2[l], c[2 * sh :])  # k < n - sh: b[k] += r2[l] chips[k + sh]
     isi1 = np.empty(n, dtype=np.complex128)
     isi2 = np.empty(n, dtype=np.complex128)
     for k in range(n):

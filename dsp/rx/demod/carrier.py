@@ -7,6 +7,7 @@ fourth power for QPSK), which leaves a line at p df; :class:`CarrierSearch` find
 chips come from the same crystal, so eps = df / fc is the chip clock's offset too; the
 matched filter then runs again on the baseband derotated by df (:func:`derotate`).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,10 @@ def dft_twiddles(nfft: int, k_first: int, n_bins: int, n: int, block: int = 32) 
     w_blocks[b, m] = w[m]^(b block), k = k_first + m (each from its angle mod 2 pi)."""
     k = k_first + np.arange(n_bins)
     starts = np.arange(0, n, block)[:, None]
-    return (np.exp(-2j * np.pi * (k % nfft) / nfft),
-            np.ascontiguousarray(np.exp(-2j * np.pi * ((k * starts) % nfft) / nfft)))
+    return (
+        np.exp(-2j * np.pi * (k % nfft) / nfft),
+        np.ascontiguousarray(np.exp(-2j * np.pi * ((k * starts) % nfft) / nfft)),
+    )
 
 
 @jit
@@ -113,13 +116,15 @@ class CarrierSearch:
         inside = np.flatnonzero(~self._grid[1])
         self._k_pos = int(np.sum(inside < fr.size // 2)) - 1
         self._k_neg = inside.size - 1 - self._k_pos
-        if inside.size and not np.array_equal(inside, np.r_[0:self._k_pos + 1, fr.size - self._k_neg:fr.size]):
+        if inside.size and not np.array_equal(inside, np.r_[0 : self._k_pos + 1, fr.size - self._k_neg : fr.size]):
             raise ValueError("carrier search: the bins within +-150 ppm are not one band around 0")
         self._tw = dft_twiddles(fr.size, -self._k_neg, self._k_neg + self._k_pos + 1, n_sym)
 
     def __repr__(self) -> str:
-        return (f"CarrierSearch({self.fc_hz:g} Hz, power {self.power}, {self.n_sym} symbols, "
-                f"{NFFT}-point DFT at the {self._k_neg + self._k_pos + 1} bins within +-{MAX_OFFSET * 1e6:g} ppm)")
+        return (
+            f"CarrierSearch({self.fc_hz:g} Hz, power {self.power}, {self.n_sym} symbols, "
+            f"{NFFT}-point DFT at the {self._k_neg + self._k_pos + 1} bins within +-{MAX_OFFSET * 1e6:g} ppm)"
+        )
 
     def offset_hz(self, Y: np.ndarray) -> float:
         """Carrier offset: the peak of |DFT| (16384 points) of the modulation-stripped symbols
@@ -129,7 +134,7 @@ class CarrierSearch:
         # |X| of the bins -kn-1 .. kp+1 (the two outside are zero, as beyond the band)
         F = np.zeros(kn + kp + 3)
         F[1:-1] = np.abs(dft_bins(strip_modulation(Y, self.pre, self.power), *self._tw, 32))
-        k = int(np.argmax(np.concatenate([F[kn + 1:-1], F[1:kn + 1]])))  # in the FFT's order: 0..kp, -kn..-1
+        k = int(np.argmax(np.concatenate([F[kn + 1 : -1], F[1 : kn + 1]])))  # in the FFT's order: 0..kp, -kn..-1
         if k > kp:
             k -= kp + 1 + kn
         a, b, c = F[k + kn], F[k + kn + 1], F[k + kn + 2]

@@ -12,6 +12,7 @@ Figures of merit per burst: symbol SNR and Eb/N0 from the data-aided residual, E
 offset, clock offset, level relative to the fundamental, pre-FEC bit errors (re-encoding), the
 detector statistic.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,8 +74,10 @@ class BurstDemodulator:
         self.iterations = iterations
         self.n_sym = P.burst_symbols(channel.modulation, channel.fec)
         self.n_chips = self.n_sym * P.CHIPS_PER_SYMBOL
-        self.code_cache = {k: np.asarray(chip_code(channel.index, k))[np.arange(self.n_chips) % P.CODE_LENGTH]
-                           for k in range(P.CODES_PER_CHANNEL)}
+        self.code_cache = {
+            k: np.asarray(chip_code(channel.index, k))[np.arange(self.n_chips) % P.CODE_LENGTH]
+            for k in range(P.CODES_PER_CHANNEL)
+        }
         self.pre = 1.0 - 2.0 * preamble_bits().astype(float)
         self.n_coded = P.coded_bits(channel.fec)
         self.c0 = Channelizer.input_index(0)  # input index of baseband sample 0
@@ -91,9 +94,11 @@ class BurstDemodulator:
     def __repr__(self) -> str:
         c = self.channel
         fec = c.fec.name[1:].replace("_", "/")
-        return (f"BurstDemodulator(channel {c.index} at {c.fc_hz:g} Hz, {c.modulation.name}, FEC {fec}, "
-                f"{self.fs_hz / P.CHIP_RATE_HZ:.4g} input samples per chip at {self.fs_hz:g} Hz, "
-                f"up to {self.iterations} data-aided iterations)")
+        return (
+            f"BurstDemodulator(channel {c.index} at {c.fc_hz:g} Hz, {c.modulation.name}, FEC {fec}, "
+            f"{self.fs_hz / P.CHIP_RATE_HZ:.4g} input samples per chip at {self.fs_hz:g} Hz, "
+            f"up to {self.iterations} data-aided iterations)"
+        )
 
     def _warm_up(self) -> None:
         """Demodulate a burst of noise, once per process: every kernel is then loaded from
@@ -129,8 +134,16 @@ class BurstDemodulator:
         return despread(z, complex(np.conj(w2)), self.code_cache[code], P.CHIPS_PER_SYMBOL), w2
 
     # -- main ----------------------------------------------------------------------------------
-    def demodulate(self, r: np.ndarray, m_first: int, start_sample: float, code: int, grid_hz: float,
-                   corr_peak: float = 0.0, fundamental_rms: float = float("nan")) -> BurstResult:
+    def demodulate(
+        self,
+        r: np.ndarray,
+        m_first: int,
+        start_sample: float,
+        code: int,
+        grid_hz: float,
+        corr_peak: float = 0.0,
+        fundamental_rms: float = float("nan"),
+    ) -> BurstResult:
         """``r``: baseband of this channel, ``r[0]`` = baseband index ``m_first``."""
         t0_s = 1.0 / grid_hz
         r = np.asarray(r, dtype=np.complex128)
@@ -139,8 +152,9 @@ class BurstDemodulator:
         spc0 = self.fs_hz / P.CHIP_RATE_HZ
         w2c = complex(np.conj(-np.exp(-2j * np.pi * self.channel.fc_hz * t0_s)))
         grid = chip_grid(m_first, self.c0, spc0, t0_s * self.fs_hz, *chip_period(spc0))
-        tau0 = refine_start(r, grid, start_sample, n_pre, RRC_PULSE, w2c, self.code_cache[code], self.pre,
-                            P.CHIPS_PER_SYMBOL)
+        tau0 = refine_start(
+            r, grid, start_sample, n_pre, RRC_PULSE, w2c, self.code_cache[code], self.pre, P.CHIPS_PER_SYMBOL
+        )
         # 2./3. carrier offset from the whole burst (eps = 0 first)
         z = self._mf(r, m_first, tau0, 0.0, t0_s, 0.0, self.n_chips)
         Y, _ = self._combine(z, t0_s, code)
@@ -159,26 +173,43 @@ class BurstDemodulator:
         the burst's typical level, (3 p_typ / p_local)^2 where an impulse raised it further (its soft
         values then count for less instead of misleading the decoder)."""
         spc = self.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
-        return symbol_weights(r, int(m_first), float(self.c0), float(tau0), spc, t0_s * self.fs_hz / (1 + eps),
-                              self.n_sym, P.CHIPS_PER_SYMBOL, IMPULSE_EXCESS)
+        return symbol_weights(
+            r,
+            int(m_first),
+            float(self.c0),
+            float(tau0),
+            spc,
+            t0_s * self.fs_hz / (1 + eps),
+            self.n_sym,
+            P.CHIPS_PER_SYMBOL,
+            IMPULSE_EXCESS,
+        )
 
     def _soft(self, Y, rot, amp, noise_var, w):
         """Soft coded bits (deinterleaved, depunctured) of the symbols derotated by ``rot``."""
-        full, ok = soft_values(Y, rot, w, 2.0 * amp / max(noise_var, 1e-300), P.PREAMBLE_SYMBOLS,
-                               self.channel.modulation != P.Modulation.BPSK, self._soft_dst,
-                               2 * (P.FRAME_BITS + P.CONV_TAIL_BITS))
+        full, ok = soft_values(
+            Y,
+            rot,
+            w,
+            2.0 * amp / max(noise_var, 1e-300),
+            P.PREAMBLE_SYMBOLS,
+            self.channel.modulation != P.Modulation.BPSK,
+            self._soft_dst,
+            2 * (P.FRAME_BITS + P.CONV_TAIL_BITS),
+        )
         if not ok:
             decode_frame(full, P.FRAME_BITS)  # raises what the decoder says of such values
         return full
 
     def _decode(self, full):
-        bits = viterbi_decode_kernel(full, P.FRAME_BITS + P.CONV_TAIL_BITS)[:P.FRAME_BITS]
+        bits = viterbi_decode_kernel(full, P.FRAME_BITS + P.CONV_TAIL_BITS)[: P.FRAME_BITS]
         frame = np.packbits(bits).tobytes()  # frame_from_bits (the decoder's bits are 0/1)
         ok = crc16(frame[:-2]) == int.from_bytes(frame[-2:], "big")
         return bits, frame, ok, full
 
     def _known_symbols(self, frame: bytes) -> np.ndarray:
         from dsp.tx.burst import burst_symbols
+
         return burst_symbols(frame, self.channel.modulation, self.channel.fec)
 
     def _reencode(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,9 +263,26 @@ class BurstDemodulator:
         level_db = 20 * math.log10(level / fund_rms) if fund_rms > 0 and level > 0 else float("nan")
         # pre-FEC bit errors: the non-erased soft values whose sign disagrees with the re-encoded bits
         pre_err = np.count_nonzero((full > 0) & (coded == 1)) + np.count_nonzero((full < 0) & (coded == 0))
-        return BurstResult(self.channel.index, code, float(tau0), bool(ok), frame if ok else None, bits if ok else None,
-                           snr_db, ebn0_db, evm, amp_f, level_db, float(df), float(eps * 1e6), float(phif),
-                           int(pre_err), float(corr_peak), it, Yf)
+        return BurstResult(
+            self.channel.index,
+            code,
+            float(tau0),
+            bool(ok),
+            frame if ok else None,
+            bits if ok else None,
+            snr_db,
+            ebn0_db,
+            evm,
+            amp_f,
+            level_db,
+            float(df),
+            float(eps * 1e6),
+            float(phif),
+            int(pre_err),
+            float(corr_peak),
+            it,
+            Yf,
+        )
 
     def _cancel(self, Y, known, code, amp, rot, t0_s, w2):
         """Remove from the symbols what the other path of the (decided) chips puts on each finger."""
@@ -245,5 +293,14 @@ class BurstDemodulator:
             # sum_j a_j R(k + t0c - j): j = k + base + l, weight R(k + t0c - j), j - k = base + l
             isi = self._isi = (t0_s, isi_taps(t0_s * P.CHIP_RATE_HZ, 17, P.RRC_BETA))  # t0 in chips (tx time)
         # per-chip complex gain at the matched-filter output: Y = 2 * 4 * H d  ->  H = amp/8 e^{j phi}
-        return cancel_symbols(Y, known, self.code_cache[code], amp / (2.0 * P.CHIPS_PER_SYMBOL), rot,
-                              P.CHIPS_PER_SYMBOL, isi[1], complex(w2), complex(np.conj(w2)))
+        return cancel_symbols(
+            Y,
+            known,
+            self.code_cache[code],
+            amp / (2.0 * P.CHIPS_PER_SYMBOL),
+            rot,
+            P.CHIPS_PER_SYMBOL,
+            isi[1],
+            complex(w2),
+            complex(np.conj(w2)),
+        )

@@ -14,6 +14,7 @@ values to rounding:
 Each chip's window is found from its own centre either way (its ends can fall on a sample:
 :func:`near_sample`, :func:`edge_fix`, :func:`chip_direct`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -213,7 +214,6 @@ def mf_periodic_into(rr, ri, rt, x_base, grid, tau0, n_chips, pulse, z):
     filtered directly."""
     n_first, c0, spc, t0_samples, period, shift = grid
     tab, td, tab_res, tab_span, span = pulse
-    nr = rr.shape[0]
     inv = 1.0 / spc
     du = DEC * inv * tab_res
     n_l = (n_chips + period - 1) // period
@@ -229,11 +229,11 @@ def mf_periodic_into(rr, ri, rt, x_base, grid, tau0, n_chips, pulse, z):
             for t in range(1, hi_q - lo_q + 2, 2):  # two taps at a time (half the passes over acc)
                 x = lo_q - 1 + t - x_base
                 m0 = 2 * (x // shift)
-                row = rt[x % shift, m0:m0 + 2 * nl]
+                row = rt[x % shift, m0 : m0 + 2 * nl]
                 c = coef[t]
                 if t + 1 <= hi_q - lo_q + 1:
                     m1 = 2 * ((x + 1) // shift)
-                    row1 = rt[(x + 1) % shift, m1:m1 + 2 * nl]
+                    row1 = rt[(x + 1) % shift, m1 : m1 + 2 * nl]
                     c1 = coef[t + 1]
                     for m in range(2 * nl):
                         acc[m] += c * row[m] + c1 * row1[m]

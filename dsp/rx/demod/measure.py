@@ -7,6 +7,7 @@ arrival time on every input) and the despread symbols are correlated with the kn
 band amplitudes correlate the received baseband with the noise-free burst reconstructed from
 the frame (:func:`synth_kernel`).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,18 @@ class KnownMeasurement:
     band_amplitudes_db: list[tuple[float, float]]  # (freq_hz, level dB re fundamental) across the channel
 
 
-def measure_known(demod: BurstDemodulator, r: np.ndarray, m_first: int, start_sample: float, code: int,
-                  grid_hz: float, frame: bytes, eps: float, fundamental_rms: float,
-                  band_offsets_hz: tuple[float, ...] = (-300.0, -150.0, 0.0, 150.0, 300.0)) -> KnownMeasurement:
+def measure_known(
+    demod: BurstDemodulator,
+    r: np.ndarray,
+    m_first: int,
+    start_sample: float,
+    code: int,
+    grid_hz: float,
+    frame: bytes,
+    eps: float,
+    fundamental_rms: float,
+    band_offsets_hz: tuple[float, ...] = (-300.0, -150.0, 0.0, 150.0, 300.0),
+) -> KnownMeasurement:
     """Level, phase and SNR of a known burst on an input where it may be far below detection.
 
     Timing and clock come from the decoded copy (one transmission, one arrival time on every
@@ -81,8 +91,9 @@ def measure_known(demod: BurstDemodulator, r: np.ndarray, m_first: int, start_sa
     return KnownMeasurement(amp, phase, 10 * math.log10(snr) if snr > 0 else -99.0, lvl, bands)
 
 
-def _clean_symbols(demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float,
-                   t0_s: float) -> np.ndarray:
+def _clean_symbols(
+    demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float, t0_s: float
+) -> np.ndarray:
     """True for symbols whose chips (both paths, +-7 chips) saw no blanked baseband sample."""
     zero = (r == 0).astype(np.int64)
     cz = np.concatenate([[0], np.cumsum(zero)])

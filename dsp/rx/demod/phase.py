@@ -8,6 +8,7 @@ preamble's phase. Data-aided, once the symbols are known from a decision (:func:
 derotated by exp(-j phi) (:func:`rotation`), and amplitude and noise variance fitted on the
 preamble (:func:`fit_preamble`) or on all known symbols (:func:`fit_known`).
 """
+
 from __future__ import annotations
 
 import math

@@ -23,6 +23,7 @@ from Python about as fast as separate arguments, a named tuple about 2 us slower
 
 Times are input-sample indices (at fs); baseband sample m sits at input index ``DEC m + c0``.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ The second path arrives T0 later (a grid period) with the weight w2 = -exp(-2j p
 (docs/air-interface.md); finger 1 is weighted by conj(w2) and added to finger 0, and the
 ``sf`` chips of each symbol are multiplied by the Gold code and summed.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ Each data symbol, derotated and weighted, gives one soft value (BPSK) or two (QP
 stay 0) and go to the soft Viterbi decoder (:mod:`dsp.fec.viterbi`). Symbols hit by an impulse
 count for less (:func:`symbol_weights`).
 """
+
 from __future__ import annotations
 
 import math

@@ -7,13 +7,22 @@ kernel (:func:`timing_metrics`), and its peak refined by parabolic interpolation
 with a period of chips (see :mod:`dsp.rx.demod.matched_filter`) it is summed class by class of
 chips from per-class sums of the samples that every offset shares.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from dsp.numba_settings import jit
-from dsp.rx.demod.matched_filter import (chip_direct, chip_window, class_pulse, edge_fix, mf_generic_into, near_sample,
-                                         sample_span, transpose_samples)
+from dsp.rx.demod.matched_filter import (
+    chip_direct,
+    chip_window,
+    class_pulse,
+    edge_fix,
+    mf_generic_into,
+    near_sample,
+    sample_span,
+    transpose_samples,
+)
 from dsp.rx.demod.pulse import DEC
 from dsp.rx.demod.rake import preamble_metric
 
@@ -69,7 +78,7 @@ def timing_metrics(r, grid, taus, n_chips, pulse, w2c, code, pre, sf):
                     x = lo_q - 1 + t - x_base
                     if not b_done[q, x]:
                         m0 = 2 * (x // shift)
-                        row = rt[x % shift, m0:m0 + 2 * nl]
+                        row = rt[x % shift, m0 : m0 + 2 * nl]
                         sr = 0.0
                         si = 0.0
                         for L in range(nl):

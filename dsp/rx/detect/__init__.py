@@ -17,11 +17,29 @@ One concern per module, in the order a block of baseband flows through them:
   screen -> phase-1 FFT where needed -> state machines -> release), and
   :class:`PreambleDetector`, a bank of one channel.
 """
+
 from dsp.rx.detect.bank import LIM_FULL, DetectorBank, PreambleDetector
 from dsp.rx.detect.kernels import TONE_DB, TONE_GROUP, TONE_K, tone_bins
 from dsp.rx.detect.state import PEAK_SPAN, THRESHOLD, ChannelDetector, Detection, DetectorState, DetState
 from dsp.rx.detect.templates import NFFT, PRE_CHIPS, SIDELOBE_DB, sidelobe_bound, template
 
-__all__ = ["LIM_FULL", "NFFT", "PEAK_SPAN", "PRE_CHIPS", "SIDELOBE_DB", "THRESHOLD", "TONE_DB", "TONE_GROUP",
-           "TONE_K", "ChannelDetector", "DetState", "Detection", "DetectorBank", "DetectorState",
-           "PreambleDetector", "sidelobe_bound", "template", "tone_bins"]
+__all__ = [
+    "LIM_FULL",
+    "NFFT",
+    "PEAK_SPAN",
+    "PRE_CHIPS",
+    "SIDELOBE_DB",
+    "THRESHOLD",
+    "TONE_DB",
+    "TONE_GROUP",
+    "TONE_K",
+    "ChannelDetector",
+    "DetState",
+    "Detection",
+    "DetectorBank",
+    "DetectorState",
+    "PreambleDetector",
+    "sidelobe_bound",
+    "template",
+    "tone_bins",
+]

@@ -25,6 +25,7 @@ detections are the same ("may reach" is a bound: see :mod:`dsp.rx.detect.kernels
 
 :class:`PreambleDetector` is a bank of one channel.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,17 @@ import numpy as np
 from dsp.air import params as P
 from dsp.rx.channelizer import DECIMATION
 from dsp.rx.detect.fft import shared_fft, shared_scratch
-from dsp.rx.detect.kernels import (TONE_GROUP, TONE_K_LN2, full_rows_kernel, noise_kernel, restore_zeros,
-                                   screen_rows, spectra_product, tone_rows, warm_up)
+from dsp.rx.detect.kernels import (
+    TONE_GROUP,
+    TONE_K_LN2,
+    full_rows_kernel,
+    noise_kernel,
+    restore_zeros,
+    screen_rows,
+    spectra_product,
+    tone_rows,
+    warm_up,
+)
 from dsp.rx.detect.state import THRESHOLD, ChannelDetector, Detection, DetectorState, DetState
 from dsp.rx.detect.templates import NFFT, bank_spectra, interpolators
 
@@ -47,8 +57,14 @@ class DetectorBank:
     channel; ``dets[c].state`` holds channel c's counters. Every channel needs the same template
     length (so the same blocks)."""
 
-    def __init__(self, channels, grid_hz: float = 60.0, fs_bb: float = 48000.0 / DECIMATION,
-                 threshold: float = THRESHOLD, codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL))) -> None:
+    def __init__(
+        self,
+        channels,
+        grid_hz: float = 60.0,
+        fs_bb: float = 48000.0 / DECIMATION,
+        threshold: float = THRESHOLD,
+        codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL)),
+    ) -> None:
         codes = tuple(codes)
         self.dets = [ChannelDetector(c, grid_hz, fs_bb, threshold, codes) for c in channels]
         if not self.dets:
@@ -66,16 +82,23 @@ class DetectorBank:
         self.rowch = np.repeat(np.arange(nch), ncode)  # channel and code of each row (channel * ncode + code)
         self.rowcode = np.tile(np.arange(ncode), nch)
         # what the screen (full_rows_kernel) knows of each row
-        self.screen = screen_rows(self.rowch, self.rowcode, np.concatenate([i[0] for i in interp]),
-                                  np.concatenate([i[1] for i in interp]), np.concatenate([i[2] for i in interp]),
-                                  self.energy[:, 1::2].ravel())
+        self.screen = screen_rows(
+            self.rowch,
+            self.rowcode,
+            np.concatenate([i[0] for i in interp]),
+            np.concatenate([i[1] for i in interp]),
+            np.concatenate([i[2] for i in interp]),
+            self.energy[:, 1::2].ravel(),
+        )
         self.product_kernel = warm_up()  # whether spectra_product gives numpy's product to the bit here
         self.reset()
 
     def __repr__(self) -> str:
-        return (f"DetectorBank(channels {[d.channel.index for d in self.dets]}, codes {list(self.dets[0].codes)}, "
-                f"NFFT {NFFT}, hop {self.hop}, threshold {self.threshold:g}; at baseband sample {self.buf_start}, "
-                f"{self.tail - self.head} buffered, {len(self.active)} code rows active)")
+        return (
+            f"DetectorBank(channels {[d.channel.index for d in self.dets]}, codes {list(self.dets[0].codes)}, "
+            f"NFFT {NFFT}, hop {self.hop}, threshold {self.threshold:g}; at baseband sample {self.buf_start}, "
+            f"{self.tail - self.head} buffered, {len(self.active)} code rows active)"
+        )
 
     def _scratch(self) -> None:
         nch = len(self.dets)
@@ -109,7 +132,7 @@ class DetectorBank:
         self.active: set[int] = set()  # rows (channel * ncode + code) whose state machine is not idle
         self._scratch()
 
-    def copy(self) -> "DetectorBank":
+    def copy(self) -> DetectorBank:
         b = DetectorBank.__new__(DetectorBank)
         b.__dict__.update(self.__dict__)
         b.dets = [d.copy() for d in self.dets]
@@ -127,15 +150,18 @@ class DetectorBank:
         n = bb.shape[1]
         if self.tail + n > self.buf.shape[1]:  # move what is left to the front, grow if need be
             keep = self.tail - self.head
-            buf = self.buf if keep + n <= self.buf.shape[1] else \
-                np.zeros((self.buf.shape[0], keep + n + NFFT), np.complex64)
-            buf[:, :keep] = self.buf[:, self.head:self.tail]
+            buf = (
+                self.buf
+                if keep + n <= self.buf.shape[1]
+                else np.zeros((self.buf.shape[0], keep + n + NFFT), np.complex64)
+            )
+            buf[:, :keep] = self.buf[:, self.head : self.tail]
             self.buf, self.head, self.tail = buf, 0, keep
-        self.buf[:nch, self.tail:self.tail + n] = bb
+        self.buf[:nch, self.tail : self.tail + n] = bb
         self.tail += n
         out: list[list[Detection]] = [[] for _ in range(nch)]
         while self.tail - self.head >= NFFT:
-            for c, found in self._block(self.buf[:, self.head:self.head + NFFT], self.buf_start):
+            for c, found in self._block(self.buf[:, self.head : self.head + NFFT], self.buf_start):
                 out[c].extend(found)
             self.head += self.hop
             self.buf_start += self.hop
@@ -180,7 +206,8 @@ class DetectorBank:
                 return out
         self._fwd.inp[:] = blk[:nch]
         X = self._fwd(nch)
-        # narrowband interference (:func:`dsp.rx.detect.kernels.tone_bins`): out of X here, out of the block and the noise below
+        # narrowband interference (:func:`dsp.rx.detect.kernels.tone_bins`): out of X here, out of the
+        # block and the noise below
         n_tone = tone_rows(X, self.inband, live_mask, TONE_GROUP, TONE_K_LN2, self._hit, self._hits)
         nrow = len(live) * ncode
         prod = self._prod
@@ -190,7 +217,7 @@ class DetectorBank:
             np.multiply(X[:nch, None, :], self.T0, out=prod[:nrow].reshape(nch, ncode, NFFT))
         else:
             for j, c in enumerate(live):
-                np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode:(j + 1) * ncode])
+                np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode : (j + 1) * ncode])
         if len(live) == nch:
             rowch, rowcode, screen = self.rowch, self.rowcode, self.screen
             row_of = self._rows  # r0 row of each (channel, code) row
@@ -202,7 +229,7 @@ class DetectorBank:
         if n_tone:
             tone = np.array([c for c in live if self._hits[c]])
             # inverse-transformed with the correlations (and 1/N, exact)
-            np.multiply(X[tone], np.float32(1.0 / NFFT), out=prod[nrow:nrow + tone.size])
+            np.multiply(X[tone], np.float32(1.0 / NFFT), out=prod[nrow : nrow + tone.size])
             xt = self._inv(nrow + tone.size)[nrow:]
             restore_zeros(blk, tone, xt, power)
             noise_kernel(xt, tone, self._p, self._sel, self.guess, n_live, noise, self._spare)
@@ -236,7 +263,9 @@ class DetectorBank:
             if need[k]:
                 d.state.full_rows += 1
                 n = int(np.searchsorted(full, k))
-                d.scan(ci, m0, r0[k, :hop], r1[n, :hop], rows_b.get(c, blk[c]), float(noise[c]), found.setdefault(c, []))
+                d.scan(
+                    ci, m0, r0[k, :hop], r1[n, :hop], rows_b.get(c, blk[c]), float(noise[c]), found.setdefault(c, [])
+                )
             elif sm.state == DetState.HOLDOFF and sm.holdoff_until - m0 < hop:
                 sm.state = DetState.IDLE  # (no lag crosses the threshold: only a hold-off can end)
             if sm.state == DetState.IDLE:
@@ -258,8 +287,14 @@ class DetectorBank:
 class PreambleDetector:
     """Streaming detector for one channel of one input (a :class:`DetectorBank` of one channel)."""
 
-    def __init__(self, channel: P.Channel, grid_hz: float = 60.0, fs_bb: float = 48000.0 / DECIMATION,
-                 threshold: float = THRESHOLD, codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL))) -> None:
+    def __init__(
+        self,
+        channel: P.Channel,
+        grid_hz: float = 60.0,
+        fs_bb: float = 48000.0 / DECIMATION,
+        threshold: float = THRESHOLD,
+        codes: tuple[int, ...] = tuple(range(P.CODES_PER_CHANNEL)),
+    ) -> None:
         self.bank = DetectorBank([channel], grid_hz, fs_bb, threshold, codes)
 
     def __repr__(self) -> str:
@@ -272,7 +307,7 @@ class PreambleDetector:
     def reset(self) -> None:
         self.bank.reset()
 
-    def copy(self) -> "PreambleDetector":
+    def copy(self) -> PreambleDetector:
         d = PreambleDetector.__new__(PreambleDetector)
         d.bank = self.bank.copy()
         return d

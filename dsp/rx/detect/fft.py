@@ -10,6 +10,7 @@ of that thread: the receiver runs many banks one block after another, and one co
 cache where one per bank would not. (The template spectra are shared the same way:
 :func:`dsp.rx.detect.templates.bank_spectra`.)
 """
+
 from __future__ import annotations
 
 import threading
@@ -44,17 +45,24 @@ class RowFFT:
         self.plans: dict[int, object] = {}
 
     def __repr__(self) -> str:
-        return (f"RowFFT({'forward' if self.forward else 'inverse'}, up to {self.inp.shape[0]} rows of {NFFT}, "
-                f"{'FFTW' if pyfftw is not None else 'pocketfft'}, plans for {sorted(self.plans)} rows)")
+        return (
+            f"RowFFT({'forward' if self.forward else 'inverse'}, up to {self.inp.shape[0]} rows of {NFFT}, "
+            f"{'FFTW' if pyfftw is not None else 'pocketfft'}, plans for {sorted(self.plans)} rows)"
+        )
 
     def __call__(self, n: int) -> np.ndarray:
         if pyfftw is None:
             return _c2c(self.inp[:n], (1,), self.forward, 0, self.out[:n], 1)
         plan = self.plans.get(n)
         if plan is None:
-            plan = self.plans[n] = pyfftw.FFTW(self.inp[:n], self.out[:n], axes=(1,), threads=1,
-                                               direction="FFTW_FORWARD" if self.forward else "FFTW_BACKWARD",
-                                               flags=("FFTW_ESTIMATE",))
+            plan = self.plans[n] = pyfftw.FFTW(
+                self.inp[:n],
+                self.out[:n],
+                axes=(1,),
+                threads=1,
+                direction="FFTW_FORWARD" if self.forward else "FFTW_BACKWARD",
+                flags=("FFTW_ESTIMATE",),
+            )
         plan.execute()
         return self.out[:n]
 

@@ -27,6 +27,7 @@ code and block), and the interpolation is evaluated there only. (A phase-1 peak 
 The kernels of the rare paths (a crossing, a tone) are compiled or loaded when the first bank is
 built (:func:`warm_up`), not inside a block.
 """
+
 from __future__ import annotations
 
 import math
@@ -198,7 +199,8 @@ def noise_kernel(blk, dest, p, scratch, guess, n_live, noise, power):
     ``p``: N float32, ``scratch``: (2, N) float32. ``guess[c]`` (updated: the previous block's median) is
     where it is looked for first: the values in four nested windows around it (+-1.5 % to
     -30/+40 %) are counted, and only those of the narrowest window that holds the median are
-    selected from (dsp.rx.order.select_pair), else every live one; the result is the same. Returns the number of rows with at least N / 2 non-zero samples."""
+    selected from (dsp.rx.order.select_pair), else every live one; the result is the same. Returns the number
+    of rows with at least N / 2 non-zero samples."""
     ln2 = np.float32(math.log(2.0))
     N = blk.shape[1]
     n_ok = 0
@@ -292,8 +294,16 @@ def _r1e_around(row, gk, j, done, hop, b, r1lim):
 #: ``g``, the norm ``h_norm`` of what they leave out, ``g1`` = sum |g|) and its phase-1 template
 #: energy ``e1``. One record per row, so that the kernel takes one array for all six (a single
 #: array is also the cheapest argument for numba to dispatch on).
-SCREEN_ROW = np.dtype([("ch", np.int64), ("code", np.int64), ("g", np.float32, (INTERP_TAPS,)), ("h_norm", np.float64),
-                       ("g1", np.float64), ("e1", np.float64)])
+SCREEN_ROW = np.dtype(
+    [
+        ("ch", np.int64),
+        ("code", np.int64),
+        ("g", np.float32, (INTERP_TAPS,)),
+        ("h_norm", np.float64),
+        ("g1", np.float64),
+        ("e1", np.float64),
+    ]
+)
 
 
 def screen_rows(ch, code, g, h_norm, g1, e1) -> np.ndarray:
@@ -390,8 +400,6 @@ def full_rows_kernel(r, hop, screen, energy, noise, power, lim, need):
     return evals, n_need
 
 
-
-
 @cache
 def warm_up() -> bool:
     """Compile (or load from numba's cache) the kernels of the rare paths, a crossing and a tone,
@@ -403,8 +411,16 @@ def warm_up() -> bool:
     x = np.zeros((5, NFFT), np.complex64)[4:]  # a tone row after the correlations, in the bank's buffer
     one = np.zeros(1, np.int64)
     restore_zeros(blk, one, x, np.empty(1))
-    noise_kernel(x, one, np.empty(NFFT, np.float32), np.empty((2, NFFT), np.float32), np.zeros(1), np.empty(1, np.int64),
-                 np.empty(1), np.empty(1))
+    noise_kernel(
+        x,
+        one,
+        np.empty(NFFT, np.float32),
+        np.empty((2, NFFT), np.float32),
+        np.zeros(1),
+        np.empty(1, np.int64),
+        np.empty(1),
+        np.empty(1),
+    )
     r = np.zeros((2, 2 * NFFT), np.complex64)
     statistic(r[0, :4], r[1, :4], np.float32(1.0), np.float32(1.0))  # (rows of the correlations)
     t = np.ones(2 * SEG, complex)

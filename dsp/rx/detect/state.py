@@ -31,6 +31,7 @@ be decoded anyway).
 a block it cannot use, and :meth:`ChannelDetector.release` after each block. Every
 :class:`Detection` carries ``start_sample``, the input-rate index of the centre of its chip 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -100,10 +101,18 @@ class DetectorState:
     tone_blocks: int = 0  # blocks with narrowband interference excised (:func:`dsp.rx.detect.kernels.tone_bins`)
     full_rows: int = 0  # code-blocks whose phase-1 correlation was computed in full (see the module doc)
 
-    def copy(self) -> "DetectorState":
-        return DetectorState(self.buf_start, [(_CodeSM(**vars(s))) for s in self.sms],
-                             list(self.pending), list(self.recent), self.n_tests, self.dropped, self.gated,
-                             self.tone_blocks, self.full_rows)
+    def copy(self) -> DetectorState:
+        return DetectorState(
+            self.buf_start,
+            [(_CodeSM(**vars(s))) for s in self.sms],
+            list(self.pending),
+            list(self.recent),
+            self.n_tests,
+            self.dropped,
+            self.gated,
+            self.tone_blocks,
+            self.full_rows,
+        )
 
 
 class ChannelDetector:
@@ -111,8 +120,9 @@ class ChannelDetector:
     machine of every code, the second CFAR stage and the release of detections (``state``: its
     state machines and counters)."""
 
-    def __init__(self, channel: P.Channel, grid_hz: float, fs_bb: float, threshold: float,
-                 codes: tuple[int, ...]) -> None:
+    def __init__(
+        self, channel: P.Channel, grid_hz: float, fs_bb: float, threshold: float, codes: tuple[int, ...]
+    ) -> None:
         if threshold <= 0:
             raise ValueError("threshold must be positive")
         self.channel, self.grid_hz, self.fs_bb, self.threshold, self.codes = channel, grid_hz, fs_bb, threshold, codes
@@ -128,16 +138,22 @@ class ChannelDetector:
     def describe(self) -> str:
         """One line: the channel, codes, block and threshold, and where the stream and the state machines are."""
         s = self.state
-        busy = ", ".join(f"code {self.codes[ci]} {sm.state.name}" for ci, sm in enumerate(s.sms)
-                         if sm.state != DetState.IDLE) or "all codes idle"
-        return (f"channel {self.channel.index} at {self.channel.fc_hz:g} Hz, codes {list(self.codes)}, NFFT {NFFT}, "
-                f"hop {self.hop}, threshold {self.threshold:g}; at baseband sample {s.buf_start}, {busy}, "
-                f"{len(s.pending)} pending")
+        busy = (
+            ", ".join(
+                f"code {self.codes[ci]} {sm.state.name}" for ci, sm in enumerate(s.sms) if sm.state != DetState.IDLE
+            )
+            or "all codes idle"
+        )
+        return (
+            f"channel {self.channel.index} at {self.channel.fc_hz:g} Hz, codes {list(self.codes)}, NFFT {NFFT}, "
+            f"hop {self.hop}, threshold {self.threshold:g}; at baseband sample {s.buf_start}, {busy}, "
+            f"{len(s.pending)} pending"
+        )
 
     def reset(self) -> None:
         self.state = DetectorState(0, [_CodeSM() for _ in self.codes])
 
-    def copy(self) -> "ChannelDetector":
+    def copy(self) -> ChannelDetector:
         d = ChannelDetector.__new__(ChannelDetector)
         d.__dict__.update(self.__dict__)
         d.state = self.state.copy()
@@ -153,8 +169,9 @@ class ChannelDetector:
             if sm.state == DetState.PEAK:
                 sm.state = DetState.IDLE
 
-    def scan(self, ci: int, m0: int, r0: np.ndarray, r1: np.ndarray, b32: np.ndarray, noise: float,
-             found: list) -> None:
+    def scan(
+        self, ci: int, m0: int, r0: np.ndarray, r1: np.ndarray, b32: np.ndarray, noise: float, found: list
+    ) -> None:
         """Code ``ci`` over a block from both template phases' correlations ``r0``, ``r1`` (hop lags);
         detections it emits go to ``found``."""
         sm = self.state.sms[ci]
@@ -179,14 +196,14 @@ class ChannelDetector:
                 sm.state, sm.first_m, sm.best_lambda = DetState.PEAK, m0 + i, -1.0
             # PEAK: the maximum over [first_m, first_m + PEAK_SPAN]
             e = sm.first_m + PEAK_SPAN + 1 - m0
-            seg = row[i:min(e, hop)]
+            seg = row[i : min(e, hop)]
             k = int(np.argmax(seg))
             if seg[k] > sm.best_lambda:
                 j = i + k
                 ph = int(best_phase[j])
                 sm.best_lambda, sm.best_m, sm.best_phase = float(seg[k]), m0 + j, ph
                 sm.best_corr, sm.best_noise = complex(r[ph][j]), noise
-                sm.best_win, sm.best_row = b32[j:j + self.L].copy(), r[ph].copy()  # for the 2nd stage
+                sm.best_win, sm.best_row = b32[j : j + self.L].copy(), r[ph].copy()  # for the 2nd stage
             if e > hop:
                 break  # the window goes on in the next block
             if self._passes(ci, sm):
@@ -198,8 +215,16 @@ class ChannelDetector:
             i = e
 
     def _detection(self, ci: int, sm: _CodeSM) -> Detection:
-        return Detection(self.channel.index, self.codes[ci], self.start_sample(sm.best_m, sm.best_phase),
-                         sm.best_m, sm.best_lambda, sm.best_corr, sm.best_noise, sm.best_phase)
+        return Detection(
+            self.channel.index,
+            self.codes[ci],
+            self.start_sample(sm.best_m, sm.best_phase),
+            sm.best_m,
+            sm.best_lambda,
+            sm.best_corr,
+            sm.best_noise,
+            sm.best_phase,
+        )
 
     def flush(self) -> list[Detection]:
         """End of stream: release everything still pending (after the rival check)."""
@@ -215,9 +240,13 @@ class ChannelDetector:
         """Second CFAR stage (dsp.rx.cfar_gate): the peak re-normalised by the noise as its template
         sees it must still cross the threshold."""
         k = 2 * ci + sm.best_phase
-        tp = cached_template(self.channel.index, self.channel.fc_hz, self.codes[ci], self.grid_hz, self.fs_bb,
-                             0.5 * sm.best_phase)
-        if gated_statistic(sm.best_win[:tp.size], tp, sm.best_row, float(self.energy[k]), sm.best_noise) > self.threshold:
+        tp = cached_template(
+            self.channel.index, self.channel.fc_hz, self.codes[ci], self.grid_hz, self.fs_bb, 0.5 * sm.best_phase
+        )
+        if (
+            gated_statistic(sm.best_win[: tp.size], tp, sm.best_row, float(self.energy[k]), sm.best_noise)
+            > self.threshold
+        ):
             return True
         self.state.gated += 1
         return False
@@ -237,13 +266,19 @@ class ChannelDetector:
                 still.append(d)
                 continue
             rivals = s.pending + s.recent
-            if any(o is not d and abs(o.m_peak - d.m_peak) < self.burst_bb and d.lambda_peak < sidelobe_bound(o.lambda_peak)
-                   for o in rivals):
+            if any(
+                o is not d
+                and abs(o.m_peak - d.m_peak) < self.burst_bb
+                and d.lambda_peak < sidelobe_bound(o.lambda_peak)
+                for o in rivals
+            ):
                 s.dropped += 1
                 continue
             out.append(d)
-        s.recent = [d for d in s.recent + out + [d for d in s.pending if d not in still and d not in out]
-                    if d.m_peak > now - 3 * self.burst_bb]
+        s.recent = [
+            d
+            for d in s.recent + out + [d for d in s.pending if d not in still and d not in out]
+            if d.m_peak > now - 3 * self.burst_bb
+        ]
         s.pending = still
         return sorted(out, key=lambda d: d.m_peak)
-

@@ -14,6 +14,7 @@ re-triggers its own and the other codes' correlators at SIDELOBE_DB under its pe
 :func:`sidelobe_bound` is how strong such a sidelobe can be (the state machine's rival check).
 Everything here is made once per channel and cached read-only.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ def cached_template(ch_index: int, fc_hz: float, code: int, grid_hz: float, fs_b
     tc = 1.0 / P.CHIP_RATE_HZ
     t0 = 1.0 / grid_hz
     n_chips = P.PREAMBLE_SYMBOLS * P.CHIPS_PER_SYMBOL
-    chips = (1.0 - 2.0 * preamble_bits().astype(float)).repeat(P.CHIPS_PER_SYMBOL) * \
-        np.asarray(chip_code(ch_index, code))[np.arange(n_chips) % P.CODE_LENGTH]
+    chips = (1.0 - 2.0 * preamble_bits().astype(float)).repeat(P.CHIPS_PER_SYMBOL) * np.asarray(
+        chip_code(ch_index, code)
+    )[np.arange(n_chips) % P.CODE_LENGTH]
     length = int(math.ceil(((n_chips - 1 + 2 * PRE_CHIPS) * tc + t0) * fs_bb)) + 1
     t = (np.arange(length) + phase) / fs_bb - PRE_CHIPS * tc
     w2 = -np.exp(-2j * np.pi * fc_hz * t0)
@@ -118,8 +120,9 @@ def interpolators(ch_index: int, fc_hz: float, codes: tuple[int, ...], grid_hz: 
     h_norm = np.empty(len(codes))
     for ci in range(len(codes)):
         A = T[2 * ci][:, None] * np.exp(1j * np.outer(w, shifts))  # spectrum of r0[m + shift] per unit X
-        g[ci] = np.linalg.lstsq(np.vstack([A.real, A.imag]), np.concatenate([T[2 * ci + 1].real, T[2 * ci + 1].imag]),
-                                rcond=None)[0]
+        g[ci] = np.linalg.lstsq(
+            np.vstack([A.real, A.imag]), np.concatenate([T[2 * ci + 1].real, T[2 * ci + 1].imag]), rcond=None
+        )[0]
         D = T[2 * ci + 1] - A @ g[ci].astype(np.float32).astype(np.float64)
         h_norm[ci] = math.sqrt(float(np.sum(np.abs(D) ** 2)) / NFFT)  # Parseval: the residual filter's norm
     g = g.astype(np.float32)
