@@ -67,6 +67,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -82,6 +83,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from dsp.air import params as P
 
@@ -102,9 +104,17 @@ TRANSMISSION_KINDS = ("scheduled", "alert", "provisioning")
 EVENT_KINDS = ("move_phase", "switch_lateral", "outage", "tap")
 
 
-def _range(lo_limit: float | None = None, hi_limit: float | None = None, integer: bool = False):
-    """A ``[min, max]`` pair (TOML array) with min <= max inside the given limits."""
-    item = Int if integer else Float
+def _pair(v: Any) -> Any:
+    """A TOML array of two values -> tuple (anything else is left for the type check to reject)."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 2:
+            raise ValueError(f"must be [min, max] (2 values), got {list(v)!r}")
+        return tuple(v)
+    return v
+
+
+def _ordered_within(lo_limit: float | None = None, hi_limit: float | None = None) -> Callable[[tuple], tuple]:
+    """Check of a ``(min, max)`` pair: min <= max inside the given limits."""
 
     def check(v: tuple) -> tuple:
         lo, hi = v
@@ -116,19 +126,14 @@ def _range(lo_limit: float | None = None, hi_limit: float | None = None, integer
             raise ValueError(f"values must be <= {hi_limit}, got {hi}")
         return v
 
-    def to_tuple(v: Any) -> Any:
-        if isinstance(v, (list, tuple)):
-            if len(v) != 2:
-                raise ValueError(f"must be [min, max] (2 values), got {list(v)!r}")
-            return tuple(v)
-        return v
-
-    return Annotated[tuple[item, item], BeforeValidator(to_tuple), AfterValidator(check)]
+    return check
 
 
-DbRange = _range(hi_limit=0.0)
-LevelRange = _range(hi_limit=-1.0)
-CountRange = _range(lo_limit=1, integer=True)
+# ``[min, max]`` pairs (TOML arrays) with min <= max inside the given limits; spelt out as static
+# aliases so type checkers can read them
+DbRange = Annotated[tuple[Float, Float], BeforeValidator(_pair), AfterValidator(_ordered_within(hi_limit=0.0))]
+LevelRange = Annotated[tuple[Float, Float], BeforeValidator(_pair), AfterValidator(_ordered_within(hi_limit=-1.0))]
+CountRange = Annotated[tuple[Int, Int], BeforeValidator(_pair), AfterValidator(_ordered_within(lo_limit=1))]
 
 
 class _Model(BaseModel):
@@ -292,7 +297,7 @@ class Scenario(_Model):
     def channel_config(self, **overrides: Any) -> ChannelConfig:
         """The :class:`ChannelConfig` this scenario asks for (other knobs at their defaults)."""
         c = self.channel
-        kw = dict(
+        kw: dict[str, Any] = dict(
             fs_hz=self.scenario.fs_hz,
             grid_hz=self.scenario.grid_hz,
             noise_floor_dbc=c.noise_floor_dbc,
@@ -325,7 +330,7 @@ def _short(v: Any) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     t, ctx, inp = err["type"], err.get("ctx", {}), err.get("input")
     got = f", got {_short(inp)}"
     if t == "missing":

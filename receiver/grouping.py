@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from dsp.air.frame import parse_frame
 from dsp.air.messages import Kind
 from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
-from dsp.rx.demod import BurstDemodulator, BurstResult, measure_known
+from dsp.rx.demod import BurstDemodulator, BurstResult, KnownMeasurement, measure_known
 from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
 
 GROUP_TOL = 40  # input samples (0.6 chip)
@@ -211,7 +212,7 @@ class Grouper:
         best_i, best = ok[0] if ok else max(c.members, key=lambda ir: ir[1].corr_peak)
         frame = best.frame if ok else None
         detected = {i: r for i, r in c.members}
-        measured: dict[int, tuple] = {}
+        measured: dict[int, KnownMeasurement] = {}
         if frame is not None:
             bus = self.inputs[best_i].bus if best_i in self.inputs else None
             for i, info in self.inputs.items():
@@ -221,15 +222,19 @@ class Grouper:
                 if m is not None:
                     measured[i] = m
                     self.stats["copies_measured"] += 1
-        copies = []
+        copies: list[dict[str, Any]] = []
         for i in sorted(set(detected) | set(measured)):
             info = self.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
             r = detected.get(i)
             m = measured.get(i)
             if r is None and (m is None or m.snr_db < MIN_COPY_SNR_DB):
                 continue
-            level = m.level_db if m is not None else r.level_db
-            snr = m.snr_db if (m is not None and r is None) else r.snr_db
+            if r is None:
+                assert m is not None  # neither detected nor measured was skipped just above
+                level, snr = m.level_db, m.snr_db
+            else:
+                level = m.level_db if m is not None else r.level_db
+                snr = r.snr_db
             copies.append(
                 dict(
                     i=i,
@@ -317,7 +322,7 @@ class Grouper:
             inferred=inferred,
         )
 
-    def _measure(self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes):
+    def _measure(self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes) -> KnownMeasurement | None:
         ring = self.rings.get(i)
         if ring is None:
             return None
@@ -347,7 +352,7 @@ class Grouper:
         before = [k for k in log if k <= b]
         return log[max(before)] if before else log[min(log)]
 
-    def _infer(self, copies: list[dict], demod: BurstDemodulator) -> Inference | None:
+    def _infer(self, copies: list[dict[str, Any]], demod: BurstDemodulator) -> Inference | None:
         if not copies:
             return None
         top = copies[0]
