@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -56,7 +57,7 @@ def _channel_table(
         raise ValueError(f"ct_polarity must be {n_inputs} values of +-1")
     out = []
     for i, (b, f, p) in enumerate(rows):
-        row = {"index": i, "bus": b, "feeder": f}
+        row: dict[str, Any] = {"index": i, "bus": b, "feeder": f}
         if fpb is not None:
             row["feeder_in_bus"] = f - b * fpb
         row.update(phase=PHASES[p], ct_polarity=pol[i])
@@ -180,6 +181,7 @@ class CaptureWriter:
             raise ValueError("capture already closed")
         if self._file is None:
             self.open()
+        assert self._file is not None  # open() created it
         x = np.asarray(block, dtype=np.float64)
         if x.ndim == 1 and self.n_inputs == 1:
             x = x[:, None]
@@ -218,6 +220,7 @@ class CaptureWriter:
             return self.meta_path
         if self._file is None:
             self.open()
+        assert self._file is not None  # open() created it
         self._file.close()
         self._file = None
         self._closed = True

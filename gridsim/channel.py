@@ -86,10 +86,10 @@ def phase_index(phase: int | str) -> int:
         if p not in PHASES:
             raise ValueError(f"phase must be one of A, B, C, got {phase!r}")
         return PHASES.index(p)
-    p = int(phase)
-    if p not in (0, 1, 2):
+    k = int(phase)
+    if k not in (0, 1, 2):
         raise ValueError(f"phase must be 0, 1, 2 (A, B, C), got {phase!r}")
-    return p
+    return k
 
 
 def input_index(bus: int, feeder: int, phase: int | str, feeders_per_bus: int) -> int:

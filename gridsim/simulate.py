@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -89,7 +90,7 @@ def run_scenario(
 ) -> SimulationResult:
     s = _resolve(scenario)
     if seed is not None or duration_s is not None:
-        upd = {}
+        upd: dict[str, Any] = {}
         if seed is not None:
             upd["seed"] = int(seed)
         if duration_s is not None:
@@ -109,8 +110,8 @@ def run_scenario(
         buses=s.substation.buses,
         feeders_per_bus=s.substation.feeders_per_bus,
         laterals_per_feeder=hc.laterals_per_feeder,
-        meters_per_hub=tuple(hc.meters_per_hub),
-        level_db=tuple(hc.level_db),
+        meters_per_hub=hc.meters_per_hub,
+        level_db=hc.level_db,
         clock_ppm=hc.clock_ppm,
         cutoff_hz=(0.95 * s.substation.transformer_cutoff_hz, 1.3 * s.substation.transformer_cutoff_hz),
     )

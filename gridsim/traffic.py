@@ -140,8 +140,10 @@ def location_at(hub_index: int, hub: Hub, t: float, events: list[Event], feeders
         if ev.at_s > t:
             break
         if ev.kind == "move_phase" and ev.hub == hub_index:
+            assert ev.to_phase is not None  # a move_phase event always names its new phase
             phase = int(ev.to_phase)
         elif ev.kind == "switch_lateral" and ev.feeder == hub.feeder and ev.lateral == hub.lateral:
+            assert ev.to_feeder is not None  # a switch_lateral event always names its new feeder
             feeder = int(ev.to_feeder)
     return feeder // feeders_per_bus, feeder, phase
 
@@ -198,7 +200,7 @@ class Scheduler:
         slot: int,
         channel: int,
         code: int,
-        msg,
+        msg: M.Message,
         extra: dict | None = None,
         frames: list[bytes] | None = None,
     ) -> list[bytes]:
@@ -208,8 +210,7 @@ class Scheduler:
         bus, feeder, phase = location_at(hub_index, hub, t, self.events, self.fpb)
         if not powered(hub, t, self.events, feeder):
             return frames or []
-        repeat = frames is not None
-        if not repeat:
+        if frames is None:  # a first sending, not a repeat
             frames = M.encode_message(msg, hub_id=hub.hub_id, counter=hub.next_counter(0), key=hub.key)
             hub.next_counter(len(frames))
         if t < 0 or t + P.burst_duration_s() + 0.1 > self.duration_s:
@@ -289,7 +290,7 @@ class Scheduler:
                 return ev.meter
         return -1
 
-    def _alert(self, hub_index: int, t: float, msg, extra: dict | None = None) -> None:
+    def _alert(self, hub_index: int, t: float, msg: M.Message, extra: dict | None = None) -> None:
         """Slotted ALOHA on the alert channel: the same sealed frame sent ``alert_repeats`` times,
         each with a fresh random code, a random 1..5 slots apart."""
         slot = self._alert_slot(t)
@@ -363,6 +364,7 @@ class Scheduler:
             hub = self.hubs[i]
             kind = it.get("kind", "scheduled_report")
             t = float(it["at_s"])
+            msg: M.Message
             if kind == "scheduled_report":
                 msg = M.ScheduledReport(
                     int(self.start_unix + t), [reading(self.rng, j) for j in range(min(2, len(hub.meter_ids)))]
@@ -382,7 +384,7 @@ class Scheduler:
             # place exactly at at_s (no slot rounding, no jitter): explicit transmissions are for tests
             saved = self.jitter_s, self._slot_time
             self.jitter_s = 0.0
-            self._slot_time = lambda _slot, _t=t: _t  # type: ignore[method-assign]
+            self._slot_time = lambda _slot, _t=t: _t  # type: ignore[method-assign,misc]  # patched for one call
             try:
                 self._emit(i, self._alert_slot(t), channel, code, msg, {"explicit": True})
             finally:

@@ -221,7 +221,10 @@ def _u16(x: float, name: str) -> int:
     return v
 
 
-MESSAGE_TYPES: dict[Kind, type] = {
+# any message of the link (each a dataclass with ``kind``, ``pack`` and ``unpack``)
+Message = ProvisioningRequest | Pairing | PairingLoss | Alert | ScheduledReport | TanAnomaly
+
+MESSAGE_TYPES: dict[Kind, type[Message]] = {
     Kind.PROVISIONING_REQUEST: ProvisioningRequest,
     Kind.PAIRING: Pairing,
     Kind.PAIRING_LOSS: PairingLoss,
@@ -246,7 +249,7 @@ def seal(header: Header, plaintext: bytes, key: bytes) -> bytes:
     return _aead(key).encrypt(nonce(header.hub_id, header.counter), _pad(plaintext), header.pack())
 
 
-def encode_message(msg, *, hub_id: int, counter: int, key: bytes) -> list[bytes]:
+def encode_message(msg: Message, *, hub_id: int, counter: int, key: bytes) -> list[bytes]:
     """Frames (32 bytes each) carrying ``msg``; counters ``counter``, ``counter + 1``, ...
 
     Scheduled reports with more than two readings are split into segments; every segment is a
@@ -274,7 +277,7 @@ class AuthError(ValueError):
 @dataclass
 class OpenedFrame:
     header: Header
-    message: object
+    message: Message
 
     def as_dict(self) -> dict:
         d = asdict(self.message) if hasattr(self.message, "__dataclass_fields__") else {}

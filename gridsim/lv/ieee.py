@@ -93,7 +93,8 @@ def _tree(net) -> Tree:
         adj[f].append((t, li))
         adj[t].append((f, li))
     km = net.line.length_km.to_numpy(float)
-    parent, dist, order = {}, {root: 0.0}, [root]
+    parent: dict[int, tuple[int, int]] = {}
+    dist, order = {root: 0.0}, [root]
     for u in order:  # breadth first; the cables form a tree
         for v, li in adj[u]:
             if v in dist:
@@ -209,7 +210,7 @@ def ieee_spec(*, scenario: str = "on_peak_566", reduce: bool = True, n_taps: int
         keep = set(tree.order)
     used = [b for b in tree.order if b in keep]  # root first
     ix = {b: i + 1 for i, b in enumerate(used)}  # 0: the MV bus
-    lines = {k: [] for k in ("from", "to", "km", "r", "x", "r0", "x0")}
+    lines: dict[str, list[float]] = {k: [] for k in ("from", "to", "km", "r", "x", "r0", "x0")}
     for b in used[1:]:
         if b not in keep:
             continue

@@ -61,4 +61,4 @@ def tan_series(spec: NetSpec, v, i, pf) -> TanSeries:
             MeterInfo(inf["meter_id"], spec.name, "abc"[int(spec.meter_phase[k])], account=f"ACC-{inf['meter_id']}")
             for k, inf in enumerate(spec.meter_info)
         ]
-    return TanSeries(t, meters, v, i, pf, transformer_id=spec.name)
+    return TanSeries(t, tuple(meters), v, i, pf, transformer_id=spec.name)

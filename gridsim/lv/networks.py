@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class NetSpec:
     def key_extra(self) -> dict:
         """What a cache key needs beyond the base fields: only the data a network sets itself
         (so that the keys of networks that set none stay as they were)."""
-        out = {}
+        out: dict[str, Any] = {}
         if self.line_r0 is not None or self.line_x0 is not None:
             out["z0"] = [np.round(a, 9).tolist() for a in self.zero_sequence()]
         if self.ext_grid is not None:
@@ -150,7 +151,7 @@ def us_tan_spec(rng: np.random.Generator, name: str, n_meters: int, n_taps: int)
     vkr = vk / math.sqrt(1 + rng.uniform(1.0, 2.0) ** 2)
     v_ll = 0.24 * math.sqrt(3)
     buses = [7.2 * math.sqrt(3), v_ll]  # 0: MV, 1: secondary
-    lines = {"from": [], "to": [], "km": [], "r": [], "x": []}
+    lines: dict[str, list[float]] = {"from": [], "to": [], "km": [], "r": [], "x": []}
     meter_bus, info = [], []
     names = list(US_CONDUCTORS)
     for k in range(n_meters):
@@ -245,7 +246,7 @@ def eu_spec(rng: np.random.Generator, which: str, n_taps: int) -> NetSpec:
     load_bus = [bus_ix[b] for b in net.load.bus]
     n = len(load_bus)
     phases = rng.permutation(np.arange(n) % 3)
-    info = [{"meter_id": f"{which}-H{k + 1}"} for k in range(n)]
+    info: list[dict[str, Any]] = [{"meter_id": f"{which}-H{k + 1}"} for k in range(n)]
     # distances from the transformer along the tree
     import collections
 

@@ -19,6 +19,7 @@ import json
 import pathlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +134,7 @@ def make_truth(
             worst[f"{kw:g}kw_max_tap_effect_mv"] = float(np.abs(exact - v_clean[sel]).max() * 1000)
         lin = {"network": spec.name, "minutes": int(sel.size), **worst}
     solve_s = time.perf_counter() - t_start
-    arrays = {"v_clean": v_clean, "solve_s": np.array(solve_s)}
+    arrays: dict[str, Any] = {"v_clean": v_clean, "solve_s": np.array(solve_s)}  # savez(**arrays)
     arrays.update({f"v_tap{s}": v for s, v in enumerate(v_tap)})
     if lin is not None:
         arrays["linearity"] = np.array(json.dumps(lin))
