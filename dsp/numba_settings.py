@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
+from typing import Literal
 
 import numpy as np
 from numba import config, njit, types
@@ -25,7 +26,7 @@ CACHE = os.environ.get("GLA_NUMBA_CACHE", "1") != "0"
 #: results are bit-stable. "sums": the terms of a sum may be reordered (and vectorised) and a * b + c
 #: may fuse; used by the comb's, the channelizer's and the matched filter's dot products, whose
 #: outputs are then stable per kind of CPU. "reorder": reordering only, no fused multiply-add.
-FASTMATH: dict[str, bool | frozenset[str]] = {
+FASTMATH: dict[str, Literal[False] | frozenset[str]] = {
     "exact": False,
     "sums": frozenset({"reassoc", "contract"}),
     "reorder": frozenset({"reassoc"}),

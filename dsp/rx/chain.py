@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
@@ -204,7 +205,7 @@ class InputChain:
         self.excise_tones = excise_tones  # narrowband-interference excision on each burst's span (dsp.rx.excise)
         self.comb = HarmonicComb(fs_hz, plan.grid_hz)
         self.chan = Channelizer(plan, fs_hz)
-        kw = {} if threshold is None else {"threshold": threshold}
+        kw: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
         self.bank = DetectorBank(plan.channels, plan.grid_hz, fs_hz / DECIMATION, **kw)
         self.dets = self.bank.dets  # per channel: its state machines and counters (``state``)
         self.demods = [BurstDemodulator(c, fs_hz, iterations) for c in plan.channels]

@@ -28,6 +28,8 @@ detections are the same ("may reach" is a bound: see :mod:`dsp.rx.detect.kernels
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from dsp.air import params as P
@@ -190,6 +192,7 @@ class DetectorBank:
         n_ok = noise_kernel(blk[:nch], self._dest, self._p, self._sel, self.guess, n_live, noise, power)
         out: list[tuple[int, list[Detection]]] = []  # (channel, detections released), when there are some
         live_mask = self._live
+        live: Sequence[int]  # the channels with a block to detect on
         if n_ok == nch:
             live = range(nch)
             if not self._all_live:
@@ -218,6 +221,7 @@ class DetectorBank:
         else:
             for j, c in enumerate(live):
                 np.multiply(X[c][None, :], self.T0[c], out=prod[j * ncode : (j + 1) * ncode])
+        row_of: Sequence[int] | dict[int, int]
         if len(live) == nch:
             rowch, rowcode, screen = self.rowch, self.rowcode, self.screen
             row_of = self._rows  # r0 row of each (channel, code) row
@@ -251,8 +255,8 @@ class DetectorBank:
         if n_need:  # the phase-1 correlations the state machines must see
             full = np.flatnonzero(need)
             p1 = self._inv1.inp
-            for n, k in enumerate(full):
-                np.multiply(X[rowch[k]], self.T1[rowch[k], rowcode[k]], out=p1[n])
+            for n, kf in enumerate(full):
+                np.multiply(X[rowch[kf]], self.T1[rowch[kf], rowcode[kf]], out=p1[n])
             r1 = self._inv1(full.size)
             visit = sorted(set(visit) | set(full.tolist()))
         found: dict[int, list[Detection]] = {}

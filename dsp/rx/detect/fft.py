@@ -14,6 +14,7 @@ cache where one per bank would not. (The template spectra are shared the same wa
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class RowFFT:
         self.inp[:] = 0
         self.out[:] = 0
         self.forward = forward
-        self.plans: dict[int, object] = {}
+        self.plans: dict[int, Any] = {}  # pyfftw.FFTW plans by row count
 
     def __repr__(self) -> str:
         return (

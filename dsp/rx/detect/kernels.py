@@ -309,6 +309,7 @@ SCREEN_ROW = np.dtype(
 def screen_rows(ch, code, g, h_norm, g1, e1) -> np.ndarray:
     """The rows' :data:`SCREEN_ROW` records from one array per field."""
     out = np.empty(len(ch), SCREEN_ROW)
+    assert SCREEN_ROW.names is not None  # a structured dtype has field names
     for name, v in zip(SCREEN_ROW.names, (ch, code, g, h_norm, g1, e1)):
         out[name] = v
     return out

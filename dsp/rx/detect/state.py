@@ -239,6 +239,7 @@ class ChannelDetector:
     def _passes(self, ci: int, sm: _CodeSM) -> bool:
         """Second CFAR stage (dsp.rx.cfar_gate): the peak re-normalised by the noise as its template
         sees it must still cross the threshold."""
+        assert sm.best_win is not None and sm.best_row is not None  # a PEAK has recorded its best peak
         k = 2 * ci + sm.best_phase
         tp = cached_template(
             self.channel.index, self.channel.fc_hz, self.codes[ci], self.grid_hz, self.fs_bb, 0.5 * sm.best_phase
