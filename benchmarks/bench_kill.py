@@ -165,6 +165,7 @@ class Child:
 
     def kill9(self) -> None:
         if self.alive():
+            assert self.proc is not None  # alive: started
             os.kill(self.proc.pid, signal.SIGKILL)
             self.kills += 1
         if self.proc is not None:
@@ -172,6 +173,7 @@ class Child:
 
     def terminate(self) -> None:
         if self.alive():
+            assert self.proc is not None  # alive: started
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
@@ -202,6 +204,7 @@ def _wait_receiver_ready(child: Child, stats_dir: Path, timeout: float) -> bool:
     while time.monotonic() < end:
         if not child.alive():
             return False
+        assert child.proc is not None  # alive: started
         if (stats_dir / f"rx-{child.proc.pid}.json").exists():
             return True
         time.sleep(0.02)
@@ -328,6 +331,7 @@ def run(
                 say("time budget exhausted")
                 break
             if not rx.alive():
+                assert rx.proc is not None  # started before the loop
                 rc = rx.proc.returncode
                 if rc == 0:
                     done = True
@@ -340,6 +344,7 @@ def run(
                 rx.start()
                 _wait_receiver_ready(rx, tmp / "stats", 60)
             if not plat.alive():
+                assert plat.proc is not None  # started before the loop
                 say(f"platform exited with {plat.proc.returncode}: restarting")
                 crashes += 1
                 if crashes > 5:
@@ -375,8 +380,8 @@ def run(
         for m in msgs:
             per_msg[m["bundle_id"]] = per_msg.get(m["bundle_id"], 0) + 1
         statuses: dict[str, int] = {}
-        for r in rows:
-            key = r["status"] + (f":{r['reason']}" if r.get("reason") else "")
+        for row in rows:
+            key = row["status"] + (f":{row['reason']}" if row.get("reason") else "")
             statuses[key] = statuses.get(key, 0) + 1
         dup_rows = len(stored) - len(set(stored))
         dup_msgs = sum(c - 1 for c in per_msg.values() if c > 1)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -56,7 +57,8 @@ def _phase_trial(args) -> list[tuple[float, int, int, str]]:
     )
     layout = Layout(1, 2)
     chan = SubstationChannel(cfg, layout, seed=int(seed))
-    sent, injections = [], []
+    sent: list[tuple[str, int]] = []
+    injections: list[Injection] = []
     for k, ch in [(k, ch) for k in range(SLOTS_PER_TRIAL) for ch in range(3)]:
         code = int(rng.integers(4))
         fr = F.build_frame(
@@ -111,7 +113,7 @@ def phase_id(trials_per_margin: dict[float, int], workers: int) -> dict:
     with mp.get_context("fork").Pool(workers) as pool:
         for r in tqdm(pool.imap_unordered(_phase_trial, jobs), total=len(jobs), desc="phase id", unit="trial"):
             res += r
-    per = {}
+    per: dict[str, dict[str, Any]] = {}
     confusion = np.zeros((6, 7), int)  # true input (0..5) x inferred (0..5, 6 = ambiguous/missed)
     for m, t, g, outcome in res:
         d = per.setdefault(str(m), {"trials": 0, "right": 0, "wrong": 0, "ambiguous": 0, "missed": 0})
@@ -348,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from benchmarks import bench_kill
 
-            k = bench_kill.run(**({"n_bundles": 60} if q else {}))
+            kill_kw: dict[str, Any] = {"n_bundles": 60} if q else {}
+            k = bench_kill.run(**kill_kw)
             print("kill", k, flush=True)
             out.update(
                 bundles_lost_in_kill_test=k["bundles_lost_in_kill_test"],

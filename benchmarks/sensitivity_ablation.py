@@ -22,6 +22,7 @@ import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.special import erfcinv
@@ -33,7 +34,7 @@ from gridsim import trials as T
 
 FS = T.FS
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     # name: (impulse rate /s/feeder, cutoff factor (None = benchmark draw 0.95..1.3), interferers on, impulses on)
     "bench": dict(impulse_rate=0.2, cutoff_x=None, interferers=True),
     "imp_0.05": dict(impulse_rate=0.05, cutoff_x=None, interferers=True),
@@ -253,7 +254,8 @@ def main(argv=None) -> None:
         for x in d["interference_split"]:
             print(x)
         return
-    rows, prev_cmd = [], []
+    rows: list[dict[str, Any]] = []
+    prev_cmd: list[str] = []
     outp = Path(a.out)
     if a.append and outp.exists():
         import json

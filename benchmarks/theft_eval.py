@@ -616,7 +616,7 @@ def summarise(results: list[dict]) -> dict:
     )
     out["named_meter_from_tap_m_eu_24h_median"] = _finite_median(r["named_meter_from_tap_m"] for r in eu_det)
     # per scenario (network, site, size, kind, start)
-    scen = {}
+    scen: dict[tuple, list[dict]] = {}
     for r in trials:
         scen.setdefault((r["network"], r["site"], r["size_kw"], r["kind"], r["start"]), []).append(r)
     out["scenarios"] = [

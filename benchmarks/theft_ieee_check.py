@@ -187,17 +187,17 @@ def plot(summary: dict, trials: list[dict], path: pathlib.Path) -> None:
     for window, label, col in ((60, "1 h", "tab:red"), (MIN_PER_DAY, "24 h", "tab:blue")):
         key = "bound_kw_1h" if window == 60 else "bound_kw_24h"
         xs = [kw for kw in te.SIZES_KW if any(r["size_kw"] == kw for r in trials)]
-        rows = [[r for r in trials if r["size_kw"] == kw] for kw in xs]
+        rows_by_kw = [[r for r in trials if r["size_kw"] == kw] for kw in xs]
         ax.plot(
             xs,
-            [np.mean([te._within(r, window) for r in rr]) for rr in rows],
+            [np.mean([te._within(r, window) for r in rr]) for rr in rows_by_kw],
             "-o",
             color=col,
             label=f"detected within {label}",
         )
         ax.plot(
             xs,
-            [np.mean([r["size_kw"] >= r[key] for r in rr]) for rr in rows],
+            [np.mean([r["size_kw"] >= r[key] for r in rr]) for rr in rows_by_kw],
             "--x",
             color=col,
             alpha=0.45,

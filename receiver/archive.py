@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, TextIO
 
 from receiver.contracts.bundle import Bundle
 
@@ -14,7 +15,7 @@ class BundleArchive:
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._files: dict[str, object] = {}
+        self._files: dict[str, TextIO] = {}
         self.written = 0
 
     def path_for(self, b: Bundle) -> Path:
@@ -52,7 +53,7 @@ def write_sigmf_annotations(
 ) -> Path:
     """A copy of the capture's sidecar whose ``annotations`` mark every bundle's burst."""
     meta = json.loads(Path(meta_path).read_text())
-    ann = []
+    ann: list[dict[str, Any]] = []
     for b in bundles:
         c = b.copies[0]
         half_bw = 450.0

@@ -55,7 +55,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from receiver.replay import print_replay_summary, replay
 
-    posted = []
     res = replay(
         args.capture,
         workers=args.workers,

@@ -128,7 +128,7 @@ class Deliverer:
         self,
         spool: Spool,
         url: str,
-        token: str,
+        token: str | None,
         *,
         timeout_s: float = 5.0,
         batch: int = 100,
@@ -363,7 +363,7 @@ class Deliverer:
             self._stats["requests"] += 1
             self._stats["posted"] += len(items)
             self._stats["retries"] += sum(1 for it in items if it.attempts > 0)
-        kw = {"timeout": self.timeout_s} if self._own_client else {}  # a given client keeps its own
+        kw: dict[str, Any] = {"timeout": self.timeout_s} if self._own_client else {}  # a given client keeps its own
         return self.client.post(url, content=content.encode("utf-8"), headers=self._headers(), **kw)
 
     @staticmethod
@@ -674,7 +674,7 @@ class Deliverer:
 def deliver_all(
     spool: Spool,
     url: str,
-    token: str,
+    token: str | None,
     timeout_s: float = 5.0,
     *,
     progress: bool = False,

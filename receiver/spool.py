@@ -119,7 +119,8 @@ def _json_default(o: Any) -> Any:
 def encode(bundle: BundleLike) -> tuple[str, str]:
     """``(bundle_id, body JSON)`` of a Bundle model, a dict, or JSON text."""
     if hasattr(bundle, "model_dump_json"):
-        return str(bundle.bundle_id), bundle.model_dump_json()
+        model: Any = bundle  # a pydantic model (BundleLike's Any)
+        return str(model.bundle_id), model.model_dump_json()
     if isinstance(bundle, bytes):
         bundle = bundle.decode("utf-8")
     if isinstance(bundle, str):
@@ -593,7 +594,8 @@ class Spool:
         return [dict(zip(names, r)) for r in cur.fetchall()]
 
     def ids(self, status: str | None = None) -> list[str]:
-        q, args = "SELECT bundle_id FROM spool", ()
+        q = "SELECT bundle_id FROM spool"
+        args: tuple[str, ...] = ()
         if status:
             q, args = q + " WHERE status = ?", (status,)
         return [r[0] for r in self._conn().execute(q + " ORDER BY seq", args)]

@@ -29,6 +29,7 @@ from receiver.sources import (
     CaptureSource,
     CaptureTruncatedError,
     SampleBlock,
+    SendReport,
     Source,
     SourceStats,
     StreamAssembler,
@@ -554,7 +555,7 @@ def test_any_delivery_order_never_shifts_samples(tiny, clean_messages, framing, 
 
 # ----------------------------------------------------------------------- over real sockets
 def _receive(src: ZmqSource, snd: CaptureSender) -> tuple[list[SampleBlock], object]:
-    rep = {}
+    rep: dict[str, SendReport] = {}
     th = threading.Thread(target=lambda: rep.setdefault("r", snd.run()))
     th.start()
     with src:

@@ -191,6 +191,7 @@ class StreamAssembler:
 
     def _parse_gr(self, data) -> Message:
         nch, _, fs = self.expected
+        assert nch is not None and fs is not None  # framing='gr' needs both (checked in __init__)
         m = parse_gr(
             data,
             n_channels=nch,
@@ -370,6 +371,7 @@ class StreamAssembler:
         self._drain(out)
 
     def _drain(self, out: list[SampleBlock]) -> None:
+        assert self.next_key is not None  # set by the message just accepted (or delivered)
         if self._by_seq:
             while True:
                 if self.next_key in self._buf:

@@ -221,7 +221,7 @@ class CaptureSource:
                 if self._clip_file is not None:
                     big = beyond_level(y, self._clip_file)
                     clip = big if clip is None else clip | big
-                nc = int(np.count_nonzero(clip))
+                nc = 0 if clip is None else int(np.count_nonzero(clip))
                 if nc:
                     st.clipped += nc
                     self._log(logging.WARNING, "clipped", "%d clipped samples in frames %d..%d", nc, pos, pos + n)

@@ -157,6 +157,7 @@ class CaptureSender:
             full = 1.0 / meta.scale
             raw, clipped = zf.encode_samples(x, self.sample_type, full)
             self._clipped += clipped
+            assert blk.time_utc is not None  # a capture's blocks always carry their time
             h = zf.GlaHeader(
                 self.stream_id,
                 i,

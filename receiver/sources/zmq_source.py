@@ -166,6 +166,7 @@ class ZmqSource:
 
     def _run(self) -> Iterator[SampleBlock]:
         sock = self._sock
+        assert sock is not None  # __iter__ checked it; close() leaves it to a running iteration
         asm = self.assembler
         slice_ms = max(1, min(_POLL_SLICE_MS, int(self.rcv_timeout_s * 1000)))
         last = time.monotonic()
