@@ -8,7 +8,6 @@ carries exactly one sealed frame (dsp.messages) and is written to the ground tru
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from dsp import messages as M
 from dsp import params as P
+from dsp.messages import hub_key  # the key rule of simulated hubs, shared with platform_api.testing
 
 PHASES = "ABC"
 
@@ -79,11 +79,6 @@ class Transmission:
     seg_index: int = 0
     seg_count: int = 1
     extra: dict = field(default_factory=dict)
-
-
-def hub_key(seed: int, hub_id: int) -> bytes:
-    """Deterministic per-hub AES-128 key of a simulated hub (exported with the truth)."""
-    return hashlib.sha256(f"gla-sim-key:{seed}:{hub_id}".encode()).digest()[:16]
 
 
 def make_population(rng: np.random.Generator, *, seed: int, n_hubs: int, buses: int, feeders_per_bus: int,
