@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from .compiled import Statements
+
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
 
@@ -86,6 +88,8 @@ class Database:
         # SQLite allows one writer: take the lock around write transactions instead of
         # spinning on SQLITE_BUSY. PostgreSQL uses row locks (SELECT ... FOR UPDATE).
         self._lock = threading.RLock() if self.is_sqlite else None
+        #: Core statements compiled for this database, run on DB-API cursors (the fast path of ingest)
+        self.statements = Statements(self.engine.dialect)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
