@@ -1,8 +1,10 @@
 """Computing Platform: Core statements on a DB-API cursor (``platform_api.core.compiled``) write and
-read exactly what ``Connection.execute`` does."""
+read exactly what ``Connection.execute`` does, and no module writes SQL naming columns by hand."""
 from __future__ import annotations
 
+import ast
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
@@ -103,3 +105,20 @@ def test_cursor_fills_callable_defaults_and_caches_plans(db):
     assert len(db.statements._plans) == n  # compiled once per statement and parameter names
     with pytest.raises(KeyError, match="'id' missing"):  # as Connection.execute, a value is required
         _cursor_run(db, lambda c: c.execute(BY_ID, {}))
+
+
+def test_no_hand_written_sql_naming_columns():
+    """SQL is built with Core from the models (the migrations aside): a string that starts like a
+    DML statement is hand-written SQL that a schema change would have to find."""
+    root = Path(__file__).resolve().parents[1] / "platform_api"
+    dml = ("SELECT ", "INSERT ", "UPDATE ", "DELETE ")
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        if "versions" in p.parts:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                v = node.value.lstrip().upper()
+                if v.startswith(dml) and v.strip() != "SELECT 1":
+                    found.append(f"{p.relative_to(root)}:{node.lineno}: {node.value[:60]!r}")
+    assert found == []
