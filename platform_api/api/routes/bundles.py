@@ -135,7 +135,7 @@ async def post_bundle(request: Request) -> Response:
         raise invalid(e.loc, e.msg) from None
     if pf.db.is_sqlite:
         # SQLite has one writer anyway: no thread hop; posts that arrive together commit together
-        code, body, replayed, err = await pf.group.submit(p, bundle)
+        code, body, replayed, err = await request.app.state.group_commit.submit(p, bundle)
     else:
         try:
             out = await run_in_threadpool(ingest, pf, p, bundle)
