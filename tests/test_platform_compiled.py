@@ -122,3 +122,34 @@ def test_no_hand_written_sql_naming_columns():
                 if v.startswith(dml) and v.strip() != "SELECT 1":
                     found.append(f"{p.relative_to(root)}:{node.lineno}: {node.value[:60]!r}")
     assert found == []
+
+
+def test_utc_datetime_on_sqlite_reads_and_writes_what_sqlalchemys_datetime_does():
+    """UTCDateTime converts SQLite's text itself (one step, the C isoformat/fromisoformat): the
+    same text as SQLAlchemy's DATETIME storage format, and the same datetimes read back."""
+    import random
+
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    from platform_api.core.db import UTCDateTime
+
+    d = sqlite.dialect()
+    t = UTCDateTime().dialect_impl(d)
+    fast_bind, fast_result = t.bind_processor(d), t.result_processor(d, None)
+    ref_bind, ref_result = TypeDecorator.bind_processor(t, d), TypeDecorator.result_processor(t, d, None)
+    rng = random.Random(5)
+    values = [None, datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999),
+              datetime(999, 5, 6, 7, 8, 9), datetime(2026, 11, 22, 0, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=-5)))]
+    for _ in range(2000):
+        v = datetime(1970, 1, 1) + timedelta(seconds=rng.uniform(0, 7e9))
+        if rng.random() < 0.3:
+            v = v.replace(microsecond=0)
+        if rng.random() < 0.7:
+            v = v.replace(tzinfo=timezone(timedelta(minutes=rng.randrange(-720, 841, 15))))
+        values.append(v)
+    for v in values:
+        text = fast_bind(v)
+        assert text == ref_bind(v)
+        assert fast_result(text) == ref_result(text)
+        assert text is None or fast_result(text).tzinfo is not None
