@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 from . import __version__
 from .api.main import ROUTERS

@@ -1,9 +1,9 @@
 """Realistic bundles for tests, benchmarks and demos.
 
-Frames are sealed with :func:`dsp.messages.encode_message` under each hub's key, and wrapped in
-:class:`receiver.bundle.Bundle` models the way the receiver builds them: the copy on the true
+Frames are sealed with :func:`dsp.air.messages.encode_message` under each hub's key, and wrapped in
+:class:`receiver.contracts.bundle.Bundle` models the way the receiver builds them: the copy on the true
 feeder-phase input first, crosstalk copies on the other phases of the feeder weaker, the
-inferred location with a confidence, ``bundle_id`` from :func:`receiver.bundle.make_bundle_id`.
+inferred location with a confidence, ``bundle_id`` from :func:`receiver.contracts.bundle.make_bundle_id`.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Optional
 
-from dsp import messages as M
-from dsp import params as P
-from receiver.bundle import Bundle, make_bundle_id
+from dsp.air import messages as M
+from dsp.air import params as P
+from receiver.contracts.bundle import Bundle, make_bundle_id
 
 PHASES = "ABC"
 FS = 48000

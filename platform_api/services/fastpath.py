@@ -18,8 +18,8 @@ from typing import Any, Optional
 
 from sqlalchemy import bindparam, select, update
 
-from dsp import messages as M
-from receiver.bundle import Bundle
+from dsp.air import messages as M
+from receiver.contracts.bundle import Bundle
 
 from ..core.compiled import Cursor
 from ..models import Hub

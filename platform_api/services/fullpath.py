@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from dsp import messages as M
-from receiver.bundle import Bundle
+from dsp.air import messages as M
+from receiver.contracts.bundle import Bundle
 
 from ..models import Hub, Rejection
 from . import inference, outage, reports, semantics

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 from .context import Platform
 from .ingest import Principal, ingest_items

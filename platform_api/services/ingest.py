@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 from ..models import BundleRow
 from . import fastpath, fullpath

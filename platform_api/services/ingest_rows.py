@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from sqlalchemy import bindparam, insert, select, update
 
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 from ..models import BundleRow, Message
 from .clock import aware, utcnow

@@ -10,7 +10,7 @@ from typing import Optional
 
 from sqlalchemy import bindparam, insert, select, update
 
-from dsp import messages as M
+from dsp.air import messages as M
 
 from ..models import Meter, Reading, Report
 from .context import Platform

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dsp import messages as M
+from dsp.air import messages as M
 
 from ..models import Hub, HubPolicy, Meter
 from . import outage, reports

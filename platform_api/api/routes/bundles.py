@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from receiver.bundle import Bundle
+from receiver.contracts.bundle import Bundle
 
 from ...models import BundleRow, Message, Reading, Rejection, Report
 from ...schemas.bundles import (BatchIn, BatchOut, IngestResult, MessageOut, RejectionOut, ReportOut,
