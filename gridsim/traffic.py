@@ -9,7 +9,6 @@ carries exactly one sealed frame (dsp.air.messages) and is written to the ground
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from dsp.air import messages as M
 from dsp.air import params as P
+from dsp.air.messages import hub_key  # the key rule of simulated hubs, shared with platform_api.testing
 
 PHASES = "ABC"
 
@@ -80,11 +80,6 @@ class Transmission:
     seg_index: int = 0
     seg_count: int = 1
     extra: dict = field(default_factory=dict)
-
-
-def hub_key(seed: int, hub_id: int) -> bytes:
-    """Deterministic per-hub AES-128 key of a simulated hub (exported with the truth)."""
-    return hashlib.sha256(f"gla-sim-key:{seed}:{hub_id}".encode()).digest()[:16]
 
 
 def make_population(

@@ -10,7 +10,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+
+from receiver.contracts.bundle import Bundle
 
 from . import __version__
 from .api.main import ROUTERS
@@ -18,12 +21,12 @@ from .core.config import Settings
 from .core.db import Database, migrate
 from .core.security import load_receivers_file, token_hash
 from .models import Receiver
-from receiver.contracts.bundle import Bundle
-
 from .schemas.bundles import BatchIn
 from .schemas.imports import GridModel, SimulatorTruth
+from .services import changes, forwarding
 from .services.clock import utcnow
 from .services.context import Platform
+from .services.groupcommit import GroupCommit
 from .services.worker import Worker
 
 log = logging.getLogger("gla.platform")
@@ -89,11 +92,21 @@ def _load_credentials(pf: Platform) -> int:
     return len(entries)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+def build_platform(settings: Settings) -> Platform:
+    """The database (migrated to the head revision) and the platform context, with the session
+    hooks that tie commits to forwarding (a snapshot of each changed hub, before the commit) and
+    to publishing (wake the worker, after it)."""
     db = Database(settings.database_url, echo=settings.sql_echo)
     migrate(db.engine)
     pf = Platform(settings, db)
+    sa_event.listen(db.sessionmaker, "before_commit", lambda session: forwarding.before_commit(pf, session))
+    sa_event.listen(db.sessionmaker, "after_commit", lambda session: changes.after_commit(pf, session))
+    return pf
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    pf = build_platform(settings)
     _load_credentials(pf)
     worker = Worker(pf)
 
@@ -111,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   lifespan=lifespan)
     app.state.platform = pf
     app.state.worker = worker
+    app.state.group_commit = GroupCommit(pf)  # concurrent single posts on SQLite, committed together
     for router in ROUTERS:  # directly on the app: one level of routing less per request
         app.include_router(router)
 

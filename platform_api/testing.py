@@ -14,7 +14,6 @@ from typing import Iterable, Optional
 
 from dsp.air import messages as M
 from dsp.air import params as P
-from gridsim.traffic import hub_key
 from receiver.contracts.bundle import Bundle, make_bundle_id
 
 PHASES = "ABC"
@@ -46,7 +45,7 @@ def fleet(n: int, *, seed: int = 7, feeders: int = 4, laterals: int = 3, meters:
     for i in range(n):
         hid = first_id + i
         f = rng.randrange(feeders)
-        out.append(FakeHub(hub_id=hid, key=hub_key(seed, hid), bus=0, feeder=f, phase=rng.choice(PHASES),
+        out.append(FakeHub(hub_id=hid, key=M.hub_key(seed, hid), bus=0, feeder=f, phase=rng.choice(PHASES),
                            lateral=rng.randrange(laterals), transformer_id=f"T-{hid}",
                            meter_ids=[hid * 16 + j for j in range(rng.randint(*meters))],
                            counter=rng.randrange(0, 1000)))

@@ -9,6 +9,7 @@ All multi-byte fields are big-endian; unused plaintext bytes are zero.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -236,6 +237,13 @@ MESSAGE_TYPES: dict[Kind, type[Message]] = {
 
 def nonce(hub_id: int, counter: int) -> bytes:
     return struct.pack(">I", hub_id) + counter.to_bytes(3, "big") + bytes(6)
+
+
+def hub_key(seed: int, hub_id: int) -> bytes:
+    """The deterministic AES-128 key of a *simulated* hub (the simulator's population and the
+    platform's test fleets; exported with the simulator's truth). Deployed hubs have random keys,
+    provisioned and imported into the platform, which never derives one."""
+    return hashlib.sha256(f"gla-sim-key:{seed}:{hub_id}".encode()).digest()[:16]
 
 
 def _aead(key: bytes) -> AESCCM:

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from .compiled import Statements
+
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
 
 
@@ -27,6 +29,38 @@ class UTCDateTime(TypeDecorator):
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    # SQLite: the text SQLAlchemy's DATETIME stores ('YYYY-MM-DD HH:MM:SS.ffffff', here in UTC),
+    # written and read in one step with the C isoformat/fromisoformat (the hot path of ingest
+    # converts a few per bundle); tests/test_platform_compiled.py checks they agree.
+    def bind_processor(self, dialect):
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        utc = timezone.utc
+
+        def process(value):
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=utc)
+            return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect, coltype):
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return self._from_sqlite
+
+    @staticmethod
+    def _from_sqlite(value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
 
     def process_bind_param(self, value, dialect):
         if value is None:
@@ -86,6 +120,8 @@ class Database:
         # SQLite allows one writer: take the lock around write transactions instead of
         # spinning on SQLITE_BUSY. PostgreSQL uses row locks (SELECT ... FOR UPDATE).
         self._lock = threading.RLock() if self.is_sqlite else None
+        #: Core statements compiled for this database, run on DB-API cursors (the fast path of ingest)
+        self.statements = Statements(self.engine.dialect)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,13 +1,14 @@
 """History of every change (with time, cause and evidence) and the life cycle of events."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, Iterable, Optional
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import Event, EventLog, History, OutboxItem, WebhookDelivery
+from ..models import Event, EventLog, History, Hub, OutboxItem, Webhook, WebhookDelivery
 from .clock import iso, utcnow
 from .context import Platform
 
@@ -48,10 +49,6 @@ def change(s: Session, obj: Any, field: str, new: Any, *, entity: str, entity_id
 
 def bump_tan(s: Session, *hub_ids: int | None) -> None:
     """TAN membership of these hubs changed (invalidates every process's tan_index cache)."""
-    from sqlalchemy import update
-
-    from ..models import Hub
-
     ids = sorted({int(x) for x in hub_ids if x is not None})
     for i in range(0, len(ids), 900):
         s.execute(update(Hub).where(Hub.hub_id.in_(ids[i:i + 900])).values(tan_version=Hub.tan_version + 1)
@@ -152,7 +149,7 @@ def publish(s: Session, pf: Platform, ev: Event, action: str) -> None:
     log = EventLog(event_id=ev.id, action=action, at=utcnow(), snapshot=snap)
     s.add(log)
     s.flush()
-    for hook in pf.webhooks(s):
+    for hook in active_webhooks(s, pf):
         if ("*" in hook["types"] or ev.type in hook["types"]) and ev.confidence >= hook["min_confidence"]:
             s.add(WebhookDelivery(webhook_id=hook["id"], seq=log.seq, status="pending", attempts=0,
                                   next_attempt_at=utcnow()))
@@ -160,3 +157,20 @@ def publish(s: Session, pf: Platform, ev: Event, action: str) -> None:
         s.add(OutboxItem(item_type="event", payload={"action": action, "event": snap}, status="pending",
                          next_attempt_at=utcnow()))
     s.info["publish"] = True
+
+
+def active_webhooks(s: Session, pf: Platform) -> list[dict]:
+    """The active webhooks, cached for 2 s (``pf.invalidate_webhooks()`` after a change)."""
+    at, hooks = pf.webhooks_cache
+    if time.monotonic() - at < 2.0:
+        return hooks
+    rows = s.scalars(select(Webhook).where(Webhook.active.is_(True))).all()
+    hooks = [{"id": w.id, "types": list(w.event_types or ["*"]), "min_confidence": w.min_confidence} for w in rows]
+    pf.webhooks_cache = (time.monotonic(), hooks)
+    return hooks
+
+
+def after_commit(pf: Platform, session: Session) -> None:
+    """Session hook (wired by create_app): a commit that published something wakes the worker."""
+    if session.info.pop("publish", False):
+        pf.wakeup.set()

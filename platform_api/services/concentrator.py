@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from ..models import Event, Hub, Meter, ReceivedForward, Reading, Section, Substation, Transformer
-from .changes import change, publish, record
+from .changes import bump_tan, change, publish, record
 from .clock import utcnow
 from .context import Platform
 from .inventory import ensure_feeder
@@ -100,8 +100,6 @@ def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
     hub.updated_at = changed_at
     if m.get("feeder") is not None:
         ensure_feeder(s, sub, m.get("bus") or 0, m["feeder"], source="forward")
-    from .changes import bump_tan
-
     s.flush()
     bump_tan(s, hub.hub_id, *[x.hub_id for x in s.scalars(select(Meter).where(
         Meter.meter_id.in_([md["meter_id"] for md in h.get("tan", [])] or [-1]))).all()])

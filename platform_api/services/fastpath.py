@@ -1,92 +1,47 @@
-"""The common case of ingest without the ORM: a one-frame scheduled report from a known hub heard
-where the Grid Map says (or not located), with nothing pending.
+"""The common case of ingest without the ORM: a scheduled report (one frame or a segment) or a
+sag/swell alert from a settled hub heard where the Grid Map says (or not located), with nothing
+pending, and identical repeats of any accepted frame.
 
 Most of a substation's traffic is exactly this (12,000 hubs x 2 reports a day), and it changes
-nothing but the hub's reception state, so it is written with plain DB-API statements inside the
-one transaction on a pooled DB-API connection (no ORM session at all). Anything else (another kind, a segment, a counter not above
-the last, a location other than the map's, a candidate, a silent hub, ...) returns ``None`` and
-goes through the full path in :mod:`.ingest`, which makes every decision. ``tests`` check that
-both paths leave the same rows and give the same answers.
+nothing but the hub's reception state. It is written with the same Core statements as the full
+path (:mod:`.ingest_rows`, :mod:`.reports`, and the hub's columns below, all from the models'
+tables), run on a pooled DB-API connection through :class:`platform_api.core.compiled.Cursor`:
+no ORM session, no per-statement ``Result``. Anything else (another kind, a counter not above the
+last, a location other than the map's, a candidate, a silent hub, ...) returns ``None`` and goes
+through the full path (:mod:`.fullpath`), which makes every decision. ``tests`` check that both
+paths leave the same rows and give the same answers.
 """
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Optional
+
+from sqlalchemy import bindparam, select, update
 
 from dsp.air import messages as M
 from receiver.contracts.bundle import Bundle
 
-from .clock import aware, utcnow
+from ..core.compiled import Cursor
+from ..models import Hub
+from . import ingest_rows as rows
+from . import reports
+from .clock import aware, slot_of
 from .context import Platform
 from .decode import KIND_NAMES, Reject, check_frame, fields_of, open_sealed
+from .inference import section_may_be_pending
 
-_HUB_COLS = ("hub_id", "substation_id", "key_hex", "status", "map_bus", "map_feeder", "map_phase", "section_id",
-             "last_counter", "first_seen_at", "last_seen_at", "last_report_slot", "cand_feeder", "tan_version")
+_H = Hub.__table__
+HUB_COLS = ("hub_id", "substation_id", "key_hex", "status", "map_bus", "map_feeder", "map_phase", "section_id",
+            "last_counter", "first_seen_at", "last_seen_at", "last_report_slot", "cand_feeder", "tan_version")
+HUB_STATE = select(*(_H.c[c] for c in HUB_COLS)).where(_H.c.hub_id == bindparam("hub_id")).with_for_update()
+HUB_UPDATE = update(_H).where(_H.c.hub_id == bindparam("where_hub_id"))  # SET: the columns given
 
-
-class Raw:
-    """DB-API cursor on the session's connection, with ``?`` placeholders on both backends."""
-
-    def __init__(self, dbapi_conn, pg: bool) -> None:
-        self.pg = pg
-        self.cur = dbapi_conn.cursor()
-
-    def all(self, sql: str, args: tuple) -> list[tuple]:
-        self.cur.execute(self.q(sql), args)
-        return self.cur.fetchall()
-
-    def q(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.pg else sql
-
-    def one(self, sql: str, args: tuple) -> Optional[tuple]:
-        self.cur.execute(self.q(sql), args)
-        return self.cur.fetchone()
-
-    def run(self, sql: str, args: tuple) -> None:
-        self.cur.execute(self.q(sql), args)
-
-    def many(self, sql: str, rows: list[tuple]) -> None:
-        self.cur.executemany(self.q(sql), rows)
-
-    def t(self, v: datetime | None) -> Any:
-        """A timestamp as SQLAlchemy stores it: aware on PostgreSQL, naive UTC text on SQLite."""
-        if v is None:
-            return None
-        v = aware(v)
-        if self.pg:
-            return v
-        return v.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-    def j(self, v: Any) -> str:
-        return json.dumps(v)
-
-    def jcast(self) -> str:
-        return "?::json" if self.pg else "?"
-
-    def b(self, v: bool) -> Any:
-        return bool(v) if self.pg else int(bool(v))
-
-    def tparse(self, v: Any) -> datetime | None:
-        if v is None:
-            return None
-        if isinstance(v, str):
-            v = datetime.fromisoformat(v)
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v
+SAVEPOINT = "gla_bundle"
 
 
-def bundle_exists(raw: Raw, bundle_id: str) -> bool:
-    return raw.one("SELECT 1 FROM bundles WHERE bundle_id = ?", (bundle_id,)) is not None
-
-
-def _json(v: Any) -> Any:
-    return json.loads(v) if isinstance(v, str) else v
-
-
-def try_ingest(raw: Raw, pf: Platform, bundle: Bundle, text: str, digest: str, arrival: datetime,
+def try_ingest(conn, pf: Platform, bundle: Bundle, text: str, digest: str, arrival: datetime,
                slot: int, loc, conf: float) -> Optional[dict]:
-    """The answer, or None to take the full path. Handles: scheduled reports (segmented or not) and
-    sag/swell alerts from a settled hub, and identical repeats of any accepted frame."""
+    """The answer, or None to take the full path (the caller rolls back what was written)."""
     if not bundle.frame_hex or (pf.forwarding and "readings" in pf.settings.forward):
         return None
     frame = bytes.fromhex(bundle.frame_hex)
@@ -96,31 +51,26 @@ def try_ingest(raw: Raw, pf: Platform, bundle: Bundle, text: str, digest: str, a
         h = check_frame(frame)
     except Reject:
         return None
-    row = raw.one("SELECT " + ", ".join(_HUB_COLS) + " FROM hubs WHERE hub_id = ?" + (" FOR UPDATE" if raw.pg else ""),
-                  (h.hub_id,))
+    row = conn.execute(HUB_STATE, {"hub_id": h.hub_id}).first()
     if row is None:
         return None
-    hub = dict(zip(_HUB_COLS, row))
+    hub = dict(zip(HUB_COLS, row))
     if not hub["key_hex"]:
         return None
     try:
         msg = open_sealed(frame, h, bytes.fromhex(hub["key_hex"]))
     except Reject:
         return None
-    sub = bundle.substation_id
     kind = KIND_NAMES[h.kind]
+    answer = {"bundle_id": bundle.bundle_id, "status": "accepted", "reason": None, "detail": None, "hub_id": h.hub_id,
+              "counter": h.counter, "kind": kind, "message": None, "report": None, "effects": None, "events": []}
     if hub["last_counter"] is not None and h.counter <= hub["last_counter"]:
-        prior = raw.one("SELECT id, frame_hex, fields, bundle_id FROM messages WHERE hub_id = ? AND counter = ?",
-                        (h.hub_id, h.counter))
+        prior = rows.prior_message(conn, h.hub_id, h.counter)
         if prior is None or prior[1] != bundle.frame_hex:
             return None  # late or replay: the full path decides
-        raw.run("UPDATE messages SET receptions = receptions + 1 WHERE id = ?", (prior[0],))
-        body = {"bundle_id": bundle.bundle_id, "status": "duplicate", "reason": None,
-                "detail": f"identical to message {prior[0]} (bundle {prior[3]}): counted, not re-applied",
-                "hub_id": h.hub_id, "counter": h.counter, "kind": kind, "message": _json(prior[2]), "report": None,
-                "effects": None, "events": []}
-        _insert_bundle(raw, bundle, text, digest, arrival, slot, h, kind, "duplicate", prior[0], body)
-        return body
+        answer.update(status="duplicate", detail=rows.count_duplicate(conn, prior), message=prior[2])
+        _insert_bundle(conn, bundle, text, digest, arrival, slot, h, kind, prior[0], answer)
+        return answer
     if not kind_ok:
         return None
     if isinstance(msg, M.Alert) and msg.alert_type not in (M.AlertType.SAG, M.AlertType.SWELL):
@@ -131,100 +81,112 @@ def try_ingest(raw: Raw, pf: Platform, bundle: Bundle, text: str, digest: str, a
     here = loc is not None and loc == (hub["substation_id"], hub["map_bus"], hub["map_feeder"], hub["map_phase"])
     if loc is not None and not here:
         return None
-    if here and hub["section_id"] and pf.section_may_be_pending(None, hub["section_id"], raw=raw):
+    if here and hub["section_id"] and section_may_be_pending(conn, pf, hub["section_id"]):
         return None
-    ta = raw.t(arrival)
-    report = None
-    rep_slot = None
+    rep = None
     if isinstance(msg, M.ScheduledReport):
-        first = (h.counter - h.seg_index) % 2**24
-        rep = None
-        if h.seg_count > 1:
-            rep = raw.one("SELECT id, seg_count, received_mask, complete, measurement_time_s, slot, readings "
-                          "FROM reports WHERE hub_id = ? AND first_counter = ?", (h.hub_id, first))
-            if rep is not None and (rep[1] != h.seg_count or rep[4] != msg.measurement_time_s):
-                return None  # inconsistent segment: rejected by the full path
+        try:
+            rep = reports.segment_of(conn, h.hub_id, h, msg)
+        except Reject:
+            return None  # an inconsistent segment: rejected by the full path
     fields = fields_of(msg)
-    raw.run("INSERT INTO messages (hub_id, counter, seg_index, seg_count, kind, frame_hex, bundle_id, substation_id, "
-            "arrival_utc, slot, fields, bus, feeder, phase, confidence, receptions, late) VALUES "
-            f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {raw.jcast()}, ?, ?, ?, ?, 1, ?) RETURNING id",
-            (h.hub_id, h.counter, h.seg_index, h.seg_count, kind, bundle.frame_hex, bundle.bundle_id, sub, ta, slot,
-             raw.j(fields), loc[1] if loc else None, loc[2] if loc else None, loc[3] if loc else None,
-             conf if loc else None, raw.b(False)))
-    mid = raw.cur.fetchone()[0]
-    if isinstance(msg, M.ScheduledReport):
-        meters = pf.tan_map(None, h.hub_id, hub["tan_version"] or 0, raw=raw)
-        rows = [{"tan_index": r.tan_index, "meter_id": meters.get(r.tan_index), "v_rms": r.v_rms, "i_rms": r.i_rms,
-                 "power_factor": r.power_factor} for r in msg.readings]
-        bit = 1 << h.seg_index
-        if rep is None:
-            rep_slot = slot - h.seg_index
-            complete = h.seg_count == 1
-            readings = sorted(rows, key=lambda r: r["tan_index"])
-            raw.run("INSERT INTO reports (hub_id, first_counter, seg_count, received_mask, complete, measurement_time_s, "
-                    f"slot, readings, first_arrival_utc, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?, {raw.jcast()}, ?, ?) "
-                    "RETURNING id", (h.hub_id, first, h.seg_count, bit, raw.b(complete), msg.measurement_time_s,
-                                     rep_slot, raw.j(readings), ta, ta if complete else None))
-            rid = raw.cur.fetchone()[0]
-            mask = bit
-        else:
-            rid, rep_slot = rep[0], rep[5]
-            mask = rep[2] | bit
-            readings = sorted(list(_json(rep[6]) or []) + rows, key=lambda r: r["tan_index"])
-            complete = bool(rep[3])
-            done = mask == (1 << rep[1]) - 1 and not complete
-            raw.run(f"UPDATE reports SET received_mask = ?, readings = {raw.jcast()}"
-                    + (", complete = ?, completed_at = ?" if done else "") + " WHERE id = ?",
-                    (mask, raw.j(readings)) + ((raw.b(True), ta) if done else ()) + (rid,))
-            complete = complete or done
-        if rows:
-            raw.many("INSERT INTO readings (report_id, substation_id, hub_id, meter_id, tan_index, measurement_time_s, "
-                     "v_rms, i_rms, power_factor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     [(rid, sub, h.hub_id, r["meter_id"], r["tan_index"], msg.measurement_time_s, r["v_rms"],
-                       r["i_rms"], r["power_factor"]) for r in rows])
-            ups = [(ta, r["v_rms"], r["i_rms"], r["power_factor"], r["meter_id"]) for r in rows
-                   if r["meter_id"] is not None]
-            if ups:
-                raw.many("UPDATE meters SET last_seen_at = ?, last_v_rms = ?, last_i_rms = ?, last_power_factor = ? "
-                         "WHERE meter_id = ?", ups)
-        report = {"report_id": rid, "first_counter": first, "seg_count": h.seg_count,
-                  "segments_received": bin(mask).count("1"), "complete": complete,
-                  "measurement_time_s": msg.measurement_time_s}
+    mid = rows.insert_message(conn, bundle, h, kind, arrival, slot, fields, loc, conf, late=False)
+    answer["message"] = fields
     # the hub's reception state, as the full path sets it
-    sets = ["last_counter = ?", "updated_at = ?"]
-    args: list[Any] = [h.counter, ta]
-    last_seen = raw.tparse(hub["last_seen_at"])
+    state: dict[str, Any] = {"where_hub_id": h.hub_id, "last_counter": h.counter, "updated_at": arrival}
     if hub["first_seen_at"] is None:
-        sets.append("first_seen_at = ?")
-        args.append(ta)
-    if last_seen is None or arrival >= last_seen:
-        sets += ["last_seen_at = ?", "last_bundle_id = ?"]
-        args += [ta, bundle.bundle_id]
-    if rep_slot is not None and (hub["last_report_slot"] is None or rep_slot >= hub["last_report_slot"]):
-        sets += ["last_report_slot = ?", "last_report_at = ?"]
-        args += [rep_slot, ta]
+        state["first_seen_at"] = arrival
+    if hub["last_seen_at"] is None or arrival >= hub["last_seen_at"]:
+        state.update(last_seen_at=arrival, last_bundle_id=bundle.bundle_id)
+    if isinstance(msg, M.ScheduledReport):
+        rep = reports.store(conn, pf, h.hub_id, hub["tan_version"] or 0, h, msg, rep, slot=slot, arrival=arrival,
+                            sub=bundle.substation_id)
+        answer["report"] = rep.answer()
+        if hub["last_report_slot"] is None or rep.slot >= hub["last_report_slot"]:
+            state.update(last_report_slot=rep.slot, last_report_at=arrival)
+    else:
+        answer["effects"] = {}  # a sag or swell alert changes nothing
     if loc is not None:
-        sets += ["heard_substation = ?", "heard_bus = ?", "heard_feeder = ?", "heard_phase = ?",
-                 "heard_confidence = ?", "last_confirmed_at = ?"]
-        args += [loc[0], loc[1], loc[2], loc[3], conf, ta]
-    raw.run("UPDATE hubs SET " + ", ".join(sets) + " WHERE hub_id = ?", tuple(args) + (h.hub_id,))
-    body = {"bundle_id": bundle.bundle_id, "status": "accepted", "reason": None, "detail": None, "hub_id": h.hub_id,
-            "counter": h.counter, "kind": kind, "message": fields, "report": report,
-            "effects": {} if isinstance(msg, M.Alert) else None, "events": []}
-    _insert_bundle(raw, bundle, text, digest, arrival, slot, h, kind, "accepted", mid, body)
-    return body
+        state.update(heard_substation=loc[0], heard_bus=loc[1], heard_feeder=loc[2], heard_phase=loc[3],
+                     heard_confidence=conf, last_confirmed_at=arrival)
+    conn.execute(HUB_UPDATE, state)
+    _insert_bundle(conn, bundle, text, digest, arrival, slot, h, kind, mid, answer)
+    return answer
 
 
-def _insert_bundle(raw: Raw, bundle: Bundle, text: str, digest: str, arrival: datetime, slot: int, h, kind: str,
-                   status: str, message_id: int, body: dict) -> None:
-    inf = bundle.inferred
-    raw.run("INSERT INTO bundles (bundle_id, receiver_id, substation_id, body_sha256, body, received_at, created_utc, "
-            "arrival_utc, channel, code, slot, crc_ok, hub_id, counter, kind, status, reason, message_id, best_snr_db, "
-            "inferred_bus, inferred_feeder, inferred_phase, inferred_confidence, ambiguous, response) VALUES "
-            f"(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, {raw.jcast()})",
-            (bundle.bundle_id, bundle.receiver_id, bundle.substation_id, digest, text, raw.t(utcnow()),
-             raw.t(bundle.created_utc), raw.t(arrival), bundle.channel, bundle.code, slot, raw.b(bundle.crc_ok),
-             h.hub_id, h.counter, kind, status, message_id, bundle.copies[0].snr_db,
-             inf.location.bus if inf else None, inf.location.feeder if inf else None,
-             inf.location.phase if inf else None, inf.confidence if inf else None,
-             raw.b(inf.ambiguous) if inf else None, raw.j(body)))
+def _insert_bundle(conn, bundle: Bundle, text: str, digest: str, arrival: datetime, slot: int, h, kind: str,
+                   message_id: int, answer: dict) -> None:
+    row = rows.bundle_row(bundle, text, digest, arrival, slot)
+    row.update(hub_id=h.hub_id, counter=h.counter, kind=kind, status=answer["status"], message_id=message_id,
+               response=answer)
+    rows.insert_bundle(conn, row)
+
+
+def _times(bundle: Bundle) -> tuple[datetime, int]:
+    arrival = aware(bundle.copies[0].arrival_utc)
+    return arrival, bundle.slot if bundle.slot is not None else slot_of(arrival)
+
+
+def run_one(pf: Platform, bundle: Bundle, text: str, digest: str) -> Optional[dict]:
+    """:func:`try_ingest` in its own transaction (the caller holds the writer lock); None: not
+    applicable (a re-post, or a case for the full path), nothing written."""
+    dbapi = pf.db.engine.raw_connection()
+    try:
+        conn = Cursor(dbapi, pf.db.statements)
+        if rows.bundle_exists(conn, bundle.bundle_id):
+            dbapi.rollback()
+            return None  # a re-post: the full path answers it from the stored row
+        arrival, slot = _times(bundle)
+        loc, conf = rows.location(bundle)
+        body = try_ingest(conn, pf, bundle, text, digest, arrival, slot, loc, conf)
+        if body is None:
+            dbapi.rollback()
+        else:
+            dbapi.commit()
+        return body
+    except BaseException:
+        dbapi.rollback()
+        raise
+    finally:
+        dbapi.close()
+
+
+def run_many(pf: Platform, prepared: list, k: int) -> tuple[int, list[tuple[int, dict]]]:
+    """Take ``prepared[k:]`` (``(index, bundle, text, digest)``) through :func:`try_ingest` in one
+    transaction, a savepoint each, until one needs the full path. Returns the position of that one
+    and the ``(index, answer)`` of those done."""
+    done: list[tuple[int, dict]] = []
+    with pf.db.writer_lock():
+        dbapi = pf.db.engine.raw_connection()
+        try:
+            conn = Cursor(dbapi, pf.db.statements)
+            if pf.db.is_sqlite:
+                # sqlite3 opens its implicit transaction only before DML: without this BEGIN the
+                # first SAVEPOINT would open the transaction and its RELEASE commit it (an fsync
+                # per bundle instead of one per group)
+                conn.exec_driver_sql("BEGIN")
+            while k < len(prepared):
+                i, b, text, digest = prepared[k]
+                if rows.bundle_exists(conn, b.bundle_id):
+                    break
+                conn.exec_driver_sql(f"SAVEPOINT {SAVEPOINT}")
+                try:
+                    arrival, slot = _times(b)
+                    loc, conf = rows.location(b)
+                    body = try_ingest(conn, pf, b, text, digest, arrival, slot, loc, conf)
+                except pf.db.dbapi_integrity_error:
+                    body = None
+                if body is None:
+                    conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {SAVEPOINT}")
+                    conn.exec_driver_sql(f"RELEASE SAVEPOINT {SAVEPOINT}")
+                    break
+                conn.exec_driver_sql(f"RELEASE SAVEPOINT {SAVEPOINT}")
+                done.append((i, body))
+                k += 1
+            dbapi.commit()
+        except BaseException:
+            dbapi.rollback()
+            raise
+        finally:
+            dbapi.close()
+    return k, done

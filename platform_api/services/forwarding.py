@@ -20,10 +20,11 @@ import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Hub, OutboxItem, Report, Section, Transformer
+from ..models import Hub, OutboxItem, Section, Transformer
 from .clock import iso, utcnow
 from .context import Platform
 from .inventory import hub_dict, section_dict, tan_meters, transformer_dict
+from .reports import StoredReport
 
 
 def hub_snapshot(s: Session, hub: Hub) -> dict:
@@ -42,7 +43,14 @@ def enqueue_map(s: Session, pf: Platform, hub_ids: list[int]) -> None:
         s.add(OutboxItem(item_type="map", payload=hub_snapshot(s, hub), status="pending", next_attempt_at=utcnow()))
 
 
-def enqueue_readings(s: Session, pf: Platform, hub: Hub, rep: Report, sub: str) -> None:
+def before_commit(pf: Platform, session: Session) -> None:
+    """Session hook (wired by create_app): a snapshot of each hub the transaction changed."""
+    dirty = session.info.pop("dirty_hubs", None)
+    if dirty and pf.forwarding and "map" in pf.settings.forward:
+        enqueue_map(session, pf, sorted(dirty))
+
+
+def enqueue_readings(s: Session, pf: Platform, hub: Hub, rep: StoredReport, sub: str) -> None:
     s.add(OutboxItem(item_type="readings", status="pending", next_attempt_at=utcnow(), payload={
         "hub_id": hub.hub_id, "substation_id": sub, "first_counter": rep.first_counter,
         "measurement_time_s": rep.measurement_time_s, "readings": rep.readings}))

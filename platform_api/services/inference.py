@@ -17,6 +17,7 @@ it was not a switch) or it is alone in its section.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -27,6 +28,25 @@ from .changes import OPEN, change, set_status, upsert_event
 from .context import Platform
 from .inventory import Loc, ensure_feeder, loc_dict, map_loc
 from .policy import InferencePolicy
+
+
+_H = Hub.__table__
+PENDING_SECTIONS = select(_H.c.section_id).where(_H.c.cand_feeder.is_not(None), _H.c.section_id.is_not(None)).distinct()
+
+
+def section_may_be_pending(conn, pf: Platform, section_id: str) -> bool:
+    """Whether a hub of the section may hold a feeder-change candidate (set refreshed every 2 s,
+    and at once for candidates made in this process). ``conn``: ``session.connection()`` or a
+    :class:`platform_api.core.compiled.Cursor`."""
+    if time.monotonic() - pf.pending_at > 2.0:
+        pf.pending_sections = {r[0] for r in conn.execute(PENDING_SECTIONS).all()}
+        pf.pending_at = time.monotonic()
+    return section_id in pf.pending_sections
+
+
+def note_pending(pf: Platform, section_id: str | None) -> None:
+    if section_id:
+        pf.pending_sections.add(section_id)
 
 
 def combine(p: float | None, c: float) -> float:
@@ -80,7 +100,7 @@ def observe(s: Session, pf: Platform, hub: Hub, loc: Loc | None, confidence: flo
         if hub.cand_feeder is not None:
             _withdraw(s, pf, hub, f"heard at yet another place ({loc_dict(loc)})")
         hub.cand_substation, hub.cand_bus, hub.cand_feeder, hub.cand_phase = loc
-        pf.note_pending(hub.section_id)
+        note_pending(pf, hub.section_id)
         hub.cand_confidence = confidence
         hub.cand_observations = 1
         hub.cand_since = at
@@ -269,7 +289,7 @@ def reevaluate_section(s: Session, pf: Platform, section_id: str, pol: Inference
     """A hub of the section was confirmed where the map says: pending lone feeder moves of the
     section were not a switch, so they may now be applied."""
     # cheap test first: this runs for every confirmed observation
-    if not pf.section_may_be_pending(s, section_id):
+    if not section_may_be_pending(s.connection(), pf, section_id):
         return
     members = s.scalars(select(Hub).where(Hub.section_id == section_id)).all()
     for h in members:  # filtered in Python: the session does not autoflush

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..models import BundleRow, Event, Hub, Section
-from .changes import OPEN, change, set_status, upsert_event
+from .changes import OPEN, change, publish, set_status, upsert_event
 from .clock import iso, slot_floor, slot_start
 from .context import Platform
 from .provisioning import active_policies, effective_plan, last_due_slot, period_slots
@@ -226,8 +226,6 @@ def _restore(s: Session, pf: Platform, hub: Hub, outage: Event | None, bundle_id
         recent.evidence = list(dict.fromkeys((recent.evidence or []) + [bundle_id]))[-200:]
         recent.observations += 1
         recent.updated_at = datetime.now(timezone.utc)
-        from .changes import publish
-
         if recent.published:
             publish(s, pf, recent, "updated")
         return

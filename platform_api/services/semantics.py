@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dsp.air import messages as M
 
-from ..models import Hub, HubPolicy, Meter, Reading, Report
-from . import outage
-from .changes import bump_tan, change, upsert_event
+from ..models import Hub, HubPolicy, Meter
+from . import outage, reports
+from .changes import bump_tan, change, record, upsert_event
 from .context import Platform
-from .decode import LOSS_REASONS, Reject
+from .decode import LOSS_REASONS
+from .forwarding import enqueue_readings
 from .inventory import MODES, RELATION_ROLES
+from .provisioning import CapacityError, assign
 
 ANOMALY = {1: "theft_suspicion", 2: "meter_order_change", 3: "meter_swap", 4: "geolocation_change"}
 
@@ -22,77 +24,16 @@ def _ts(sec: int) -> datetime:
     return datetime.fromtimestamp(sec, tz=timezone.utc)
 
 
-_METER_UPDATE = (update(Meter.__table__).where(Meter.__table__.c.meter_id == bindparam("mid"))
-                 .values(last_seen_at=bindparam("t"), last_v_rms=bindparam("v"), last_i_rms=bindparam("i"),
-                         last_power_factor=bindparam("pf")))
-
-
-_REPORT_INSERT = insert(Report.__table__).returning(Report.__table__.c.id)
-
-
-class _Rep:
-    def __init__(self, **kw) -> None:
-        self.__dict__.update(kw)
-
-
-def check_report_segment(s: Session, hub: Hub, header, msg: M.ScheduledReport) -> Report | None:
-    """The report this segment belongs to, checking it agrees with the segments already in."""
-    if header.seg_count == 1:
-        return None  # a one-frame report: its counter is new, so is the report
-    first = (header.counter - header.seg_index) % 2**24
-    rep = s.scalars(select(Report).where(Report.hub_id == hub.hub_id, Report.first_counter == first)).first()
-    if rep is not None:
-        if rep.seg_count != header.seg_count:
-            raise Reject("segment", f"segment {header.seg_index} says {header.seg_count} segments, the report "
-                                    f"(first counter {first}) has {rep.seg_count}")
-        if rep.measurement_time_s != msg.measurement_time_s:
-            raise Reject("segment", f"segment {header.seg_index} has measurement time {msg.measurement_time_s}, "
-                                    f"the report has {rep.measurement_time_s}")
-    return rep
-
-
-def scheduled_report(s: Session, pf: Platform, hub: Hub, header, msg: M.ScheduledReport, rep: Report | None,
-                     *, bundle_id: str, arrival: datetime, slot: int, sub: str) -> dict:
-    first = (header.counter - header.seg_index) % 2**24
-    meters = pf.tan_map(s, hub.hub_id, hub.tan_version or 0)
-    rows = []
-    ups = []
-    for r in msg.readings:
-        mid = meters.get(r.tan_index)
-        rows.append({"tan_index": r.tan_index, "meter_id": mid, "v_rms": r.v_rms, "i_rms": r.i_rms,
-                     "power_factor": r.power_factor})
-        if mid is not None:
-            ups.append({"mid": mid, "t": arrival, "v": r.v_rms, "i": r.i_rms, "pf": r.power_factor})
-    if ups:
-        s.connection().execute(_METER_UPDATE, ups)
-    if rep is None:
-        vals = dict(hub_id=hub.hub_id, first_counter=first, seg_count=header.seg_count,
-                    received_mask=1 << header.seg_index, complete=header.seg_count == 1,
-                    measurement_time_s=msg.measurement_time_s, slot=slot - header.seg_index,
-                    readings=sorted(rows, key=lambda r: r["tan_index"]), first_arrival_utc=arrival,
-                    completed_at=arrival if header.seg_count == 1 else None)
-        rid = s.connection().execute(_REPORT_INSERT, vals).scalar_one()
-        rep = _Rep(id=rid, **vals)
-    else:
-        rep.received_mask = rep.received_mask | (1 << header.seg_index)
-        rep.readings = sorted(list(rep.readings or []) + rows, key=lambda r: r["tan_index"])
-        full = (1 << rep.seg_count) - 1
-        if rep.received_mask == full and not rep.complete:
-            rep.complete = True
-            rep.completed_at = arrival
-    if rows:
-        s.connection().execute(insert(Reading.__table__), [{"report_id": rep.id, "substation_id": sub, "hub_id": hub.hub_id,
-                                     "measurement_time_s": msg.measurement_time_s, **r} for r in rows])
+def scheduled_report(s: Session, pf: Platform, hub: Hub, header, msg: M.ScheduledReport,
+                     rep: reports.StoredReport | None, *, bundle_id: str, arrival: datetime, slot: int, sub: str) -> dict:
+    rep = reports.store(s.connection(), pf, hub.hub_id, hub.tan_version or 0, header, msg, rep, slot=slot,
+                        arrival=arrival, sub=sub)
     if hub.last_report_slot is None or rep.slot >= hub.last_report_slot:
         hub.last_report_slot = rep.slot
         hub.last_report_at = arrival
     if rep.complete and pf.forwarding and "readings" in pf.settings.forward:
-        from .forwarding import enqueue_readings
-
         enqueue_readings(s, pf, hub, rep, sub)
-    return {"report_id": rep.id, "first_counter": first, "seg_count": rep.seg_count,
-            "segments_received": bin(rep.received_mask).count("1"), "complete": rep.complete,
-            "measurement_time_s": rep.measurement_time_s}
+    return rep.answer()
 
 
 def provisioning_request(s: Session, pf: Platform, hub: Hub, msg: M.ProvisioningRequest, *, bundle_id: str,
@@ -110,8 +51,6 @@ def provisioning_request(s: Session, pf: Platform, hub: Hub, msg: M.Provisioning
     if pf.settings.auto_provision:
         has = s.scalars(select(HubPolicy.id).where(HubPolicy.hub_id == hub.hub_id).limit(1)).first()
         if has is None:
-            from .provisioning import CapacityError, assign
-
             if hub.substation_id is None:
                 hub.substation_id = sub
             try:
@@ -144,8 +83,6 @@ def _pair(s: Session, pf: Platform, hub: Hub, meter_id: int, tan_index: int, rol
         m = Meter(meter_id=meter_id, substation_id=sub, hub_id=hub.hub_id, tan_index=tan_index, role=role, active=True,
                   paired_at=arrival, source="pairing", created_at=arrival)
         s.add(m)
-        from .changes import record
-
         record(s, entity="meter", entity_id=meter_id, field="hub_id", old=None, new=hub.hub_id, cause="pairing",
                evidence=[bundle_id], substation_id=sub)
     else:

@@ -9,7 +9,11 @@ import time
 from sqlalchemy import select
 
 from ..models import Substation
+from . import outage
 from .context import Platform
+from .forwarding import forward_once
+from .publishing import deliver_once
+from .theft import run as run_theft
 
 log = logging.getLogger("gla.platform.worker")
 
@@ -36,9 +40,6 @@ class Worker:
             self._thread = None
 
     def run_once(self) -> dict:
-        from .forwarding import forward_once
-        from .publishing import deliver_once
-
         out = {"webhooks": deliver_once(self.pf), "forwarding": forward_once(self.pf)}
         if (not self.pf.settings.is_concentrator
                 and time.monotonic() - self._last_missed >= self.pf.settings.missed_check_interval_s):
@@ -46,22 +47,18 @@ class Worker:
             out["missed"] = self.check_missed()
         every = self.pf.settings.theft_interval_s
         if every > 0 and not self.pf.settings.is_concentrator and time.monotonic() - self._last_theft >= every:
-            from .theft import run
-
             self._last_theft = time.monotonic()
-            res = run(self.pf)
+            res = run_theft(self.pf)
             out["theft"] = {k: v for k, v in res.items() if k != "results"}
         return out
 
     def check_missed(self) -> list[dict]:
-        from .outage import check_missed
-
         res = []
         with self.pf.db.session() as s:
             subs = list(s.scalars(select(Substation.id)).all())
         for sid in subs:
             with self.pf.db.write() as s:
-                res.append(check_missed(s, self.pf, sid))
+                res.append(outage.check_missed(s, self.pf, sid))
         return res
 
     def _run(self) -> None:

@@ -8,18 +8,16 @@ from typing import Annotated, Literal, Optional
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from receiver.contracts.bundle import Bundle
 
 from ...models import BundleRow, Message, Reading, Rejection, Report
-from ...schemas.bundles import (BatchIn, BatchOut, IngestResult, MessageOut, RejectionOut, ReportOut,
-                                StoredBundle)
+from ...schemas.bundles import BatchIn, BatchOut, IngestResult, MessageOut, RejectionOut, ReportOut, StoredBundle
 from ...services.clock import iso
 from ...services.ingest import BadBundle, Conflict, Principal, ingest, ingest_batch
-from ...core.security import authenticate
-from ..deps import DB, MAX_TIME, MIN_TIME, HubIdQ, Limit, Offset, SubQ, invalid, not_found
+from ..deps import DB, MAX_TIME, MIN_TIME, HubIdQ, Limit, Offset, SubQ, authenticate, invalid, not_found
 
 router = APIRouter(tags=["bundles"])
 
@@ -135,7 +133,7 @@ async def post_bundle(request: Request) -> Response:
         raise invalid(e.loc, e.msg) from None
     if pf.db.is_sqlite:
         # SQLite has one writer anyway: no thread hop; posts that arrive together commit together
-        code, body, replayed, err = await pf.group.submit(p, bundle)
+        code, body, replayed, err = await request.app.state.group_commit.submit(p, bundle)
     else:
         try:
             out = await run_in_threadpool(ingest, pf, p, bundle)

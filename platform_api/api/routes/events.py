@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from ...models import Event, EventLog, Section
+from ...models import Event, EventLog, Hub, Section, Substation
 from ...schemas.events import STATUSES, CheckMissedIn, CheckMissedOut, EventAction, EventOut, LogEntry
 from ...services import inference, outage
 from ...services.changes import OPEN, change, event_dict, set_status
@@ -149,8 +149,6 @@ def _act(pf, event_id: int, action: str, note: Optional[str]) -> dict:
         elif action == "dismiss":
             set_status(s, pf, e, "dismissed", details=extra)
             if e.subject_type == "hub" and e.type in ("new_hub", "hub_phase_change", "hub_feeder_change"):
-                from ...models import Hub
-
                 hub = s.get(Hub, int(e.subject_id))
                 if hub is not None and hub.cand_event_id == e.id:
                     inference.clear_candidate(hub)
@@ -208,8 +206,6 @@ def check_missed(pf: PF, body: Optional[CheckMissedIn] = None) -> list[dict]:
     body = body or CheckMissedIn()
     now = parse_time(body.now, ["body", "now"])
     with pf.db.session() as s:
-        from ...models import Substation
-
         subs = [body.substation_id] if body.substation_id else list(s.scalars(select(Substation.id)).all())
     out = []
     for sid in subs:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from ...models import ImportRun, Section
 from ...schemas.imports import GridModel, SimulatorTruth
@@ -102,8 +103,6 @@ async def import_json(request: Request, pf: PF, substation_id: SubParam = None,
     except ValidationError as e:
         err = e.errors()[0]
         raise invalid(["body"] + list(err["loc"]), err["msg"]) from None
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(_run_import, pf, model, fmt, imports.sha(raw), sub)
 
 
@@ -130,8 +129,6 @@ async def import_csv(request: Request, pf: PF, substation_id: SubParam = None):
         model = imports.from_csv(text, sub)
     except imports.ImportProblem as e:
         raise invalid(e.loc, e.msg) from None
-    from starlette.concurrency import run_in_threadpool
-
     return await run_in_threadpool(_run_import, pf, model, "csv", imports.sha(raw), sub)
 
 

@@ -11,7 +11,7 @@ from ...schemas.provisioning import (AssignIn, AssignOut, HubPolicyOut, PlanChan
                                      RebalanceIn, RebalanceOut)
 from ...services import provisioning as prov
 from ...services.clock import iso, utcnow
-from ..deps import DB, PF, SubQ, check_time, invalid, not_found, require_admin
+from ..deps import DB, PF, SubQ, check_time, invalid, not_found, parse_time, require_admin
 
 router = APIRouter(tags=["provisioning"])
 HubId = Annotated[int, Path(ge=0, le=2**32 - 1)]
@@ -154,8 +154,6 @@ def channel_stats(pf: PF, s: DB, substation_id: SubQ = None,
     decoded and verified, and why the others failed. When the scheduled channels differ by more
     than `threshold`, the recommendation is to rotate hubs between them (`alternate`) or, when the
     worse channel succeeds less than half the time, to move its hubs (`move`)."""
-    from ..deps import parse_time
-
     return prov.channel_stats(s, pf, _sub(pf, substation_id), parse_time(since, ["query", "since"]),
                               min_samples, threshold)
 
