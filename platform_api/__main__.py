@@ -1,4 +1,5 @@
 """``python -m platform_api [--host H] [--port P]``: serve the app (settings from GLA_* variables)."""
+
 from __future__ import annotations
 
 import argparse

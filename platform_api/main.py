@@ -1,8 +1,9 @@
 """The Computing Platform app: ``create_app(settings=None)``.
 
-    uvicorn --factory platform_api.main:create_app          # settings from GLA_* variables
-    python -m platform_api --port 8000                      # the same
+uvicorn --factory platform_api.main:create_app          # settings from GLA_* variables
+python -m platform_api --port 8000                      # the same
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,8 +85,17 @@ def _load_credentials(pf: Platform) -> int:
             if other is not None and other.id != e["receiver_id"]:
                 raise ValueError(f"{path}: the token of {e['receiver_id']} is already used by {other.id}")
             if r is None:
-                s.add(Receiver(id=e["receiver_id"], substation_id=e["substation_id"], role=e["role"],
-                               token_sha256=h, enabled=True, description=f"from {path}", created_at=utcnow()))
+                s.add(
+                    Receiver(
+                        id=e["receiver_id"],
+                        substation_id=e["substation_id"],
+                        role=e["role"],
+                        token_sha256=h,
+                        enabled=True,
+                        description=f"from {path}",
+                        created_at=utcnow(),
+                    )
+                )
             else:
                 r.substation_id, r.role, r.token_sha256, r.enabled = e["substation_id"], e["role"], h, True
     pf.invalidate_auth()
@@ -120,8 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker.stop()
 
     mode = "Concentrator" if settings.is_concentrator else "Computing Platform"
-    app = FastAPI(title=f"GLA {mode}", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
-                  lifespan=lifespan)
+    app = FastAPI(
+        title=f"GLA {mode}", version=__version__, description=DESCRIPTION, openapi_tags=TAGS, lifespan=lifespan
+    )
     app.state.platform = pf
     app.state.worker = worker
     app.state.group_commit = GroupCommit(pf)  # concurrent single posts on SQLite, committed together
@@ -131,8 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def openapi():
         if app.openapi_schema:
             return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
-                             tags=TAGS)
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
+        )
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
         for model in (GridModel, SimulatorTruth, Bundle, BatchIn):  # bodies the routes read themselves
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")

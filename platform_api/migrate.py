@@ -1,5 +1,6 @@
 """``python -m platform_api.migrate [revision]``: upgrade ``$GLA_DATABASE_URL`` (default head).
 The app also migrates at start-up; this is for operators who prefer to do it first."""
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ uvicorn on 127.0.0.1 (ephemeral port, a temporary SQLite database), loads a Grid
 coordinates, a few bundles, a theft alert and a receiver health report through the HTTP API,
 then reads the DOM Chromium rendered and a screenshot.
 """
+
 from __future__ import annotations
 
 import html
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,9 +32,17 @@ CHROMIUM = os.environ.get("GLA_CHROMIUM", "/usr/bin/chromium")
 
 
 def health_body(**kw) -> dict:
-    body = {"lag_s": 1.25, "gaps": 2, "gap_samples": 960, "spool_depth": 7, "samples_in": 4_800_000, "bundles": 120,
-            "crc_failures": 3, "stream_time_s": 100.0,
-            "reported_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}
+    body = {
+        "lag_s": 1.25,
+        "gaps": 2,
+        "gap_samples": 960,
+        "spool_depth": 7,
+        "samples_in": 4_800_000,
+        "bundles": 120,
+        "crc_failures": 3,
+        "stream_time_s": 100.0,
+        "reported_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
     body.update(kw)
     return body
 
@@ -67,8 +76,11 @@ def test_receiver_health_auth(platform):
     url = "/api/v1/receivers/rx-1/health"
     assert c.post(url, json=health_body()).status_code == 401
     assert c.post(url, json=health_body(), headers={"Authorization": "Bearer nope-nope-nope"}).status_code == 401
-    r = c.post("/api/v1/receivers", json={"receiver_id": "rx-2", "substation_id": "sub-1",
-                                          "token": "test-token-rx-2-0123456789"}, headers=platform.admin)
+    r = c.post(
+        "/api/v1/receivers",
+        json={"receiver_id": "rx-2", "substation_id": "sub-1", "token": "test-token-rx-2-0123456789"},
+        headers=platform.admin,
+    )
     assert r.status_code == 201
     other = {"Authorization": "Bearer test-token-rx-2-0123456789"}
     # a receiver may report only for itself
@@ -76,10 +88,21 @@ def test_receiver_health_auth(platform):
     assert r.status_code == 403 and "rx-2" in r.json()["detail"]
     assert c.post("/api/v1/receivers/rx-2/health", json=health_body(), headers=other).status_code == 201
     # a platform credential is not a receiver
-    c.post("/api/v1/receivers", json={"receiver_id": "plat-9", "substation_id": "sub-9", "role": "platform",
-                                      "token": "test-token-plat-9-0123456789"}, headers=platform.admin)
-    r = c.post("/api/v1/receivers/plat-9/health", json=health_body(),
-               headers={"Authorization": "Bearer test-token-plat-9-0123456789"})
+    c.post(
+        "/api/v1/receivers",
+        json={
+            "receiver_id": "plat-9",
+            "substation_id": "sub-9",
+            "role": "platform",
+            "token": "test-token-plat-9-0123456789",
+        },
+        headers=platform.admin,
+    )
+    r = c.post(
+        "/api/v1/receivers/plat-9/health",
+        json=health_body(),
+        headers={"Authorization": "Bearer test-token-plat-9-0123456789"},
+    )
     assert r.status_code == 403
     # a disabled credential
     c.delete("/api/v1/receivers/rx-2", headers=platform.admin)
@@ -90,16 +113,19 @@ def test_receiver_health_auth(platform):
     assert rows["rx-2"]["enabled"] is False and rows["rx-2"]["reports"] == 1  # reported before it was disabled
 
 
-@pytest.mark.parametrize("change,loc", [
-    ({"spool_depth": -1}, ["body", "spool_depth"]),
-    ({"lag_s": "soon"}, ["body", "lag_s"]),
-    ({"gaps": 1.5}, ["body", "gaps"]),
-    ({"reported_at": "yesterday"}, ["body", "reported_at"]),
-    ({"reported_at": "2026-11-22T00:00:00"}, ["body", "reported_at"]),   # no time zone
-    ({"reported_at": "1970-01-01T00:00:00Z"}, ["body", "reported_at"]),  # out of range
-    ({"colour": "blue"}, ["body", "colour"]),
-    ({"spool_depth": None}, ["body", "spool_depth"]),
-])
+@pytest.mark.parametrize(
+    "change,loc",
+    [
+        ({"spool_depth": -1}, ["body", "spool_depth"]),
+        ({"lag_s": "soon"}, ["body", "lag_s"]),
+        ({"gaps": 1.5}, ["body", "gaps"]),
+        ({"reported_at": "yesterday"}, ["body", "reported_at"]),
+        ({"reported_at": "2026-11-22T00:00:00"}, ["body", "reported_at"]),  # no time zone
+        ({"reported_at": "1970-01-01T00:00:00Z"}, ["body", "reported_at"]),  # out of range
+        ({"colour": "blue"}, ["body", "colour"]),
+        ({"spool_depth": None}, ["body", "spool_depth"]),
+    ],
+)
 def test_receiver_health_validation(platform, change, loc):
     r = platform.client.post("/api/v1/receivers/rx-1/health", json=health_body(**change), headers=platform.auth)
     assert r.status_code == 422, r.text
@@ -151,14 +177,38 @@ def _row(dom: str, attr: str, value: str) -> str:
 def live_platform(tmp_path):
     """uvicorn on 127.0.0.1, port chosen by the OS, a fresh SQLite database; yields (url, admin token)."""
     admin = "admin-token-for-the-dashboard-test"
-    env = {**os.environ, "GLA_DATABASE_URL": f"sqlite:///{tmp_path / 'platform.db'}", "GLA_ADMIN_TOKEN": admin,
-           "GLA_SUBSTATION_ID": "sub-1", "GLA_BACKGROUND": "0", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "GLA_DATABASE_URL": f"sqlite:///{tmp_path / 'platform.db'}",
+        "GLA_ADMIN_TOKEN": admin,
+        "GLA_SUBSTATION_ID": "sub-1",
+        "GLA_BACKGROUND": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("GLA_RECEIVERS_FILE", None)
     log = tmp_path / "uvicorn.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "platform_api.main:create_app",
-                                 "--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--no-access-log"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "platform_api.main:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--log-level",
+                "info",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         url, deadline = None, time.monotonic() + 30
         while url is None:
@@ -181,9 +231,21 @@ def live_platform(tmp_path):
 
 
 def _chromium(*args: str, profile: Path, timeout: float = 45) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}", *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, start_new_session=True)
 
 
@@ -194,8 +256,9 @@ def _load(url: str, admin: str) -> dict:
     a = {"Authorization": f"Bearer {admin}"}
     rx = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, timeout=20) as c:
-        r = c.post("/api/v1/receivers", json={"receiver_id": "rx-elm-1", "substation_id": "sub-1", "token": token},
-                   headers=a)
+        r = c.post(
+            "/api/v1/receivers", json={"receiver_id": "rx-elm-1", "substation_id": "sub-1", "token": token}, headers=a
+        )
         assert r.status_code == 201, r.text
         model = gridmodel(hubs)
         model["substations"][0]["name"] = "Elm Street substation"
@@ -223,8 +286,16 @@ def _load(url: str, admin: str) -> dict:
         send(bundles_for(hubs[9], report(hubs[9], t), at=t, confidence=0.55, ambiguous=True, **kw))
         thief = hubs[10]
         t = T0 + timedelta(seconds=112)
-        send(bundles_for(thief, M.TanAnomaly(anomaly_type=1, tan_index=0, time_s=int(t.timestamp()),
-                                             unaccounted_w=850.0, confidence=0.9), at=t, **kw))
+        send(
+            bundles_for(
+                thief,
+                M.TanAnomaly(
+                    anomaly_type=1, tan_index=0, time_s=int(t.timestamp()), unaccounted_w=850.0, confidence=0.9
+                ),
+                at=t,
+                **kw,
+            )
+        )
         # the platform's own theft analysis: AMI interval data of a radial area with a tapped meter
         from tests.test_platform_theft import HUBS, TAPPED, area_csv, grid_model
 
@@ -232,23 +303,38 @@ def _load(url: str, admin: str) -> dict:
         theft_model["substations"][0]["name"] = "Elm Street substation"
         r = c.post("/api/v1/import/json", json=theft_model, headers=a)
         assert r.status_code == 200, r.text
-        r = c.post("/api/v1/ami/readings", content=area_csv(1, HUBS["T-100"][1], tap_meter=TAPPED).encode(),
-                   headers={"Content-Type": "text/csv", **a})
+        r = c.post(
+            "/api/v1/ami/readings",
+            content=area_csv(1, HUBS["T-100"][1], tap_meter=TAPPED).encode(),
+            headers={"Content-Type": "text/csv", **a},
+        )
         assert r.status_code == 200, r.text
         r = c.post("/api/v1/theft/analyse", headers=a)
         assert r.status_code == 200 and r.json()["alerts_new"] >= 1, r.text
         r = c.post("/api/v1/receivers/rx-elm-1/health", json=health_body(spool_depth=7, lag_s=1.4), headers=rx)
         assert r.status_code == 201, r.text
         events = c.get("/api/v1/events").json()
-        n_dots = sum(1 for f in c.get("/api/v1/gridmap.geojson").json()["features"]
-                     if f["properties"]["kind"] == "transformer" and f["geometry"])
-    return {"hubs": hubs, "posted": posted, "events": events, "n_dots": n_dots, "moved": moved, "thief": thief,
-            "tapped": TAPPED}
+        n_dots = sum(
+            1
+            for f in c.get("/api/v1/gridmap.geojson").json()["features"]
+            if f["properties"]["kind"] == "transformer" and f["geometry"]
+        )
+    return {
+        "hubs": hubs,
+        "posted": posted,
+        "events": events,
+        "n_dots": n_dots,
+        "moved": moved,
+        "thief": thief,
+        "tapped": TAPPED,
+    }
 
 
-@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                    reason=f"headless browser test skipped: {CHROMIUM} not found (Debian package 'chromium'; "
-                           f".ci/run installs it: apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"headless browser test skipped: {CHROMIUM} not found (Debian package 'chromium'; "
+    f".ci/run installs it: apt-get install -y chromium)",
+)
 def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     url, admin = live_platform
     data = _load(url, admin)
@@ -278,8 +364,11 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     colours = {re.search(r'data-feeder="(\d+)"', d).group(1): re.search(r'fill="([^"]+)"', d).group(1) for d in dots}
     assert len(set(colours.values())) == len(colours) == len({h.feeder for h in data["hubs"]} | {1})
     thief = data["thief"]
-    tip = next(html.unescape(re.search(r'aria-label="([^"]*)"', d).group(1)) for d in dots
-               if f'data-transformer="{thief.transformer_id}"' in d)
+    tip = next(
+        html.unescape(re.search(r'aria-label="([^"]*)"', d).group(1))
+        for d in dots
+        if f'data-transformer="{thief.transformer_id}"' in d
+    )
     assert f"hub {thief.hub_id}" in tip and str(thief.meter_ids[0]) in tip  # hubs and meters in the tooltip
     # the bundles, newest first, each with the inferred feeder/phase; the newest with its ranked copies
     for b, loc in data["posted"]:
@@ -290,7 +379,11 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     newest = data["posted"][-1][0]
     copies = _text(re.search(rf'(?s)<tr\b[^>]*data-copies-of="{newest["bundle_id"]}".*?</table>', dom).group(0))
     for k, cp in enumerate(newest["copies"]):
-        assert f"#{k + 1}" in copies and f"{cp['level_db']:.1f} dB" in copies and f"F{cp['feeder']} · {cp['phase']}" in copies
+        assert (
+            f"#{k + 1}" in copies
+            and f"{cp['level_db']:.1f} dB" in copies
+            and f"F{cp['feeder']} · {cp['phase']}" in copies
+        )
     assert "CRC ok" in copies and "CRC fail" in copies and "−1" in copies
     # events and the theft alert, with their evidence
     titles = {e["type"]: e for e in data["events"]}
@@ -302,7 +395,9 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     found = _row(dom, "data-event", str(titles["theft_alert"]["id"]))  # the platform's analysis
     assert str(data["tapped"]) in found and "platform (radial)" in found and f"ACC-{data['tapped']}" in found
     assert re.search(r"\d+ W", found)
-    assert titles["hub_phase_change"]["evidence"][0][:8] in _row(dom, "data-event", str(titles["hub_phase_change"]["id"]))
+    assert titles["hub_phase_change"]["evidence"][0][:8] in _row(
+        dom, "data-event", str(titles["hub_phase_change"]["id"])
+    )
     # receiver health
     rx = _row(dom, "data-receiver", "rx-elm-1")
     assert re.search(r"Spool depth", text) and " 7 " in f" {rx} " and "ok" in rx and "1.4 s" in rx
@@ -310,8 +405,9 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
 
     # what a person sees: a screenshot
     png = tmp_path / "dashboard.png"
-    run = _chromium("--virtual-time-budget=8000", f"--screenshot={png}", "--window-size=1400,1000", url + "/",
-                    profile=profile)
+    run = _chromium(
+        "--virtual-time-budget=8000", f"--screenshot={png}", "--window-size=1400,1000", url + "/", profile=profile
+    )
     assert png.is_file() and png.stat().st_size > 20_000, run.stderr[-2000:]
     from matplotlib.image import imread
 

@@ -1,9 +1,10 @@
 """Computing Platform: Core statements on a DB-API cursor (``platform_api.core.compiled``) write and
 read exactly what ``Connection.execute`` does, and no module writes SQL naming columns by hand."""
+
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -14,21 +15,37 @@ from platform_api.core.db import Database
 from platform_api.models import BundleRow, Message
 
 M = Message.__table__
-T0 = datetime(2026, 11, 22, 0, 0, 0, 250_000, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 22, 0, 0, 0, 250_000, tzinfo=UTC)
 BY_ID = select(M).where(M.c.id == bindparam("id"))
-BY_HUB = select(M.c.counter, M.c.arrival_utc, M.c.fields, M.c.late, M.c.receptions).where(
-    M.c.hub_id == bindparam("hub_id")).order_by(M.c.counter)
+BY_HUB = (
+    select(M.c.counter, M.c.arrival_utc, M.c.fields, M.c.late, M.c.receptions)
+    .where(M.c.hub_id == bindparam("hub_id"))
+    .order_by(M.c.counter)
+)
 SET_COLUMNS = update(M).where(M.c.id == bindparam("where_id"))
 COUNT = update(M).where(M.c.id == bindparam("message_id")).values(receptions=M.c.receptions + 1)  # a literal
-PRIOR = select(M.c.id, M.c.frame_hex, M.c.fields).where(M.c.hub_id == bindparam("hub_id"),
-                                                         M.c.counter == bindparam("counter"))
+PRIOR = select(M.c.id, M.c.frame_hex, M.c.fields).where(
+    M.c.hub_id == bindparam("hub_id"), M.c.counter == bindparam("counter")
+)
 
 
 def _msg(base: int, k: int) -> dict:
-    return {"hub_id": 7, "counter": base + k, "kind": "alert", "frame_hex": "ab" * 32, "bundle_id": f"b{base + k}",
-            "substation_id": "sub-1", "arrival_utc": T0 + timedelta(seconds=k), "slot": 100 + k,
-            "fields": {"v": [1.5, None], "name": "sag"}, "bus": 0, "feeder": 1, "phase": "B", "confidence": 0.75,
-            "late": k % 2 == 1}
+    return {
+        "hub_id": 7,
+        "counter": base + k,
+        "kind": "alert",
+        "frame_hex": "ab" * 32,
+        "bundle_id": f"b{base + k}",
+        "substation_id": "sub-1",
+        "arrival_utc": T0 + timedelta(seconds=k),
+        "slot": 100 + k,
+        "fields": {"v": [1.5, None], "name": "sag"},
+        "bus": 0,
+        "feeder": 1,
+        "phase": "B",
+        "confidence": 0.75,
+        "late": k % 2 == 1,
+    }
 
 
 @pytest.fixture
@@ -59,8 +76,10 @@ def _write(conn, base: int) -> list:
     ids = [conn.execute(insert(M).returning(M.c.id), _msg(base, k)).scalar_one() for k in range(3)]
     conn.execute(insert(M), [_msg(base, k) for k in range(3, 6)])  # executemany
     conn.execute(COUNT, {"message_id": ids[0]})
-    conn.execute(SET_COLUMNS, {"where_id": ids[1], "fields": {"changed": True}, "late": True,
-                               "arrival_utc": T0 - timedelta(days=1)})
+    conn.execute(
+        SET_COLUMNS,
+        {"where_id": ids[1], "fields": {"changed": True}, "late": True, "arrival_utc": T0 - timedelta(days=1)},
+    )
     prior = conn.execute(PRIOR, {"hub_id": 7, "counter": base + 2}).first()
     return [tuple(r) for r in conn.execute(BY_HUB, {"hub_id": 7}).all() if r[0] >= base] + [tuple(prior)]
 
@@ -81,24 +100,42 @@ def test_cursor_writes_and_reads_as_connection_execute(db):
     for k in range(6):
         a, b = got[k], got[1000 + k]
         assert (a.seg_index, a.seg_count, a.slot, a.late, a.fields, a.arrival_utc) == (
-            b.seg_index, b.seg_count, b.slot, b.late, b.fields, b.arrival_utc)
+            b.seg_index,
+            b.seg_count,
+            b.slot,
+            b.late,
+            b.fields,
+            b.arrival_utc,
+        )
     assert (got[1005].seg_index, got[1005].seg_count, got[1005].receptions) == (0, 1, 1)
 
 
 def test_cursor_fills_callable_defaults_and_caches_plans(db):
     b = BundleRow.__table__
-    row = {"bundle_id": "x" * 16, "receiver_id": "rx-1", "substation_id": "sub-1", "body_sha256": "0" * 64,
-           "body": "{}", "created_utc": T0, "arrival_utc": T0, "channel": 1, "code": 0, "slot": None, "crc_ok": False,
-           "status": "no_frame", "response": {"a": 1}}
+    row = {
+        "bundle_id": "x" * 16,
+        "receiver_id": "rx-1",
+        "substation_id": "sub-1",
+        "body_sha256": "0" * 64,
+        "body": "{}",
+        "created_utc": T0,
+        "arrival_utc": T0,
+        "channel": 1,
+        "code": 0,
+        "slot": None,
+        "crc_ok": False,
+        "status": "no_frame",
+        "response": {"a": 1},
+    }
     read = select(b.c.received_at, b.c.crc_ok, b.c.response, b.c.hub_id)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
 
     def go(c):
         c.execute(insert(b), row)  # received_at: the column's default (utcnow)
         return c.execute(read).all()
 
-    (received_at, crc_ok, response, hub_id), = _cursor_run(db, go)
-    assert before <= received_at <= datetime.now(timezone.utc)
+    ((received_at, crc_ok, response, hub_id),) = _cursor_run(db, go)
+    assert before <= received_at <= datetime.now(UTC)
     assert (crc_ok, response, hub_id) == (False, {"a": 1}, None)
     n = len(db.statements._plans)
     assert _cursor_run(db, lambda c: c.execute(read).all()) == [(received_at, crc_ok, response, hub_id)]
@@ -139,8 +176,13 @@ def test_utc_datetime_on_sqlite_reads_and_writes_what_sqlalchemys_datetime_does(
     fast_bind, fast_result = t.bind_processor(d), t.result_processor(d, None)
     ref_bind, ref_result = TypeDecorator.bind_processor(t, d), TypeDecorator.result_processor(t, d, None)
     rng = random.Random(5)
-    values = [None, datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999),
-              datetime(999, 5, 6, 7, 8, 9), datetime(2026, 11, 22, 0, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=-5)))]
+    values = [
+        None,
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+        datetime(999, 5, 6, 7, 8, 9),
+        datetime(2026, 11, 22, 0, 0, 0, 250_000, tzinfo=timezone(timedelta(hours=-5))),
+    ]
     for _ in range(2000):
         v = datetime(1970, 1, 1) + timedelta(seconds=rng.uniform(0, 7e9))
         if rng.random() < 0.3:

@@ -5,6 +5,7 @@ or inside a function), so a cycle closed by a lazy import inside a function coun
 ``platform_api`` must not import the receiver's or the simulator's internals: only the contract
 modules it shares with them (the air interface and the bundle format), listed in ``CONTRACTS``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,7 +17,14 @@ PACKAGE = "platform_api"
 #: The modules of ``receiver`` and ``dsp`` that platform_api may import (the bundle format and the
 #: air interface). When the contract modules move (``receiver.contracts.*``, ``dsp.air.*``), switch
 #: this list and nothing else.
-CONTRACTS = ("receiver.contracts.bundle", "dsp.air.messages", "dsp.air.params", "dsp.air.frame", "dsp.air.crc", "dsp.air.bits")
+CONTRACTS = (
+    "receiver.contracts.bundle",
+    "dsp.air.messages",
+    "dsp.air.params",
+    "dsp.air.frame",
+    "dsp.air.crc",
+    "dsp.air.bits",
+)
 
 #: Top-level packages platform_api must not import at all.
 FORBIDDEN = ("numba", "gridsim", "benchmarks")
@@ -49,7 +57,7 @@ def _imports(path: Path) -> set[str]:
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = pkg.split(".")[:len(pkg.split(".")) - (node.level - 1)]
+                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""

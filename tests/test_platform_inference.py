@@ -1,4 +1,5 @@
 """Computing Platform: change inference as events with confidence and a threshold policy."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -36,11 +37,13 @@ def test_new_hub_is_placed_once_confident(platform):
     assert hub(platform, h)["map"] is None
     a = platform.send(h, M.ProvisioningRequest(meter_id=h.meter_ids[0]), at=at(1), feeder=2, phase="B")[0]
     (ev,) = events(platform, type="new_hub")
-    assert ev["status"] == "suspected" and ev["confidence"] == pytest.approx(0.97) and ev["evidence"] == [a["bundle_id"]]
+    assert (
+        ev["status"] == "suspected" and ev["confidence"] == pytest.approx(0.97) and ev["evidence"] == [a["bundle_id"]]
+    )
     assert hub(platform, h)["map"] is None and hub(platform, h)["candidate"]["feeder"] == 2
     b = platform.send(h, report(h, at(2), 1), at=at(2), feeder=2, phase="B")[0]
     (ev,) = events(platform, type="new_hub")
-    assert ev["status"] == "applied" and ev["confidence"] == pytest.approx(1 - 0.03 ** 2)
+    assert ev["status"] == "applied" and ev["confidence"] == pytest.approx(1 - 0.03**2)
     assert ev["evidence"] == [a["bundle_id"], b["bundle_id"]] and ev["observations"] == 2
     got = hub(platform, h)
     assert got["map"] == {"bus": 0, "feeder": 2, "phase": "B", "source": "inference"} and got["candidate"] is None
@@ -108,10 +111,21 @@ def test_switch_of_a_lateral_is_one_event(platform):
     platform.send(sec[2], report(sec[2], at(4), 2), at=at(4), feeder=2)
     platform.send(sec[3], report(sec[3], at(5), 2), at=at(5), feeder=2)
     assert len(events(platform, type="switch_state_change")) == 1
-    assert len([e for e in events(platform) if e["type"] in ("hub_feeder_change", "switch_state_change")
-                and e["status"] != "superseded"]) == 1
-    tr = [r for r in platform.client.get("/api/v1/history", params={"entity": "transformer"}).json()
-          if r["field"] == "feeder"]
+    assert (
+        len(
+            [
+                e
+                for e in events(platform)
+                if e["type"] in ("hub_feeder_change", "switch_state_change") and e["status"] != "superseded"
+            ]
+        )
+        == 1
+    )
+    tr = [
+        r
+        for r in platform.client.get("/api/v1/history", params={"entity": "transformer"}).json()
+        if r["field"] == "feeder"
+    ]
     assert len(tr) == 4 and all(r["event_id"] == sw["id"] for r in tr)
 
 
@@ -134,8 +148,9 @@ def test_lone_hub_moving_feeder_is_applied_once_its_section_is_heard(platform):
 def test_pairing_and_pairing_loss_change_tan_membership(platform):
     a, b = fleet(2, meters=(2, 2))
     platform.import_model(gridmodel([a, b]))
-    r = platform.send(a, M.Pairing(meter_id=90_000_001, tan_index=2, relation=M.Relation.SUBORDINATE_SAME_PHASE),
-                      at=at(1))[0]
+    r = platform.send(
+        a, M.Pairing(meter_id=90_000_001, tan_index=2, relation=M.Relation.SUBORDINATE_SAME_PHASE), at=at(1)
+    )[0]
     (ev,) = events(platform, type="tan_member_added")
     assert ev["status"] == "applied" and ev["confidence"] == 1.0 and ev["evidence"] == [r["bundle_id"]]
     assert r["effects"]["change"] == "tan_member_added"
@@ -155,7 +170,9 @@ def test_pairing_and_pairing_loss_change_tan_membership(platform):
     m = platform.client.get("/api/v1/meters/90000001").json()
     assert not m["active"] and m["unpair_reason"] == "moved_away"
     assert {x["cause"] for x in platform.client.get("/api/v1/meters/90000001/history").json()} == {
-        "pairing", "pairing_loss"}
+        "pairing",
+        "pairing_loss",
+    }
     # a report naming TAN index 2 no longer maps to that meter
     rep = platform.send(b, M.ScheduledReport(int(at(5).timestamp()), [M.MeterReading(2, 230.0, 1.0, 0.9)]), at=at(5))[0]
     assert rep["status"] == "accepted"
@@ -184,7 +201,7 @@ def test_missed_reports_are_a_suspected_outage_by_section_and_restoration(platfo
     assert sorted(res["silent_hubs"]) == sorted(h.hub_id for h in sec)
     (ev,) = events(p, type="suspected_outage")
     assert ev["subject_id"] == "sub-1/f2/l1" and ev["details"]["silent_hubs"] == sorted(h.hub_id for h in sec)
-    assert ev["confidence"] == pytest.approx(1 - 2 ** -4) and ev["status"] == "suspected"
+    assert ev["confidence"] == pytest.approx(1 - 2**-4) and ev["status"] == "suspected"
     assert all(hub(p, h)["status"] == "silent" for h in sec) and hub(p, other[0])["status"] == "active"
     (s,) = [x for x in p.client.get("/api/v1/gridmap/sections").json() if x["section_id"] == "sub-1/f2/l1"]
     assert not s["energized"]
@@ -213,14 +230,14 @@ def test_restoration_and_outage_alerts(platform_make):
         p.send(h, M.Alert(M.AlertType.OUTAGE, int(t.timestamp()), 0.0, 0), at=t + timedelta(seconds=4 * k))
     (out,) = events(p, type="suspected_outage")
     assert out["details"]["alerting_hubs"] == sorted(h.hub_id for h in sec[:2])
-    assert out["confidence"] == pytest.approx(1 - 0.2 ** 2)
+    assert out["confidence"] == pytest.approx(1 - 0.2**2)
     # restoration alerts carry the outage duration
     t2 = t + timedelta(seconds=60)
     for k, h in enumerate(sec):
         p.send(h, M.Alert(M.AlertType.RESTORATION, int(t2.timestamp()), 240.0, 62), at=t2 + timedelta(seconds=8 * k))
     (rs,) = events(p, type="restoration")
     assert rs["details"]["hubs"] == sorted(h.hub_id for h in sec) and rs["details"]["outage_duration_s"] == 62
-    assert rs["confidence"] == pytest.approx(1 - 0.2 ** 3) and rs["details"]["outage_event_id"] == out["id"]
+    assert rs["confidence"] == pytest.approx(1 - 0.2**3) and rs["details"]["outage_event_id"] == out["id"]
     assert p.client.get(f"/api/v1/events/{out['id']}").json()["status"] == "resolved"
 
 
@@ -248,8 +265,10 @@ def test_policy_and_operator_decisions(platform):
     bad = platform.client.put("/api/v1/inference/policy", json={**pol, "report_threshold": 0.95})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "report_threshold"]
     assert platform.client.put("/api/v1/inference/policy", json={**pol, "min_observations": 0}).status_code == 422
-    new = platform.client.put("/api/v1/inference/policy", json={**pol, "min_observations": 3,
-                                                                "type_act_threshold": {"hub_phase_change": 0.999}})
+    new = platform.client.put(
+        "/api/v1/inference/policy",
+        json={**pol, "min_observations": 3, "type_act_threshold": {"hub_phase_change": 0.999}},
+    )
     assert new.status_code == 200 and new.json()["min_observations"] == 3
     h = hs[0]
     other = "B" if h.phase != "B" else "A"
@@ -269,5 +288,7 @@ def test_policy_and_operator_decisions(platform):
     assert platform.client.get("/api/v1/events/999999").status_code == 404
     assert platform.client.get("/api/v1/events/0").status_code == 422
     assert events(platform, min_confidence=0.99) == []
-    assert {e["type"] for e in events(platform, status=["applied", "dismissed"])} == {"hub_phase_change",
-                                                                                      "hub_feeder_change"}
+    assert {e["type"] for e in events(platform, status=["applied", "dismissed"])} == {
+        "hub_phase_change",
+        "hub_feeder_change",
+    }

@@ -1,4 +1,5 @@
 """Computing Platform: ingest (credentials, validation, idempotency) and semantic decode."""
+
 from __future__ import annotations
 
 import copy
@@ -50,8 +51,15 @@ def test_receiver_may_post_only_for_itself_and_its_substation(plat):
     r = plat.post(forged)
     assert r.status_code == 403 and "rx-9" in r.json()["detail"]
     # a platform credential is not a receiver
-    plat.client.post("/api/v1/receivers", json={"receiver_id": "plat-1", "substation_id": "sub-1", "role": "platform",
-                                                "token": "platform-token-0123456789"})
+    plat.client.post(
+        "/api/v1/receivers",
+        json={
+            "receiver_id": "plat-1",
+            "substation_id": "sub-1",
+            "role": "platform",
+            "token": "platform-token-0123456789",
+        },
+    )
     ok = bundles_for(h, report(h, T0, 2), at=T0)[0]
     r = plat.post(ok, headers={"Authorization": "Bearer platform-token-0123456789"})
     assert r.status_code == 403
@@ -90,7 +98,7 @@ def test_422_names_the_field(plat):
         r = plat.post(b)
         assert r.status_code == 422, (loc, r.text)
         locs = [e["loc"] for e in r.json()["detail"]]
-        assert any(list(x[:len(loc)]) == loc for x in locs), (loc, locs)
+        assert any(list(x[: len(loc)]) == loc for x in locs), (loc, locs)
     assert _count(plat, BundleRow) == 0
 
 
@@ -116,10 +124,12 @@ def test_same_bundle_twice_is_stored_once_and_answered_the_same(plat):
 
 def test_batch_answers_like_single_posts(plat):
     h = plat.hubs[1]
-    bs = bundles_for(h, report(h, T0, 2), at=T0) + bundles_for(h, report(h, T0 + timedelta(seconds=8), 2),
-                                                               at=T0 + timedelta(seconds=8))
-    wrong = bundles_for(h, report(h, T0 + timedelta(seconds=16), 2), at=T0 + timedelta(seconds=16),
-                        substation_id="sub-2")
+    bs = bundles_for(h, report(h, T0, 2), at=T0) + bundles_for(
+        h, report(h, T0 + timedelta(seconds=8), 2), at=T0 + timedelta(seconds=8)
+    )
+    wrong = bundles_for(
+        h, report(h, T0 + timedelta(seconds=16), 2), at=T0 + timedelta(seconds=16), substation_id="sub-2"
+    )
     r = plat.client.post("/api/v1/bundles/batch", json={"bundles": bs + [bs[0]] + wrong}, headers=plat.auth)
     assert r.status_code == 200
     res = r.json()["results"]
@@ -173,12 +183,17 @@ def test_tampered_forged_unknown_and_malformed_frames_are_rejected_with_the_reas
     bad_crc.update(frame_hex=fr.hex(), bundle_id="badcrc-" + good["bundle_id"][:20])
     _rejected(plat, bad_crc, "crc")
     reserved = copy.deepcopy(good)
-    reserved.update(frame_hex=_reframe(good["frame_hex"], lambda f: f.__setitem__(0, (1 << 6) | (9 << 2))),
-                    kind=None, bundle_id="reserved-" + good["bundle_id"][:20])
+    reserved.update(
+        frame_hex=_reframe(good["frame_hex"], lambda f: f.__setitem__(0, (1 << 6) | (9 << 2))),
+        kind=None,
+        bundle_id="reserved-" + good["bundle_id"][:20],
+    )
     _rejected(plat, reserved, "kind")
     v2 = copy.deepcopy(good)
-    v2.update(frame_hex=_reframe(good["frame_hex"], lambda f: f.__setitem__(0, (2 << 6) | (4 << 2))),
-              bundle_id="version2-" + good["bundle_id"][:20])
+    v2.update(
+        frame_hex=_reframe(good["frame_hex"], lambda f: f.__setitem__(0, (2 << 6) | (4 << 2))),
+        bundle_id="version2-" + good["bundle_id"][:20],
+    )
     _rejected(plat, v2, "version")
     # nothing of these reached the Inventory
     assert plat.client.get(f"/api/v1/hubs/{h.hub_id}").json()["last_counter"] is None
@@ -204,18 +219,27 @@ def test_replay_duplicate_and_late_frames(plat):
         t = T0 + timedelta(seconds=40 + 8 * k)
         plat.send(h, report(h, t, 2), at=t)
     # a different frame under an already used counter: replay (or nonce reuse), rejected
-    other = M.encode_message(M.Alert(M.AlertType.SWELL, int(T0.timestamp()), 260.0, 1), hub_id=h.hub_id,
-                             counter=frames and int.from_bytes(frames[0][5:8], "big"), key=h.key)
+    other = M.encode_message(
+        M.Alert(M.AlertType.SWELL, int(T0.timestamp()), 260.0, 1),
+        hub_id=h.hub_id,
+        counter=frames and int.from_bytes(frames[0][5:8], "big"),
+        key=h.key,
+    )
     _rejected(plat, bundles_for(h, None, at=T0 + timedelta(seconds=80), frames=other, channel=2)[0], "replay")
     # a counter below the last one, never seen, inside the window: accepted late
     late_counter = h.counter - 10
-    late = bundles_for(h, M.Alert(M.AlertType.SAG, int(T0.timestamp()), 200.0, 1), at=T0 + timedelta(seconds=90),
-                       counter=late_counter)[0]
+    late = bundles_for(
+        h, M.Alert(M.AlertType.SAG, int(T0.timestamp()), 200.0, 1), at=T0 + timedelta(seconds=90), counter=late_counter
+    )[0]
     body = plat.post(late).json()
     assert body["status"] == "accepted" and "late" in body["detail"]
     # far below: outside the window, replay
-    old = bundles_for(h, M.Alert(M.AlertType.SAG, int(T0.timestamp()), 200.0, 1), at=T0 + timedelta(seconds=95),
-                      counter=max(0, h.counter - 500))[0]
+    old = bundles_for(
+        h,
+        M.Alert(M.AlertType.SAG, int(T0.timestamp()), 200.0, 1),
+        at=T0 + timedelta(seconds=95),
+        counter=max(0, h.counter - 500),
+    )[0]
     _rejected(plat, old, "replay")
 
 
@@ -224,8 +248,9 @@ def test_strict_counter_rule_with_window_zero(platform_make):
     h = fleet(1)[0]
     p.import_model(gridmodel([h]))
     p.send(h, report(h, T0, 1), at=T0)
-    late = bundles_for(h, M.Alert(M.AlertType.SAG, int(T0.timestamp()), 200.0, 1), at=T0 + timedelta(seconds=8),
-                       counter=h.counter - 1)[0]
+    late = bundles_for(
+        h, M.Alert(M.AlertType.SAG, int(T0.timestamp()), 200.0, 1), at=T0 + timedelta(seconds=8), counter=h.counter - 1
+    )[0]
     assert p.post(late).json()["reason"] == "replay"
 
 
@@ -233,12 +258,14 @@ def test_every_message_kind_is_parsed(plat):
     h = plat.hubs[3]
     t = T0
     kinds = {}
-    for msg in [M.ProvisioningRequest(meter_id=h.meter_ids[0], capabilities=1),
-                M.Pairing(meter_id=77_000_001, tan_index=5, relation=M.Relation.SUBORDINATE_SAME_PHASE),
-                M.PairingLoss(meter_id=77_000_001, tan_index=5, reason=1),
-                M.Alert(M.AlertType.DISTRESS, int(t.timestamp()), 240.0, 0, detail=2),
-                report(h, t, 2),
-                M.TanAnomaly(M.AnomalyType.METER_SWAP, 1, int(t.timestamp()), 120.0, 0.8)]:
+    for msg in [
+        M.ProvisioningRequest(meter_id=h.meter_ids[0], capabilities=1),
+        M.Pairing(meter_id=77_000_001, tan_index=5, relation=M.Relation.SUBORDINATE_SAME_PHASE),
+        M.PairingLoss(meter_id=77_000_001, tan_index=5, reason=1),
+        M.Alert(M.AlertType.DISTRESS, int(t.timestamp()), 240.0, 0, detail=2),
+        report(h, t, 2),
+        M.TanAnomaly(M.AnomalyType.METER_SWAP, 1, int(t.timestamp()), 120.0, 0.8),
+    ]:
         t += timedelta(seconds=8)
         (ans,) = plat.send(h, msg, at=t)
         assert ans["status"] == "accepted", ans
@@ -282,6 +309,7 @@ def test_segment_that_disagrees_with_its_report_is_rejected(plat):
     fr = bytearray(fr)
     # re-seal with segment fields 1 of 3: build the header by hand
     from dsp.air.frame import Header, build_frame
+
     hd = Header(kind=4, hub_id=h.hub_id, counter=c, seg_index=1, seg_count=3)
     sealed = M.seal(hd, bad_msg.pack(), h.key)
     b = bundles_for(h, None, at=T0 + timedelta(seconds=4), frames=[build_frame(hd, sealed)], channel=0)[0]
@@ -297,7 +325,11 @@ def test_fast_path_full_path_and_batch_agree(platform_make, platform_sqlite_url,
     third = tmp_path / "third.db"
     shutil.copy(platform_sqlite_template, third)
     out = []
-    for fast, url, batch in ((True, None, False), (False, platform_sqlite_url, False), (True, f"sqlite:///{third}", True)):
+    for fast, url, batch in (
+        (True, None, False),
+        (False, platform_sqlite_url, False),
+        (True, f"sqlite:///{third}", True),
+    ):
         p = platform_make(database_url=url)
         p.pf.fast_path = fast
         p.import_model(gridmodel(hubs))
@@ -319,16 +351,19 @@ def test_fast_path_full_path_and_batch_agree(platform_make, platform_sqlite_url,
         else:
             answers = [p.post(b).json() for b in stream]
         with p.pf.db.session() as s:
+
             def rows(model, cols):
                 return sorted(tuple(getattr(r, c) for c in cols) for r in s.scalars(select(model)).all())
+
             snap = {
                 "messages": rows(Message, ["hub_id", "counter", "seg_index", "kind", "receptions", "late", "slot"]),
                 "reports": rows(Report, ["hub_id", "first_counter", "seg_count", "received_mask", "complete", "slot"]),
                 "readings": rows(Reading, ["hub_id", "meter_id", "tan_index", "v_rms"]),
                 "bundles": rows(BundleRow, ["bundle_id", "status", "hub_id", "counter"]),
             }
-            hub_state = [{k: v for k, v in hd.items() if k not in ("updated_at",)}
-                         for hd in p.client.get("/api/v1/hubs").json()]
+            hub_state = [
+                {k: v for k, v in hd.items() if k not in ("updated_at",)} for hd in p.client.get("/api/v1/hubs").json()
+            ]
         out.append((answers, snap, hub_state))
     for other in out[1:]:
         assert out[0][0] == other[0]
@@ -341,7 +376,10 @@ def test_listings_and_filters(plat):
     plat.send(h, report(h, T0, 2), at=T0)
     assert len(plat.client.get("/api/v1/bundles", params={"hub_id": h.hub_id, "status": "accepted"}).json()) == 1
     assert plat.client.get("/api/v1/bundles", params={"status": "bogus"}).status_code == 422
-    assert plat.client.get("/api/v1/messages", params={"kind": "scheduled_report", "limit": 1}).json()[0]["hub_id"] == h.hub_id
+    assert (
+        plat.client.get("/api/v1/messages", params={"kind": "scheduled_report", "limit": 1}).json()[0]["hub_id"]
+        == h.hub_id
+    )
     assert plat.client.get("/api/v1/reports", params={"complete": True}).json()[0]["complete"]
     assert plat.client.get("/api/v1/readings", params={"meter_id": h.meter_ids[0]}).json()[0]["tan_index"] == 0
     assert plat.client.get("/api/v1/readings", params={"hub_id": -1}).status_code == 422
@@ -363,15 +401,20 @@ def test_concurrent_posts_commit_together_with_their_own_outcomes(plat):
     conflict = copy.deepcopy(good[1])
     conflict["copies"][0]["snr_db"] += 3
     other_sub = bundles_for(plat.hubs[1], report(plat.hubs[1], T0, 2), at=T0, substation_id="sub-2")[0]
-    forged = bundles_for(FakeHub(hub_id=plat.hubs[2].hub_id, key=bytes(16), counter=5), report(plat.hubs[2], T0, 1),
-                         at=T0)[0]
+    forged = bundles_for(
+        FakeHub(hub_id=plat.hubs[2].hub_id, key=bytes(16), counter=5), report(plat.hubs[2], T0, 1), at=T0
+    )[0]
 
     async def go():
         transport = httpx.ASGITransport(app=plat.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://platform") as c:
             first = await asyncio.gather(*[c.post("/api/v1/bundles", json=b, headers=plat.auth) for b in good[:3]])
-            rest = await asyncio.gather(*[c.post("/api/v1/bundles", json=b, headers=plat.auth)
-                                          for b in good[3:] + [dup, conflict, other_sub, forged]])
+            rest = await asyncio.gather(
+                *[
+                    c.post("/api/v1/bundles", json=b, headers=plat.auth)
+                    for b in good[3:] + [dup, conflict, other_sub, forged]
+                ]
+            )
             return first + rest
 
     rs = asyncio.run(go())

@@ -1,4 +1,5 @@
 """Computing Platform: the Alembic migrations create exactly the models' schema, and go down and up."""
+
 from __future__ import annotations
 
 from alembic import command

@@ -1,7 +1,8 @@
 """Computing Platform: channel plan, slot/code assignment, per-hub policy, channel statistics."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +14,7 @@ T0 = slot_time(448_826_400)
 
 
 def future(hours: float = 2) -> str:
-    return (datetime.now(timezone.utc) + timedelta(hours=hours)).isoformat()
+    return (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
 
 
 def test_default_plan_and_alert_channel(platform):
@@ -21,7 +22,10 @@ def test_default_plan_and_alert_channel(platform):
     act = r["active"]
     assert act["version"] is None and act["grid_hz"] == 60 and act["reports_per_day"] == 2
     assert [(c["index"], c["fc_hz"], c["role"]) for c in act["channels"]] == [
-        (0, 1170.0, "scheduled"), (1, 2130.0, "scheduled"), (2, 3090.0, "alert")]
+        (0, 1170.0, "scheduled"),
+        (1, 2130.0, "scheduled"),
+        (2, 3090.0, "alert"),
+    ]
     assert act["channels"][0]["band_hz"] == [720.0, 1620.0] and act["channels"][0]["codes"] == 4
     assert r["pending"] is None
     assert r["alert_channel"]["access"] == "slotted_aloha" and r["alert_channel"]["channels"] == [2]
@@ -45,6 +49,7 @@ def test_default_capacity_is_12000_hubs_twice_a_day():
 def test_report_slot_arithmetic():
     class P:  # a policy-like object
         slot_offset, period_slots, slots_per_report, activation_slot = 100, 10_800, 2, 0
+
     day0 = 448_826_400 - 448_826_400 % 21_600
     assert prov.next_report_slots(P, day0, 3) == [day0 + 100, day0 + 10_900, day0 + 21_700]
     assert prov.last_due_slot(P, day0 + 50) == day0 - 21_600 + 10_900
@@ -79,26 +84,31 @@ def test_policy_change_is_announced_for_a_future_activation(platform):
     h = hs[0]
     cur = platform.client.get(f"/api/v1/hubs/{h.hub_id}/policy").json()["current"]
     other = 1 - cur["channel"]
-    soon = (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
     bad = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy", json={"channel": other, "activation_time": soon})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "activation_time"]
-    bad = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy", json={"modulation": "qpsk", "activation_time": future()})
+    bad = platform.client.put(
+        f"/api/v1/hubs/{h.hub_id}/policy", json={"modulation": "qpsk", "activation_time": future()}
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "modulation"]
     bad = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy", json={"channel": 2, "activation_time": future()})
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "channel"]
     taken = platform.client.get(f"/api/v1/hubs/{hs[1].hub_id}/policy").json()["current"]
-    bad = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy",
-                              json={"channel": taken["channel"], "slot_offset": taken["slot_offset"],
-                                    "activation_time": future()})
+    bad = platform.client.put(
+        f"/api/v1/hubs/{h.hub_id}/policy",
+        json={"channel": taken["channel"], "slot_offset": taken["slot_offset"], "activation_time": future()},
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "slot_offset"]
-    ok = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy",
-                             json={"channel": other, "fec": "2/3", "activation_time": future(3), "reason": "test"})
+    ok = platform.client.put(
+        f"/api/v1/hubs/{h.hub_id}/policy",
+        json={"channel": other, "fec": "2/3", "activation_time": future(3), "reason": "test"},
+    )
     assert ok.status_code == 200, ok.text
     body = ok.json()
     assert body["current"]["channel"] == cur["channel"] and body["pending"]["channel"] == other
     assert body["pending"]["fec"] == "2/3" and body["pending"]["version"] == 2
     act = datetime.fromisoformat(body["pending"]["activation_time"].replace("Z", "+00:00"))
-    assert act > datetime.now(timezone.utc) + timedelta(hours=2)
+    assert act > datetime.now(UTC) + timedelta(hours=2)
     assert body["pending"]["activation_slot"] == int(-(-act.timestamp() // 4))
     assert platform.client.put("/api/v1/hubs/12345/policy", json={"fec": "1/2"}).status_code == 404
 
@@ -108,8 +118,11 @@ def test_channel_plan_change_validation_and_announcement(platform):
     platform.import_model(gridmodel(hs))
     platform.client.post("/api/v1/provisioning/assign", json={"hub_ids": [h.hub_id for h in hs]})
     url = "/api/v1/provisioning/channel-plan"
-    overlap = [{"index": 0, "fc_hz": 1170, "role": "scheduled"}, {"index": 1, "fc_hz": 1500, "role": "scheduled"},
-               {"index": 2, "fc_hz": 3090, "role": "alert"}]
+    overlap = [
+        {"index": 0, "fc_hz": 1170, "role": "scheduled"},
+        {"index": 1, "fc_hz": 1500, "role": "scheduled"},
+        {"index": 2, "fc_hz": 3090, "role": "alert"},
+    ]
     r = platform.client.put(url, json={"channels": overlap, "activation_time": future()})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "channels"] and "overlap" in r.text
     low = [{"index": 0, "fc_hz": 900, "role": "scheduled"}, {"index": 2, "fc_hz": 3090, "role": "alert"}]
@@ -124,7 +137,9 @@ def test_channel_plan_change_validation_and_announcement(platform):
     g = platform.client.get(url).json()
     assert g["active"]["version"] is None and g["pending"]["reports_per_day"] == 4
     pol = platform.client.get(f"/api/v1/hubs/{hs[0].hub_id}/policy").json()
-    assert pol["pending"]["period_slots"] == 5_400 and pol["pending"]["activation_time"] == g["pending"]["activation_time"]
+    assert (
+        pol["pending"]["period_slots"] == 5_400 and pol["pending"]["activation_time"] == g["pending"]["activation_time"]
+    )
     assert [r["entity"] for r in platform.client.get("/api/v1/history", params={"entity": "plan"}).json()] == ["plan"]
 
 
@@ -151,7 +166,9 @@ def test_channel_statistics_recommend_and_apply_a_rebalance(platform):
     assert rec["action"] == "move" and rec["better_channel"] == 0 and rec["worse_channel"] == 1
     alt = platform.client.get("/api/v1/provisioning/channel-stats", params={"min_samples": 1000}).json()
     assert alt["recommendation"]["action"] == "none"
-    r = platform.client.post("/api/v1/provisioning/rebalance", json={"action": "alternate", "activation_time": future()})
+    r = platform.client.post(
+        "/api/v1/provisioning/rebalance", json={"action": "alternate", "activation_time": future()}
+    )
     assert r.status_code == 200 and r.json()["action"] == "alternate" and r.json()["policies_changed"] == 8
     pend = platform.client.get(f"/api/v1/hubs/{hs[0].hub_id}/policy").json()["pending"]
     assert pend["rotation"]["odd_reports_channel"] == 1 - chans[hs[0].hub_id]

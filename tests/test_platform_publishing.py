@@ -1,5 +1,6 @@
 """Computing Platform: SSE, webhooks (with retry, to a local receiver), concentrator forwarding,
 receivers, health."""
+
 from __future__ import annotations
 
 import hashlib
@@ -66,13 +67,18 @@ def test_webhook_delivery_with_retry_and_signature(platform_make, sink):
     p = platform_make(webhook_backoff_s=0)
     (h,) = fleet(1)
     p.import_model(gridmodel([h]))
-    w = p.client.post("/api/v1/webhooks", json={"url": sink.url, "secret": "s3cret", "event_types": ["tan_member_added"]})
+    w = p.client.post(
+        "/api/v1/webhooks", json={"url": sink.url, "secret": "s3cret", "event_types": ["tan_member_added"]}
+    )
     assert w.status_code == 201 and w.json()["has_secret"] and "secret" not in w.json()
     wid = w.json()["id"]
     _pairing(p, h)
     p.send(h, M.TanAnomaly(1, 0, int(T0.timestamp()), 10.0, 0.9), at=T0 + timedelta(seconds=30))  # not subscribed
-    for expect in ({"delivered": 0, "failed": 0, "retrying": 1}, {"delivered": 0, "failed": 0, "retrying": 1},
-                   {"delivered": 1, "failed": 0, "retrying": 0}):
+    for expect in (
+        {"delivered": 0, "failed": 0, "retrying": 1},
+        {"delivered": 0, "failed": 0, "retrying": 1},
+        {"delivered": 1, "failed": 0, "retrying": 0},
+    ):
         assert p.client.post("/api/v1/forwarding/flush").json()["webhooks"] == expect
     ((headers, body),) = sink.got
     sig = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
@@ -94,8 +100,13 @@ def test_webhook_gives_up_after_max_attempts_and_background_delivers(platform_ma
     dead = Sink(fail=10**6)
     live = Sink()
     try:
-        p = platform_make(webhook_backoff_s=0, webhook_max_attempts=2, background=True, background_interval_s=0.05,
-                          missed_check_interval_s=3600)
+        p = platform_make(
+            webhook_backoff_s=0,
+            webhook_max_attempts=2,
+            background=True,
+            background_interval_s=0.05,
+            missed_check_interval_s=3600,
+        )
         (h,) = fleet(1)
         p.import_model(gridmodel([h]))
         bad = p.client.post("/api/v1/webhooks", json={"url": dead.url}).json()["id"]
@@ -118,8 +129,9 @@ def test_sse_stream_and_event_log(platform):
     platform.import_model(gridmodel([h]))
     _pairing(platform, h, 1)
     _pairing(platform, h, 2)
-    with platform.client.stream("GET", "/api/v1/events/stream", params={"after": 0, "max_events": 2,
-                                                                        "timeout_s": 10}) as r:
+    with platform.client.stream(
+        "GET", "/api/v1/events/stream", params={"after": 0, "max_events": 2, "timeout_s": 10}
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         text = "".join(r.iter_text())
     frames = [f for f in text.split("\n\n") if f.startswith("id:")]
@@ -129,14 +141,19 @@ def test_sse_stream_and_event_log(platform):
     assert [d["event"]["type"] for d in data] == ["tan_member_added"] * 2 and ids == [d["seq"] for d in data]
     # resume with Last-Event-ID: only what came after
     _pairing(platform, h, 3)
-    with platform.client.stream("GET", "/api/v1/events/stream", params={"max_events": 1, "timeout_s": 10},
-                                headers={"Last-Event-ID": str(ids[-1])}) as r:
+    with platform.client.stream(
+        "GET",
+        "/api/v1/events/stream",
+        params={"max_events": 1, "timeout_s": 10},
+        headers={"Last-Event-ID": str(ids[-1])},
+    ) as r:
         text = "".join(r.iter_text())
     (f,) = [f for f in text.split("\n\n") if f.startswith("id:")]
     assert json.loads(f.split("data: ", 1)[1])["event"]["details"]["meter_id"] == 91_000_003
     # a filter that matches nothing ends on the timeout with no events
-    with platform.client.stream("GET", "/api/v1/events/stream", params={"after": 0, "type": ["restoration"],
-                                                                        "timeout_s": 0.3}) as r:
+    with platform.client.stream(
+        "GET", "/api/v1/events/stream", params={"after": 0, "type": ["restoration"], "timeout_s": 0.3}
+    ) as r:
         assert "id:" not in "".join(r.iter_text())
     log = platform.client.get("/api/v1/events/log", params={"after": ids[0]}).json()
     assert [x["seq"] for x in log] == [ids[1], ids[1] + 1]
@@ -157,16 +174,29 @@ class _Keep:
 def test_concentrator_merges_substations(platform_make, tmp_path, platform_sqlite_template):
     conc = platform_make(mode="concentrator")
     for sub in ("sub-1", "sub-2"):
-        r = conc.client.post("/api/v1/receivers", json={"receiver_id": f"platform-{sub}", "substation_id": sub,
-                                                        "role": "platform", "token": f"token-for-{sub}-0123456789"})
+        r = conc.client.post(
+            "/api/v1/receivers",
+            json={
+                "receiver_id": f"platform-{sub}",
+                "substation_id": sub,
+                "role": "platform",
+                "token": f"token-for-{sub}-0123456789",
+            },
+        )
         assert r.status_code == 201
     subs = {}
     for sub in ("sub-1", "sub-2"):
         db = tmp_path / f"{sub}.db"
         shutil.copy(platform_sqlite_template, db)
-        p = platform_make(database_url=f"sqlite:///{db}", substation_id=sub, receiver_id=f"rx-{sub}",
-                          token=f"rx-token-{sub}-0123456789", concentrator_url="http://concentrator",
-                          concentrator_token=f"token-for-{sub}-0123456789", forward=["events", "map", "readings"])
+        p = platform_make(
+            database_url=f"sqlite:///{db}",
+            substation_id=sub,
+            receiver_id=f"rx-{sub}",
+            token=f"rx-token-{sub}-0123456789",
+            concentrator_url="http://concentrator",
+            concentrator_token=f"token-for-{sub}-0123456789",
+            forward=["events", "map", "readings"],
+        )
         p.pf.http_client_factory = lambda: _Keep(conc.client)
         subs[sub] = p
     hs1, hs2 = fleet(3, first_id=5_000_000), fleet(2, first_id=6_000_000)
@@ -174,13 +204,15 @@ def test_concentrator_merges_substations(platform_make, tmp_path, platform_sqlit
     subs["sub-2"].import_model(gridmodel(hs2, substation_id="sub-2"))
     # hub hs1[0] is transferred to substation 2 (its key is loaded there, it is heard there)
     wanderer = hs1[0]
-    subs["sub-2"].client.put(f"/api/v1/hubs/{wanderer.hub_id}", json={"key_hex": wanderer.key.hex(),
-                                                                      "substation_id": "sub-2"})
+    subs["sub-2"].client.put(
+        f"/api/v1/hubs/{wanderer.hub_id}", json={"key_hex": wanderer.key.hex(), "substation_id": "sub-2"}
+    )
     _pairing(subs["sub-1"], hs1[1])
     subs["sub-1"].send(hs1[2], report(hs1[2], T0, 2), at=T0)
     for k in (1, 2):
-        subs["sub-2"].send(wanderer, report(wanderer, T0 + timedelta(minutes=k), 1), at=T0 + timedelta(minutes=k),
-                           feeder=7, phase="C")
+        subs["sub-2"].send(
+            wanderer, report(wanderer, T0 + timedelta(minutes=k), 1), at=T0 + timedelta(minutes=k), feeder=7, phase="C"
+        )
     st = subs["sub-1"].client.get("/api/v1/forwarding").json()
     assert st["enabled"] and st["pending"] > 0 and st["identity"] == "platform-sub-1"
     for sub in ("sub-1", "sub-2"):
@@ -188,31 +220,47 @@ def test_concentrator_merges_substations(platform_make, tmp_path, platform_sqlit
         assert f["error"] is None and f["sent"] > 0
         assert subs[sub].client.get("/api/v1/forwarding").json()["pending"] == 0
     tree = conc.client.get("/api/v1/gridmap").json()
-    placed = {s["substation_id"]: sorted(t["hub_id"] for b in s["buses"] for f in b["feeders"] for p in f["phases"]
-                                         for t in p["tans"]) for s in tree["substations"]}
+    placed = {
+        s["substation_id"]: sorted(
+            t["hub_id"] for b in s["buses"] for f in b["feeders"] for p in f["phases"] for t in p["tans"]
+        )
+        for s in tree["substations"]
+    }
     assert placed["sub-1"] == sorted(h.hub_id for h in hs1[1:])
     assert placed["sub-2"] == sorted([wanderer.hub_id] + [h.hub_id for h in hs2])
     w = conc.client.get(f"/api/v1/hubs/{wanderer.hub_id}").json()
     assert w["map"]["feeder"] == 7 and not w["has_key"]
-    moves = [r for r in conc.client.get(f"/api/v1/hubs/{wanderer.hub_id}/history").json() if r["field"] == "substation_id"]
+    moves = [
+        r for r in conc.client.get(f"/api/v1/hubs/{wanderer.hub_id}/history").json() if r["field"] == "substation_id"
+    ]
     assert moves[0]["old"] == "sub-1" and moves[0]["new"] == "sub-2" and moves[0]["cause"] == "forward"
     evs = conc.client.get("/api/v1/events").json()
     assert {(e["origin_substation"], e["type"]) for e in evs} >= {("sub-1", "tan_member_added"), ("sub-2", "new_hub")}
     assert conc.client.get("/api/v1/readings", params={"hub_id": hs1[2].hub_id}).json()
-    assert {s["substation_id"] for s in conc.client.get("/api/v1/concentrator/substations").json()} == {"sub-1", "sub-2"}
+    assert {s["substation_id"] for s in conc.client.get("/api/v1/concentrator/substations").json()} == {
+        "sub-1",
+        "sub-2",
+    }
     # a retried batch is merged once
-    batch = {"origin": "platform-sub-1", "substation_id": "sub-1", "items": [
-        {"id": 1, "type": "event", "payload": {"action": "created", "event": evs[0]}}]}
+    batch = {
+        "origin": "platform-sub-1",
+        "substation_id": "sub-1",
+        "items": [{"id": 1, "type": "event", "payload": {"action": "created", "event": evs[0]}}],
+    }
     hdr = {"Authorization": "Bearer token-for-sub-1-0123456789"}
-    assert conc.client.post("/api/v1/concentrator/forward", json=batch, headers=hdr).json() == {"applied": 0,
-                                                                                                 "duplicates": 1}
+    assert conc.client.post("/api/v1/concentrator/forward", json=batch, headers=hdr).json() == {
+        "applied": 0,
+        "duplicates": 1,
+    }
     # credentials: none 401, a receiver 403, another substation 403; a substation platform is no concentrator
     assert conc.client.post("/api/v1/concentrator/forward", json=batch).status_code == 401
     assert conc.client.post("/api/v1/concentrator/forward", json=batch, headers=conc.auth).status_code == 403
     other = {**batch, "substation_id": "sub-2"}
     assert conc.client.post("/api/v1/concentrator/forward", json=other, headers=hdr).status_code == 403
-    assert subs["sub-1"].client.post("/api/v1/concentrator/forward", json=batch,
-                                     headers=subs["sub-1"].auth).status_code == 404
+    assert (
+        subs["sub-1"].client.post("/api/v1/concentrator/forward", json=batch, headers=subs["sub-1"].auth).status_code
+        == 404
+    )
 
 
 def test_forwarding_retries_when_the_concentrator_is_down(platform_make):
@@ -227,7 +275,9 @@ def test_forwarding_retries_when_the_concentrator_is_down(platform_make):
 
 def test_receivers_health_and_info(platform_make, tmp_path):
     creds = tmp_path / "receivers.json"
-    creds.write_text(json.dumps([{"receiver_id": "rx-file", "substation_id": "sub-1", "token": "file-token-0123456789"}]))
+    creds.write_text(
+        json.dumps([{"receiver_id": "rx-file", "substation_id": "sub-1", "token": "file-token-0123456789"}])
+    )
     p = platform_make(receivers_file=str(creds))
     ids = [r["receiver_id"] for r in p.client.get("/api/v1/receivers").json()]
     assert ids == ["rx-1", "rx-file"]
@@ -242,8 +292,9 @@ def test_receivers_health_and_info(platform_make, tmp_path):
     assert r.status_code == 409
     r = p.client.post("/api/v1/receivers", json={"receiver_id": "rx-new", "substation_id": "sub-1"})
     assert r.status_code == 201 and r.json()["token"].startswith("gla_")
-    r = p.client.post("/api/v1/receivers", json={"receiver_id": "rx-dup", "substation_id": "sub-1",
-                                                 "token": "file-token-0123456789"})
+    r = p.client.post(
+        "/api/v1/receivers", json={"receiver_id": "rx-dup", "substation_id": "sub-1", "token": "file-token-0123456789"}
+    )
     assert r.status_code == 409
     assert p.client.post("/api/v1/receivers", json={"receiver_id": "bad id", "substation_id": "s"}).status_code == 422
     assert p.client.get("/healthz").json() == {"status": "ok"}

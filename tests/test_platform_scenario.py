@@ -1,8 +1,9 @@
 """Computing Platform against the simulator's ground truth: the demo scenario's traffic (every
 frame, at its true feeder and phase) and the changes the platform must find in it."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -16,20 +17,46 @@ from platform_api.testing import FakeHub, bundles_for
 def _demo_traffic():
     s = load_builtin("demo")
     sc, hc = s.scenario, s.hubs
-    hubs = make_population(np.random.default_rng([sc.seed, 1]), seed=sc.seed, n_hubs=hc.count,
-                           buses=s.substation.buses, feeders_per_bus=s.substation.feeders_per_bus,
-                           laterals_per_feeder=hc.laterals_per_feeder, meters_per_hub=tuple(hc.meters_per_hub),
-                           level_db=tuple(hc.level_db), clock_ppm=hc.clock_ppm,
-                           cutoff_hz=(0.95 * s.substation.transformer_cutoff_hz, 1.3 * s.substation.transformer_cutoff_hz))
-    truth_hubs = [{"index": i, "hub_id": h.hub_id, "key_hex": h.key.hex(), "bus": h.bus, "feeder": h.feeder,
-                   "phase": "ABC"[h.phase], "lateral": h.lateral, "transformer_id": h.transformer_id,
-                   "meter_ids": h.meter_ids, "is_new": h.is_new} for i, h in enumerate(hubs)]
+    hubs = make_population(
+        np.random.default_rng([sc.seed, 1]),
+        seed=sc.seed,
+        n_hubs=hc.count,
+        buses=s.substation.buses,
+        feeders_per_bus=s.substation.feeders_per_bus,
+        laterals_per_feeder=hc.laterals_per_feeder,
+        meters_per_hub=tuple(hc.meters_per_hub),
+        level_db=tuple(hc.level_db),
+        clock_ppm=hc.clock_ppm,
+        cutoff_hz=(0.95 * s.substation.transformer_cutoff_hz, 1.3 * s.substation.transformer_cutoff_hz),
+    )
+    truth_hubs = [
+        {
+            "index": i,
+            "hub_id": h.hub_id,
+            "key_hex": h.key.hex(),
+            "bus": h.bus,
+            "feeder": h.feeder,
+            "phase": "ABC"[h.phase],
+            "lateral": h.lateral,
+            "transformer_id": h.transformer_id,
+            "meter_ids": h.meter_ids,
+            "is_new": h.is_new,
+        }
+        for i, h in enumerate(hubs)
+    ]
     events = _events(s)
     start = sc.start_time_utc.timestamp()
-    sched = Scheduler(hubs, events, rng=np.random.default_rng([sc.seed, 2]), duration_s=sc.duration_s,
-                      start_unix=start, feeders_per_bus=s.substation.feeders_per_bus,
-                      report_period_s=86400.0 / hc.scheduled_reports_per_day,
-                      alert_rate_per_hub_per_day=hc.alert_rate_per_hub_per_day, jitter_s=hc.jitter_s)
+    sched = Scheduler(
+        hubs,
+        events,
+        rng=np.random.default_rng([sc.seed, 2]),
+        duration_s=sc.duration_s,
+        start_unix=start,
+        feeders_per_bus=s.substation.feeders_per_bus,
+        report_period_s=86400.0 / hc.scheduled_reports_per_day,
+        alert_rate_per_hub_per_day=hc.alert_rate_per_hub_per_day,
+        jitter_s=hc.jitter_s,
+    )
     return s, truth_hubs, hubs, sched.build(), start
 
 
@@ -41,15 +68,26 @@ def test_demo_scenario_changes_are_found(platform_make):
     next_check = 8.0
     for tx in sorted(txs, key=lambda tx: tx.time_s):
         h = hubs[tx.hub_index]
-        t = datetime.fromtimestamp(start + tx.time_s, tz=timezone.utc)
+        t = datetime.fromtimestamp(start + tx.time_s, tz=UTC)
         if tx.time_s >= next_check:  # the platform's background check, every 8 s of data time
             r = p.client.post("/api/v1/inference/check-missed", json={})
             assert r.status_code == 200, r.text
             next_check = tx.time_s + 8.0
         fh = FakeHub(hub_id=h.hub_id, key=h.key)
-        (b,) = bundles_for(fh, None, at=t, frames=[tx.frame], receiver_id="rx-1", substation_id="demo",
-                           channel=tx.channel, code=tx.code, bus=tx.bus, feeder=tx.feeder, phase="ABC"[tx.phase],
-                           seed=tx.tx_id)
+        (b,) = bundles_for(
+            fh,
+            None,
+            at=t,
+            frames=[tx.frame],
+            receiver_id="rx-1",
+            substation_id="demo",
+            channel=tx.channel,
+            code=tx.code,
+            bus=tx.bus,
+            feeder=tx.feeder,
+            phase="ABC"[tx.phase],
+            seed=tx.tx_id,
+        )
         b["slot"] = tx.slot
         r = p.post(b)
         assert r.status_code == 201, r.text
@@ -73,9 +111,13 @@ def test_demo_scenario_changes_are_found(platform_make):
     assert not [e for e in by.get("hub_feeder_change", []) if e["status"] != "superseded"]
     # phase moves: exactly the hubs heard on another phase of their feeder than the truth map says
     # (the scenario's move_phase may name a hub already on that phase)
-    expect = {str(tx.hub_id) for tx in txs if not truth_hubs[tx.hub_index]["is_new"]
-              and tx.feeder == truth_hubs[tx.hub_index]["feeder"]
-              and "ABC"[tx.phase] != truth_hubs[tx.hub_index]["phase"]}
+    expect = {
+        str(tx.hub_id)
+        for tx in txs
+        if not truth_hubs[tx.hub_index]["is_new"]
+        and tx.feeder == truth_hubs[tx.hub_index]["feeder"]
+        and "ABC"[tx.phase] != truth_hubs[tx.hub_index]["phase"]
+    }
     assert {e["subject_id"] for e in by.get("hub_phase_change", [])} == expect
     # the outage: reports missed during it make a suspected outage of that section (and of no
     # other), resolved on restoration, which is reported with its duration
@@ -104,6 +146,15 @@ def test_demo_scenario_changes_are_found(platform_make):
     assert {e["subject_id"] for e in by["hub_provisioned"]} <= {str(h["hub_id"]) for h in new}
     assert len(by["tan_member_added"]) > 0
     # nothing else was invented
-    assert set(by) <= {"switch_state_change", "hub_feeder_change", "hub_phase_change", "restoration", "tan_anomaly",
-                       "suspected_outage",
-                       "new_hub", "hub_provisioned", "tan_member_added", "tan_distress"}
+    assert set(by) <= {
+        "switch_state_change",
+        "hub_feeder_change",
+        "hub_phase_change",
+        "restoration",
+        "tan_anomaly",
+        "suspected_outage",
+        "new_hub",
+        "hub_provisioned",
+        "tan_member_added",
+        "tan_distress",
+    }

@@ -1,6 +1,7 @@
 """Property-based run of the whole OpenAPI with schemathesis: no operation may answer 5xx, and
 declared responses must match their schema. Every operation gets GLA_SCHEMATHESIS_EXAMPLES
 (default 5) positive and half as many negative cases, so it stays well under a minute."""
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,9 @@ def test_openapi_operations_never_fail(platform):
             n = EXAMPLES if mode == GenerationMode.POSITIVE else max(2, EXAMPLES // 2)
 
             @given(case=op.as_strategy(generation_mode=mode))
-            @settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=n, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+            )
             def run(case):
                 case.call_and_validate(headers=headers, checks=[not_a_server_error, response_schema_conformance])
 

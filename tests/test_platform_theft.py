@@ -8,9 +8,11 @@ meter whose service line carries an unmetered tap, and the transformer's drop of
 on every meter; 15-minute averages of 1-minute loads over three days, measured with the accuracy
 class of tests/test_theft.py (0.1 % voltage, 0.25 % current, fixed gains, rounding).
 """
+
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -22,31 +24,66 @@ from tests.test_theft import DAY, T0, loads, measure
 PERIOD_MIN = 15
 TAPPED = 70003
 TAP_START = int(1.5 * DAY)  # minutes: after the first day, the analysis' baseline
-HUBS = {"T-100": (9001, [70001, 70002, 70003, 70004, 70005]),  # tapped at 70003
-        "T-200": (9002, [80001, 80002, 80003, 80004]),  # clean
-        "T-300": (9003, [90001, 90002])}  # no data
+HUBS = {
+    "T-100": (9001, [70001, 70002, 70003, 70004, 70005]),  # tapped at 70003
+    "T-200": (9002, [80001, 80002, 80003, 80004]),  # clean
+    "T-300": (9003, [90001, 90002]),
+}  # no data
 
 
 def grid_model(key_hex: str | None = None) -> dict:
     trs, hubs = [], []
     for k, (tid, (hub_id, meters)) in enumerate(HUBS.items()):
         lat, lon = 37.55 + 0.01 * k, -77.44
-        trs.append({"transformer_id": tid, "substation_id": "sub-1", "bus": 0, "feeder": 1, "lateral": k,
-                    "phases": "A", "lat": lat, "lon": lon, **({"topology": "radial"} if k == 0 else {})})
-        hub = {"hub_id": hub_id, "substation_id": "sub-1", "bus": 0, "feeder": 1, "lateral": k, "phase": "A",
-               "transformer_id": tid,
-               "meters": [{"meter_id": m, "tan_index": j, "role": "hub" if j == 0 else "subordinate",
-                           "account": f"ACC-{m}", "address": f"{10 + j} Elm Street", "lat": lat + 1e-4 * (j + 1),
-                           "lon": lon, "service_length_m": 40.0} for j, m in enumerate(meters)]}
+        trs.append(
+            {
+                "transformer_id": tid,
+                "substation_id": "sub-1",
+                "bus": 0,
+                "feeder": 1,
+                "lateral": k,
+                "phases": "A",
+                "lat": lat,
+                "lon": lon,
+                **({"topology": "radial"} if k == 0 else {}),
+            }
+        )
+        hub = {
+            "hub_id": hub_id,
+            "substation_id": "sub-1",
+            "bus": 0,
+            "feeder": 1,
+            "lateral": k,
+            "phase": "A",
+            "transformer_id": tid,
+            "meters": [
+                {
+                    "meter_id": m,
+                    "tan_index": j,
+                    "role": "hub" if j == 0 else "subordinate",
+                    "account": f"ACC-{m}",
+                    "address": f"{10 + j} Elm Street",
+                    "lat": lat + 1e-4 * (j + 1),
+                    "lon": lon,
+                    "service_length_m": 40.0,
+                }
+                for j, m in enumerate(meters)
+            ],
+        }
         if key_hex and k == 0:
             hub["key_hex"] = key_hex
         hubs.append(hub)
-    return {"format": "gla-gridmodel/1", "substations": [{"substation_id": "sub-1", "lat": 37.5, "lon": -77.4}],
-            "transformers": trs, "hubs": hubs}
+    return {
+        "format": "gla-gridmodel/1",
+        "substations": [{"substation_id": "sub-1", "lat": 37.5, "lon": -77.4}],
+        "transformers": trs,
+        "hubs": hubs,
+    }
 
 
-def area_csv(seed: int, meter_ids: list[int], *, tap_meter: int | None = None, tap_w: float = 3000.0,
-             days: int = 3) -> str:
+def area_csv(
+    seed: int, meter_ids: list[int], *, tap_meter: int | None = None, tap_w: float = 3000.0, days: int = 3
+) -> str:
     """AMI CSV of one radial area: 15-minute averages, physics as in the module doc."""
     rng = np.random.default_rng(seed)
     n, t_n = len(meter_ids), days * DAY
@@ -69,14 +106,21 @@ def area_csv(seed: int, meter_ids: list[int], *, tap_meter: int | None = None, t
     i = np.hypot(p, q)
     vm, im, pfm = measure(rng, v, i, p / i)
     times = T0 + 60 * PERIOD_MIN * (1 + np.arange(v.shape[0]))  # interval ends
-    lines = [f"{m},{int(t)},{vm[a, k]:.2f},{im[a, k]:.2f},{pfm[a, k]:.2f}"
-             for a, t in enumerate(times) for k, m in enumerate(meter_ids)]
+    lines = [
+        f"{m},{int(t)},{vm[a, k]:.2f},{im[a, k]:.2f},{pfm[a, k]:.2f}"
+        for a, t in enumerate(times)
+        for k, m in enumerate(meter_ids)
+    ]
     return "meter_id,timestamp,v_rms,i_rms,pf\n" + "\n".join(lines) + "\n"
 
 
 def upload(p, text: str, **kw):
-    return p.client.post("/api/v1/ami/readings", content=text.encode() if isinstance(text, str) else text,
-                         headers={"Content-Type": "text/csv", **p.admin, **kw.pop("headers", {})}, **kw)
+    return p.client.post(
+        "/api/v1/ami/readings",
+        content=text.encode() if isinstance(text, str) else text,
+        headers={"Content-Type": "text/csv", **p.admin, **kw.pop("headers", {})},
+        **kw,
+    )
 
 
 def setup_areas(p, key_hex: str | None = None) -> None:
@@ -104,24 +148,40 @@ def theft_events(p, **params) -> list[dict]:
 
 
 def theft_log(p) -> list[dict]:
-    return [e for e in p.client.get("/api/v1/events/log", params={"limit": 1000}).json()
-            if e["event"]["type"] == "theft_alert"]
+    return [
+        e
+        for e in p.client.get("/api/v1/events/log", params={"limit": 1000}).json()
+        if e["event"]["type"] == "theft_alert"
+    ]
 
 
 # ---------------------------------------------------------------------------------- work orders
 def test_work_orders_create_list_get_cancel(platform):
     c = platform.client
-    body = {"order_id": "WO-1", "kind": "meter_exchange", "start_at": "2026-11-22T08:00:00Z",
-            "end_at": "2026-11-22T12:00:00+01:00", "meter_ids": [70003, 70003], "note": "new meter"}
+    body = {
+        "order_id": "WO-1",
+        "kind": "meter_exchange",
+        "start_at": "2026-11-22T08:00:00Z",
+        "end_at": "2026-11-22T12:00:00+01:00",
+        "meter_ids": [70003, 70003],
+        "note": "new meter",
+    }
     r = c.post("/api/v1/workorders", json=body)
     assert r.status_code == 201, r.text
     wo = r.json()
     assert wo["order_id"] == "WO-1" and wo["meter_ids"] == [70003] and wo["status"] == "active"
     assert wo["end_at"] == "2026-11-22T11:00:00Z" and wo["explains"] is None
     assert c.post("/api/v1/workorders", json=body).status_code == 409
-    r = c.post("/api/v1/workorders", json={"kind": "transformer", "start_at": "2026-11-25T00:00:00Z",
-                                           "end_at": "2026-11-25T00:00:00Z", "transformer_ids": ["T-200"],
-                                           "explains": ["theft_suspicion"]})
+    r = c.post(
+        "/api/v1/workorders",
+        json={
+            "kind": "transformer",
+            "start_at": "2026-11-25T00:00:00Z",
+            "end_at": "2026-11-25T00:00:00Z",
+            "transformer_ids": ["T-200"],
+            "explains": ["theft_suspicion"],
+        },
+    )
     assert r.status_code == 201, r.text
     other = r.json()["order_id"]
     assert other.startswith("wo-") and r.json()["explains"] == ["theft_suspicion"]
@@ -148,21 +208,29 @@ def test_work_orders_create_list_get_cancel(platform):
     assert c.get("/api/v1/workorders", params={"since": "yesterday"}).status_code == 422
 
 
-@pytest.mark.parametrize("change,loc", [
-    ({"kind": "burglary"}, ["body", "kind"]),
-    ({"end_at": "2026-11-22T07:00:00Z"}, ["body", "end_at"]),
-    ({"meter_ids": [], "transformer_ids": []}, ["body", "meter_ids"]),
-    ({"start_at": "2026-11-22T08:00:00"}, ["body", "start_at"]),
-    ({"start_at": "1990-01-01T00:00:00Z"}, ["body", "start_at"]),
-    ({"meter_ids": [2**32]}, ["body", "meter_ids", 0]),
-    ({"transformer_ids": ["T 1"]}, ["body", "transformer_ids", 0]),
-    ({"explains": ["everything"]}, ["body", "explains", 0]),
-    ({"order_id": "a/b c"}, ["body", "order_id"]),
-    ({"colour": "red"}, ["body", "colour"]),
-])
+@pytest.mark.parametrize(
+    "change,loc",
+    [
+        ({"kind": "burglary"}, ["body", "kind"]),
+        ({"end_at": "2026-11-22T07:00:00Z"}, ["body", "end_at"]),
+        ({"meter_ids": [], "transformer_ids": []}, ["body", "meter_ids"]),
+        ({"start_at": "2026-11-22T08:00:00"}, ["body", "start_at"]),
+        ({"start_at": "1990-01-01T00:00:00Z"}, ["body", "start_at"]),
+        ({"meter_ids": [2**32]}, ["body", "meter_ids", 0]),
+        ({"transformer_ids": ["T 1"]}, ["body", "transformer_ids", 0]),
+        ({"explains": ["everything"]}, ["body", "explains", 0]),
+        ({"order_id": "a/b c"}, ["body", "order_id"]),
+        ({"colour": "red"}, ["body", "colour"]),
+    ],
+)
 def test_work_order_errors_name_the_field(platform, change, loc):
-    body = {"kind": "service_line", "start_at": "2026-11-22T08:00:00Z", "end_at": "2026-11-22T12:00:00Z",
-            "meter_ids": [70003], **change}
+    body = {
+        "kind": "service_line",
+        "start_at": "2026-11-22T08:00:00Z",
+        "end_at": "2026-11-22T12:00:00Z",
+        "meter_ids": [70003],
+        **change,
+    }
     r = platform.client.post("/api/v1/workorders", json=body)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == loc, r.json()
@@ -171,14 +239,35 @@ def test_work_order_errors_name_the_field(platform, change, loc):
 
 def test_operator_routes_need_the_admin_token(platform_make):
     p = platform_make(admin_token="admin-secret-0123456789")
-    p.client.post("/api/v1/workorders", json={"order_id": "WO-9", "kind": "other", "start_at": "2026-11-22T08:00:00Z",
-                                              "end_at": "2026-11-22T09:00:00Z", "meter_ids": [1]}, headers=p.admin)
+    p.client.post(
+        "/api/v1/workorders",
+        json={
+            "order_id": "WO-9",
+            "kind": "other",
+            "start_at": "2026-11-22T08:00:00Z",
+            "end_at": "2026-11-22T09:00:00Z",
+            "meter_ids": [1],
+        },
+        headers=p.admin,
+    )
     csv = "meter_id,timestamp,v_rms,i_rms,pf\n1,1795305600,240,1,0.9\n"
-    calls = [("POST", "/api/v1/workorders", {"json": {"kind": "other", "start_at": "2026-11-22T08:00:00Z",
-                                                      "end_at": "2026-11-22T09:00:00Z", "meter_ids": [1]}}),
-             ("DELETE", "/api/v1/workorders/WO-9", {}),
-             ("POST", "/api/v1/ami/readings", {"content": csv, "headers": {"Content-Type": "text/csv"}}),
-             ("POST", "/api/v1/theft/analyse", {})]
+    calls = [
+        (
+            "POST",
+            "/api/v1/workorders",
+            {
+                "json": {
+                    "kind": "other",
+                    "start_at": "2026-11-22T08:00:00Z",
+                    "end_at": "2026-11-22T09:00:00Z",
+                    "meter_ids": [1],
+                }
+            },
+        ),
+        ("DELETE", "/api/v1/workorders/WO-9", {}),
+        ("POST", "/api/v1/ami/readings", {"content": csv, "headers": {"Content-Type": "text/csv"}}),
+        ("POST", "/api/v1/theft/analyse", {}),
+    ]
     for method, path, kw in calls:
         headers = kw.pop("headers", {})
         for auth, want in (({}, 401), ({"Authorization": "Bearer wrong"}, 401), (p.auth, 403)):
@@ -191,25 +280,30 @@ def test_operator_routes_need_the_admin_token(platform_make):
 
 
 # ---------------------------------------------------------------------------------- AMI import
-GOOD = "meter_id,timestamp,v_rms,i_rms,pf\n70001,2026-11-22T00:15:00Z,240.10,10.00,0.95\n70002,1795306500,239.9,5,-0.9\n"
+GOOD = (
+    "meter_id,timestamp,v_rms,i_rms,pf\n70001,2026-11-22T00:15:00Z,240.10,10.00,0.95\n70002,1795306500,239.9,5,-0.9\n"
+)
 
 
-@pytest.mark.parametrize("text,loc,words", [
-    ("meter_id,timestamp,v_rms,i_rms\n70001,1795306500,240,1\n", ["body", "line 1"], "pf"),
-    (GOOD + "70003,1795306500,abc,1,0.9\n", ["body", "line 4", "v_rms"], "not a number"),
-    (GOOD + "70003,1795306500,240,1,1.5\n", ["body", "line 4", "pf"], "range"),
-    (GOOD + "70003,2026-11-22T00:15:00,240,1,0.9\n", ["body", "line 4", "timestamp"], "time zone"),
-    (GOOD + "70001,1795306500,240,1,0.9\n", ["body", "line 4", "timestamp"], "line 2"),
-    (GOOD + "M-7,1795306500,240,1,0.9\n", ["body", "line 4", "meter_id"], "Inventory meter id"),
-    (GOOD + "# comment\n\n99999999999,1795306500,240,1,0.9\n", ["body", "line 6", "meter_id"], "integer"),
-    (GOOD + "70003,99999999999,240,1,0.9\n", ["body", "line 4", "timestamp"], "2200"),
-    (GOOD + "70003,1e300,240,1,0.9\n", ["body", "line 4", "timestamp"], "range"),
-    (GOOD + "70003,1795306500\n", ["body", "line 4"], "fields"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\n", ["body"], "no readings"),
-    ("", ["body"], "header"),
-    (b"meter_id,timestamp,v_rms,i_rms,pf\n\xff\xfe,1,2,3,4\n", ["body"], "UTF-8"),
-    ("meter_id,timestamp,v_rms,i_rms,pf\n70001,1795306500,240,1,0.9\x00\n", ["body"], "NUL"),
-])
+@pytest.mark.parametrize(
+    "text,loc,words",
+    [
+        ("meter_id,timestamp,v_rms,i_rms\n70001,1795306500,240,1\n", ["body", "line 1"], "pf"),
+        (GOOD + "70003,1795306500,abc,1,0.9\n", ["body", "line 4", "v_rms"], "not a number"),
+        (GOOD + "70003,1795306500,240,1,1.5\n", ["body", "line 4", "pf"], "range"),
+        (GOOD + "70003,2026-11-22T00:15:00,240,1,0.9\n", ["body", "line 4", "timestamp"], "time zone"),
+        (GOOD + "70001,1795306500,240,1,0.9\n", ["body", "line 4", "timestamp"], "line 2"),
+        (GOOD + "M-7,1795306500,240,1,0.9\n", ["body", "line 4", "meter_id"], "Inventory meter id"),
+        (GOOD + "# comment\n\n99999999999,1795306500,240,1,0.9\n", ["body", "line 6", "meter_id"], "integer"),
+        (GOOD + "70003,99999999999,240,1,0.9\n", ["body", "line 4", "timestamp"], "2200"),
+        (GOOD + "70003,1e300,240,1,0.9\n", ["body", "line 4", "timestamp"], "range"),
+        (GOOD + "70003,1795306500\n", ["body", "line 4"], "fields"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\n", ["body"], "no readings"),
+        ("", ["body"], "header"),
+        (b"meter_id,timestamp,v_rms,i_rms,pf\n\xff\xfe,1,2,3,4\n", ["body"], "UTF-8"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\n70001,1795306500,240,1,0.9\x00\n", ["body"], "NUL"),
+    ],
+)
 def test_ami_import_rejects_bad_files_and_stores_nothing(platform, text, loc, words):
     r = upload(platform, text)
     assert r.status_code == 422, r.text
@@ -244,8 +338,11 @@ def test_ami_import_is_idempotent_and_replaces_corrections(platform):
 # ------------------------------------------------------------------------------------ analysis
 def test_tap_raises_one_theft_alert_with_account_address_and_coordinates(platform):
     setup_areas(platform)
-    hook = platform.client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook",
-                                                          "event_types": ["theft_alert"]}, headers=platform.admin)
+    hook = platform.client.post(
+        "/api/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["theft_alert"]},
+        headers=platform.admin,
+    )
     assert hook.status_code == 201, hook.text
     run = analyse(platform)
     res = by_tr(run)
@@ -276,8 +373,9 @@ def test_tap_raises_one_theft_alert_with_account_address_and_coordinates(platfor
     # through the event stream (the publication log SSE and webhooks read)
     log = theft_log(platform)
     assert len(log) == len(events) and {e["action"] for e in log} == {"created"}
-    with platform.client.stream("GET", "/api/v1/events/stream", params={"after": 0, "max_events": 1, "timeout_s": 10,
-                                                                        "type": ["theft_alert"]}) as r:
+    with platform.client.stream(
+        "GET", "/api/v1/events/stream", params={"after": 0, "max_events": 1, "timeout_s": 10, "type": ["theft_alert"]}
+    ) as r:
         text = "".join(r.iter_text())
     (frame,) = [f for f in text.split("\n\n") if f.startswith("id:")]
     data = json.loads(frame.split("data: ", 1)[1])
@@ -310,19 +408,37 @@ def test_work_order_suppresses_then_cancelled_raises_then_new_order_withdraws(pl
     setup_areas(platform)
     onset = T0 + 60 * TAP_START
     c = platform.client
-    r = c.post("/api/v1/workorders", json={"order_id": "WO-SL", "kind": "service_line",
-                                           "start_at": _iso(onset - 1800), "end_at": _iso(onset + 1800),
-                                           "meter_ids": [TAPPED]}, headers=platform.admin)
+    r = c.post(
+        "/api/v1/workorders",
+        json={
+            "order_id": "WO-SL",
+            "kind": "service_line",
+            "start_at": _iso(onset - 1800),
+            "end_at": _iso(onset + 1800),
+            "meter_ids": [TAPPED],
+        },
+        headers=platform.admin,
+    )
     assert r.status_code == 201, r.text
-    c.post("/api/v1/workorders", json={"order_id": "WO-OTHER", "kind": "service_line", "start_at": _iso(onset - 1800),
-                                       "end_at": _iso(onset + 1800), "meter_ids": [70001]}, headers=platform.admin)
+    c.post(
+        "/api/v1/workorders",
+        json={
+            "order_id": "WO-OTHER",
+            "kind": "service_line",
+            "start_at": _iso(onset - 1800),
+            "end_at": _iso(onset + 1800),
+            "meter_ids": [70001],
+        },
+        headers=platform.admin,
+    )
     run = analyse(platform)
     assert run["alerts_new"] == 0 and run["suppressed"] >= 1
     assert theft_events(platform) == [] and theft_log(platform) == []
     assert c.get("/api/v1/theft/alerts").json() == []
     sup = c.get("/api/v1/theft/alerts", params={"status": "suppressed"}).json()
-    assert sup and all(x["work_order_ids"] == ["WO-SL"] and x["meter_ids"] == [TAPPED] and x["event_id"] is None
-                       for x in sup)
+    assert sup and all(
+        x["work_order_ids"] == ["WO-SL"] and x["meter_ids"] == [TAPPED] and x["event_id"] is None for x in sup
+    )
     assert sup[0]["alert"]["account"] == f"ACC-{TAPPED}"
 
     # cancelled: the anomaly is raised at the next run
@@ -333,16 +449,25 @@ def test_work_order_suppresses_then_cancelled_raises_then_new_order_withdraws(pl
     assert ev["details"]["meter_ids"] == [TAPPED] and ev["status"] == "open"
 
     # a transformer order recorded later explains it: the alert is withdrawn, and published as such
-    c.post("/api/v1/workorders", json={"order_id": "WO-TR", "kind": "transformer", "start_at": _iso(onset - 3600),
-                                       "end_at": _iso(onset + 3600), "transformer_ids": ["T-100"]},
-           headers=platform.admin)
+    c.post(
+        "/api/v1/workorders",
+        json={
+            "order_id": "WO-TR",
+            "kind": "transformer",
+            "start_at": _iso(onset - 3600),
+            "end_at": _iso(onset + 3600),
+            "transformer_ids": ["T-100"],
+        },
+        headers=platform.admin,
+    )
     run = analyse(platform)
     assert run["withdrawn"] >= 1 and run["alerts_new"] == 0
     assert {e["status"] for e in theft_events(platform, status="withdrawn")} == {"withdrawn"}
     assert theft_events(platform, status="open") == []
     assert "withdrawn" in {e["action"] for e in theft_log(platform)}
-    assert all(x["work_order_ids"] == ["WO-TR"] for x in c.get("/api/v1/theft/alerts",
-                                                                 params={"status": "suppressed"}).json())
+    assert all(
+        x["work_order_ids"] == ["WO-TR"] for x in c.get("/api/v1/theft/alerts", params={"status": "suppressed"}).json()
+    )
 
 
 def test_clean_areas_raise_nothing(platform):
@@ -355,20 +480,32 @@ def test_clean_areas_raise_nothing(platform):
     assert [x["analysis"] for x in run["results"]] == ["radial", "feeder", "radial"]
     assert run["analysed"] == 2 and run["alerts_new"] == 0 and run["suppressed"] == 0
     assert all(x["anomalies"] == 0 and x["warnings"] == [] for x in run["results"] if x["skipped"] is None)
-    assert theft_events(platform) == [] and platform.client.get("/api/v1/theft/alerts",
-                                                                params={"status": "all"}).json() == []
+    assert (
+        theft_events(platform) == []
+        and platform.client.get("/api/v1/theft/alerts", params={"status": "all"}).json() == []
+    )
 
 
 def test_series_joins_scheduled_reports_and_ami_readings(platform):
-    hub = FakeHub(hub_id=9001, key=bytes(range(16)), feeder=1, phase="A", transformer_id="T-100",
-                  meter_ids=HUBS["T-100"][1], counter=5)
+    hub = FakeHub(
+        hub_id=9001,
+        key=bytes(range(16)),
+        feeder=1,
+        phase="A",
+        transformer_id="T-100",
+        meter_ids=HUBS["T-100"][1],
+        counter=5,
+    )
     platform.import_model(grid_model(hub.key.hex()))
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    at = datetime.fromtimestamp(T0 + 7200 + 60, tz=timezone.utc)
+    at = datetime.fromtimestamp(T0 + 7200 + 60, tz=UTC)
     platform.send(hub, report(hub, at, n=3), at=at)  # readings of TAN indices 0..2 at T0 + 7200
     csv = "meter_id,timestamp,v_rms,i_rms,pf\n" + "".join(
-        f"{m},{T0 + 900 * k},{239 + 0.1 * j:.2f},{3 + j},0.95\n" for k in range(12) for j, m in enumerate(HUBS["T-100"][1]))
+        f"{m},{T0 + 900 * k},{239 + 0.1 * j:.2f},{3 + j},0.95\n"
+        for k in range(12)
+        for j, m in enumerate(HUBS["T-100"][1])
+    )
     assert upload(platform, csv).status_code == 200
     with platform.pf.db.session() as s:
         (area,) = theft_service.areas(s, "T-100")
@@ -423,6 +560,6 @@ def test_background_worker_runs_the_analysis_when_asked(platform_make):
 
 
 def _iso(t: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")

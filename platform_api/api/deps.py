@@ -1,11 +1,13 @@
 """Dependencies and small helpers shared by the routes: the platform context, the credential
 checks (receiver, platform and admin tokens; see :mod:`platform_api.core.security`), pages and times."""
+
 from __future__ import annotations
 
 import hmac
 import time
-from datetime import datetime, timezone
-from typing import Annotated, Any, Iterator, Optional
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +32,7 @@ def _unauthorized(msg: str) -> HTTPException:
     return HTTPException(status_code=401, detail=msg, headers={"WWW-Authenticate": "Bearer"})
 
 
-def lookup(pf: Platform, token: str) -> Optional[tuple[str, str, str, bool]]:
+def lookup(pf: Platform, token: str) -> tuple[str, str, str, bool] | None:
     h = token_hash(token)
     hit = pf.auth_cache.get(h)
     if hit is not None and time.monotonic() - hit[0] < 5.0:
@@ -45,7 +47,7 @@ def lookup(pf: Platform, token: str) -> Optional[tuple[str, str, str, bool]]:
     return val
 
 
-def authenticate(pf: Platform, authorization: Optional[str]) -> Principal:
+def authenticate(pf: Platform, authorization: str | None) -> Principal:
     """The principal of an ``Authorization: Bearer <token>`` header (401/403 as above)."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -59,8 +61,9 @@ def authenticate(pf: Platform, authorization: Optional[str]) -> Principal:
     return Principal(id=rid, substation_id=sub, role=role)
 
 
-async def principal(creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
-                    pf: Platform = Depends(platform)) -> Principal:
+async def principal(
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer), pf: Platform = Depends(platform)
+) -> Principal:
     """Async (no thread hop on the ingest path); the token lookup is cached for 5 s."""
     if creds is None or not creds.credentials:
         raise _unauthorized("missing bearer token")
@@ -73,8 +76,9 @@ async def principal(creds: Optional[HTTPAuthorizationCredentials] = Depends(bear
     return Principal(id=rid, substation_id=sub, role=role)
 
 
-async def require_admin(creds: Optional[HTTPAuthorizationCredentials] = Depends(bearer),
-                  pf: Platform = Depends(platform)) -> None:
+async def require_admin(
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer), pf: Platform = Depends(platform)
+) -> None:
     """Operator routes: open when no ``GLA_ADMIN_TOKEN`` is configured (development), else the
     admin token is required."""
     want = pf.settings.admin_token
@@ -91,11 +95,11 @@ async def require_admin(creds: Optional[HTTPAuthorizationCredentials] = Depends(
 PF = Annotated[Platform, Depends(platform)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")]
-HubIdQ = Annotated[Optional[int], Query(ge=0, le=2**32 - 1, description="filter by hub id")]
-SubQ = Annotated[Optional[str], Query(max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$", description="filter by substation")]
+HubIdQ = Annotated[int | None, Query(ge=0, le=2**32 - 1, description="filter by hub id")]
+SubQ = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$", description="filter by substation")]
 
-MIN_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
-MAX_TIME = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MIN_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def session(pf: PF) -> Iterator[Session]:
@@ -126,7 +130,7 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"{what} not found")
 
 
-def parse_time(value: Optional[str], loc: list) -> Optional[datetime]:
+def parse_time(value: str | None, loc: list) -> datetime | None:
     if value is None:
         return None
     try:
@@ -134,9 +138,9 @@ def parse_time(value: Optional[str], loc: list) -> Optional[datetime]:
     except ValueError:
         raise invalid(loc, "not an ISO 8601 time") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     try:
-        t = t.astimezone(timezone.utc)
+        t = t.astimezone(UTC)
     except (OverflowError, ValueError):
         raise invalid(loc, "time out of range") from None
     if not MIN_TIME <= t <= MAX_TIME:
@@ -144,11 +148,11 @@ def parse_time(value: Optional[str], loc: list) -> Optional[datetime]:
     return t
 
 
-def check_time(t: Optional[datetime], loc: list) -> Optional[datetime]:
+def check_time(t: datetime | None, loc: list) -> datetime | None:
     if t is None:
         return None
     try:
-        t = t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
     except (OverflowError, ValueError):
         raise invalid(loc, "time out of range") from None
     if not MIN_TIME <= t <= MAX_TIME:

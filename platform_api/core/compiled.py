@@ -14,19 +14,22 @@ statement, a sizeable share of a bundle on the fast path).
 ``first()``, ``all()``, ``scalar()`` and ``scalar_one()``. Code written against that interface
 runs on either (``session.connection()`` or a :class:`Cursor`).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 
+
 class Rows(list):
     """The result rows (tuples) of one execution, with the ``Result`` methods the callers use."""
 
-    def first(self) -> Optional[tuple]:
+    def first(self) -> tuple | None:
         return self[0] if self else None
 
     def all(self) -> list[tuple]:
@@ -47,9 +50,9 @@ class _Binds:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._procs: dict[Any, Optional[Callable[[Any], Any]]] = {}
+        self._procs: dict[Any, Callable[[Any], Any] | None] = {}
 
-    def processor(self, type_) -> Optional[Callable[[Any], Any]]:
+    def processor(self, type_) -> Callable[[Any], Any] | None:
         key = (type(type_), repr(type_))  # one per type declaration, shared by its columns
         if key in self._procs:
             return self._procs[key]
@@ -118,10 +121,12 @@ class Plan:
                 env[f"f{i}"] = proc
                 v = f"f{i}({v})"
             exprs.append(v if dialect.positional else f"{name!r}: {v}")
-        body = f"({', '.join(exprs)}{',' if len(exprs) == 1 else ''})" if dialect.positional else f"{{{', '.join(exprs)}}}"
+        body = (
+            f"({', '.join(exprs)}{',' if len(exprs) == 1 else ''})" if dialect.positional else f"{{{', '.join(exprs)}}}"
+        )
         self.args: Callable[[Mapping[str, Any]], Any] = _function("p", body, env)
         self.returns_rows = bool(statement.exported_columns)  # a SELECT, or DML with RETURNING
-        self.row: Optional[Callable[[tuple], tuple]] = None  # made on the first rows
+        self.row: Callable[[tuple], tuple] | None = None  # made on the first rows
 
     def rows(self, cursor) -> Rows:
         raw = cursor.fetchall()
@@ -153,7 +158,7 @@ def _function(arg: str, body: str, env: dict[str, Any]) -> Callable:
     return eval(f"lambda {arg}: {body}", env)  # noqa: S307 - built above from column names and indices only
 
 
-def _default(d) -> Optional[Callable[[], Any]]:
+def _default(d) -> Callable[[], Any] | None:
     if d is None:
         return None
     if d.is_callable:
@@ -163,7 +168,7 @@ def _default(d) -> Optional[Callable[[], Any]]:
     raise ValueError(f"column default {d!r} is not supported on a DB-API cursor")
 
 
-def _literal(bp) -> Optional[Callable[[], Any]]:
+def _literal(bp) -> Callable[[], Any] | None:
     if bp.callable is not None:
         return bp.callable
     if bp.required:

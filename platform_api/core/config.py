@@ -23,10 +23,12 @@ Every setting has an embedded default, so ``create_app()`` works with an empty e
 | GLA_THEFT_INTERVAL_S | theft_interval_s | 0 (off): run the theft analysis in the background this often |
 | GLA_SQL_ECHO | sql_echo | 0 |
 """
+
 from __future__ import annotations
 
 import os
-from typing import Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,11 +41,11 @@ class Settings(BaseModel):
     database_url: str = "sqlite:///./gla-platform.db"
     mode: Literal["substation", "concentrator"] = "substation"
     substation_id: str = "sub-1"
-    platform_id: Optional[str] = Field(default=None, description="identity towards the concentrator")
-    receivers_file: Optional[str] = None
-    admin_token: Optional[str] = None
-    concentrator_url: Optional[str] = None
-    concentrator_token: Optional[str] = None
+    platform_id: str | None = Field(default=None, description="identity towards the concentrator")
+    receivers_file: str | None = None
+    admin_token: str | None = None
+    concentrator_url: str | None = None
+    concentrator_token: str | None = None
     forward: list[Literal["events", "map", "readings"]] = Field(default_factory=lambda: ["events", "map"])
     background: bool = True
     background_interval_s: float = Field(default=0.5, gt=0)
@@ -65,9 +67,9 @@ class Settings(BaseModel):
     def _url(cls, v: str) -> str:
         # accept the common shorthands and point them at the installed drivers
         if v.startswith("postgres://"):
-            v = "postgresql://" + v[len("postgres://"):]
+            v = "postgresql://" + v[len("postgres://") :]
         if v.startswith("postgresql://"):
-            v = "postgresql+psycopg://" + v[len("postgresql://"):]
+            v = "postgresql+psycopg://" + v[len("postgresql://") :]
         return v
 
     @property
@@ -79,7 +81,7 @@ class Settings(BaseModel):
         return self.platform_id or f"platform-{self.substation_id}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
         env = os.environ if env is None else env
         raw: dict = {}
         for name, field in cls.model_fields.items():

@@ -6,6 +6,7 @@ is 401; a known token used beyond its rights (another substation, another receiv
 credential, the wrong role) is 403. The request dependencies that check them are in
 :mod:`platform_api.api.deps`; this module only makes, hashes and loads tokens.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,6 +38,12 @@ def load_receivers_file(path: str) -> list[dict]:
         for k in ("receiver_id", "substation_id", "token"):
             if not r.get(k):
                 raise ValueError(f"{path}: entry {i} lacks {k}")
-        out.append({"receiver_id": str(r["receiver_id"]), "substation_id": str(r["substation_id"]),
-                    "token": str(r["token"]), "role": str(r.get("role") or "receiver")})
+        out.append(
+            {
+                "receiver_id": str(r["receiver_id"]),
+                "substation_id": str(r["substation_id"]),
+                "token": str(r["token"]),
+                "role": str(r.get("role") or "receiver"),
+            }
+        )
     return out

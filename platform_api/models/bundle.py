@@ -1,8 +1,8 @@
 """What arrives: bundles as posted, the messages decoded from them, reports, readings, rejections."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Boolean, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -14,8 +14,10 @@ class BundleRow(Base):
     """One posted bundle, stored once (``bundle_id`` is the idempotency key)."""
 
     __tablename__ = "bundles"
-    __table_args__ = (Index("ix_bundles_sub_chan_code", "substation_id", "channel", "code"),
-                      Index("ix_bundles_sub_arrival", "substation_id", "arrival_utc"))
+    __table_args__ = (
+        Index("ix_bundles_sub_chan_code", "substation_id", "channel", "code"),
+        Index("ix_bundles_sub_arrival", "substation_id", "arrival_utc"),
+    )
     bundle_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     receiver_id: Mapped[str] = mapped_column(String(64))
     substation_id: Mapped[str] = mapped_column(String(64))
@@ -26,20 +28,20 @@ class BundleRow(Base):
     arrival_utc: Mapped[datetime] = mapped_column(Time, comment="best copy's time of chip 0")
     channel: Mapped[int] = mapped_column(Integer)
     code: Mapped[int] = mapped_column(Integer)
-    slot: Mapped[Optional[int]] = mapped_column(Uint32)
+    slot: Mapped[int | None] = mapped_column(Uint32)
     crc_ok: Mapped[bool] = mapped_column(Boolean)
-    hub_id: Mapped[Optional[int]] = mapped_column(Uint32, index=True)
-    counter: Mapped[Optional[int]] = mapped_column(Integer)
-    kind: Mapped[Optional[str]] = mapped_column(String(32))
+    hub_id: Mapped[int | None] = mapped_column(Uint32, index=True)
+    counter: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), comment="accepted | duplicate | rejected | no_frame")
-    reason: Mapped[Optional[str]] = mapped_column(String(32))
-    message_id: Mapped[Optional[int]] = mapped_column(Integer)
-    best_snr_db: Mapped[Optional[float]] = mapped_column(Float)
-    inferred_bus: Mapped[Optional[int]] = mapped_column(Integer)
-    inferred_feeder: Mapped[Optional[int]] = mapped_column(Integer)
-    inferred_phase: Mapped[Optional[str]] = mapped_column(String(1))
-    inferred_confidence: Mapped[Optional[float]] = mapped_column(Float)
-    ambiguous: Mapped[Optional[bool]] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    best_snr_db: Mapped[float | None] = mapped_column(Float)
+    inferred_bus: Mapped[int | None] = mapped_column(Integer)
+    inferred_feeder: Mapped[int | None] = mapped_column(Integer)
+    inferred_phase: Mapped[str | None] = mapped_column(String(1))
+    inferred_confidence: Mapped[float | None] = mapped_column(Float)
+    ambiguous: Mapped[bool | None] = mapped_column(Boolean)
     response: Mapped[dict] = mapped_column(Json, comment="the answer given, repeated verbatim on a re-post")
 
 
@@ -58,12 +60,12 @@ class Message(Base):
     bundle_id: Mapped[str] = mapped_column(String(64))
     substation_id: Mapped[str] = mapped_column(String(64))
     arrival_utc: Mapped[datetime] = mapped_column(Time)
-    slot: Mapped[Optional[int]] = mapped_column(Uint32)
+    slot: Mapped[int | None] = mapped_column(Uint32)
     fields: Mapped[dict] = mapped_column(Json)
-    bus: Mapped[Optional[int]] = mapped_column(Integer)
-    feeder: Mapped[Optional[int]] = mapped_column(Integer)
-    phase: Mapped[Optional[str]] = mapped_column(String(1))
-    confidence: Mapped[Optional[float]] = mapped_column(Float)
+    bus: Mapped[int | None] = mapped_column(Integer)
+    feeder: Mapped[int | None] = mapped_column(Integer)
+    phase: Mapped[str | None] = mapped_column(String(1))
+    confidence: Mapped[float | None] = mapped_column(Float)
     receptions: Mapped[int] = mapped_column(Integer, default=1, comment="identical copies received (alert repeats)")
     late: Mapped[bool] = mapped_column(Boolean, default=False, comment="accepted inside the replay window")
 
@@ -80,10 +82,10 @@ class Report(Base):
     received_mask: Mapped[int] = mapped_column(Integer, default=0)
     complete: Mapped[bool] = mapped_column(Boolean, default=False)
     measurement_time_s: Mapped[int] = mapped_column(Uint32)
-    slot: Mapped[Optional[int]] = mapped_column(Uint32)
+    slot: Mapped[int | None] = mapped_column(Uint32)
     readings: Mapped[list] = mapped_column(Json)
     first_arrival_utc: Mapped[datetime] = mapped_column(Time)
-    completed_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    completed_at: Mapped[datetime | None] = mapped_column(Time)
 
 
 class Reading(Base):
@@ -95,7 +97,7 @@ class Reading(Base):
     report_id: Mapped[int] = mapped_column(Integer)
     substation_id: Mapped[str] = mapped_column(String(64))
     hub_id: Mapped[int] = mapped_column(Uint32)
-    meter_id: Mapped[Optional[int]] = mapped_column(Uint32, index=True)
+    meter_id: Mapped[int | None] = mapped_column(Uint32, index=True)
     tan_index: Mapped[int] = mapped_column(Integer)
     measurement_time_s: Mapped[int] = mapped_column(Uint32)
     v_rms: Mapped[float] = mapped_column(Float)
@@ -111,9 +113,9 @@ class Rejection(Base):
     bundle_id: Mapped[str] = mapped_column(String(64), index=True)
     receiver_id: Mapped[str] = mapped_column(String(64))
     substation_id: Mapped[str] = mapped_column(String(64))
-    hub_id: Mapped[Optional[int]] = mapped_column(Uint32, index=True)
-    counter: Mapped[Optional[int]] = mapped_column(Integer)
-    kind: Mapped[Optional[str]] = mapped_column(String(32))
+    hub_id: Mapped[int | None] = mapped_column(Uint32, index=True)
+    counter: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(String(32), index=True)
     detail: Mapped[str] = mapped_column(String(300))
     at: Mapped[datetime] = mapped_column(Time, default=utcnow)

@@ -4,10 +4,10 @@ Buses, feeders and phases are attributes; substations, feeder sections (laterals
 switch moves) and service transformers are rows. Where a hub and its meters sit is kept on the
 hub (``map_*``, see :mod:`.inventory`), so the map is the join of these tables with the Inventory.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Boolean, Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,13 +18,13 @@ from .base import Base, IdType, Time, utcnow
 class Substation(Base):
     __tablename__ = "substations"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[Optional[str]] = mapped_column(String(200))
-    lat: Mapped[Optional[float]] = mapped_column(Float)
-    lon: Mapped[Optional[float]] = mapped_column(Float)
+    name: Mapped[str | None] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(16), default="import")
     created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
     #: concentrator: last forward received from this substation's platform
-    last_contact_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_contact_at: Mapped[datetime | None] = mapped_column(Time)
 
 
 class Feeder(Base):
@@ -34,7 +34,7 @@ class Feeder(Base):
     substation_id: Mapped[str] = mapped_column(String(64), index=True)
     bus: Mapped[int] = mapped_column(Integer)
     feeder: Mapped[int] = mapped_column(Integer)
-    name: Mapped[Optional[str]] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16), default="import")
 
 
@@ -57,15 +57,16 @@ class Transformer(Base):
 
     __tablename__ = "transformers"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    substation_id: Mapped[Optional[str]] = mapped_column(String(64), index=True)
-    section_id: Mapped[Optional[str]] = mapped_column(String(96), index=True)
-    bus: Mapped[Optional[int]] = mapped_column(Integer)
-    feeder: Mapped[Optional[int]] = mapped_column(Integer)
-    phases: Mapped[Optional[str]] = mapped_column(String(3))
-    name: Mapped[Optional[str]] = mapped_column(String(200))
-    lat: Mapped[Optional[float]] = mapped_column(Float)
-    lon: Mapped[Optional[float]] = mapped_column(Float)
-    topology: Mapped[Optional[str]] = mapped_column(String(8), comment="radial | bus | feeder (theft analysis; "
-                                                                         "null: radial)")
+    substation_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    section_id: Mapped[str | None] = mapped_column(String(96), index=True)
+    bus: Mapped[int | None] = mapped_column(Integer)
+    feeder: Mapped[int | None] = mapped_column(Integer)
+    phases: Mapped[str | None] = mapped_column(String(3))
+    name: Mapped[str | None] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    topology: Mapped[str | None] = mapped_column(
+        String(8), comment="radial | bus | feeder (theft analysis; null: radial)"
+    )
     source: Mapped[str] = mapped_column(String(16), default="import")
     updated_at: Mapped[datetime] = mapped_column(Time, default=utcnow)

@@ -1,8 +1,8 @@
 """Channel plans and per-hub policies, each versioned with an activation time."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,7 +19,7 @@ class PlanVersion(Base):
     activation_at: Mapped[datetime] = mapped_column(Time)
     activation_slot: Mapped[int] = mapped_column(Uint32)
     created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
-    note: Mapped[Optional[str]] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(String(300))
 
 
 class HubPolicy(Base):
@@ -36,9 +36,9 @@ class HubPolicy(Base):
     reports_per_day: Mapped[float] = mapped_column(Float)
     modulation: Mapped[str] = mapped_column(String(8), default="bpsk")
     fec: Mapped[str] = mapped_column(String(4), default="1/2")
-    alt_channel: Mapped[Optional[int]] = mapped_column(Integer, comment="odd-numbered reports go here (rotation)")
-    alt_slot_offset: Mapped[Optional[int]] = mapped_column(Integer)
+    alt_channel: Mapped[int | None] = mapped_column(Integer, comment="odd-numbered reports go here (rotation)")
+    alt_slot_offset: Mapped[int | None] = mapped_column(Integer)
     activation_at: Mapped[datetime] = mapped_column(Time)
     activation_slot: Mapped[int] = mapped_column(Uint32)
     created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
-    reason: Mapped[Optional[str]] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(200))

@@ -1,8 +1,8 @@
 """Webhooks with their deliveries, and the outbox towards the concentrator."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -14,7 +14,7 @@ class Webhook(Base):
     __tablename__ = "webhooks"
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     url: Mapped[str] = mapped_column(String(500))
-    secret: Mapped[Optional[str]] = mapped_column(String(200))
+    secret: Mapped[str | None] = mapped_column(String(200))
     event_types: Mapped[list] = mapped_column(Json)
     min_confidence: Mapped[float] = mapped_column(Float, default=0.0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -30,9 +30,9 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
-    last_status_code: Mapped[Optional[int]] = mapped_column(Integer)
-    last_error: Mapped[Optional[str]] = mapped_column(String(300))
-    delivered_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    delivered_at: Mapped[datetime | None] = mapped_column(Time)
 
 
 class OutboxItem(Base):
@@ -47,8 +47,8 @@ class OutboxItem(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
-    last_error: Mapped[Optional[str]] = mapped_column(String(300))
-    sent_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None] = mapped_column(Time)
 
 
 class ReceivedForward(Base):

@@ -1,8 +1,8 @@
 """Credentials of the receivers (and substation platforms) allowed to post."""
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -20,6 +20,6 @@ class Receiver(Base):
     role: Mapped[str] = mapped_column(String(16), default="receiver")
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    description: Mapped[Optional[str]] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
-    last_used_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    last_used_at: Mapped[datetime | None] = mapped_column(Time)

@@ -1,4 +1,5 @@
 """Small named documents the operators change at run time (e.g. the inference policy)."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -5,10 +5,10 @@ belongs to a report and a TAN position (``report_id``, ``hub_id``, ``tan_index``
 interval reading is keyed by meter and time only, which is also what makes a re-upload
 idempotent (``UNIQUE (meter_id, measurement_time_s)``). The theft analysis reads both.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import Float, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,11 +41,11 @@ class WorkOrderRow(Base):
     end_at: Mapped[datetime] = mapped_column(Time)
     meter_ids: Mapped[list] = mapped_column(Json)
     transformer_ids: Mapped[list] = mapped_column(Json)
-    explains: Mapped[Optional[list]] = mapped_column(Json, comment="anomaly types it explains (null: the kind's)")
-    note: Mapped[Optional[str]] = mapped_column(String(200))
+    explains: Mapped[list | None] = mapped_column(Json, comment="anomaly types it explains (null: the kind's)")
+    note: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="active", comment="active | cancelled")
     created_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
-    cancelled_at: Mapped[Optional[datetime]] = mapped_column(Time)
+    cancelled_at: Mapped[datetime | None] = mapped_column(Time)
 
 
 class TheftFinding(Base):
@@ -61,14 +61,14 @@ class TheftFinding(Base):
     detail: Mapped[str] = mapped_column(String(40))
     analysis: Mapped[str] = mapped_column(String(8), comment="radial | bus | feeder")
     transformer_id: Mapped[str] = mapped_column(String(64), index=True)
-    substation_id: Mapped[Optional[str]] = mapped_column(String(64))
+    substation_id: Mapped[str | None] = mapped_column(String(64))
     meter_ids: Mapped[list] = mapped_column(Json)
     confidence: Mapped[float] = mapped_column(Float)
     unaccounted_kw: Mapped[float] = mapped_column(Float)
     detected_time_s: Mapped[int] = mapped_column(Uint32)
-    start_time_s: Mapped[Optional[int]] = mapped_column(Uint32)
+    start_time_s: Mapped[int | None] = mapped_column(Uint32)
     alert: Mapped[dict] = mapped_column(Json, comment="what the theft_alert event carries")
     work_order_ids: Mapped[list] = mapped_column(Json, comment="the orders explaining it (suppressed)")
-    event_id: Mapped[Optional[int]] = mapped_column(Integer)
+    event_id: Mapped[int | None] = mapped_column(Integer)
     first_seen_at: Mapped[datetime] = mapped_column(Time, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(Time, default=utcnow)

@@ -1,4 +1,5 @@
 """Constrained types shared by the API models (bounded so every backend stores what validates)."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal

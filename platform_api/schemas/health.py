@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import BaseModel
 
 
@@ -12,8 +10,8 @@ class Health(BaseModel):
 class Ready(BaseModel):
     status: str
     database: str
-    revision: Optional[str]
-    head: Optional[str]
+    revision: str | None
+    head: str | None
 
 
 class Info(BaseModel):

@@ -1,7 +1,8 @@
 """Inventory, Grid Map and history as the API shows them."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,115 +10,127 @@ from .common import Ident, KeyHex, Lat, Lon, Mode, Phase, Small
 
 
 class MapPlace(BaseModel):
-    bus: Optional[int]
-    feeder: Optional[int]
-    phase: Optional[str]
-    source: Optional[str] = Field(default=None, description="import | inference | operator | forward")
+    bus: int | None
+    feeder: int | None
+    phase: str | None
+    source: str | None = Field(default=None, description="import | inference | operator | forward")
 
 
 class Heard(BaseModel):
-    substation_id: Optional[str]
-    bus: Optional[int]
-    feeder: Optional[int]
-    phase: Optional[str]
-    confidence: Optional[float]
+    substation_id: str | None
+    bus: int | None
+    feeder: int | None
+    phase: str | None
+    confidence: float | None
 
 
 class Candidate(Heard):
     observations: int
-    since: Optional[str]
-    event_id: Optional[int]
+    since: str | None
+    event_id: int | None
 
 
 class MeterOut(BaseModel):
     meter_id: int
-    substation_id: Optional[str]
-    hub_id: Optional[int] = Field(description="the hub whose TAN the meter belongs to")
-    tan_index: Optional[int]
+    substation_id: str | None
+    hub_id: int | None = Field(description="the hub whose TAN the meter belongs to")
+    tan_index: int | None
     role: str = Field(description="hub | subordinate | spare_hub | proxy_hub | subordinate_other_phase")
     active: bool = Field(description="false after a pairing loss")
-    lat: Optional[float]
-    lon: Optional[float]
-    paired_at: Optional[str]
-    unpaired_at: Optional[str]
-    unpair_reason: Optional[str]
-    last_seen_at: Optional[str]
-    last_v_rms: Optional[float]
-    last_i_rms: Optional[float]
-    last_power_factor: Optional[float]
-    account: Optional[str] = Field(default=None, description="customer account (theft alerts)")
-    address: Optional[str] = Field(default=None, description="premise address (theft alerts)")
-    service_length_m: Optional[float] = Field(default=None, description="service line length (theft analysis)")
+    lat: float | None
+    lon: float | None
+    paired_at: str | None
+    unpaired_at: str | None
+    unpair_reason: str | None
+    last_seen_at: str | None
+    last_v_rms: float | None
+    last_i_rms: float | None
+    last_power_factor: float | None
+    account: str | None = Field(default=None, description="customer account (theft alerts)")
+    address: str | None = Field(default=None, description="premise address (theft alerts)")
+    service_length_m: float | None = Field(default=None, description="service line length (theft analysis)")
     source: str
 
 
 class HubOut(BaseModel):
     hub_id: int
-    substation_id: Optional[str]
+    substation_id: str | None
     has_key: bool
     mode: str
     status: str = Field(description="inventory (never heard) | new | active | silent")
-    own_meter_id: Optional[int]
-    transformer_id: Optional[str]
-    section_id: Optional[str]
-    map: Optional[MapPlace] = Field(description="where the Grid Map puts the hub (null: not on the map)")
-    heard: Optional[Heard] = Field(description="where the last bundle was inferred to come from")
-    lat: Optional[float]
-    lon: Optional[float]
-    hw_version: Optional[int]
-    fw_version: Optional[int]
-    capabilities: Optional[int]
-    first_seen_at: Optional[str]
-    last_seen_at: Optional[str]
-    last_counter: Optional[int]
-    last_report_at: Optional[str]
-    last_report_slot: Optional[int]
-    candidate: Optional[Candidate] = Field(description="evidence for another location, not yet acted on")
-    updated_at: Optional[str]
-    tan: Optional[list[MeterOut]] = Field(default=None, description="the meters of the hub's TAN")
+    own_meter_id: int | None
+    transformer_id: str | None
+    section_id: str | None
+    map: MapPlace | None = Field(description="where the Grid Map puts the hub (null: not on the map)")
+    heard: Heard | None = Field(description="where the last bundle was inferred to come from")
+    lat: float | None
+    lon: float | None
+    hw_version: int | None
+    fw_version: int | None
+    capabilities: int | None
+    first_seen_at: str | None
+    last_seen_at: str | None
+    last_counter: int | None
+    last_report_at: str | None
+    last_report_slot: int | None
+    candidate: Candidate | None = Field(description="evidence for another location, not yet acted on")
+    updated_at: str | None
+    tan: list[MeterOut] | None = Field(default=None, description="the meters of the hub's TAN")
 
 
 class HubPut(BaseModel):
     """Operator entry or correction of one hub (recorded with cause ``operator``)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "key_hex": "000102030405060708090a0b0c0d0e0f", "substation_id": "sub-1", "bus": 0, "feeder": 2, "phase": "B"}})
-    key_hex: Optional[KeyHex] = None
-    substation_id: Optional[Ident] = None
-    bus: Optional[Small] = None
-    feeder: Optional[Small] = None
-    phase: Optional[Phase] = None
-    transformer_id: Optional[Ident] = None
-    mode: Optional[Mode] = None
-    lat: Optional[Lat] = None
-    lon: Optional[Lon] = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "key_hex": "000102030405060708090a0b0c0d0e0f",
+                "substation_id": "sub-1",
+                "bus": 0,
+                "feeder": 2,
+                "phase": "B",
+            }
+        },
+    )
+    key_hex: KeyHex | None = None
+    substation_id: Ident | None = None
+    bus: Small | None = None
+    feeder: Small | None = None
+    phase: Phase | None = None
+    transformer_id: Ident | None = None
+    mode: Mode | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
 
 
 class HistoryOut(BaseModel):
     id: int
     at: str
-    substation_id: Optional[str]
+    substation_id: str | None
     entity: str = Field(description="hub | meter | transformer | section | feeder | substation | policy | plan")
     entity_id: str
     field: str
     old: Any
     new: Any
-    cause: str = Field(description="import | inference | pairing | pairing_loss | provisioning_request | "
-                                   "provisioning | operator | forward")
-    event_id: Optional[int]
+    cause: str = Field(
+        description="import | inference | pairing | pairing_loss | provisioning_request | "
+        "provisioning | operator | forward"
+    )
+    event_id: int | None
     evidence: list[str] = Field(description="bundle ids, or import:<id>, forward:<origin>:<item>")
 
 
 class SubstationOut(BaseModel):
     substation_id: str
-    name: Optional[str]
-    lat: Optional[float]
-    lon: Optional[float]
+    name: str | None
+    lat: float | None
+    lon: float | None
     source: str
     hubs: int
     hubs_on_map: int
-    data_time: Optional[str] = Field(description="latest arrival time of a bundle (the data clock)")
-    last_contact_at: Optional[str] = Field(description="concentrator: last forward from its platform")
+    data_time: str | None = Field(description="latest arrival time of a bundle (the data clock)")
+    last_contact_at: str | None = Field(description="concentrator: last forward from its platform")
 
 
 class SectionOut(BaseModel):
@@ -129,17 +142,17 @@ class SectionOut(BaseModel):
     feeder: int
     energized: bool
     switched: bool
-    updated_at: Optional[str]
+    updated_at: str | None
 
 
 class ImportCounts(BaseModel):
     import_id: int
     format: str
-    substation_id: Optional[str]
+    substation_id: str | None
     sha256: str
     counts: dict[str, int]
 
 
 class ImportRunOut(ImportCounts):
     at: str
-    note: Optional[str]
+    note: str | None

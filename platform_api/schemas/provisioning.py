@@ -1,7 +1,8 @@
 """Channel plan, hub policies, capacity and channel statistics."""
+
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -20,25 +21,39 @@ class ChannelIn(BaseModel):
 class PlanIn(BaseModel):
     """A new channel plan, announced ahead of ``activation_time``."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "grid_hz": 60, "transformer_cutoff_hz": 3600, "reports_per_day": 2,
-        "channels": [{"index": 0, "fc_hz": 1170, "role": "scheduled"}, {"index": 1, "fc_hz": 2130, "role": "scheduled"},
-                     {"index": 2, "fc_hz": 3090, "role": "alert"}],
-        "activation_time": "2030-01-01T00:00:00Z", "note": "default plan"}})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "grid_hz": 60,
+                "transformer_cutoff_hz": 3600,
+                "reports_per_day": 2,
+                "channels": [
+                    {"index": 0, "fc_hz": 1170, "role": "scheduled"},
+                    {"index": 1, "fc_hz": 2130, "role": "scheduled"},
+                    {"index": 2, "fc_hz": 3090, "role": "alert"},
+                ],
+                "activation_time": "2030-01-01T00:00:00Z",
+                "note": "default plan",
+            }
+        },
+    )
     grid_hz: Literal[50, 60] = 60
     transformer_cutoff_hz: float = Field(3600.0, gt=0, le=20000)
     reports_per_day: float = Field(2.0, gt=0, le=720, description="scheduled reports per hub per day")
-    channels: Optional[list[ChannelIn]] = Field(default=None, min_length=1, max_length=15,
-                                                description="default: the standard three channels for grid_hz")
-    activation_time: Optional[AwareDatetime] = Field(
-        default=None, description="when hubs and receiver switch (default: the minimum notice from now)")
-    note: Optional[Text] = None
+    channels: list[ChannelIn] | None = Field(
+        default=None, min_length=1, max_length=15, description="default: the standard three channels for grid_hz"
+    )
+    activation_time: AwareDatetime | None = Field(
+        default=None, description="when hubs and receiver switch (default: the minimum notice from now)"
+    )
+    note: Text | None = None
 
 
 class PlanOut(BaseModel):
     substation_id: str
     active: dict[str, Any] = Field(description="the plan in force (version null: the built-in default)")
-    pending: Optional[dict[str, Any]] = Field(description="an announced plan and its activation time")
+    pending: dict[str, Any] | None = Field(description="an announced plan and its activation time")
     alert_channel: dict[str, Any]
 
 
@@ -57,29 +72,50 @@ class PolicyOut(BaseModel):
     period_slots: int
     reports_per_day: float
     slots_of_day: list[int] = Field(description="slot-in-day indices the hub owns (first 64)")
-    rotation: Optional[dict[str, int]]
+    rotation: dict[str, int] | None
     modulation: str
     fec: str
     activation_time: str
     activation_slot: int
     next_report_slots: list[int]
-    reason: Optional[str]
+    reason: str | None
 
 
 class HubPolicyOut(BaseModel):
-    model_config = {"json_schema_extra": {"example": {
-        "hub_id": 12648430, "substation_id": "sub-1", "provisioned": True,
-        "current": {"version": 1, "channel": 0, "code_rule": "slot_index mod 2", "slot_offset": 17,
-                    "slots_per_report": 2, "period_slots": 10800, "reports_per_day": 2.0,
-                    "slots_of_day": [17, 18, 10817, 10818], "rotation": None, "modulation": "bpsk", "fec": "1/2",
-                    "activation_time": "2025-03-03T14:00:00Z", "activation_slot": 435258000,
-                    "next_report_slots": [435268817], "reason": "provisioning request"},
-        "pending": None, "channel_plan": {}, "alert": {}}}}
+    model_config = {
+        "json_schema_extra": {
+            "example": {
+                "hub_id": 12648430,
+                "substation_id": "sub-1",
+                "provisioned": True,
+                "current": {
+                    "version": 1,
+                    "channel": 0,
+                    "code_rule": "slot_index mod 2",
+                    "slot_offset": 17,
+                    "slots_per_report": 2,
+                    "period_slots": 10800,
+                    "reports_per_day": 2.0,
+                    "slots_of_day": [17, 18, 10817, 10818],
+                    "rotation": None,
+                    "modulation": "bpsk",
+                    "fec": "1/2",
+                    "activation_time": "2025-03-03T14:00:00Z",
+                    "activation_slot": 435258000,
+                    "next_report_slots": [435268817],
+                    "reason": "provisioning request",
+                },
+                "pending": None,
+                "channel_plan": {},
+                "alert": {},
+            }
+        }
+    }
     hub_id: int
-    substation_id: Optional[str]
+    substation_id: str | None
     provisioned: bool = Field(description="false: the hub uses the default policy (alert channel only)")
-    current: Optional[PolicyOut]
-    pending: Optional[PolicyOut] = Field(description="announced change and its activation time")
+    current: PolicyOut | None
+    pending: PolicyOut | None = Field(description="announced change and its activation time")
     channel_plan: dict[str, Any]
     alert: dict[str, Any] = Field(description="alert channel rules: slotted ALOHA, random code, repeats")
 
@@ -87,20 +123,25 @@ class HubPolicyOut(BaseModel):
 class PolicyIn(BaseModel):
     """Change a hub's policy from ``activation_time`` (at least the minimum notice ahead)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "channel": 1, "modulation": "bpsk", "fec": "1/2", "activation_time": "2030-01-01T00:00:00Z"}})
-    channel: Optional[int] = Field(default=None, ge=0, le=14)
-    slot_offset: Optional[int] = Field(default=None, ge=0, le=21599)
-    modulation: Optional[Literal["bpsk", "qpsk"]] = None
-    fec: Optional[Literal["1/2", "2/3"]] = None
-    activation_time: Optional[AwareDatetime] = None
-    reason: Optional[Text] = None
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"channel": 1, "modulation": "bpsk", "fec": "1/2", "activation_time": "2030-01-01T00:00:00Z"}
+        },
+    )
+    channel: int | None = Field(default=None, ge=0, le=14)
+    slot_offset: int | None = Field(default=None, ge=0, le=21599)
+    modulation: Literal["bpsk", "qpsk"] | None = None
+    fec: Literal["1/2", "2/3"] | None = None
+    activation_time: AwareDatetime | None = None
+    reason: Text | None = None
 
 
 class AssignIn(BaseModel):
-    substation_id: Optional[str] = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$")
-    hub_ids: Optional[list[Annotated[int, Field(ge=0, le=2**32 - 1)]]] = Field(default=None, max_length=100_000,
-                                         description="default: every hub of the substation without a policy")
+    substation_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$")
+    hub_ids: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(
+        default=None, max_length=100_000, description="default: every hub of the substation without a policy"
+    )
 
 
 class AssignOut(BaseModel):
@@ -111,10 +152,10 @@ class AssignOut(BaseModel):
 
 
 class RebalanceIn(BaseModel):
-    substation_id: Optional[str] = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$")
+    substation_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$")
     action: Literal["auto", "alternate", "move"] = "auto"
-    activation_time: Optional[AwareDatetime] = None
-    since: Optional[AwareDatetime] = None
+    activation_time: AwareDatetime | None = None
+    since: AwareDatetime | None = None
 
 
 class RebalanceOut(BaseModel):
@@ -122,4 +163,4 @@ class RebalanceOut(BaseModel):
     action: str
     recommendation: dict[str, Any]
     policies_changed: int
-    activation_time: Optional[str]
+    activation_time: str | None

@@ -1,7 +1,8 @@
 """Receiver (and platform) credentials."""
+
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,15 +10,30 @@ from .common import Ident, Text
 
 
 class ReceiverIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "receiver_id": "rx-elm-1", "substation_id": "sub-1", "role": "receiver", "description": "CT rack 1"}})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "receiver_id": "rx-elm-1",
+                "substation_id": "sub-1",
+                "role": "receiver",
+                "description": "CT rack 1",
+            }
+        },
+    )
     receiver_id: Ident
     substation_id: Ident
-    role: Literal["receiver", "platform"] = Field("receiver", description="platform: a substation platform "
-                                                                          "forwarding to this concentrator")
-    description: Optional[Text] = None
-    token: Optional[str] = Field(default=None, min_length=16, max_length=200, pattern=r"^[A-Za-z0-9._~+/=-]+$",
-                                 description="set a known token (default: a random one is generated)")
+    role: Literal["receiver", "platform"] = Field(
+        "receiver", description="platform: a substation platform forwarding to this concentrator"
+    )
+    description: Text | None = None
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._~+/=-]+$",
+        description="set a known token (default: a random one is generated)",
+    )
 
 
 class ReceiverOut(BaseModel):
@@ -25,9 +41,9 @@ class ReceiverOut(BaseModel):
     substation_id: str
     role: str
     enabled: bool
-    description: Optional[str]
-    created_at: Optional[str]
-    last_used_at: Optional[str]
+    description: str | None
+    created_at: str | None
+    last_used_at: str | None
 
 
 class ReceiverToken(ReceiverOut):

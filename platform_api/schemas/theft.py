@@ -1,16 +1,37 @@
 """Theft analysis: work orders, AMI interval data imports, analysis runs and their findings."""
+
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from .common import Ident, Text, U32
+from .common import U32, Ident, Text
 
-WORK_KINDS = ["meter_exchange", "meter_install", "meter_removal", "meter_relocation", "service_line",
-              "phase_rebalance", "transformer", "new_connection", "outage_repair", "other"]
-WorkKindName = Literal["meter_exchange", "meter_install", "meter_removal", "meter_relocation", "service_line",
-                       "phase_rebalance", "transformer", "new_connection", "outage_repair", "other"]
+WORK_KINDS = [
+    "meter_exchange",
+    "meter_install",
+    "meter_removal",
+    "meter_relocation",
+    "service_line",
+    "phase_rebalance",
+    "transformer",
+    "new_connection",
+    "outage_repair",
+    "other",
+]
+WorkKindName = Literal[
+    "meter_exchange",
+    "meter_install",
+    "meter_removal",
+    "meter_relocation",
+    "service_line",
+    "phase_rebalance",
+    "transformer",
+    "new_connection",
+    "outage_repair",
+    "other",
+]
 AnomalyName = Literal["theft_suspicion", "meter_order_change", "meter_swap", "geolocation_change"]
 
 
@@ -20,19 +41,30 @@ class WorkOrderIn(BaseModel):
     with an onset from one hour before `start_at` to one day after `end_at`, are suppressed instead
     of being raised as theft alerts."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "order_id": "WO-2025-0412", "kind": "meter_exchange", "start_at": "2025-03-03T08:00:00Z",
-        "end_at": "2025-03-03T12:00:00Z", "meter_ids": [50002], "transformer_ids": [],
-        "note": "meter replaced after a customer complaint"}})
-    order_id: Optional[Ident] = Field(default=None, description="the utility's id (default: generated)")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "order_id": "WO-2025-0412",
+                "kind": "meter_exchange",
+                "start_at": "2025-03-03T08:00:00Z",
+                "end_at": "2025-03-03T12:00:00Z",
+                "meter_ids": [50002],
+                "transformer_ids": [],
+                "note": "meter replaced after a customer complaint",
+            }
+        },
+    )
+    order_id: Ident | None = Field(default=None, description="the utility's id (default: generated)")
     kind: WorkKindName = Field(description=", ".join(WORK_KINDS))
     start_at: AwareDatetime
     end_at: AwareDatetime
     meter_ids: list[U32] = Field(default_factory=list, max_length=1000)
     transformer_ids: list[Ident] = Field(default_factory=list, max_length=1000)
-    explains: Optional[list[AnomalyName]] = Field(default=None, max_length=4,
-                                                   description="anomaly types it explains (default: the kind's)")
-    note: Optional[Text] = None
+    explains: list[AnomalyName] | None = Field(
+        default=None, max_length=4, description="anomaly types it explains (default: the kind's)"
+    )
+    note: Text | None = None
 
 
 class WorkOrderOut(BaseModel):
@@ -42,17 +74,30 @@ class WorkOrderOut(BaseModel):
     end_at: str
     meter_ids: list[int]
     transformer_ids: list[str]
-    explains: Optional[list[str]]
-    note: Optional[str]
+    explains: list[str] | None
+    note: str | None
     status: str = Field(description="active | cancelled (cancelled orders suppress nothing)")
-    created_at: Optional[str]
-    cancelled_at: Optional[str]
+    created_at: str | None
+    cancelled_at: str | None
 
 
 class AmiImportOut(BaseModel):
-    model_config = {"json_schema_extra": {"example": {
-        "import_id": 12, "sha256": "9f2c…", "rows": 1152, "inserted": 1152, "updated": 0, "unchanged": 0,
-        "meters": 4, "unknown_meter_ids": [], "first_time_s": 1795305600, "last_time_s": 1795564800}}}
+    model_config = {
+        "json_schema_extra": {
+            "example": {
+                "import_id": 12,
+                "sha256": "9f2c…",
+                "rows": 1152,
+                "inserted": 1152,
+                "updated": 0,
+                "unchanged": 0,
+                "meters": 4,
+                "unknown_meter_ids": [],
+                "first_time_s": 1795305600,
+                "last_time_s": 1795564800,
+            }
+        }
+    }
     import_id: int
     sha256: str
     rows: int = Field(description="readings in the file")
@@ -79,23 +124,47 @@ class TanRunOut(BaseModel):
     analysis: str = Field(description="radial | bus | feeder")
     meters: int
     times: int
-    first_time_s: Optional[int]
-    last_time_s: Optional[int]
+    first_time_s: int | None
+    last_time_s: int | None
     anomalies: int
     alerts_new: int = Field(description="theft alerts published by this run")
     alerts_known: int = Field(description="alerts found again (already raised: not published twice)")
     suppressed: int = Field(description="anomalies explained by work orders")
     withdrawn: int = Field(description="alerts raised earlier that a work order now explains")
     warnings: list[str]
-    skipped: Optional[str] = Field(description="why the area was not analysed (too little data, ...)")
+    skipped: str | None = Field(description="why the area was not analysed (too little data, ...)")
 
 
 class TheftRunOut(BaseModel):
-    model_config = {"json_schema_extra": {"example": {
-        "transformers": 1, "analysed": 1, "alerts_new": 1, "alerts_known": 0, "suppressed": 0, "withdrawn": 0,
-        "results": [{"transformer_id": "T-100", "analysis": "radial", "meters": 4, "times": 288,
-                     "first_time_s": 1795305600, "last_time_s": 1795564800, "anomalies": 1, "alerts_new": 1,
-                     "alerts_known": 0, "suppressed": 0, "withdrawn": 0, "warnings": [], "skipped": None}]}}}
+    model_config = {
+        "json_schema_extra": {
+            "example": {
+                "transformers": 1,
+                "analysed": 1,
+                "alerts_new": 1,
+                "alerts_known": 0,
+                "suppressed": 0,
+                "withdrawn": 0,
+                "results": [
+                    {
+                        "transformer_id": "T-100",
+                        "analysis": "radial",
+                        "meters": 4,
+                        "times": 288,
+                        "first_time_s": 1795305600,
+                        "last_time_s": 1795564800,
+                        "anomalies": 1,
+                        "alerts_new": 1,
+                        "alerts_known": 0,
+                        "suppressed": 0,
+                        "withdrawn": 0,
+                        "warnings": [],
+                        "skipped": None,
+                    }
+                ],
+            }
+        }
+    }
     transformers: int
     analysed: int
     alerts_new: int
@@ -112,15 +181,17 @@ class TheftFindingOut(BaseModel):
     detail: str
     analysis: str
     transformer_id: str
-    substation_id: Optional[str]
+    substation_id: str | None
     meter_ids: list[int]
     confidence: float
     unaccounted_kw: float
     detected_time_s: int
-    start_time_s: Optional[int]
+    start_time_s: int | None
     work_order_ids: list[str]
-    event_id: Optional[int]
-    first_seen_at: Optional[str]
-    last_seen_at: Optional[str]
-    alert: dict[str, Any] = Field(description="what the theft_alert event carries: meters with account, address, "
-                                              "coordinates; transformer with coordinates; evidence")
+    event_id: int | None
+    first_seen_at: str | None
+    last_seen_at: str | None
+    alert: dict[str, Any] = Field(
+        description="what the theft_alert event carries: meters with account, address, "
+        "coordinates; transformer with coordinates; evidence"
+    )

@@ -7,6 +7,7 @@ already stored with the same values is left alone and one with other values is r
 uploading the same file again changes nothing. Meter ids must be the Inventory's (uint32); readings
 of meters not in the Inventory yet are stored and listed in the answer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,13 +41,16 @@ def parse(text: str, *, assume_utc: bool = False) -> tuple[AmiData, np.ndarray]:
     ids = np.zeros(len(data), dtype=np.int64)
     for k, mid in enumerate(data.meter_id):
         if not (mid.isascii() and mid.isdigit() and len(mid) <= 10 and int(mid) < 2**32):
-            raise ImportProblem(_where(data, k, "meter_id"),
-                                f"meter id {mid[:40]!r} is not an Inventory meter id (an integer 0..4294967295)")
+            raise ImportProblem(
+                _where(data, k, "meter_id"),
+                f"meter id {mid[:40]!r} is not an Inventory meter id (an integer 0..4294967295)",
+            )
         ids[k] = int(mid)
     bad = np.flatnonzero((data.time_s < MIN_TIME_S) | (data.time_s >= MAX_TIME_S))
     if bad.size:
-        raise ImportProblem(_where(data, int(bad[0]), "timestamp"),
-                            f"time {int(data.time_s[bad[0]])} must lie between 2000 and 2200")
+        raise ImportProblem(
+            _where(data, int(bad[0]), "timestamp"), f"time {int(data.time_s[bad[0]])} must lie between 2000 and 2200"
+        )
     return data, ids
 
 
@@ -61,37 +65,69 @@ def store(s: Session, data: AmiData, ids: np.ndarray, *, raw: bytes, substation_
     meters = sorted({int(x) for x in ids})
     stored: dict[tuple[int, int], tuple[int, float, float, float]] = {}
     for i in range(0, len(meters), CHUNK):
-        q = select(AmiReading.id, AmiReading.meter_id, AmiReading.measurement_time_s, AmiReading.v_rms,
-                   AmiReading.i_rms, AmiReading.power_factor).where(
-            AmiReading.meter_id.in_(meters[i:i + CHUNK]), AmiReading.measurement_time_s.between(t_lo, t_hi))
+        q = select(
+            AmiReading.id,
+            AmiReading.meter_id,
+            AmiReading.measurement_time_s,
+            AmiReading.v_rms,
+            AmiReading.i_rms,
+            AmiReading.power_factor,
+        ).where(AmiReading.meter_id.in_(meters[i : i + CHUNK]), AmiReading.measurement_time_s.between(t_lo, t_hi))
         for rid, mid, t, v, c, p in s.execute(q).all():
             stored[(mid, t)] = (rid, v, c, p)
     new, changed, same = [], [], 0
-    for mid, t, v, c, p in zip(ids.tolist(), data.time_s.tolist(), data.v_rms.tolist(), data.i_rms.tolist(),
-                               data.pf.tolist()):
+    for mid, t, v, c, p in zip(
+        ids.tolist(), data.time_s.tolist(), data.v_rms.tolist(), data.i_rms.tolist(), data.pf.tolist()
+    ):
         old = stored.get((mid, t))
         if old is None:
-            new.append({"meter_id": mid, "measurement_time_s": t, "v_rms": v, "i_rms": c, "power_factor": p,
-                        "import_id": run.id})
+            new.append(
+                {
+                    "meter_id": mid,
+                    "measurement_time_s": t,
+                    "v_rms": v,
+                    "i_rms": c,
+                    "power_factor": p,
+                    "import_id": run.id,
+                }
+            )
         elif old[1:] != (v, c, p):
             changed.append({"id": old[0], "v_rms": v, "i_rms": c, "power_factor": p, "import_id": run.id})
         else:
             same += 1
     for i in range(0, len(new), 5000):
-        s.execute(insert(AmiReading), new[i:i + 5000])
+        s.execute(insert(AmiReading), new[i : i + 5000])
     if changed:
         s.execute(update(AmiReading), changed)
     known: set[int] = set()
     for i in range(0, len(meters), CHUNK):
-        known.update(s.scalars(select(Meter.meter_id).where(Meter.meter_id.in_(meters[i:i + CHUNK]))).all())
+        known.update(s.scalars(select(Meter.meter_id).where(Meter.meter_id.in_(meters[i : i + CHUNK]))).all())
     unknown = [m for m in meters if m not in known]
-    counts = {"rows": len(data), "inserted": len(new), "updated": len(changed), "unchanged": same,
-              "meters": len(meters), "unknown_meters": len(unknown)}
+    counts = {
+        "rows": len(data),
+        "inserted": len(new),
+        "updated": len(changed),
+        "unchanged": same,
+        "meters": len(meters),
+        "unknown_meters": len(unknown),
+    }
     run.counts = counts
-    return {"import_id": run.id, "sha256": digest, **{k: v for k, v in counts.items() if k != "unknown_meters"},
-            "unknown_meter_ids": unknown[:100], "first_time_s": t_lo, "last_time_s": t_hi}
+    return {
+        "import_id": run.id,
+        "sha256": digest,
+        **{k: v for k, v in counts.items() if k != "unknown_meters"},
+        "unknown_meter_ids": unknown[:100],
+        "first_time_s": t_lo,
+        "last_time_s": t_hi,
+    }
 
 
 def reading_dict(r: AmiReading) -> dict:
-    return {"meter_id": r.meter_id, "measurement_time_s": r.measurement_time_s, "v_rms": r.v_rms, "i_rms": r.i_rms,
-            "power_factor": r.power_factor, "import_id": r.import_id}
+    return {
+        "meter_id": r.meter_id,
+        "measurement_time_s": r.measurement_time_s,
+        "v_rms": r.v_rms,
+        "i_rms": r.i_rms,
+        "power_factor": r.power_factor,
+        "import_id": r.import_id,
+    }

@@ -7,6 +7,7 @@ is kept in the history with the forward as evidence. Events are stored with thei
 substation and id and re-published here (SSE, webhooks), so data-centre applications subscribe
 once for the whole utility.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from ..models import Event, Hub, Meter, ReceivedForward, Reading, Section, Substation, Transformer
+from ..models import Event, Hub, Meter, Reading, ReceivedForward, Section, Substation, Transformer
 from .changes import bump_tan, change, publish, record
 from .clock import utcnow
 from .context import Platform
@@ -45,10 +46,20 @@ def merge(s: Session, pf: Platform, origin: str, substation_id: str, items: list
         elif it["type"] == "event":
             _merge_event(s, pf, substation_id, p)
         elif it["type"] == "readings":
-            rows = [{"report_id": 0, "substation_id": substation_id, "hub_id": p["hub_id"],
-                     "measurement_time_s": p["measurement_time_s"], "tan_index": r["tan_index"],
-                     "meter_id": r.get("meter_id"), "v_rms": r["v_rms"], "i_rms": r["i_rms"],
-                     "power_factor": r["power_factor"]} for r in p.get("readings", [])]
+            rows = [
+                {
+                    "report_id": 0,
+                    "substation_id": substation_id,
+                    "hub_id": p["hub_id"],
+                    "measurement_time_s": p["measurement_time_s"],
+                    "tan_index": r["tan_index"],
+                    "meter_id": r.get("meter_id"),
+                    "v_rms": r["v_rms"],
+                    "i_rms": r["i_rms"],
+                    "power_factor": r["power_factor"],
+                }
+                for r in p.get("readings", [])
+            ]
             if rows:
                 s.execute(insert(Reading), rows)
         applied += 1
@@ -63,8 +74,15 @@ def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
     if sec:
         row = s.get(Section, sec["section_id"])
         if row is None:
-            row = Section(id=sec["section_id"], substation_id=sec["substation_id"], normal_feeder=sec["normal_feeder"],
-                          lateral=sec["lateral"], bus=sec["bus"], feeder=sec["feeder"], energized=sec["energized"])
+            row = Section(
+                id=sec["section_id"],
+                substation_id=sec["substation_id"],
+                normal_feeder=sec["normal_feeder"],
+                lateral=sec["lateral"],
+                bus=sec["bus"],
+                feeder=sec["feeder"],
+                energized=sec["energized"],
+            )
             s.add(row)
         else:
             for f in ("feeder", "bus", "energized"):
@@ -81,28 +99,48 @@ def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
     if hub is None:
         hub = Hub(hub_id=h["hub_id"], status=h.get("status") or "active", created_at=utcnow())
         s.add(hub)
-        record(s, entity="hub", entity_id=h["hub_id"], field="created", old=None, new={"substation_id": sub},
-               **kw)
+        record(s, entity="hub", entity_id=h["hub_id"], field="created", old=None, new={"substation_id": sub}, **kw)
     elif hub.substation_id not in (None, sub) and hub.updated_at and hub.updated_at > changed_at:
         return  # an older snapshot from the substation the hub has left
     m = h.get("map") or {}
-    for f, v in (("substation_id", sub), ("mode", h.get("mode")), ("transformer_id", h.get("transformer_id")),
-                 ("section_id", h.get("section_id")), ("own_meter_id", h.get("own_meter_id")),
-                 ("map_bus", m.get("bus")), ("map_feeder", m.get("feeder")), ("map_phase", m.get("phase")),
-                 ("map_source", m.get("source")), ("lat", h.get("lat")), ("lon", h.get("lon"))):
+    for f, v in (
+        ("substation_id", sub),
+        ("mode", h.get("mode")),
+        ("transformer_id", h.get("transformer_id")),
+        ("section_id", h.get("section_id")),
+        ("own_meter_id", h.get("own_meter_id")),
+        ("map_bus", m.get("bus")),
+        ("map_feeder", m.get("feeder")),
+        ("map_phase", m.get("phase")),
+        ("map_source", m.get("source")),
+        ("lat", h.get("lat")),
+        ("lon", h.get("lon")),
+    ):
         change(s, hub, f, v, entity="hub", entity_id=hub.hub_id, **kw)
     hub.status = h.get("status") or hub.status
     hub.last_seen_at = _dt(h.get("last_seen_at")) or hub.last_seen_at
     hub.last_report_at = _dt(h.get("last_report_at")) or hub.last_report_at
     heard = h.get("heard") or {}
     hub.heard_substation, hub.heard_bus = heard.get("substation_id"), heard.get("bus")
-    hub.heard_feeder, hub.heard_phase, hub.heard_confidence = heard.get("feeder"), heard.get("phase"), heard.get("confidence")
+    hub.heard_feeder, hub.heard_phase, hub.heard_confidence = (
+        heard.get("feeder"),
+        heard.get("phase"),
+        heard.get("confidence"),
+    )
     hub.updated_at = changed_at
     if m.get("feeder") is not None:
         ensure_feeder(s, sub, m.get("bus") or 0, m["feeder"], source="forward")
     s.flush()
-    bump_tan(s, hub.hub_id, *[x.hub_id for x in s.scalars(select(Meter).where(
-        Meter.meter_id.in_([md["meter_id"] for md in h.get("tan", [])] or [-1]))).all()])
+    bump_tan(
+        s,
+        hub.hub_id,
+        *[
+            x.hub_id
+            for x in s.scalars(
+                select(Meter).where(Meter.meter_id.in_([md["meter_id"] for md in h.get("tan", [])] or [-1]))
+            ).all()
+        ],
+    )
     for md in h.get("tan", []):
         mt = s.get(Meter, md["meter_id"])
         if mt is None:
@@ -112,7 +150,11 @@ def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
             change(s, mt, f, md[f], entity="meter", entity_id=mt.meter_id, **kw)
         mt.substation_id = sub
         mt.last_seen_at = _dt(md.get("last_seen_at")) or mt.last_seen_at
-        mt.last_v_rms, mt.last_i_rms, mt.last_power_factor = md.get("last_v_rms"), md.get("last_i_rms"), md.get("last_power_factor")
+        mt.last_v_rms, mt.last_i_rms, mt.last_power_factor = (
+            md.get("last_v_rms"),
+            md.get("last_i_rms"),
+            md.get("last_power_factor"),
+        )
 
 
 def _merge_event(s: Session, pf: Platform, sub: str, p: dict) -> None:

@@ -5,11 +5,13 @@ of changed hubs, waking the publisher) and keeps it on ``app.state.platform``; t
 by the ``platform`` dependency. Services are modules that take it as an argument; it imports none
 of them.
 """
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..core.config import Settings
 from ..core.db import Database
@@ -24,7 +26,7 @@ class Platform:
     #: set after a commit that published something: the background worker delivers at once
     wakeup: threading.Event = field(default_factory=threading.Event)
     #: tests may inject a factory returning an httpx.Client (webhooks, forwarding)
-    http_client_factory: Optional[Callable[[], Any]] = None
+    http_client_factory: Callable[[], Any] | None = None
     #: tests switch it off to compare the fast path of ingest with the full path
     fast_path: bool = True
     stats: dict[str, int] = field(default_factory=lambda: {"bundles": 0, "replays": 0})

@@ -10,11 +10,12 @@ The checks run in the order of docs/air-interface.md section 6 and each failure 
 | kind | message kind 6..15 (reserved) |
 | unknown_hub | no key for this hub id in the Inventory |
 | auth | the CCM tag does not verify: tampered, forged, or sealed with another key |
-| segment | segment fields inconsistent (count 0, index >= count, a segmented non-report, or a segment that disagrees with the others) |
+| segment | inconsistent segment fields (count 0, index >= count, a segmented non-report, segments that disagree) |
 | malformed | the plaintext does not parse (e.g. a report claiming more than 2 readings) |
 | replay | counter not above the last accepted one (outside the replay window), or already used by a different frame |
 | header_mismatch | (422, not stored) the bundle's hub_id/counter/kind disagree with the frame header |
 """
+
 from __future__ import annotations
 
 import binascii
@@ -30,7 +31,10 @@ from dsp.air.frame import FrameError, Header
 
 KIND_NAMES = {k.value: k.name.lower() for k in M.Kind}
 ENUMS: dict[str, type[IntEnum]] = {
-    "alert_type": M.AlertType, "relation": M.Relation, "anomaly_type": M.AnomalyType, "mode": M.HubMode,
+    "alert_type": M.AlertType,
+    "relation": M.Relation,
+    "anomaly_type": M.AnomalyType,
+    "mode": M.HubMode,
 }
 LOSS_REASONS = {0: "silent", 1: "removed", 2: "moved_away"}
 
@@ -61,10 +65,12 @@ def open_sealed(frame: bytes, h: Header, key: bytes):
     """Verify the CCM tag and parse the plaintext; returns the message dataclass."""
     try:
         plain = AESCCM(key, tag_length=P.TAG_BYTES).decrypt(
-            M.nonce(h.hub_id, h.counter), frame[P.HEADER_BYTES:-2], frame[: P.HEADER_BYTES])
+            M.nonce(h.hub_id, h.counter), frame[P.HEADER_BYTES : -2], frame[: P.HEADER_BYTES]
+        )
     except InvalidTag:
-        raise Reject("auth", f"CCM tag does not verify for hub {h.hub_id} counter {h.counter} "
-                             "(tampered, forged or wrong key)") from None
+        raise Reject(
+            "auth", f"CCM tag does not verify for hub {h.hub_id} counter {h.counter} (tampered, forged or wrong key)"
+        ) from None
     if not 1 <= h.seg_count <= 15 or h.seg_index >= h.seg_count:
         raise Reject("segment", f"segment {h.seg_index} of {h.seg_count} is impossible")
     if h.seg_count > 1 and h.kind != M.Kind.SCHEDULED_REPORT:
@@ -81,12 +87,22 @@ _ALERT = {e.value: e.name.lower() for e in M.AlertType}
 def fields_of(msg) -> dict:
     """The message fields as JSON, with enum names added (``alert_type_name`` ...)."""
     if isinstance(msg, M.ScheduledReport):  # the hot path: written out rather than asdict()
-        return {"measurement_time_s": msg.measurement_time_s,
-                "readings": [{"tan_index": r.tan_index, "v_rms": r.v_rms, "i_rms": r.i_rms,
-                              "power_factor": r.power_factor} for r in msg.readings]}
+        return {
+            "measurement_time_s": msg.measurement_time_s,
+            "readings": [
+                {"tan_index": r.tan_index, "v_rms": r.v_rms, "i_rms": r.i_rms, "power_factor": r.power_factor}
+                for r in msg.readings
+            ],
+        }
     if isinstance(msg, M.Alert):
-        return {"alert_type": msg.alert_type, "event_time_s": msg.event_time_s, "v_rms": msg.v_rms,
-                "duration_s": msg.duration_s, "detail": msg.detail, "alert_type_name": _ALERT.get(msg.alert_type)}
+        return {
+            "alert_type": msg.alert_type,
+            "event_time_s": msg.event_time_s,
+            "v_rms": msg.v_rms,
+            "duration_s": msg.duration_s,
+            "detail": msg.detail,
+            "alert_type_name": _ALERT.get(msg.alert_type),
+        }
     d = asdict(msg)
     for name, enum in ENUMS.items():
         if name in d:

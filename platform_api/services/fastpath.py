@@ -11,10 +11,11 @@ last, a location other than the map's, a candidate, a silent hub, ...) returns `
 through the full path (:mod:`.fullpath`), which makes every decision. ``tests`` check that both
 paths leave the same rows and give the same answers.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
@@ -31,16 +32,31 @@ from .decode import KIND_NAMES, Reject, check_frame, fields_of, open_sealed
 from .inference import section_may_be_pending
 
 _H = Hub.__table__
-HUB_COLS = ("hub_id", "substation_id", "key_hex", "status", "map_bus", "map_feeder", "map_phase", "section_id",
-            "last_counter", "first_seen_at", "last_seen_at", "last_report_slot", "cand_feeder", "tan_version")
+HUB_COLS = (
+    "hub_id",
+    "substation_id",
+    "key_hex",
+    "status",
+    "map_bus",
+    "map_feeder",
+    "map_phase",
+    "section_id",
+    "last_counter",
+    "first_seen_at",
+    "last_seen_at",
+    "last_report_slot",
+    "cand_feeder",
+    "tan_version",
+)
 HUB_STATE = select(*(_H.c[c] for c in HUB_COLS)).where(_H.c.hub_id == bindparam("hub_id")).with_for_update()
 HUB_UPDATE = update(_H).where(_H.c.hub_id == bindparam("where_hub_id"))  # SET: the columns given
 
 SAVEPOINT = "gla_bundle"
 
 
-def try_ingest(conn, pf: Platform, bundle: Bundle, text: str, digest: str, arrival: datetime,
-               slot: int, loc, conf: float) -> Optional[dict]:
+def try_ingest(
+    conn, pf: Platform, bundle: Bundle, text: str, digest: str, arrival: datetime, slot: int, loc, conf: float
+) -> dict | None:
     """The answer, or None to take the full path (the caller rolls back what was written)."""
     if not bundle.frame_hex or (pf.forwarding and "readings" in pf.settings.forward):
         return None
@@ -62,8 +78,19 @@ def try_ingest(conn, pf: Platform, bundle: Bundle, text: str, digest: str, arriv
     except Reject:
         return None
     kind = KIND_NAMES[h.kind]
-    answer = {"bundle_id": bundle.bundle_id, "status": "accepted", "reason": None, "detail": None, "hub_id": h.hub_id,
-              "counter": h.counter, "kind": kind, "message": None, "report": None, "effects": None, "events": []}
+    answer = {
+        "bundle_id": bundle.bundle_id,
+        "status": "accepted",
+        "reason": None,
+        "detail": None,
+        "hub_id": h.hub_id,
+        "counter": h.counter,
+        "kind": kind,
+        "message": None,
+        "report": None,
+        "effects": None,
+        "events": [],
+    }
     if hub["last_counter"] is not None and h.counter <= hub["last_counter"]:
         prior = rows.prior_message(conn, h.hub_id, h.counter)
         if prior is None or prior[1] != bundle.frame_hex:
@@ -75,8 +102,12 @@ def try_ingest(conn, pf: Platform, bundle: Bundle, text: str, digest: str, arriv
         return None
     if isinstance(msg, M.Alert) and msg.alert_type not in (M.AlertType.SAG, M.AlertType.SWELL):
         return None
-    if (hub["status"] != "active" or hub["map_feeder"] is None or hub["cand_feeder"] is not None
-            or hub["substation_id"] is None):
+    if (
+        hub["status"] != "active"
+        or hub["map_feeder"] is None
+        or hub["cand_feeder"] is not None
+        or hub["substation_id"] is None
+    ):
         return None
     here = loc is not None and loc == (hub["substation_id"], hub["map_bus"], hub["map_feeder"], hub["map_phase"])
     if loc is not None and not here:
@@ -99,26 +130,53 @@ def try_ingest(conn, pf: Platform, bundle: Bundle, text: str, digest: str, arriv
     if hub["last_seen_at"] is None or arrival >= hub["last_seen_at"]:
         state.update(last_seen_at=arrival, last_bundle_id=bundle.bundle_id)
     if isinstance(msg, M.ScheduledReport):
-        rep = reports.store(conn, pf, h.hub_id, hub["tan_version"] or 0, h, msg, rep, slot=slot, arrival=arrival,
-                            sub=bundle.substation_id)
+        rep = reports.store(
+            conn,
+            pf,
+            h.hub_id,
+            hub["tan_version"] or 0,
+            h,
+            msg,
+            rep,
+            slot=slot,
+            arrival=arrival,
+            sub=bundle.substation_id,
+        )
         answer["report"] = rep.answer()
         if hub["last_report_slot"] is None or rep.slot >= hub["last_report_slot"]:
             state.update(last_report_slot=rep.slot, last_report_at=arrival)
     else:
         answer["effects"] = {}  # a sag or swell alert changes nothing
     if loc is not None:
-        state.update(heard_substation=loc[0], heard_bus=loc[1], heard_feeder=loc[2], heard_phase=loc[3],
-                     heard_confidence=conf, last_confirmed_at=arrival)
+        state.update(
+            heard_substation=loc[0],
+            heard_bus=loc[1],
+            heard_feeder=loc[2],
+            heard_phase=loc[3],
+            heard_confidence=conf,
+            last_confirmed_at=arrival,
+        )
     conn.execute(HUB_UPDATE, state)
     _insert_bundle(conn, bundle, text, digest, arrival, slot, h, kind, mid, answer)
     return answer
 
 
-def _insert_bundle(conn, bundle: Bundle, text: str, digest: str, arrival: datetime, slot: int, h, kind: str,
-                   message_id: int, answer: dict) -> None:
+def _insert_bundle(
+    conn,
+    bundle: Bundle,
+    text: str,
+    digest: str,
+    arrival: datetime,
+    slot: int,
+    h,
+    kind: str,
+    message_id: int,
+    answer: dict,
+) -> None:
     row = rows.bundle_row(bundle, text, digest, arrival, slot)
-    row.update(hub_id=h.hub_id, counter=h.counter, kind=kind, status=answer["status"], message_id=message_id,
-               response=answer)
+    row.update(
+        hub_id=h.hub_id, counter=h.counter, kind=kind, status=answer["status"], message_id=message_id, response=answer
+    )
     rows.insert_bundle(conn, row)
 
 
@@ -127,7 +185,7 @@ def _times(bundle: Bundle) -> tuple[datetime, int]:
     return arrival, bundle.slot if bundle.slot is not None else slot_of(arrival)
 
 
-def run_one(pf: Platform, bundle: Bundle, text: str, digest: str) -> Optional[dict]:
+def run_one(pf: Platform, bundle: Bundle, text: str, digest: str) -> dict | None:
     """:func:`try_ingest` in its own transaction (the caller holds the writer lock); None: not
     applicable (a re-post, or a case for the full path), nothing written."""
     dbapi = pf.db.engine.raw_connection()

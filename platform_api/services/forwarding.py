@@ -12,6 +12,7 @@ committed and nothing committed is lost; the sender posts them in order, in batc
 ``POST {GLA_CONCENTRATOR_URL}/api/v1/concentrator/forward`` with ``GLA_CONCENTRATOR_TOKEN`` and
 retries with exponential backoff. The concentrator drops items it has already merged.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -30,8 +31,12 @@ from .reports import StoredReport
 def hub_snapshot(s: Session, hub: Hub) -> dict:
     tr = s.get(Transformer, hub.transformer_id) if hub.transformer_id else None
     sec = s.get(Section, hub.section_id) if hub.section_id else None
-    return {"hub": hub_dict(hub, tan_meters(s, hub.hub_id)), "transformer": transformer_dict(tr) if tr else None,
-            "section": section_dict(sec) if sec else None, "changed_at": iso(utcnow())}
+    return {
+        "hub": hub_dict(hub, tan_meters(s, hub.hub_id)),
+        "transformer": transformer_dict(tr) if tr else None,
+        "section": section_dict(sec) if sec else None,
+        "changed_at": iso(utcnow()),
+    }
 
 
 def enqueue_map(s: Session, pf: Platform, hub_ids: list[int]) -> None:
@@ -51,9 +56,20 @@ def before_commit(pf: Platform, session: Session) -> None:
 
 
 def enqueue_readings(s: Session, pf: Platform, hub: Hub, rep: StoredReport, sub: str) -> None:
-    s.add(OutboxItem(item_type="readings", status="pending", next_attempt_at=utcnow(), payload={
-        "hub_id": hub.hub_id, "substation_id": sub, "first_counter": rep.first_counter,
-        "measurement_time_s": rep.measurement_time_s, "readings": rep.readings}))
+    s.add(
+        OutboxItem(
+            item_type="readings",
+            status="pending",
+            next_attempt_at=utcnow(),
+            payload={
+                "hub_id": hub.hub_id,
+                "substation_id": sub,
+                "first_counter": rep.first_counter,
+                "measurement_time_s": rep.measurement_time_s,
+                "readings": rep.readings,
+            },
+        )
+    )
 
 
 def _client(pf: Platform) -> httpx.Client:
@@ -69,8 +85,12 @@ def forward_once(pf: Platform) -> dict:
         return {"sent": 0, "pending": 0, "error": None, "enabled": False}
     now = utcnow()
     with pf.db.session() as s:
-        items = s.scalars(select(OutboxItem).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
-                          .order_by(OutboxItem.id).limit(st.forward_batch)).all()
+        items = s.scalars(
+            select(OutboxItem)
+            .where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= now)
+            .order_by(OutboxItem.id)
+            .limit(st.forward_batch)
+        ).all()
         batch = [{"id": it.id, "type": it.item_type, "payload": it.payload} for it in items]
         attempts = max((it.attempts for it in items), default=0)
     if not batch:
@@ -91,18 +111,33 @@ def forward_once(pf: Platform) -> dict:
         if error is None:
             s.execute(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(status="sent", sent_at=utcnow()))
         else:
-            delay = min(3600.0, st.webhook_backoff_s * 2 ** attempts)
-            s.execute(update(OutboxItem).where(OutboxItem.id.in_(ids)).values(
-                attempts=OutboxItem.attempts + 1, last_error=error,
-                next_attempt_at=utcnow() + timedelta(seconds=delay)))
+            delay = min(3600.0, st.webhook_backoff_s * 2**attempts)
+            s.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id.in_(ids))
+                .values(
+                    attempts=OutboxItem.attempts + 1,
+                    last_error=error,
+                    next_attempt_at=utcnow() + timedelta(seconds=delay),
+                )
+            )
     return {"sent": 0 if error else len(ids), "pending": len(ids) if error else 0, "error": error, "enabled": True}
 
 
 def status(s: Session, pf: Platform) -> dict:
     counts = dict(s.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all())
-    last_err = s.scalars(select(OutboxItem.last_error).where(OutboxItem.status == "pending",
-                                                             OutboxItem.last_error.is_not(None))
-                         .order_by(OutboxItem.id).limit(1)).first()
-    return {"enabled": pf.forwarding, "concentrator_url": pf.settings.concentrator_url,
-            "identity": pf.settings.identity, "policy": pf.settings.forward,
-            "pending": counts.get("pending", 0), "sent": counts.get("sent", 0), "last_error": last_err}
+    last_err = s.scalars(
+        select(OutboxItem.last_error)
+        .where(OutboxItem.status == "pending", OutboxItem.last_error.is_not(None))
+        .order_by(OutboxItem.id)
+        .limit(1)
+    ).first()
+    return {
+        "enabled": pf.forwarding,
+        "concentrator_url": pf.settings.concentrator_url,
+        "identity": pf.settings.identity,
+        "policy": pf.settings.forward,
+        "pending": counts.get("pending", 0),
+        "sent": counts.get("sent", 0),
+        "last_error": last_err,
+    }

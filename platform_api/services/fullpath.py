@@ -3,6 +3,7 @@ bundle the fast path (:mod:`.fastpath`) declines. Stores the bundle's rows with 
 statements as the fast path (:mod:`.ingest_rows`, :mod:`.reports`) and applies what the message
 means (:mod:`.semantics`, :mod:`.outage`, :mod:`.inference`).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -32,9 +33,19 @@ def process(s: Session, pf: Platform, bundle: Bundle, text: str, digest: str) ->
     loc, conf = rows.location(bundle)
     ensure_substation(s, pf, sub)
     row = rows.bundle_row(bundle, text, digest, arrival, slot)
-    body: dict = {"bundle_id": bundle.bundle_id, "status": "no_frame", "reason": None, "detail": None,
-                  "hub_id": None, "counter": None, "kind": None, "message": None, "report": None, "effects": None,
-                  "events": []}
+    body: dict = {
+        "bundle_id": bundle.bundle_id,
+        "status": "no_frame",
+        "reason": None,
+        "detail": None,
+        "hub_id": None,
+        "counter": None,
+        "kind": None,
+        "message": None,
+        "report": None,
+        "effects": None,
+        "events": [],
+    }
     if not bundle.frame_hex:
         body["detail"] = "no copy passed CRC: stored for channel statistics only"
     else:
@@ -49,18 +60,38 @@ def process(s: Session, pf: Platform, bundle: Bundle, text: str, digest: str) ->
         except Reject as r:
             row.update(status="rejected", reason=r.reason)
             body.update(status="rejected", reason=r.reason, detail=r.detail)
-            s.connection().execute(_REJECTION_INSERT, {
-                "bundle_id": bundle.bundle_id, "receiver_id": bundle.receiver_id, "substation_id": sub,
-                "hub_id": hub_id, "counter": counter, "kind": kind, "reason": r.reason, "detail": r.detail[:300],
-                "at": utcnow()})
+            s.connection().execute(
+                _REJECTION_INSERT,
+                {
+                    "bundle_id": bundle.bundle_id,
+                    "receiver_id": bundle.receiver_id,
+                    "substation_id": sub,
+                    "hub_id": hub_id,
+                    "counter": counter,
+                    "kind": kind,
+                    "reason": r.reason,
+                    "detail": r.detail[:300],
+                    "at": utcnow(),
+                },
+            )
     body["events"] = sorted(set(s.info.pop("events", [])))
     row["response"] = body
     rows.insert_bundle(s.connection(), row)
     return body
 
 
-def _decode(s: Session, pf: Platform, bundle: Bundle, row: dict, body: dict, frame: bytes, arrival: datetime,
-            slot: int, loc, conf: float) -> None:
+def _decode(
+    s: Session,
+    pf: Platform,
+    bundle: Bundle,
+    row: dict,
+    body: dict,
+    frame: bytes,
+    arrival: datetime,
+    slot: int,
+    loc,
+    conf: float,
+) -> None:
     h = check_frame(frame)
     hub = s.get(Hub, h.hub_id, with_for_update=True)
     if hub is None or not hub.key_hex:
@@ -77,8 +108,11 @@ def _decode(s: Session, pf: Platform, bundle: Bundle, row: dict, body: dict, fra
                 return
             raise Reject("replay", f"counter {h.counter} of hub {h.hub_id} was already used by another frame")
         if hub.last_counter - h.counter >= pf.settings.replay_window:
-            raise Reject("replay", f"counter {h.counter} is not above the last accepted ({hub.last_counter}) "
-                                   f"and outside the replay window of {pf.settings.replay_window}")
+            raise Reject(
+                "replay",
+                f"counter {h.counter} is not above the last accepted ({hub.last_counter}) "
+                f"and outside the replay window of {pf.settings.replay_window}",
+            )
         late = True
     rep = None
     if isinstance(msg, M.ScheduledReport):

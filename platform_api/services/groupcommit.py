@@ -6,6 +6,7 @@ its own outcome after the commit. Runs on the event loop like the single inline 
 saves the per-transaction cost under load. ``create_app`` makes one per app
 (``app.state.group_commit``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,7 @@ class GroupCommit:
     async def _drain(self) -> None:
         await asyncio.sleep(0)  # let the handlers that are ready enqueue theirs
         while self.queue:
-            batch, self.queue = self.queue[:self.MAX], self.queue[self.MAX:]
+            batch, self.queue = self.queue[: self.MAX], self.queue[self.MAX :]
             try:
                 res = ingest_items(self.pf, [(p, b) for p, b, _ in batch])
             except BaseException as e:  # noqa: BLE001 - every waiting request gets the error

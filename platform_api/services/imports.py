@@ -5,6 +5,7 @@ feeder sections, transformers, hubs (with keys) and meters. New rows get one ``c
 row each, changed attributes one row per attribute; the evidence is ``import:<id>``. Keys are
 never written to the history (only that one was set or changed).
 """
+
 from __future__ import annotations
 
 import csv
@@ -41,20 +42,55 @@ def from_simulator(truth: SimulatorTruth, substation_id: str, new_hubs_in_map: b
         on_map = new_hubs_in_map or not h.is_new
         tid = str(h.transformer_id)
         if on_map:
-            trs[tid] = TransformerIn(transformer_id=tid, substation_id=substation_id, bus=h.bus, feeder=h.feeder,
-                                     lateral=h.lateral, phases=h.phase)
-        meters = [MeterIn(meter_id=m, tan_index=i, role="hub" if i == 0 else "subordinate")
-                  for i, m in enumerate(h.meter_ids)]
-        hubs.append(HubIn(hub_id=h.hub_id, key_hex=h.key_hex, substation_id=substation_id,
-                          bus=h.bus if on_map else None, feeder=h.feeder if on_map else None,
-                          lateral=h.lateral if on_map else None, phase=h.phase if on_map else None,
-                          transformer_id=tid if on_map else None, meters=meters if on_map else meters[:1]))
+            trs[tid] = TransformerIn(
+                transformer_id=tid,
+                substation_id=substation_id,
+                bus=h.bus,
+                feeder=h.feeder,
+                lateral=h.lateral,
+                phases=h.phase,
+            )
+        meters = [
+            MeterIn(meter_id=m, tan_index=i, role="hub" if i == 0 else "subordinate") for i, m in enumerate(h.meter_ids)
+        ]
+        hubs.append(
+            HubIn(
+                hub_id=h.hub_id,
+                key_hex=h.key_hex,
+                substation_id=substation_id,
+                bus=h.bus if on_map else None,
+                feeder=h.feeder if on_map else None,
+                lateral=h.lateral if on_map else None,
+                phase=h.phase if on_map else None,
+                transformer_id=tid if on_map else None,
+                meters=meters if on_map else meters[:1],
+            )
+        )
     return GridModel(hubs=hubs, transformers=list(trs.values()))
 
 
-CSV_COLUMNS = ["substation_id", "bus", "feeder", "lateral", "phase", "transformer_id", "transformer_lat",
-               "transformer_lon", "transformer_topology", "hub_id", "hub_key_hex", "hub_mode", "meter_id", "tan_index",
-               "role", "meter_lat", "meter_lon", "meter_account", "meter_address", "service_length_m"]
+CSV_COLUMNS = [
+    "substation_id",
+    "bus",
+    "feeder",
+    "lateral",
+    "phase",
+    "transformer_id",
+    "transformer_lat",
+    "transformer_lon",
+    "transformer_topology",
+    "hub_id",
+    "hub_key_hex",
+    "hub_mode",
+    "meter_id",
+    "tan_index",
+    "role",
+    "meter_lat",
+    "meter_lon",
+    "meter_account",
+    "meter_address",
+    "service_length_m",
+]
 
 
 def from_csv(text: str, substation_id: str) -> GridModel:
@@ -76,29 +112,50 @@ def from_csv(text: str, substation_id: str) -> GridModel:
         except (KeyError, ValueError):
             raise ImportProblem(loc + ["hub_id"], "hub_id must be an integer") from None
         h = hubs.setdefault(hub_id, {"hub_id": hub_id, "meters": []})
-        for src, dst in (("substation_id", "substation_id"), ("bus", "bus"), ("feeder", "feeder"),
-                         ("lateral", "lateral"), ("phase", "phase"), ("transformer_id", "transformer_id"),
-                         ("hub_key_hex", "key_hex"), ("hub_mode", "mode")):
+        for src, dst in (
+            ("substation_id", "substation_id"),
+            ("bus", "bus"),
+            ("feeder", "feeder"),
+            ("lateral", "lateral"),
+            ("phase", "phase"),
+            ("transformer_id", "transformer_id"),
+            ("hub_key_hex", "key_hex"),
+            ("hub_mode", "mode"),
+        ):
             if src in row:
                 if dst in h and h[dst] != row[src]:
-                    raise ImportProblem(loc + [src], f"{src} {row[src]!r} contradicts {h[dst]!r} on an earlier "
-                                                     f"line of hub {hub_id}")
+                    raise ImportProblem(
+                        loc + [src], f"{src} {row[src]!r} contradicts {h[dst]!r} on an earlier line of hub {hub_id}"
+                    )
                 h[dst] = row[src]
         if "meter_id" in row:
             m = {"meter_id": row["meter_id"]}
-            for src, dst in (("tan_index", "tan_index"), ("role", "role"), ("meter_lat", "lat"), ("meter_lon", "lon"),
-                             ("meter_account", "account"), ("meter_address", "address"),
-                             ("service_length_m", "service_length_m")):
+            for src, dst in (
+                ("tan_index", "tan_index"),
+                ("role", "role"),
+                ("meter_lat", "lat"),
+                ("meter_lon", "lon"),
+                ("meter_account", "account"),
+                ("meter_address", "address"),
+                ("service_length_m", "service_length_m"),
+            ):
                 if src in row:
                     m[dst] = row[src]
             h["meters"].append(m)
         tid = row.get("transformer_id")
-        if tid and ("transformer_lat" in row or "transformer_lon" in row or "feeder" in row
-                    or "transformer_topology" in row):
+        if tid and (
+            "transformer_lat" in row or "transformer_lon" in row or "feeder" in row or "transformer_topology" in row
+        ):
             t = trs.setdefault(tid, {"transformer_id": tid})
-            for src, dst in (("transformer_lat", "lat"), ("transformer_lon", "lon"), ("substation_id", "substation_id"),
-                             ("bus", "bus"), ("feeder", "feeder"), ("lateral", "lateral"),
-                             ("transformer_topology", "topology")):
+            for src, dst in (
+                ("transformer_lat", "lat"),
+                ("transformer_lon", "lon"),
+                ("substation_id", "substation_id"),
+                ("bus", "bus"),
+                ("feeder", "feeder"),
+                ("lateral", "lateral"),
+                ("transformer_topology", "topology"),
+            ):
                 if src in row:
                     t[dst] = row[src]
     try:
@@ -113,7 +170,9 @@ def _check(model: GridModel, default_sub: str) -> None:
     seen_hubs: dict[int, int] = {}
     for i, h in enumerate(model.hubs):
         if h.hub_id in seen_hubs:
-            raise ImportProblem(["body", "hubs", i, "hub_id"], f"hub {h.hub_id} listed twice (also hubs[{seen_hubs[h.hub_id]}])")
+            raise ImportProblem(
+                ["body", "hubs", i, "hub_id"], f"hub {h.hub_id} listed twice (also hubs[{seen_hubs[h.hub_id]}])"
+            )
         seen_hubs[h.hub_id] = i
         if h.feeder is not None and h.phase is None:
             raise ImportProblem(["body", "hubs", i, "phase"], "a hub placed on a feeder needs its phase")
@@ -122,26 +181,40 @@ def _check(model: GridModel, default_sub: str) -> None:
         idx: set[int] = set()
         for j, m in enumerate(h.meters):
             if m.meter_id in seen_meters:
-                raise ImportProblem(["body", "hubs", i, "meters", j, "meter_id"],
-                                    f"meter {m.meter_id} is already in the TAN of hub {seen_meters[m.meter_id][0]}")
+                raise ImportProblem(
+                    ["body", "hubs", i, "meters", j, "meter_id"],
+                    f"meter {m.meter_id} is already in the TAN of hub {seen_meters[m.meter_id][0]}",
+                )
             seen_meters[m.meter_id] = (h.hub_id,)
             if m.tan_index is not None:
                 if m.tan_index in idx:
-                    raise ImportProblem(["body", "hubs", i, "meters", j, "tan_index"],
-                                        f"TAN index {m.tan_index} used twice in hub {h.hub_id}")
+                    raise ImportProblem(
+                        ["body", "hubs", i, "meters", j, "tan_index"],
+                        f"TAN index {m.tan_index} used twice in hub {h.hub_id}",
+                    )
                 idx.add(m.tan_index)
 
 
-def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, default_sub: str,
-          note: str | None = None) -> dict:
+def apply(
+    s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, default_sub: str, note: str | None = None
+) -> dict:
     _check(model, default_sub)
     now = utcnow()
     run = ImportRun(at=now, format=fmt, substation_id=default_sub, sha256=sha256, counts={}, note=note)
     s.add(run)
     s.flush()
     ev = [f"import:{run.id}"]
-    counts = {"substations": 0, "feeders": 0, "sections": 0, "transformers": 0, "hubs_created": 0, "hubs_updated": 0,
-              "meters_created": 0, "meters_updated": 0, "history": 0}
+    counts = {
+        "substations": 0,
+        "feeders": 0,
+        "sections": 0,
+        "transformers": 0,
+        "hubs_created": 0,
+        "hubs_updated": 0,
+        "meters_created": 0,
+        "meters_updated": 0,
+        "history": 0,
+    }
 
     subs = {x.id: x for x in s.scalars(select(Substation)).all()}
 
@@ -149,8 +222,17 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
         if sid not in subs:
             subs[sid] = Substation(id=sid, source="import", created_at=now)
             s.add(subs[sid])
-            record(s, entity="substation", entity_id=sid, field="created", old=None, new={"source": "import"},
-                   cause="import", evidence=ev, substation_id=sid)
+            record(
+                s,
+                entity="substation",
+                entity_id=sid,
+                field="created",
+                old=None,
+                new={"source": "import"},
+                cause="import",
+                evidence=ev,
+                substation_id=sid,
+            )
             counts["substations"] += 1
         pf.known_substations.add(sid)
         return subs[sid]
@@ -167,8 +249,17 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
         else:
             if name:
                 f.name = name
-            change(s, f, "bus", bus, entity="feeder", entity_id=f"{sid}/f{feeder}", cause="import", evidence=ev,
-                   substation_id=sid)
+            change(
+                s,
+                f,
+                "bus",
+                bus,
+                entity="feeder",
+                entity_id=f"{sid}/f{feeder}",
+                cause="import",
+                evidence=ev,
+                substation_id=sid,
+            )
 
     sections = {x.id: x for x in s.scalars(select(Section)).all()}
 
@@ -177,8 +268,16 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
             return None
         key = section_key(sid, feeder, lateral)
         if key not in sections:
-            sections[key] = Section(id=key, substation_id=sid, normal_feeder=feeder, lateral=lateral, bus=bus,
-                                    feeder=feeder, energized=True, updated_at=now)
+            sections[key] = Section(
+                id=key,
+                substation_id=sid,
+                normal_feeder=feeder,
+                lateral=lateral,
+                bus=bus,
+                feeder=feeder,
+                energized=True,
+                updated_at=now,
+            )
             s.add(sections[key])
             counts["sections"] += 1
         return key
@@ -186,13 +285,26 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
     for x in model.substations:
         row = sub_row(x.substation_id)
         for f in ("name", "lat", "lon"):
-            change(s, row, f, getattr(x, f), entity="substation", entity_id=x.substation_id, cause="import",
-                   evidence=ev, substation_id=x.substation_id)
+            change(
+                s,
+                row,
+                f,
+                getattr(x, f),
+                entity="substation",
+                entity_id=x.substation_id,
+                cause="import",
+                evidence=ev,
+                substation_id=x.substation_id,
+            )
         for fd in x.feeders:
             feeder_row(x.substation_id, fd.bus, fd.feeder, fd.name)
 
-    trs = {t.id: t for t in s.scalars(select(Transformer).where(
-        Transformer.id.in_([t.transformer_id for t in model.transformers] or ["-"]))).all()}
+    trs = {
+        t.id: t
+        for t in s.scalars(
+            select(Transformer).where(Transformer.id.in_([t.transformer_id for t in model.transformers] or ["-"]))
+        ).all()
+    }
     for t in model.transformers:
         sid = t.substation_id or default_sub
         sub_row(sid)
@@ -201,36 +313,64 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
         if t.feeder is not None:
             feeder_row(sid, bus, t.feeder)
         row = trs.get(t.transformer_id)
-        vals = {"substation_id": sid, "section_id": sec, "bus": bus if t.feeder is not None else t.bus,
-                "feeder": t.feeder, "phases": t.phases, "name": t.name, "lat": t.lat, "lon": t.lon,
-                "topology": t.topology}
+        vals = {
+            "substation_id": sid,
+            "section_id": sec,
+            "bus": bus if t.feeder is not None else t.bus,
+            "feeder": t.feeder,
+            "phases": t.phases,
+            "name": t.name,
+            "lat": t.lat,
+            "lon": t.lon,
+            "topology": t.topology,
+        }
         if row is None:
             row = Transformer(id=t.transformer_id, source="import", updated_at=now, **vals)
             s.add(row)
             trs[t.transformer_id] = row
-            record(s, entity="transformer", entity_id=t.transformer_id, field="created", old=None, new=vals,
-                   cause="import", evidence=ev, substation_id=sid)
+            record(
+                s,
+                entity="transformer",
+                entity_id=t.transformer_id,
+                field="created",
+                old=None,
+                new=vals,
+                cause="import",
+                evidence=ev,
+                substation_id=sid,
+            )
             counts["transformers"] += 1
         else:
             for f, v in vals.items():
                 if v is not None or f in ("section_id",):
-                    change(s, row, f, v, entity="transformer", entity_id=row.id, cause="import", evidence=ev,
-                           substation_id=sid)
+                    change(
+                        s,
+                        row,
+                        f,
+                        v,
+                        entity="transformer",
+                        entity_id=row.id,
+                        cause="import",
+                        evidence=ev,
+                        substation_id=sid,
+                    )
 
     hub_ids = [h.hub_id for h in model.hubs]
     existing: dict[int, Hub] = {}
     for i in range(0, len(hub_ids), 900):
-        for h in s.scalars(select(Hub).where(Hub.hub_id.in_(hub_ids[i:i + 900]))).all():
+        for h in s.scalars(select(Hub).where(Hub.hub_id.in_(hub_ids[i : i + 900]))).all():
             existing[h.hub_id] = h
     meter_ids = [m.meter_id for h in model.hubs for m in h.meters]
     meters: dict[int, Meter] = {}
     for i in range(0, len(meter_ids), 900):
-        for m in s.scalars(select(Meter).where(Meter.meter_id.in_(meter_ids[i:i + 900]))).all():
+        for m in s.scalars(select(Meter).where(Meter.meter_id.in_(meter_ids[i : i + 900]))).all():
             meters[m.meter_id] = m
 
     touched: set[int] = set()
     for h in model.hubs:
-        sid = h.substation_id or (trs[h.transformer_id].substation_id if h.transformer_id in trs else None) or default_sub
+        sid = (
+            h.substation_id or (trs[h.transformer_id].substation_id if h.transformer_id in trs else None) or default_sub
+        )
         sub_row(sid)
         bus = h.bus if h.bus is not None else 0
         sec = None
@@ -242,9 +382,16 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
             else:
                 sec = section_row(sid, bus, h.feeder, lateral)
         if h.transformer_id and h.transformer_id not in trs:
-            trs[h.transformer_id] = Transformer(id=h.transformer_id, substation_id=sid, section_id=sec,
-                                                bus=bus if h.feeder is not None else None, feeder=h.feeder,
-                                                phases=h.phase, source="import", updated_at=now)
+            trs[h.transformer_id] = Transformer(
+                id=h.transformer_id,
+                substation_id=sid,
+                section_id=sec,
+                bus=bus if h.feeder is not None else None,
+                feeder=h.feeder,
+                phases=h.phase,
+                source="import",
+                updated_at=now,
+            )
             s.add(trs[h.transformer_id])
             counts["transformers"] += 1
         own = next((m.meter_id for m in h.meters if m.tan_index == 0 or m.role == "hub"), None)
@@ -252,33 +399,65 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
         if own is not None:
             vals["own_meter_id"] = own
         if h.feeder is not None:
-            vals.update(map_bus=bus, map_feeder=h.feeder, map_phase=h.phase, map_source="import", section_id=sec,
-                        transformer_id=h.transformer_id)
+            vals.update(
+                map_bus=bus,
+                map_feeder=h.feeder,
+                map_phase=h.phase,
+                map_source="import",
+                section_id=sec,
+                transformer_id=h.transformer_id,
+            )
         elif h.transformer_id:
             vals["transformer_id"] = h.transformer_id
         row = existing.get(h.hub_id)
         if row is None:
-            row = Hub(hub_id=h.hub_id, key_hex=h.key_hex.lower() if h.key_hex else None,
-                      status="inventory", created_at=now, updated_at=now, cand_observations=0, **vals)
+            row = Hub(
+                hub_id=h.hub_id,
+                key_hex=h.key_hex.lower() if h.key_hex else None,
+                status="inventory",
+                created_at=now,
+                updated_at=now,
+                cand_observations=0,
+                **vals,
+            )
             s.add(row)
             existing[h.hub_id] = row
             snap = {k: v for k, v in vals.items()}
             snap["key"] = "set" if h.key_hex else None
-            record(s, entity="hub", entity_id=h.hub_id, field="created", old=None, new=snap, cause="import",
-                   evidence=ev, substation_id=sid)
+            record(
+                s,
+                entity="hub",
+                entity_id=h.hub_id,
+                field="created",
+                old=None,
+                new=snap,
+                cause="import",
+                evidence=ev,
+                substation_id=sid,
+            )
             counts["hubs_created"] += 1
         else:
             changed = False
             if h.key_hex and (row.key_hex or "").lower() != h.key_hex.lower():
-                record(s, entity="hub", entity_id=h.hub_id, field="key", old="set" if row.key_hex else None,
-                       new="changed" if row.key_hex else "set", cause="import", evidence=ev, substation_id=sid)
+                record(
+                    s,
+                    entity="hub",
+                    entity_id=h.hub_id,
+                    field="key",
+                    old="set" if row.key_hex else None,
+                    new="changed" if row.key_hex else "set",
+                    cause="import",
+                    evidence=ev,
+                    substation_id=sid,
+                )
                 row.key_hex = h.key_hex.lower()
                 changed = True
             for f, v in vals.items():
                 if v is None and f in ("lat", "lon"):
                     continue
-                changed |= change(s, row, f, v, entity="hub", entity_id=h.hub_id, cause="import", evidence=ev,
-                                  substation_id=sid)
+                changed |= change(
+                    s, row, f, v, entity="hub", entity_id=h.hub_id, cause="import", evidence=ev, substation_id=sid
+                )
             if h.feeder is not None:
                 row.cand_substation = row.cand_bus = row.cand_feeder = row.cand_phase = None
                 row.cand_confidence, row.cand_observations, row.cand_evidence = None, 0, None
@@ -302,14 +481,32 @@ def apply(s: Session, pf: Platform, model: GridModel, *, fmt: str, sha256: str, 
                 mr = Meter(meter_id=m.meter_id, source="import", created_at=now, paired_at=now, **mv)
                 s.add(mr)
                 meters[m.meter_id] = mr
-                record(s, entity="meter", entity_id=m.meter_id, field="created", old=None,
-                       new={k: v for k, v in mv.items()}, cause="import", evidence=ev, substation_id=sid)
+                record(
+                    s,
+                    entity="meter",
+                    entity_id=m.meter_id,
+                    field="created",
+                    old=None,
+                    new={k: v for k, v in mv.items()},
+                    cause="import",
+                    evidence=ev,
+                    substation_id=sid,
+                )
                 counts["meters_created"] += 1
             else:
                 ch = False
                 for f, v in mv.items():
-                    ch |= change(s, mr, f, v, entity="meter", entity_id=m.meter_id, cause="import", evidence=ev,
-                                 substation_id=sid)
+                    ch |= change(
+                        s,
+                        mr,
+                        f,
+                        v,
+                        entity="meter",
+                        entity_id=m.meter_id,
+                        cause="import",
+                        evidence=ev,
+                        substation_id=sid,
+                    )
                 counts["meters_updated"] += int(ch)
     s.flush()
     bump_tan(s, *touched)

@@ -15,6 +15,7 @@ the hubs' own events are superseded by it. A lone hub moving feeder waits, as a 
 ``hub_feeder_change``, until another hub of its section has been heard where the map says (so
 it was not a switch) or it is alone in its section.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,7 +29,6 @@ from .changes import OPEN, change, set_status, upsert_event
 from .context import Platform
 from .inventory import Loc, ensure_feeder, loc_dict, map_loc
 from .policy import InferencePolicy
-
 
 _H = Hub.__table__
 PENDING_SECTIONS = select(_H.c.section_id).where(_H.c.cand_feeder.is_not(None), _H.c.section_id.is_not(None)).distinct()
@@ -76,8 +76,9 @@ def _withdraw(s: Session, pf: Platform, hub: Hub, why: str) -> None:
     clear_candidate(hub)
 
 
-def observe(s: Session, pf: Platform, hub: Hub, loc: Loc | None, confidence: float, bundle_id: str,
-            at: datetime) -> None:
+def observe(
+    s: Session, pf: Platform, hub: Hub, loc: Loc | None, confidence: float, bundle_id: str, at: datetime
+) -> None:
     """One observation of ``hub`` at ``loc`` (None: the receiver could not tell)."""
     if loc is None:
         return
@@ -124,12 +125,21 @@ def _ready(hub: Hub, pol: InferencePolicy, etype: str) -> bool:
     return (hub.cand_confidence or 0) >= pol.act_for(etype) and (hub.cand_observations or 0) >= pol.min_observations
 
 
-def place(s: Session, pf: Platform, hub: Hub, loc: Loc, *, cause: str, evidence: list[str], event_id: int | None,
-          at: datetime, phase_only: bool = False) -> None:
+def place(
+    s: Session,
+    pf: Platform,
+    hub: Hub,
+    loc: Loc,
+    *,
+    cause: str,
+    evidence: list[str],
+    event_id: int | None,
+    at: datetime,
+    phase_only: bool = False,
+) -> None:
     """Move ``hub`` on the Grid Map to ``loc`` and record each changed attribute."""
     sub, bus, feeder, phase = loc
-    kw = dict(entity="hub", entity_id=hub.hub_id, cause=cause, evidence=evidence, event_id=event_id,
-              substation_id=sub)
+    kw = dict(entity="hub", entity_id=hub.hub_id, cause=cause, evidence=evidence, event_id=event_id, substation_id=sub)
     if not phase_only:
         change(s, hub, "substation_id", sub, **kw)
         change(s, hub, "map_bus", bus, **kw)
@@ -146,12 +156,26 @@ def place(s: Session, pf: Platform, hub: Hub, loc: Loc, *, cause: str, evidence:
 def _new_hub(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datetime) -> None:
     cand = _cand(hub)
     ev = upsert_event(
-        s, pf, type="new_hub", key=f"new_hub:{hub.hub_id}", confidence=hub.cand_confidence or 0.0,
+        s,
+        pf,
+        type="new_hub",
+        key=f"new_hub:{hub.hub_id}",
+        confidence=hub.cand_confidence or 0.0,
         title=f"new hub {hub.hub_id} heard on feeder {cand[2]} phase {cand[3]}",
-        details={"hub_id": hub.hub_id, "heard": loc_dict(cand), "observations": hub.cand_observations,
-                 "mode": hub.mode},
-        evidence=hub.cand_evidence or [], replace_evidence=True, observations=hub.cand_observations,
-        subject_type="hub", subject_id=hub.hub_id, substation_id=cand[0], occurred_at=hub.cand_since)
+        details={
+            "hub_id": hub.hub_id,
+            "heard": loc_dict(cand),
+            "observations": hub.cand_observations,
+            "mode": hub.mode,
+        },
+        evidence=hub.cand_evidence or [],
+        replace_evidence=True,
+        observations=hub.cand_observations,
+        subject_type="hub",
+        subject_id=hub.hub_id,
+        substation_id=cand[0],
+        occurred_at=hub.cand_since,
+    )
     hub.cand_event_id = ev.id
     if _ready(hub, pol, "new_hub"):
         ev_evidence = list(hub.cand_evidence or [])
@@ -163,16 +187,39 @@ def _new_hub(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datet
 def _phase_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datetime) -> None:
     cand = _cand(hub)
     ev = upsert_event(
-        s, pf, type="hub_phase_change", key=f"hub_location:{hub.hub_id}", confidence=hub.cand_confidence or 0.0,
+        s,
+        pf,
+        type="hub_phase_change",
+        key=f"hub_location:{hub.hub_id}",
+        confidence=hub.cand_confidence or 0.0,
         title=f"hub {hub.hub_id} heard on phase {cand[3]}, the Grid Map says {hub.map_phase}",
-        details={"hub_id": hub.hub_id, "from": loc_dict(map_loc(hub)), "to": loc_dict(cand),
-                 "observations": hub.cand_observations},
-        evidence=hub.cand_evidence or [], replace_evidence=True, observations=hub.cand_observations,
-        subject_type="hub", subject_id=hub.hub_id, substation_id=cand[0], occurred_at=hub.cand_since)
+        details={
+            "hub_id": hub.hub_id,
+            "from": loc_dict(map_loc(hub)),
+            "to": loc_dict(cand),
+            "observations": hub.cand_observations,
+        },
+        evidence=hub.cand_evidence or [],
+        replace_evidence=True,
+        observations=hub.cand_observations,
+        subject_type="hub",
+        subject_id=hub.hub_id,
+        substation_id=cand[0],
+        occurred_at=hub.cand_since,
+    )
     hub.cand_event_id = ev.id
     if _ready(hub, pol, "hub_phase_change"):
-        place(s, pf, hub, cand, cause="inference", evidence=list(hub.cand_evidence or []), event_id=ev.id, at=at,
-              phase_only=True)
+        place(
+            s,
+            pf,
+            hub,
+            cand,
+            cause="inference",
+            evidence=list(hub.cand_evidence or []),
+            event_id=ev.id,
+            at=at,
+            phase_only=True,
+        )
         set_status(s, pf, ev, "applied")
         clear_candidate(hub)
 
@@ -182,20 +229,28 @@ def _section_peers(s: Session, hub: Hub, pol: InferencePolicy, at: datetime) -> 
     section was heard where the map says since the first of them; how many hubs the section has."""
     members = list(s.scalars(select(Hub).where(Hub.section_id == hub.section_id)).all())
     horizon = at - timedelta(seconds=pol.switch_window_s)
-    peers = [h for h in members if h.cand_feeder == hub.cand_feeder and h.cand_substation == hub.cand_substation
-             and h.cand_since is not None and h.cand_since >= horizon and h.map_feeder is not None
-             and h.map_feeder != h.cand_feeder]
+    peers = [
+        h
+        for h in members
+        if h.cand_feeder == hub.cand_feeder
+        and h.cand_substation == hub.cand_substation
+        and h.cand_since is not None
+        and h.cand_since >= horizon
+        and h.map_feeder is not None
+        and h.map_feeder != h.cand_feeder
+    ]
     if not peers:
         return [], False, len(members)
     earliest = min(h.cand_since for h in peers)
     peer_ids = {h.hub_id for h in peers}
-    stayed = any(h.last_confirmed_at is not None and h.last_confirmed_at >= earliest and h.hub_id not in peer_ids
-                 for h in members)
+    stayed = any(
+        h.last_confirmed_at is not None and h.last_confirmed_at >= earliest and h.hub_id not in peer_ids
+        for h in members
+    )
     return peers, stayed, len(members)
 
 
-def _feeder_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datetime,
-                   force: bool = False) -> None:
+def _feeder_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datetime, force: bool = False) -> None:
     pending_switch = False
     if hub.section_id and not force:
         peers, stayed, n_members = _section_peers(s, hub, pol, at)
@@ -205,30 +260,76 @@ def _feeder_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at:
         pending_switch = n_members > 1 and not stayed
     cand = _cand(hub)
     ev = upsert_event(
-        s, pf, type="hub_feeder_change", key=f"hub_location:{hub.hub_id}", confidence=hub.cand_confidence or 0.0,
+        s,
+        pf,
+        type="hub_feeder_change",
+        key=f"hub_location:{hub.hub_id}",
+        confidence=hub.cand_confidence or 0.0,
         title=f"hub {hub.hub_id} heard on feeder {cand[2]} phase {cand[3]}, the Grid Map says feeder "
-              f"{hub.map_feeder} phase {hub.map_phase}",
-        details={"hub_id": hub.hub_id, "from": loc_dict(map_loc(hub)), "to": loc_dict(cand),
-                 "observations": hub.cand_observations, "section_id": hub.section_id,
-                 "waiting_for_section": pending_switch},
-        evidence=hub.cand_evidence or [], replace_evidence=True, observations=hub.cand_observations,
-        subject_type="hub", subject_id=hub.hub_id, substation_id=cand[0], occurred_at=hub.cand_since)
+        f"{hub.map_feeder} phase {hub.map_phase}",
+        details={
+            "hub_id": hub.hub_id,
+            "from": loc_dict(map_loc(hub)),
+            "to": loc_dict(cand),
+            "observations": hub.cand_observations,
+            "section_id": hub.section_id,
+            "waiting_for_section": pending_switch,
+        },
+        evidence=hub.cand_evidence or [],
+        replace_evidence=True,
+        observations=hub.cand_observations,
+        subject_type="hub",
+        subject_id=hub.hub_id,
+        substation_id=cand[0],
+        occurred_at=hub.cand_since,
+    )
     hub.cand_event_id = ev.id
     if _ready(hub, pol, "hub_feeder_change") and not pending_switch:
         evidence = list(hub.cand_evidence or [])
         place(s, pf, hub, cand, cause="inference", evidence=evidence, event_id=ev.id, at=at)
         if hub.section_id:  # it left its section (re-tapped elsewhere); the section stays where it was
-            change(s, hub, "section_id", None, entity="hub", entity_id=hub.hub_id, cause="inference",
-                   evidence=evidence, event_id=ev.id, substation_id=cand[0])
+            change(
+                s,
+                hub,
+                "section_id",
+                None,
+                entity="hub",
+                entity_id=hub.hub_id,
+                cause="inference",
+                evidence=evidence,
+                event_id=ev.id,
+                substation_id=cand[0],
+            )
         if hub.transformer_id:
-            others = s.scalars(select(Hub.hub_id).where(Hub.transformer_id == hub.transformer_id,
-                                                        Hub.hub_id != hub.hub_id)).first()
+            others = s.scalars(
+                select(Hub.hub_id).where(Hub.transformer_id == hub.transformer_id, Hub.hub_id != hub.hub_id)
+            ).first()
             tr = s.get(Transformer, hub.transformer_id)
             if tr is not None and others is None:
-                change(s, tr, "feeder", cand[2], entity="transformer", entity_id=tr.id, cause="inference",
-                       evidence=evidence, event_id=ev.id, substation_id=cand[0])
-                change(s, tr, "section_id", None, entity="transformer", entity_id=tr.id, cause="inference",
-                       evidence=evidence, event_id=ev.id, substation_id=cand[0])
+                change(
+                    s,
+                    tr,
+                    "feeder",
+                    cand[2],
+                    entity="transformer",
+                    entity_id=tr.id,
+                    cause="inference",
+                    evidence=evidence,
+                    event_id=ev.id,
+                    substation_id=cand[0],
+                )
+                change(
+                    s,
+                    tr,
+                    "section_id",
+                    None,
+                    entity="transformer",
+                    entity_id=tr.id,
+                    cause="inference",
+                    evidence=evidence,
+                    event_id=ev.id,
+                    substation_id=cand[0],
+                )
         set_status(s, pf, ev, "applied")
         clear_candidate(hub)
 
@@ -249,14 +350,31 @@ def _switch(s: Session, pf: Platform, section_id: str, peers: list[Hub], pol: In
     from_feeder = sec.feeder if sec is not None else first.map_feeder
     members = list(s.scalars(select(Hub).where(Hub.section_id == section_id)).all())
     ev = upsert_event(
-        s, pf, type="switch_state_change", key=f"switch:{section_id}:{to_sub}:{to_feeder}", confidence=conf,
+        s,
+        pf,
+        type="switch_state_change",
+        key=f"switch:{section_id}:{to_sub}:{to_feeder}",
+        confidence=conf,
         title=f"feeder section {section_id} moved from feeder {from_feeder} to feeder {to_feeder} "
-              f"({len(peers)} of {len(members)} hubs heard there)",
-        details={"section_id": section_id, "from_feeder": from_feeder, "to_feeder": to_feeder, "to_bus": to_bus,
-                 "to_substation": to_sub, "hubs_heard": sorted(p.hub_id for p in peers),
-                 "hubs_in_section": len(members), "observations": obs},
-        evidence=evidence, replace_evidence=True, observations=obs, subject_type="section", subject_id=section_id,
-        substation_id=to_sub, occurred_at=min(p.cand_since for p in peers))
+        f"({len(peers)} of {len(members)} hubs heard there)",
+        details={
+            "section_id": section_id,
+            "from_feeder": from_feeder,
+            "to_feeder": to_feeder,
+            "to_bus": to_bus,
+            "to_substation": to_sub,
+            "hubs_heard": sorted(p.hub_id for p in peers),
+            "hubs_in_section": len(members),
+            "observations": obs,
+        },
+        evidence=evidence,
+        replace_evidence=True,
+        observations=obs,
+        subject_type="section",
+        subject_id=section_id,
+        substation_id=to_sub,
+        occurred_at=min(p.cand_since for p in peers),
+    )
     for p in peers:
         if p.cand_event_id is not None and p.cand_event_id != ev.id:
             old = s.get(Event, p.cand_event_id)
@@ -279,8 +397,16 @@ def _switch(s: Session, pf: Platform, section_id: str, peers: list[Hub], pol: In
             place(s, pf, h, _cand(h), cause="inference", evidence=evidence, event_id=ev.id, at=at)
             clear_candidate(h)
         elif h.map_feeder is not None:
-            place(s, pf, h, (to_sub, to_bus, to_feeder, h.map_phase), cause="inference", evidence=evidence,
-                  event_id=ev.id, at=at)
+            place(
+                s,
+                pf,
+                h,
+                (to_sub, to_bus, to_feeder, h.map_phase),
+                cause="inference",
+                evidence=evidence,
+                event_id=ev.id,
+                at=at,
+            )
             h.last_confirmed_at = None  # not heard there yet
     set_status(s, pf, ev, "applied")
 
@@ -293,8 +419,11 @@ def reevaluate_section(s: Session, pf: Platform, section_id: str, pol: Inference
         return
     members = s.scalars(select(Hub).where(Hub.section_id == section_id)).all()
     for h in members:  # filtered in Python: the session does not autoflush
-        if h.cand_feeder is not None and h.map_feeder is not None and (
-                h.cand_feeder != h.map_feeder or h.cand_substation != h.substation_id):
+        if (
+            h.cand_feeder is not None
+            and h.map_feeder is not None
+            and (h.cand_feeder != h.map_feeder or h.cand_substation != h.substation_id)
+        ):
             _feeder_change(s, pf, h, pol, at)
 
 
@@ -316,8 +445,11 @@ def force(s: Session, pf: Platform, ev: Event, at: datetime) -> None:
         return
     if ev.type == "switch_state_change":
         section_id = ev.subject_id
-        peers = [h for h in s.scalars(select(Hub).where(Hub.section_id == section_id)).all()
-                 if h.cand_event_id == ev.id and _cand(h) is not None]
+        peers = [
+            h
+            for h in s.scalars(select(Hub).where(Hub.section_id == section_id)).all()
+            if h.cand_event_id == ev.id and _cand(h) is not None
+        ]
         if not peers:
             raise NothingToApply(f"event {ev.id} has no pending evidence to apply")
         _switch(s, pf, section_id, peers, pol, at)

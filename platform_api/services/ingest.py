@@ -19,6 +19,7 @@ Two paths store a bundle, with the same statements on the models' tables: the fa
 every decision, with the ORM), which takes whatever the fast path declines. Concurrent single
 posts on SQLite are committed together by :mod:`.groupcommit`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -81,7 +82,9 @@ def precheck(bundle: Bundle) -> None:
         if bundle.hub_id is not None and bundle.hub_id != hub_id:
             raise BadBundle(["body", "hub_id"], f"hub_id {bundle.hub_id} does not match the frame header ({hub_id})")
         if bundle.counter is not None and bundle.counter != counter:
-            raise BadBundle(["body", "counter"], f"counter {bundle.counter} does not match the frame header ({counter})")
+            raise BadBundle(
+                ["body", "counter"], f"counter {bundle.counter} does not match the frame header ({counter})"
+            )
         if bundle.kind is not None and kind is not None and bundle.kind != kind:
             raise BadBundle(["body", "kind"], f"kind {bundle.kind!r} does not match the frame header ({kind!r})")
     for i, c in enumerate(bundle.copies):
@@ -91,8 +94,9 @@ def precheck(bundle: Bundle) -> None:
 
 def _replay(row: BundleRow, digest: str) -> Outcome:
     if row.body_sha256 != digest:
-        raise Conflict(f"bundle_id {row.bundle_id} was already posted with a different body "
-                       f"(received {iso(row.received_at)})")
+        raise Conflict(
+            f"bundle_id {row.bundle_id} was already posted with a different body (received {iso(row.received_at)})"
+        )
     return Outcome(201, row.response, replayed=True)
 
 

@@ -5,10 +5,11 @@ Each function takes ``conn``: anything with SQLAlchemy's ``execute(statement, pa
 ``session.connection()`` on the full path or a :class:`platform_api.core.compiled.Cursor` on the
 fast path. Column names and types come from the models only.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -23,14 +24,15 @@ _M = Message.__table__
 BUNDLE_EXISTS = select(_B.c.bundle_id).where(_B.c.bundle_id == bindparam("bundle_id"))
 BUNDLE_INSERT = insert(_B)
 MESSAGE_INSERT = insert(_M).returning(_M.c.id)
-PRIOR_MESSAGE = (select(_M.c.id, _M.c.frame_hex, _M.c.fields, _M.c.bundle_id)
-                 .where(_M.c.hub_id == bindparam("hub_id"), _M.c.counter == bindparam("counter")))
+PRIOR_MESSAGE = select(_M.c.id, _M.c.frame_hex, _M.c.fields, _M.c.bundle_id).where(
+    _M.c.hub_id == bindparam("hub_id"), _M.c.counter == bindparam("counter")
+)
 COUNT_RECEPTION = update(_M).where(_M.c.id == bindparam("message_id")).values(receptions=_M.c.receptions + 1)
 
 Loc = tuple[str, int, int, str]  # substation, bus, feeder, phase
 
 
-def location(bundle: Bundle) -> tuple[Optional[Loc], float]:
+def location(bundle: Bundle) -> tuple[Loc | None, float]:
     """Where the receiver heard the bundle (None when it could not tell) and its confidence."""
     inf = bundle.inferred
     if inf is None or inf.ambiguous:
@@ -48,15 +50,32 @@ def bundle_row(bundle: Bundle, text: str, digest: str, arrival: datetime, slot: 
     (hub_id, counter, kind, status, reason, message_id) and the answer (``response``)."""
     inf = bundle.inferred
     return {
-        "bundle_id": bundle.bundle_id, "receiver_id": bundle.receiver_id, "substation_id": bundle.substation_id,
-        "body_sha256": digest, "body": text, "received_at": utcnow(), "created_utc": aware(bundle.created_utc),
-        "arrival_utc": arrival, "channel": bundle.channel, "code": bundle.code, "slot": slot, "crc_ok": bundle.crc_ok,
-        "hub_id": None, "counter": None, "kind": None, "status": "no_frame", "reason": None, "message_id": None,
+        "bundle_id": bundle.bundle_id,
+        "receiver_id": bundle.receiver_id,
+        "substation_id": bundle.substation_id,
+        "body_sha256": digest,
+        "body": text,
+        "received_at": utcnow(),
+        "created_utc": aware(bundle.created_utc),
+        "arrival_utc": arrival,
+        "channel": bundle.channel,
+        "code": bundle.code,
+        "slot": slot,
+        "crc_ok": bundle.crc_ok,
+        "hub_id": None,
+        "counter": None,
+        "kind": None,
+        "status": "no_frame",
+        "reason": None,
+        "message_id": None,
         "best_snr_db": bundle.copies[0].snr_db,
-        "inferred_bus": inf.location.bus if inf else None, "inferred_feeder": inf.location.feeder if inf else None,
+        "inferred_bus": inf.location.bus if inf else None,
+        "inferred_feeder": inf.location.feeder if inf else None,
         "inferred_phase": inf.location.phase if inf else None,
-        "inferred_confidence": inf.confidence if inf else None, "ambiguous": inf.ambiguous if inf else None,
-        "response": {}}
+        "inferred_confidence": inf.confidence if inf else None,
+        "ambiguous": inf.ambiguous if inf else None,
+        "response": {},
+    }
 
 
 def insert_bundle(conn, row: dict[str, Any]) -> None:
@@ -64,17 +83,43 @@ def insert_bundle(conn, row: dict[str, Any]) -> None:
     conn.execute(BUNDLE_INSERT, row)
 
 
-def insert_message(conn, bundle: Bundle, h, kind: str, arrival: datetime, slot: int, fields: dict,
-                   loc: Optional[Loc], conf: float, late: bool) -> int:
-    return conn.execute(MESSAGE_INSERT, {
-        "hub_id": h.hub_id, "counter": h.counter, "seg_index": h.seg_index, "seg_count": h.seg_count, "kind": kind,
-        "frame_hex": bundle.frame_hex, "bundle_id": bundle.bundle_id, "substation_id": bundle.substation_id,
-        "arrival_utc": arrival, "slot": slot, "fields": fields, "bus": loc[1] if loc else None,
-        "feeder": loc[2] if loc else None, "phase": loc[3] if loc else None, "confidence": conf if loc else None,
-        "receptions": 1, "late": late}).scalar_one()
+def insert_message(
+    conn,
+    bundle: Bundle,
+    h,
+    kind: str,
+    arrival: datetime,
+    slot: int,
+    fields: dict,
+    loc: Loc | None,
+    conf: float,
+    late: bool,
+) -> int:
+    return conn.execute(
+        MESSAGE_INSERT,
+        {
+            "hub_id": h.hub_id,
+            "counter": h.counter,
+            "seg_index": h.seg_index,
+            "seg_count": h.seg_count,
+            "kind": kind,
+            "frame_hex": bundle.frame_hex,
+            "bundle_id": bundle.bundle_id,
+            "substation_id": bundle.substation_id,
+            "arrival_utc": arrival,
+            "slot": slot,
+            "fields": fields,
+            "bus": loc[1] if loc else None,
+            "feeder": loc[2] if loc else None,
+            "phase": loc[3] if loc else None,
+            "confidence": conf if loc else None,
+            "receptions": 1,
+            "late": late,
+        },
+    ).scalar_one()
 
 
-def prior_message(conn, hub_id: int, counter: int) -> Optional[tuple]:
+def prior_message(conn, hub_id: int, counter: int) -> tuple | None:
     """``(id, frame_hex, fields, bundle_id)`` of the hub's message with this counter, if any."""
     return conn.execute(PRIOR_MESSAGE, {"hub_id": hub_id, "counter": counter}).first()
 

@@ -18,9 +18,10 @@ to miss a report).
 The clock is the substation's *data time* (the latest arrival of any bundle), not the wall clock:
 a receiver that stops posting does not make the whole substation look dark.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -39,8 +40,10 @@ def data_time(s: Session, substation_id: str) -> datetime | None:
 def group_key(hub: Hub) -> tuple[str, dict]:
     if hub.section_id:
         return f"outage:{hub.section_id}", {"section_id": hub.section_id}
-    return (f"outage:{hub.substation_id}/f{hub.map_feeder}",
-            {"section_id": None, "feeder": hub.map_feeder, "bus": hub.map_bus})
+    return (
+        f"outage:{hub.substation_id}/f{hub.map_feeder}",
+        {"section_id": None, "feeder": hub.map_feeder, "bus": hub.map_bus},
+    )
 
 
 def check_missed(s: Session, pf: Platform, substation_id: str, now: datetime | None = None) -> dict:
@@ -75,8 +78,18 @@ def check_missed(s: Session, pf: Platform, substation_id: str, now: datetime | N
         if not ok and key in restored and slot_floor(restored[key]) > due:
             # the report fell due during an outage of its section that has since been restored
             ok = True
-        g = groups.setdefault(key, {**info, "expected": [], "silent": [], "due": [], "evidence": [],
-                                    "feeder": hub.map_feeder, "bus": hub.map_bus})
+        g = groups.setdefault(
+            key,
+            {
+                **info,
+                "expected": [],
+                "silent": [],
+                "due": [],
+                "evidence": [],
+                "feeder": hub.map_feeder,
+                "bus": hub.map_bus,
+            },
+        )
         g["expected"].append(hub.hub_id)
         if not ok:
             g["silent"].append(hub.hub_id)
@@ -91,23 +104,31 @@ def check_missed(s: Session, pf: Platform, substation_id: str, now: datetime | N
         n, m = len(g["silent"]), len(g["expected"])
         if n < pol.outage_min_hubs or n / m < pol.outage_min_fraction:
             continue
-        conf = (n / m) * (1.0 - 2.0 ** -n)
+        conf = (n / m) * (1.0 - 2.0**-n)
         ev = _raise_outage(s, pf, key, g, conf, substation_id, slot_start(min(g["due"])))
         events.append(ev.id)
-    return {"substation_id": substation_id, "now": iso(now), "now_slot": now_slot, "silent_hubs": sorted(silent),
-            "events": events}
+    return {
+        "substation_id": substation_id,
+        "now": iso(now),
+        "now_slot": now_slot,
+        "silent_hubs": sorted(silent),
+        "events": events,
+    }
 
 
 def _restorations(s: Session, substation_id: str) -> dict[str, datetime]:
     """Outage group key -> time of its latest restoration."""
-    rows = s.execute(select(Event.key, func.max(Event.occurred_at))
-                     .where(Event.substation_id == substation_id, Event.type == "restoration")
-                     .group_by(Event.key)).all()
+    rows = s.execute(
+        select(Event.key, func.max(Event.occurred_at))
+        .where(Event.substation_id == substation_id, Event.type == "restoration")
+        .group_by(Event.key)
+    ).all()
     return {"outage:" + k.split(":", 1)[1]: t for k, t in rows if k and ":" in k and t is not None}
 
 
-def _raise_outage(s: Session, pf: Platform, key: str, g: dict, conf: float, substation_id: str,
-                  since: datetime) -> Event:
+def _raise_outage(
+    s: Session, pf: Platform, key: str, g: dict, conf: float, substation_id: str, since: datetime
+) -> Event:
     where = f"feeder section {g['section_id']}" if g.get("section_id") else f"feeder {g.get('feeder')}"
     existing = s.scalars(select(Event).where(Event.key == key, Event.status.in_(OPEN))).first()
     details = dict(existing.details) if existing is not None else {}
@@ -116,20 +137,46 @@ def _raise_outage(s: Session, pf: Platform, key: str, g: dict, conf: float, subs
     conf = max(conf, 1.0 - 0.2 ** len(alerting)) if alerting else conf
     if existing is not None:
         conf = max(conf, existing.confidence)
-    details.update({"section_id": g.get("section_id"), "feeder": g.get("feeder"), "bus": g.get("bus"),
-                    "silent_hubs": sorted(silent), "alerting_hubs": sorted(alerting),
-                    "expected_hubs": len(g.get("expected", [])) or details.get("expected_hubs"),
-                    "since": details.get("since") or iso(since)})
-    ev = upsert_event(s, pf, type="suspected_outage", key=key, confidence=conf,
-                      title=f"suspected outage of {where}: {len(silent)} hubs silent, {len(alerting)} outage alerts",
-                      details=details, evidence=g.get("evidence", []), subject_type="section" if g.get("section_id") else "feeder",
-                      subject_id=g.get("section_id") or f"{substation_id}/f{g.get('feeder')}",
-                      substation_id=substation_id, occurred_at=since)
+    details.update(
+        {
+            "section_id": g.get("section_id"),
+            "feeder": g.get("feeder"),
+            "bus": g.get("bus"),
+            "silent_hubs": sorted(silent),
+            "alerting_hubs": sorted(alerting),
+            "expected_hubs": len(g.get("expected", [])) or details.get("expected_hubs"),
+            "since": details.get("since") or iso(since),
+        }
+    )
+    ev = upsert_event(
+        s,
+        pf,
+        type="suspected_outage",
+        key=key,
+        confidence=conf,
+        title=f"suspected outage of {where}: {len(silent)} hubs silent, {len(alerting)} outage alerts",
+        details=details,
+        evidence=g.get("evidence", []),
+        subject_type="section" if g.get("section_id") else "feeder",
+        subject_id=g.get("section_id") or f"{substation_id}/f{g.get('feeder')}",
+        substation_id=substation_id,
+        occurred_at=since,
+    )
     if g.get("section_id") and conf >= pf.policy.get(s).act_for("suspected_outage"):
         sec = s.get(Section, g["section_id"])
         if sec is not None:
-            change(s, sec, "energized", False, entity="section", entity_id=sec.id, cause="inference",
-                   evidence=ev.evidence, event_id=ev.id, substation_id=substation_id)
+            change(
+                s,
+                sec,
+                "energized",
+                False,
+                entity="section",
+                entity_id=sec.id,
+                cause="inference",
+                evidence=ev.evidence,
+                event_id=ev.id,
+                substation_id=substation_id,
+            )
     return ev
 
 
@@ -170,8 +217,9 @@ def heard(s: Session, pf: Platform, hub: Hub, bundle_id: str, at: datetime) -> N
         _restore(s, pf, hub, ev, bundle_id, at, duration_s=None)
 
 
-def restoration_alert(s: Session, pf: Platform, hub: Hub, bundle_id: str, event_time: datetime,
-                      duration_s: int) -> None:
+def restoration_alert(
+    s: Session, pf: Platform, hub: Hub, bundle_id: str, event_time: datetime, duration_s: int
+) -> None:
     if hub.status == "silent":
         hub.status = "active"
     if hub.map_feeder is None:
@@ -181,8 +229,9 @@ def restoration_alert(s: Session, pf: Platform, hub: Hub, bundle_id: str, event_
     _restore(s, pf, hub, ev, bundle_id, event_time, duration_s=duration_s)
 
 
-def _restore(s: Session, pf: Platform, hub: Hub, outage: Event | None, bundle_id: str, at: datetime,
-             duration_s: int | None) -> None:
+def _restore(
+    s: Session, pf: Platform, hub: Hub, outage: Event | None, bundle_id: str, at: datetime, duration_s: int | None
+) -> None:
     key, info = group_key(hub)
     pol = pf.policy.get(s)
     start = at - timedelta(seconds=duration_s) if duration_s is not None else None
@@ -193,12 +242,23 @@ def _restore(s: Session, pf: Platform, hub: Hub, outage: Event | None, bundle_id
     if info.get("section_id"):
         sec = s.get(Section, info["section_id"])
         if sec is not None and not sec.energized:
-            change(s, sec, "energized", True, entity="section", entity_id=sec.id, cause="inference",
-                   evidence=[bundle_id], event_id=outage.id if outage else None, substation_id=hub.substation_id)
+            change(
+                s,
+                sec,
+                "energized",
+                True,
+                entity="section",
+                entity_id=sec.id,
+                cause="inference",
+                evidence=[bundle_id],
+                event_id=outage.id if outage else None,
+                substation_id=hub.substation_id,
+            )
     rkey = "restoration:" + key.split(":", 1)[1]
     horizon = at - timedelta(seconds=pol.restoration_window_s)
-    recent = s.scalars(select(Event).where(Event.key == rkey, Event.occurred_at >= horizon)
-                       .order_by(Event.id.desc()).limit(1)).first()
+    recent = s.scalars(
+        select(Event).where(Event.key == rkey, Event.occurred_at >= horizon).order_by(Event.id.desc()).limit(1)
+    ).first()
     prev = dict(recent.details or {}) if recent is not None else {}
     hubs = set(prev.get("hubs", []))
     hubs.add(hub.hub_id)
@@ -211,10 +271,16 @@ def _restore(s: Session, pf: Platform, hub: Hub, outage: Event | None, bundle_id
     starts = [x for x in (start, _t(prev.get("outage_start"))) if x is not None]
     restored = min([at] + ([_t(prev["restored_at"])] if prev.get("restored_at") else []))
     durations = [x for x in (duration_s, prev.get("reported_duration_s")) if x is not None]
-    details = {**info, "feeder": hub.map_feeder, "bus": hub.map_bus, "hubs": sorted(hubs),
-               "outage_event_id": outage.id if outage else prev.get("outage_event_id"),
-               "outage_start": iso(min(starts)) if starts else None, "restored_at": iso(restored),
-               "reported_duration_s": max(durations) if durations else None}
+    details = {
+        **info,
+        "feeder": hub.map_feeder,
+        "bus": hub.map_bus,
+        "hubs": sorted(hubs),
+        "outage_event_id": outage.id if outage else prev.get("outage_event_id"),
+        "outage_start": iso(min(starts)) if starts else None,
+        "restored_at": iso(restored),
+        "reported_duration_s": max(durations) if durations else None,
+    }
     if durations:
         details["outage_duration_s"] = max(durations)
     elif starts:
@@ -225,12 +291,22 @@ def _restore(s: Session, pf: Platform, hub: Hub, outage: Event | None, bundle_id
         recent.confidence = max(recent.confidence, conf)
         recent.evidence = list(dict.fromkeys((recent.evidence or []) + [bundle_id]))[-200:]
         recent.observations += 1
-        recent.updated_at = datetime.now(timezone.utc)
+        recent.updated_at = datetime.now(UTC)
         if recent.published:
             publish(s, pf, recent, "updated")
         return
-    upsert_event(s, pf, type="restoration", key=rkey, confidence=conf,
-                 title=f"power restored to {where}", details=details, evidence=[bundle_id],
-                 subject_type="section" if info.get("section_id") else "feeder",
-                 subject_id=info.get("section_id") or f"{hub.substation_id}/f{hub.map_feeder}",
-                 substation_id=hub.substation_id, occurred_at=at, status="info")
+    upsert_event(
+        s,
+        pf,
+        type="restoration",
+        key=rkey,
+        confidence=conf,
+        title=f"power restored to {where}",
+        details=details,
+        evidence=[bundle_id],
+        subject_type="section" if info.get("section_id") else "feeder",
+        subject_id=info.get("section_id") or f"{hub.substation_id}/f{hub.map_feeder}",
+        substation_id=hub.substation_id,
+        occurred_at=at,
+        status="info",
+    )

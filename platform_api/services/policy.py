@@ -1,4 +1,5 @@
 """The threshold policy of change inference, stored in the database and cached per process."""
+
 from __future__ import annotations
 
 import time
@@ -23,23 +24,44 @@ class InferencePolicy(BaseModel):
     a suspected event.
     """
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
-        "report_threshold": 0.5, "act_threshold": 0.9, "min_observations": 2, "switch_min_hubs": 2,
-        "switch_window_s": 86400, "outage_min_hubs": 2, "outage_min_fraction": 0.5,
-        "missed_grace_slots": 3, "restoration_window_s": 900, "type_act_threshold": {"hub_feeder_change": 0.95}}})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "report_threshold": 0.5,
+                "act_threshold": 0.9,
+                "min_observations": 2,
+                "switch_min_hubs": 2,
+                "switch_window_s": 86400,
+                "outage_min_hubs": 2,
+                "outage_min_fraction": 0.5,
+                "missed_grace_slots": 3,
+                "restoration_window_s": 900,
+                "type_act_threshold": {"hub_feeder_change": 0.95},
+            }
+        },
+    )
 
     report_threshold: float = Field(0.5, ge=0, le=1, description="publish events at or above this confidence")
     act_threshold: float = Field(0.9, ge=0, le=1, description="apply changes to the Grid Map at or above this")
     min_observations: int = Field(2, ge=1, le=100, description="bundles of evidence needed before acting")
-    switch_min_hubs: int = Field(2, ge=2, le=1000,
-                                 description="hubs of one feeder section that must move together to call it a switch")
-    switch_window_s: float = Field(86400.0, gt=0, description="hubs heard on the new feeder within this window are grouped")
+    switch_min_hubs: int = Field(
+        2, ge=2, le=1000, description="hubs of one feeder section that must move together to call it a switch"
+    )
+    switch_window_s: float = Field(
+        86400.0, gt=0, description="hubs heard on the new feeder within this window are grouped"
+    )
     outage_min_hubs: int = Field(2, ge=1, description="silent hubs of a section needed for a suspected outage")
     outage_min_fraction: float = Field(0.5, gt=0, le=1, description="fraction of a section's hubs that must be silent")
-    missed_grace_slots: int = Field(3, ge=0, le=21600, description="slots after a due slot before a report counts as missed")
-    restoration_window_s: float = Field(900.0, gt=0, description="restoration alerts this close together form one event")
-    type_act_threshold: dict[str, float] = Field(default_factory=dict,
-                                                 description="per event type override of act_threshold")
+    missed_grace_slots: int = Field(
+        3, ge=0, le=21600, description="slots after a due slot before a report counts as missed"
+    )
+    restoration_window_s: float = Field(
+        900.0, gt=0, description="restoration alerts this close together form one event"
+    )
+    type_act_threshold: dict[str, float] = Field(
+        default_factory=dict, description="per event type override of act_threshold"
+    )
 
     def act_for(self, event_type: str) -> float:
         return self.type_act_threshold.get(event_type, self.act_threshold)

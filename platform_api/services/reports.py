@@ -2,11 +2,11 @@
 the readings stored per meter, each meter's last values. Shared by both paths of ingest, ORM-free
 (``conn`` as in :mod:`.ingest_rows`); what a report changes on its hub is the caller's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
 
 from sqlalchemy import bindparam, insert, select, update
 
@@ -19,9 +19,9 @@ from .decode import Reject
 _R = Report.__table__
 _MT = Meter.__table__
 
-REPORT_OF = (select(_R.c.id, _R.c.seg_count, _R.c.received_mask, _R.c.complete, _R.c.measurement_time_s, _R.c.slot,
-                    _R.c.readings)
-             .where(_R.c.hub_id == bindparam("hub_id"), _R.c.first_counter == bindparam("first_counter")))
+REPORT_OF = select(
+    _R.c.id, _R.c.seg_count, _R.c.received_mask, _R.c.complete, _R.c.measurement_time_s, _R.c.slot, _R.c.readings
+).where(_R.c.hub_id == bindparam("hub_id"), _R.c.first_counter == bindparam("first_counter"))
 REPORT_INSERT = insert(_R).returning(_R.c.id)
 REPORT_UPDATE = update(_R).where(_R.c.id == bindparam("where_id"))  # SET: the columns given
 READINGS_INSERT = insert(Reading.__table__)
@@ -42,9 +42,14 @@ class StoredReport:
 
     def answer(self) -> dict:
         """The ``report`` of the ingest answer."""
-        return {"report_id": self.id, "first_counter": self.first_counter, "seg_count": self.seg_count,
-                "segments_received": bin(self.received_mask).count("1"), "complete": self.complete,
-                "measurement_time_s": self.measurement_time_s}
+        return {
+            "report_id": self.id,
+            "first_counter": self.first_counter,
+            "seg_count": self.seg_count,
+            "segments_received": bin(self.received_mask).count("1"),
+            "complete": self.complete,
+            "measurement_time_s": self.measurement_time_s,
+        }
 
 
 def first_counter(header) -> int:
@@ -64,7 +69,7 @@ def tan_map(conn, pf: Platform, hub_id: int, version: int) -> dict[int, int]:
     return m
 
 
-def segment_of(conn, hub_id: int, header, msg: M.ScheduledReport) -> Optional[StoredReport]:
+def segment_of(conn, hub_id: int, header, msg: M.ScheduledReport) -> StoredReport | None:
     """The report an arriving segment belongs to (None: a new report), checking that it agrees with
     the segments already in (else :class:`Reject` ``segment``)."""
     if header.seg_count == 1:
@@ -75,30 +80,73 @@ def segment_of(conn, hub_id: int, header, msg: M.ScheduledReport) -> Optional[St
         return None
     rep = StoredReport(row[0], first, row[1], row[2], bool(row[3]), row[4], row[5], list(row[6] or []))
     if rep.seg_count != header.seg_count:
-        raise Reject("segment", f"segment {header.seg_index} says {header.seg_count} segments, the report "
-                                f"(first counter {first}) has {rep.seg_count}")
+        raise Reject(
+            "segment",
+            f"segment {header.seg_index} says {header.seg_count} segments, the report "
+            f"(first counter {first}) has {rep.seg_count}",
+        )
     if rep.measurement_time_s != msg.measurement_time_s:
-        raise Reject("segment", f"segment {header.seg_index} has measurement time {msg.measurement_time_s}, "
-                                f"the report has {rep.measurement_time_s}")
+        raise Reject(
+            "segment",
+            f"segment {header.seg_index} has measurement time {msg.measurement_time_s}, "
+            f"the report has {rep.measurement_time_s}",
+        )
     return rep
 
 
-def store(conn, pf: Platform, hub_id: int, tan_version: int, header, msg: M.ScheduledReport,
-          rep: Optional[StoredReport], *, slot: int, arrival: datetime, sub: str) -> StoredReport:
+def store(
+    conn,
+    pf: Platform,
+    hub_id: int,
+    tan_version: int,
+    header,
+    msg: M.ScheduledReport,
+    rep: StoredReport | None,
+    *,
+    slot: int,
+    arrival: datetime,
+    sub: str,
+) -> StoredReport:
     """Add one segment (the ``rep`` from :func:`segment_of`) and its readings."""
     meters = tan_map(conn, pf, hub_id, tan_version)
-    rows = [{"tan_index": r.tan_index, "meter_id": meters.get(r.tan_index), "v_rms": r.v_rms, "i_rms": r.i_rms,
-             "power_factor": r.power_factor} for r in msg.readings]
+    rows = [
+        {
+            "tan_index": r.tan_index,
+            "meter_id": meters.get(r.tan_index),
+            "v_rms": r.v_rms,
+            "i_rms": r.i_rms,
+            "power_factor": r.power_factor,
+        }
+        for r in msg.readings
+    ]
     bit = 1 << header.seg_index
     if rep is None:
         complete = header.seg_count == 1
-        rep = StoredReport(0, first_counter(header), header.seg_count, bit, complete, msg.measurement_time_s,
-                           slot - header.seg_index, sorted(rows, key=lambda r: r["tan_index"]))
-        rep.id = conn.execute(REPORT_INSERT, {
-            "hub_id": hub_id, "first_counter": rep.first_counter, "seg_count": rep.seg_count,
-            "received_mask": rep.received_mask, "complete": complete, "measurement_time_s": rep.measurement_time_s,
-            "slot": rep.slot, "readings": rep.readings, "first_arrival_utc": arrival,
-            "completed_at": arrival if complete else None}).scalar_one()
+        rep = StoredReport(
+            0,
+            first_counter(header),
+            header.seg_count,
+            bit,
+            complete,
+            msg.measurement_time_s,
+            slot - header.seg_index,
+            sorted(rows, key=lambda r: r["tan_index"]),
+        )
+        rep.id = conn.execute(
+            REPORT_INSERT,
+            {
+                "hub_id": hub_id,
+                "first_counter": rep.first_counter,
+                "seg_count": rep.seg_count,
+                "received_mask": rep.received_mask,
+                "complete": complete,
+                "measurement_time_s": rep.measurement_time_s,
+                "slot": rep.slot,
+                "readings": rep.readings,
+                "first_arrival_utc": arrival,
+                "completed_at": arrival if complete else None,
+            },
+        ).scalar_one()
     else:
         rep.received_mask |= bit
         rep.readings = sorted(rep.readings + rows, key=lambda r: r["tan_index"])
@@ -108,11 +156,30 @@ def store(conn, pf: Platform, hub_id: int, tan_version: int, header, msg: M.Sche
             vals.update(complete=True, completed_at=arrival)
         conn.execute(REPORT_UPDATE, vals)
     if rows:
-        conn.execute(READINGS_INSERT, [{"report_id": rep.id, "substation_id": sub, "hub_id": hub_id,
-                                        "measurement_time_s": msg.measurement_time_s, **r} for r in rows])
-        ups = [{"where_meter_id": r["meter_id"], "last_seen_at": arrival, "last_v_rms": r["v_rms"],
-                "last_i_rms": r["i_rms"], "last_power_factor": r["power_factor"]}
-               for r in rows if r["meter_id"] is not None]
+        conn.execute(
+            READINGS_INSERT,
+            [
+                {
+                    "report_id": rep.id,
+                    "substation_id": sub,
+                    "hub_id": hub_id,
+                    "measurement_time_s": msg.measurement_time_s,
+                    **r,
+                }
+                for r in rows
+            ],
+        )
+        ups = [
+            {
+                "where_meter_id": r["meter_id"],
+                "last_seen_at": arrival,
+                "last_v_rms": r["v_rms"],
+                "last_i_rms": r["i_rms"],
+                "last_power_factor": r["power_factor"],
+            }
+            for r in rows
+            if r["meter_id"] is not None
+        ]
         if ups:
             conn.execute(METER_UPDATE, ups)
     return rep

@@ -1,5 +1,6 @@
 """The background thread: webhook deliveries, forwarding to the concentrator, missed-report checks,
 and (with ``theft_interval_s`` > 0) the theft analysis."""
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,10 @@ class Worker:
 
     def run_once(self) -> dict:
         out = {"webhooks": deliver_once(self.pf), "forwarding": forward_once(self.pf)}
-        if (not self.pf.settings.is_concentrator
-                and time.monotonic() - self._last_missed >= self.pf.settings.missed_check_interval_s):
+        if (
+            not self.pf.settings.is_concentrator
+            and time.monotonic() - self._last_missed >= self.pf.settings.missed_check_interval_s
+        ):
             self._last_missed = time.monotonic()
             out["missed"] = self.check_missed()
         every = self.pf.settings.theft_interval_s

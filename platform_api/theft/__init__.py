@@ -80,6 +80,7 @@ Units are in the names (``v_rms`` volts, ``i_rms`` amperes, ``*_ohm``, ``*_kw``,
 ``*_s`` Unix seconds). What the detectors can and cannot see, and the evaluation on pandapower
 power flows, are in ``benchmarks/theft_eval.py``.
 """
+
 from .ami_csv import AmiCsvError, AmiData, read_ami_csv, read_ami_csv_text
 from .analysis import DetectorConfig, MeterEstimate, TanAnalysis
 from .anomalies import Anomaly, AnomalyType, Detail
@@ -89,14 +90,44 @@ from .data import MeterAccuracy, MeterInfo, TanSeries
 from .feeder import FeederModel, analyse_feeder, fit_feeder
 from .radial import RadialModel, analyse_radial, fit_radial
 from .swaps import MembershipEvent, MeterSighting, compare_sightings, swaps_from_membership_events
-from .workorders import (AlertMeter, TheftAlert, WorkKind, WorkOrder, WorkOrderBook, suppress_explained,
-                         theft_alerts)
+from .workorders import AlertMeter, TheftAlert, WorkKind, WorkOrder, WorkOrderBook, suppress_explained, theft_alerts
 
 __all__ = [
-    "AlertMeter", "AmiCsvError", "AmiData", "Anomaly", "AnomalyType", "BusModel", "BusOrder", "CusumBank",
-    "Detail", "DetectorConfig", "FeederModel", "MembershipEvent", "MeterAccuracy", "MeterEstimate", "MeterInfo",
-    "MeterSighting", "RadialModel", "TanAnalysis", "TanSeries", "TheftAlert", "WorkKind", "WorkOrder",
-    "WorkOrderBook", "analyse_bus", "analyse_feeder", "analyse_radial", "compare_bus_orders", "compare_sightings",
-    "fit_bus", "fit_feeder", "fit_radial", "order_by_voltage", "read_ami_csv", "read_ami_csv_text",
-    "suppress_explained", "swaps_from_membership_events", "theft_alerts",
+    "AlertMeter",
+    "AmiCsvError",
+    "AmiData",
+    "Anomaly",
+    "AnomalyType",
+    "BusModel",
+    "BusOrder",
+    "CusumBank",
+    "Detail",
+    "DetectorConfig",
+    "FeederModel",
+    "MembershipEvent",
+    "MeterAccuracy",
+    "MeterEstimate",
+    "MeterInfo",
+    "MeterSighting",
+    "RadialModel",
+    "TanAnalysis",
+    "TanSeries",
+    "TheftAlert",
+    "WorkKind",
+    "WorkOrder",
+    "WorkOrderBook",
+    "analyse_bus",
+    "analyse_feeder",
+    "analyse_radial",
+    "compare_bus_orders",
+    "compare_sightings",
+    "fit_bus",
+    "fit_feeder",
+    "fit_radial",
+    "order_by_voltage",
+    "read_ami_csv",
+    "read_ami_csv_text",
+    "suppress_explained",
+    "swaps_from_membership_events",
+    "theft_alerts",
 ]

@@ -27,15 +27,17 @@ the header) and the column; ``.line`` and ``.column`` carry them too.
 :meth:`AmiData.to_series` assembles the readings of one transformer's meters into a
 :class:`.TanSeries` (times snapped to the interval when ``period_s`` is given).
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence, TextIO
+from datetime import UTC, datetime
+from typing import TextIO
 
 import numpy as np
 
@@ -78,16 +80,29 @@ class AmiData:
     def meter_ids(self) -> list[str]:
         return sorted(set(self.meter_id))
 
-    def to_series(self, meters: Sequence[MeterInfo], *, transformer_id: str = "", period_s: int | None = None,
-                  transformer_lat: float | None = None, transformer_lon: float | None = None) -> TanSeries:
+    def to_series(
+        self,
+        meters: Sequence[MeterInfo],
+        *,
+        transformer_id: str = "",
+        period_s: int | None = None,
+        transformer_lat: float | None = None,
+        transformer_lon: float | None = None,
+    ) -> TanSeries:
         """The readings of ``meters`` (others ignored) as a time-aligned :class:`.TanSeries`."""
         meters = list(meters)
         missing = [m.meter_id for m in meters if m.meter_id not in set(self.meter_id)]
         if missing:
             raise ValueError(f"no readings for meters {missing}")
         rows = zip(self.meter_id, self.time_s.tolist(), self.v_rms.tolist(), self.i_rms.tolist(), self.pf.tolist())
-        return TanSeries.from_readings(rows, meters, transformer_id=transformer_id, period_s=period_s,
-                                       transformer_lat=transformer_lat, transformer_lon=transformer_lon)
+        return TanSeries.from_readings(
+            rows,
+            meters,
+            transformer_id=transformer_id,
+            period_s=period_s,
+            transformer_lat=transformer_lat,
+            transformer_lon=transformer_lon,
+        )
 
 
 def parse_timestamp(text: str, *, assume_utc: bool = False) -> int:
@@ -113,7 +128,7 @@ def parse_timestamp(text: str, *, assume_utc: bool = False) -> int:
     if dt.tzinfo is None:
         if not assume_utc:
             raise ValueError(f"timestamp {s!r} has no time zone (add Z or +hh:mm, or pass assume_utc=True)")
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(round(dt.timestamp()))
 
 
@@ -187,5 +202,11 @@ def _read(f: TextIO, assume_utc: bool) -> AmiData:
         ids.append(mid)
         ts.append(t)
         lines.append(line)
-    return AmiData(ids, np.asarray(ts, dtype=np.int64), np.asarray(vals["v_rms"]), np.asarray(vals["i_rms"]),
-                   np.asarray(vals["pf"]), np.asarray(lines, dtype=np.int64))
+    return AmiData(
+        ids,
+        np.asarray(ts, dtype=np.int64),
+        np.asarray(vals["v_rms"]),
+        np.asarray(vals["i_rms"]),
+        np.asarray(vals["pf"]),
+        np.asarray(lines, dtype=np.int64),
+    )

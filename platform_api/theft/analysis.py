@@ -1,5 +1,6 @@
 """Pieces shared by the radial, bus and feeder analyses: configuration, results, the monitor that
 turns excess-drop series into alarm episodes, and the evidence of an episode."""
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,16 @@ class DetectorConfig:
             raise ValueError(f"baseline_s must be > 0, got {self.baseline_s}")
         if not (self.bias_allowance_z >= 0):
             raise ValueError(f"DetectorConfig.bias_allowance_z must be >= 0, got {self.bias_allowance_z}")
-        for name in ("offset_z", "max_loop_ohm_per_m", "impedance_ratio", "min_service_r_ohm", "trim_sigma",
-                     "leverage_memory_samples", "x_over_r_prior_sd", "x_over_r_max"):
+        for name in (
+            "offset_z",
+            "max_loop_ohm_per_m",
+            "impedance_ratio",
+            "min_service_r_ohm",
+            "trim_sigma",
+            "leverage_memory_samples",
+            "x_over_r_prior_sd",
+            "x_over_r_max",
+        ):
             if not (getattr(self, name) > 0):
                 raise ValueError(f"DetectorConfig.{name} must be > 0, got {getattr(self, name)}")
 
@@ -127,8 +136,9 @@ def baseline_slice(series: TanSeries, config: DetectorConfig) -> slice:
     return slice(0, int(np.searchsorted(t, t[0] + config.baseline_s)))
 
 
-def class_sigma_excess(series: TanSeries, accuracy: MeterAccuracy, groups: list[np.ndarray],
-                       r_ohm: np.ndarray | None = None) -> np.ndarray:
+def class_sigma_excess(
+    series: TanSeries, accuracy: MeterAccuracy, groups: list[np.ndarray], r_ohm: np.ndarray | None = None
+) -> np.ndarray:
     """Standard deviation of each meter's leave-one-out excess drop predicted by the accuracy
     class: the meter's own voltage error plus the mean of its partners', plus the drop error
     that the current error causes through the estimated service resistance."""
@@ -138,7 +148,7 @@ def class_sigma_excess(series: TanSeries, accuracy: MeterAccuracy, groups: list[
     i_typ = np.nanmedian(np.where(series.valid, series.i_rms, np.nan), axis=0)
     i_typ = np.nan_to_num(i_typ, nan=0.0)
     r = np.zeros(n) if r_ohm is None else np.nan_to_num(np.abs(r_ohm))
-    own = np.sqrt(sv ** 2 + (r * accuracy.i_sigma_a(i_typ)) ** 2)
+    own = np.sqrt(sv**2 + (r * accuracy.i_sigma_a(i_typ)) ** 2)
     out = np.full(n, sv)
     for g in groups:
         ng = len(g)
@@ -163,8 +173,14 @@ def residual_sigma(excess_base: np.ndarray, sigma_class: np.ndarray, config: Det
     return np.where(s > 0, s, sigma_class)
 
 
-def standardise(excess: np.ndarray, sigma: np.ndarray, config: DetectorConfig, *,
-                leverage: np.ndarray | None = None, params_per_sample: np.ndarray | float = 0.0) -> np.ndarray:
+def standardise(
+    excess: np.ndarray,
+    sigma: np.ndarray,
+    config: DetectorConfig,
+    *,
+    leverage: np.ndarray | None = None,
+    params_per_sample: np.ndarray | float = 0.0,
+) -> np.ndarray:
     """Excess drop in units of its standard deviation, less the bias allowance: ``x / (sigma
     sqrt(1 + h + L max(0, h - p/n))) - bias_allowance_z * sqrt(p / n)`` (h the leverage). Feeding this to a CUSUM with
     reference k is a CUSUM with reference ``k + allowance`` on the plain z-score."""
@@ -200,13 +216,17 @@ def episode_stats(excess: np.ndarray, sigma: float, ep: Episode, upto_alarm: boo
     """Mean extra drop over an episode (onset to its end, or to the alarm), its standard error
     and z-score."""
     stop = ep.alarm_idx + 1 if upto_alarm else ep.end_idx
-    w = excess[ep.onset_idx:stop, ep.col]
+    w = excess[ep.onset_idx : stop, ep.col]
     w = w[np.isfinite(w)]
     n = max(int(w.size), 1)
     shift = float(np.mean(w)) if w.size else 0.0
     se = sigma / math.sqrt(n)
-    return {"extra_drop_v": shift, "extra_drop_se_v": se, "z": shift / se if se > 0 else float("inf"),
-            "samples": int(w.size)}
+    return {
+        "extra_drop_v": shift,
+        "extra_drop_se_v": se,
+        "z": shift / se if se > 0 else float("inf"),
+        "samples": int(w.size),
+    }
 
 
 def episode_confidence(z: float, n_meters: int, n_times: int, n_samples: int) -> float:

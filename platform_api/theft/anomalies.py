@@ -5,12 +5,14 @@ field of a TAN_ANOMALY message, docs/air-interface.md kind 5); it is repeated he
 package imports nothing but numpy and scipy. :meth:`Anomaly.tan_anomaly_fields` gives the fields
 of the message a Remote Hub sends.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import Any, Mapping
+from typing import Any
 
 
 class AnomalyType(IntEnum):
@@ -81,7 +83,10 @@ class Anomaly:
         first = self.meter_ids[0] if self.meter_ids else None
         if first not in tan_index_of:
             raise KeyError(f"no TAN index for meter {first!r}")
-        return {"anomaly_type": int(self.anomaly_type), "tan_index": int(tan_index_of[first]),
-                "time_s": int(self.time_s),
-                "unaccounted_w": float(min(max(round(self.unaccounted_kw * 1000.0), 0), 0xFFFF)),
-                "confidence": self.confidence}
+        return {
+            "anomaly_type": int(self.anomaly_type),
+            "tan_index": int(tan_index_of[first]),
+            "time_s": int(self.time_s),
+            "unaccounted_w": float(min(max(round(self.unaccounted_kw * 1000.0), 0), 0xFFFF)),
+            "confidence": self.confidence,
+        }

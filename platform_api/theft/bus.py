@@ -30,6 +30,7 @@ meters beyond the tap all drop by the same amount, the ones before it by less. M
 pattern for every segment and every service connection (:mod:`.localise`) says "on the bus
 between meter X and meter Y" or "on the service connection of meter Y".
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from .analysis import (DAY_S, DetectorConfig, MeterEstimate, TanAnalysis, baseline_slice, class_sigma_excess,
-                       cluster_episodes, episode_confidence, episode_stats, residual_sigma,
-                       samples_per_day, standardise)
+from .analysis import (
+    DAY_S,
+    DetectorConfig,
+    MeterEstimate,
+    TanAnalysis,
+    baseline_slice,
+    class_sigma_excess,
+    cluster_episodes,
+    episode_confidence,
+    episode_stats,
+    residual_sigma,
+    samples_per_day,
+    standardise,
+)
 from .anomalies import Anomaly, AnomalyType, Detail
 from .data import MeterAccuracy, TanSeries, drop_current_a, phase_angle_rad
 from .linmodel import apply_design, fit_within, loo_excess
@@ -76,7 +88,7 @@ def _chains_of(series: TanSeries) -> dict[str, list[int]]:
     return out
 
 
-def order_by_voltage(series: TanSeries, *, model: "BusModel | None" = None) -> BusOrder:
+def order_by_voltage(series: TanSeries, *, model: BusModel | None = None) -> BusOrder:
     """Order the meters of each chain by descending mean voltage over the series.
 
     Without a model this is the raw voltage (the patent's rule; calibration offsets of up to
@@ -99,9 +111,13 @@ def order_by_voltage(series: TanSeries, *, model: "BusModel | None" = None) -> B
         chains[key] = [series.meter_ids[k] for k in cols]
     ids = series.meter_ids
     t = series.time_s
-    return BusOrder(chains, {ids[k]: float(mean[k]) for k in range(len(ids))},
-                    {ids[k]: float(se[k]) for k in range(len(ids))}, int(t[0]) if t.size else 0,
-                    int(t[-1]) if t.size else 0)
+    return BusOrder(
+        chains,
+        {ids[k]: float(mean[k]) for k in range(len(ids))},
+        {ids[k]: float(se[k]) for k in range(len(ids))},
+        int(t[0]) if t.size else 0,
+        int(t[-1]) if t.size else 0,
+    )
 
 
 def _layout(series: TanSeries, chains: dict[str, list[int]], stubs: bool, coupling: list[str]):
@@ -115,8 +131,14 @@ def _layout(series: TanSeries, chains: dict[str, list[int]], stubs: bool, coupli
     return per_meter, seg_base, o
 
 
-def bus_design(series: TanSeries, chains: dict[str, list[int]], *, stubs: bool = True,
-               coupling: list[str] | None = None, x_over_r: float = 0.25) -> np.ndarray:
+def bus_design(
+    series: TanSeries,
+    chains: dict[str, list[int]],
+    *,
+    stubs: bool = True,
+    coupling: list[str] | None = None,
+    x_over_r: float = 0.25,
+) -> np.ndarray:
     """Regressors (T, N, P) of the cumulative drop model for the given chains (column indices,
     nearest first): per meter its offset, minus its own drop current (service connection), minus
     the other phases' total currents projected on its phase (shared neutral); per chain and
@@ -145,7 +167,7 @@ def bus_design(series: TanSeries, chains: dict[str, list[int]], *, stubs: bool =
         down = np.cumsum(own[:, cols][:, ::-1], axis=1)[:, ::-1]  # drop current beyond each segment
         b = seg_base[key]
         for s, k in enumerate(cols):  # meter at position s + 1 sees segments 1..s+1
-            x[:, k, b:b + s + 1] = -down[:, :s + 1]
+            x[:, k, b : b + s + 1] = -down[:, : s + 1]
     return x
 
 
@@ -204,8 +226,15 @@ class BusModel:
         return loo_pattern(d, self.groups)
 
 
-def _fit_chains(series: TanSeries, chains: dict[str, list[int]], groups: list[np.ndarray], stubs: bool,
-                accuracy: MeterAccuracy, config: DetectorConfig, x_over_r: float) -> tuple[BusModel, float]:
+def _fit_chains(
+    series: TanSeries,
+    chains: dict[str, list[int]],
+    groups: list[np.ndarray],
+    stubs: bool,
+    accuracy: MeterAccuracy,
+    config: DetectorConfig,
+    x_over_r: float,
+) -> tuple[BusModel, float]:
     """Fit the model for given chains; also return the (capped) sum of squared residuals."""
     coupling = list(series.phase_groups().keys()) if len(groups) > 1 else []
     x = bus_design(series, chains, stubs=stubs, coupling=coupling, x_over_r=x_over_r)
@@ -215,13 +244,28 @@ def _fit_chains(series: TanSeries, chains: dict[str, list[int]], groups: list[np
     theta, used = fit_within(series.v_rms, x, groups, mask, trim_sigma=config.trim_sigma)
     n = series.n_meters
     per_meter, seg_base, _ = _layout(series, chains, stubs, coupling)
-    blocks = theta[:n * per_meter].reshape(n, per_meter)
+    blocks = theta[: n * per_meter].reshape(n, per_meter)
     offset = blocks[:, 0]
     stub_r = blocks[:, 1] if stubs else np.zeros(n)
-    seg_r = {key: theta[b:b + len(chains[key])] for key, b in seg_base.items()}
+    seg_r = {key: theta[b : b + len(chains[key])] for key, b in seg_base.items()}
     seg_x = {key: x_over_r * r for key, r in seg_r.items()}
-    model = BusModel(series.meter_ids, chains, groups, stubs, coupling, x_over_r, theta, offset, stub_r,
-                     x_over_r * stub_r, seg_r, seg_x, np.zeros(n), np.zeros(n), series.v_nominal_v)
+    model = BusModel(
+        series.meter_ids,
+        chains,
+        groups,
+        stubs,
+        coupling,
+        x_over_r,
+        theta,
+        offset,
+        stub_r,
+        x_over_r * stub_r,
+        seg_r,
+        seg_x,
+        np.zeros(n),
+        np.zeros(n),
+        series.v_nominal_v,
+    )
     resid = series.v_rms - apply_design(x, theta, series.n_times)
     exc = loo_excess(resid, groups, used)
     model.sigma_class_v = class_sigma_excess(series, accuracy, groups, np.abs(stub_r))
@@ -233,13 +277,20 @@ def _fit_chains(series: TanSeries, chains: dict[str, list[int]], groups: list[np
         for s_, k in enumerate(cols):  # own block, the segments on its path, 1/(n-1) of the partners'
             model.params_per_sample[k] = (per_meter + (s_ + 1) / max(ng - s_, 1)) * (1 + 1 / max(ng - 1, 1)) / n_used
     full = loo_excess(resid, groups, mask) / model.sigma_v[None, :]
-    ssr = float(np.nansum(np.minimum(full ** 2, config.trim_sigma ** 2)))
+    ssr = float(np.nansum(np.minimum(full**2, config.trim_sigma**2)))
     return model, ssr
 
 
-def fit_bus(series: TanSeries, *, order: BusOrder | dict[str, list[str]] | None = None, stubs: bool = True,
-            accuracy: MeterAccuracy | None = None, config: DetectorConfig | None = None,
-            refine_order: bool = True, x_over_r: float = 0.25) -> BusModel:
+def fit_bus(
+    series: TanSeries,
+    *,
+    order: BusOrder | dict[str, list[str]] | None = None,
+    stubs: bool = True,
+    accuracy: MeterAccuracy | None = None,
+    config: DetectorConfig | None = None,
+    refine_order: bool = True,
+    x_over_r: float = 0.25,
+) -> BusModel:
     """Fit the cumulative drop model.
 
     The order is, by priority: ``order``; the meters' ``position`` if every meter has one; else
@@ -296,8 +347,9 @@ def fit_bus(series: TanSeries, *, order: BusOrder | dict[str, list[str]] | None 
     return model
 
 
-def compare_bus_orders(before: BusOrder, after: BusOrder, *, transformer_id: str = "", min_z: float = 5.0,
-                       min_difference_v: float = 0.05) -> list[Anomaly]:
+def compare_bus_orders(
+    before: BusOrder, after: BusOrder, *, transformer_id: str = "", min_z: float = 5.0, min_difference_v: float = 0.05
+) -> list[Anomaly]:
     """METER_ORDER_CHANGE anomalies for pairs of meters of the same chain whose order differs
     between the two periods, significantly in both: the voltage difference must exceed
     ``max(min_difference_v, min_z * its standard error)`` each time. Two meters that exchanged
@@ -309,7 +361,7 @@ def compare_bus_orders(before: BusOrder, after: BusOrder, *, transformer_id: str
         ids_after = after.chains.get(key, [])
         common = [m for m in ids if m in ids_after]
         for i, a in enumerate(common):
-            for b in common[i + 1:]:
+            for b in common[i + 1 :]:
                 if ids_after.index(a) < ids_after.index(b):
                     continue
                 d0 = before.mean_v[a] - before.mean_v[b]
@@ -331,14 +383,29 @@ def compare_bus_orders(before: BusOrder, after: BusOrder, *, transformer_id: str
         zmin = min(z for _, _, z in pairs)
         conf = float(special.ndtr(min(zmin, 38.0) - min_z + 2.0))
         swap = len(moved) == 2
-        where = (f"meters {moved[0]} and {moved[1]} exchanged positions on bus {key}: possible meter swap" if swap
-                 else f"meters {', '.join(moved)} changed order on bus {key}")
-        out.append(Anomaly(AnomalyType.METER_ORDER_CHANGE, transformer_id, tuple(moved), after.start_s, conf,
-                           Detail.ORDER_CHANGE, location=where,
-                           evidence={"chain": key, "order_before": before.chains[key], "order_after": after.chains[key],
-                                     "pairs": [{"upstream_before": a, "downstream_before": b, "z_min": z}
-                                               for a, b, z in pairs],
-                                     "possible_swap": swap}))
+        where = (
+            f"meters {moved[0]} and {moved[1]} exchanged positions on bus {key}: possible meter swap"
+            if swap
+            else f"meters {', '.join(moved)} changed order on bus {key}"
+        )
+        out.append(
+            Anomaly(
+                AnomalyType.METER_ORDER_CHANGE,
+                transformer_id,
+                tuple(moved),
+                after.start_s,
+                conf,
+                Detail.ORDER_CHANGE,
+                location=where,
+                evidence={
+                    "chain": key,
+                    "order_before": before.chains[key],
+                    "order_after": after.chains[key],
+                    "pairs": [{"upstream_before": a, "downstream_before": b, "z_min": z} for a, b, z in pairs],
+                    "possible_swap": swap,
+                },
+            )
+        )
     return out
 
 
@@ -348,19 +415,37 @@ def _bus_candidates(model: BusModel) -> list[Candidate]:
         ids = [model.meter_ids[k] for k in cols]
         for m in range(1, len(cols) + 1):
             before = f"meter {ids[m - 2]}" if m > 1 else "the transformer"
-            out.append(Candidate(f"bus {key}: segment between {before} and meter {ids[m - 1]}",
-                                 (ids[m - 1],) + ((ids[m - 2],) if m > 1 else ()),
-                                 model.drop_pattern_v_per_a(key, m, stub=False)))
+            out.append(
+                Candidate(
+                    f"bus {key}: segment between {before} and meter {ids[m - 1]}",
+                    (ids[m - 1],) + ((ids[m - 2],) if m > 1 else ()),
+                    model.drop_pattern_v_per_a(key, m, stub=False),
+                )
+            )
             if model.stubs:
-                out.append(Candidate(f"bus {key}: service connection of meter {ids[m - 1]}", (ids[m - 1],),
-                                     model.drop_pattern_v_per_a(key, m, stub=True)))
+                out.append(
+                    Candidate(
+                        f"bus {key}: service connection of meter {ids[m - 1]}",
+                        (ids[m - 1],),
+                        model.drop_pattern_v_per_a(key, m, stub=True),
+                    )
+                )
     return out
 
 
-def analyse_bus(series: TanSeries, *, accuracy: MeterAccuracy | None = None, config: DetectorConfig | None = None,
-                order: BusOrder | dict[str, list[str]] | None = None, stubs: bool = True, period_s: int = DAY_S,
-                model: BusModel | None = None, order_min_z: float = 5.0,
-                order_min_difference_v: float = 0.05, x_over_r: float = 0.25) -> TanAnalysis:
+def analyse_bus(
+    series: TanSeries,
+    *,
+    accuracy: MeterAccuracy | None = None,
+    config: DetectorConfig | None = None,
+    order: BusOrder | dict[str, list[str]] | None = None,
+    stubs: bool = True,
+    period_s: int = DAY_S,
+    model: BusModel | None = None,
+    order_min_z: float = 5.0,
+    order_min_difference_v: float = 0.05,
+    x_over_r: float = 0.25,
+) -> TanAnalysis:
     """Analyse a bus-topology transformer area: fit the cumulative drop model on the baseline,
     flag drops larger than the downstream currents explain (THEFT_SUSPICION,
     ``bus_excess_drop``, localised to a segment or service connection), and compare the meter
@@ -371,14 +456,17 @@ def analyse_bus(series: TanSeries, *, accuracy: MeterAccuracy | None = None, con
         raise ValueError(f"period_s must be > 0, got {period_s}")
     base = baseline_slice(series, config)
     if model is None:
-        model = fit_bus(series.rows(base), order=order, stubs=stubs, accuracy=accuracy, config=config,
-                        x_over_r=x_over_r)
+        model = fit_bus(
+            series.rows(base), order=order, stubs=stubs, accuracy=accuracy, config=config, x_over_r=x_over_r
+        )
     excess = model.excess_drop_v(series)
     warnings = []
     ratio = model.sigma_v / model.sigma_class_v
     for k in np.flatnonzero(ratio > 3.0):
-        warnings.append(f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
-                        f"accuracy class predicts (wrong order, topology or unsynchronised clocks?)")
+        warnings.append(
+            f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
+            f"accuracy class predicts (wrong order, topology or unsynchronised clocks?)"
+        )
     z = standardise(excess, model.sigma_v, config, params_per_sample=model.params_per_sample)
     eps = config.bank.episodes(z, samples_per_day(series))
     t = series.time_s
@@ -390,7 +478,7 @@ def analyse_bus(series: TanSeries, *, accuracy: MeterAccuracy | None = None, con
     for cluster in cluster_episodes(eps, gap):
         ep = cluster[0]  # the first alarm; the window runs from the earliest onset to it
         onset = min(e.onset_idx for e in cluster if e.onset_idx <= ep.alarm_idx)
-        win = excess[onset:ep.alarm_idx + 1]
+        win = excess[onset : ep.alarm_idx + 1]
         n_win = max(int(np.sum(np.isfinite(win[:, ep.col]))), 1)
         with np.errstate(all="ignore"):
             xbar = np.nanmean(win, axis=0)
@@ -400,16 +488,29 @@ def analyse_bus(series: TanSeries, *, accuracy: MeterAccuracy | None = None, con
         st = episode_stats(excess, float(model.sigma_v[ep.col]), ep)
         conf = episode_confidence(st["z"], series.n_meters, series.n_times, st["samples"])
         j = model.meter_ids.index(best.meter_ids[0])
-        anomalies.append(Anomaly(
-            AnomalyType.THEFT_SUSPICION, series.transformer_id, best.meter_ids, int(t[ep.alarm_idx]), conf,
-            Detail.BUS_EXCESS_DROP, location=best.label, start_time_s=int(t[onset]),
-            unaccounted_kw=best.current_a * float(v_mean[j]) / 1000.0,
-            evidence={**st, "alarm_meter": series.meter_ids[ep.col],
-                      "alarm_meters": sorted({series.meter_ids[e.col] for e in cluster}),
-                      "tap_current_a": best.current_a,
-                      "location_probability": best.probability,
-                      "candidates": [{"where": c.label, "probability": c.probability, "current_a": c.current_a}
-                                     for c in ranked[:3]]}))
+        anomalies.append(
+            Anomaly(
+                AnomalyType.THEFT_SUSPICION,
+                series.transformer_id,
+                best.meter_ids,
+                int(t[ep.alarm_idx]),
+                conf,
+                Detail.BUS_EXCESS_DROP,
+                location=best.label,
+                start_time_s=int(t[onset]),
+                unaccounted_kw=best.current_a * float(v_mean[j]) / 1000.0,
+                evidence={
+                    **st,
+                    "alarm_meter": series.meter_ids[ep.col],
+                    "alarm_meters": sorted({series.meter_ids[e.col] for e in cluster}),
+                    "tap_current_a": best.current_a,
+                    "location_probability": best.probability,
+                    "candidates": [
+                        {"where": c.label, "probability": c.probability, "current_a": c.current_a} for c in ranked[:3]
+                    ],
+                },
+            )
+        )
     # order per later period against the baseline order
     base_order = order_by_voltage(series.rows(base), model=model)
     base_order.chains = model.order()
@@ -419,13 +520,28 @@ def analyse_bus(series: TanSeries, *, accuracy: MeterAccuracy | None = None, con
             part = series.slice_time(t0, t0 + period_s)
             if part.n_times >= 10:
                 after = order_by_voltage(part, model=model)
-                anomalies += compare_bus_orders(base_order, after, transformer_id=series.transformer_id,
-                                                min_z=order_min_z, min_difference_v=order_min_difference_v)
+                anomalies += compare_bus_orders(
+                    base_order,
+                    after,
+                    transformer_id=series.transformer_id,
+                    min_z=order_min_z,
+                    min_difference_v=order_min_difference_v,
+                )
             t0 += period_s
-    meters = [MeterEstimate(mid, float(model.offset_v[k]), float(model.stub_r_ohm[k]), float(model.stub_x_ohm[k]),
-                            float(model.sigma_v[k]), float(model.sigma_class_v[k]),
-                            {"chain": next(key for key, cols in model.chains.items() if k in cols),
-                             "position": next(cols.index(k) + 1 for cols in model.chains.values() if k in cols)})
-              for k, mid in enumerate(model.meter_ids)]
+    meters = [
+        MeterEstimate(
+            mid,
+            float(model.offset_v[k]),
+            float(model.stub_r_ohm[k]),
+            float(model.stub_x_ohm[k]),
+            float(model.sigma_v[k]),
+            float(model.sigma_class_v[k]),
+            {
+                "chain": next(key for key, cols in model.chains.items() if k in cols),
+                "position": next(cols.index(k) + 1 for cols in model.chains.values() if k in cols),
+            },
+        )
+        for k, mid in enumerate(model.meter_ids)
+    ]
     anomalies.sort(key=lambda a: a.time_s)
     return TanAnalysis(series.transformer_id, "bus", anomalies, meters, warnings, t, excess, base, model)

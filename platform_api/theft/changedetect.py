@@ -14,6 +14,7 @@ The run length until detection of a shift ``delta > k`` is about ``b / (delta - 
 The statistic is computed without a loop: ``S_t = C_t - min(0, min_{s <= t} C_s)`` with
 ``C_t = sum_{s <= t} (z_s - k)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -113,8 +114,9 @@ def merge_episodes(eps: list[Episode], gap: int = 0) -> list[Episode]:
         for e in mine:
             if cur is not None and e.onset_idx < cur.end_idx + gap:
                 first = cur if cur.alarm_idx <= e.alarm_idx else e
-                cur = Episode(col, min(cur.onset_idx, e.onset_idx), first.alarm_idx, max(cur.end_idx, e.end_idx),
-                              first.k, first.h)
+                cur = Episode(
+                    col, min(cur.onset_idx, e.onset_idx), first.alarm_idx, max(cur.end_idx, e.end_idx), first.k, first.h
+                )
             else:
                 if cur is not None:
                     out.append(cur)

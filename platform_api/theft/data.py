@@ -12,11 +12,12 @@ Sign conventions
   ``i_rms * sqrt(1 - pf**2)``. The drop a current causes on a line of resistance R and
   reactance X is, to first order, ``R * i_active + X * i_reactive``.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -82,8 +83,15 @@ class MeterAccuracy:
     pf_resolution: float = 0.01
 
     def __post_init__(self):
-        for name in ("v_random_pct", "v_fixed_pct", "i_random_pct", "i_fixed_pct",
-                     "v_resolution_v", "i_resolution_a", "pf_resolution"):
+        for name in (
+            "v_random_pct",
+            "v_fixed_pct",
+            "i_random_pct",
+            "i_fixed_pct",
+            "v_resolution_v",
+            "i_resolution_a",
+            "pf_resolution",
+        ):
             x = getattr(self, name)
             if not (isinstance(x, (int, float)) and math.isfinite(x) and 0 <= x < 100):
                 raise ValueError(f"MeterAccuracy.{name} must be a finite number in [0, 100), got {x!r}")
@@ -179,7 +187,7 @@ class TanSeries:
     @property
     def i_reactive_a(self) -> np.ndarray:
         """Reactive current ``i_rms * sqrt(1 - pf^2)`` (A, lagging assumed); NaN where missing."""
-        return self.i_rms * np.sqrt(np.clip(1.0 - self.pf ** 2, 0.0, None))
+        return self.i_rms * np.sqrt(np.clip(1.0 - self.pf**2, 0.0, None))
 
     @property
     def v_nominal_v(self) -> float:
@@ -210,7 +218,7 @@ class TanSeries:
         raise KeyError(f"meter {meter_id!r} not in this series")
 
     # ------------------------------------------------------------ selections
-    def slice_time(self, start_s: int | None = None, stop_s: int | None = None) -> "TanSeries":
+    def slice_time(self, start_s: int | None = None, stop_s: int | None = None) -> TanSeries:
         """Rows with ``start_s <= time_s < stop_s`` (either bound may be None)."""
         sel = np.ones(self.n_times, bool)
         if start_s is not None:
@@ -219,20 +227,32 @@ class TanSeries:
             sel &= self.time_s < stop_s
         return replace(self, time_s=self.time_s[sel], v_rms=self.v_rms[sel], i_rms=self.i_rms[sel], pf=self.pf[sel])
 
-    def rows(self, sel) -> "TanSeries":
+    def rows(self, sel) -> TanSeries:
         """Rows selected by an index, slice or boolean mask."""
         return replace(self, time_s=self.time_s[sel], v_rms=self.v_rms[sel], i_rms=self.i_rms[sel], pf=self.pf[sel])
 
-    def select(self, meter_ids: Iterable[str]) -> "TanSeries":
+    def select(self, meter_ids: Iterable[str]) -> TanSeries:
         """Columns of the given meters, in the given order."""
         ix = [self.index_of(m) for m in meter_ids]
-        return replace(self, meters=tuple(self.meters[k] for k in ix), v_rms=self.v_rms[:, ix],
-                       i_rms=self.i_rms[:, ix], pf=self.pf[:, ix])
+        return replace(
+            self,
+            meters=tuple(self.meters[k] for k in ix),
+            v_rms=self.v_rms[:, ix],
+            i_rms=self.i_rms[:, ix],
+            pf=self.pf[:, ix],
+        )
 
     @classmethod
-    def from_readings(cls, readings: Iterable[tuple[str, int, float, float, float]], meters: Sequence[MeterInfo],
-                      *, transformer_id: str = "", period_s: int | None = None,
-                      transformer_lat: float | None = None, transformer_lon: float | None = None) -> "TanSeries":
+    def from_readings(
+        cls,
+        readings: Iterable[tuple[str, int, float, float, float]],
+        meters: Sequence[MeterInfo],
+        *,
+        transformer_id: str = "",
+        period_s: int | None = None,
+        transformer_lat: float | None = None,
+        transformer_lon: float | None = None,
+    ) -> TanSeries:
         """Assemble a series from long-format readings ``(meter_id, time_s, v_rms, i_rms, pf)``.
 
         Readings of meters not in ``meters`` are ignored. With ``period_s`` the times are snapped to
@@ -254,8 +274,16 @@ class TanSeries:
         for (mid, _, vv, ii, pp), t in zip(rows, ts):
             r, c = row_of[int(t)], col[mid]
             v[r, c], i[r, c], pf[r, c] = vv, ii, pp
-        return cls(times, meters, v, i, pf, transformer_id=transformer_id,
-                   transformer_lat=transformer_lat, transformer_lon=transformer_lon)
+        return cls(
+            times,
+            meters,
+            v,
+            i,
+            pf,
+            transformer_id=transformer_id,
+            transformer_lat=transformer_lat,
+            transformer_lon=transformer_lon,
+        )
 
 
 PHASE_ANGLE_DEG = {"a": 0.0, "b": -120.0, "c": 120.0}
@@ -287,5 +315,13 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * 6371000.0 * math.asin(min(1.0, math.sqrt(a)))
 
 
-__all__ = ["MeterInfo", "MeterAccuracy", "TanSeries", "PHASES", "PHASE_ANGLE_DEG", "drop_current_a", "haversine_m",
-           "phase_angle_rad"]
+__all__ = [
+    "MeterInfo",
+    "MeterAccuracy",
+    "TanSeries",
+    "PHASES",
+    "PHASE_ANGLE_DEG",
+    "drop_current_a",
+    "haversine_m",
+    "phase_angle_rad",
+]

@@ -32,6 +32,7 @@ answer is "at or just upstream of meter j": its service line, or the feeder sect
 connection. The probability of each candidate is reported. The drop model is linear: on long,
 heavily loaded feeders the second-order terms of the drop are the next limit after the noise.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .analysis import (DetectorConfig, MeterEstimate, TanAnalysis, baseline_slice, class_sigma_excess,
-                       cluster_episodes, episode_confidence, episode_stats, residual_sigma,
-                       samples_per_day, standardise)
+from .analysis import (
+    DetectorConfig,
+    MeterEstimate,
+    TanAnalysis,
+    baseline_slice,
+    class_sigma_excess,
+    cluster_episodes,
+    episode_confidence,
+    episode_stats,
+    residual_sigma,
+    samples_per_day,
+    standardise,
+)
 from .anomalies import Anomaly, AnomalyType, Detail
 from .data import MeterAccuracy, TanSeries, drop_current_a, phase_angle_rad
 from .linmodel import group_demean, robust_scale
@@ -135,8 +146,13 @@ class FeederModel:
         return -self._loo_scale() * self.coef[0, :]
 
 
-def fit_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None,
-               config: DetectorConfig | None = None, x_over_r: float = 0.25) -> FeederModel:
+def fit_feeder(
+    series: TanSeries,
+    *,
+    accuracy: MeterAccuracy | None = None,
+    config: DetectorConfig | None = None,
+    x_over_r: float = 0.25,
+) -> FeederModel:
     """Fit the sensitivity model on ``series`` (pass the baseline period). ``x_over_r``: the
     reactance/resistance ratio assumed for the lines (0.25: LV cables are 0.1-0.4; it only weights the
     small reactive part of the drop)."""
@@ -175,8 +191,20 @@ def fit_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None,
         coef[:, g] = c
         invs.append(inv / scale[:, None] / scale[None, :])
         used_all[:, g] = use[:, None]
-    model = FeederModel(series.meter_ids, labels, groups, coef, invs, x_over_r, np.zeros(n), np.zeros(n),
-                        np.zeros(n), np.zeros(n), series.v_nominal_v, [m.phase for m in series.meters])
+    model = FeederModel(
+        series.meter_ids,
+        labels,
+        groups,
+        coef,
+        invs,
+        x_over_r,
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        series.v_nominal_v,
+        [m.phase for m in series.meters],
+    )
     exc, lev = model.excess_and_leverage(series)
     exc[~used_all] = np.nan
     model.sigma_class_v = class_sigma_excess(series, accuracy, groups, np.abs(model.self_sensitivity_ohm()))
@@ -188,12 +216,24 @@ def fit_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None,
 
 
 def _candidates(model: FeederModel, series: TanSeries) -> list[Candidate]:
-    return [Candidate(f"at or just upstream of meter {mid}: its service line or the feeder section feeding its "
-                      f"connection", (mid,), model.drop_pattern_v_per_a(j)) for j, mid in enumerate(model.meter_ids)]
+    return [
+        Candidate(
+            f"at or just upstream of meter {mid}: its service line or the feeder section feeding its connection",
+            (mid,),
+            model.drop_pattern_v_per_a(j),
+        )
+        for j, mid in enumerate(model.meter_ids)
+    ]
 
 
-def analyse_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None, config: DetectorConfig | None = None,
-                   model: FeederModel | None = None, x_over_r: float = 0.25) -> TanAnalysis:
+def analyse_feeder(
+    series: TanSeries,
+    *,
+    accuracy: MeterAccuracy | None = None,
+    config: DetectorConfig | None = None,
+    model: FeederModel | None = None,
+    x_over_r: float = 0.25,
+) -> TanAnalysis:
     """Look for unmetered taps with the topology-agnostic sensitivity model (see the module doc).
     Anomalies are THEFT_SUSPICION with detail ``tap_started`` (localised by pattern matching) or
     ``tap_offset``."""
@@ -206,8 +246,10 @@ def analyse_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None, 
     warnings = []
     ratio = model.sigma_v / model.sigma_class_v
     for k in np.flatnonzero(ratio > 3.0):
-        warnings.append(f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
-                        f"accuracy class predicts")
+        warnings.append(
+            f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
+            f"accuracy class predicts"
+        )
     z = standardise(excess, model.sigma_v, config, leverage=lev, params_per_sample=model.mean_leverage)
     eps = config.bank.episodes(z, samples_per_day(series))
     with np.errstate(all="ignore"):
@@ -218,7 +260,7 @@ def analyse_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None, 
     for cluster in cluster_episodes(eps, gap):
         ep = cluster[0]  # the first alarm; the window runs from the earliest onset to it
         onset = min(e.onset_idx for e in cluster if e.onset_idx <= ep.alarm_idx)
-        win = excess[onset:ep.alarm_idx + 1]
+        win = excess[onset : ep.alarm_idx + 1]
         n_win = max(int(np.sum(np.isfinite(win[:, ep.col]))), 1)
         with np.errstate(all="ignore"):
             xbar = np.nanmean(win, axis=0)
@@ -228,16 +270,32 @@ def analyse_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None, 
         st = episode_stats(excess, float(model.sigma_v[ep.col]), ep)
         conf = episode_confidence(st["z"], series.n_meters, series.n_times, st["samples"])
         kw = best.current_a * float(v_mean[j]) / 1000.0
-        anomalies.append(Anomaly(
-            AnomalyType.THEFT_SUSPICION, series.transformer_id, (best.meter_ids[0],), int(t[ep.alarm_idx]), conf,
-            Detail.TAP_STARTED, location=best.label, start_time_s=int(t[onset]), unaccounted_kw=kw,
-            evidence={**st, "alarm_meter": series.meter_ids[ep.col],
-                      "alarm_meters": sorted({series.meter_ids[e.col] for e in cluster}),
-                      "tap_current_a": best.current_a,
-                      "location_probability": best.probability,
-                      "candidates": [{"meter_id": c.meter_ids[0], "probability": c.probability,
-                                      "current_a": c.current_a} for c in ranked[:3]],
-                      "cusum_k": ep.k, "cusum_h": ep.h}))
+        anomalies.append(
+            Anomaly(
+                AnomalyType.THEFT_SUSPICION,
+                series.transformer_id,
+                (best.meter_ids[0],),
+                int(t[ep.alarm_idx]),
+                conf,
+                Detail.TAP_STARTED,
+                location=best.label,
+                start_time_s=int(t[onset]),
+                unaccounted_kw=kw,
+                evidence={
+                    **st,
+                    "alarm_meter": series.meter_ids[ep.col],
+                    "alarm_meters": sorted({series.meter_ids[e.col] for e in cluster}),
+                    "tap_current_a": best.current_a,
+                    "location_probability": best.probability,
+                    "candidates": [
+                        {"meter_id": c.meter_ids[0], "probability": c.probability, "current_a": c.current_a}
+                        for c in ranked[:3]
+                    ],
+                    "cusum_k": ep.k,
+                    "cusum_h": ep.h,
+                },
+            )
+        )
     if config.offset_test:
         tol = accuracy.offset_tolerance_v(model.v_nominal_v)
         rel = model.relative_offset_v()
@@ -247,15 +305,36 @@ def analyse_feeder(series: TanSeries, *, accuracy: MeterAccuracy | None = None, 
             if np.isfinite(d) and np.isfinite(se) and d > tol + config.offset_z * se:
                 conf = float(special.ndtr((d - tol) / se - config.offset_z + 2.0))
                 r_eff = max(float(model.self_sensitivity_ohm()[k]), config.min_service_r_ohm)
-                anomalies.append(Anomaly(AnomalyType.THEFT_SUSPICION, series.transformer_id, (mid,), at_s, conf,
-                                         Detail.TAP_OFFSET, location=f"at or upstream of meter {mid}",
-                                         start_time_s=int(t[0]), unaccounted_kw=d / r_eff * v_mean[k] / 1000.0,
-                                         evidence={"offset_below_others_v": float(d), "calibration_tolerance_v": tol,
-                                                   "offset_se_v": float(se)}))
+                anomalies.append(
+                    Anomaly(
+                        AnomalyType.THEFT_SUSPICION,
+                        series.transformer_id,
+                        (mid,),
+                        at_s,
+                        conf,
+                        Detail.TAP_OFFSET,
+                        location=f"at or upstream of meter {mid}",
+                        start_time_s=int(t[0]),
+                        unaccounted_kw=d / r_eff * v_mean[k] / 1000.0,
+                        evidence={
+                            "offset_below_others_v": float(d),
+                            "calibration_tolerance_v": tol,
+                            "offset_se_v": float(se),
+                        },
+                    )
+                )
     selfs = model.self_sensitivity_ohm()
-    meters = [MeterEstimate(mid, float(-model.coef[0, k]), float(selfs[k]), float("nan"), float(model.sigma_v[k]),
-                            float(model.sigma_class_v[k]),
-                            {"offset_below_others_v": float(model.relative_offset_v()[k])})
-              for k, mid in enumerate(model.meter_ids)]
+    meters = [
+        MeterEstimate(
+            mid,
+            float(-model.coef[0, k]),
+            float(selfs[k]),
+            float("nan"),
+            float(model.sigma_v[k]),
+            float(model.sigma_class_v[k]),
+            {"offset_below_others_v": float(model.relative_offset_v()[k])},
+        )
+        for k, mid in enumerate(model.meter_ids)
+    ]
     anomalies.sort(key=lambda a: a.time_s)
     return TanAnalysis(series.transformer_id, "feeder", anomalies, meters, warnings, t, excess, base, model)

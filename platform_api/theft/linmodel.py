@@ -20,9 +20,10 @@ the gauge). Outlying readings are trimmed and the problem solved again.
 When every meter of a group sees the same regressors the problem separates into one ordinary
 least-squares problem per meter on the group-demeaned voltages: :mod:`.feeder` uses that.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,8 +43,9 @@ def _gram(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.einsum("ip,iq->pq", x, y, optimize=False)
 
 
-def within_normal_equations(v: np.ndarray, x: np.ndarray | DesignFn, groups: list[np.ndarray], mask: np.ndarray,
-                            chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+def within_normal_equations(
+    v: np.ndarray, x: np.ndarray | DesignFn, groups: list[np.ndarray], mask: np.ndarray, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """Normal equations (A, b) of the within least-squares problem (see the module doc)."""
     design = _as_design(x)
     t_n = v.shape[0]
@@ -129,9 +131,16 @@ def robust_scale(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return 1.4826 * np.nanmedian(np.abs(x - med), axis=axis)
 
 
-def fit_within(v: np.ndarray, x: np.ndarray | DesignFn, groups: list[np.ndarray], mask: np.ndarray, *,
-               trim_sigma: float = 5.0, iterations: int = 2,
-               ridge: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def fit_within(
+    v: np.ndarray,
+    x: np.ndarray | DesignFn,
+    groups: list[np.ndarray],
+    mask: np.ndarray,
+    *,
+    trim_sigma: float = 5.0,
+    iterations: int = 2,
+    ridge: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Trimmed within least squares. Returns ``(theta, used_mask)``: readings whose residual
     (against the group at the same time) exceeds ``trim_sigma`` robust standard deviations of
     their meter are dropped and the fit repeated ``iterations`` times. ``ridge`` (one value per

@@ -9,6 +9,7 @@ least squares (weights 1 / sigma^2 / n_samples); the candidates are ranked by th
 squares, and their relative likelihoods ``exp(-SS / 2)`` give the probability of each (flat
 prior over the candidates).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class Candidate:
     probability: float = 0.0
 
 
-def rank_candidates(mean_excess_v: np.ndarray, sigma_v: np.ndarray, n_samples: int,
-                    candidates: list[Candidate]) -> list[Candidate]:
+def rank_candidates(
+    mean_excess_v: np.ndarray, sigma_v: np.ndarray, n_samples: int, candidates: list[Candidate]
+) -> list[Candidate]:
     """Fit and rank the candidates (best first); meters with NaN excess are ignored."""
     x = np.asarray(mean_excess_v, float)
     ok = np.isfinite(x) & np.isfinite(sigma_v) & (sigma_v > 0)

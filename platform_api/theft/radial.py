@@ -52,6 +52,7 @@ localises). Three tests:
    inflates ``R_k``; with the service length known, ``R_k`` per metre is compared with the
    largest plausible conductor and with the other meters.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,9 +61,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from .analysis import (DetectorConfig, MeterEstimate, TanAnalysis, baseline_slice, class_sigma_excess,
-                       episode_confidence, episode_stats, residual_sigma, samples_per_day,
-                       standardise)
+from .analysis import (
+    DetectorConfig,
+    MeterEstimate,
+    TanAnalysis,
+    baseline_slice,
+    class_sigma_excess,
+    episode_confidence,
+    episode_stats,
+    residual_sigma,
+    samples_per_day,
+    standardise,
+)
 from .anomalies import Anomaly, AnomalyType, Detail
 from .data import MeterAccuracy, TanSeries, drop_current_a, phase_angle_rad
 from .linmodel import apply_design, fit_within, loo_excess
@@ -90,8 +100,13 @@ def _own_drop_current(series: TanSeries, x_over_r: float | np.ndarray) -> np.nda
     return np.nan_to_num(drop_current_a(series.i_active_a, series.i_reactive_a, 0.0, x_over_r))
 
 
-def radial_design(series: TanSeries, coupling_phases: list[str], x_over_r: float = 0.25,
-                  own_x_over_r: np.ndarray | None = None, separate_q: bool = False) -> np.ndarray:
+def radial_design(
+    series: TanSeries,
+    coupling_phases: list[str],
+    x_over_r: float = 0.25,
+    own_x_over_r: np.ndarray | None = None,
+    separate_q: bool = False,
+) -> np.ndarray:
     """Regressors (T, N, N * B), B = 2 + separate_q + len(coupling_phases): per meter its offset
     (1), minus its drop current ``p + rho_k q`` (``rho_k = own_x_over_r[k]``, else ``x_over_r``),
     with ``separate_q`` minus its reactive current ``q`` (whose coefficient is the line's
@@ -205,8 +220,14 @@ class RadialModel:
         return out
 
 
-def fit_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, common_mode: str = "auto",
-               config: DetectorConfig | None = None, x_over_r: float = 0.25) -> RadialModel:
+def fit_radial(
+    series: TanSeries,
+    *,
+    accuracy: MeterAccuracy | None = None,
+    common_mode: str = "auto",
+    config: DetectorConfig | None = None,
+    x_over_r: float = 0.25,
+) -> RadialModel:
     """Fit the radial drop model on ``series`` (all its rows: pass the baseline period).
     ``x_over_r``: reactance/resistance of the service lines (0.1-0.3 for triplex drops; it only
     weights the reactive current's small share of the drop)."""
@@ -228,17 +249,34 @@ def fit_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, comm
     theta, used = fit_within(series.v_rms, x, groups, mask, trim_sigma=config.trim_sigma)
     own_xr = None
     if config.estimate_x_over_r:
-        own_xr = _estimate_own_x_over_r(series, theta.reshape(n, b)[:, 1], coupling, x_over_r, groups, mask,
-                                        accuracy, config)
+        own_xr = _estimate_own_x_over_r(
+            series, theta.reshape(n, b)[:, 1], coupling, x_over_r, groups, mask, accuracy, config
+        )
         x = radial_design(series, coupling, x_over_r, own_xr)
         theta, used = fit_within(series.v_rms, x, groups, mask, trim_sigma=config.trim_sigma)
     blocks = theta.reshape(n, b)
     offset, r = blocks[:, 0], blocks[:, 1]
     coup = blocks[:, 2:] if coupling else np.zeros((n, 0))
     ratio = x_over_r if own_xr is None else own_xr
-    model = RadialModel(series.meter_ids, mode, groups, coupling, x_over_r, theta, offset, r, ratio * r, coup,
-                        np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
-                        series.v_nominal_v, series.n_times, own_x_over_r=own_xr)
+    model = RadialModel(
+        series.meter_ids,
+        mode,
+        groups,
+        coupling,
+        x_over_r,
+        theta,
+        offset,
+        r,
+        ratio * r,
+        coup,
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        series.v_nominal_v,
+        series.n_times,
+        own_x_over_r=own_xr,
+    )
     exc = loo_excess(series.v_rms - apply_design(x, theta, series.n_times), groups, used)
     model.sigma_class_v = class_sigma_excess(series, accuracy, groups, r)
     model.sigma_v = residual_sigma(exc, model.sigma_class_v, config)
@@ -250,7 +288,7 @@ def fit_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, comm
     df_own = np.full(n, 2.0)
     if nb > 2:  # the X/R prior, as in _estimate_own_x_over_r
         tau = config.x_over_r_prior_sd * np.maximum(np.abs(r), max(config.min_service_r_ohm, 1e-6))
-        prior[:, 2, 2] = accuracy.v_sigma_v(series.v_nominal_v) ** 2 / tau ** 2
+        prior[:, 2, 2] = accuracy.v_sigma_v(series.v_nominal_v) ** 2 / tau**2
     for k in range(n):
         zk = z[used[:, k], k]
         inv = np.linalg.pinv(zk.T @ zk + prior[k])
@@ -270,9 +308,16 @@ def fit_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, comm
     return model
 
 
-def _estimate_own_x_over_r(series: TanSeries, r0: np.ndarray, coupling: list[str], x_over_r: float,
-                           groups: list[np.ndarray], mask: np.ndarray, accuracy: MeterAccuracy,
-                           config: DetectorConfig) -> np.ndarray:
+def _estimate_own_x_over_r(
+    series: TanSeries,
+    r0: np.ndarray,
+    coupling: list[str],
+    x_over_r: float,
+    groups: list[np.ndarray],
+    mask: np.ndarray,
+    accuracy: MeterAccuracy,
+    config: DetectorConfig,
+) -> np.ndarray:
     """Each service line's X/R from the baseline: the model refitted with each meter's reactive
     current as an extra regressor, whose coefficient (the reactance beyond ``x_over_r R``) has a
     Gaussian prior of standard deviation ``config.x_over_r_prior_sd * R`` (a ridge: household
@@ -288,15 +333,16 @@ def _estimate_own_x_over_r(series: TanSeries, r0: np.ndarray, coupling: list[str
     r_floor = max(config.min_service_r_ohm, 1e-6)
     tau = config.x_over_r_prior_sd * np.maximum(np.nan_to_num(np.abs(r0)), r_floor)
     ridge = np.zeros(n * b)
-    ridge[np.arange(n) * b + 2] = sv ** 2 / tau ** 2
+    ridge[np.arange(n) * b + 2] = sv**2 / tau**2
     theta, _ = fit_within(series.v_rms, x, groups, mask, trim_sigma=config.trim_sigma, ridge=ridge)
     blocks = theta.reshape(n, b)
     r1 = np.maximum(blocks[:, 1], r_floor)
     return np.clip(x_over_r + blocks[:, 2] / r1, 0.0, config.x_over_r_max)
 
 
-def _tap_anomaly(series: TanSeries, model: RadialModel, excess: np.ndarray, ep, v_mean: np.ndarray,
-                 config: DetectorConfig) -> Anomaly:
+def _tap_anomaly(
+    series: TanSeries, model: RadialModel, excess: np.ndarray, ep, v_mean: np.ndarray, config: DetectorConfig
+) -> Anomaly:
     k = ep.col
     mid = series.meter_ids[k]
     st = episode_stats(excess, float(model.sigma_v[k]), ep)
@@ -305,19 +351,38 @@ def _tap_anomaly(series: TanSeries, model: RadialModel, excess: np.ndarray, ep, 
     kw = i_tap * float(v_mean[k]) / 1000.0
     conf = episode_confidence(st["z"], series.n_meters, series.n_times, st["samples"])
     t = series.time_s
-    return Anomaly(AnomalyType.THEFT_SUSPICION, series.transformer_id, (mid,), int(t[ep.alarm_idx]), conf,
-                   Detail.TAP_STARTED,
-                   location=f"service line of meter {mid}, between transformer "
-                            f"{series.transformer_id or '?'} and the meter",
-                   start_time_s=int(t[ep.onset_idx]), unaccounted_kw=kw,
-                   evidence={**st, "service_r_ohm": float(model.r_ohm[k]), "tap_current_min_a": i_tap,
-                             "unaccounted_kw_if_midline": 2 * kw, "sigma_v": float(model.sigma_v[k]),
-                             "cusum_k": ep.k, "cusum_h": ep.h,
-                             "end_time_s": int(t[min(ep.end_idx, series.n_times) - 1])})
+    return Anomaly(
+        AnomalyType.THEFT_SUSPICION,
+        series.transformer_id,
+        (mid,),
+        int(t[ep.alarm_idx]),
+        conf,
+        Detail.TAP_STARTED,
+        location=f"service line of meter {mid}, between transformer {series.transformer_id or '?'} and the meter",
+        start_time_s=int(t[ep.onset_idx]),
+        unaccounted_kw=kw,
+        evidence={
+            **st,
+            "service_r_ohm": float(model.r_ohm[k]),
+            "tap_current_min_a": i_tap,
+            "unaccounted_kw_if_midline": 2 * kw,
+            "sigma_v": float(model.sigma_v[k]),
+            "cusum_k": ep.k,
+            "cusum_h": ep.h,
+            "end_time_s": int(t[min(ep.end_idx, series.n_times) - 1]),
+        },
+    )
 
 
-def _offset_anomalies(series: TanSeries, model: RadialModel, accuracy: MeterAccuracy, config: DetectorConfig,
-                      at_s: int, v_mean: np.ndarray, i_mean: np.ndarray) -> list[Anomaly]:
+def _offset_anomalies(
+    series: TanSeries,
+    model: RadialModel,
+    accuracy: MeterAccuracy,
+    config: DetectorConfig,
+    at_s: int,
+    v_mean: np.ndarray,
+    i_mean: np.ndarray,
+) -> list[Anomaly]:
     out = []
     tol = accuracy.offset_tolerance_v(model.v_nominal_v)
     rel = model.relative_offset_v()
@@ -329,19 +394,34 @@ def _offset_anomalies(series: TanSeries, model: RadialModel, accuracy: MeterAccu
             r_eff = max(float(model.r_ohm[k]), config.min_service_r_ohm)
             kw = d / r_eff * v_mean[k] / 1000.0
             conf = float(special.ndtr((d - tol) / se - config.offset_z + 2.0))  # ~0.98 at the threshold
-            out.append(Anomaly(AnomalyType.THEFT_SUSPICION, series.transformer_id, (mid,), at_s, conf,
-                               Detail.TAP_OFFSET, location=f"service line of meter {mid}",
-                               start_time_s=int(series.time_s[0]), unaccounted_kw=kw,
-                               evidence={"offset_below_others_v": float(d), "calibration_tolerance_v": tol,
-                                         "offset_se_v": float(se), "service_r_ohm": float(model.r_ohm[k]),
-                                         "unaccounted_kw_min": max(d - tol, 0.0) / r_eff * v_mean[k] / 1000.0,
-                                         "note": "a constant extra drop beyond what calibration errors explain: "
-                                                 "a tap present from the start, or a meter out of its class"}))
+            out.append(
+                Anomaly(
+                    AnomalyType.THEFT_SUSPICION,
+                    series.transformer_id,
+                    (mid,),
+                    at_s,
+                    conf,
+                    Detail.TAP_OFFSET,
+                    location=f"service line of meter {mid}",
+                    start_time_s=int(series.time_s[0]),
+                    unaccounted_kw=kw,
+                    evidence={
+                        "offset_below_others_v": float(d),
+                        "calibration_tolerance_v": tol,
+                        "offset_se_v": float(se),
+                        "service_r_ohm": float(model.r_ohm[k]),
+                        "unaccounted_kw_min": max(d - tol, 0.0) / r_eff * v_mean[k] / 1000.0,
+                        "note": "a constant extra drop beyond what calibration errors explain: "
+                        "a tap present from the start, or a meter out of its class",
+                    },
+                )
+            )
     return out
 
 
-def _impedance_anomalies(series: TanSeries, model: RadialModel, config: DetectorConfig, at_s: int,
-                         p_kw_mean: np.ndarray) -> list[Anomaly]:
+def _impedance_anomalies(
+    series: TanSeries, model: RadialModel, config: DetectorConfig, at_s: int, p_kw_mean: np.ndarray
+) -> list[Anomaly]:
     out = []
     lengths = np.array([m.service_length_m if m.service_length_m else np.nan for m in series.meters])
     if not np.isfinite(lengths).any():
@@ -362,19 +442,40 @@ def _impedance_anomalies(series: TanSeries, model: RadialModel, config: Detector
             expect = (ref if np.isfinite(ref) else config.max_loop_ohm_per_m) * lengths[k]
             frac = max(model.r_ohm[k] / expect - 1.0, 0.0)
             conf = float(special.ndtr((model.r_ohm[k] - thr_ohm) / se - 1.0)) if se > 0 else 0.9
-            out.append(Anomaly(AnomalyType.THEFT_SUSPICION, series.transformer_id, (mid,), at_s, min(conf, 0.99),
-                               Detail.IMPEDANCE, location=f"service line or meter base of meter {mid}",
-                               unaccounted_kw=frac * max(p_kw_mean[k], 0.0),
-                               evidence={"service_r_ohm": float(model.r_ohm[k]), "service_r_se_ohm": float(se),
-                                         "service_length_m": float(lengths[k]), "ohm_per_m": float(per_m[k]),
-                                         "others_median_ohm_per_m": ref, "threshold_ohm": thr_ohm,
-                                         "note": "the voltage falls faster with the meter's current than its line "
-                                                 "explains: unmetered load drawing with the metered one (bypass)"}))
+            out.append(
+                Anomaly(
+                    AnomalyType.THEFT_SUSPICION,
+                    series.transformer_id,
+                    (mid,),
+                    at_s,
+                    min(conf, 0.99),
+                    Detail.IMPEDANCE,
+                    location=f"service line or meter base of meter {mid}",
+                    unaccounted_kw=frac * max(p_kw_mean[k], 0.0),
+                    evidence={
+                        "service_r_ohm": float(model.r_ohm[k]),
+                        "service_r_se_ohm": float(se),
+                        "service_length_m": float(lengths[k]),
+                        "ohm_per_m": float(per_m[k]),
+                        "others_median_ohm_per_m": ref,
+                        "threshold_ohm": thr_ohm,
+                        "note": "the voltage falls faster with the meter's current than its line "
+                        "explains: unmetered load drawing with the metered one (bypass)",
+                    },
+                )
+            )
     return out
 
 
-def analyse_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, config: DetectorConfig | None = None,
-                   common_mode: str = "auto", model: RadialModel | None = None, x_over_r: float = 0.25) -> TanAnalysis:
+def analyse_radial(
+    series: TanSeries,
+    *,
+    accuracy: MeterAccuracy | None = None,
+    config: DetectorConfig | None = None,
+    common_mode: str = "auto",
+    model: RadialModel | None = None,
+    x_over_r: float = 0.25,
+) -> TanAnalysis:
     """Look for unmetered taps in a radial transformer area.
 
     The model is fitted on the baseline period (``config.baseline_s`` from the start, see
@@ -390,16 +491,20 @@ def analyse_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, 
     base = baseline_slice(series, config)
     warnings: list[str] = []
     if model is None:
-        model = fit_radial(series.rows(base), accuracy=accuracy, common_mode=common_mode, config=config,
-                           x_over_r=x_over_r)
+        model = fit_radial(
+            series.rows(base), accuracy=accuracy, common_mode=common_mode, config=config, x_over_r=x_over_r
+        )
     excess = model.excess_drop_v(series)
     ratio = model.sigma_v / model.sigma_class_v
     for k in np.flatnonzero(ratio > 3.0):
-        warnings.append(f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
-                        f"accuracy class predicts (clocks not synchronised, wrong transformer or phase, or a tap "
-                        f"in the baseline)")
-    z = standardise(excess, model.sigma_v, config, leverage=model.leverage(series),
-                    params_per_sample=model.params_per_sample)
+        warnings.append(
+            f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
+            f"accuracy class predicts (clocks not synchronised, wrong transformer or phase, or a tap "
+            f"in the baseline)"
+        )
+    z = standardise(
+        excess, model.sigma_v, config, leverage=model.leverage(series), params_per_sample=model.params_per_sample
+    )
     eps = config.bank.episodes(z, samples_per_day(series))
     with np.errstate(all="ignore"):
         v_mean = np.nanmean(series.v_rms, axis=0)
@@ -411,10 +516,21 @@ def analyse_radial(series: TanSeries, *, accuracy: MeterAccuracy | None = None, 
         anomalies += _offset_anomalies(series, model, accuracy, config, at_s, v_mean, i_mean)
     if config.impedance_test:
         anomalies += _impedance_anomalies(series, model, config, at_s, p_kw)
-    meters = [MeterEstimate(mid, float(model.offset_v[k]), float(model.r_ohm[k]), float(model.x_ohm[k]),
-                            float(model.sigma_v[k]), float(model.sigma_class_v[k]),
-                            {"offset_below_others_v": float(model.relative_offset_v()[k]),
-                             "offset_se_v": float(model.offset_se_v[k]), "r_se_ohm": float(model.r_se_ohm[k])})
-              for k, mid in enumerate(model.meter_ids)]
+    meters = [
+        MeterEstimate(
+            mid,
+            float(model.offset_v[k]),
+            float(model.r_ohm[k]),
+            float(model.x_ohm[k]),
+            float(model.sigma_v[k]),
+            float(model.sigma_class_v[k]),
+            {
+                "offset_below_others_v": float(model.relative_offset_v()[k]),
+                "offset_se_v": float(model.offset_se_v[k]),
+                "r_se_ohm": float(model.r_se_ohm[k]),
+            },
+        )
+        for k, mid in enumerate(model.meter_ids)
+    ]
     anomalies.sort(key=lambda a: a.time_s)
     return TanAnalysis(series.transformer_id, "radial", anomalies, meters, warnings, series.time_s, excess, base, model)

@@ -14,10 +14,11 @@ the neighbour pays. A grid-map-aware network notices (source document, paragraph
 Only a swap between two premises on the same phase of the same radial TAN, without location
 signals, goes unseen (paragraph [0040]).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .anomalies import Anomaly, AnomalyType, Detail
 from .data import haversine_m
@@ -57,8 +58,13 @@ def _close(a: MeterSighting, b: MeterSighting, tol_m: float) -> bool:
     return haversine_m(a.lat, a.lon, b.lat, b.lon) <= tol_m
 
 
-def compare_sightings(before: Iterable[MeterSighting], after: Iterable[MeterSighting], *,
-                      geo_tolerance_m: float = 25.0, time_s: int | None = None) -> list[Anomaly]:
+def compare_sightings(
+    before: Iterable[MeterSighting],
+    after: Iterable[MeterSighting],
+    *,
+    geo_tolerance_m: float = 25.0,
+    time_s: int | None = None,
+) -> list[Anomaly]:
     """Anomalies between two periods of the grid map.
 
     * transformer changed: two meters exchanging transformers -> METER_SWAP ``swap_between_tans``;
@@ -90,58 +96,127 @@ def compare_sightings(before: Iterable[MeterSighting], after: Iterable[MeterSigh
 
     # transformer moves
     moved = [m for m in common if b[m].transformer_id != a[m].transformer_id]
-    for m, o in pairs(moved, lambda m, o: b[o].transformer_id == a[m].transformer_id
-                      and a[o].transformer_id == b[m].transformer_id):
+    for m, o in pairs(
+        moved, lambda m, o: b[o].transformer_id == a[m].transformer_id and a[o].transformer_id == b[m].transformer_id
+    ):
         if o is not None:
-            out.append(Anomaly(AnomalyType.METER_SWAP, b[m].transformer_id, (m, o), t_now, 0.9,
-                               Detail.SWAP_BETWEEN_TANS,
-                               location=f"meters {m} and {o} exchanged transformers "
-                                        f"{b[m].transformer_id} and {b[o].transformer_id}",
-                               evidence={m: [b[m].transformer_id, a[m].transformer_id],
-                                         o: [b[o].transformer_id, a[o].transformer_id]}))
+            out.append(
+                Anomaly(
+                    AnomalyType.METER_SWAP,
+                    b[m].transformer_id,
+                    (m, o),
+                    t_now,
+                    0.9,
+                    Detail.SWAP_BETWEEN_TANS,
+                    location=f"meters {m} and {o} exchanged transformers "
+                    f"{b[m].transformer_id} and {b[o].transformer_id}",
+                    evidence={
+                        m: [b[m].transformer_id, a[m].transformer_id],
+                        o: [b[o].transformer_id, a[o].transformer_id],
+                    },
+                )
+            )
         else:
-            out.append(Anomaly(AnomalyType.METER_SWAP, a[m].transformer_id, (m,), t_now, 0.6,
-                               Detail.MOVED_BETWEEN_TANS,
-                               location=f"meter {m} moved from transformer {b[m].transformer_id} to "
-                                        f"{a[m].transformer_id}",
-                               evidence={"from_transformer": b[m].transformer_id,
-                                         "to_transformer": a[m].transformer_id}))
+            out.append(
+                Anomaly(
+                    AnomalyType.METER_SWAP,
+                    a[m].transformer_id,
+                    (m,),
+                    t_now,
+                    0.6,
+                    Detail.MOVED_BETWEEN_TANS,
+                    location=f"meter {m} moved from transformer {b[m].transformer_id} to {a[m].transformer_id}",
+                    evidence={"from_transformer": b[m].transformer_id, "to_transformer": a[m].transformer_id},
+                )
+            )
     same_tan = [m for m in common if b[m].transformer_id == a[m].transformer_id]
     # phase changes
     ph = [m for m in same_tan if b[m].phase and a[m].phase and b[m].phase != a[m].phase]
-    for m, o in pairs(ph, lambda m, o: b[o].transformer_id == b[m].transformer_id and b[o].phase == a[m].phase
-                      and a[o].phase == b[m].phase):
+    for m, o in pairs(
+        ph,
+        lambda m, o: (
+            b[o].transformer_id == b[m].transformer_id and b[o].phase == a[m].phase and a[o].phase == b[m].phase
+        ),
+    ):
         ids = (m, o) if o else (m,)
-        out.append(Anomaly(AnomalyType.METER_SWAP, b[m].transformer_id, ids, t_now, 0.85 if o else 0.5,
-                           Detail.PHASE_CHANGE,
-                           location=(f"meters {m} and {o} exchanged phases {b[m].phase}/{a[m].phase} on "
-                                     f"transformer {b[m].transformer_id}" if o else
-                                     f"meter {m} changed phase {b[m].phase} -> {a[m].phase} on transformer "
-                                     f"{b[m].transformer_id}"),
-                           evidence={i: [b[i].phase, a[i].phase] for i in ids}))
+        out.append(
+            Anomaly(
+                AnomalyType.METER_SWAP,
+                b[m].transformer_id,
+                ids,
+                t_now,
+                0.85 if o else 0.5,
+                Detail.PHASE_CHANGE,
+                location=(
+                    f"meters {m} and {o} exchanged phases {b[m].phase}/{a[m].phase} on "
+                    f"transformer {b[m].transformer_id}"
+                    if o
+                    else f"meter {m} changed phase {b[m].phase} -> {a[m].phase} on transformer {b[m].transformer_id}"
+                ),
+                evidence={i: [b[i].phase, a[i].phase] for i in ids},
+            )
+        )
     # bus position changes
-    pos = [m for m in same_tan if b[m].position is not None and a[m].position is not None
-           and b[m].position != a[m].position and b[m].branch == a[m].branch and b[m].phase == a[m].phase]
+    pos = [
+        m
+        for m in same_tan
+        if b[m].position is not None
+        and a[m].position is not None
+        and b[m].position != a[m].position
+        and b[m].branch == a[m].branch
+        and b[m].phase == a[m].phase
+    ]
     for m, o in pairs(pos, lambda m, o: b[o].position == a[m].position and a[o].position == b[m].position):
         ids = (m, o) if o else (m,)
-        out.append(Anomaly(AnomalyType.METER_ORDER_CHANGE, b[m].transformer_id, ids, t_now, 0.8 if o else 0.5,
-                           Detail.ORDER_CHANGE,
-                           location=(f"meters {m} and {o} exchanged bus positions: possible meter swap"
-                                     if o else f"meter {m} moved from bus position {b[m].position} to "
-                                               f"{a[m].position}"),
-                           evidence={**{i: [b[i].position, a[i].position] for i in ids}, "possible_swap": bool(o)}))
+        out.append(
+            Anomaly(
+                AnomalyType.METER_ORDER_CHANGE,
+                b[m].transformer_id,
+                ids,
+                t_now,
+                0.8 if o else 0.5,
+                Detail.ORDER_CHANGE,
+                location=(
+                    f"meters {m} and {o} exchanged bus positions: possible meter swap"
+                    if o
+                    else f"meter {m} moved from bus position {b[m].position} to {a[m].position}"
+                ),
+                evidence={**{i: [b[i].position, a[i].position] for i in ids}, "possible_swap": bool(o)},
+            )
+        )
     # geolocation changes
-    geo = [m for m in common if None not in (b[m].lat, b[m].lon, a[m].lat, a[m].lon)
-           and haversine_m(b[m].lat, b[m].lon, a[m].lat, a[m].lon) > geo_tolerance_m]
+    geo = [
+        m
+        for m in common
+        if None not in (b[m].lat, b[m].lon, a[m].lat, a[m].lon)
+        and haversine_m(b[m].lat, b[m].lon, a[m].lat, a[m].lon) > geo_tolerance_m
+    ]
     for m, o in pairs(geo, lambda m, o: _close(a[m], b[o], geo_tolerance_m) and _close(a[o], b[m], geo_tolerance_m)):
         ids = (m, o) if o else (m,)
         dist = haversine_m(b[m].lat, b[m].lon, a[m].lat, a[m].lon)
-        out.append(Anomaly(AnomalyType.GEOLOCATION_CHANGE, a[m].transformer_id, ids, t_now, 0.9 if o else 0.7,
-                           Detail.GEOLOCATION,
-                           location=(f"meters {m} and {o} exchanged locations: possible meter swap" if o
-                                     else f"meter {m} moved {dist:.0f} m"),
-                           evidence={i: {"before": [b[i].lat, b[i].lon], "after": [a[i].lat, a[i].lon],
-                                         "moved_m": haversine_m(b[i].lat, b[i].lon, a[i].lat, a[i].lon)} for i in ids}))
+        out.append(
+            Anomaly(
+                AnomalyType.GEOLOCATION_CHANGE,
+                a[m].transformer_id,
+                ids,
+                t_now,
+                0.9 if o else 0.7,
+                Detail.GEOLOCATION,
+                location=(
+                    f"meters {m} and {o} exchanged locations: possible meter swap"
+                    if o
+                    else f"meter {m} moved {dist:.0f} m"
+                ),
+                evidence={
+                    i: {
+                        "before": [b[i].lat, b[i].lon],
+                        "after": [a[i].lat, a[i].lon],
+                        "moved_m": haversine_m(b[i].lat, b[i].lon, a[i].lat, a[i].lon),
+                    }
+                    for i in ids
+                },
+            )
+        )
     return out
 
 
@@ -179,12 +254,12 @@ def swaps_from_membership_events(events: Iterable[MembershipEvent], *, window_s:
     moves = []  # (meter, from_t, to_t, time)
     used_new: set[int] = set()
     used_lost: set[int] = set()
-    for i, l in enumerate(lost):
+    for i, lo in enumerate(lost):
         for j, n in enumerate(new):
-            if j in used_new or n.meter_id != l.meter_id or n.transformer_id == l.transformer_id:
+            if j in used_new or n.meter_id != lo.meter_id or n.transformer_id == lo.transformer_id:
                 continue
-            if abs(n.time_s - l.time_s) <= window_s:
-                moves.append((l.meter_id, l.transformer_id, n.transformer_id, max(n.time_s, l.time_s)))
+            if abs(n.time_s - lo.time_s) <= window_s:
+                moves.append((lo.meter_id, lo.transformer_id, n.transformer_id, max(n.time_s, lo.time_s)))
                 used_new.add(j)
                 used_lost.add(i)
                 break
@@ -193,33 +268,74 @@ def swaps_from_membership_events(events: Iterable[MembershipEvent], *, window_s:
     for x, (m, f, t, ts) in enumerate(moves):
         if x in paired:
             continue
-        y = next((y for y, (m2, f2, t2, ts2) in enumerate(moves) if y != x and y not in paired and f2 == t and t2 == f
-                  and abs(ts2 - ts) <= window_s), None)
+        y = next(
+            (
+                y
+                for y, (m2, f2, t2, ts2) in enumerate(moves)
+                if y != x and y not in paired and f2 == t and t2 == f and abs(ts2 - ts) <= window_s
+            ),
+            None,
+        )
         if y is not None:
             paired.update((x, y))
             m2 = moves[y][0]
-            out.append(Anomaly(AnomalyType.METER_SWAP, f, (m, m2), max(ts, moves[y][3]), 0.9, Detail.SWAP_BETWEEN_TANS,
-                               location=f"meters {m} and {m2} exchanged between transformers {f} and {t}",
-                               evidence={m: [f, t], m2: [t, f]}))
+            out.append(
+                Anomaly(
+                    AnomalyType.METER_SWAP,
+                    f,
+                    (m, m2),
+                    max(ts, moves[y][3]),
+                    0.9,
+                    Detail.SWAP_BETWEEN_TANS,
+                    location=f"meters {m} and {m2} exchanged between transformers {f} and {t}",
+                    evidence={m: [f, t], m2: [t, f]},
+                )
+            )
         else:
             paired.add(x)
-            out.append(Anomaly(AnomalyType.METER_SWAP, t, (m,), ts, 0.6, Detail.MOVED_BETWEEN_TANS,
-                               location=f"meter {m} moved from transformer {f} to {t}",
-                               evidence={"from_transformer": f, "to_transformer": t}))
+            out.append(
+                Anomaly(
+                    AnomalyType.METER_SWAP,
+                    t,
+                    (m,),
+                    ts,
+                    0.6,
+                    Detail.MOVED_BETWEEN_TANS,
+                    location=f"meter {m} moved from transformer {f} to {t}",
+                    evidence={"from_transformer": f, "to_transformer": t},
+                )
+            )
     # same TAN: a new and a lost meter together
     rest_new = [n for j, n in enumerate(new) if j not in used_new]
-    rest_lost = [l for i, l in enumerate(lost) if i not in used_lost]
+    rest_lost = [lo for i, lo in enumerate(lost) if i not in used_lost]
     taken: set[int] = set()
-    for l in rest_lost:
-        j = next((j for j, n in enumerate(rest_new) if j not in taken and n.transformer_id == l.transformer_id
-                  and n.meter_id != l.meter_id and abs(n.time_s - l.time_s) <= window_s), None)
+    for lo in rest_lost:
+        j = next(
+            (
+                j
+                for j, n in enumerate(rest_new)
+                if j not in taken
+                and n.transformer_id == lo.transformer_id
+                and n.meter_id != lo.meter_id
+                and abs(n.time_s - lo.time_s) <= window_s
+            ),
+            None,
+        )
         if j is None:
             continue
         taken.add(j)
         n = rest_new[j]
-        out.append(Anomaly(AnomalyType.METER_SWAP, l.transformer_id, (n.meter_id, l.meter_id), max(n.time_s, l.time_s),
-                           0.6, Detail.MOVED_BETWEEN_TANS,
-                           location=f"transformer {l.transformer_id}: new meter {n.meter_id} and lost meter "
-                                    f"{l.meter_id} reported together (meter exchanged or swapped with another area)",
-                           evidence={"new": n.meter_id, "lost": l.meter_id}))
+        out.append(
+            Anomaly(
+                AnomalyType.METER_SWAP,
+                lo.transformer_id,
+                (n.meter_id, lo.meter_id),
+                max(n.time_s, lo.time_s),
+                0.6,
+                Detail.MOVED_BETWEEN_TANS,
+                location=f"transformer {lo.transformer_id}: new meter {n.meter_id} and lost meter "
+                f"{lo.meter_id} reported together (meter exchanged or swapped with another area)",
+                evidence={"new": n.meter_id, "lost": lo.meter_id},
+            )
+        )
     return sorted(out, key=lambda a: a.time_s)

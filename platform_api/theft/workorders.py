@@ -14,12 +14,14 @@ transformer work (tap change, replacement, re-phasing) explains everything on th
 An order covers its time window plus ``margin_s`` after it (the analysis needs a new baseline
 after the work), and the anomalies of its meters, or of all meters of its transformers.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .anomalies import Anomaly, AnomalyType
 from .data import MeterInfo
@@ -125,8 +127,9 @@ class WorkOrderBook:
         return [o for o in self._orders.values() if o.covers(anomaly, margin_s)]
 
 
-def suppress_explained(anomalies: Iterable[Anomaly], orders: Iterable[WorkOrder] | WorkOrderBook, *,
-                       margin_s: int = 86400) -> tuple[list[Anomaly], list[tuple[Anomaly, list[str]]]]:
+def suppress_explained(
+    anomalies: Iterable[Anomaly], orders: Iterable[WorkOrder] | WorkOrderBook, *, margin_s: int = 86400
+) -> tuple[list[Anomaly], list[tuple[Anomaly, list[str]]]]:
     """Split anomalies into (unexplained, [(explained, ids of the orders explaining it)])."""
     book = orders if isinstance(orders, WorkOrderBook) else WorkOrderBook(orders)
     keep, gone = [], []
@@ -139,8 +142,12 @@ def suppress_explained(anomalies: Iterable[Anomaly], orders: Iterable[WorkOrder]
     return keep, gone
 
 
-ALERT_KIND = {AnomalyType.THEFT_SUSPICION: "unmetered_load", AnomalyType.METER_ORDER_CHANGE: "meter_order_change",
-              AnomalyType.METER_SWAP: "meter_swap", AnomalyType.GEOLOCATION_CHANGE: "meter_geolocation_change"}
+ALERT_KIND = {
+    AnomalyType.THEFT_SUSPICION: "unmetered_load",
+    AnomalyType.METER_ORDER_CHANGE: "meter_order_change",
+    AnomalyType.METER_SWAP: "meter_swap",
+    AnomalyType.GEOLOCATION_CHANGE: "meter_geolocation_change",
+}
 
 
 @dataclass
@@ -181,10 +188,14 @@ def _alert_id(a: Anomaly) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def theft_alerts(anomalies: Iterable[Anomaly], orders: Iterable[WorkOrder] | WorkOrderBook = (), *,
-                 directory: Mapping[str, MeterInfo] | None = None,
-                 transformers: Mapping[str, tuple[float, float]] | None = None,
-                 margin_s: int = 86400) -> tuple[list[TheftAlert], list[tuple[Anomaly, list[str]]]]:
+def theft_alerts(
+    anomalies: Iterable[Anomaly],
+    orders: Iterable[WorkOrder] | WorkOrderBook = (),
+    *,
+    directory: Mapping[str, MeterInfo] | None = None,
+    transformers: Mapping[str, tuple[float, float]] | None = None,
+    margin_s: int = 86400,
+) -> tuple[list[TheftAlert], list[tuple[Anomaly, list[str]]]]:
     """Turn the anomalies no work order explains into theft alerts.
 
     ``directory``: meter id -> :class:`MeterInfo` (account, address, coordinates);
@@ -201,7 +212,22 @@ def theft_alerts(anomalies: Iterable[Anomaly], orders: Iterable[WorkOrder] | Wor
             info = directory.get(mid)
             meters.append(AlertMeter(mid, info.account, info.address, info.lat, info.lon) if info else AlertMeter(mid))
         tlat, tlon = transformers.get(a.transformer_id, (None, None))
-        alerts.append(TheftAlert(_alert_id(a), ALERT_KIND[a.anomaly_type], int(a.anomaly_type), a.detail,
-                                 a.transformer_id, tlat, tlon, meters, a.time_s, a.start_time_s, a.confidence,
-                                 a.unaccounted_kw, a.location, dict(a.evidence)))
+        alerts.append(
+            TheftAlert(
+                _alert_id(a),
+                ALERT_KIND[a.anomaly_type],
+                int(a.anomaly_type),
+                a.detail,
+                a.transformer_id,
+                tlat,
+                tlon,
+                meters,
+                a.time_s,
+                a.start_time_s,
+                a.confidence,
+                a.unaccounted_kw,
+                a.location,
+                dict(a.evidence),
+            )
+        )
     return alerts, gone

@@ -1,9 +1,10 @@
 """Ingest of bundles from the Substation Receivers, and what was made of them."""
+
 from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -24,18 +25,50 @@ router = APIRouter(tags=["bundles"])
 BUNDLE_ID = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 EXAMPLE = {
-    "schema_version": "1", "bundle_id": "3f1c0a9e5b7d4c21a8e6f0b2c4d6e8fa", "receiver_id": "rx-elm-1",
-    "substation_id": "sub-1", "created_utc": "2026-11-22T00:00:03.900Z", "channel": 1, "code": 0, "fc_hz": 2130.0,
-    "modulation": "bpsk", "fec": "1/2", "slot": 448826400, "crc_ok": True,
+    "schema_version": "1",
+    "bundle_id": "3f1c0a9e5b7d4c21a8e6f0b2c4d6e8fa",
+    "receiver_id": "rx-elm-1",
+    "substation_id": "sub-1",
+    "created_utc": "2026-11-22T00:00:03.900Z",
+    "channel": 1,
+    "code": 0,
+    "fc_hz": 2130.0,
+    "modulation": "bpsk",
+    "fec": "1/2",
+    "slot": 448826400,
+    "crc_ok": True,
     "frame_hex": "5000c0ffee0001020118445622d2c76854800c517105565c33ed412e38ef72f3",
-    "hub_id": 12648430, "kind": "scheduled_report", "counter": 258,
-    "copies": [{"input_index": 4, "bus": 0, "feeder": 1, "phase": "B", "start_sample": 12000,
-                "arrival_utc": "2026-11-22T00:00:00.250Z", "level_db": -98.2, "snr_db": 9.1, "ebn0_db": 6.8,
-                "evm_pct": 21.0, "corr_peak": 38.5, "pre_fec_bit_errors": 3, "carrier_offset_hz": 0.02,
-                "clock_offset_ppm": 12.0, "polarity": 1, "crc_ok": True,
-                "band_amplitudes": [{"freq_hz": 2130.0, "amplitude_db": -97.9}]}],
-    "inferred": {"location": {"bus": 0, "feeder": 1, "phase": "B"}, "confidence": 0.97, "margin_db": 14.2,
-                 "ambiguous": False, "runner_up": {"bus": 0, "feeder": 1, "phase": "A"}},
+    "hub_id": 12648430,
+    "kind": "scheduled_report",
+    "counter": 258,
+    "copies": [
+        {
+            "input_index": 4,
+            "bus": 0,
+            "feeder": 1,
+            "phase": "B",
+            "start_sample": 12000,
+            "arrival_utc": "2026-11-22T00:00:00.250Z",
+            "level_db": -98.2,
+            "snr_db": 9.1,
+            "ebn0_db": 6.8,
+            "evm_pct": 21.0,
+            "corr_peak": 38.5,
+            "pre_fec_bit_errors": 3,
+            "carrier_offset_hz": 0.02,
+            "clock_offset_ppm": 12.0,
+            "polarity": 1,
+            "crc_ok": True,
+            "band_amplitudes": [{"freq_hz": 2130.0, "amplitude_db": -97.9}],
+        }
+    ],
+    "inferred": {
+        "location": {"bus": 0, "feeder": 1, "phase": "B"},
+        "confidence": 0.97,
+        "margin_db": 14.2,
+        "ambiguous": False,
+        "runner_up": {"bus": 0, "feeder": 1, "phase": "A"},
+    },
 }
 
 I32 = 2**31 - 1
@@ -45,8 +78,14 @@ def _limits(b: Bundle) -> None:
     """Bounds the bundle schema leaves open but storage needs (422 naming the field)."""
     if not BUNDLE_ID.match(b.bundle_id):
         raise BadBundle(["body", "bundle_id"], "bundle_id may contain only letters, digits and . _ : -")
-    if b.kind is not None and b.kind not in ("provisioning_request", "pairing", "pairing_loss", "alert",
-                                             "scheduled_report", "tan_anomaly"):
+    if b.kind is not None and b.kind not in (
+        "provisioning_request",
+        "pairing",
+        "pairing_loss",
+        "alert",
+        "scheduled_report",
+        "tan_anomaly",
+    ):
         raise BadBundle(["body", "kind"], f"unknown kind {b.kind[:40]!r}")
     if b.channel > 14:
         raise BadBundle(["body", "channel"], "channel must be 0..14")
@@ -86,30 +125,48 @@ def _authorize(p: Principal, b: Bundle) -> None:
     if p.role != "receiver":
         raise HTTPException(status_code=403, detail=f"credential {p.id} is a {p.role}, not a receiver")
     if b.receiver_id != p.id:
-        raise HTTPException(status_code=403, detail=f"this token belongs to receiver {p.id}, "
-                                                    f"the bundle names receiver {b.receiver_id[:64]!r}")
+        raise HTTPException(
+            status_code=403,
+            detail=f"this token belongs to receiver {p.id}, the bundle names receiver {b.receiver_id[:64]!r}",
+        )
     if b.substation_id != p.substation_id:
         raise HTTPException(status_code=403, detail=f"receiver {p.id} may post only for substation {p.substation_id}")
-
-
 
 
 def _validation_errors(e: ValidationError, prefix: tuple = ("body",)) -> list[dict]:
     return [{"loc": prefix + tuple(x["loc"]), "msg": x["msg"], "type": x["type"]} for x in e.errors()]
 
 
-@router.post("/api/v1/bundles", status_code=201, response_model=IngestResult,
-             summary="Post one bundle (a receiver's view of one transmission)",
-             responses={201: {"description": "stored and decoded (see status); a re-post of the same body "
-                                             "answers the same with header Idempotent-Replayed: true"},
-                        401: {"description": "missing or unknown token"},
-                        403: {"description": "the token's receiver or substation differs from the bundle's"},
-                        409: {"description": "bundle_id already posted with a different body"},
-                        422: {"description": "schema violation; detail[].loc names the field"}},
-             openapi_extra={"security": [{"HTTPBearer": []}], "requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"$ref": "#/components/schemas/Bundle"}, "examples": {
-                     "scheduled report": {"summary": "a scheduled report seen on feeder 1 phase B",
-                                          "value": EXAMPLE}}}}}})
+@router.post(
+    "/api/v1/bundles",
+    status_code=201,
+    response_model=IngestResult,
+    summary="Post one bundle (a receiver's view of one transmission)",
+    responses={
+        201: {
+            "description": "stored and decoded (see status); a re-post of the same body "
+            "answers the same with header Idempotent-Replayed: true"
+        },
+        401: {"description": "missing or unknown token"},
+        403: {"description": "the token's receiver or substation differs from the bundle's"},
+        409: {"description": "bundle_id already posted with a different body"},
+        422: {"description": "schema violation; detail[].loc names the field"},
+    },
+    openapi_extra={
+        "security": [{"HTTPBearer": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Bundle"},
+                    "examples": {
+                        "scheduled report": {"summary": "a scheduled report seen on feeder 1 phase B", "value": EXAMPLE}
+                    },
+                }
+            },
+        },
+    },
+)
 async def post_bundle(request: Request) -> Response:
     """The Substation Receiver posts every transmission it decoded (or detected without a clean
     CRC) as a versioned bundle (`receiver/contracts/bundle.py`). Authenticate with the receiver's bearer
@@ -146,15 +203,27 @@ async def post_bundle(request: Request) -> Response:
         raise HTTPException(status_code=code, detail=str(err))
     # serialised here rather than re-validated against IngestResult
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return Response(json.dumps(body, separators=(",", ":")), status_code=201, media_type="application/json",
-                    headers=headers)
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=201, media_type="application/json", headers=headers
+    )
 
 
-@router.post("/api/v1/bundles/batch", response_model=BatchOut, summary="Post up to 1000 bundles at once",
-             responses={401: {"description": "missing or unknown token"},
-                        422: {"description": "the batch does not validate; detail[].loc names the bundle and field"}},
-             openapi_extra={"security": [{"HTTPBearer": []}], "requestBody": {"required": True, "content": {
-                 "application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}}}})
+@router.post(
+    "/api/v1/bundles/batch",
+    response_model=BatchOut,
+    summary="Post up to 1000 bundles at once",
+    responses={
+        401: {"description": "missing or unknown token"},
+        422: {"description": "the batch does not validate; detail[].loc names the bundle and field"},
+    },
+    openapi_extra={
+        "security": [{"HTTPBearer": []}],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}}},
+        },
+    },
+)
 async def post_batch(request: Request) -> Response:
     """Each bundle is handled exactly as by `POST /api/v1/bundles` (its own outcome and
     idempotency); `http_status` says what the single post would have answered (201, 403, 409,
@@ -188,17 +257,37 @@ async def post_batch(request: Request) -> Response:
 
 
 def _stored(r: BundleRow, body: bool) -> dict:
-    return {"bundle_id": r.bundle_id, "receiver_id": r.receiver_id, "substation_id": r.substation_id,
-            "received_at": iso(r.received_at), "arrival_utc": iso(r.arrival_utc), "channel": r.channel, "code": r.code,
-            "slot": r.slot, "crc_ok": r.crc_ok, "hub_id": r.hub_id, "counter": r.counter, "kind": r.kind,
-            "status": r.status, "reason": r.reason, "message_id": r.message_id, "body_sha256": r.body_sha256,
-            "response": r.response, "bundle": json.loads(r.body) if body else None}
+    return {
+        "bundle_id": r.bundle_id,
+        "receiver_id": r.receiver_id,
+        "substation_id": r.substation_id,
+        "received_at": iso(r.received_at),
+        "arrival_utc": iso(r.arrival_utc),
+        "channel": r.channel,
+        "code": r.code,
+        "slot": r.slot,
+        "crc_ok": r.crc_ok,
+        "hub_id": r.hub_id,
+        "counter": r.counter,
+        "kind": r.kind,
+        "status": r.status,
+        "reason": r.reason,
+        "message_id": r.message_id,
+        "body_sha256": r.body_sha256,
+        "response": r.response,
+        "bundle": json.loads(r.body) if body else None,
+    }
 
 
 @router.get("/api/v1/bundles", response_model=list[StoredBundle], summary="List stored bundles, newest first")
-def list_bundles(s: DB, substation_id: SubQ = None, hub_id: HubIdQ = None,
-                 status: Annotated[Optional[Literal["accepted", "duplicate", "rejected", "no_frame"]], Query()] = None,
-                 limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def list_bundles(
+    s: DB,
+    substation_id: SubQ = None,
+    hub_id: HubIdQ = None,
+    status: Annotated[Literal["accepted", "duplicate", "rejected", "no_frame"] | None, Query()] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     q = select(BundleRow)
     if substation_id:
         q = q.where(BundleRow.substation_id == substation_id)
@@ -210,9 +299,15 @@ def list_bundles(s: DB, substation_id: SubQ = None, hub_id: HubIdQ = None,
     return [_stored(r, False) for r in rows]
 
 
-@router.get("/api/v1/bundles/{bundle_id}", response_model=StoredBundle, summary="One stored bundle and its outcome",
-            responses={404: {"description": "no such bundle"}})
-def get_bundle(s: DB, bundle_id: str, body: Annotated[bool, Query(description="include the bundle as posted")] = False) -> dict:
+@router.get(
+    "/api/v1/bundles/{bundle_id}",
+    response_model=StoredBundle,
+    summary="One stored bundle and its outcome",
+    responses={404: {"description": "no such bundle"}},
+)
+def get_bundle(
+    s: DB, bundle_id: str, body: Annotated[bool, Query(description="include the bundle as posted")] = False
+) -> dict:
     if len(bundle_id) > 64:
         raise not_found(f"bundle {bundle_id[:64]}")
     r = s.get(BundleRow, bundle_id)
@@ -221,12 +316,23 @@ def get_bundle(s: DB, bundle_id: str, body: Annotated[bool, Query(description="i
     return _stored(r, body)
 
 
-@router.get("/api/v1/messages", response_model=list[MessageOut], tags=["bundles"],
-            summary="Decoded messages (every kind), newest first")
-def list_messages(s: DB, hub_id: HubIdQ = None,
-                  kind: Annotated[Optional[Literal["provisioning_request", "pairing", "pairing_loss", "alert",
-                                                   "scheduled_report", "tan_anomaly"]], Query()] = None,
-                  substation_id: SubQ = None, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+@router.get(
+    "/api/v1/messages",
+    response_model=list[MessageOut],
+    tags=["bundles"],
+    summary="Decoded messages (every kind), newest first",
+)
+def list_messages(
+    s: DB,
+    hub_id: HubIdQ = None,
+    kind: Annotated[
+        Literal["provisioning_request", "pairing", "pairing_loss", "alert", "scheduled_report", "tan_anomaly"] | None,
+        Query(),
+    ] = None,
+    substation_id: SubQ = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     q = select(Message)
     if hub_id is not None:
         q = q.where(Message.hub_id == hub_id)
@@ -235,18 +341,45 @@ def list_messages(s: DB, hub_id: HubIdQ = None,
     if substation_id:
         q = q.where(Message.substation_id == substation_id)
     rows = s.scalars(q.order_by(Message.id.desc()).offset(offset).limit(limit)).all()
-    return [{"id": m.id, "hub_id": m.hub_id, "counter": m.counter, "seg_index": m.seg_index, "seg_count": m.seg_count,
-             "kind": m.kind, "bundle_id": m.bundle_id, "substation_id": m.substation_id,
-             "arrival_utc": iso(m.arrival_utc), "slot": m.slot, "fields": m.fields, "bus": m.bus, "feeder": m.feeder,
-             "phase": m.phase, "confidence": m.confidence, "receptions": m.receptions, "late": m.late} for m in rows]
+    return [
+        {
+            "id": m.id,
+            "hub_id": m.hub_id,
+            "counter": m.counter,
+            "seg_index": m.seg_index,
+            "seg_count": m.seg_count,
+            "kind": m.kind,
+            "bundle_id": m.bundle_id,
+            "substation_id": m.substation_id,
+            "arrival_utc": iso(m.arrival_utc),
+            "slot": m.slot,
+            "fields": m.fields,
+            "bus": m.bus,
+            "feeder": m.feeder,
+            "phase": m.phase,
+            "confidence": m.confidence,
+            "receptions": m.receptions,
+            "late": m.late,
+        }
+        for m in rows
+    ]
 
 
-@router.get("/api/v1/rejections", response_model=list[RejectionOut],
-            summary="Frames the semantic decode refused, with the reason")
-def list_rejections(s: DB, hub_id: HubIdQ = None,
-                    reason: Annotated[Optional[Literal["crc", "version", "kind", "unknown_hub", "auth", "segment",
-                                                       "malformed", "replay"]], Query()] = None,
-                    substation_id: SubQ = None, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+@router.get(
+    "/api/v1/rejections",
+    response_model=list[RejectionOut],
+    summary="Frames the semantic decode refused, with the reason",
+)
+def list_rejections(
+    s: DB,
+    hub_id: HubIdQ = None,
+    reason: Annotated[
+        Literal["crc", "version", "kind", "unknown_hub", "auth", "segment", "malformed", "replay"] | None, Query()
+    ] = None,
+    substation_id: SubQ = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     q = select(Rejection)
     if hub_id is not None:
         q = q.where(Rejection.hub_id == hub_id)
@@ -255,37 +388,81 @@ def list_rejections(s: DB, hub_id: HubIdQ = None,
     if substation_id:
         q = q.where(Rejection.substation_id == substation_id)
     rows = s.scalars(q.order_by(Rejection.id.desc()).offset(offset).limit(limit)).all()
-    return [{"id": r.id, "bundle_id": r.bundle_id, "receiver_id": r.receiver_id, "substation_id": r.substation_id,
-             "hub_id": r.hub_id, "counter": r.counter, "kind": r.kind, "reason": r.reason, "detail": r.detail,
-             "at": iso(r.at)} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "bundle_id": r.bundle_id,
+            "receiver_id": r.receiver_id,
+            "substation_id": r.substation_id,
+            "hub_id": r.hub_id,
+            "counter": r.counter,
+            "kind": r.kind,
+            "reason": r.reason,
+            "detail": r.detail,
+            "at": iso(r.at),
+        }
+        for r in rows
+    ]
 
 
 @router.get("/api/v1/reports", response_model=list[ReportOut], summary="Scheduled reports, reassembled from segments")
-def list_reports(s: DB, hub_id: HubIdQ = None, complete: Optional[bool] = None, limit: Limit = 100,
-                 offset: Offset = 0) -> list[dict]:
+def list_reports(
+    s: DB, hub_id: HubIdQ = None, complete: bool | None = None, limit: Limit = 100, offset: Offset = 0
+) -> list[dict]:
     q = select(Report)
     if hub_id is not None:
         q = q.where(Report.hub_id == hub_id)
     if complete is not None:
         q = q.where(Report.complete.is_(complete))
     rows = s.scalars(q.order_by(Report.id.desc()).offset(offset).limit(limit)).all()
-    return [{"id": r.id, "hub_id": r.hub_id, "first_counter": r.first_counter, "seg_count": r.seg_count,
-             "segments_received": bin(r.received_mask).count("1"), "complete": r.complete,
-             "measurement_time_s": r.measurement_time_s, "slot": r.slot, "readings": r.readings,
-             "first_arrival_utc": iso(r.first_arrival_utc), "completed_at": iso(r.completed_at)} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "hub_id": r.hub_id,
+            "first_counter": r.first_counter,
+            "seg_count": r.seg_count,
+            "segments_received": bin(r.received_mask).count("1"),
+            "complete": r.complete,
+            "measurement_time_s": r.measurement_time_s,
+            "slot": r.slot,
+            "readings": r.readings,
+            "first_arrival_utc": iso(r.first_arrival_utc),
+            "completed_at": iso(r.completed_at),
+        }
+        for r in rows
+    ]
 
 
-@router.get("/api/v1/readings", summary="Per-meter readings (V, I, power factor) from scheduled reports",
-            response_model=list[dict])
-def list_readings(s: DB, hub_id: HubIdQ = None,
-                  meter_id: Annotated[Optional[int], Query(ge=0, le=2**32 - 1)] = None,
-                  limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+@router.get(
+    "/api/v1/readings",
+    summary="Per-meter readings (V, I, power factor) from scheduled reports",
+    response_model=list[dict],
+)
+def list_readings(
+    s: DB,
+    hub_id: HubIdQ = None,
+    meter_id: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     q = select(Reading)
     if hub_id is not None:
         q = q.where(Reading.hub_id == hub_id)
     if meter_id is not None:
         q = q.where(Reading.meter_id == meter_id)
     rows = s.scalars(q.order_by(Reading.id.desc()).offset(offset).limit(limit)).all()
-    return [{"id": r.id, "report_id": r.report_id, "substation_id": r.substation_id, "hub_id": r.hub_id,
-             "meter_id": r.meter_id, "tan_index": r.tan_index, "measurement_time_s": r.measurement_time_s,
-             "v_rms": r.v_rms, "i_rms": r.i_rms, "power_factor": r.power_factor} for r in rows]
+    return [
+        {
+            "id": r.id,
+            "report_id": r.report_id,
+            "substation_id": r.substation_id,
+            "hub_id": r.hub_id,
+            "meter_id": r.meter_id,
+            "tan_index": r.tan_index,
+            "measurement_time_s": r.measurement_time_s,
+            "v_rms": r.v_rms,
+            "i_rms": r.i_rms,
+            "power_factor": r.power_factor,
+        }
+        for r in rows
+    ]

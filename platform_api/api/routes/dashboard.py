@@ -16,12 +16,13 @@ uvicorn worker processes each worker holds the reports that reached it.
 This router must come before the ``receivers`` router, whose ``/api/v1/receivers/{receiver_id}``
 would otherwise take ``/api/v1/receivers/health`` for a receiver called ``health``.
 """
+
 from __future__ import annotations
 
 import threading
 from datetime import datetime
 from pathlib import Path as FsPath
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
@@ -42,8 +43,15 @@ NO_CACHE = {"Cache-Control": "no-cache"}
 #: a receiver posts every 10 s: a report older than this means it stopped (or cannot reach us)
 STALE_AFTER_S = 60.0
 
-RxId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$",
-                           description="the receiver's id (its token must be this receiver's)")]
+RxId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:/@-]+$",
+        description="the receiver's id (its token must be this receiver's)",
+    ),
+]
 BIG = 2**62
 
 
@@ -79,9 +87,23 @@ def asset(name: str) -> FileResponse:
 class ReceiverHealthIn(BaseModel):
     """What a Substation Receiver says about itself (``receiver/service.py``, every 10 s)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra={"example": {
-        "lag_s": 0.8, "gaps": 1, "gap_samples": 480, "spool_depth": 3, "samples_in": 172800000, "bundles": 5120,
-        "crc_failures": 41, "stream_time_s": 3600.0, "reported_at": "2026-11-22T00:00:10Z"}})
+    model_config = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        json_schema_extra={
+            "example": {
+                "lag_s": 0.8,
+                "gaps": 1,
+                "gap_samples": 480,
+                "spool_depth": 3,
+                "samples_in": 172800000,
+                "bundles": 5120,
+                "crc_failures": 41,
+                "stream_time_s": 3600.0,
+                "reported_at": "2026-11-22T00:00:10Z",
+            }
+        },
+    )
 
     lag_s: float = Field(ge=0, le=1e9, description="seconds since the newest block of samples was processed")
     gaps: int = Field(ge=0, le=BIG, description="gaps in the input stream so far")
@@ -96,21 +118,21 @@ class ReceiverHealthIn(BaseModel):
 
 class ReceiverHealthOut(BaseModel):
     receiver_id: str
-    substation_id: Optional[str] = None
-    enabled: Optional[bool] = Field(default=None, description="the credential is enabled (null: not registered)")
+    substation_id: str | None = None
+    enabled: bool | None = Field(default=None, description="the credential is enabled (null: not registered)")
     reports: int = Field(description="reports received since the platform started")
-    received_at: Optional[str] = Field(default=None, description="when the platform got the latest report")
-    age_s: Optional[float] = Field(default=None, description="seconds since then (null: never reported)")
+    received_at: str | None = Field(default=None, description="when the platform got the latest report")
+    age_s: float | None = Field(default=None, description="seconds since then (null: never reported)")
     stale: bool = Field(description=f"no report for {STALE_AFTER_S:g} s, or none at all")
-    lag_s: Optional[float] = None
-    gaps: Optional[int] = None
-    gap_samples: Optional[int] = None
-    spool_depth: Optional[int] = None
-    samples_in: Optional[int] = None
-    bundles: Optional[int] = None
-    crc_failures: Optional[int] = None
-    stream_time_s: Optional[float] = None
-    reported_at: Optional[str] = None
+    lag_s: float | None = None
+    gaps: int | None = None
+    gap_samples: int | None = None
+    spool_depth: int | None = None
+    samples_in: int | None = None
+    bundles: int | None = None
+    crc_failures: int | None = None
+    stream_time_s: float | None = None
+    reported_at: str | None = None
 
 
 class _Store:
@@ -145,29 +167,50 @@ def _store(request: Request) -> _Store:
 _INIT = threading.Lock()
 
 
-def _out(rid: str, rep: Optional[dict], n: int, sub: Optional[str], enabled: Optional[bool], now: datetime) -> dict:
-    out = {"receiver_id": rid, "substation_id": sub, "enabled": enabled, "reports": n, "received_at": None,
-           "age_s": None, "stale": True}
+def _out(rid: str, rep: dict | None, n: int, sub: str | None, enabled: bool | None, now: datetime) -> dict:
+    out = {
+        "receiver_id": rid,
+        "substation_id": sub,
+        "enabled": enabled,
+        "reports": n,
+        "received_at": None,
+        "age_s": None,
+        "stale": True,
+    }
     if rep is not None:
         age = max(0.0, (now - rep["received_at"]).total_seconds())
         out.update({k: rep[k] for k in ReceiverHealthIn.model_fields if k != "reported_at"})
-        out.update(substation_id=sub or rep["substation_id"], received_at=iso(rep["received_at"]),
-                   age_s=round(age, 3), stale=age > STALE_AFTER_S, reported_at=iso(rep["reported_at"]))
+        out.update(
+            substation_id=sub or rep["substation_id"],
+            received_at=iso(rep["received_at"]),
+            age_s=round(age, 3),
+            stale=age > STALE_AFTER_S,
+            reported_at=iso(rep["reported_at"]),
+        )
     return out
 
 
-@router.post("/api/v1/receivers/{receiver_id}/health", status_code=201, response_model=ReceiverHealthOut,
-             tags=["receivers"], summary="A receiver reports its health (lag, gaps, spool depth)",
-             responses={401: {"description": "missing or unknown token"},
-                        403: {"description": "the token is not this receiver's (or is disabled)"},
-                        422: {"description": "the report does not validate; detail[].loc names the field"}})
-def post_health(request: Request, receiver_id: RxId, body: ReceiverHealthIn,
-                p: Annotated[Principal, Depends(principal)]) -> dict:
+@router.post(
+    "/api/v1/receivers/{receiver_id}/health",
+    status_code=201,
+    response_model=ReceiverHealthOut,
+    tags=["receivers"],
+    summary="A receiver reports its health (lag, gaps, spool depth)",
+    responses={
+        401: {"description": "missing or unknown token"},
+        403: {"description": "the token is not this receiver's (or is disabled)"},
+        422: {"description": "the report does not validate; detail[].loc names the field"},
+    },
+)
+def post_health(
+    request: Request, receiver_id: RxId, body: ReceiverHealthIn, p: Annotated[Principal, Depends(principal)]
+) -> dict:
     """Authenticate with the receiver's own bearer token (the one it posts bundles with). The
     platform keeps the latest report per receiver in memory and shows it on the dashboard."""
     if p.id != receiver_id:
-        raise HTTPException(status_code=403, detail=f"this token belongs to {p.id}, "
-                                                    f"which may not report for receiver {receiver_id}")
+        raise HTTPException(
+            status_code=403, detail=f"this token belongs to {p.id}, which may not report for receiver {receiver_id}"
+        )
     if p.role != "receiver":
         raise HTTPException(status_code=403, detail=f"credential {p.id} is a {p.role}, not a receiver")
     if body.reported_at.tzinfo is None:
@@ -180,11 +223,18 @@ def post_health(request: Request, receiver_id: RxId, body: ReceiverHealthIn,
     return _out(receiver_id, latest[receiver_id], count[receiver_id], p.substation_id, True, utcnow())
 
 
-@router.get("/api/v1/receivers/health", response_model=list[ReceiverHealthOut], tags=["receivers"],
-            summary="The latest health report of every receiver, with its age")
-def list_health(request: Request, s: DB, substation_id: SubQ = None,
-                include_silent: Annotated[bool, Query(description="also registered receivers that never "
-                                                                  "reported")] = True) -> list[dict]:
+@router.get(
+    "/api/v1/receivers/health",
+    response_model=list[ReceiverHealthOut],
+    tags=["receivers"],
+    summary="The latest health report of every receiver, with its age",
+)
+def list_health(
+    request: Request,
+    s: DB,
+    substation_id: SubQ = None,
+    include_silent: Annotated[bool, Query(description="also registered receivers that never reported")] = True,
+) -> list[dict]:
     """One row per receiver: the registered, enabled receivers (those that never reported with
     `age_s` null and `stale` true) and any that reported since the platform started."""
     latest, count = _store(request).snapshot()

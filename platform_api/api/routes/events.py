@@ -1,10 +1,11 @@
 """Events (inferred changes), their stream, and the threshold policy for acting on them."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
@@ -21,15 +22,20 @@ from ..deps import DB, PF, Limit, Offset, SubQ, invalid, not_found, parse_time, 
 
 router = APIRouter(tags=["events"])
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-TypeQ = Annotated[Optional[list[str]], Query(max_length=20, description="event types to include")]
+TypeQ = Annotated[list[str] | None, Query(max_length=20, description="event types to include")]
 
 
 @router.get("/api/v1/events", response_model=list[EventOut], summary="Inferred changes, newest first")
-def list_events(s: DB, substation_id: SubQ = None, type: TypeQ = None,
-                status: Annotated[Optional[list[str]], Query(max_length=10, description=", ".join(STATUSES))] = None,
-                min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
-                subject_id: Annotated[Optional[str], Query(max_length=96, pattern=r"^[A-Za-z0-9._:/@-]+$")] = None,
-                limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def list_events(
+    s: DB,
+    substation_id: SubQ = None,
+    type: TypeQ = None,
+    status: Annotated[list[str] | None, Query(max_length=10, description=", ".join(STATUSES))] = None,
+    min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    subject_id: Annotated[str | None, Query(max_length=96, pattern=r"^[A-Za-z0-9._:/@-]+$")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     """Candidates (below the report threshold) are included only when asked for with
     `status=candidate`."""
     q = select(Event).where(Event.confidence >= min_confidence)
@@ -46,25 +52,42 @@ def list_events(s: DB, substation_id: SubQ = None, type: TypeQ = None,
     return [event_dict(e) for e in s.scalars(q.order_by(Event.id.desc()).offset(offset).limit(limit)).all()]
 
 
-@router.get("/api/v1/events/log", response_model=list[LogEntry],
-            summary="Publications in order (what SSE and webhooks deliver), for polling clients")
-def event_log(s: DB, after: Annotated[int, Query(ge=0, le=2**62, description="last seq seen")] = 0,
-              limit: Limit = 100) -> list[dict]:
+@router.get(
+    "/api/v1/events/log",
+    response_model=list[LogEntry],
+    summary="Publications in order (what SSE and webhooks deliver), for polling clients",
+)
+def event_log(
+    s: DB, after: Annotated[int, Query(ge=0, le=2**62, description="last seq seen")] = 0, limit: Limit = 100
+) -> list[dict]:
     rows = s.scalars(select(EventLog).where(EventLog.seq > after).order_by(EventLog.seq).limit(limit)).all()
-    return [{"seq": r.seq, "event_id": r.event_id, "action": r.action, "at": iso(r.at), "event": r.snapshot}
-            for r in rows]
+    return [
+        {"seq": r.seq, "event_id": r.event_id, "action": r.action, "at": iso(r.at), "event": r.snapshot} for r in rows
+    ]
 
 
-@router.get("/api/v1/events/stream", summary="Server-sent events: every publication of an event",
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`id: <seq>`, `event: <action>`, `data: {seq, action, event}`"}})
-async def stream(request: Request, pf: PF,
-                 after: Annotated[Optional[int], Query(ge=0, le=2**62, description="start after this seq "
-                                                                               "(default: Last-Event-ID, else now)")] = None,
-                 type: TypeQ = None, min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
-                 timeout_s: Annotated[Optional[float], Query(gt=0, le=86400, description="close after this long")] = None,
-                 max_events: Annotated[Optional[int], Query(ge=1, le=100000, description="close after this many")] = None,
-                 last_event_id: Annotated[Optional[str], Header(max_length=24, pattern=r"^[0-9]*$")] = None):
+@router.get(
+    "/api/v1/events/stream",
+    summary="Server-sent events: every publication of an event",
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`id: <seq>`, `event: <action>`, `data: {seq, action, event}`",
+        }
+    },
+)
+async def stream(
+    request: Request,
+    pf: PF,
+    after: Annotated[
+        int | None, Query(ge=0, le=2**62, description="start after this seq (default: Last-Event-ID, else now)")
+    ] = None,
+    type: TypeQ = None,
+    min_confidence: Annotated[float, Query(ge=0, le=1)] = 0.0,
+    timeout_s: Annotated[float | None, Query(gt=0, le=86400, description="close after this long")] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=100000, description="close after this many")] = None,
+    last_event_id: Annotated[str | None, Header(max_length=24, pattern=r"^[0-9]*$")] = None,
+):
     """A `text/event-stream` of event publications (created, raised, updated, applied, resolved,
     superseded, ...). Reconnect with the `Last-Event-ID` header (or `after`) to resume without
     loss: the stream is read from the publication log. A comment line is sent every 15 s."""
@@ -72,9 +95,11 @@ async def stream(request: Request, pf: PF,
     if start is None and last_event_id:
         start = int(last_event_id)
     if start is None:
+
         def _tail() -> int:
             with pf.db.session() as s:
                 return s.scalar(select(EventLog.seq).order_by(EventLog.seq.desc()).limit(1)) or 0
+
         start = await run_in_threadpool(_tail)
     types = set(type or [])
 
@@ -111,12 +136,17 @@ async def stream(request: Request, pf: PF,
                 return
             await asyncio.sleep(pf.settings.sse_poll_s)
 
-    return StreamingResponse(gen(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        gen(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
-@router.get("/api/v1/events/{event_id}", response_model=EventOut, summary="One event",
-            responses={404: {"description": "no such event"}})
+@router.get(
+    "/api/v1/events/{event_id}",
+    response_model=EventOut,
+    summary="One event",
+    responses={404: {"description": "no such event"}},
+)
 def get_event(s: DB, event_id: EventId) -> dict:
     e = s.get(Event, event_id)
     if e is None:
@@ -124,7 +154,7 @@ def get_event(s: DB, event_id: EventId) -> dict:
     return event_dict(e)
 
 
-def _act(pf, event_id: int, action: str, note: Optional[str]) -> dict:
+def _act(pf, event_id: int, action: str, note: str | None) -> dict:
     with pf.db.write() as s:
         e = s.get(Event, event_id)
         if e is None:
@@ -136,8 +166,18 @@ def _act(pf, event_id: int, action: str, note: Optional[str]) -> dict:
             if e.type == "suspected_outage":
                 sec = s.get(Section, e.subject_id) if e.subject_type == "section" else None
                 if sec is not None:
-                    change(s, sec, "energized", False, entity="section", entity_id=sec.id, cause="operator",
-                           evidence=["operator", f"event:{e.id}"], event_id=e.id, substation_id=e.substation_id)
+                    change(
+                        s,
+                        sec,
+                        "energized",
+                        False,
+                        entity="section",
+                        entity_id=sec.id,
+                        cause="operator",
+                        evidence=["operator", f"event:{e.id}"],
+                        event_id=e.id,
+                        substation_id=e.substation_id,
+                    )
                 set_status(s, pf, e, "applied", details={**extra, "confirmed_by": "operator"})
             else:
                 try:
@@ -158,27 +198,45 @@ def _act(pf, event_id: int, action: str, note: Optional[str]) -> dict:
         return event_dict(e)
 
 
-ACTION_RESPONSES = {404: {"description": "no such event"}, 409: {"description": "not open, or nothing to apply"},
-                    401: {"description": "admin token required"}}
+ACTION_RESPONSES = {
+    404: {"description": "no such event"},
+    409: {"description": "not open, or nothing to apply"},
+    401: {"description": "admin token required"},
+}
 
 
-@router.post("/api/v1/events/{event_id}/confirm", response_model=EventOut, dependencies=[Depends(require_admin)],
-             summary="Operator: apply a suspected change now", responses=ACTION_RESPONSES)
-def confirm(pf: PF, event_id: EventId, body: Optional[EventAction] = None) -> dict:
+@router.post(
+    "/api/v1/events/{event_id}/confirm",
+    response_model=EventOut,
+    dependencies=[Depends(require_admin)],
+    summary="Operator: apply a suspected change now",
+    responses=ACTION_RESPONSES,
+)
+def confirm(pf: PF, event_id: EventId, body: EventAction | None = None) -> dict:
     """For hub and switch events the Grid Map is changed as inference would have done at the act
     threshold; a suspected outage is marked applied (its section de-energized)."""
     return _act(pf, event_id, "confirm", body.note if body else None)
 
 
-@router.post("/api/v1/events/{event_id}/dismiss", response_model=EventOut, dependencies=[Depends(require_admin)],
-             summary="Operator: dismiss an open event", responses=ACTION_RESPONSES)
-def dismiss(pf: PF, event_id: EventId, body: Optional[EventAction] = None) -> dict:
+@router.post(
+    "/api/v1/events/{event_id}/dismiss",
+    response_model=EventOut,
+    dependencies=[Depends(require_admin)],
+    summary="Operator: dismiss an open event",
+    responses=ACTION_RESPONSES,
+)
+def dismiss(pf: PF, event_id: EventId, body: EventAction | None = None) -> dict:
     return _act(pf, event_id, "dismiss", body.note if body else None)
 
 
-@router.post("/api/v1/events/{event_id}/resolve", response_model=EventOut, dependencies=[Depends(require_admin)],
-             summary="Operator: mark an open event resolved", responses=ACTION_RESPONSES)
-def resolve(pf: PF, event_id: EventId, body: Optional[EventAction] = None) -> dict:
+@router.post(
+    "/api/v1/events/{event_id}/resolve",
+    response_model=EventOut,
+    dependencies=[Depends(require_admin)],
+    summary="Operator: mark an open event resolved",
+    responses=ACTION_RESPONSES,
+)
+def resolve(pf: PF, event_id: EventId, body: EventAction | None = None) -> dict:
     return _act(pf, event_id, "resolve", body.note if body else None)
 
 
@@ -187,8 +245,13 @@ def get_policy(pf: PF, s: DB) -> InferencePolicy:
     return pf.policy.get(s)
 
 
-@router.put("/api/v1/inference/policy", response_model=InferencePolicy, dependencies=[Depends(require_admin)],
-            summary="Change the threshold policy", responses={401: {"description": "admin token required"}})
+@router.put(
+    "/api/v1/inference/policy",
+    response_model=InferencePolicy,
+    dependencies=[Depends(require_admin)],
+    summary="Change the threshold policy",
+    responses={401: {"description": "admin token required"}},
+)
 def put_policy(pf: PF, body: InferencePolicy) -> InferencePolicy:
     if body.report_threshold > body.act_threshold:
         raise invalid(["body", "report_threshold"], "report_threshold must not exceed act_threshold")
@@ -196,10 +259,14 @@ def put_policy(pf: PF, body: InferencePolicy) -> InferencePolicy:
         return pf.policy.put(s, body)
 
 
-@router.post("/api/v1/inference/check-missed", response_model=list[CheckMissedOut],
-             dependencies=[Depends(require_admin)], summary="Look for scheduled reports that did not arrive",
-             responses={401: {"description": "admin token required"}})
-def check_missed(pf: PF, body: Optional[CheckMissedIn] = None) -> list[dict]:
+@router.post(
+    "/api/v1/inference/check-missed",
+    response_model=list[CheckMissedOut],
+    dependencies=[Depends(require_admin)],
+    summary="Look for scheduled reports that did not arrive",
+    responses={401: {"description": "admin token required"}},
+)
+def check_missed(pf: PF, body: CheckMissedIn | None = None) -> list[dict]:
     """Runs the missed-report check now (the background thread runs it every
     `missed_check_interval_s`), at `now` or at each substation's data time, and raises or
     updates suspected outages grouped by feeder section."""

@@ -1,4 +1,5 @@
 """Liveness, readiness and what this instance is."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -21,16 +22,22 @@ def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=Ready, summary="Readiness: database reachable and at the head migration",
-            responses={503: {"description": "database unreachable or not migrated"}})
+@router.get(
+    "/readyz",
+    response_model=Ready,
+    summary="Readiness: database reachable and at the head migration",
+    responses={503: {"description": "database unreachable or not migrated"}},
+)
 def readyz(pf: PF):
     try:
         with pf.db.engine.connect() as c:
             c.execute(text("SELECT 1"))
         rev, head = current_revision(pf.db.engine), head_revision()
     except Exception as e:  # noqa: BLE001 - any failure means not ready
-        return JSONResponse({"status": "unavailable", "database": f"{type(e).__name__}", "revision": None,
-                             "head": None}, status_code=503)
+        return JSONResponse(
+            {"status": "unavailable", "database": f"{type(e).__name__}", "revision": None, "head": None},
+            status_code=503,
+        )
     ok = rev == head
     body = {"status": "ok" if ok else "migrating", "database": "ok", "revision": rev, "head": head}
     return body if ok else JSONResponse(body, status_code=503)
@@ -39,6 +46,14 @@ def readyz(pf: PF):
 @router.get("/api/v1/info", response_model=Info, summary="What this instance is")
 def info(pf: PF) -> dict:
     st = pf.settings
-    return {"name": "gla-platform", "version": __version__, "mode": st.mode, "substation_id": st.substation_id,
-            "bundle_schema_version": SCHEMA_VERSION, "air_interface_version": P.AIR_VERSION,
-            "database_backend": pf.db.engine.dialect.name, "forwarding": pf.forwarding, "background": st.background}
+    return {
+        "name": "gla-platform",
+        "version": __version__,
+        "mode": st.mode,
+        "substation_id": st.substation_id,
+        "bundle_schema_version": SCHEMA_VERSION,
+        "air_interface_version": P.AIR_VERSION,
+        "database_backend": pf.db.engine.dialect.name,
+        "forwarding": pf.forwarding,
+        "background": st.background,
+    }

@@ -1,7 +1,8 @@
 """The Inventory (hubs, their TANs' meters) and the history of every change."""
+
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import func, select
@@ -19,11 +20,16 @@ MeterId = Annotated[int, Path(ge=0, le=2**32 - 1)]
 
 
 @router.get("/api/v1/hubs", response_model=list[HubOut], summary="List Remote Hubs")
-def list_hubs(s: DB, substation_id: SubQ = None,
-              feeder: Annotated[Optional[int], Query(ge=0, le=100_000)] = None,
-              phase: Annotated[Optional[Literal["A", "B", "C"]], Query()] = None,
-              status: Annotated[Optional[Literal["inventory", "new", "active", "silent"]], Query()] = None,
-              on_map: Optional[bool] = None, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def list_hubs(
+    s: DB,
+    substation_id: SubQ = None,
+    feeder: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+    phase: Annotated[Literal["A", "B", "C"] | None, Query()] = None,
+    status: Annotated[Literal["inventory", "new", "active", "silent"] | None, Query()] = None,
+    on_map: bool | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     """Hubs with where the Grid Map puts them (`map`), where they were last heard (`heard`) and any
     evidence for another place not yet acted on (`candidate`). Keys are never returned."""
     q = select(Hub)
@@ -40,8 +46,12 @@ def list_hubs(s: DB, substation_id: SubQ = None,
     return [hub_dict(h) for h in s.scalars(q.order_by(Hub.hub_id).offset(offset).limit(limit)).all()]
 
 
-@router.get("/api/v1/hubs/{hub_id}", response_model=HubOut, summary="One hub with its TAN",
-            responses={404: {"description": "unknown hub"}})
+@router.get(
+    "/api/v1/hubs/{hub_id}",
+    response_model=HubOut,
+    summary="One hub with its TAN",
+    responses={404: {"description": "unknown hub"}},
+)
 def get_hub(s: DB, hub_id: HubId) -> dict:
     h = s.get(Hub, hub_id)
     if h is None:
@@ -49,8 +59,13 @@ def get_hub(s: DB, hub_id: HubId) -> dict:
     return hub_dict(h, tan_meters(s, hub_id))
 
 
-@router.put("/api/v1/hubs/{hub_id}", response_model=HubOut, dependencies=[Depends(require_admin)],
-            summary="Enter or correct a hub (operator)", responses={401: {"description": "admin token required"}})
+@router.put(
+    "/api/v1/hubs/{hub_id}",
+    response_model=HubOut,
+    dependencies=[Depends(require_admin)],
+    summary="Enter or correct a hub (operator)",
+    responses={401: {"description": "admin token required"}},
+)
 def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
     """Creates the hub if needed. Every changed attribute goes to the history with cause
     `operator`; a location entered here is the Grid Map's until inference finds otherwise."""
@@ -60,8 +75,17 @@ def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
         if h is None:
             h = Hub(hub_id=hub_id, status="inventory", created_at=utcnow(), updated_at=utcnow(), cand_observations=0)
             s.add(h)
-            record(s, entity="hub", entity_id=hub_id, field="created", old=None, new={"source": "operator"},
-                   cause="operator", evidence=ev, substation_id=body.substation_id)
+            record(
+                s,
+                entity="hub",
+                entity_id=hub_id,
+                field="created",
+                old=None,
+                new={"source": "operator"},
+                cause="operator",
+                evidence=ev,
+                substation_id=body.substation_id,
+            )
         sub = body.substation_id or h.substation_id or pf.settings.substation_id
         kw = dict(entity="hub", entity_id=hub_id, cause="operator", evidence=ev, substation_id=sub)
         if body.key_hex:
@@ -89,8 +113,12 @@ def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
         return hub_dict(h, tan_meters(s, hub_id))
 
 
-@router.get("/api/v1/hubs/{hub_id}/history", response_model=list[HistoryOut], summary="History of one hub",
-            responses={404: {"description": "unknown hub"}})
+@router.get(
+    "/api/v1/hubs/{hub_id}/history",
+    response_model=list[HistoryOut],
+    summary="History of one hub",
+    responses={404: {"description": "unknown hub"}},
+)
 def hub_history(s: DB, hub_id: HubId, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
     if s.get(Hub, hub_id) is None:
         raise not_found(f"hub {hub_id}")
@@ -98,9 +126,14 @@ def hub_history(s: DB, hub_id: HubId, limit: Limit = 100, offset: Offset = 0) ->
 
 
 @router.get("/api/v1/meters", response_model=list[MeterOut], summary="Meters and their TAN membership")
-def list_meters(s: DB, hub_id: Annotated[Optional[int], Query(ge=0, le=2**32 - 1)] = None,
-                active: Optional[bool] = None, substation_id: SubQ = None, limit: Limit = 100,
-                offset: Offset = 0) -> list[dict]:
+def list_meters(
+    s: DB,
+    hub_id: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
+    active: bool | None = None,
+    substation_id: SubQ = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     q = select(Meter)
     if hub_id is not None:
         q = q.where(Meter.hub_id == hub_id)
@@ -111,8 +144,12 @@ def list_meters(s: DB, hub_id: Annotated[Optional[int], Query(ge=0, le=2**32 - 1
     return [meter_dict(m) for m in s.scalars(q.order_by(Meter.meter_id).offset(offset).limit(limit)).all()]
 
 
-@router.get("/api/v1/meters/{meter_id}", response_model=MeterOut, summary="One meter",
-            responses={404: {"description": "unknown meter"}})
+@router.get(
+    "/api/v1/meters/{meter_id}",
+    response_model=MeterOut,
+    summary="One meter",
+    responses={404: {"description": "unknown meter"}},
+)
 def get_meter(s: DB, meter_id: MeterId) -> dict:
     m = s.get(Meter, meter_id)
     if m is None:
@@ -120,8 +157,12 @@ def get_meter(s: DB, meter_id: MeterId) -> dict:
     return meter_dict(m)
 
 
-@router.get("/api/v1/meters/{meter_id}/history", response_model=list[HistoryOut], summary="History of one meter",
-            responses={404: {"description": "unknown meter"}})
+@router.get(
+    "/api/v1/meters/{meter_id}/history",
+    response_model=list[HistoryOut],
+    summary="History of one meter",
+    responses={404: {"description": "unknown meter"}},
+)
 def meter_history(s: DB, meter_id: MeterId, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
     if s.get(Meter, meter_id) is None:
         raise not_found(f"meter {meter_id}")
@@ -139,34 +180,82 @@ def _history(s, entity, entity_id, cause, limit, offset, substation_id=None) -> 
     if substation_id:
         q = q.where(History.substation_id == substation_id)
     rows = s.scalars(q.order_by(History.id.desc()).offset(offset).limit(limit)).all()
-    return [{"id": h.id, "at": iso(h.at), "substation_id": h.substation_id, "entity": h.entity,
-             "entity_id": h.entity_id, "field": h.field, "old": h.old, "new": h.new, "cause": h.cause,
-             "event_id": h.event_id, "evidence": h.evidence or []} for h in rows]
+    return [
+        {
+            "id": h.id,
+            "at": iso(h.at),
+            "substation_id": h.substation_id,
+            "entity": h.entity,
+            "entity_id": h.entity_id,
+            "field": h.field,
+            "old": h.old,
+            "new": h.new,
+            "cause": h.cause,
+            "event_id": h.event_id,
+            "evidence": h.evidence or [],
+        }
+        for h in rows
+    ]
 
 
 @router.get("/api/v1/history", response_model=list[HistoryOut], summary="The change history, newest first")
-def history(s: DB,
-            entity: Annotated[Optional[Literal["hub", "meter", "transformer", "section", "feeder", "substation",
-                                               "policy", "plan"]], Query()] = None,
-            entity_id: Annotated[Optional[str], Query(max_length=96, pattern=r"^[A-Za-z0-9._:/@-]+$")] = None,
-            cause: Annotated[Optional[Literal["import", "inference", "pairing", "pairing_loss",
-                                              "provisioning_request", "provisioning", "operator", "forward"]],
-                             Query()] = None,
-            substation_id: SubQ = None, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def history(
+    s: DB,
+    entity: Annotated[
+        Literal["hub", "meter", "transformer", "section", "feeder", "substation", "policy", "plan"] | None, Query()
+    ] = None,
+    entity_id: Annotated[str | None, Query(max_length=96, pattern=r"^[A-Za-z0-9._:/@-]+$")] = None,
+    cause: Annotated[
+        Literal[
+            "import",
+            "inference",
+            "pairing",
+            "pairing_loss",
+            "provisioning_request",
+            "provisioning",
+            "operator",
+            "forward",
+        ]
+        | None,
+        Query(),
+    ] = None,
+    substation_id: SubQ = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     """Every change to the Inventory, the Grid Map and provisioning, with its time, its cause, the
     event that decided it and its evidence (bundle ids, `import:<id>`, `forward:<origin>:<item>`)."""
     return _history(s, entity, entity_id, cause, limit, offset, substation_id)
 
 
-@router.get("/api/v1/substations", response_model=list[SubstationOut], tags=["gridmap"],
-            summary="Substations known to this platform (all of them at the concentrator)")
+@router.get(
+    "/api/v1/substations",
+    response_model=list[SubstationOut],
+    tags=["gridmap"],
+    summary="Substations known to this platform (all of them at the concentrator)",
+)
 def substations(s: DB) -> list[dict]:
     out = []
     for x in s.scalars(select(Substation).order_by(Substation.id)).all():
         n = s.scalar(select(func.count()).select_from(Hub).where(Hub.substation_id == x.id)) or 0
-        m = s.scalar(select(func.count()).select_from(Hub).where(Hub.substation_id == x.id,
-                                                                 Hub.map_feeder.is_not(None))) or 0
+        m = (
+            s.scalar(
+                select(func.count()).select_from(Hub).where(Hub.substation_id == x.id, Hub.map_feeder.is_not(None))
+            )
+            or 0
+        )
         t = s.scalar(select(func.max(BundleRow.arrival_utc)).where(BundleRow.substation_id == x.id))
-        out.append({"substation_id": x.id, "name": x.name, "lat": x.lat, "lon": x.lon, "source": x.source, "hubs": n,
-                    "hubs_on_map": m, "data_time": iso(t), "last_contact_at": iso(x.last_contact_at)})
+        out.append(
+            {
+                "substation_id": x.id,
+                "name": x.name,
+                "lat": x.lat,
+                "lon": x.lon,
+                "source": x.source,
+                "hubs": n,
+                "hubs_on_map": m,
+                "data_time": iso(t),
+                "last_contact_at": iso(x.last_contact_at),
+            }
+        )
     return out

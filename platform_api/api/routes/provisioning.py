@@ -1,14 +1,24 @@
 """Provisioning: channel plan, slot/code assignment, per-hub policy, capacity, channel statistics."""
+
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 
 from ...models import Hub, HubPolicy
-from ...schemas.provisioning import (AssignIn, AssignOut, HubPolicyOut, PlanChange, PlanIn, PlanOut, PolicyIn,
-                                     RebalanceIn, RebalanceOut)
+from ...schemas.provisioning import (
+    AssignIn,
+    AssignOut,
+    HubPolicyOut,
+    PlanChange,
+    PlanIn,
+    PlanOut,
+    PolicyIn,
+    RebalanceIn,
+    RebalanceOut,
+)
 from ...services import provisioning as prov
 from ...services.clock import iso, utcnow
 from ..deps import DB, PF, SubQ, check_time, invalid, not_found, parse_time, require_admin
@@ -18,7 +28,7 @@ HubId = Annotated[int, Path(ge=0, le=2**32 - 1)]
 ADMIN = {401: {"description": "admin token required"}, 422: {"description": "names the offending field"}}
 
 
-def _sub(pf, substation_id: Optional[str]) -> str:
+def _sub(pf, substation_id: str | None) -> str:
     return substation_id or pf.settings.substation_id
 
 
@@ -26,20 +36,38 @@ def _prov_error(e: prov.ProvisioningError):
     return invalid(["body", e.field], str(e))
 
 
-@router.get("/api/v1/provisioning/channel-plan", response_model=PlanOut, summary="The channel plan in force and any announced one")
+@router.get(
+    "/api/v1/provisioning/channel-plan",
+    response_model=PlanOut,
+    summary="The channel plan in force and any announced one",
+)
 def get_plan(pf: PF, s: DB, substation_id: SubQ = None) -> dict:
     sub = _sub(pf, substation_id)
     now = utcnow()
     _, pending = prov.plan_versions(s, sub, now)
     active = prov.effective_plan(s, pf, sub, now)
-    return {"substation_id": sub, "active": active,
-            "pending": None if pending is None else {"version": pending.id, "reports_per_day": pending.reports_per_day,
-                                                     "activation_time": iso(pending.activation_at), **pending.plan},
-            "alert_channel": prov.alert_policy(active)}
+    return {
+        "substation_id": sub,
+        "active": active,
+        "pending": None
+        if pending is None
+        else {
+            "version": pending.id,
+            "reports_per_day": pending.reports_per_day,
+            "activation_time": iso(pending.activation_at),
+            **pending.plan,
+        },
+        "alert_channel": prov.alert_policy(active),
+    }
 
 
-@router.put("/api/v1/provisioning/channel-plan", response_model=PlanChange, dependencies=[Depends(require_admin)],
-            summary="Announce a new channel plan with a future activation time", responses=ADMIN)
+@router.put(
+    "/api/v1/provisioning/channel-plan",
+    response_model=PlanChange,
+    dependencies=[Depends(require_admin)],
+    summary="Announce a new channel plan with a future activation time",
+    responses=ADMIN,
+)
 def put_plan(pf: PF, body: PlanIn, substation_id: SubQ = None) -> dict:
     """Validated against the air-interface rules (above the 11th harmonic, below the transformer
     cutoff, no overlap). If the report period or the scheduled channels change, every provisioned
@@ -68,16 +96,22 @@ def put_plan(pf: PF, body: PlanIn, substation_id: SubQ = None) -> dict:
 
 
 @router.get("/api/v1/provisioning/capacity", summary="Slot usage of the scheduled channels and alert-channel load")
-def capacity(pf: PF, s: DB, substation_id: SubQ = None,
-             alerts_per_hub_per_day: Annotated[float, Query(ge=0, le=1000)] = 1.0) -> dict:
+def capacity(
+    pf: PF, s: DB, substation_id: SubQ = None, alerts_per_hub_per_day: Annotated[float, Query(ge=0, le=1000)] = 1.0
+) -> dict:
     """Default plan: 2 scheduled channels x 10,800 slots per 12-hour period = 21,600 report slots,
     enough for 12,000 hubs reporting twice a day with one-frame reports (56 %)."""
     return prov.capacity(s, pf, _sub(pf, substation_id), alerts_per_hub_per_day)
 
 
-@router.post("/api/v1/provisioning/assign", response_model=AssignOut, dependencies=[Depends(require_admin)],
-             summary="Assign slots to hubs that have no policy yet", responses=ADMIN)
-def assign(pf: PF, body: Optional[AssignIn] = None) -> dict:
+@router.post(
+    "/api/v1/provisioning/assign",
+    response_model=AssignOut,
+    dependencies=[Depends(require_admin)],
+    summary="Assign slots to hubs that have no policy yet",
+    responses=ADMIN,
+)
+def assign(pf: PF, body: AssignIn | None = None) -> dict:
     body = body or AssignIn()
     sub = _sub(pf, body.substation_id)
     with pf.db.write() as s:
@@ -94,15 +128,30 @@ def assign(pf: PF, body: Optional[AssignIn] = None) -> dict:
         except prov.ProvisioningError as e:
             raise _prov_error(e) from None
         s.flush()
-        return {"substation_id": sub, "assigned": len(pols),
-                "policies": [{"hub_id": p.hub_id, "version": p.version, "channel": p.channel,
-                              "slot_offset": p.slot_offset, "slots_per_report": p.slots_per_report} for p in pols[:100]],
-                "capacity": prov.capacity(s, pf, sub)}
+        return {
+            "substation_id": sub,
+            "assigned": len(pols),
+            "policies": [
+                {
+                    "hub_id": p.hub_id,
+                    "version": p.version,
+                    "channel": p.channel,
+                    "slot_offset": p.slot_offset,
+                    "slots_per_report": p.slots_per_report,
+                }
+                for p in pols[:100]
+            ],
+            "capacity": prov.capacity(s, pf, sub),
+        }
 
 
-@router.get("/api/v1/hubs/{hub_id}/policy", response_model=HubPolicyOut, tags=["provisioning"],
-            summary="The policy a hub must follow (and any announced change)",
-            responses={404: {"description": "unknown hub"}})
+@router.get(
+    "/api/v1/hubs/{hub_id}/policy",
+    response_model=HubPolicyOut,
+    tags=["provisioning"],
+    summary="The policy a hub must follow (and any announced change)",
+    responses={404: {"description": "unknown hub"}},
+)
 def get_policy(pf: PF, s: DB, hub_id: HubId) -> dict:
     """What provisioning tells the hub (docs/air-interface.md section 14): channel plan, its
     scheduled channel and slots (code = slot parity), the alert-channel rules, modulation and FEC,
@@ -114,15 +163,25 @@ def get_policy(pf: PF, s: DB, hub_id: HubId) -> dict:
     cur, pending = prov.hub_policies(s, hub_id, now)
     sub = hub.substation_id or pf.settings.substation_id
     plan = prov.effective_plan(s, pf, sub, now)
-    return {"hub_id": hub_id, "substation_id": hub.substation_id, "provisioned": cur is not None,
-            "current": prov.policy_dict(cur, now) if cur else None,
-            "pending": prov.policy_dict(pending, now) if pending else None,
-            "channel_plan": plan, "alert": prov.alert_policy(plan)}
+    return {
+        "hub_id": hub_id,
+        "substation_id": hub.substation_id,
+        "provisioned": cur is not None,
+        "current": prov.policy_dict(cur, now) if cur else None,
+        "pending": prov.policy_dict(pending, now) if pending else None,
+        "channel_plan": plan,
+        "alert": prov.alert_policy(plan),
+    }
 
 
-@router.put("/api/v1/hubs/{hub_id}/policy", response_model=HubPolicyOut, dependencies=[Depends(require_admin)],
-            tags=["provisioning"], summary="Change a hub's policy from a future activation time",
-            responses={**ADMIN, 404: {"description": "unknown hub"}})
+@router.put(
+    "/api/v1/hubs/{hub_id}/policy",
+    response_model=HubPolicyOut,
+    dependencies=[Depends(require_admin)],
+    tags=["provisioning"],
+    summary="Change a hub's policy from a future activation time",
+    responses={**ADMIN, 404: {"description": "unknown hub"}},
+)
 def put_policy(pf: PF, hub_id: HubId, body: PolicyIn) -> dict:
     check_time(body.activation_time, ["body", "activation_time"])
     with pf.db.write() as s:
@@ -130,37 +189,60 @@ def put_policy(pf: PF, hub_id: HubId, body: PolicyIn) -> dict:
         if hub is None:
             raise not_found(f"hub {hub_id}")
         try:
-            prov.change_policy(s, pf, hub, channel=body.channel, slot_offset=body.slot_offset,
-                               modulation=body.modulation, fec=body.fec, activation_at=body.activation_time,
-                               reason=body.reason or "operator")
+            prov.change_policy(
+                s,
+                pf,
+                hub,
+                channel=body.channel,
+                slot_offset=body.slot_offset,
+                modulation=body.modulation,
+                fec=body.fec,
+                activation_at=body.activation_time,
+                reason=body.reason or "operator",
+            )
         except prov.ProvisioningError as e:
             raise _prov_error(e) from None
         s.flush()
         now = utcnow()
         cur, pending = prov.hub_policies(s, hub_id, now)
         plan = prov.effective_plan(s, pf, hub.substation_id or pf.settings.substation_id, now)
-        return {"hub_id": hub_id, "substation_id": hub.substation_id, "provisioned": cur is not None,
-                "current": prov.policy_dict(cur, now) if cur else None,
-                "pending": prov.policy_dict(pending, now) if pending else None,
-                "channel_plan": plan, "alert": prov.alert_policy(plan)}
+        return {
+            "hub_id": hub_id,
+            "substation_id": hub.substation_id,
+            "provisioned": cur is not None,
+            "current": prov.policy_dict(cur, now) if cur else None,
+            "pending": prov.policy_dict(pending, now) if pending else None,
+            "channel_plan": plan,
+            "alert": prov.alert_policy(plan),
+        }
 
 
 @router.get("/api/v1/provisioning/channel-stats", summary="Success rate per channel and code, with a recommendation")
-def channel_stats(pf: PF, s: DB, substation_id: SubQ = None,
-                  since: Annotated[Optional[str], Query(max_length=40, description="ISO time (default: all)")] = None,
-                  min_samples: Annotated[int, Query(ge=1, le=1_000_000)] = 20,
-                  threshold: Annotated[float, Query(gt=0, le=1)] = 0.05) -> dict:
+def channel_stats(
+    pf: PF,
+    s: DB,
+    substation_id: SubQ = None,
+    since: Annotated[str | None, Query(max_length=40, description="ISO time (default: all)")] = None,
+    min_samples: Annotated[int, Query(ge=1, le=1_000_000)] = 20,
+    threshold: Annotated[float, Query(gt=0, le=1)] = 0.05,
+) -> dict:
     """From the bundles: per channel and code, how many bursts the receiver posted, how many
     decoded and verified, and why the others failed. When the scheduled channels differ by more
     than `threshold`, the recommendation is to rotate hubs between them (`alternate`) or, when the
     worse channel succeeds less than half the time, to move its hubs (`move`)."""
-    return prov.channel_stats(s, pf, _sub(pf, substation_id), parse_time(since, ["query", "since"]),
-                              min_samples, threshold)
+    return prov.channel_stats(
+        s, pf, _sub(pf, substation_id), parse_time(since, ["query", "since"]), min_samples, threshold
+    )
 
 
-@router.post("/api/v1/provisioning/rebalance", response_model=RebalanceOut, dependencies=[Depends(require_admin)],
-             summary="Apply the channel-statistics recommendation as announced policy changes", responses=ADMIN)
-def rebalance(pf: PF, body: Optional[RebalanceIn] = None) -> dict:
+@router.post(
+    "/api/v1/provisioning/rebalance",
+    response_model=RebalanceOut,
+    dependencies=[Depends(require_admin)],
+    summary="Apply the channel-statistics recommendation as announced policy changes",
+    responses=ADMIN,
+)
+def rebalance(pf: PF, body: RebalanceIn | None = None) -> dict:
     body = body or RebalanceIn()
     check_time(body.activation_time, ["body", "activation_time"])
     check_time(body.since, ["body", "since"])
@@ -170,11 +252,21 @@ def rebalance(pf: PF, body: Optional[RebalanceIn] = None) -> dict:
         rec = stats["recommendation"]
         action = rec["action"] if body.action == "auto" else body.action
         if action == "none" or "better_channel" not in rec:
-            return {"substation_id": sub, "action": "none", "recommendation": rec, "policies_changed": 0,
-                    "activation_time": None}
+            return {
+                "substation_id": sub,
+                "action": "none",
+                "recommendation": rec,
+                "policies_changed": 0,
+                "activation_time": None,
+            }
         try:
             pols = prov.rebalance(s, pf, sub, action, body.activation_time, rec["better_channel"], rec["worse_channel"])
         except prov.ProvisioningError as e:
             raise _prov_error(e) from None
-        return {"substation_id": sub, "action": action, "recommendation": rec, "policies_changed": len(pols),
-                "activation_time": iso(pols[0].activation_at) if pols else None}
+        return {
+            "substation_id": sub,
+            "action": action,
+            "recommendation": rec,
+            "policies_changed": len(pols),
+            "activation_time": iso(pols[0].activation_at) if pols else None,
+        }

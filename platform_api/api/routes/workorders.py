@@ -1,8 +1,9 @@
 """Work orders: planned grid work, recorded so the theft analysis does not raise what it explains."""
+
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import select
@@ -16,14 +17,25 @@ from ..deps import DB, PF, Limit, Offset, check_time, invalid, not_found, parse_
 
 router = APIRouter(tags=["theft"])
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
-TimeQ = Annotated[Optional[str], Query(max_length=40, description="ISO 8601 time")]
-ADMIN = {401: {"description": "admin token required"}, 403: {"description": "this credential may not use operator routes"}}
+TimeQ = Annotated[str | None, Query(max_length=40, description="ISO 8601 time")]
+ADMIN = {
+    401: {"description": "admin token required"},
+    403: {"description": "this credential may not use operator routes"},
+}
 
 
-@router.post("/api/v1/workorders", response_model=WorkOrderOut, status_code=201, dependencies=[Depends(require_admin)],
-             summary="Record a work order (planned grid work)",
-             responses={**ADMIN, 409: {"description": "an order with this id exists"},
-                        422: {"description": "names the bad field"}})
+@router.post(
+    "/api/v1/workorders",
+    response_model=WorkOrderOut,
+    status_code=201,
+    dependencies=[Depends(require_admin)],
+    summary="Record a work order (planned grid work)",
+    responses={
+        **ADMIN,
+        409: {"description": "an order with this id exists"},
+        422: {"description": "names the bad field"},
+    },
+)
 def create_work_order(pf: PF, body: WorkOrderIn) -> dict:
     """Anomalies the work explains (by `kind`, or the `explains` list) on its meters, or on every
     meter of its transformers, whose onset lies between one hour before `start_at` and one day
@@ -40,21 +52,34 @@ def create_work_order(pf: PF, body: WorkOrderIn) -> dict:
     with pf.db.write() as s:
         if s.get(WorkOrderRow, order_id) is not None:
             raise HTTPException(status_code=409, detail=f"work order {order_id} already exists")
-        row = WorkOrderRow(id=order_id, kind=body.kind, start_at=start, end_at=end,
-                           meter_ids=sorted(set(body.meter_ids)), transformer_ids=sorted(set(body.transformer_ids)),
-                           explains=None if body.explains is None else sorted(set(body.explains)), note=body.note,
-                           status="active", created_at=utcnow())
+        row = WorkOrderRow(
+            id=order_id,
+            kind=body.kind,
+            start_at=start,
+            end_at=end,
+            meter_ids=sorted(set(body.meter_ids)),
+            transformer_ids=sorted(set(body.transformer_ids)),
+            explains=None if body.explains is None else sorted(set(body.explains)),
+            note=body.note,
+            status="active",
+            created_at=utcnow(),
+        )
         s.add(row)
         s.flush()
         return work_order_dict(row)
 
 
 @router.get("/api/v1/workorders", response_model=list[WorkOrderOut], summary="Work orders, newest first")
-def list_work_orders(s: DB, meter_id: Annotated[Optional[int], Query(ge=0, le=2**32 - 1)] = None,
-                     transformer_id: Annotated[Optional[str], Query(max_length=64, pattern=ID_PATTERN)] = None,
-                     since: TimeQ = None, until: TimeQ = None,
-                     status: Annotated[Optional[Literal["active", "cancelled"]], Query()] = None,
-                     limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def list_work_orders(
+    s: DB,
+    meter_id: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
+    transformer_id: Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN)] = None,
+    since: TimeQ = None,
+    until: TimeQ = None,
+    status: Annotated[Literal["active", "cancelled"] | None, Query()] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[dict]:
     """`meter_id` / `transformer_id`: orders naming it; `since` / `until`: orders whose window
     overlaps [since, until]."""
     q = select(WorkOrderRow)
@@ -70,11 +95,15 @@ def list_work_orders(s: DB, meter_id: Annotated[Optional[int], Query(ge=0, le=2*
         rows = [w for w in rows if meter_id in (w.meter_ids or [])]
     if transformer_id is not None:
         rows = [w for w in rows if transformer_id in (w.transformer_ids or [])]
-    return [work_order_dict(w) for w in rows[offset:offset + limit]]
+    return [work_order_dict(w) for w in rows[offset : offset + limit]]
 
 
-@router.get("/api/v1/workorders/{order_id}", response_model=WorkOrderOut, summary="One work order",
-            responses={404: {"description": "no such work order"}})
+@router.get(
+    "/api/v1/workorders/{order_id}",
+    response_model=WorkOrderOut,
+    summary="One work order",
+    responses={404: {"description": "no such work order"}},
+)
 def get_work_order(s: DB, order_id: OrderId) -> dict:
     w = s.get(WorkOrderRow, order_id)
     if w is None:
@@ -82,8 +111,13 @@ def get_work_order(s: DB, order_id: OrderId) -> dict:
     return work_order_dict(w)
 
 
-@router.delete("/api/v1/workorders/{order_id}", response_model=WorkOrderOut, dependencies=[Depends(require_admin)],
-               summary="Cancel a work order", responses={**ADMIN, 404: {"description": "no such work order"}})
+@router.delete(
+    "/api/v1/workorders/{order_id}",
+    response_model=WorkOrderOut,
+    dependencies=[Depends(require_admin)],
+    summary="Cancel a work order",
+    responses={**ADMIN, 404: {"description": "no such work order"}},
+)
 def cancel_work_order(pf: PF, order_id: OrderId) -> dict:
     """The order is kept (status `cancelled`) and suppresses nothing from the next analysis on;
     cancelling a cancelled order changes nothing."""
