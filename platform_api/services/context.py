@@ -32,7 +32,7 @@ class Platform:
     stats: dict[str, int] = field(default_factory=lambda: {"bundles": 0, "replays": 0})
     # caches (each is read and refreshed by the one service module that owns it)
     known_substations: set[str] = field(default_factory=set)  # services.inventory
-    auth_cache: dict[str, tuple[float, Any]] = field(default_factory=dict)  # core.security
+    auth_cache: dict[str, tuple[float, Any]] = field(default_factory=dict)  # api.deps (credential lookups)
     webhooks_cache: tuple[float, list[dict]] = (0.0, [])  # services.changes
     tan_cache: dict[int, tuple[int, dict[int, int]]] = field(default_factory=dict)  # services.reports
     pending_sections: set[str] = field(default_factory=set)  # services.inference
