@@ -11,6 +11,7 @@ once for the whole utility.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -69,7 +70,7 @@ def merge(s: Session, pf: Platform, origin: str, substation_id: str, items: list
 def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
     h = p["hub"]
     changed_at = _dt(p.get("changed_at")) or utcnow()
-    kw = dict(cause="forward", evidence=[evidence], substation_id=sub)
+    kw: dict[str, Any] = dict(cause="forward", evidence=[evidence], substation_id=sub)
     sec = p.get("section")
     if sec:
         row = s.get(Section, sec["section_id"])
