@@ -78,7 +78,7 @@ def try_ingest(
     except Reject:
         return None
     kind = KIND_NAMES[h.kind]
-    answer = {
+    answer: dict[str, Any] = {
         "bundle_id": bundle.bundle_id,
         "status": "accepted",
         "reason": None,
