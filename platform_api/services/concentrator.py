@@ -11,6 +11,7 @@ once for the whole utility.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -69,12 +70,12 @@ def merge(s: Session, pf: Platform, origin: str, substation_id: str, items: list
 def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
     h = p["hub"]
     changed_at = _dt(p.get("changed_at")) or utcnow()
-    kw = dict(cause="forward", evidence=[evidence], substation_id=sub)
+    kw: dict[str, Any] = dict(cause="forward", evidence=[evidence], substation_id=sub)
     sec = p.get("section")
     if sec:
-        row = s.get(Section, sec["section_id"])
-        if row is None:
-            row = Section(
+        sec_row = s.get(Section, sec["section_id"])
+        if sec_row is None:
+            sec_row = Section(
                 id=sec["section_id"],
                 substation_id=sec["substation_id"],
                 normal_feeder=sec["normal_feeder"],
@@ -83,18 +84,18 @@ def _merge_map(s: Session, sub: str, p: dict, evidence: str) -> None:
                 feeder=sec["feeder"],
                 energized=sec["energized"],
             )
-            s.add(row)
+            s.add(sec_row)
         else:
             for f in ("feeder", "bus", "energized"):
-                change(s, row, f, sec[f], entity="section", entity_id=row.id, **kw)
+                change(s, sec_row, f, sec[f], entity="section", entity_id=sec_row.id, **kw)
     tr = p.get("transformer")
     if tr:
-        row = s.get(Transformer, tr["transformer_id"])
-        if row is None:
-            row = Transformer(id=tr["transformer_id"], source="forward")
-            s.add(row)
+        tr_row = s.get(Transformer, tr["transformer_id"])
+        if tr_row is None:
+            tr_row = Transformer(id=tr["transformer_id"], source="forward")
+            s.add(tr_row)
         for f in ("substation_id", "section_id", "bus", "feeder", "phases", "name", "lat", "lon"):
-            change(s, row, f, tr[f], entity="transformer", entity_id=row.id, **kw)
+            change(s, tr_row, f, tr[f], entity="transformer", entity_id=tr_row.id, **kw)
     hub = s.get(Hub, h["hub_id"])
     if hub is None:
         hub = Hub(hub_id=h["hub_id"], status=h.get("status") or "active", created_at=utcnow())

@@ -15,9 +15,9 @@ paths leave the same rows and give the same answers.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 
 from dsp.air import messages as M
 from receiver.contracts.bundle import Bundle
@@ -31,7 +31,7 @@ from .context import Platform
 from .decode import KIND_NAMES, Reject, check_frame, fields_of, open_sealed
 from .inference import section_may_be_pending
 
-_H = Hub.__table__
+_H = cast(Table, Hub.__table__)
 HUB_COLS = (
     "hub_id",
     "substation_id",
@@ -78,7 +78,7 @@ def try_ingest(
     except Reject:
         return None
     kind = KIND_NAMES[h.kind]
-    answer = {
+    answer: dict[str, Any] = {
         "bundle_id": bundle.bundle_id,
         "status": "accepted",
         "reason": None,

@@ -95,6 +95,7 @@ def forward_once(pf: Platform) -> dict:
         attempts = max((it.attempts for it in items), default=0)
     if not batch:
         return {"sent": 0, "pending": 0, "error": None, "enabled": True}
+    assert st.concentrator_url, "pf.forwarding (checked above) needs a concentrator_url"
     url = st.concentrator_url.rstrip("/") + "/api/v1/concentrator/forward"
     body = {"origin": st.identity, "substation_id": st.substation_id, "sent_at": iso(now), "items": batch}
     headers = {"Authorization": f"Bearer {st.concentrator_token or ''}"}

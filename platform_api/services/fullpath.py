@@ -7,8 +7,9 @@ means (:mod:`.semantics`, :mod:`.outage`, :mod:`.inference`).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from dsp.air import messages as M
@@ -22,7 +23,7 @@ from .context import Platform
 from .decode import KIND_NAMES, Reject, check_frame, fields_of, open_sealed
 from .inventory import ensure_substation
 
-_REJECTION_INSERT = insert(Rejection.__table__)
+_REJECTION_INSERT = insert(cast(Table, Rejection.__table__))
 
 
 def process(s: Session, pf: Platform, bundle: Bundle, text: str, digest: str) -> dict:
@@ -133,7 +134,7 @@ def _decode(
     if hub.status == "inventory":
         hub.status = "active" if hub.map_feeder is not None else "new"
     hub.updated_at = arrival
-    kw = dict(bundle_id=bundle.bundle_id, arrival=arrival, sub=bundle.substation_id)
+    kw: dict[str, Any] = dict(bundle_id=bundle.bundle_id, arrival=arrival, sub=bundle.substation_id)
     outage.heard(s, pf, hub, bundle.bundle_id, arrival)
     if isinstance(msg, M.ScheduledReport):
         body["report"] = semantics.scheduled_report(s, pf, hub, h, msg, rep, slot=slot, **kw)

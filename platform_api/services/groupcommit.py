@@ -23,7 +23,7 @@ class GroupCommit:
     def __init__(self, pf: Platform) -> None:
         self.pf = pf
         self.queue: list = []
-        self.task = None
+        self.task: asyncio.Task[None] | None = None
 
     async def submit(self, principal: Principal, bundle: Bundle) -> tuple:
         """``(http_status, body or None, replayed, error or None)``, as :func:`.ingest.ingest_items` gives it."""

@@ -312,8 +312,8 @@ def apply(
         sec = section_row(sid, bus, t.feeder, t.lateral) if t.feeder is not None else None
         if t.feeder is not None:
             feeder_row(sid, bus, t.feeder)
-        row = trs.get(t.transformer_id)
-        vals = {
+        tr_row = trs.get(t.transformer_id)
+        tr_vals = {
             "substation_id": sid,
             "section_id": sec,
             "bus": bus if t.feeder is not None else t.bus,
@@ -324,32 +324,32 @@ def apply(
             "lon": t.lon,
             "topology": t.topology,
         }
-        if row is None:
-            row = Transformer(id=t.transformer_id, source="import", updated_at=now, **vals)
-            s.add(row)
-            trs[t.transformer_id] = row
+        if tr_row is None:
+            tr_row = Transformer(id=t.transformer_id, source="import", updated_at=now, **tr_vals)
+            s.add(tr_row)
+            trs[t.transformer_id] = tr_row
             record(
                 s,
                 entity="transformer",
                 entity_id=t.transformer_id,
                 field="created",
                 old=None,
-                new=vals,
+                new=tr_vals,
                 cause="import",
                 evidence=ev,
                 substation_id=sid,
             )
             counts["transformers"] += 1
         else:
-            for f, v in vals.items():
+            for f, v in tr_vals.items():
                 if v is not None or f in ("section_id",):
                     change(
                         s,
-                        row,
+                        tr_row,
                         f,
                         v,
                         entity="transformer",
-                        entity_id=row.id,
+                        entity_id=tr_row.id,
                         cause="import",
                         evidence=ev,
                         substation_id=sid,
@@ -358,13 +358,13 @@ def apply(
     hub_ids = [h.hub_id for h in model.hubs]
     existing: dict[int, Hub] = {}
     for i in range(0, len(hub_ids), 900):
-        for h in s.scalars(select(Hub).where(Hub.hub_id.in_(hub_ids[i : i + 900]))).all():
-            existing[h.hub_id] = h
+        for hub in s.scalars(select(Hub).where(Hub.hub_id.in_(hub_ids[i : i + 900]))).all():
+            existing[hub.hub_id] = hub
     meter_ids = [m.meter_id for h in model.hubs for m in h.meters]
     meters: dict[int, Meter] = {}
     for i in range(0, len(meter_ids), 900):
-        for m in s.scalars(select(Meter).where(Meter.meter_id.in_(meter_ids[i : i + 900]))).all():
-            meters[m.meter_id] = m
+        for meter in s.scalars(select(Meter).where(Meter.meter_id.in_(meter_ids[i : i + 900]))).all():
+            meters[meter.meter_id] = meter
 
     touched: set[int] = set()
     for h in model.hubs:
@@ -409,9 +409,9 @@ def apply(
             )
         elif h.transformer_id:
             vals["transformer_id"] = h.transformer_id
-        row = existing.get(h.hub_id)
-        if row is None:
-            row = Hub(
+        hub_row = existing.get(h.hub_id)
+        if hub_row is None:
+            hub_row = Hub(
                 hub_id=h.hub_id,
                 key_hex=h.key_hex.lower() if h.key_hex else None,
                 status="inventory",
@@ -420,8 +420,8 @@ def apply(
                 cand_observations=0,
                 **vals,
             )
-            s.add(row)
-            existing[h.hub_id] = row
+            s.add(hub_row)
+            existing[h.hub_id] = hub_row
             snap = {k: v for k, v in vals.items()}
             snap["key"] = "set" if h.key_hex else None
             record(
@@ -438,37 +438,43 @@ def apply(
             counts["hubs_created"] += 1
         else:
             changed = False
-            if h.key_hex and (row.key_hex or "").lower() != h.key_hex.lower():
+            if h.key_hex and (hub_row.key_hex or "").lower() != h.key_hex.lower():
                 record(
                     s,
                     entity="hub",
                     entity_id=h.hub_id,
                     field="key",
-                    old="set" if row.key_hex else None,
-                    new="changed" if row.key_hex else "set",
+                    old="set" if hub_row.key_hex else None,
+                    new="changed" if hub_row.key_hex else "set",
                     cause="import",
                     evidence=ev,
                     substation_id=sid,
                 )
-                row.key_hex = h.key_hex.lower()
+                hub_row.key_hex = h.key_hex.lower()
                 changed = True
             for f, v in vals.items():
                 if v is None and f in ("lat", "lon"):
                     continue
                 changed |= change(
-                    s, row, f, v, entity="hub", entity_id=h.hub_id, cause="import", evidence=ev, substation_id=sid
+                    s, hub_row, f, v, entity="hub", entity_id=h.hub_id, cause="import", evidence=ev, substation_id=sid
                 )
             if h.feeder is not None:
-                row.cand_substation = row.cand_bus = row.cand_feeder = row.cand_phase = None
-                row.cand_confidence, row.cand_observations, row.cand_evidence = None, 0, None
+                hub_row.cand_substation = hub_row.cand_bus = hub_row.cand_feeder = hub_row.cand_phase = None
+                hub_row.cand_confidence, hub_row.cand_observations, hub_row.cand_evidence = None, 0, None
             if changed:
-                row.updated_at = now
+                hub_row.updated_at = now
                 counts["hubs_updated"] += 1
         mark_hub_dirty(s, h.hub_id)
         touched.add(h.hub_id)
         for m in h.meters:
             role = "hub" if m.tan_index == 0 and m.role == "subordinate" else m.role
-            mv = {"hub_id": h.hub_id, "tan_index": m.tan_index, "role": role, "active": True, "substation_id": sid}
+            mv: dict[str, Any] = {
+                "hub_id": h.hub_id,
+                "tan_index": m.tan_index,
+                "role": role,
+                "active": True,
+                "substation_id": sid,
+            }
             if m.lat is not None:
                 mv["lat"], mv["lon"] = m.lat, m.lon
             for f in ("account", "address", "service_length_m"):

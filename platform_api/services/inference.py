@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from ..models import Event, Hub, Section, Transformer
@@ -30,7 +31,11 @@ from .context import Platform
 from .inventory import Loc, ensure_feeder, loc_dict, map_loc
 from .policy import InferencePolicy
 
-_H = Hub.__table__
+# where place() puts a hub: a Loc, or (a section moved by a switch) a hub's Grid Map phase, which
+# an import may have left unknown
+Placement = tuple[str, int, int, str | None]
+
+_H = cast(Table, Hub.__table__)
 PENDING_SECTIONS = select(_H.c.section_id).where(_H.c.cand_feeder.is_not(None), _H.c.section_id.is_not(None)).distinct()
 
 
@@ -54,9 +59,12 @@ def combine(p: float | None, c: float) -> float:
 
 
 def _cand(hub: Hub) -> Loc | None:
-    if hub.cand_feeder is None:
+    sub, bus, feeder, phase = hub.cand_substation, hub.cand_bus, hub.cand_feeder, hub.cand_phase
+    if feeder is None:
         return None
-    return (hub.cand_substation, hub.cand_bus, hub.cand_feeder, hub.cand_phase)
+    # observe() sets the four from one Loc, clear_candidate() clears them together
+    assert sub is not None and bus is not None and phase is not None, "a candidate is a whole Loc"
+    return (sub, bus, feeder, phase)
 
 
 def clear_candidate(hub: Hub) -> None:
@@ -129,7 +137,7 @@ def place(
     s: Session,
     pf: Platform,
     hub: Hub,
-    loc: Loc,
+    loc: Placement,
     *,
     cause: str,
     evidence: list[str],
@@ -139,7 +147,9 @@ def place(
 ) -> None:
     """Move ``hub`` on the Grid Map to ``loc`` and record each changed attribute."""
     sub, bus, feeder, phase = loc
-    kw = dict(entity="hub", entity_id=hub.hub_id, cause=cause, evidence=evidence, event_id=event_id, substation_id=sub)
+    kw: dict[str, Any] = dict(
+        entity="hub", entity_id=hub.hub_id, cause=cause, evidence=evidence, event_id=event_id, substation_id=sub
+    )
     if not phase_only:
         change(s, hub, "substation_id", sub, **kw)
         change(s, hub, "map_bus", bus, **kw)
@@ -155,6 +165,7 @@ def place(
 
 def _new_hub(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datetime) -> None:
     cand = _cand(hub)
+    assert cand is not None, "evaluate() calls this only for a hub with a candidate"
     ev = upsert_event(
         s,
         pf,
@@ -186,6 +197,7 @@ def _new_hub(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datet
 
 def _phase_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at: datetime) -> None:
     cand = _cand(hub)
+    assert cand is not None, "evaluate() calls this only for a hub with a candidate"
     ev = upsert_event(
         s,
         pf,
@@ -241,7 +253,7 @@ def _section_peers(s: Session, hub: Hub, pol: InferencePolicy, at: datetime) -> 
     ]
     if not peers:
         return [], False, len(members)
-    earliest = min(h.cand_since for h in peers)
+    earliest = min(h.cand_since for h in peers if h.cand_since is not None)  # all of them: see above
     peer_ids = {h.hub_id for h in peers}
     stayed = any(
         h.last_confirmed_at is not None and h.last_confirmed_at >= earliest and h.hub_id not in peer_ids
@@ -259,6 +271,7 @@ def _feeder_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at:
             return
         pending_switch = n_members > 1 and not stayed
     cand = _cand(hub)
+    assert cand is not None, "evaluate(), reevaluate_section() and force() call this only for a hub with a candidate"
     ev = upsert_event(
         s,
         pf,
@@ -337,7 +350,9 @@ def _feeder_change(s: Session, pf: Platform, hub: Hub, pol: InferencePolicy, at:
 def _switch(s: Session, pf: Platform, section_id: str, peers: list[Hub], pol: InferencePolicy, at: datetime) -> None:
     sec = s.get(Section, section_id)
     first = peers[0]
-    to_sub, to_bus, to_feeder = first.cand_substation, first.cand_bus, first.cand_feeder
+    first_cand = _cand(first)
+    assert first_cand is not None, "peers hold a candidate (_section_peers() and force() pick them so)"
+    to_sub, to_bus, to_feeder, _ = first_cand
     conf = 0.0
     for p in peers:
         conf = combine(conf, p.cand_confidence or 0.0)
@@ -373,7 +388,9 @@ def _switch(s: Session, pf: Platform, section_id: str, peers: list[Hub], pol: In
         subject_type="section",
         subject_id=section_id,
         substation_id=to_sub,
-        occurred_at=min(p.cand_since for p in peers),
+        occurred_at=min(
+            p.cand_since for p in peers if p.cand_since is not None
+        ),  # observe() sets it with the candidate
     )
     for p in peers:
         if p.cand_event_id is not None and p.cand_event_id != ev.id:
@@ -383,7 +400,7 @@ def _switch(s: Session, pf: Platform, section_id: str, peers: list[Hub], pol: In
         p.cand_event_id = ev.id
     if conf < pol.act_for("switch_state_change") or obs < pol.min_observations:
         return
-    kw = dict(cause="inference", evidence=evidence, event_id=ev.id, substation_id=to_sub)
+    kw: dict[str, Any] = dict(cause="inference", evidence=evidence, event_id=ev.id, substation_id=to_sub)
     if sec is not None:
         change(s, sec, "feeder", to_feeder, entity="section", entity_id=sec.id, **kw)
         change(s, sec, "bus", to_bus, entity="section", entity_id=sec.id, **kw)
@@ -394,7 +411,9 @@ def _switch(s: Session, pf: Platform, section_id: str, peers: list[Hub], pol: In
     peer_ids = {p.hub_id for p in peers}
     for h in members:
         if h.hub_id in peer_ids:
-            place(s, pf, h, _cand(h), cause="inference", evidence=evidence, event_id=ev.id, at=at)
+            cand = _cand(h)
+            assert cand is not None, "peers hold a candidate"
+            place(s, pf, h, cand, cause="inference", evidence=evidence, event_id=ev.id, at=at)
             clear_candidate(h)
         elif h.map_feeder is not None:
             place(
@@ -435,6 +454,7 @@ def force(s: Session, pf: Platform, ev: Event, at: datetime) -> None:
     """An operator confirms a suspected map change: apply it whatever its confidence."""
     pol = pf.policy.get(s).model_copy(update={"act_threshold": 0.0, "type_act_threshold": {}, "min_observations": 1})
     if ev.type in ("new_hub", "hub_phase_change", "hub_feeder_change"):
+        assert ev.subject_id is not None, "events about a hub name it (subject_id)"
         hub = s.get(Hub, int(ev.subject_id))
         if hub is None or hub.cand_event_id != ev.id or _cand(hub) is None:
             raise NothingToApply(f"event {ev.id} has no pending evidence to apply")
@@ -445,6 +465,7 @@ def force(s: Session, pf: Platform, ev: Event, at: datetime) -> None:
         return
     if ev.type == "switch_state_change":
         section_id = ev.subject_id
+        assert section_id is not None, "switch events name their section (subject_id)"
         peers = [
             h
             for h in s.scalars(select(Hub).where(Hub.section_id == section_id)).all()

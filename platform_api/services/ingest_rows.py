@@ -9,17 +9,17 @@ fast path. Column names and types come from the models only.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from receiver.contracts.bundle import Bundle
 
 from ..models import BundleRow, Message
 from .clock import aware, utcnow
 
-_B = BundleRow.__table__
-_M = Message.__table__
+_B = cast(Table, BundleRow.__table__)
+_M = cast(Table, Message.__table__)
 
 BUNDLE_EXISTS = select(_B.c.bundle_id).where(_B.c.bundle_id == bindparam("bundle_id"))
 BUNDLE_INSERT = insert(_B)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,6 +16,8 @@ MODES = {0: "hub", 1: "subordinate", 2: "proxy"}
 RELATION_ROLES = {0: "subordinate", 1: "spare_hub", 2: "proxy_hub", 3: "subordinate_other_phase"}
 
 Loc = tuple[str, int, int, str]  # substation, bus, feeder, phase
+# where the Grid Map puts a hub: an import may give a feeder without bus, phase or substation
+MapLoc = tuple[str | None, int | None, int, str | None]
 
 
 def section_key(substation_id: str, feeder: int, lateral: int) -> str:
@@ -42,13 +46,13 @@ def ensure_feeder(s: Session, substation_id: str, bus: int, feeder: int, source:
     return f
 
 
-def map_loc(hub: Hub) -> Loc | None:
+def map_loc(hub: Hub) -> MapLoc | None:
     if hub.map_feeder is None:
         return None
     return (hub.substation_id, hub.map_bus, hub.map_feeder, hub.map_phase)
 
 
-def loc_dict(loc: Loc | None) -> dict | None:
+def loc_dict(loc: MapLoc | None) -> dict | None:
     if loc is None:
         return None
     return {"substation_id": loc[0], "bus": loc[1], "feeder": loc[2], "phase": loc[3]}
@@ -86,7 +90,7 @@ def meter_dict(m: Meter) -> dict:
 
 
 def hub_dict(hub: Hub, meters: list[Meter] | None = None) -> dict:
-    d = {
+    d: dict[str, Any] = {
         "hub_id": hub.hub_id,
         "substation_id": hub.substation_id,
         "has_key": bool(hub.key_hex),

@@ -127,7 +127,7 @@ def _restorations(s: Session, substation_id: str) -> dict[str, datetime]:
 
 
 def _raise_outage(
-    s: Session, pf: Platform, key: str, g: dict, conf: float, substation_id: str, since: datetime
+    s: Session, pf: Platform, key: str, g: dict, conf: float, substation_id: str | None, since: datetime
 ) -> Event:
     where = f"feeder section {g['section_id']}" if g.get("section_id") else f"feeder {g.get('feeder')}"
     existing = s.scalars(select(Event).where(Event.key == key, Event.status.in_(OPEN))).first()

@@ -231,7 +231,9 @@ class SlotMap:
         )
 
 
-def build_slot_map(s: Session, substation_id: str, plan: dict, exclude: set[int] = frozenset()) -> SlotMap:
+def build_slot_map(
+    s: Session, substation_id: str, plan: dict, exclude: set[int] | frozenset[int] = frozenset()
+) -> SlotMap:
     period = period_slots(plan["reports_per_day"])
     sm = SlotMap(scheduled_channels(plan), period)
     for hub_id, pol in latest_policies(s, substation_id).items():
@@ -252,6 +254,7 @@ def meter_counts(s: Session, hub_ids: list[int]) -> dict[int, int]:
             .where(Meter.hub_id.in_(chunk), Meter.active.is_(True))
             .group_by(Meter.hub_id)
         ).all():
+            assert hub_id is not None, "selected by hub_id"
             out[hub_id] = n
     return out
 
@@ -459,7 +462,7 @@ def next_report_slots(pol: HubPolicy, from_slot: int, count: int) -> list[int]:
     per = pol.period_slots
     day0 = (from_slot // SLOTS_PER_DAY) * SLOTS_PER_DAY
     k = max(0, (from_slot - day0 - pol.slot_offset + per - 1) // per)
-    out = []
+    out: list[int] = []
     while len(out) < count:
         slot = day0 + pol.slot_offset + k * per
         if slot - day0 >= SLOTS_PER_DAY:
@@ -801,4 +804,6 @@ def set_plan(
 
 
 def slot_time(slot: int) -> str:
-    return iso(slot_start(slot))
+    t = iso(slot_start(slot))
+    assert t is not None, "iso() of a datetime is a string"
+    return t

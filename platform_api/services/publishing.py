@@ -79,6 +79,7 @@ def deliver_once(pf: Platform, limit: int = 100) -> dict:
     with pf.db.write() as s:
         for did, code, err, attempts in results:
             d = s.get(WebhookDelivery, did)
+            assert d is not None, "read above, and delivery rows are never deleted (only marked failed)"
             d.attempts = attempts + 1
             d.last_status_code = code
             d.last_error = err
@@ -133,6 +134,7 @@ def _load(s: Session, substation_id: str | None):
     meters: dict[int, list[Meter]] = {}
     for i in range(0, len(ids), 900):
         for m in s.scalars(select(Meter).where(Meter.hub_id.in_(ids[i : i + 900]))).all():
+            assert m.hub_id is not None, "selected by hub_id"
             meters.setdefault(m.hub_id, []).append(m)
     trs = {t.id: t for t in s.scalars(select(Transformer)).all()}
     feeders = {(f.substation_id, f.feeder): f for f in s.scalars(select(Feeder)).all()}

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from dsp.air import messages as M
 
@@ -16,15 +17,15 @@ from ..models import Meter, Reading, Report
 from .context import Platform
 from .decode import Reject
 
-_R = Report.__table__
-_MT = Meter.__table__
+_R = cast(Table, Report.__table__)
+_MT = cast(Table, Meter.__table__)
 
 REPORT_OF = select(
     _R.c.id, _R.c.seg_count, _R.c.received_mask, _R.c.complete, _R.c.measurement_time_s, _R.c.slot, _R.c.readings
 ).where(_R.c.hub_id == bindparam("hub_id"), _R.c.first_counter == bindparam("first_counter"))
 REPORT_INSERT = insert(_R).returning(_R.c.id)
 REPORT_UPDATE = update(_R).where(_R.c.id == bindparam("where_id"))  # SET: the columns given
-READINGS_INSERT = insert(Reading.__table__)
+READINGS_INSERT = insert(cast(Table, Reading.__table__))
 METER_UPDATE = update(_MT).where(_MT.c.meter_id == bindparam("where_meter_id"))  # SET: the columns given
 TAN = select(_MT.c.tan_index, _MT.c.meter_id).where(_MT.c.hub_id == bindparam("hub_id"), _MT.c.active.is_(True))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,7 +53,9 @@ def scheduled_report(
 def provisioning_request(
     s: Session, pf: Platform, hub: Hub, msg: M.ProvisioningRequest, *, bundle_id: str, arrival: datetime, sub: str
 ) -> dict:
-    kw = dict(entity="hub", entity_id=hub.hub_id, cause="provisioning_request", evidence=[bundle_id], substation_id=sub)
+    kw: dict[str, Any] = dict(
+        entity="hub", entity_id=hub.hub_id, cause="provisioning_request", evidence=[bundle_id], substation_id=sub
+    )
     change(s, hub, "mode", MODES.get(msg.mode, f"mode{msg.mode}"), **kw)
     change(s, hub, "hw_version", msg.hw_version, **kw)
     change(s, hub, "fw_version", msg.fw_version, **kw)
@@ -60,7 +63,7 @@ def provisioning_request(
     change(s, hub, "own_meter_id", msg.meter_id, **kw)
     hub.provision_requested_at = arrival
     _pair(s, pf, hub, msg.meter_id, 0, "hub", bundle_id=bundle_id, arrival=arrival, sub=sub, announce=False)
-    out = {"provisioned": False}
+    out: dict[str, Any] = {"provisioned": False}
     if pf.settings.auto_provision:
         has = s.scalars(select(HubPolicy.id).where(HubPolicy.hub_id == hub.hub_id).limit(1)).first()
         if has is None:
@@ -130,7 +133,9 @@ def _pair(
     announce: bool = True,
 ) -> dict:
     m = s.get(Meter, meter_id)
-    kw = dict(entity="meter", entity_id=meter_id, cause="pairing", evidence=[bundle_id], substation_id=sub)
+    kw: dict[str, Any] = dict(
+        entity="meter", entity_id=meter_id, cause="pairing", evidence=[bundle_id], substation_id=sub
+    )
     etype = "tan_member_added"
     prev_hub = None
     if m is None:
@@ -229,7 +234,9 @@ def pairing_loss(
     reason = LOSS_REASONS.get(msg.reason, f"reason{msg.reason}")
     if m is None or m.hub_id != hub.hub_id or not m.active:
         return {"meter_id": msg.meter_id, "change": None, "note": "not an active member of this TAN"}
-    kw = dict(entity="meter", entity_id=m.meter_id, cause="pairing_loss", evidence=[bundle_id], substation_id=sub)
+    kw: dict[str, Any] = dict(
+        entity="meter", entity_id=m.meter_id, cause="pairing_loss", evidence=[bundle_id], substation_id=sub
+    )
     change(s, m, "active", False, **kw)
     change(s, m, "unpair_reason", reason, **kw)
     bump_tan(s, hub.hub_id)

@@ -35,6 +35,7 @@ from ..theft import (
     MeterInfo,
     TanAnalysis,
     TanSeries,
+    WorkKind,
     WorkOrder,
     analyse_bus,
     analyse_feeder,
@@ -82,7 +83,7 @@ def work_order_dict(w: WorkOrderRow) -> dict:
 def library_order(w: WorkOrderRow) -> WorkOrder:
     return WorkOrder(
         w.id,
-        w.kind,
+        WorkKind(w.kind),  # as WorkOrder.__post_init__ converts it
         int(w.start_at.timestamp()),
         int(w.end_at.timestamp()),
         meter_ids=tuple(str(m) for m in w.meter_ids or ()),
@@ -122,10 +123,12 @@ def areas(s: Session, transformer_id: str | None = None) -> list[Area]:
     }
     out: dict[str, Area] = {}
     for h in hubs.values():
-        t = trs.get(h.transformer_id)
-        if h.transformer_id not in out:
-            out[h.transformer_id] = Area(
-                h.transformer_id,
+        tid = h.transformer_id
+        assert tid is not None, "hubs selected with a transformer"
+        t = trs.get(tid)
+        if tid not in out:
+            out[tid] = Area(
+                tid,
                 (t.substation_id if t else None) or h.substation_id,
                 (t.topology if t else None) or "radial",
                 t.lat if t else None,
@@ -134,7 +137,9 @@ def areas(s: Session, transformer_id: str | None = None) -> list[Area]:
     ids = list(hubs)
     for i in range(0, len(ids), CHUNK):
         for m in s.scalars(select(Meter).where(Meter.hub_id.in_(ids[i : i + CHUNK]), Meter.active.is_(True))).all():
+            assert m.hub_id is not None, "selected by hub_id"
             h = hubs[m.hub_id]
+            assert h.transformer_id is not None, "hubs selected with a transformer"
             out[h.transformer_id].meters.append((m, h))
     for a in out.values():
         a.meters.sort(

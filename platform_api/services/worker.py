@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from sqlalchemy import select
 
@@ -41,7 +42,7 @@ class Worker:
             self._thread = None
 
     def run_once(self) -> dict:
-        out = {"webhooks": deliver_once(self.pf), "forwarding": forward_once(self.pf)}
+        out: dict[str, Any] = {"webhooks": deliver_once(self.pf), "forwarding": forward_once(self.pf)}
         if (
             not self.pf.settings.is_concentrator
             and time.monotonic() - self._last_missed >= self.pf.settings.missed_check_interval_s
