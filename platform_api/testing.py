@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dsp.air import messages as M
 from dsp.air import params as P
@@ -161,7 +162,7 @@ def bundles_for(
         cd = (slot % 2 if channel != 2 else rng.randrange(4)) if code is None else code
         start = int(t.timestamp() * FS) % 2**40
         lvl = rng.uniform(-104.0, -95.0)
-        cps = []
+        cps: list[dict[str, Any]] = []
         phases = [phase] + [p for p in PHASES if p != phase]
         for k, ph in enumerate(phases[: max(1, copies)]):
             lk = lvl - (0 if k == 0 else rng.uniform(8, 20))

@@ -19,6 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -273,7 +274,7 @@ def _load(url: str, admin: str) -> dict:
                 loc = b["inferred"]["location"]
                 posted.append((b, f"F{loc['feeder']} · {loc['phase']}"))
 
-        kw = {"receiver_id": "rx-elm-1", "substation_id": "sub-1"}
+        kw: dict[str, Any] = {"receiver_id": "rx-elm-1", "substation_id": "sub-1"}
         for i, hub in enumerate(hubs[:8]):
             t = T0 + timedelta(seconds=8 * i)
             send(bundles_for(hub, report(hub, t), at=t, **kw))

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 
 from platform_api.core.compiled import Cursor
 from platform_api.core.db import Database
 from platform_api.models import BundleRow, Message
 
+assert isinstance(Message.__table__, Table)  # a declarative class maps onto one Table
 M = Message.__table__
 T0 = datetime(2026, 11, 22, 0, 0, 0, 250_000, tzinfo=UTC)
 BY_ID = select(M).where(M.c.id == bindparam("id"))

@@ -24,7 +24,8 @@ class Sink:
     """A local webhook receiver: fails the first ``fail`` requests with 500, records the rest."""
 
     def __init__(self, fail: int = 0) -> None:
-        self.fail, self.got, self.calls = fail, [], 0
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self.fail, self.calls = fail, 0
         sink = self
 
         class H(BaseHTTPRequestHandler):

@@ -7,7 +7,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -148,7 +148,14 @@ def parse_time(value: str | None, loc: list) -> datetime | None:
     return t
 
 
+@overload
+def check_time(t: datetime, loc: list) -> datetime: ...
+@overload
+def check_time(t: None, loc: list) -> None: ...
+@overload
+def check_time(t: datetime | None, loc: list) -> datetime | None: ...
 def check_time(t: datetime | None, loc: list) -> datetime | None:
+    """`t` in UTC (naive times read as UTC), or None for None; 422 naming `loc` when out of range."""
     if t is None:
         return None
     try:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 from sqlalchemy.types import TypeDecorator
 
 
@@ -93,7 +93,9 @@ class Plan:
 
     __slots__ = ("statement", "dialect", "sql", "args", "returns_rows", "row")
 
-    def __init__(self, statement: Executable, dialect: Dialect, keys: tuple[str, ...], binds: _Binds) -> None:
+    def __init__(
+        self, statement: ExecutableReturnsRows, dialect: Dialect, keys: tuple[str, ...], binds: _Binds
+    ) -> None:
         comp = statement.compile(dialect=dialect, column_keys=list(keys))
         if comp.literal_execute_params or comp.post_compile_params or comp.escaped_bind_names:
             raise ValueError("expanding (IN), literal-execute and escaped parameters are not supported")
@@ -104,7 +106,11 @@ class Plan:
         # columns whose Python-side default (INSERT) or onupdate (UPDATE) the caller may leave out
         defaults = {c.key: c.default for c in comp.insert_prefetch}
         defaults.update({c.key: c.onupdate for c in comp.update_prefetch})
-        names = list(comp.positiontup) if dialect.positional else list(by_name)
+        if dialect.positional:
+            assert comp.positiontup is not None  # a positional dialect's compiler records the bind order
+            names = list(comp.positiontup)
+        else:
+            names = list(by_name)
         env: dict[str, Any] = {}
         exprs = []
         for i, name in enumerate(names):
@@ -186,7 +192,7 @@ class Statements:
         self._plans: dict[tuple, Plan] = {}
         self._binds = _Binds(dialect)
 
-    def plan(self, statement: Executable, keys: tuple[str, ...]) -> Plan:
+    def plan(self, statement: ExecutableReturnsRows, keys: tuple[str, ...]) -> Plan:
         k = (id(statement), keys)
         p = self._plans.get(k)
         if p is None or p.statement is not statement:
@@ -207,17 +213,20 @@ class Cursor:
         self.statements = statements
         self._plans = statements._plans
 
-    def execute(self, statement: Executable, params: Mapping[str, Any] | list[Mapping[str, Any]] = _NO_PARAMS) -> Rows:
+    def execute(
+        self, statement: ExecutableReturnsRows, params: Mapping[str, Any] | list[Mapping[str, Any]] = _NO_PARAMS
+    ) -> Rows:
         if params.__class__ is list:
             return self._executemany(statement, params)  # type: ignore[arg-type]
-        keys = tuple(params)
+        one = cast("Mapping[str, Any]", params)  # not a list (checked above)
+        keys = tuple(one)
         plan = self._plans.get((id(statement), keys))
         if plan is None or plan.statement is not statement:
             plan = self.statements.plan(statement, keys)
-        self.cur.execute(plan.sql, plan.args(params))
+        self.cur.execute(plan.sql, plan.args(one))
         return plan.rows(self.cur) if plan.returns_rows else _NO_ROWS
 
-    def _executemany(self, statement: Executable, params: list[Mapping[str, Any]]) -> Rows:
+    def _executemany(self, statement: ExecutableReturnsRows, params: list[Mapping[str, Any]]) -> Rows:
         if params:
             plan = self.statements.plan(statement, tuple(params[0]))
             self.cur.executemany(plan.sql, list(map(plan.args, params)))

@@ -35,6 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _TRUE = {"1", "true", "yes", "on"}
 
 
+Forward = Literal["events", "map", "readings"]
+
+
+def _default_forward() -> list[Forward]:
+    """What a platform forwards to its concentrator unless told otherwise (a new list each time)."""
+    return ["events", "map"]
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,7 +54,7 @@ class Settings(BaseModel):
     admin_token: str | None = None
     concentrator_url: str | None = None
     concentrator_token: str | None = None
-    forward: list[Literal["events", "map", "readings"]] = Field(default_factory=lambda: ["events", "map"])
+    forward: list[Forward] = Field(default_factory=_default_forward)
     background: bool = True
     background_interval_s: float = Field(default=0.5, gt=0)
     missed_check_interval_s: float = Field(default=60.0, gt=0)

@@ -117,7 +117,9 @@ class Database:
         self.engine = make_engine(url, echo)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.dbapi_integrity_error = self.engine.dialect.dbapi.IntegrityError
+        dbapi = self.engine.dialect.dbapi
+        assert dbapi is not None  # create_engine has imported the driver module
+        self.dbapi_integrity_error = dbapi.IntegrityError
         # SQLite allows one writer: take the lock around write transactions instead of
         # spinning on SQLITE_BUSY. PostgreSQL uses row locks (SELECT ... FOR UPDATE).
         self._lock = threading.RLock() if self.is_sqlite else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -75,54 +75,53 @@ class HubIn(_In):
     meters: list[MeterIn] = Field(default_factory=list, max_length=255)
 
 
+# the example of the GridModel schema, also shown by the Grid Map's import route
+GRIDMODEL_EXAMPLE: dict[str, Any] = {
+    "format": "gla-gridmodel/1",
+    "substations": [
+        {
+            "substation_id": "sub-1",
+            "name": "Elm Street",
+            "lat": 37.54,
+            "lon": -77.43,
+            "feeders": [{"feeder": 0, "bus": 0, "name": "F0"}, {"feeder": 1, "bus": 0, "name": "F1"}],
+        }
+    ],
+    "transformers": [
+        {
+            "transformer_id": "T-100",
+            "substation_id": "sub-1",
+            "bus": 0,
+            "feeder": 1,
+            "lateral": 2,
+            "phases": "A",
+            "lat": 37.55,
+            "lon": -77.44,
+        }
+    ],
+    "hubs": [
+        {
+            "hub_id": 12648430,
+            "key_hex": "000102030405060708090a0b0c0d0e0f",
+            "substation_id": "sub-1",
+            "bus": 0,
+            "feeder": 1,
+            "lateral": 2,
+            "phase": "A",
+            "transformer_id": "T-100",
+            "meters": [
+                {"meter_id": 50001, "tan_index": 0, "role": "hub"},
+                {"meter_id": 50002, "tan_index": 1, "role": "subordinate", "lat": 37.5501, "lon": -77.4402},
+            ],
+        }
+    ],
+}
+
+
 class GridModel(_In):
     """A utility's existing model (LNM/PNM extract) or a key list."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "example": {
-                "format": "gla-gridmodel/1",
-                "substations": [
-                    {
-                        "substation_id": "sub-1",
-                        "name": "Elm Street",
-                        "lat": 37.54,
-                        "lon": -77.43,
-                        "feeders": [{"feeder": 0, "bus": 0, "name": "F0"}, {"feeder": 1, "bus": 0, "name": "F1"}],
-                    }
-                ],
-                "transformers": [
-                    {
-                        "transformer_id": "T-100",
-                        "substation_id": "sub-1",
-                        "bus": 0,
-                        "feeder": 1,
-                        "lateral": 2,
-                        "phases": "A",
-                        "lat": 37.55,
-                        "lon": -77.44,
-                    }
-                ],
-                "hubs": [
-                    {
-                        "hub_id": 12648430,
-                        "key_hex": "000102030405060708090a0b0c0d0e0f",
-                        "substation_id": "sub-1",
-                        "bus": 0,
-                        "feeder": 1,
-                        "lateral": 2,
-                        "phase": "A",
-                        "transformer_id": "T-100",
-                        "meters": [
-                            {"meter_id": 50001, "tan_index": 0, "role": "hub"},
-                            {"meter_id": 50002, "tan_index": 1, "role": "subordinate", "lat": 37.5501, "lon": -77.4402},
-                        ],
-                    }
-                ],
-            }
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": GRIDMODEL_EXAMPLE})
     format: Literal["gla-gridmodel/1"] = "gla-gridmodel/1"
     substations: list[SubstationIn] = Field(default_factory=list, max_length=10_000)
     transformers: list[TransformerIn] = Field(default_factory=list, max_length=500_000)

@@ -169,7 +169,7 @@ def _read(f: TextIO, assume_utc: bool) -> AmiData:
     ids: list[str] = []
     ts: list[int] = []
     lines: list[int] = []
-    vals = {"v_rms": [], "i_rms": [], "pf": []}
+    vals: dict[str, list[float]] = {"v_rms": [], "i_rms": [], "pf": []}
     seen: dict[tuple[str, int], int] = {}
     for row in reader:
         line = reader.line_num

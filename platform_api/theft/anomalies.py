@@ -81,7 +81,7 @@ class Anomaly:
         ``tan_index`` (of the first meter), ``time_s``, ``unaccounted_w`` (clipped to the
         16-bit field) and ``confidence``. ``tan_index_of`` maps meter ids to TAN indices."""
         first = self.meter_ids[0] if self.meter_ids else None
-        if first not in tan_index_of:
+        if first is None or first not in tan_index_of:
             raise KeyError(f"no TAN index for meter {first!r}")
         return {
             "anomaly_type": int(self.anomaly_type),

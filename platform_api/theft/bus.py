@@ -312,6 +312,7 @@ def fit_bus(
         if all(m.position is not None for m in series.meters):
             tmp: dict[str, list[tuple[int, str]]] = {}
             for m in series.meters:
+                assert m.position is not None  # every meter has one (checked just above)
                 tmp.setdefault(chain_key(m.branch, m.phase), []).append((m.position, m.meter_id))
             order = {k: [mid for _, mid in sorted(v)] for k, v in tmp.items()}
         else:
@@ -467,6 +468,7 @@ def analyse_bus(
             f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
             f"accuracy class predicts (wrong order, topology or unsynchronised clocks?)"
         )
+    assert model.params_per_sample is not None  # fit_bus sets it on every model it returns
     z = standardise(excess, model.sigma_v, config, params_per_sample=model.params_per_sample)
     eps = config.bank.episodes(z, samples_per_day(series))
     t = series.time_s

@@ -295,7 +295,9 @@ def phase_angle_rad(label: str) -> float:
     return math.radians(PHASE_ANGLE_DEG.get(label, 0.0))
 
 
-def drop_current_a(p_a: np.ndarray, q_a: np.ndarray, delta_rad: np.ndarray | float, x_over_r: float) -> np.ndarray:
+def drop_current_a(
+    p_a: np.ndarray, q_a: np.ndarray, delta_rad: np.ndarray | float, x_over_r: np.ndarray | float
+) -> np.ndarray:
     """The current that causes a drop on a line of resistance R and reactance ``x_over_r * R``,
     per ohm of R, seen on a phase ``delta_rad`` behind the current's own phase:
     ``p cos D + q sin D + x_over_r (q cos D - p sin D)`` (``D = delta_rad``). With ``D = 0`` it is

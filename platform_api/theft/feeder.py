@@ -245,9 +245,9 @@ def analyse_feeder(
     excess, lev = model.excess_and_leverage(series)
     warnings = []
     ratio = model.sigma_v / model.sigma_class_v
-    for k in np.flatnonzero(ratio > 3.0):
+    for noisy in np.flatnonzero(ratio > 3.0):
         warnings.append(
-            f"meter {model.meter_ids[k]}: residual {model.sigma_v[k]:.3f} V is {ratio[k]:.1f}x what its "
+            f"meter {model.meter_ids[noisy]}: residual {model.sigma_v[noisy]:.3f} V is {ratio[noisy]:.1f}x what its "
             f"accuracy class predicts"
         )
     z = standardise(excess, model.sigma_v, config, leverage=lev, params_per_sample=model.mean_leverage)

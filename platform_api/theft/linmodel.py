@@ -72,6 +72,9 @@ def within_normal_equations(
             sw = s / w[ok, None]
             a -= _gram(sw, s)
             b -= np.einsum("ip,i->p", sw, sv, optimize=False)
+    if a is None or b is None:
+        # v has no rows: nothing to fit (a ValueError, as np.diag(None) in solve_min_norm raised before)
+        raise ValueError("no time steps: v has no rows")
     return a, b
 
 
@@ -160,4 +163,5 @@ def fit_within(
         s = robust_scale(res)
         s = np.where(np.isfinite(s) & (s > 0), s, np.inf)
         used = mask & (np.abs(np.nan_to_num(res)) <= trim_sigma * s[None, :])
+    assert theta is not None, "iterations must be >= 0: the loop fits at least once"
     return theta, used

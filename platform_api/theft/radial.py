@@ -125,7 +125,7 @@ def radial_design(
         o = k * b
         x[:, k, o] = 1.0
         x[:, k, o + 1] = -own[:, k]
-        if separate_q:
+        if q_own is not None:  # separate_q
             x[:, k, o + 2] = -q_own[:, k]
         for j, ph in enumerate(coupling_phases):
             d = phase_angle_rad(ph) - phase_angle_rad(m.phase)
@@ -179,6 +179,7 @@ class RadialModel:
     def leverage(self, series: TanSeries) -> np.ndarray:
         """Leverage of each excess-drop sample (T, N): how far each meter's current lies outside
         what the baseline covered, for the meter itself plus its partners' share."""
+        assert self.own_xtx_inv is not None  # fit_radial sets it on every model it returns
         z = self.own_regressors(series)
         h = np.einsum("tni,nij,tnj->tn", z, self.own_xtx_inv, z)
         out = np.zeros_like(h)
@@ -422,7 +423,7 @@ def _offset_anomalies(
 def _impedance_anomalies(
     series: TanSeries, model: RadialModel, config: DetectorConfig, at_s: int, p_kw_mean: np.ndarray
 ) -> list[Anomaly]:
-    out = []
+    out: list[Anomaly] = []
     lengths = np.array([m.service_length_m if m.service_length_m else np.nan for m in series.meters])
     if not np.isfinite(lengths).any():
         return out
@@ -502,6 +503,7 @@ def analyse_radial(
             f"accuracy class predicts (clocks not synchronised, wrong transformer or phase, or a tap "
             f"in the baseline)"
         )
+    assert model.params_per_sample is not None  # fit_radial sets it on every model it returns
     z = standardise(
         excess, model.sigma_v, config, leverage=model.leverage(series), params_per_sample=model.params_per_sample
     )

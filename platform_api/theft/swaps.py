@@ -17,7 +17,7 @@ signals, goes unseen (paragraph [0040]).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from .anomalies import Anomaly, AnomalyType, Detail
@@ -52,10 +52,16 @@ def _index(sightings: Iterable[MeterSighting], name: str) -> dict[str, MeterSigh
     return out
 
 
+def _distance_m(a: MeterSighting, b: MeterSighting) -> float | None:
+    """Great-circle distance between two sightings, or None when either lacks a coordinate."""
+    if a.lat is None or a.lon is None or b.lat is None or b.lon is None:
+        return None
+    return haversine_m(a.lat, a.lon, b.lat, b.lon)
+
+
 def _close(a: MeterSighting, b: MeterSighting, tol_m: float) -> bool:
-    if None in (a.lat, a.lon, b.lat, b.lon):
-        return False
-    return haversine_m(a.lat, a.lon, b.lat, b.lon) <= tol_m
+    d = _distance_m(a, b)
+    return d is not None and d <= tol_m
 
 
 def compare_sightings(
@@ -84,7 +90,7 @@ def compare_sightings(
     t_now = time_s if time_s is not None else max([s.time_s for s in a.values()] or [0])
     out: list[Anomaly] = []
 
-    def pairs(cands, match):
+    def pairs(cands: list[str], match: Callable[[str, str], bool]) -> Iterator[tuple[str, str | None]]:
         """Yield (m, partner or None), each meter once; ``match(m, o)`` says o mirrors m."""
         done: set[str] = set()
         for m in cands:
@@ -185,15 +191,11 @@ def compare_sightings(
             )
         )
     # geolocation changes
-    geo = [
-        m
-        for m in common
-        if None not in (b[m].lat, b[m].lon, a[m].lat, a[m].lon)
-        and haversine_m(b[m].lat, b[m].lon, a[m].lat, a[m].lon) > geo_tolerance_m
-    ]
+    moved_m = {m: d for m in common if (d := _distance_m(b[m], a[m])) is not None}
+    geo = [m for m in common if m in moved_m and moved_m[m] > geo_tolerance_m]
     for m, o in pairs(geo, lambda m, o: _close(a[m], b[o], geo_tolerance_m) and _close(a[o], b[m], geo_tolerance_m)):
         ids = (m, o) if o else (m,)
-        dist = haversine_m(b[m].lat, b[m].lon, a[m].lat, a[m].lon)
+        dist = moved_m[m]
         out.append(
             Anomaly(
                 AnomalyType.GEOLOCATION_CHANGE,
@@ -211,7 +213,7 @@ def compare_sightings(
                     i: {
                         "before": [b[i].lat, b[i].lon],
                         "after": [a[i].lat, a[i].lon],
-                        "moved_m": haversine_m(b[i].lat, b[i].lon, a[i].lat, a[i].lon),
+                        "moved_m": moved_m[i],
                     }
                     for i in ids
                 },
@@ -310,7 +312,7 @@ def swaps_from_membership_events(events: Iterable[MembershipEvent], *, window_s:
     rest_lost = [lo for i, lo in enumerate(lost) if i not in used_lost]
     taken: set[int] = set()
     for lo in rest_lost:
-        j = next(
+        k = next(
             (
                 j
                 for j, n in enumerate(rest_new)
@@ -321,10 +323,10 @@ def swaps_from_membership_events(events: Iterable[MembershipEvent], *, window_s:
             ),
             None,
         )
-        if j is None:
+        if k is None:
             continue
-        taken.add(j)
-        n = rest_new[j]
+        taken.add(k)
+        n = rest_new[k]
         out.append(
             Anomaly(
                 AnomalyType.METER_SWAP,

@@ -248,7 +248,11 @@ def list_health(
         r, rep = creds.get(rid), latest.get(rid)
         if rep is None and (r is None or not r.enabled):
             continue
-        sub = r.substation_id if r is not None else rep["substation_id"]
+        if r is not None:
+            sub = r.substation_id
+        else:
+            assert rep is not None  # a receiver with neither credentials nor a report was skipped above
+            sub = rep["substation_id"]
         if substation_id and sub != substation_id:
             continue
         out.append(_out(rid, rep, count.get(rid, 0), sub, r.enabled if r is not None else None, now))

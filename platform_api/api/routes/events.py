@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
@@ -198,7 +198,7 @@ def _act(pf, event_id: int, action: str, note: str | None) -> dict:
         return event_dict(e)
 
 
-ACTION_RESPONSES = {
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such event"},
     409: {"description": "not open, or nothing to apply"},
     401: {"description": "admin token required"},

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from ...models import ImportRun, Section
-from ...schemas.imports import GridModel, SimulatorTruth
+from ...schemas.imports import GRIDMODEL_EXAMPLE, GridModel, SimulatorTruth
 from ...schemas.inventory import ImportCounts, ImportRunOut, SectionOut
 from ...services import imports
 from ...services.clock import iso
@@ -124,7 +124,7 @@ def _run_import(pf, model: GridModel, fmt: str, digest: str, sub: str) -> dict:
                     "examples": {
                         "gridmodel": {
                             "summary": "a utility model",
-                            "value": GridModel.model_config["json_schema_extra"]["example"],
+                            "value": GRIDMODEL_EXAMPLE,
                         },
                         "simulator": {"summary": "gla simulate's STEM.truth.json", "value": SIM_EXAMPLE},
                     },
@@ -220,7 +220,7 @@ def list_imports(s: DB, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
     ]
 
 
-CSV = {200: {"content": {"text/csv": {}}}}
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import func, select
@@ -87,7 +87,7 @@ def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
                 substation_id=body.substation_id,
             )
         sub = body.substation_id or h.substation_id or pf.settings.substation_id
-        kw = dict(entity="hub", entity_id=hub_id, cause="operator", evidence=ev, substation_id=sub)
+        kw: dict[str, Any] = dict(entity="hub", entity_id=hub_id, cause="operator", evidence=ev, substation_id=sub)
         if body.key_hex:
             if (h.key_hex or "") != body.key_hex.lower():
                 record(s, field="key", old="set" if h.key_hex else None, new="changed" if h.key_hex else "set", **kw)

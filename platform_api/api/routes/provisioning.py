@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
@@ -25,7 +25,10 @@ from ..deps import DB, PF, SubQ, check_time, invalid, not_found, parse_time, req
 
 router = APIRouter(tags=["provisioning"])
 HubId = Annotated[int, Path(ge=0, le=2**32 - 1)]
-ADMIN = {401: {"description": "admin token required"}, 422: {"description": "names the offending field"}}
+ADMIN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "admin token required"},
+    422: {"description": "names the offending field"},
+}
 
 
 def _sub(pf, substation_id: str | None) -> str:

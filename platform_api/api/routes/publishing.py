@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from ..deps import DB, PF, Limit, Offset, not_found, principal, require_admin
 
 router = APIRouter(tags=["publishing"])
 HookId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-ADMIN = {401: {"description": "admin token required"}}
+ADMIN: dict[int | str, dict[str, Any]] = {401: {"description": "admin token required"}}
 
 
 @router.post(

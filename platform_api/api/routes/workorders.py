@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from ..deps import DB, PF, Limit, Offset, check_time, invalid, not_found, parse_
 router = APIRouter(tags=["theft"])
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 TimeQ = Annotated[str | None, Query(max_length=40, description="ISO 8601 time")]
-ADMIN = {
+ADMIN: dict[int | str, dict[str, Any]] = {
     401: {"description": "admin token required"},
     403: {"description": "this credential may not use operator routes"},
 }
