@@ -5,8 +5,7 @@ level computation) with ChannelConfig variations, and records per trial the chan
 kind, the switching transients that overlap the burst, the transformer cut-off and the receiver's
 own Eb/N0 / pre-FEC error count. Seeds are shared between variants (paired comparison).
 
-    cd /work/wt-dsp-sub && nice -n 10 /work/main/.venv/bin/python -m benchmarks.sensitivity_ablation \
-        --ebn0 4.5 5.5 --trials 200 --workers 2
+    nice -n 10 python -m benchmarks.sensitivity_ablation --ebn0 4.5 5.5 --trials 200 --workers 2
 
 Failure kinds: ``missed`` (no result on the right channel/code), ``mistimed`` (a result on the right
 channel/code but > 40 samples off), ``crc_fail`` (detected at the right time, CRC failed),
