@@ -107,7 +107,7 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   the channelizer colour the noise like the template, so the first-stage statistic has mean
   1.26 on white noise, not 1. The AWGN FER at 3.0/3.5/4.0 dB is unchanged, trial for trial.
 - Feeder/phase (session 6, 15:29, re-run on the current chain): 3,120 bursts with crosstalk 6, 10 or 20 dB
-down on a two-feeder bus,
+  down on a two-feeder bus,
   24 per rendered stretch (a burst on each channel in every slot), all right, none wrong or
   ambiguous: the one-sided 95 % lower bound on the accuracy is 99.90 %
   (`phase_id_accuracy_margin_6db_lower95`). Closer than 2 dB the receiver says "ambiguous"
@@ -131,7 +131,7 @@ down on a two-feeder bus,
   SQLite's transaction, so each RELEASE committed it; it now opens the transaction itself.
   A --quick run just before (500 hubs): 726/s per CPU-second, 631/s by the clock.
 - Theft (05:16, superseded by the 08:23 run below): the CUSUM bank was retuned (reference values 0.4/0.2/0.08
-sigma, design rate
+  sigma, design rate
   0.6 false alarms per 1,000 meter-days, bias allowance 0.5): 1 kW within 24 h went from 92.5 to
   95.8 %. 3 kW within 1 h stays at 88.3 %: of its 14 misses, 5 are taps so close to the
   transformer (0.017 V per kW) that the smallest tap any detector could see in that hour is
