@@ -298,6 +298,10 @@ class Deliverer:
         while not self._stop.is_set():
             try:
                 wait = self.step()
+            except SpoolFull as e:  # the disk is full: the platform's answers cannot be recorded yet
+                log.warning("spool full: delivery paused", extra={"event": "delivery_spool_full", "detail": str(e)})
+                self._fail_stat("spool", str(e))
+                wait = min(self.backoff_max_s, 1.0)
             except Exception as e:  # the thread must not die: log, back off, go on
                 log.exception("delivery step failed", extra={"event": "delivery_crash", "detail": repr(e)})
                 self._fail_stat("spool" if isinstance(e, (SpoolError, OSError, sqlite3.Error)) else "network", repr(e))

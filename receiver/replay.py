@@ -81,10 +81,10 @@ def replay(
     archive = BundleArchive(Path(out_dir) / "bundles") if out_dir else None
 
     def sink(b: Bundle) -> None:
+        if on_bundle:  # first: the caller's spool (durable) before the archive
+            on_bundle(b)
         if archive:
             archive.write(b)
-        if on_bundle:
-            on_bundle(b)
 
     # a replayed bundle is "made" when its burst ended in stream time: the same capture gives the
     # same bundles, byte for byte, so re-posting a replay is idempotent at the platform

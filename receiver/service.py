@@ -2,7 +2,7 @@
 
     ZeroMQ (PULL/SUB, GLA or GNU Radio framing) -> pipeline (all inputs, all cores) -> grouper
       -> durable spool (SQLite WAL) -> deliverer (HTTP POST, retry with backoff) -> Computing Platform
-      -> archive (JSONL per day)
+      -> archive (JSONL per day, after the spool: receiver/sink.py)
     plus /healthz and /metrics (Prometheus text) on a small HTTP listener, JSON logs, and a clean
     shutdown on SIGTERM/SIGINT (stop receiving, flush the chains, spool what was found, stop).
 
@@ -32,7 +32,7 @@ from receiver.grouping import Grouper, InputInfo
 
 log = logging.getLogger("gla.receiver")
 
-STALE_S = 30.0  # /healthz answers 503 when no samples arrived for this long
+STALE_S = 30.0  # /healthz answers 503 when no samples arrived for this long (or when degraded)
 
 
 class _M(BaseModel):
@@ -45,6 +45,11 @@ class ReceiverSection(_M):
     workers: int = Field(default=2, ge=0, le=64)
     data_dir: str = "./gla-receiver-data"
     spool_max_mb: float = Field(default=1024.0, gt=0, description="disk budget of the delivery spool")
+    hold_max_bundles: int = Field(
+        default=10_000,
+        ge=0,
+        description="bundles held in memory while the disk is full (beyond: dropped, counted, logged)",
+    )
 
 
 class InputChannel(_M):
@@ -136,8 +141,11 @@ class Metrics:
     stream_time_s: float = 0.0  # of the newest sample processed
     stream_wall_at: float = 0.0
     values: dict = field(default_factory=dict)
+    live: list = field(default_factory=list)  # callables refreshing ``values`` at each scrape
 
     def prometheus(self) -> str:
+        for refresh in self.live:
+            refresh(self.values)
         lag = time.time() - self.stream_wall_at if self.stream_wall_at else 0.0
         self.values["lag_seconds"] = ("gauge", "seconds since the newest block was processed", max(0.0, lag))
         lines = []
@@ -183,7 +191,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     from receiver.delivery import Deliverer
     from receiver.pipeline import Pipeline
     from receiver.sources import ZmqSource
-    from receiver.spool import Spool, SpoolFull
+    from receiver.sink import BundleSink
+    from receiver.spool import Spool
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -199,18 +208,15 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None
     )
     deliverer = Deliverer(spool, cfg.platform.url, token) if cfg.platform.url else None
-    held: list = []  # bundles the spool could not take yet (disk full): kept and retried
-
-    def on_bundle(b) -> None:
-        archive.write(b)
-        held.append(b)
-        while held:
-            try:
-                spool.put(held[0])
-                held.pop(0)
-            except SpoolFull as e:
-                log.error("spool full, holding %d bundles in memory", len(held), extra={"error": str(e)})
-                break
+    # the spool first, then the archive; a full disk holds bundles in memory (degraded), never raises
+    sink = BundleSink(
+        spool,
+        archive,
+        hold_max=cfg.receiver.hold_max_bundles,
+        on_spooled=deliverer.wake if deliverer else None,
+        retry_max_s=10.0,
+    )
+    on_bundle = sink.accept
 
     src = ZmqSource(
         cfg.input.endpoint,
@@ -227,17 +233,27 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     grouper = None
     pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers)
     metrics = Metrics()
+    metrics.live.append(lambda v: _sink_metrics(v, sink))
 
     def health():
         lag = time.time() - metrics.stream_wall_at if metrics.stream_wall_at else None
         stale = lag is not None and lag > STALE_S
-        ok = not stop.is_set() and not stale
+        degraded = sink.state()
+        ok = not stop.is_set() and not stale and not degraded["degraded"]
+        status = "ok"
+        if stop.is_set():
+            status = "stopping"
+        elif degraded["degraded"]:
+            status = f"degraded: {degraded['reason']}"
+        elif stale:
+            status = f"no data for {lag:.0f} s"
         return ok, {
-            "status": "stopping" if stop.is_set() else (f"no data for {lag:.0f} s" if stale else "ok"),
+            "status": status,
             "receiver_id": cfg.receiver.id,
             "lag_s": lag,
             "spool_depth": spool.depth(),
             "bundles": grouper.stats["bundles"] if grouper else 0,
+            "degraded": degraded,
         }
 
     srv = _http_server(cfg.http.listen, metrics, health)
@@ -293,13 +309,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 grouper.add_output(o)
         if grouper:
             grouper.flush()
-        for b in list(held):
-            try:
-                spool.put(b)
-                held.remove(b)
-            except SpoolFull:
-                log.error("spool full at shutdown: %d bundles only in the archive", len(held))
-                break
+        sink.close(timeout_s=10.0)  # writes what is held if the disk has room (logs what cannot be)
         if deliverer:
             deliverer.stop(drain_s=5.0)
         src.close()
@@ -349,6 +359,28 @@ class _HealthPoster:
             log.debug("health report not delivered: %s", e)
         finally:
             self.busy.clear()
+
+
+def _sink_metrics(v: dict, sink) -> None:
+    """The degraded state and the bundles held/dropped (refreshed at every scrape)."""
+    from receiver.sink import REASONS
+
+    reason = sink.degraded
+    st = sink.stats()
+    v["receiver_degraded"] = (
+        "gauge",
+        "1 while the receiver is degraded for this reason (bundles held in memory)",
+        {f'reason="{r}"': float(r == reason) for r in REASONS},
+    )
+    v["receiver_bundles_held"] = ("gauge", "bundles held in memory, not yet in the spool", st["held"])
+    v["receiver_bundles_held_total"] = ("counter", "bundles ever held in memory (disk full)", st["held_total"])
+    v["receiver_bundles_dropped_total"] = (
+        "counter",
+        "bundles LOST: dropped beyond the in-memory bound while the disk was full",
+        st["dropped"],
+    )
+    v["archive_unwritten_bundles"] = ("gauge", "spooled bundles the archive has still to write", st["unarchived"])
+    v["archive_gap_bundles_total"] = ("counter", "spooled bundles never archived", st["archive_gap"])
 
 
 def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
