@@ -190,8 +190,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
     from receiver.delivery import Deliverer
     from receiver.pipeline import Pipeline
-    from receiver.sources import ZmqSource
     from receiver.sink import BundleSink
+    from receiver.sources import ZmqSource
     from receiver.spool import Spool
 
     stop = stop or threading.Event()

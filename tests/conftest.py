@@ -132,6 +132,10 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_service.py": {
         "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
     },
+    "test_disk_full.py": {
+        "test_replay_through_a_full_disk_delivers_every_bundle_once": "3-4 s each (17 s with the chains' first load)",
+        "test_service_on_a_full_disk_is_degraded_503_and_recovers": "2 s each: the service over ZeroMQ",
+    },
     "test_gridsim_channel.py": {
         "test_seeded_and_block_size_independent": "5 s",
         "test_harmonics_stand_80_to_90_db_over_the_floor": "2 s",

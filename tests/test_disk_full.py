@@ -196,6 +196,8 @@ def _get(url: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+    except OSError:  # not listening yet
+        return 0, ""
 
 
 def test_service_on_a_full_disk_is_degraded_503_and_recovers(disk, caplog):
@@ -218,7 +220,7 @@ def test_service_on_a_full_disk_is_degraded_503_and_recovers(disk, caplog):
     base = f"http://127.0.0.1:{hport}"
     with caplog.at_level(logging.INFO, logger="gla.receiver"):
         th.start()
-        assert _wait(lambda: (disk.path / "spool.sqlite").exists() and _get(base + "/healthz")[0] == 200, 30)
+        assert _wait(lambda: (disk.path / "spool.sqlite").exists() and _get(base + "/healthz")[0] == 200, 180)
         disk.fill()
         stream_capture(ROOT / "captures" / "demo_small", f"tcp://127.0.0.1:{zport}", pattern="push", block_s=0.1)
         assert _wait(lambda: _get(base + "/healthz")[0] == 503, 60)
