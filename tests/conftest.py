@@ -132,6 +132,11 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_service.py": {
         "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
     },
+    "test_resync.py": {
+        "test_many_resyncs_mid_stream_match_an_offline_replay_segment_by_segment": (
+            "40-120 s: simulates a 60-s capture, streams it through the service, replays each segment"
+        ),
+    },
     "test_gridsim_channel.py": {
         "test_seeded_and_block_size_independent": "5 s",
         "test_harmonics_stand_80_to_90_db_over_the_floor": "2 s",
