@@ -162,7 +162,7 @@ def service_bundles(stem: str | Path, msgs: list[bytes], end_sample: int, data_d
 
     meta = json.loads(Path(f"{stem}.sigmf-meta").read_text())
     chans = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]]
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 2000)
     push.setsockopt(zmq.SNDTIMEO, 120_000)
