@@ -84,8 +84,10 @@ class Grouper:
         self.receiver_id, self.substation_id = receiver_id, substation_id
         self.t0_utc = t0_utc or datetime(1970, 1, 1, tzinfo=UTC)
         self.on_bundle = on_bundle
-        # the chains count samples from their last reset; ``offset`` is the stream index of that
+        # the chains count samples from their last reset; ``offset`` is the stream index of that,
+        # ``segment`` the pipeline segment (receiver.pipeline.Pipeline.reset) whose outputs count
         self.offset = 0
+        self.segment = 0
         # bundle creation time: wall clock (live) or, for a replay, a function of the stream time
         self.created_clock = created_clock
         self.demods = [BurstDemodulator(c, fs_hz) for c in plan.channels]
@@ -100,7 +102,13 @@ class Grouper:
         self.fund: dict[int, dict[int, tuple[float, float]]] = {}
         self.clusters: list[_Cluster] = []
         self.bundles: list[Bundle] = []
-        self.stats = {"bundles": 0, "bundles_crc_ok": 0, "ambiguous": 0, "copies_measured": 0}
+        self.stats = {
+            "bundles": 0,
+            "bundles_crc_ok": 0,
+            "ambiguous": 0,
+            "copies_measured": 0,
+            "stale_outputs_dropped": 0,  # worker outputs of another segment than the grouper's
+        }
         # a cluster is complete once every input's detectors are past the burst's end
         self.burst_len = int((P.burst_duration_s() + 1.0 / plan.grid_hz) * fs_hz) + 2 * int(fs_hz / P.CHIP_RATE_HZ)
 
@@ -115,7 +123,13 @@ class Grouper:
     # -- feeding ---------------------------------------------------------------------------------
     def add_output(self, out) -> list[Bundle]:
         """Take one worker output (:class:`receiver.pipeline.WorkerOutput`: its chain records, in
-        order); returns the bundles it completed."""
+        order); returns the bundles it completed. An output of another segment than the
+        grouper's is dropped and counted (``stale_outputs_dropped``): its records count samples
+        from another reset, and read against this segment's clock they would put bursts and
+        basebands in the wrong place."""
+        if out.segment != self.segment:
+            self.stats["stale_outputs_dropped"] += 1
+            return []
         for rec in out.records:
             self._take(rec)
         done = self._finalize(final=False)
@@ -166,15 +180,20 @@ class Grouper:
     def flush(self) -> list[Bundle]:
         return self._finalize(final=True)
 
-    def reset(self, stream_first_sample: int) -> list[Bundle]:
-        """The pipeline's chains restarted at stream sample ``stream_first_sample`` (a
-        discontinuity): finish what was pending, forget the basebands, re-anchor the clock."""
+    def reset(self, stream_first_sample: int, segment: int) -> list[Bundle]:
+        """The pipeline's chains restarted at stream sample ``stream_first_sample`` as segment
+        ``segment`` (a discontinuity): finish the old segment's pending bundles (give this only
+        after every output of the old segment: :meth:`receiver.pipeline.Pipeline.reset` returns
+        them), forget the basebands, re-anchor the clock, and from now on take only outputs of
+        the new segment."""
         done = self._finalize(final=True)
+        self.fund.clear()
         self.rings.clear()
         self.ring_start.clear()
         self.progress = {i: 0 for i in self.inputs}
         self.horizon = {i: 0 for i in self.inputs}
         self.offset = int(stream_first_sample)
+        self.segment = int(segment)
         return done
 
     def _add(self, i: int, r: BurstResult) -> None:

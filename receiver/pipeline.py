@@ -11,6 +11,14 @@ own: the bursts demodulated, progress and release horizon, the comb's grid-frequ
 and the channel basebands (complex64, 1.5 kHz per channel) so that the grouper can measure a
 decoded burst on the inputs where it stayed below detection.
 
+A discontinuity in the stream (a gap the source gave up on, a sender restart) ends a *segment*:
+:meth:`Pipeline.reset` flushes every chain into the old segment, restarts them, and waits for
+every block already sent, so that no output of the old segment can reach the grouping of the new
+one (the chains count samples from their reset; an old record read against the new segment's
+clock puts bursts and basebands in the wrong place: levels off by tens of dB, a wrong phase).
+Every block and every :class:`WorkerOutput` carries its segment number, so a consumer can also
+check it (:meth:`receiver.grouping.Grouper.add_output` drops and counts a stale one).
+
 ``workers=0`` runs everything in the calling process (tests, profiling).
 """
 
@@ -40,6 +48,7 @@ class WorkerOutput:
     # what every chain of the worker produced, in input order: one record per input and chain
     # call (process, or flush at the end; an input's process record before its flush record)
     records: list[ChainOutput] = field(default_factory=list)
+    segment: int = 0  # the pipeline's segment the block was fed in (see Pipeline.reset)
 
 
 class _Chains:
@@ -56,10 +65,12 @@ class _Chains:
         for c in self.chains.values():
             c.reset()
 
-    def run(self, worker: int, first_sample: int, block: np.ndarray | None, flush: bool = False) -> WorkerOutput:
+    def run(
+        self, worker: int, first_sample: int, block: np.ndarray | None, flush: bool = False, segment: int = 0
+    ) -> WorkerOutput:
         """Block ``block`` (n, inputs) through every chain (None: no samples), then, with
-        ``flush``, the end of the stream."""
-        out = WorkerOutput(worker, first_sample, block.shape[0] if block is not None else 0)
+        ``flush``, the end of the stream (or of segment ``segment``)."""
+        out = WorkerOutput(worker, first_sample, block.shape[0] if block is not None else 0, segment=segment)
         rows = deinterleave(block) if block is not None else None
         for j, i in enumerate(self.inputs):
             ch = self.chains[i]
@@ -73,17 +84,21 @@ class _Chains:
 
 def _worker_main(worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: float, q_in, q_out) -> None:
     chains = _Chains(plan, inputs, fs_hz)
+    current = 0  # the segment being fed
     while True:
         item = q_in.get()
         if item is None:
-            q_out.put(chains.run(worker, -1, None, flush=True))
+            q_out.put(chains.run(worker, -1, None, flush=True, segment=current))
             q_out.put(("done", worker))
             return
-        kind, first_sample, block = item
-        if kind == "reset":
+        kind, segment, first_sample, block = item
+        if kind == "reset":  # the end of segment ``segment``: flush into it, then start afresh
+            q_out.put(chains.run(worker, -1, None, flush=True, segment=segment))
             chains.reset()
+            current = segment + 1
             continue
-        q_out.put(chains.run(worker, first_sample, block))
+        current = segment
+        q_out.put(chains.run(worker, first_sample, block, segment=segment))
 
 
 class Pipeline:
@@ -98,6 +113,10 @@ class Pipeline:
         self.assign = [list(range(w, n_inputs, groups)) for w in range(groups)]
         self._pending: list[WorkerOutput] = []
         self.fed_to = 0  # stream sample after the last block fed
+        # streaming state of the segments: the current one (the resets so far), and the blocks
+        # and flushes sent to the workers whose WorkerOutput has not come back yet
+        self.segment = 0
+        self._in_flight = 0
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
@@ -131,19 +150,40 @@ class Pipeline:
             raise ValueError(f"expected a block of shape (n, {self.n_inputs}), got {block.shape}")
         self.fed_to = first_sample + block.shape[0]
         if self.n_workers == 0:
-            self._pending.append(self._local.run(0, first_sample, np.asarray(block, dtype=np.float64)))
+            x = np.asarray(block, dtype=np.float64)
+            self._pending.append(self._local.run(0, first_sample, x, segment=self.segment))
             return
         for w in range(self.n_workers):
             part = np.ascontiguousarray(block[:, self.assign[w]], dtype=np.float32)
-            self.q_in[w].put(("block", first_sample, part))
+            self.q_in[w].put(("block", self.segment, first_sample, part))
+            self._in_flight += 1
 
-    def reset(self) -> None:
-        """A discontinuity in the stream: every chain starts afresh."""
+    def reset(self, timeout_s: float = 120.0) -> list[WorkerOutput]:
+        """A discontinuity in the stream: end the current segment and start the next.
+
+        Every chain is flushed (a burst complete before the gap is still demodulated) and
+        restarted. Returns every output of the old segment not collected yet, after waiting for
+        all of them: the blocks still inside the workers included, so that none of them can be
+        taken for the new segment. Raises RuntimeError if a worker dies or does not answer
+        within ``timeout_s`` (its outputs could no longer be told apart)."""
+        old = self.segment
+        self.segment += 1
         if self.n_workers == 0:
+            self._pending.append(self._local.run(0, -1, None, flush=True, segment=old))
             self._local.reset()
-            return
+            return self.outputs()
         for q in self.q_in:
-            q.put(("reset", 0, None))
+            q.put(("reset", old, -1, None))
+        self._in_flight += self.n_workers
+        got: list[WorkerOutput] = []
+        t_end = time.monotonic() + timeout_s
+        while self._in_flight > 0:
+            dead = [p.name for p in self.procs if not p.is_alive()]
+            if dead or time.monotonic() > t_end:
+                why = f"{', '.join(dead)} died" if dead else f"no answer within {timeout_s:g} s"
+                raise RuntimeError(f"pipeline reset of segment {old}: {self._in_flight} blocks not returned ({why})")
+            got += self.outputs(timeout=0.2)
+        return got
 
     def outputs(self, timeout: float = 0.0) -> list[WorkerOutput]:
         """What the workers have produced so far (waits up to ``timeout`` for the first)."""
@@ -158,6 +198,7 @@ class Pipeline:
                     self._done += 1
                 else:
                     got.append(item)
+                    self._in_flight -= 1
                 item = self.q_out.get_nowait()
         except queue.Empty:
             pass
@@ -166,12 +207,12 @@ class Pipeline:
     def close(self, timeout: float = 60.0) -> list[WorkerOutput]:
         """Flush every chain and stop the workers; returns their last outputs."""
         if self.n_workers == 0:
-            out = self._pending + [self._local.run(0, -1, None, flush=True)]
+            out = self._pending + [self._local.run(0, -1, None, flush=True, segment=self.segment)]
             self._pending = []
             return out
         for q in self.q_in:
             q.put(None)
-        got = []
+        got: list[WorkerOutput] = []
         t_end = time.monotonic() + timeout
         while self._done < self.n_workers and time.monotonic() < t_end:
             got += self.outputs(timeout=0.2)

@@ -111,10 +111,11 @@ def replay(
         try:
             for blk in src:
                 if blk.discontinuity:
-                    for o in pipe.outputs():
+                    # a new segment: every output of the old one (waited for) goes to the old one's
+                    # bundles, which are finished before the clock is re-anchored
+                    for o in pipe.reset():
                         grouper.add_output(o)
-                    pipe.reset()
-                    grouper.reset(blk.first_sample)
+                    grouper.reset(blk.first_sample, pipe.segment)
                 pipe.feed(blk.first_sample, blk.samples)
                 for o in pipe.outputs():
                     grouper.add_output(o)

@@ -287,10 +287,11 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                     on_bundle=on_bundle,
                 )
             if blk.discontinuity:
-                for o in pipe.outputs():
+                # a new segment: every output of the old one (waited for) goes to the old one's
+                # bundles, which are finished before the clock is re-anchored
+                for o in pipe.reset():
                     grouper.add_output(o)
-                pipe.reset()
-                grouper.reset(blk.first_sample)
+                grouper.reset(blk.first_sample, pipe.segment)
             x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():

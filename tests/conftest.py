@@ -136,6 +136,11 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_replay_through_a_full_disk_delivers_every_bundle_once": "3-4 s each (17 s with the chains' first load)",
         "test_service_on_a_full_disk_is_degraded_503_and_recovers": "2 s each: the service over ZeroMQ",
     },
+    "test_resync.py": {
+        "test_many_resyncs_mid_stream_match_an_offline_replay_segment_by_segment": (
+            "40-120 s: simulates a 60-s capture, streams it through the service, replays each segment"
+        ),
+    },
     "test_gridsim_channel.py": {
         "test_seeded_and_block_size_independent": "5 s",
         "test_harmonics_stand_80_to_90_db_over_the_floor": "2 s",
