@@ -403,6 +403,11 @@ def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
         "bundles without a clean frame",
         g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
     )
+    v["stale_outputs_dropped_total"] = (
+        "counter",
+        "chain outputs of an ended segment dropped at a resync",
+        g.get("stale_outputs_dropped", 0),
+    )
     v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
     v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
     if deliverer is not None:
