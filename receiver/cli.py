@@ -10,7 +10,9 @@ gla demo                                        the README's end-to-end job on e
 A command that cannot do its job because of what it was given (a missing or damaged capture, a
 bad configuration or scenario, a file it cannot read or write) prints one line,
 ``gla COMMAND: error: WHAT``, and exits with status 2, the status argparse gives a usage error;
-``--debug`` adds the traceback. A replay of a truncated capture keeps what it decoded and exits 1.
+``--debug`` adds the traceback. A replay of a truncated capture keeps what it decoded and exits 1;
+anything unexpected is one line too (its type and message, status 1), with the traceback under
+``--debug``; Ctrl-C exits 130.
 """
 
 from __future__ import annotations

@@ -299,18 +299,35 @@ def test_debug_shows_the_traceback(cap, capsys):
     [
         (["replay", "CAP", "--post", "localhost:8000"], r"--post localhost:8000: not an http:// or https:// URL"),
         (["replay", "CAP", "--post", "http://127.0.0.1:9", "--token-file", "NOFILE"], r"--token-file .*cannot read"),
+        (["replay", "CAP", "--out", "AFILE/out", "--workers", "0"], r"Not a directory: .*afile"),
         (["receive", "--config", "NOFILE"], r"NOFILE: .*No such file"),
         (["receive", "--config", "BADTOML"], r"BADTOML: "),
         (["simulate", "--scenario", "no_such_scenario", "--out", "OUT"], r"no built-in scenario 'no_such_scenario'"),
         (["simulate", "--scenario", "BADTOML", "--out", "OUT"], r"invalid TOML"),
         (["platform", "--database-url", "nonsense://u:secret@h/db"], r"--database-url \.\.\.h/db: .*nonsense"),
     ],
-    ids=["post-url", "token-file", "config-missing", "config-bad-toml", "scenario-missing", "scenario-bad", "db-url"],
+    ids=[
+        "post-url",
+        "token-file",
+        "out-not-a-directory",
+        "config-missing",
+        "config-bad-toml",
+        "scenario-missing",
+        "scenario-bad",
+        "db-url",
+    ],
 )
 def test_other_commands_refuse_bad_arguments_in_one_line(cap, tmp_path, capsys, argv, pattern):
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("x = [\n")
-    subst = {"CAP": str(cap), "NOFILE": str(tmp_path / "nofile"), "BADTOML": str(bad_toml), "OUT": str(tmp_path / "o")}
+    (tmp_path / "afile").write_text("")
+    subst = {
+        "AFILE/out": str(tmp_path / "afile" / "out"),
+        "CAP": str(cap),
+        "NOFILE": str(tmp_path / "nofile"),
+        "BADTOML": str(bad_toml),
+        "OUT": str(tmp_path / "o"),
+    }
     argv = [subst.get(a, a) for a in argv]
     pattern = pattern.replace("NOFILE", re.escape(str(tmp_path / "nofile"))).replace(
         "BADTOML", re.escape(str(bad_toml))
