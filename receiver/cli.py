@@ -6,16 +6,69 @@ gla receive --config receiver.toml              the receiver service (ZeroMQ in,
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
 gla bench [dsp|receiver|platform|theft|theft-ieee|all]   the benchmark harness
 gla demo                                        the README's end-to-end job on embedded defaults
+
+A command that cannot do its job because of what it was given (a missing or damaged capture, a
+bad configuration or scenario, a file it cannot read or write) prints one line,
+``gla COMMAND: error: WHAT``, and exits with status 2, the status argparse gives a usage error;
+``--debug`` adds the traceback. A replay of a truncated capture keeps what it decoded and exits 1;
+anything unexpected is one line too (its type and message, status 1), with the traceback under
+``--debug``; Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+import traceback
 from pathlib import Path
 
 log = logging.getLogger("gla")
+
+#: Exit status of a command refused for what it was given (argparse's usage-error status).
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A user-facing refusal of the command line itself (an option, a file it names)."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is the whole story: printed as one line, no traceback."""
+    from receiver.contracts.capture import CaptureError
+
+    return (CliError, CaptureError)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return v
+
+
+def _port(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {text!r}")
+    return v
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return v
 
 
 def _setup_logging(verbose: int) -> None:
@@ -32,8 +85,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             args.scenario, args.out, seed=args.seed, duration_s=args.duration, progress=not args.no_progress
         )
     except ScenarioError as exc:
-        print(f"gla simulate: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc)) from exc
     print_summary(result, limit=args.show)
     return 0
 
@@ -53,8 +105,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    from receiver.contracts.capture import check_sha256, read_capture_meta
     from receiver.replay import print_replay_summary, replay
 
+    token = args.token
+    if args.post:  # refuse a bad --post before decoding, not after
+        if not args.post.startswith(("http://", "https://")):
+            raise CliError(f"--post {args.post}: not an http:// or https:// URL")
+        if args.token_file:
+            try:
+                token = Path(args.token_file).read_text().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise CliError(f"--token-file {args.token_file}: cannot read it: {e}") from e
+            if not token:
+                raise CliError(f"--token-file {args.token_file}: empty")
+    if args.verify:
+        meta = read_capture_meta(args.capture)
+        digest = check_sha256(meta)
+        print(f"{meta.audio_path}: verified, SHA-256 {digest} matches the sidecar's gla:sha256", flush=True)
     res = replay(
         args.capture,
         workers=args.workers,
@@ -69,7 +137,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         from receiver.delivery import deliver_all
         from receiver.spool import Spool
 
-        token = args.token or (Path(args.token_file).read_text().strip() if args.token_file else None)
         spool_path = Path(args.out or ".") / "spool.sqlite"
         spool = Spool(spool_path)
         for b in res.bundles:
@@ -77,7 +144,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         posted = deliver_all(spool, args.post, token, progress=not args.no_progress)
         spool.close()
         print(f"posted to {args.post}: {posted}")
-    return 1 if res.error else 0
+        if not posted.get("complete"):
+            why = posted.get("last_error") or "the platform did not take them in time"
+            print(
+                f"gla replay: error: {posted.get('pending')} of {posted.get('total')} bundles not posted to "
+                f"{args.post}: {why} (they stay in {spool_path})",
+                file=sys.stderr,
+            )
+            return 1
+    if res.error:
+        print(f"gla replay: error: {res.error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _cmd_receive(args: argparse.Namespace) -> int:
@@ -90,8 +168,7 @@ def _cmd_receive(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config)
     except ValueError as exc:
-        print(f"gla receive: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc)) from exc
     run_service(cfg, max_seconds=args.max_seconds)
     return 0
 
@@ -102,6 +179,14 @@ def _cmd_platform(args: argparse.Namespace) -> int:
     import uvicorn
 
     if args.database_url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:  # refuse a URL SQLAlchemy cannot use here, not in a traceback from inside the server
+            make_url(args.database_url).get_dialect()
+        except (ArgumentError, NoSuchModuleError, ValueError) as e:
+            shown = args.database_url.split("@")[-1]  # never echo a password
+            raise CliError(f"--database-url ...{shown}: {e}") from e
         os.environ["GLA_DATABASE_URL"] = args.database_url
     uvicorn.run("platform_api.main:create_app", factory=True, host=args.host, port=args.port, log_level=args.log_level)
     return 0
@@ -136,26 +221,41 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    debug_help = "show the traceback of an error (the default is one line)"
+    p.add_argument("--debug", action="store_true", help=debug_help)
+    common = argparse.ArgumentParser(add_help=False)  # --debug after the command name too
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("simulate", help="simulate a substation: multichannel CT-loop capture + sidecar + truth")
+    s = sub.add_parser(
+        "simulate", parents=[common], help="simulate a substation: multichannel CT-loop capture + sidecar + truth"
+    )
     s.add_argument("--scenario", default="demo", help="built-in scenario name (demo, large, demo_small) or a TOML path")
     s.add_argument(
         "--out", required=True, help="output path stem: writes STEM.wav (WAV or RF64), STEM.sigmf-meta, STEM.truth.json"
     )
     s.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    s.add_argument("--duration", type=float, default=None, help="override the scenario's duration in seconds")
+    s.add_argument("--duration", type=_positive_float, default=None, help="override the scenario's duration in seconds")
     s.add_argument("--show", type=int, default=20, help="how many transmissions to list (0: none)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_simulate)
 
-    r = sub.add_parser("replay", help="replay a recorded capture through the receiver (faster than real time)")
+    r = sub.add_parser(
+        "replay", parents=[common], help="replay a recorded capture through the receiver (faster than real time)"
+    )
     r.add_argument("capture", help="capture stem or path (STEM.wav + STEM.sigmf-meta [+ STEM.truth.json])")
     r.add_argument("--out", default=None, help="directory for bundles (JSONL per day) and SigMF annotations")
-    r.add_argument("--workers", type=int, default=2, help="processes for the receive chains (0: in-process)")
+    r.add_argument(
+        "--workers", type=_nonnegative_int, default=2, help="processes for the receive chains (0: in-process)"
+    )
     r.add_argument("--receiver-id", default="rx-replay")
     r.add_argument("--substation-id", default="sub-1")
-    r.add_argument("--duration", type=float, default=None, help="only the first SECONDS of the capture")
+    r.add_argument("--duration", type=_positive_float, default=None, help="only the first SECONDS of the capture")
+    r.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the audio file against the sidecar's gla:sha256 before decoding; refuse it if they differ",
+    )
     r.add_argument("--post", default=None, metavar="URL", help="post the bundles to this Computing Platform")
     r.add_argument("--token", default=None, help="receiver bearer token for --post")
     r.add_argument("--token-file", default=None, help="file holding the receiver token")
@@ -163,19 +263,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_cmd_replay)
 
-    rc = sub.add_parser("receive", help="run the receiver service (config file: deploy/receiver.example.toml)")
+    rc = sub.add_parser(
+        "receive", parents=[common], help="run the receiver service (config file: deploy/receiver.example.toml)"
+    )
     rc.add_argument("--config", required=True, help="TOML configuration")
     rc.add_argument("--max-seconds", type=float, default=None, help="stop after this much stream time (tests)")
     rc.set_defaults(func=_cmd_receive)
 
-    pf = sub.add_parser("platform", help="serve the Computing Platform (SQLite unless --database-url)")
+    pf = sub.add_parser(
+        "platform", parents=[common], help="serve the Computing Platform (SQLite unless --database-url)"
+    )
     pf.add_argument("--host", default="127.0.0.1")
-    pf.add_argument("--port", type=int, default=8000)
+    pf.add_argument("--port", type=_port, default=8000)
     pf.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://user@host/db")
     pf.add_argument("--log-level", default="info")
     pf.set_defaults(func=_cmd_platform)
 
-    b = sub.add_parser("bench", help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md")
+    b = sub.add_parser(
+        "bench", parents=[common], help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md"
+    )
     b.add_argument(
         "which",
         nargs="?",
@@ -186,22 +292,42 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smoke run with few trials")
     b.set_defaults(func=_cmd_bench)
 
-    d = sub.add_parser("demo", help="end-to-end demo on the embedded defaults")
+    d = sub.add_parser("demo", parents=[common], help="end-to-end demo on the embedded defaults")
     d.add_argument("--scenario", default="demo")
     d.add_argument("--out", default="out/demo", help="working directory for the demo's files")
-    d.add_argument("--duration", type=float, default=None, help="seconds of substation time (default: the scenario's)")
+    d.add_argument(
+        "--duration", type=_positive_float, default=None, help="seconds of substation time (default: the scenario's)"
+    )
     d.add_argument("--keep-up", action="store_true", help="leave the platform and its dashboard running at the end")
     d.add_argument("--show", type=int, default=25)
-    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--workers", type=_nonnegative_int, default=2)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a refusal is one line on stderr and status 2 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    return int(args.func(args) or 0)
+    prefix = f"gla {args.command}: error:"
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"gla {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        if isinstance(exc, _user_errors()):
+            print(f"{prefix} {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if isinstance(exc, OSError):  # a file or address the command was pointed at
+            print(f"{prefix} {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"{prefix} unexpected {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

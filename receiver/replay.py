@@ -8,11 +8,14 @@ time), runs all inputs through the receive chains on every core, groups the copi
 archives them (JSONL per day, and SigMF annotations beside the capture copy in ``--out``), and
 optionally spools and posts them to the Computing Platform. When the capture has a ground-truth
 file (``STEM.truth.json``), the summary scores messages and feeder/phase against it.
+
+A capture that cannot be replayed as given (see :mod:`receiver.contracts.capture`), or whose
+sample rate the receive chain does not take, raises
+:class:`~receiver.contracts.capture.CaptureError` before anything is decoded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,10 +25,19 @@ from pathlib import Path
 from dsp.air import params as P
 from receiver.archive import BundleArchive, write_sigmf_annotations
 from receiver.contracts.bundle import Bundle
+from receiver.contracts.capture import CaptureError, read_truth
 from receiver.grouping import Grouper, InputInfo
 from receiver.pipeline import Pipeline
 
 log = logging.getLogger("gla.replay")
+
+#: The one input rate the receive chain takes (its channelizer is designed for it).
+RECEIVER_FS_HZ = 48000
+#: What scoring reads from each transmission of a ground-truth file.
+TRUTH_TX_KEYS = (
+    *("tx_id", "channel", "code", "start_sample", "first_sample", "end_sample", "frame_hex"),
+    *("bus", "feeder", "phase", "ebn0_db"),
+)
 
 
 @dataclass
@@ -73,6 +85,16 @@ def replay(
 
     src = CaptureSource(capture, block_s=block_s, duration_s=duration_s, start_s=start_s)
     meta = src.meta
+    try:
+        if meta.fs_hz != RECEIVER_FS_HZ:
+            raise CaptureError(
+                f"{meta.meta_path}: core:sample_rate {meta.fs_hz} Hz: the receive chain takes "
+                f"{RECEIVER_FS_HZ} Hz captures only (resample the recording)"
+            )
+        truth = _read_truth_for(meta.meta_path)
+    except BaseException:
+        src.close()
+        raise
     plan = plan or P.ChannelPlan.default(meta.grid_hz)
     fs = float(meta.fs_hz)
     t0 = meta.start_time_utc
@@ -121,9 +143,8 @@ def replay(
                     grouper.add_output(o)
                 n_done += blk.samples.shape[0]
                 bar.update(blk.samples.shape[0])
-        except CaptureTruncatedError as e:  # keep everything read before the damage
+        except CaptureTruncatedError as e:  # keep everything read before the damage (logged by the source)
             error = str(e)
-            log.error("%s", e)
         for o in pipe.close():
             grouper.add_output(o)
         grouper.flush()
@@ -143,11 +164,8 @@ def replay(
         stats={"grouper": grouper.stats, "source": vars(src.stats)},
         error=error,
     )
-    truth_path = Path(str(src.meta.meta_path).replace(".sigmf-meta", ".truth.json"))
-    if truth_path.exists():
-        res.score = score_against_truth(
-            grouper.bundles, json.loads(truth_path.read_text()), fs, src.first_frame + n_done, src.first_frame
-        )
+    if truth is not None:
+        res.score = score_against_truth(grouper.bundles, truth, fs, src.first_frame + n_done, src.first_frame)
     if out_dir:
         from dsp.tx.modulator import burst_extent  # noqa: F401  (documenting where the span comes from)
 
@@ -159,6 +177,21 @@ def replay(
             span,
         )
     return res
+
+
+def _read_truth_for(meta_path: Path) -> dict | None:
+    """The capture's ground truth if it has a truth file, checked for what scoring reads."""
+    path = meta_path.with_name(meta_path.name.removesuffix(".sigmf-meta") + ".truth.json")
+    if not path.exists():
+        return None
+    truth = read_truth(path)
+    for i, t in enumerate(truth["transmissions"]):
+        if not isinstance(t, dict):
+            raise CaptureError(f"{path}: transmissions[{i}]: must be an object")
+        missing = [k for k in TRUTH_TX_KEYS if k not in t]
+        if missing:
+            raise CaptureError(f"{path}: transmissions[{i}]: missing {', '.join(missing)}")
+    return truth
 
 
 def score_against_truth(bundles: list[Bundle], truth: dict, fs: float, n_samples: int, first_sample: int = 0) -> dict:

@@ -104,6 +104,9 @@ HEAVY_MODULES: dict[str, str] = {
 
 #: Tests left out of ``-m fast`` (every parameter of each): module -> test function -> why.
 HEAVY: dict[str, dict[str, str]] = {
+    "test_cli_errors.py": {
+        "test_gla_process_exit_status_and_no_traceback": "6-9 s each: a `gla` process importing the chain",
+    },
     "test_capture_repro.py": {
         "test_demo_small_regenerates_exactly": "10 s: simulates the capture",
     },

@@ -164,7 +164,7 @@ def test_sidecar_validation_names_the_key(good, edit, msg):
 def test_sidecar_not_json_or_missing(good, tmp_path):
     stem, _ = good
     (tmp_path / "g.sigmf-meta").write_text("{not json")
-    with pytest.raises(ValueError, match="g.sigmf-meta: not a readable JSON"):
+    with pytest.raises(ValueError, match=r"g\.sigmf-meta: not JSON \(line 1, column 2"):
         read_capture_meta(stem)
     with pytest.raises(ValueError, match="sidecar not found"):
         read_capture_meta(tmp_path / "nothing")

@@ -43,6 +43,14 @@ Sidecar (JSON)::
     }
 
 Ground truth (``<stem>.truth.json``): ``{"capture": {...}, "transmissions": [{...}, ...]}``.
+
+A capture is named by its stem or any of its files, as SigMF names a recording: ``STEM``,
+``STEM.sigmf-meta``, ``STEM.sigmf-data``, the audio file or the truth file. Every problem with a
+capture a user names (missing or misnamed, a sidecar that is not JSON or fails a check, an audio
+file that disagrees with it, cannot be opened or read, a checksum mismatch) raises
+:class:`CaptureError`, a ValueError whose message is one line naming the file and what is wrong;
+``gla`` prints it without a traceback. Naming and the JSON reading live in
+:mod:`receiver.contracts.capture_paths`.
 """
 
 from __future__ import annotations
@@ -52,15 +60,29 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
+from receiver.contracts.capture_paths import (
+    DATA_SUFFIX,
+    META_SUFFIX,
+    TRUTH_SUFFIX,
+    CaptureError,
+    capture_stem,
+    load_json,
+    os_reason,
+    sidecar_path,
+)
+
 __all__ = [
+    "DATA_SUFFIX",
+    "CaptureError",
     "CaptureMeta",
+    "check_sha256",
     "open_capture",
     "read_capture_meta",
     "read_truth",
@@ -70,8 +92,6 @@ __all__ = [
 #: The phases of a three-phase input, in the order of the channel table's ``phase`` values.
 PHASES = ("A", "B", "C")
 SIGMF_VERSION = "1.0.0"
-META_SUFFIX = ".sigmf-meta"
-TRUTH_SUFFIX = ".truth.json"
 
 #: soundfile subtype -> (SigMF datatype, bytes per sample, integer?)
 SUBTYPES: dict[str, tuple[str, int, bool]] = {
@@ -83,26 +103,15 @@ SUBTYPES: dict[str, tuple[str, int, bool]] = {
 }
 #: container -> file suffix
 FORMATS: dict[str, str] = {"WAV": ".wav", "RF64": ".wav", "W64": ".w64", "FLAC": ".flac"}
-_AUDIO_SUFFIXES = {".wav", ".rf64", ".w64", ".flac"}
 WAV_LIMIT_BYTES = (1 << 32) - 1  #: RIFF sizes are 32-bit
 WAV_HEADER_RESERVE = 4096
 MAX_WAV_CHANNELS = 8
 MAX_FLAC_CHANNELS = 8
+MAX_SAMPLE_RATE_HZ = (1 << 31) - 1  #: libsndfile keeps the rate in a C int
+MAX_SIDECAR_BYTES = 64 << 20  #: a sidecar is a few kB; refuse to read gigabytes as one
 
 
 # ---------------------------------------------------------------------------------- helpers
-def capture_stem(stem_or_path: str | os.PathLike) -> Path:
-    """Capture stem from a stem, a sidecar, a truth file or an audio file path."""
-    p = Path(stem_or_path)
-    name = p.name
-    for suf in (META_SUFFIX, TRUTH_SUFFIX):
-        if name.endswith(suf):
-            return p.with_name(name[: -len(suf)])
-    if p.suffix.lower() in _AUDIO_SUFFIXES:
-        return p.with_suffix("")
-    return p
-
-
 def iso_utc(t: datetime | str | None) -> str:
     if t is None:
         t = datetime.now(UTC)
@@ -117,10 +126,14 @@ def _parse_iso(s: str, what: str) -> datetime:
     try:
         t = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{what}: not an ISO 8601 time: {s!r}") from e
+        why = f" ({e})" if "range" in str(e) else " (years 1 to 9999)"
+        raise ValueError(f"{what}: not an ISO 8601 time: {s!r}{why}") from e
     if t.tzinfo is None:
         raise ValueError(f"{what}: ISO time without a timezone: {s!r}")
-    return t.astimezone(UTC)
+    try:
+        return t.astimezone(UTC)
+    except OverflowError as e:
+        raise ValueError(f"{what}: {s!r} is out of range in UTC (years 1 to 9999)") from e
 
 
 def sha256_file(path: Path) -> str:
@@ -174,19 +187,13 @@ class CaptureMeta:
 
 
 def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
-    """Read and validate ``<stem>.sigmf-meta``; ValueError names the file and the bad key."""
-    stem = capture_stem(stem_or_path)
-    path = stem.with_name(stem.name + META_SUFFIX)
-    name = path.name
-    if not path.is_file():
-        raise ValueError(f"{path}: capture sidecar not found")
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{name}: not a readable JSON file: {e}") from e
+    """Read and validate ``<stem>.sigmf-meta``; CaptureError names the file and the bad key."""
+    path = sidecar_path(stem_or_path)
+    stem = path.with_name(path.name[: -len(META_SUFFIX)])
+    raw = load_json(path, MAX_SIDECAR_BYTES)
 
-    def bad(key: str, what: str) -> ValueError:
-        return ValueError(f"{name}: {key}: {what}")
+    def bad(key: str, what: str) -> CaptureError:
+        return CaptureError(f"{path}: {key}: {what}")
 
     def get(obj: dict, key: str, where: str, types, check=None, what: str = ""):
         if key not in obj:
@@ -206,8 +213,8 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
         "core:sample_rate",
         w,
         (int, float),
-        lambda v: v > 0 and float(v).is_integer(),
-        "must be a positive whole number of Hz",
+        lambda v: 0 < v <= MAX_SAMPLE_RATE_HZ and float(v).is_integer(),
+        f"must be a positive whole number of Hz up to {MAX_SAMPLE_RATE_HZ}",
     )
     nch = get(g, "core:num_channels", w, int, lambda v: v >= 1, "must be an integer >= 1")
     get(g, "core:version", w, str)
@@ -242,7 +249,11 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
     try:
         start = _parse_iso(dt, "core:datetime")
     except ValueError as e:
-        raise bad("captures[0].core:datetime", str(e)) from e
+        raise bad("captures[0].core:datetime", str(e).removeprefix("core:datetime: ")) from e
+    try:
+        start + timedelta(seconds=frames / fs)
+    except OverflowError as e:
+        raise bad("captures[0].core:datetime", f"{dt!r}: the capture would end after the year 9999") from e
     get(raw, "annotations", "", list)
 
     chans = get(raw, "gla:channels", "", list, lambda v: len(v) == nch, f"must list {nch} channels (core:num_channels)")
@@ -273,25 +284,56 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
     )
 
 
-def open_capture(stem_or_path: str | os.PathLike, *, verify_sha256: bool = False) -> tuple[sf.SoundFile, CaptureMeta]:
+def check_sha256(meta: CaptureMeta) -> str:
+    """Hash the audio file and compare with ``gla:sha256``; the digest, or CaptureError."""
+    _check_audio_path(meta)
+    try:
+        digest = sha256_file(meta.audio_path)
+    except OSError as e:
+        raise CaptureError(f"{meta.audio_path}: cannot read the audio file: {os_reason(e)}") from e
+    if digest != meta.sha256:
+        raise CaptureError(
+            f"{meta.audio_path}: SHA-256 {digest} does not match the sidecar's gla:sha256 {meta.sha256} "
+            "(the file was changed, damaged or cut short)"
+        )
+    return digest
+
+
+def _check_audio_path(meta: CaptureMeta) -> None:
+    ap = meta.audio_path
+    if ap.is_dir():
+        raise CaptureError(f"{ap}: is a directory, not the audio file named by {meta.meta_path.name}")
+    if not ap.exists():
+        raise CaptureError(f"{ap}: audio file named by {meta.meta_path.name} not found")
+
+
+def open_capture(
+    stem_or_path: str | os.PathLike, *, verify_sha256: bool = False, allow_truncated: bool = False
+) -> tuple[sf.SoundFile, CaptureMeta]:
     """Open a capture for reading: ``(soundfile.SoundFile, CaptureMeta)``.
 
     Checks the audio file against the sidecar (channels, sample rate, subtype, container,
-    frame count; the SHA-256 too with ``verify_sha256``) and raises ValueError naming the file
-    when they disagree or the file is truncated or corrupt. The caller closes the SoundFile.
+    frame count; the SHA-256 too with ``verify_sha256``, before anything else) and raises
+    CaptureError naming the file when they disagree or the file is truncated or corrupt.
+    ``allow_truncated`` lets a file with fewer frames than the sidecar says through (the caller
+    compares ``f.frames`` with ``meta.n_frames``). The caller closes the SoundFile.
     """
     meta = read_capture_meta(stem_or_path)
     ap = meta.audio_path
-    if not ap.is_file():
-        raise ValueError(f"{ap}: audio file named by {meta.meta_path.name} not found")
+    _check_audio_path(meta)
     if verify_sha256:
-        digest = sha256_file(ap)
-        if digest != meta.sha256:
-            raise ValueError(f"{ap.name}: SHA-256 {digest} does not match the sidecar ({meta.sha256})")
+        check_sha256(meta)
     try:
         f = sf.SoundFile(str(ap), mode="r")
     except (sf.SoundFileError, RuntimeError, OSError) as e:
-        raise ValueError(f"{ap}: cannot open the audio file (corrupt or truncated?): {e}") from e
+        try:
+            size = ap.stat().st_size
+            with open(ap, "rb"):
+                pass
+        except OSError as e2:
+            raise CaptureError(f"{ap}: cannot open the audio file: {os_reason(e2)}") from e
+        why = "empty file" if size == 0 else getattr(e, "error_string", None) or str(e)
+        raise CaptureError(f"{ap}: cannot open the audio file (corrupt or truncated?): {why}") from e
     try:
         problems = []
         if f.channels != meta.n_channels:
@@ -302,12 +344,12 @@ def open_capture(stem_or_path: str | os.PathLike, *, verify_sha256: bool = False
             problems.append(f"subtype {f.subtype}, the sidecar says {meta.subtype}")
         if f.format != meta.format:
             problems.append(f"container {f.format}, the sidecar says {meta.format}")
-        if f.frames < meta.n_frames:
+        if f.frames < meta.n_frames and not (allow_truncated and not problems):
             problems.append(f"truncated: {f.frames} frames, the sidecar says {meta.n_frames}")
         elif f.frames > meta.n_frames:
             problems.append(f"{f.frames} frames, the sidecar says {meta.n_frames}")
         if problems:
-            raise ValueError(f"{ap}: " + "; ".join(problems))
+            raise CaptureError(f"{ap}: " + "; ".join(problems))
     except BaseException:
         f.close()
         raise
@@ -357,19 +399,16 @@ def write_truth(stem: str | os.PathLike, transmissions: list[dict], extra: dict 
 
 
 def read_truth(stem: str | os.PathLike) -> dict:
-    """Read ``<stem>.truth.json`` (checks the two top-level keys)."""
+    """Read ``<stem>.truth.json`` (checks the two top-level keys); CaptureError otherwise."""
     st = capture_stem(stem)
     path = st.with_name(st.name + TRUTH_SUFFIX)
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise ValueError(f"{path}: ground-truth file not found") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path.name}: not a readable JSON file: {e}") from e
+    if not path.exists():
+        raise CaptureError(f"{path}: ground-truth file not found")
+    obj = load_json(path)
     if not isinstance(obj, dict):
-        raise ValueError(f"{path.name}: top level must be a JSON object")
+        raise CaptureError(f"{path}: top level must be a JSON object")
     if not isinstance(obj.get("capture"), dict):
-        raise ValueError(f"{path.name}: capture: missing or not an object")
+        raise CaptureError(f"{path}: capture: missing or not an object")
     if not isinstance(obj.get("transmissions"), list):
-        raise ValueError(f"{path.name}: transmissions: missing or not a list")
+        raise CaptureError(f"{path}: transmissions: missing or not a list")
     return obj

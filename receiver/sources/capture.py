@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from receiver.contracts.capture import CaptureMeta, open_capture, read_capture_meta
+from receiver.contracts.capture import CaptureError, CaptureMeta, open_capture
 from receiver.sources.base import LogLimiter, SampleBlock, SourceStats, beyond_level
 
 __all__ = ["CaptureSource", "CaptureTruncatedError"]
@@ -29,7 +29,7 @@ __all__ = ["CaptureSource", "CaptureTruncatedError"]
 log = logging.getLogger("gla.ingest")
 
 
-class CaptureTruncatedError(ValueError):
+class CaptureTruncatedError(CaptureError):
     """Raised by :class:`CaptureSource` after the last readable block of a truncated capture."""
 
 
@@ -52,13 +52,14 @@ class CaptureSource:
     would have arrived (``speed`` > 1 replays that many times faster); otherwise as fast as the
     file is read.
 
-    Construction raises ValueError naming the file when the sidecar is missing or invalid, or
-    the audio file disagrees with it (channels, rate, subtype, container, more frames than the
-    sidecar says) or cannot be opened. A **truncated** audio file (fewer frames than the sidecar
-    says, a common result of a copy or a recording cut short) is not refused: a warning is
-    logged at opening (``.truncated`` is True), every readable whole frame is yielded, and after
-    the last good block :class:`CaptureTruncatedError` (a ValueError naming the file and the
-    frame counts) is raised, or only logged with ``strict=False``.
+    Construction raises :class:`~receiver.contracts.capture.CaptureError` (a ValueError) naming
+    the file when the sidecar is missing or invalid, or the audio file disagrees with it
+    (channels, rate, subtype, container, more frames than the sidecar says) or cannot be opened.
+    A **truncated** audio file (fewer frames than the sidecar says, a common result of a copy or
+    a recording cut short) is not refused: a warning is logged at opening (``.truncated`` is
+    True), every readable whole frame is yielded, and after the last good block
+    :class:`CaptureTruncatedError` (a CaptureError naming the file and the frame counts) is
+    raised, or only logged with ``strict=False``.
 
     ``.meta`` is the validated :class:`receiver.contracts.capture.CaptureMeta`; ``.channels`` its channel
     map (``index``, ``bus``, ``feeder``, ``phase``, ``ct_polarity`` per input).
@@ -87,12 +88,16 @@ class CaptureSource:
             raise ValueError(f"duration_s must be >= 0, got {duration_s!r}")
         if not (speed > 0):
             raise ValueError(f"speed must be > 0, got {speed!r}")
-        self.truncated = False
-        try:
-            f, meta = open_capture(stem_or_path, verify_sha256=verify_sha256)
-        except ValueError as e:
-            f, meta = self._open_truncated(stem_or_path, e)
-            self.truncated = True
+        f, meta = open_capture(stem_or_path, verify_sha256=verify_sha256, allow_truncated=True)
+        self.truncated = f.frames < meta.n_frames
+        if self.truncated:
+            log.warning(
+                "%s: truncated capture: %d of %d frames readable; replaying what is there",
+                meta.audio_path,
+                f.frames,
+                meta.n_frames,
+                extra={"event": "capture_truncated", "stream": meta.audio_path.name},
+            )
         self._file: sf.SoundFile | None = f
         self.meta: CaptureMeta = meta
         self.stats = SourceStats()
@@ -113,31 +118,6 @@ class CaptureSource:
         self._closed = threading.Event()
         self._iterating = False
         self._log = LogLimiter(self.stream_id)
-
-    @staticmethod
-    def _open_truncated(stem_or_path, err: ValueError) -> tuple[sf.SoundFile, CaptureMeta]:
-        meta = read_capture_meta(stem_or_path)  # raises its own clear error for a bad sidecar
-        try:
-            f = sf.SoundFile(str(meta.audio_path), mode="r")
-        except Exception:
-            raise err from None
-        if not (
-            f.frames < meta.n_frames
-            and f.channels == meta.n_channels
-            and f.samplerate == meta.fs_hz
-            and f.subtype == meta.subtype
-            and f.format == meta.format
-        ):
-            f.close()
-            raise err
-        log.warning(
-            "%s: truncated capture: %d of %d frames readable; replaying what is there",
-            meta.audio_path,
-            f.frames,
-            meta.n_frames,
-            extra={"event": "capture_truncated", "stream": meta.audio_path.name},
-        )
-        return f, meta
 
     # Source interface -----------------------------------------------------------------------
     @property
@@ -265,6 +245,6 @@ class CaptureSource:
                 f"(the sidecar's gla:num_frames) could be read; replay stopped after frame {pos}"
             )
         if error is not None:
-            log.error("%s", error, extra={"event": "capture_truncated", "stream": self.stream_id})
-            if self.strict:
+            if self.strict:  # the caller reports it
                 raise CaptureTruncatedError(error)
+            log.error("%s", error, extra={"event": "capture_truncated", "stream": self.stream_id})
