@@ -64,7 +64,7 @@ class ZmqSource:
         stop_event: Any = None,
         bind: bool = False,
         stream_id: str | None = None,
-        adopt_after: int | None = 16,
+        adopt_after: int | None = 3,
         clip_level: float | None = None,
         gr_scale: float | None = None,
         idle_timeout_s: float | None = None,
@@ -118,6 +118,14 @@ class ZmqSource:
             sock.close(0)
             raise ValueError(f"{endpoint}: cannot {'bind' if bind else 'connect'} a {pattern} socket: {e}") from e
         self._sock: zmq.Socket | None = sock
+        if pattern == "sub" and framing == "gr" and not pass_tags:
+            log.warning(
+                "%s: GNU Radio raw items on a SUB socket without pass_tags: SUB drops messages at its "
+                "high-water mark and, without the tag header's offsets, a loss cannot be measured; "
+                "each malformed message is taken as a discontinuity (turn pass_tags on in the sink)",
+                self.endpoint,
+                extra={"event": "lossy_without_tags", "stream": self.endpoint},
+            )
 
     @property
     def n_channels(self) -> int | None:
@@ -211,7 +219,7 @@ class ZmqSource:
                         f"; delivering {asm.held} held messages" if asm.held else "",
                         extra={"event": "stall", "stream": self.endpoint},
                     )
-                    yield from asm.flush()
+                    yield from asm.flush(final=False)
                 if self.idle_timeout_s is not None and idle >= self.idle_timeout_s:
                     break
             yield from asm.flush()
