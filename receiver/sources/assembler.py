@@ -325,11 +325,11 @@ class StreamAssembler(Placement):
             self._log(
                 logging.WARNING,
                 "held_aside",
-                "holding aside message %d (%s, %s, session %s): %s; following %s",
+                "holding aside message %d (%s: %s, session %s): %s; following %s",
                 m.key,
                 _KINDS[kind],
                 _fmt_shape(ident.shape),
-                m.session,
+                "-" if m.session is None else f"{m.session:#x}",
                 then,
                 self.describe(),
             )
@@ -340,7 +340,7 @@ class StreamAssembler(Placement):
             return
         if cand is None:
             return
-        self._restart(out, f"adopting {cand.kind}: {_fmt_shape(ident.shape)}, session {m.session}")
+        self._restart(out, f"adopting {_KINDS[cand.kind]}: {_fmt_shape(ident.shape)}, session {m.session}")
         self._count_dropped(self._aside.drop_all())
         if any(x.n for x in cand.messages.values()) and not all(a == b for a, b in zip(self.shape, ident.shape)):
             self.stats.channel_count_changes += 1

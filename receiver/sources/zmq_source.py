@@ -206,7 +206,9 @@ class ZmqSource:
                             )
                         yield from asm.feed(parts)
                         if asm.end_of_stream and self.stop_at_eos:
-                            return
+                            break
+                    if asm.end_of_stream and self.stop_at_eos:
+                        break
                     continue
                 idle = time.monotonic() - last
                 if idle >= self.rcv_timeout_s and not stalled:
