@@ -38,20 +38,27 @@ class StreamAssembler(Placement):
 
     ``feed(parts)`` takes one ZeroMQ message (its list of frames; with two frames the first is
     a topic and is ignored) and returns the blocks that became deliverable; ``flush()`` gives up
-    on whatever is missing and delivers everything held. See :mod:`receiver.sources` for the rules.
+    on whatever is missing and delivers everything held (``final=False``, for a silence, keeps
+    what is held aside). See :mod:`receiver.sources` for the rules.
 
     framing="gla": ordering by sequence number, shape from each header. ``n_channels`` /
     ``sample_rate_hz`` when given are pinned: messages that differ are dropped and counted as a
-    shape change, and never adopted (the receiver's input map and chains are built for them);
-    a shape change in what is not pinned (sample type always) is adopted after ``adopt_after``
-    consecutive messages (None: never). ``stream_id`` when given filters; otherwise the first
-    stream seen is followed and others are dropped (``foreign_dropped``).
+    shape change, and never adopted (the receiver's input map and chains are built for them).
+    ``stream_id`` when given filters (``foreign_dropped``); otherwise the first stream heard is
+    followed. A message that does not continue the followed stream (another session, shape not
+    pinned, stream id not configured, or a ``seq`` going back that is not a copy of a delivered
+    message) is held aside (:mod:`receiver.sources.aside`) and adopted as a new segment when
+    ``adopt_after`` (3) of its identity arrive in a row (None: never); until then, and if that
+    never happens, the followed stream goes on untouched. A rejected message consumes no state.
 
     framing="gr": items of ``sample_type`` (float32 for a gr vector stream of float), one frame
     of ``n_channels`` per item; ``n_channels`` and ``sample_rate_hz`` are required. With
-    ``pass_tags`` the header's offset orders messages and shows dropped data; without it sample
-    indices count received items from the first message (a loss cannot be seen). ``gr_scale``:
-    physical = raw / gr_scale (like the sidecar's gla:scale), and the clip level is 1/gr_scale.
+    ``pass_tags`` the header's offset orders messages and shows dropped data (a jump back by
+    more than ``max_gap_fill_s`` is held aside like a new session); without it sample indices
+    count received items from the first message, a loss cannot be seen, and a malformed message
+    makes the next block a discontinuity. ``gr_scale``: physical = raw / gr_scale (like the
+    sidecar's gla:scale); integer items are clipped at the ends of their range, float items only
+    against an explicit ``clip_level`` (a float stream has no full scale).
     """
 
     def __init__(

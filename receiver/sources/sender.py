@@ -74,7 +74,7 @@ class CaptureSender:
     the first ``n`` channels), ``mutate(index, x) -> x`` (change the physical samples before
     encoding: NaN, clipping), ``inject`` (``{index: [message frames, ...]}``: other messages,
     sent as they are just before message ``index``: forged or stray messages on the same socket;
-    an index past the end puts them after the end-of-stream message).
+    the end-of-stream message has the index after the last block, and later indices come after it).
     """
 
     def __init__(

@@ -38,13 +38,17 @@ class ZmqSource:
 
     ``n_channels`` / ``sample_rate_hz``: required for "gr"; for "gla" optional and, when given,
     pinned (a stream of another channel count or rate is dropped and counted, never adopted).
+    A new session or shape is adopted after ``adopt_after`` (3) messages in a row, held aside
+    until then. Raw items on a SUB socket without ``pass_tags`` log a warning here, once: SUB
+    drops messages and, without the tag header's offsets, a loss cannot be measured.
 
     Iterating blocks in the iterating thread; it ends when ``close()`` is called (from any
     thread) or ``stop_event.is_set()``, checked at least every 100 ms, when no message came for
     ``idle_timeout_s`` (None: never), or at the sender's end-of-stream message with
     ``stop_at_eos``. When no message came for ``rcv_timeout_ms`` the messages held for
-    reordering are delivered (``stalls`` is counted once per silence). At the end held messages
-    are delivered. A ZeroMQ error ends the iteration with a logged error, never an exception.
+    reordering are delivered (``stalls`` is counted once per silence); those held aside stay.
+    At the end held messages are delivered and those held aside dropped (and counted). A ZeroMQ
+    error ends the iteration with a logged error, never an exception.
     """
 
     def __init__(
