@@ -98,10 +98,14 @@ def test_one_message_of_another_session_costs_only_itself(tiny):
     assert asm.stats.resyncs == 0 and asm.stats.unconfirmed_dropped == 2 and asm.stats.duplicates == 2
 
 
-def test_a_real_restart_is_adopted_at_its_third_message_with_nothing_lost(tiny):
+@pytest.mark.parametrize("flagged", [False, True])
+def test_a_real_restart_is_adopted_at_its_third_message_with_nothing_lost(tiny, flagged):
     stem, ref = tiny
     first = clean_messages(stem, session=1, duration_s=1.0, eos=False)  # no end-of-stream: it died
     second = clean_messages(stem, session=2)
+    if flagged:  # the restarted sender flags its first message DISCONTINUITY: still one resync
+        h, raw = zf.unpack_message(second[0][0])
+        second[0] = forged(h, raw, flags=zf.FLAG_DISCONTINUITY)
     asm = StreamAssembler(adopt_after=3)
     blocks = []
     for k, parts in enumerate(first + second):

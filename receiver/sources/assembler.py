@@ -347,7 +347,8 @@ class StreamAssembler(Placement):
             return
         if cand is None:
             return
-        self._restart(out, f"adopting {_KINDS[cand.kind]}: {_fmt_shape(ident.shape)}, session {m.session}")
+        sess = "-" if m.session is None else f"{m.session:#x}"
+        self._restart(out, f"adopting {_KINDS[cand.kind]}: {_fmt_shape(ident.shape)}, session {sess}")
         self._count_dropped(self._aside.drop_all())
         if any(x.n for x in cand.messages.values()) and not all(a == b for a, b in zip(self.shape, ident.shape)):
             self.stats.channel_count_changes += 1
@@ -394,7 +395,7 @@ class StreamAssembler(Placement):
         if self.next_key is None:
             self.next_key = m.key
             self._max_key = m.key
-        if m.flags & zf.FLAG_DISCONTINUITY and m.key >= self.next_key and self._started:
+        if m.flags & zf.FLAG_DISCONTINUITY and m.key >= self.next_key and self.next_sample is not None:
             self._restart(out, "the sender flagged a discontinuity")
             self.next_key = self._max_key = m.key
         k = m.key
