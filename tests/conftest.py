@@ -132,6 +132,9 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_ingest.py": {
         "test_gnu_radio_raw_over_push_pull": "1 s",
     },
+    "test_zmq_forged.py": {
+        "test_forged_messages_cost_no_bundle": "5 s: demo_small twice over a socket and the receive chains",
+    },
     "test_service.py": {
         "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
     },

@@ -392,25 +392,26 @@ def test_too_late_is_dropped(tiny):
 
 def test_channel_count_change_dropped_then_adopted(tiny):
     stem, ref = tiny
-    # messages 5 and 6 carry 2 channels: dropped, one change, the hole NaN-filled
+    # messages 5 and 6 carry 2 channels: held aside, never confirmed, dropped; the hole NaN-filled
     asm = StreamAssembler()
     y = reassemble(feed_all(asm, sender(stem, reshape={5: 2, 6: 2}).messages()), ref.shape[0], NCH)
     assert nan_runs(y) == [(5 * BLOCK, 7 * BLOCK)]
-    counts(asm.stats, channel_count_changes=1, wrong_shape_dropped=2, gaps=1, gap_samples=2 * BLOCK, resyncs=0)
-    # from message 8 on, 2 channels: adopted at the 16th such message (index 23), a discontinuity
+    counts(asm.stats, channel_count_changes=0, wrong_shape_dropped=2, gaps=1, gap_samples=2 * BLOCK, resyncs=0)
+    # from message 8 on, 2 channels: confirmed by the 3rd such message in a row (index 10) and
+    # adopted from the first one (8): nothing of the new shape is lost, one discontinuity
     snd = sender(stem, reshape={i: 2 for i in range(8, N_MSG + 1)})
-    asm = StreamAssembler(adopt_after=16)
+    asm = StreamAssembler(adopt_after=3)
     blocks = feed_all(asm, snd.messages())
-    counts(asm.stats, channel_count_changes=1, wrong_shape_dropped=15, resyncs=1, gaps=0)
+    counts(asm.stats, channel_count_changes=1, wrong_shape_dropped=0, resyncs=1, gaps=0)
     assert asm.n_channels == 2
     after = [b for b in blocks if b.n_channels == 2]
-    assert after[0].discontinuity and after[0].first_sample == 23 * BLOCK
-    np.testing.assert_array_equal(reassemble(after, ref.shape[0], 2)[23 * BLOCK :], ref[23 * BLOCK :, :2])
+    assert after[0].discontinuity and after[0].first_sample == 8 * BLOCK
+    np.testing.assert_array_equal(reassemble(after, ref.shape[0], 2)[8 * BLOCK :], ref[8 * BLOCK :, :2])
     np.testing.assert_array_equal(reassemble(blocks[:8], ref.shape[0], NCH)[: 8 * BLOCK], ref[: 8 * BLOCK])
     # a configured (pinned) channel count that the stream does not have: never adopted
-    asm = StreamAssembler(n_channels=6, adopt_after=16)
+    asm = StreamAssembler(n_channels=6, adopt_after=3)
     assert feed_all(asm, sender(stem).messages()) == []
-    counts(asm.stats, channel_count_changes=1, wrong_shape_dropped=N_MSG)  # not the empty end-of-stream message
+    counts(asm.stats, channel_count_changes=0, wrong_shape_dropped=N_MSG)  # not the empty end-of-stream message
 
 
 @pytest.mark.parametrize("stype", ["float32", "int16"])
@@ -466,13 +467,15 @@ def test_long_gap_restart_and_foreign_stream(tiny):
 def test_gr_raw_rules(tiny):
     stem, ref = tiny
     ref32 = ref.astype(np.float32).astype(np.float64)
-    # untagged: consecutive indices; a wrong size is a bad frame
+    # untagged: consecutive indices; a wrong size is a bad frame, and since nothing can show what
+    # it held, the next block starts a new segment (discontinuity) instead of joining end to end
     asm = StreamAssembler(framing="gr", n_channels=NCH, sample_rate_hz=FS)
     msgs = [[ref[a : a + 500].astype("<f4").tobytes()] for a in range(0, 2000, 500)]
     msgs.insert(2, [b"\0" * 10])
     blocks = [b for m in msgs for b in asm.feed(m)]
     np.testing.assert_array_equal(reassemble(blocks, 2000, NCH), ref32[:2000])
-    counts(asm.stats, bad_frames=1, gaps=0, samples=2000)
+    assert [b.discontinuity for b in blocks] == [True, False, True, False]
+    counts(asm.stats, bad_frames=1, gaps=1, gap_samples=0, resyncs=1, samples=2000)
     # tagged: offsets place the items; a jump is a gap, a repeat a duplicate, a far jump back a restart
     asm = StreamAssembler(
         framing="gr", n_channels=NCH, sample_rate_hz=FS, pass_tags=True, reorder_window=2, max_gap_fill_s=0.1
@@ -497,8 +500,11 @@ def test_gr_raw_rules(tiny):
     ok = ~np.isnan(y).any(axis=1)
     np.testing.assert_array_equal(y[ok], ref32[:3500][ok])
     counts(asm.stats, gaps=1, gap_samples=500, duplicates=1, resyncs=0)
-    blocks = asm.feed(gr(0, 100))  # the flowgraph restarted: back by more than max_gap_fill_s
+    # the flowgraph restarted (back by more than max_gap_fill_s): held aside until 3 in a row confirm it
+    assert asm.feed(gr(0, 100)) == [] and asm.feed(gr(100, 100)) == [] and asm.held_aside == 2
+    blocks = asm.feed(gr(200, 100))
     assert asm.stats.resyncs == 1 and blocks[0].discontinuity and blocks[0].first_sample == 0
+    np.testing.assert_array_equal(reassemble(blocks, 300, NCH), ref32[:300])
     with pytest.raises(ValueError, match="n_channels"):
         StreamAssembler(framing="gr", sample_rate_hz=FS)
 
@@ -659,9 +665,10 @@ def test_gnu_radio_raw_over_push_pull(tiny, pass_tags):
         ok = ~np.isnan(y).any(axis=1)
         np.testing.assert_array_equal(y[ok], want[ok])
     else:
-        # no offsets: the loss cannot be seen, indices count what arrived
+        # no offsets: the loss cannot be measured, indices count what arrived; the malformed
+        # message is counted as a gap of unknown length (the next block would be a discontinuity)
         np.testing.assert_array_equal(y, want)
-        counts(src.stats, gaps=0, bad_frames=1, samples=total)
+        counts(src.stats, gaps=1, gap_samples=0, resyncs=1, bad_frames=1, samples=total)
 
 
 def test_stop_event_and_close_end_iteration_promptly():

@@ -16,7 +16,11 @@ Modules:
 * ``messages``: one received message parsed (GLA framing or GNU Radio raw items) into a
   ``Message``: ordering key, first sample, raw samples, shape, time, session, flags.
 * ``assembler``: :class:`StreamAssembler`, ZeroMQ messages in (as received), in-order blocks
-  out; no I/O, no threads. All the stream rules below live here.
+  out; no I/O, no threads. All the stream rules below live here, with ``aside`` (messages held
+  until a new session or shape is confirmed) and ``placement`` (a message's samples put at
+  their position: gap fill, trim, decode, counters).
+* ``forgery``: forged and stray messages against a real stream, to check a receiver with them
+  (``receiver.forged_check`` runs it end to end, down to the bundles).
 * ``zmq_source``: :class:`ZmqSource`, the PULL or SUB socket loop around a StreamAssembler, for
   the GLA framing or GNU Radio gr-zeromq ``push_sink``/``pub_sink`` raw items (optionally with
   the ``pass_tags`` header). Not named ``zmq`` so that ``import zmq`` stays pyzmq.
@@ -31,12 +35,15 @@ How a ZeroMQ message becomes a SampleBlock:
 2. The assembler parses it (``messages``). GLA:
    :func:`~receiver.contracts.zmq_framing.unpack_message` gives the header (stream id, sequence
    number, first sample, rate, channels, sample type, full scale, time, flags, session) and a
-   view of the raw samples; messages of another stream id are dropped. GNU Radio raw: the
-   items, reshaped to ``n_channels``, positioned by the ``pass_tags`` header's offset or else
-   by counting the items received.
-3. A new session, an end-of-stream before it or a DISCONTINUITY flag re-anchors the stream;
-   a message of another shape (channels, sample type, rate) is dropped or, after
-   ``adopt_after`` in a row, adopted.
+   view of the raw samples. GNU Radio raw: the items, reshaped to ``n_channels``, positioned by
+   the ``pass_tags`` header's offset or else by counting the items received.
+3. A message against the configuration (another configured stream id, a pinned channel count
+   or rate) is dropped. One that does not continue the followed stream (another session,
+   shape or stream id, or a position going back that is not a copy of what was delivered) is
+   held aside (:mod:`receiver.sources.aside`) and adopted, as a new segment, only when
+   ``adopt_after`` (3) of its kind arrive in a row; the followed stream goes on untouched. An
+   end-of-stream before it or a DISCONTINUITY flag re-anchors the stream at once. A rejected
+   message consumes no state (sequence number, position, session): only its counter.
 4. Ordering, by sequence number (GLA) or first sample (GNU Radio): a message behind the stream
    is a duplicate or late; one ahead is held (up to ``reorder_window`` messages) until the
    missing ones come or are given up.
@@ -53,7 +60,8 @@ Stream faults never raise and never shift samples; each moves a counter of :clas
 ========================  =================================================================
 fault                     handling
 ========================  =================================================================
-malformed message         skipped, ``bad_frames``
+malformed message         skipped, ``bad_frames``; GNU Radio raw without tags: also a
+                          discontinuity (``gaps``, ``resyncs``), its loss cannot be measured
 gap (samples missing)     NaN rows up to ``max_gap_fill_s`` (``gaps``, ``gap_samples``; the
                           comb bridges NaN, sample indices stay exact); a longer gap: the
                           stream continues at the new position (``gaps``, ``resyncs``) and
@@ -63,13 +71,14 @@ duplicate                 dropped, ``duplicates`` (same sequence number, or a sa
 reordered                 held in a buffer of ``reorder_window`` messages and delivered in
                           order (``reordered``); arriving after its gap was given up:
                           dropped, ``late_dropped``
-changed shape             (channel count, sample type or sample rate) dropped
-                          (``wrong_shape_dropped``), ``channel_count_changes`` once per
-                          change; after ``adopt_after`` consecutive messages of the new shape
-                          it is adopted (``resyncs``, ``discontinuity``), unless it contradicts
-                          the ``n_channels`` / ``sample_rate_hz`` the source was given
-sender restart            (new session id, DISCONTINUITY flag, indices going far back)
-                          ``resyncs``, ``discontinuity``
+changed shape             (channel count, sample type or sample rate) held aside; after
+                          ``adopt_after`` consecutive messages of the new shape it is adopted
+                          from its first (``channel_count_changes``, ``resyncs``,
+                          ``discontinuity``); never confirmed, or against the ``n_channels`` /
+                          ``sample_rate_hz`` the source was given: ``wrong_shape_dropped``
+sender restart            (new session id, indices going back that are not duplicates) held
+                          aside and adopted like a shape; never confirmed:
+                          ``unconfirmed_dropped``. DISCONTINUITY flag: ``resyncs`` at once
 NaN / inf samples         passed through, ``nonfinite`` (the receive chain replaces them)
 clipping                  counted in ``clipped``: integer samples at either end of their
                           range, floats with ``|x| >= clip level`` (default: full scale)

@@ -15,39 +15,50 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from datetime import datetime
-
-import numpy as np
 
 from receiver.contracts import zmq_framing as zf
-from receiver.sources.base import LogLimiter, SampleBlock, SourceStats, count_clipped
+from receiver.sources.aside import Aside, Ident
+from receiver.sources.base import LogLimiter, SampleBlock, SourceStats
 from receiver.sources.messages import Message, parse_gla, parse_gr
+from receiver.sources.placement import LOST_MEMORY as _LOST_MEMORY
+from receiver.sources.placement import Placement
 
 __all__ = ["StreamAssembler"]
 
+_KINDS = {
+    "foreign": "another stream id",
+    "shape": "another shape",
+    "session": "another session",
+    "rewind": "its position went back",
+}
 
-_LOST_MEMORY = 4096
 
-
-class StreamAssembler:
+class StreamAssembler(Placement):
     """Messages in (as received), in-order :class:`SampleBlock` out; no I/O, no threads.
 
     ``feed(parts)`` takes one ZeroMQ message (its list of frames; with two frames the first is
     a topic and is ignored) and returns the blocks that became deliverable; ``flush()`` gives up
-    on whatever is missing and delivers everything held. See :mod:`receiver.sources` for the rules.
+    on whatever is missing and delivers everything held (``final=False``, for a silence, keeps
+    what is held aside). See :mod:`receiver.sources` for the rules.
 
     framing="gla": ordering by sequence number, shape from each header. ``n_channels`` /
     ``sample_rate_hz`` when given are pinned: messages that differ are dropped and counted as a
-    shape change, and never adopted (the receiver's input map and chains are built for them);
-    a shape change in what is not pinned (sample type always) is adopted after ``adopt_after``
-    consecutive messages (None: never). ``stream_id`` when given filters; otherwise the first
-    stream seen is followed and others are dropped (``foreign_dropped``).
+    shape change, and never adopted (the receiver's input map and chains are built for them).
+    ``stream_id`` when given filters (``foreign_dropped``); otherwise the first stream heard is
+    followed. A message that does not continue the followed stream (another session, shape not
+    pinned, stream id not configured, or a ``seq`` going back that is not a copy of a delivered
+    message) is held aside (:mod:`receiver.sources.aside`) and adopted as a new segment when
+    ``adopt_after`` (3) of its identity arrive in a row (None: never); until then, and if that
+    never happens, the followed stream goes on untouched. A rejected message consumes no state.
 
     framing="gr": items of ``sample_type`` (float32 for a gr vector stream of float), one frame
     of ``n_channels`` per item; ``n_channels`` and ``sample_rate_hz`` are required. With
-    ``pass_tags`` the header's offset orders messages and shows dropped data; without it sample
-    indices count received items from the first message (a loss cannot be seen). ``gr_scale``:
-    physical = raw / gr_scale (like the sidecar's gla:scale), and the clip level is 1/gr_scale.
+    ``pass_tags`` the header's offset orders messages and shows dropped data (a jump back by
+    more than ``max_gap_fill_s`` is held aside like a new session); without it sample indices
+    count received items from the first message, a loss cannot be seen, and a malformed message
+    makes the next block a discontinuity. ``gr_scale``: physical = raw / gr_scale (like the
+    sidecar's gla:scale); integer items are clipped at the ends of their range, float items only
+    against an explicit ``clip_level`` (a float stream has no full scale).
     """
 
     def __init__(
@@ -61,7 +72,7 @@ class StreamAssembler:
         stream_id: str | None = None,
         reorder_window: int = 8,
         max_gap_fill_s: float = 2.0,
-        adopt_after: int | None = 16,
+        adopt_after: int | None = 3,
         clip_level: float | None = None,
         gr_scale: float | None = None,
         log_interval_s: float = 10.0,
@@ -97,8 +108,8 @@ class StreamAssembler:
         self.stats = stats if stats is not None else SourceStats()
         self._log = LogLimiter(stream_id or framing, log_interval_s)
         self.shape: tuple = self.expected  # current shape; None fields not known yet
-        self._cand: tuple | None = None
-        self._cand_run = 0
+        self._pinned_stream = stream_id is not None
+        self._aside = Aside(adopt_after, capacity=max(16, 2 * (adopt_after or 0)))
         self._started = False  # something delivered since construction
         self._gr_count = 0
         self.end_of_stream = False
@@ -114,8 +125,7 @@ class StreamAssembler:
         self._lost: set[int] = set()
         self._lost_order: deque[int] = deque()
         self._lost_ranges: deque[tuple[int, int]] = deque(maxlen=256)
-        self._skip: set[int] = set()  # sequence numbers dropped for their shape: not awaited
-        self._behind_run = 0
+        self._seen: dict[int, int | None] = {}  # GLA: seq -> CRC of the messages delivered (bounded)
         self._pending_disc = True
 
     @property
@@ -131,6 +141,11 @@ class StreamAssembler:
         """Messages waiting in the reorder buffer."""
         return len(self._buf)
 
+    @property
+    def held_aside(self) -> int:
+        """Messages held aside until their new session, shape or stream is confirmed."""
+        return len(self._aside)
+
     def describe(self) -> str:
         """One line: framing, stream id, shape (channels, sample type, rate), where the stream is."""
         tags = " with tags" if self.framing == "gr" and self.pass_tags else ""
@@ -142,6 +157,8 @@ class StreamAssembler:
         else:
             key = f"next seq {self.next_key}, " if self._by_seq else ""
             where = f"{key}next sample {self.next_sample}, {self.held} held"
+        if len(self._aside):
+            where += f", held aside: {self._aside.describe()}"
         return f"{self.framing}{tags}{stream}, {_fmt_shape(self.shape)}, {where}"
 
     def __repr__(self) -> str:
@@ -177,17 +194,7 @@ class StreamAssembler:
             return None
 
     def _parse_gla(self, data) -> Message | None:
-        m = parse_gla(data, self.clip_level)
-        if self.stream_id is None:
-            self.stream_id = m.stream_id
-            self._log.stream = m.stream_id or "gla"
-        elif m.stream_id != self.stream_id:
-            self.stats.foreign_dropped += 1
-            self._log(
-                logging.WARNING, "foreign", "dropped a message of stream %r (following %r)", m.stream_id, self.stream_id
-            )
-            return None
-        return m
+        return parse_gla(data, self.clip_level)
 
     def _parse_gr(self, data) -> Message:
         nch, _, fs = self.expected
@@ -214,88 +221,182 @@ class StreamAssembler:
         m = self._parse(parts)
         out: list[SampleBlock] = []
         if m is None:
+            self._unseen_loss()
             return out
-        if self.end_of_stream:  # the sender ended its stream earlier: this one starts a new one
-            self.end_of_stream = False
-            self._restart(m, out, "the stream starts again after its end-of-stream message")
-            self._session = m.session
-        if m.session is not None and self._session is not None and m.session != self._session:
-            self._restart(m, out, f"sender restarted (session {self._session:#x} -> {m.session:#x})")
-            self.shape = self.expected
-            self._cand, self._cand_run = None, 0
-        if m.session is not None:
-            self._session = m.session
-        if not self._check_shape(m, out):
-            if self._by_seq and self.next_key is not None and m.key >= self.next_key:
-                self._skip.add(m.key)  # its samples will not come: do not wait for it
-                self._drain(out)
+        if not self._allowed(m):
             return out
-        self._accept(m, out)
-        if m.flags & zf.FLAG_END_OF_STREAM:
-            self._flush_into(out)
-            self.end_of_stream = True
-            self._reset_keys()
+        if self.next_key is None and (not self._by_seq or self.stream_id in (None, m.stream_id)):
+            self._anchor(m, out)  # nothing followed yet, or the followed stream ended: start here
+            return out
+        kind = self._differs(m)
+        if kind is None:
+            taken = self._take(m, out)
+            if taken == "taken":
+                self._count_dropped(self._aside.interrupt())
+                return out
+            if taken == "dropped":
+                return out
+            kind = "rewind"
+        self._hold_aside(m, kind, out)
         return out
 
-    def flush(self) -> list[SampleBlock]:
-        """Give up on anything missing and deliver every held message, in order."""
+    def flush(self, *, final: bool = True) -> list[SampleBlock]:
+        """Give up on anything missing and deliver every held message, in order. ``final``: the
+        stream is over, so the messages held aside unconfirmed are dropped too (a silence that
+        is not the end, ``final=False``, keeps them: a restarted sender may still confirm)."""
         out: list[SampleBlock] = []
         self._flush_into(out)
+        if final:
+            self._count_dropped(self._aside.drop_all())
         return out
+
+    def _unseen_loss(self) -> None:
+        """A malformed message without sequence numbers (GNU Radio raw without ``pass_tags``): its
+        samples are lost and nothing else can show it, so the next block starts a new segment
+        rather than joining its neighbours end to end."""
+        if self.framing != "gr" or self.pass_tags or not self._started or self._pending_disc:
+            return
+        self._pending_disc = True
+        self.stats.gaps += 1
+        self.stats.resyncs += 1
+        self._log(
+            logging.WARNING,
+            "unseen_loss",
+            "a malformed message without sample offsets: its samples are lost, the stream continues "
+            "as a new segment at sample %d (discontinuity; gr-zeromq pass_tags would measure the gap)",
+            self._gr_count,
+        )
+
+    def _allowed(self, m: Message) -> bool:
+        """False (counted, no state touched) for what the configuration rules out: another stream
+        id than the configured one, a shape against the pinned channel count or rate."""
+        if self._by_seq and self._pinned_stream and m.stream_id != self.stream_id:
+            self.stats.foreign_dropped += 1
+            self._log(
+                logging.WARNING, "foreign", "dropped a message of stream %r (following %r)", m.stream_id, self.stream_id
+            )
+            return False
+        if m.n and not all(e is None or e == v for e, v in zip(self.expected, m.shape)):
+            self.stats.wrong_shape_dropped += 1
+            self._log(
+                logging.WARNING,
+                "shape_change",
+                "dropped a message of shape %s: the source was configured for %s (never adopted)",
+                _fmt_shape(m.shape),
+                _fmt_shape(self.expected),
+            )
+            return False
+        return True
+
+    def _ident(self, m: Message, rewind: bool = False) -> Ident:
+        shape = m.shape if m.n else self.shape
+        return Ident(m.stream_id if self._by_seq else "gr", m.session, shape, rewind)
+
+    def _differs(self, m: Message) -> str | None:
+        """How ``m`` differs from the followed stream (the counter its drop would go to), or None."""
+        if self._by_seq and m.stream_id != self.stream_id:
+            return "foreign"
+        if m.n and not self._shape_matches(m.shape):
+            return "shape"
+        if m.session is not None and m.session != self._session:
+            return "session"
+        return None
 
     def _shape_matches(self, s: tuple) -> bool:
         return all(a is None or a == b for a, b in zip(self.shape, s))
 
-    def _check_shape(self, m: Message, out: list[SampleBlock]) -> bool:
-        st = self.stats
-        if m.n == 0:  # no samples (an end-of-stream message, say): its shape does not matter
-            return True
-        if self._shape_matches(m.shape):
-            self.shape = m.shape
-            self._cand, self._cand_run = None, 0
-            return True
-        allowed = all(e is None or e == v for e, v in zip(self.expected, m.shape))
-        if m.shape != self._cand:
-            self._cand, self._cand_run = m.shape, 0
-            st.channel_count_changes += 1
-            if not allowed:
-                then = f"; never adopted: the source was configured for {_fmt_shape(self.expected)}"
-            elif self.adopt_after is None:
-                then = ""
-            else:
-                then = f"; adopted after {self.adopt_after} in a row"
+    def _anchor(self, m: Message, out: list[SampleBlock]) -> None:
+        """Follow ``m``'s stream from here, with what was held aside for the same identity."""
+        if self.end_of_stream:
+            self.end_of_stream = False
+            if self._started:
+                self.stats.resyncs += 1
+            self._log(logging.WARNING, "resync", "the stream starts again after its end-of-stream message")
+        held = self._aside.take(self._ident(m)) + [m]
+        self._follow(m, held, out)
+
+    def _follow(self, m: Message, msgs: list[Message], out: list[SampleBlock]) -> None:
+        self.stream_id = m.stream_id if self._by_seq else self.stream_id
+        self._log.stream = self.stream_id or self.framing
+        self._session = m.session
+        shaped = [x for x in msgs if x.n]
+        if shaped:
+            self.shape = shaped[0].shape
+        for x in sorted(msgs, key=lambda x: x.key):
+            self._take(x, out)
+
+    def _hold_aside(self, m: Message, kind: str, out: list[SampleBlock]) -> None:
+        ident = self._ident(m, rewind=kind == "rewind")
+        if ident not in self._aside:
+            then = "never adopted" if self.adopt_after is None else f"adopted after {self.adopt_after} in a row"
             self._log(
                 logging.WARNING,
-                "shape_change",
-                "stream shape changed from %s to %s (channels, sample type, rate): dropping these messages%s",
-                _fmt_shape(self.shape),
-                _fmt_shape(m.shape),
+                "held_aside",
+                "holding aside message %d (%s: %s, session %s): %s; following %s",
+                m.key,
+                _KINDS[kind],
+                _fmt_shape(ident.shape),
+                "-" if m.session is None else f"{m.session:#x}",
                 then,
+                self.describe(),
             )
-        self._cand_run += 1
-        if allowed and self.adopt_after is not None and self._cand_run >= self.adopt_after:
-            self._restart(m, out, f"adopting the new shape {_fmt_shape(m.shape)}")
-            self.shape = m.shape
-            self._cand, self._cand_run = None, 0
-            return True
-        st.wrong_shape_dropped += 1
-        return False
+        cand, dropped, repeated = self._aside.add(ident, kind, m)
+        self._count_dropped(dropped)
+        if repeated:
+            self.stats.duplicates += 1
+            return
+        if cand is None:
+            return
+        sess = "-" if m.session is None else f"{m.session:#x}"
+        self._restart(out, f"adopting {_KINDS[cand.kind]}: {_fmt_shape(ident.shape)}, session {sess}")
+        self._count_dropped(self._aside.drop_all())
+        if any(x.n for x in cand.messages.values()) and not all(a == b for a, b in zip(self.shape, ident.shape)):
+            self.stats.channel_count_changes += 1
+        self._follow(m, list(cand.messages.values()), out)
 
-    def _restart(self, m: Message, out: list[SampleBlock], why: str) -> None:
-        """Deliver what is held, then re-anchor the stream on ``m``."""
+    def _count_dropped(self, dropped: list[tuple[str, Message]]) -> None:
+        st = self.stats
+        for kind, _ in dropped:
+            if kind == "foreign":
+                st.foreign_dropped += 1
+            elif kind == "shape":
+                st.wrong_shape_dropped += 1
+            else:
+                st.unconfirmed_dropped += 1
+        if dropped:
+            self._log(
+                logging.WARNING,
+                "unconfirmed",
+                "dropped %d messages held aside and never confirmed (%s)",
+                len(dropped),
+                ", ".join(sorted({k for k, _ in dropped})),
+            )
+
+    def _take(self, m: Message, out: list[SampleBlock]) -> str:
+        """``m`` into the followed stream: "taken" (delivered or held for reordering), "dropped"
+        (a duplicate or too late) or "rewind" (behind the stream and new: held aside)."""
+        r = self._accept(m, out)
+        if r == "taken" and m.flags & zf.FLAG_END_OF_STREAM:
+            self._flush_into(out)
+            self.end_of_stream = True
+            self._reset_keys()
+        return r
+
+    def _restart(self, out: list[SampleBlock], why: str) -> None:
+        """Deliver what is held, then forget the stream's position (the next message anchors)."""
         self._flush_into(out)
         if self._started:
             self.stats.resyncs += 1
         self._log(logging.WARNING, "resync", "resynchronising: %s", why)
         self._reset_keys()
 
-    def _accept(self, m: Message, out: list[SampleBlock]) -> None:
+    def _accept(self, m: Message, out: list[SampleBlock]) -> str:
         st = self.stats
         if self.next_key is None:
             self.next_key = m.key
             self._max_key = m.key
-        if m.flags & zf.FLAG_DISCONTINUITY and m.key >= self.next_key and self._started:
-            self._restart(m, out, "the sender flagged a discontinuity")
+        if m.flags & zf.FLAG_DISCONTINUITY and m.key >= self.next_key and self.next_sample is not None:
+            self._restart(out, "the sender flagged a discontinuity")
             self.next_key = self._max_key = m.key
         k = m.key
         if self._by_seq:
@@ -303,36 +404,31 @@ class StreamAssembler:
         else:
             behind = k + m.n <= self.next_key and not (m.n == 0 and k == self.next_key)
         if behind:
-            self._behind_run += 1
-            far = not self._by_seq and self.next_key - k > self._max_fill(m.shape[2])
-            if far or (self.adopt_after is not None and self._behind_run >= self.adopt_after):
-                self._restart(m, out, f"sample index/sequence went back from {self.next_key} to {k}")
-                self.next_key = self._max_key = k
+            if self._is_lost(k, m.n):
+                st.late_dropped += 1
+                self._log(
+                    logging.WARNING,
+                    "late",
+                    "dropped a message that came after its gap was given up (key %d, expected %d)",
+                    k,
+                    self.next_key,
+                )
+                return "dropped"
+            if self._by_seq:
+                new = self._seen.get(k) != m.digest  # not a copy of what was delivered
             else:
-                if self._is_lost(k, m.n):
-                    st.late_dropped += 1
-                    self._log(
-                        logging.WARNING,
-                        "late",
-                        "dropped a message that came after its gap was given up (key %d, expected %d)",
-                        k,
-                        self.next_key,
-                    )
-                else:
-                    st.duplicates += 1
-                    self._log(
-                        logging.WARNING,
-                        "duplicate",
-                        "dropped a duplicate message (key %d, expected %d)",
-                        k,
-                        self.next_key,
-                    )
-                return
-        self._behind_run = 0
+                new = self.next_key - k > self._max_fill(m.shape[2])  # far back: a flowgraph restart?
+            if new:
+                return "rewind"
+            st.duplicates += 1
+            self._log(
+                logging.WARNING, "duplicate", "dropped a duplicate message (key %d, expected %d)", k, self.next_key
+            )
+            return "dropped"
         if k in self._buf:
             st.duplicates += 1
             self._log(logging.WARNING, "duplicate", "dropped a duplicate message (key %d, held)", k)
-            return
+            return "dropped"
         if self._max_key is not None and k < self._max_key:
             st.reordered += 1
             self._log(logging.INFO, "reordered", "message %d arrived after %d; delivered in order", k, self._max_key)
@@ -340,10 +436,11 @@ class StreamAssembler:
         if k == self.next_key or (not self._by_seq and k < self.next_key):
             self._deliver(m, out)
             self._drain(out)
-            return
+            return "taken"
         self._buf[k] = m
         while len(self._buf) > self.reorder_window:
             self._give_up_one(out)
+        return "taken"
 
     def _is_lost(self, k: int, n: int) -> bool:
         if self._by_seq:
@@ -376,13 +473,8 @@ class StreamAssembler:
             while True:
                 if self.next_key in self._buf:
                     self._deliver(self._buf.pop(self.next_key), out)
-                elif self.next_key in self._skip:
-                    self._skip.discard(self.next_key)
-                    self.next_key += 1
                 else:
                     break
-            if self._skip:
-                self._skip = {k for k in self._skip if k > self.next_key}
         else:
             while self._buf and min(self._buf) <= self.next_key:
                 m = self._buf.pop(min(self._buf))
@@ -394,115 +486,6 @@ class StreamAssembler:
     def _flush_into(self, out: list[SampleBlock]) -> None:
         while self._buf:
             self._give_up_one(out)
-
-    def _time_at(self, m: Message, sample: int) -> datetime | None:
-        fs = m.shape[2]
-        if m.time_ns is not None:
-            return zf.ns_to_time(m.time_ns + int(round((sample - m.first_sample) * 1e9 / fs)))
-        return None
-
-    def _deliver(self, m: Message, out: list[SampleBlock]) -> None:
-        """Deliver ``m`` at its sample position (filling a gap before it, trimming an overlap)."""
-        st = self.stats
-        fs = m.shape[2]
-        start, raw = m.first_sample, m.raw
-        self.next_key = m.key + 1 if self._by_seq else max(self.next_key or 0, m.key + m.n)
-        if self.next_sample is None:
-            self.next_sample = start
-        d = start - self.next_sample
-        if d > 0:
-            st.gaps += 1
-            if d <= self._max_fill(fs):
-                st.gap_samples += d
-                self._log(
-                    logging.WARNING,
-                    "gap",
-                    "gap of %d samples (%.3f s) at sample %d: filled with NaN",
-                    d,
-                    d / fs,
-                    self.next_sample,
-                )
-                fill = np.full((d, m.shape[0]), np.nan)
-                out.append(
-                    SampleBlock(
-                        m.stream_id,
-                        self.next_sample,
-                        fill,
-                        fs,
-                        self._time_at(m, self.next_sample),
-                        discontinuity=self._pending_disc,
-                        gap_fill=True,
-                    )
-                )
-                self._pending_disc = False
-                st.blocks += 1
-            else:
-                st.resyncs += 1
-                self._pending_disc = True
-                self._log(
-                    logging.WARNING,
-                    "resync",
-                    "gap of %d samples (%.3f s) at sample %d, longer than "
-                    "max_gap_fill_s=%g: continuing at sample %d (discontinuity)",
-                    d,
-                    d / fs,
-                    self.next_sample,
-                    self.max_gap_fill_s,
-                    start,
-                )
-        elif d < 0:
-            if start + m.n <= self.next_sample:
-                if -d > self._max_fill(fs):
-                    st.resyncs += 1
-                    self._pending_disc = True
-                    self._log(
-                        logging.WARNING,
-                        "resync",
-                        "sample index went back from %d to %d: continuing there (discontinuity)",
-                        self.next_sample,
-                        start,
-                    )
-                else:
-                    if m.n:
-                        st.duplicates += 1
-                        self._log(
-                            logging.WARNING,
-                            "duplicate",
-                            "dropped message %d: its samples %d..%d were already delivered",
-                            m.key,
-                            start,
-                            start + m.n,
-                        )
-                    return
-            else:
-                trim = -d
-                st.duplicates += 1
-                self._log(
-                    logging.WARNING, "duplicate", "message %d overlaps delivered samples: %d rows trimmed", m.key, trim
-                )
-                raw = raw[trim:]
-                start += trim
-        n = raw.shape[0]
-        if n == 0:
-            return
-        x = zf.decode_samples(raw, m.full_scale)
-        if raw.dtype.kind == "f":
-            nb = n * raw.shape[1] - int(np.count_nonzero(np.isfinite(x)))
-            if nb:
-                st.nonfinite += nb
-                self._log(
-                    logging.WARNING, "nonfinite", "%d NaN/inf samples in %d..%d (passed on)", nb, start, start + n
-                )
-        c = count_clipped(raw, x, m.clip_level)
-        if c:
-            st.clipped += c
-            self._log(logging.WARNING, "clipped", "%d clipped samples in %d..%d", c, start, start + n)
-        out.append(SampleBlock(m.stream_id, start, x, fs, self._time_at(m, start), discontinuity=self._pending_disc))
-        self._pending_disc = False
-        self._started = True
-        self.next_sample = start + n
-        st.blocks += 1
-        st.samples += n
 
 
 def _fmt_shape(s: tuple) -> str:

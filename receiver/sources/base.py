@@ -67,14 +67,16 @@ class SourceStats:
     duplicates: int = 0  #: messages dropped (or trimmed) as already delivered
     reordered: int = 0  #: messages that arrived out of order and were delivered in order
     late_dropped: int = 0  #: messages that arrived after their gap had been given up
-    channel_count_changes: int = 0  #: changes of shape (channel count, sample type or rate)
-    wrong_shape_dropped: int = 0  #: messages dropped because of their shape
+    channel_count_changes: int = 0  #: changes of shape adopted (channel count, sample type or rate)
+    wrong_shape_dropped: int = 0  #: messages dropped because of their shape (pinned, or never confirmed)
     nonfinite: int = 0  #: NaN/inf sample values received (not counting gap fill)
     clipped: int = 0  #: sample values at or beyond full scale
     resyncs: int = 0  #: times the stream was re-anchored (discontinuity)
     bad_frames: int = 0  #: malformed messages skipped
     messages: int = 0  #: messages received (ZeroMQ sources)
-    foreign_dropped: int = 0  #: GLA messages of another stream id, dropped
+    foreign_dropped: int = 0  #: GLA messages of another stream id (configured, or never confirmed), dropped
+    #: messages of another session, or whose clock went back, held aside and never confirmed
+    unconfirmed_dropped: int = 0
     stalls: int = 0  #: times no message came for rcv_timeout_ms (ZeroMQ sources)
 
     def as_dict(self) -> dict[str, int]:

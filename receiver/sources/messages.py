@@ -9,6 +9,7 @@ Stateless: which stream to follow and where raw items start are the assembler's 
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,9 @@ class Message:
     stream_id: str
     session: int | None = None
     flags: int = 0
+    #: the GLA header's CRC-32 (covers header and samples): tells a replayed copy of a delivered
+    #: message from a different message that reuses its sequence number; None for GNU Radio raw
+    digest: int | None = None
 
     @property
     def n(self) -> int:
@@ -57,6 +61,7 @@ def parse_gla(data, clip_level: float | None) -> Message:
         h.stream_id,
         h.session,
         h.flags,
+        struct.unpack_from("<I", data, 76)[0],
     )
 
 
@@ -75,8 +80,10 @@ def parse_gr(
 ) -> Message:
     """GNU Radio raw items of ``dtype``, ``n_channels`` per item. With ``pass_tags`` the header's
     offset is the first sample; without it the message starts at ``next_offset`` (the items
-    counted so far). physical = raw / ``gr_scale``; the clip level is ``clip_level`` or else,
-    for floats with a ``gr_scale``, full scale."""
+    counted so far). physical = raw / ``gr_scale``. Integer items are clipped at either end of
+    their range; float items only against an explicit ``clip_level``: a GNU Radio float stream
+    has no full scale (it does not saturate, and its floats are usually physical values already),
+    so ``gr_scale`` is a unit conversion, never a clip level."""
     nch = n_channels
     item = nch * dtype.itemsize
     mv = memoryview(data).cast("B")
@@ -92,7 +99,4 @@ def parse_gr(
     n = (len(mv) - hlen) // item
     raw = np.frombuffer(mv, dtype=dtype, count=n * nch, offset=hlen).reshape(n, nch)
     full = 1.0 / gr_scale if gr_scale else 1.0
-    level = clip_level
-    if level is None and gr_scale and raw.dtype.kind == "f":
-        level = full
-    return Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, level, None, stream_id)
+    return Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, clip_level, None, stream_id)

@@ -72,7 +72,9 @@ class CaptureSender:
     ``reorder`` (index, or ``{index: d}`` / ``(index, d)``: sent after message ``index + d``),
     ``corrupt`` (its bytes cut in half: a malformed message), ``reshape`` (``{index: n}``: only
     the first ``n`` channels), ``mutate(index, x) -> x`` (change the physical samples before
-    encoding: NaN, clipping).
+    encoding: NaN, clipping), ``inject`` (``{index: [message frames, ...]}``: other messages,
+    sent as they are just before message ``index``: forged or stray messages on the same socket;
+    the end-of-stream message has the index after the last block, and later indices come after it).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class CaptureSender:
         corrupt: Iterable[int] = (),
         reshape: Mapping[int, int] | None = None,
         mutate: Callable[[int, np.ndarray], np.ndarray] | None = None,
+        inject: Mapping[int, Sequence[Sequence[bytes]]] | None = None,
         sample_type: str = "float32",
         pass_tags: bool = False,
         gr_tags: Mapping[int, Sequence[zf.GrTag]] | None = None,
@@ -120,6 +123,7 @@ class CaptureSender:
         self.reorder = _as_delays(reorder)
         self.reshape = dict(reshape or {})
         self.mutate = mutate
+        self.inject = {int(k): [list(p) for p in v] for k, v in (inject or {}).items()}
         self.pass_tags = bool(pass_tags)
         self.gr_tags = dict(gr_tags or {})
         self.topic = topic.encode() if isinstance(topic, str) else bytes(topic)
@@ -191,6 +195,8 @@ class CaptureSender:
         last, end = -1, self.source.first_frame
         for i, blk in enumerate(self.source):
             last, end = i, blk.end_sample
+            for parts in self.inject.get(i, ()):
+                yield i, parts, 0
             if i not in self.drop:
                 item = (i, self._encode(i, blk), blk.n_frames)
                 if i in self.reorder:
@@ -222,7 +228,13 @@ class CaptureSender:
             )
             raw = np.zeros((0, meta.n_channels), dtype=zf.SAMPLE_TYPES[zf.SAMPLE_TYPE_CODES[self.sample_type]][1])
             msg = zf.pack_message(h, raw)
+            for parts in self.inject.get(n, ()):
+                yield n, parts, 0
             yield n, ([self.topic, msg] if self.topic else [msg]), 0
+        for k in sorted(self.inject):
+            if k > last + 1 or (k == last + 1 and not (self.eos and self.framing == "gla")):
+                for parts in self.inject[k]:
+                    yield k, parts, 0
 
     # sending ----------------------------------------------------------------------------------
     def _stopped(self) -> bool:

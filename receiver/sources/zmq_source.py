@@ -38,13 +38,17 @@ class ZmqSource:
 
     ``n_channels`` / ``sample_rate_hz``: required for "gr"; for "gla" optional and, when given,
     pinned (a stream of another channel count or rate is dropped and counted, never adopted).
+    A new session or shape is adopted after ``adopt_after`` (3) messages in a row, held aside
+    until then. Raw items on a SUB socket without ``pass_tags`` log a warning here, once: SUB
+    drops messages and, without the tag header's offsets, a loss cannot be measured.
 
     Iterating blocks in the iterating thread; it ends when ``close()`` is called (from any
     thread) or ``stop_event.is_set()``, checked at least every 100 ms, when no message came for
     ``idle_timeout_s`` (None: never), or at the sender's end-of-stream message with
     ``stop_at_eos``. When no message came for ``rcv_timeout_ms`` the messages held for
-    reordering are delivered (``stalls`` is counted once per silence). At the end held messages
-    are delivered. A ZeroMQ error ends the iteration with a logged error, never an exception.
+    reordering are delivered (``stalls`` is counted once per silence); those held aside stay.
+    At the end held messages are delivered and those held aside dropped (and counted). A ZeroMQ
+    error ends the iteration with a logged error, never an exception.
     """
 
     def __init__(
@@ -64,7 +68,7 @@ class ZmqSource:
         stop_event: Any = None,
         bind: bool = False,
         stream_id: str | None = None,
-        adopt_after: int | None = 16,
+        adopt_after: int | None = 3,
         clip_level: float | None = None,
         gr_scale: float | None = None,
         idle_timeout_s: float | None = None,
@@ -118,6 +122,14 @@ class ZmqSource:
             sock.close(0)
             raise ValueError(f"{endpoint}: cannot {'bind' if bind else 'connect'} a {pattern} socket: {e}") from e
         self._sock: zmq.Socket | None = sock
+        if pattern == "sub" and framing == "gr" and not pass_tags:
+            log.warning(
+                "%s: GNU Radio raw items on a SUB socket without pass_tags: SUB drops messages at its "
+                "high-water mark and, without the tag header's offsets, a loss cannot be measured; "
+                "each malformed message is taken as a discontinuity (turn pass_tags on in the sink)",
+                self.endpoint,
+                extra={"event": "lossy_without_tags", "stream": self.endpoint},
+            )
 
     @property
     def n_channels(self) -> int | None:
@@ -198,7 +210,9 @@ class ZmqSource:
                             )
                         yield from asm.feed(parts)
                         if asm.end_of_stream and self.stop_at_eos:
-                            return
+                            break
+                    if asm.end_of_stream and self.stop_at_eos:
+                        break
                     continue
                 idle = time.monotonic() - last
                 if idle >= self.rcv_timeout_s and not stalled:
@@ -211,7 +225,7 @@ class ZmqSource:
                         f"; delivering {asm.held} held messages" if asm.held else "",
                         extra={"event": "stall", "stream": self.endpoint},
                     )
-                    yield from asm.flush()
+                    yield from asm.flush(final=False)
                 if self.idle_timeout_s is not None and idle >= self.idle_timeout_s:
                     break
             yield from asm.flush()
