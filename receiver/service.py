@@ -394,6 +394,14 @@ def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
     v["duplicates_total"] = ("counter", "duplicated messages dropped", s.duplicates)
     v["reordered_total"] = ("counter", "messages put back in order", s.reordered)
     v["bad_frames_total"] = ("counter", "malformed messages skipped", s.bad_frames)
+    v["foreign_dropped_total"] = ("counter", "messages of another stream id dropped", s.foreign_dropped)
+    v["wrong_shape_dropped_total"] = ("counter", "messages of another shape dropped", s.wrong_shape_dropped)
+    v["unconfirmed_dropped_total"] = (
+        "counter",
+        "messages of a new session or shape never confirmed, dropped",
+        s.unconfirmed_dropped,
+    )
+    v["resyncs_total"] = ("counter", "times the stream was re-anchored", s.resyncs)
     v["nonfinite_total"] = ("counter", "NaN/inf samples", s.nonfinite)
     v["clipped_total"] = ("counter", "clipped samples", s.clipped)
     v["bundles_total"] = ("counter", "bundles made", g.get("bundles", 0))
