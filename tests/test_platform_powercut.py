@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import event, text
 from sqlalchemy.pool import Pool
 
-from benchmarks import bench_commit_kill
+from platform_api import commit_kill
 from platform_api.core.db import alembic_config, make_engine
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 from receiver.spool import Spool
@@ -100,7 +100,7 @@ def test_the_docs_say_what_the_code_does():
 
 
 def test_every_acknowledged_bundle_survives_a_kill_mid_commit(tmp_path):
-    res = bench_commit_kill.run(20, seed=3, workdir=str(tmp_path))
+    res = commit_kill.run(20, seed=3, workdir=str(tmp_path))
     assert res["commit_kill_rounds_with_acks"] == 20  # every kill landed while bundles were flowing
     assert res["commit_kill_acknowledged"] >= 200
     assert res["commit_kill_integrity_ok"] == 20
