@@ -53,6 +53,7 @@ if str(ROOT) not in sys.path:
 RECEIVER_ID = "rx-kill-1"
 SUBSTATION_ID = "sub-1"
 TOKEN = "kill-test-token-rx-kill-1-0123456789"
+ADMIN = "kill-test-admin-token-0123456789"
 S0 = 448_826_400  # first slot: 2026-11-22T00:00Z
 HUBS = 24
 
@@ -260,7 +261,7 @@ def run(
         "GLA_BACKGROUND": "0",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("GLA_ADMIN_TOKEN", None)
+    env["GLA_ADMIN_TOKEN"] = ADMIN  # operator routes need it (the platform has no open mode)
     env.pop("GLA_RECEIVERS_FILE", None)
     plat = Child(
         "platform",
@@ -310,11 +311,13 @@ def run(
         plat.start()
         if not _wait_healthy(client, url, plat, 60):
             raise RuntimeError(f"the platform did not start: see {plat.log_path}")
-        r = client.post(url + "/api/v1/import/json", json=gridmodel(fl, SUBSTATION_ID), timeout=60)
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        r = client.post(url + "/api/v1/import/json", json=gridmodel(fl, SUBSTATION_ID), headers=admin, timeout=60)
         r.raise_for_status()
         r = client.post(
             url + "/api/v1/receivers",
             json={"receiver_id": RECEIVER_ID, "substation_id": SUBSTATION_ID, "token": TOKEN},
+            headers=admin,
             timeout=30,
         )
         r.raise_for_status()

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.common import machine, write_json  # noqa: E402
 
 TOKEN = "bench-receiver-token-0123456789"
+ADMIN = "bench-admin-token-0123456789"
 OUT = ROOT / "benchmarks" / "results" / "platform.json"
 TARGET = 500.0
 
@@ -221,7 +222,7 @@ def bench_backend(
     creds.write_text(json.dumps([{"receiver_id": "rx-bench", "substation_id": "sub-1", "token": TOKEN}]))
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1", GLA_BACKGROUND="1", GLA_MISSED_CHECK_INTERVAL_S="3600")
-    env.pop("GLA_ADMIN_TOKEN", None)
+    env["GLA_ADMIN_TOKEN"] = ADMIN  # the import below is an operator route
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -253,7 +254,12 @@ def bench_backend(
                 raise RuntimeError(f"{name}: the platform did not start")
             time.sleep(0.2)
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        c.request("POST", "/api/v1/import/json", body=json.dumps(model), headers={"Content-Type": "application/json"})
+        c.request(
+            "POST",
+            "/api/v1/import/json",
+            body=json.dumps(model),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {ADMIN}"},
+        )
         r = c.getresponse()
         assert r.status == 200, r.read()
         r.read()

@@ -18,6 +18,7 @@ from receiver.contracts.bundle import Bundle
 
 from . import __version__
 from .api.main import ROUTERS
+from .core.admin import describe_database, ensure_admin_token
 from .core.config import Settings
 from .core.db import Database, migrate
 from .core.security import load_receivers_file, token_hash
@@ -106,9 +107,10 @@ def build_platform(settings: Settings) -> Platform:
     """The database (migrated to the head revision) and the platform context, with the session
     hooks that tie commits to forwarding (a snapshot of each changed hub, before the commit) and
     to publishing (wake the worker, after it)."""
+    log.info("database: %s", describe_database(settings.database_url))
     db = Database(settings.database_url, echo=settings.sql_echo)
     migrate(db.engine)
-    pf = Platform(settings, db)
+    pf = Platform(settings, db, admin_token=ensure_admin_token(settings).token)
     sa_event.listen(db.sessionmaker, "before_commit", lambda session: forwarding.before_commit(pf, session))
     sa_event.listen(db.sessionmaker, "after_commit", lambda session: changes.after_commit(pf, session))
     return pf

@@ -248,7 +248,8 @@ class Harness:
         self.pf = self.app.state.platform
         self.client = TestClient(self.app)
         self.client.__enter__()
-        self.admin = {"Authorization": f"Bearer {st.admin_token}"} if st.admin_token else {}
+        #: the operators' header: GLA_ADMIN_TOKEN if the test set one, else the token the platform made
+        self.admin = {"Authorization": f"Bearer {self.pf.admin_token}"}
         self.token = token
         self.receiver_id, self.substation_id = receiver_id, substation_id
         r = self.client.post(
@@ -282,3 +283,62 @@ class Harness:
     def close(self) -> None:
         self.client.__exit__(None, None, None)
         self.pf.db.dispose()
+
+
+# -- the anonymous walk: no state-changing route without a credential ------------------------------
+#: GET routes whose answer carries customer data (meter accounts and addresses): the exports
+CUSTOMER_DATA_PREFIXES = ("/api/v1/export/",)
+
+
+def _plausible(schema: dict) -> str:
+    """A value of a path parameter that passes its validation, so that only the credential can refuse."""
+    types = {schema.get("type")} | {s.get("type") for s in schema.get("anyOf", [])}
+    if "integer" in types or "number" in types:
+        return str(max(int(schema.get("minimum", 1)), 1))
+    return "rx-1"
+
+
+def anonymous_probe(app) -> dict[str, int]:
+    """``{"METHOD /path": status}`` of an anonymous request to every route of ``app.openapi()`` that
+    changes state (any method but GET) and to every customer-data export (GET), with path
+    parameters filled with plausible values and a plausible body (``{}`` for JSON, a header row for
+    CSV), so that a refusal can only come from the credential check."""
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app, raise_server_exceptions=False)
+    out: dict[str, int] = {}
+    for path, ops in app.openapi()["paths"].items():
+        for method, op in ops.items():
+            if method == "get" and not path.startswith(CUSTOMER_DATA_PREFIXES):
+                continue
+            url = path
+            for p in op.get("parameters", []):
+                if p.get("in") == "path":
+                    url = url.replace("{" + p["name"] + "}", _plausible(p.get("schema", {})))
+            kw: dict[str, Any] = {}
+            content = op.get("requestBody", {}).get("content", {})
+            if "text/csv" in content:
+                kw = {"content": b"hub_id\n1\n", "headers": {"Content-Type": "text/csv"}}
+            elif content or method in ("post", "put", "patch"):
+                kw = {"json": {}}
+            out[f"{method.upper()} {path}"] = client.request(method.upper(), url, **kw).status_code
+    return out
+
+
+def anonymous_state_changing_routes(app=None) -> list[str]:
+    """The routes of :func:`anonymous_probe` that did not refuse (anything but 401/403), as
+    ``"METHOD /path -> status"``; must be empty. Without ``app``, a platform with no configuration
+    at all (a fresh SQLite file in a temporary directory) is made and walked."""
+    import tempfile
+
+    from .core.config import Settings
+    from .main import create_app
+
+    if app is not None:
+        return [f"{k} -> {v}" for k, v in anonymous_probe(app).items() if v not in (401, 403)]
+    with tempfile.TemporaryDirectory(prefix="gla-anon-") as d:
+        app = create_app(Settings(database_url=f"sqlite:///{d}/platform.db", background=False))
+        try:
+            return anonymous_state_changing_routes(app)
+        finally:
+            app.state.platform.db.dispose()

@@ -174,9 +174,7 @@ def _cmd_receive(args: argparse.Namespace) -> int:
 
 
 def _cmd_platform(args: argparse.Namespace) -> int:
-    import os
-
-    import uvicorn
+    import importlib
 
     if args.database_url:
         from sqlalchemy.engine import make_url
@@ -187,8 +185,9 @@ def _cmd_platform(args: argparse.Namespace) -> int:
         except (ArgumentError, NoSuchModuleError, ValueError) as e:
             shown = args.database_url.split("@")[-1]  # never echo a password
             raise CliError(f"--database-url ...{shown}: {e}") from e
-        os.environ["GLA_DATABASE_URL"] = args.database_url
-    uvicorn.run("platform_api.main:create_app", factory=True, host=args.host, port=args.port, log_level=args.log_level)
+    # by name, as uvicorn would: the receiver does not import the platform's code
+    serve = importlib.import_module("platform_api.__main__").serve
+    serve(args.host, args.port, args.log_level, database_url=args.database_url)
     return 0
 
 
@@ -273,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf = sub.add_parser(
         "platform", parents=[common], help="serve the Computing Platform (SQLite unless --database-url)"
     )
-    pf.add_argument("--host", default="127.0.0.1")
+    pf.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 opens it)")
     pf.add_argument("--port", type=_port, default=8000)
     pf.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://user@host/db")
     pf.add_argument("--log-level", default="info")

@@ -182,6 +182,12 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_webhook_delivery_with_retry_and_signature": "1 s",
         "test_sse_stream_and_event_log": "1 s",
     },
+    "test_platform_powercut.py": {
+        "test_every_acknowledged_bundle_survives_a_kill_mid_commit": "18-35 s: 20 rounds of a platform killed mid-commit",
+    },
+    "test_platform_security.py": {
+        "test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard": "8 s: two starts of the server",
+    },
     "test_platform_theft.py": {
         "test_ami_import_rejects_bad_files_and_stores_nothing": "5 s",
         "test_clean_areas_raise_nothing": "3 s",

@@ -66,7 +66,9 @@ def test_import_simulator_truth(platform):
     p2 = platform
     p2.substation_id = "demo"
     p2.client.post(
-        "/api/v1/receivers", json={"receiver_id": "rx-demo", "substation_id": "demo", "token": "demo-token-0123456789"}
+        "/api/v1/receivers",
+        json={"receiver_id": "rx-demo", "substation_id": "demo", "token": "demo-token-0123456789"},
+        headers=p2.admin,
     )
     b = bundles_for(
         fh,
@@ -127,10 +129,10 @@ def test_import_csv_and_export_round_trip(platform):
         "sub-1,0,1,2,A,T-100,37.55,-77.44,700,,5002,1,subordinate,37.5501,-77.4402\n"
         "sub-1,0,3,0,C,T-101,37.56,-77.45,701,0f0e0d0c0b0a09080706050403020100,5003,0,hub,,\n"
     )
-    r = platform.client.post("/api/v1/import/csv", content=text, headers={"Content-Type": "text/csv"})
+    r = platform.client.post("/api/v1/import/csv", content=text, headers={**platform.admin, "Content-Type": "text/csv"})
     assert r.status_code == 200, r.text
     assert r.json()["counts"]["hubs_created"] == 2 and r.json()["counts"]["meters_created"] == 3
-    out = platform.client.get("/api/v1/export/gridmap.csv")
+    out = platform.client.get("/api/v1/export/gridmap.csv", headers=platform.admin)
     assert out.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(out.text)))
     assert [(r["hub_id"], r["meter_id"], r["feeder"], r["phase"], r["lateral"]) for r in rows] == [
@@ -140,9 +142,11 @@ def test_import_csv_and_export_round_trip(platform):
     ]
     assert "hub_key_hex" not in out.text
     # re-importing the export changes nothing
-    r2 = platform.client.post("/api/v1/import/csv", content=out.text)
+    r2 = platform.client.post("/api/v1/import/csv", content=out.text, headers=platform.admin)
     assert r2.status_code == 200 and r2.json()["counts"]["hubs_updated"] == 0 and r2.json()["counts"]["history"] == 0
-    hubs_csv = list(csv.DictReader(io.StringIO(platform.client.get("/api/v1/export/hubs.csv").text)))
+    hubs_csv = list(
+        csv.DictReader(io.StringIO(platform.client.get("/api/v1/export/hubs.csv", headers=platform.admin).text))
+    )
     assert [h["hub_id"] for h in hubs_csv] == ["700", "701"] and hubs_csv[0]["meters"] == "2"
 
 
@@ -163,21 +167,25 @@ def test_import_csv_and_export_round_trip(platform):
     ],
 )
 def test_import_json_422_names_the_field(platform, body, loc):
-    r = platform.client.post("/api/v1/import/json", json=body)
+    r = platform.client.post("/api/v1/import/json", json=body, headers=platform.admin)
     assert r.status_code == 422, r.text
     assert list(r.json()["detail"][0]["loc"])[: len(loc)] == loc
 
 
 def test_import_errors_csv_and_non_json(platform):
-    r = platform.client.post("/api/v1/import/json", content=b"{not json", headers={"Content-Type": "application/json"})
+    r = platform.client.post(
+        "/api/v1/import/json", content=b"{not json", headers={**platform.admin, "Content-Type": "application/json"}
+    )
     assert r.status_code == 422
-    r = platform.client.post("/api/v1/import/csv", content="meter_id\n1\n")
+    r = platform.client.post("/api/v1/import/csv", content="meter_id\n1\n", headers=platform.admin)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "header"]
-    r = platform.client.post("/api/v1/import/csv", content="hub_id,phase\nx,A\n")
+    r = platform.client.post("/api/v1/import/csv", content="hub_id,phase\nx,A\n", headers=platform.admin)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "line 2", "hub_id"]
-    r = platform.client.post("/api/v1/import/csv", content="hub_id,phase,feeder\n1,A,1\n1,B,1\n")
+    r = platform.client.post(
+        "/api/v1/import/csv", content="hub_id,phase,feeder\n1,A,1\n1,B,1\n", headers=platform.admin
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "line 3", "phase"]
-    r = platform.client.post("/api/v1/import/csv", content="hub_id,colour\n1,red\n")
+    r = platform.client.post("/api/v1/import/csv", content="hub_id,colour\n1,red\n", headers=platform.admin)
     assert r.status_code == 422
 
 
@@ -220,13 +228,15 @@ def test_geojson_without_coordinates(platform):
 
 
 def test_operator_put_hub_and_404s(platform):
-    r = platform.client.put("/api/v1/hubs/4242", json={"key_hex": "00" * 16, "feeder": 2, "phase": "B"})
+    r = platform.client.put(
+        "/api/v1/hubs/4242", json={"key_hex": "00" * 16, "feeder": 2, "phase": "B"}, headers=platform.admin
+    )
     assert r.status_code == 200 and r.json()["map"] == {"bus": 0, "feeder": 2, "phase": "B", "source": "operator"}
-    r = platform.client.put("/api/v1/hubs/4242", json={"phase": "C"})
+    r = platform.client.put("/api/v1/hubs/4242", json={"phase": "C"}, headers=platform.admin)
     assert r.json()["map"]["phase"] == "C"
     causes = {x["cause"] for x in platform.client.get("/api/v1/hubs/4242/history").json()}
     assert causes == {"operator"}
-    assert platform.client.put("/api/v1/hubs/4242", json={"phase": "X"}).status_code == 422
+    assert platform.client.put("/api/v1/hubs/4242", json={"phase": "X"}, headers=platform.admin).status_code == 422
     for path in (
         "/api/v1/hubs/1",
         "/api/v1/hubs/1/history",

@@ -195,7 +195,9 @@ def test_missed_reports_are_a_suspected_outage_by_section_and_restoration(platfo
     later = T0 + timedelta(minutes=16)
     for k, h in enumerate(other):
         p.send(h, report(h, later + timedelta(seconds=8 * k), 2), at=later + timedelta(seconds=8 * k))
-    r = p.client.post("/api/v1/inference/check-missed", json={"now": (T0 + timedelta(minutes=17)).isoformat()})
+    r = p.client.post(
+        "/api/v1/inference/check-missed", json={"now": (T0 + timedelta(minutes=17)).isoformat()}, headers=p.admin
+    )
     assert r.status_code == 200
     (res,) = r.json()
     assert sorted(res["silent_hubs"]) == sorted(h.hub_id for h in sec)
@@ -206,7 +208,9 @@ def test_missed_reports_are_a_suspected_outage_by_section_and_restoration(platfo
     (s,) = [x for x in p.client.get("/api/v1/gridmap/sections").json() if x["section_id"] == "sub-1/f2/l1"]
     assert not s["energized"]
     # checking again does not duplicate it
-    p.client.post("/api/v1/inference/check-missed", json={"now": (T0 + timedelta(minutes=18)).isoformat()})
+    p.client.post(
+        "/api/v1/inference/check-missed", json={"now": (T0 + timedelta(minutes=18)).isoformat()}, headers=p.admin
+    )
     assert len(events(p, type="suspected_outage")) == 1
     # half of the section heard again: restored
     back = T0 + timedelta(minutes=20)
@@ -252,9 +256,9 @@ def test_tan_anomaly_and_distress_are_open_events(platform):
     assert len(events(platform, type="tan_anomaly")) == 1  # the same anomaly, updated
     platform.send(h, M.Alert(M.AlertType.DISTRESS, int(at(3).timestamp()), 240.0, 0), at=at(3))
     assert events(platform, type="tan_distress")[0]["status"] == "open"
-    r = platform.client.post(f"/api/v1/events/{ev['id']}/resolve", json={"note": "crew sent"})
+    r = platform.client.post(f"/api/v1/events/{ev['id']}/resolve", json={"note": "crew sent"}, headers=platform.admin)
     assert r.json()["status"] == "resolved" and r.json()["details"]["operator_note"] == "crew sent"
-    assert platform.client.post(f"/api/v1/events/{ev['id']}/resolve").status_code == 409
+    assert platform.client.post(f"/api/v1/events/{ev['id']}/resolve", headers=platform.admin).status_code == 409
 
 
 def test_policy_and_operator_decisions(platform):
@@ -262,12 +266,20 @@ def test_policy_and_operator_decisions(platform):
     platform.import_model(gridmodel(hs))
     pol = platform.client.get("/api/v1/inference/policy").json()
     assert pol["report_threshold"] == 0.5 and pol["act_threshold"] == 0.9 and pol["min_observations"] == 2
-    bad = platform.client.put("/api/v1/inference/policy", json={**pol, "report_threshold": 0.95})
+    bad = platform.client.put(
+        "/api/v1/inference/policy", json={**pol, "report_threshold": 0.95}, headers=platform.admin
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "report_threshold"]
-    assert platform.client.put("/api/v1/inference/policy", json={**pol, "min_observations": 0}).status_code == 422
+    assert (
+        platform.client.put(
+            "/api/v1/inference/policy", json={**pol, "min_observations": 0}, headers=platform.admin
+        ).status_code
+        == 422
+    )
     new = platform.client.put(
         "/api/v1/inference/policy",
         json={**pol, "min_observations": 3, "type_act_threshold": {"hub_phase_change": 0.999}},
+        headers=platform.admin,
     )
     assert new.status_code == 200 and new.json()["min_observations"] == 3
     h = hs[0]
@@ -275,16 +287,16 @@ def test_policy_and_operator_decisions(platform):
     platform.send(h, report(h, at(1), 1), at=at(1), phase=other, confidence=0.7)
     (ev,) = events(platform, type="hub_phase_change")
     assert ev["status"] == "suspected"
-    r = platform.client.post(f"/api/v1/events/{ev['id']}/confirm", json={"note": "field check"})
+    r = platform.client.post(f"/api/v1/events/{ev['id']}/confirm", json={"note": "field check"}, headers=platform.admin)
     assert r.status_code == 200 and r.json()["status"] == "applied"
     assert hub(platform, h)["map"]["phase"] == other
-    assert platform.client.post(f"/api/v1/events/{ev['id']}/confirm").status_code == 409
+    assert platform.client.post(f"/api/v1/events/{ev['id']}/confirm", headers=platform.admin).status_code == 409
     h2 = hs[1]
     platform.send(h2, report(h2, at(2), 1), at=at(2), feeder=h2.feeder + 1, confidence=0.8)
     (ev2,) = events(platform, type="hub_feeder_change")
-    d = platform.client.post(f"/api/v1/events/{ev2['id']}/dismiss")
+    d = platform.client.post(f"/api/v1/events/{ev2['id']}/dismiss", headers=platform.admin)
     assert d.json()["status"] == "dismissed" and hub(platform, h2)["candidate"] is None
-    assert platform.client.post("/api/v1/events/999999/confirm").status_code == 404
+    assert platform.client.post("/api/v1/events/999999/confirm", headers=platform.admin).status_code == 404
     assert platform.client.get("/api/v1/events/999999").status_code == 404
     assert platform.client.get("/api/v1/events/0").status_code == 422
     assert events(platform, min_confidence=0.99) == []

@@ -59,14 +59,15 @@ def test_receiver_may_post_only_for_itself_and_its_substation(plat):
             "role": "platform",
             "token": "platform-token-0123456789",
         },
+        headers=plat.admin,
     )
     ok = bundles_for(h, report(h, T0, 2), at=T0)[0]
     r = plat.post(ok, headers={"Authorization": "Bearer platform-token-0123456789"})
     assert r.status_code == 403
     # a disabled receiver is refused; a rotated token replaces the old one
-    assert plat.client.delete("/api/v1/receivers/rx-1").json()["enabled"] is False
+    assert plat.client.delete("/api/v1/receivers/rx-1", headers=plat.admin).json()["enabled"] is False
     assert plat.post(ok).status_code == 403
-    tok = plat.client.post("/api/v1/receivers/rx-1/rotate").json()["token"]
+    tok = plat.client.post("/api/v1/receivers/rx-1/rotate", headers=plat.admin).json()["token"]
     assert plat.post(ok).status_code == 401
     assert plat.post(ok, headers={"Authorization": f"Bearer {tok}"}).status_code == 201
 

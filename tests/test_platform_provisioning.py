@@ -78,30 +78,38 @@ def test_provisioning_request_assigns_slots_and_policy_is_readable(platform):
 def test_policy_change_is_announced_for_a_future_activation(platform):
     hs = fleet(3, meters=(1, 1))
     platform.import_model(gridmodel(hs))
-    r = platform.client.post("/api/v1/provisioning/assign", json={})
+    r = platform.client.post("/api/v1/provisioning/assign", json={}, headers=platform.admin)
     assert r.status_code == 200 and r.json()["assigned"] == 3
     assert r.json()["capacity"]["provisioned_hubs"] == 3
     h = hs[0]
     cur = platform.client.get(f"/api/v1/hubs/{h.hub_id}/policy").json()["current"]
     other = 1 - cur["channel"]
     soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
-    bad = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy", json={"channel": other, "activation_time": soon})
+    bad = platform.client.put(
+        f"/api/v1/hubs/{h.hub_id}/policy", json={"channel": other, "activation_time": soon}, headers=platform.admin
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "activation_time"]
     bad = platform.client.put(
-        f"/api/v1/hubs/{h.hub_id}/policy", json={"modulation": "qpsk", "activation_time": future()}
+        f"/api/v1/hubs/{h.hub_id}/policy",
+        json={"modulation": "qpsk", "activation_time": future()},
+        headers=platform.admin,
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "modulation"]
-    bad = platform.client.put(f"/api/v1/hubs/{h.hub_id}/policy", json={"channel": 2, "activation_time": future()})
+    bad = platform.client.put(
+        f"/api/v1/hubs/{h.hub_id}/policy", json={"channel": 2, "activation_time": future()}, headers=platform.admin
+    )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "channel"]
     taken = platform.client.get(f"/api/v1/hubs/{hs[1].hub_id}/policy").json()["current"]
     bad = platform.client.put(
         f"/api/v1/hubs/{h.hub_id}/policy",
         json={"channel": taken["channel"], "slot_offset": taken["slot_offset"], "activation_time": future()},
+        headers=platform.admin,
     )
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "slot_offset"]
     ok = platform.client.put(
         f"/api/v1/hubs/{h.hub_id}/policy",
         json={"channel": other, "fec": "2/3", "activation_time": future(3), "reason": "test"},
+        headers=platform.admin,
     )
     assert ok.status_code == 200, ok.text
     body = ok.json()
@@ -110,29 +118,42 @@ def test_policy_change_is_announced_for_a_future_activation(platform):
     act = datetime.fromisoformat(body["pending"]["activation_time"].replace("Z", "+00:00"))
     assert act > datetime.now(UTC) + timedelta(hours=2)
     assert body["pending"]["activation_slot"] == int(-(-act.timestamp() // 4))
-    assert platform.client.put("/api/v1/hubs/12345/policy", json={"fec": "1/2"}).status_code == 404
+    assert (
+        platform.client.put("/api/v1/hubs/12345/policy", json={"fec": "1/2"}, headers=platform.admin).status_code == 404
+    )
 
 
 def test_channel_plan_change_validation_and_announcement(platform):
     hs = fleet(2, meters=(1, 1))
     platform.import_model(gridmodel(hs))
-    platform.client.post("/api/v1/provisioning/assign", json={"hub_ids": [h.hub_id for h in hs]})
+    platform.client.post(
+        "/api/v1/provisioning/assign", json={"hub_ids": [h.hub_id for h in hs]}, headers=platform.admin
+    )
     url = "/api/v1/provisioning/channel-plan"
     overlap = [
         {"index": 0, "fc_hz": 1170, "role": "scheduled"},
         {"index": 1, "fc_hz": 1500, "role": "scheduled"},
         {"index": 2, "fc_hz": 3090, "role": "alert"},
     ]
-    r = platform.client.put(url, json={"channels": overlap, "activation_time": future()})
+    r = platform.client.put(url, json={"channels": overlap, "activation_time": future()}, headers=platform.admin)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "channels"] and "overlap" in r.text
     low = [{"index": 0, "fc_hz": 900, "role": "scheduled"}, {"index": 2, "fc_hz": 3090, "role": "alert"}]
-    r = platform.client.put(url, json={"channels": low, "activation_time": future()})
+    r = platform.client.put(url, json={"channels": low, "activation_time": future()}, headers=platform.admin)
     assert r.status_code == 422 and "11th harmonic" in r.text
     no_alert = [{"index": 0, "fc_hz": 1170, "role": "scheduled"}]
-    assert platform.client.put(url, json={"channels": no_alert, "activation_time": future()}).status_code == 422
-    r = platform.client.put(url, json={"reports_per_day": 2, "activation_time": "2020-01-01T00:00:00Z"})
+    assert (
+        platform.client.put(
+            url, json={"channels": no_alert, "activation_time": future()}, headers=platform.admin
+        ).status_code
+        == 422
+    )
+    r = platform.client.put(
+        url, json={"reports_per_day": 2, "activation_time": "2020-01-01T00:00:00Z"}, headers=platform.admin
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "activation_time"]
-    r = platform.client.put(url, json={"reports_per_day": 4, "activation_time": future(5), "note": "four a day"})
+    r = platform.client.put(
+        url, json={"reports_per_day": 4, "activation_time": future(5), "note": "four a day"}, headers=platform.admin
+    )
     assert r.status_code == 200 and r.json()["policies_changed"] == 2
     g = platform.client.get(url).json()
     assert g["active"]["version"] is None and g["pending"]["reports_per_day"] == 4
@@ -146,7 +167,7 @@ def test_channel_plan_change_validation_and_announcement(platform):
 def test_channel_statistics_recommend_and_apply_a_rebalance(platform):
     hs = fleet(8, meters=(1, 1))
     platform.import_model(gridmodel(hs))
-    platform.client.post("/api/v1/provisioning/assign", json={})
+    platform.client.post("/api/v1/provisioning/assign", json={}, headers=platform.admin)
     chans = {h.hub_id: platform.client.get(f"/api/v1/hubs/{h.hub_id}/policy").json()["current"]["channel"] for h in hs}
     assert set(chans.values()) == {0, 1}
     t = T0
@@ -167,21 +188,28 @@ def test_channel_statistics_recommend_and_apply_a_rebalance(platform):
     alt = platform.client.get("/api/v1/provisioning/channel-stats", params={"min_samples": 1000}).json()
     assert alt["recommendation"]["action"] == "none"
     r = platform.client.post(
-        "/api/v1/provisioning/rebalance", json={"action": "alternate", "activation_time": future()}
+        "/api/v1/provisioning/rebalance",
+        json={"action": "alternate", "activation_time": future()},
+        headers=platform.admin,
     )
     assert r.status_code == 200 and r.json()["action"] == "alternate" and r.json()["policies_changed"] == 8
     pend = platform.client.get(f"/api/v1/hubs/{hs[0].hub_id}/policy").json()["pending"]
     assert pend["rotation"]["odd_reports_channel"] == 1 - chans[hs[0].hub_id]
-    r = platform.client.post("/api/v1/provisioning/rebalance", json={"action": "move", "activation_time": future(4)})
+    r = platform.client.post(
+        "/api/v1/provisioning/rebalance", json={"action": "move", "activation_time": future(4)}, headers=platform.admin
+    )
     assert r.json()["policies_changed"] == 4
     assert platform.client.get("/api/v1/provisioning/channel-stats", params={"since": "yesterday"}).status_code == 422
 
 
 def test_capacity_endpoint(platform):
     platform.import_model(gridmodel(fleet(5, meters=(1, 4))))
-    platform.client.post("/api/v1/provisioning/assign", json={})
+    platform.client.post("/api/v1/provisioning/assign", json={}, headers=platform.admin)
     c = platform.client.get("/api/v1/provisioning/capacity", params={"alerts_per_hub_per_day": 6}).json()
     assert c["slots_per_period_total"] == 21_600 and c["max_hubs_one_frame_reports"] == 21_600
     assert c["provisioned_hubs"] == 5 and 0 < c["utilization"] < 0.01
     assert 0.99 < c["alert_channel"]["expected_success"] <= 1.0
-    assert platform.client.post("/api/v1/provisioning/assign", json={"hub_ids": [1]}).status_code == 422
+    assert (
+        platform.client.post("/api/v1/provisioning/assign", json={"hub_ids": [1]}, headers=platform.admin).status_code
+        == 422
+    )

@@ -69,7 +69,9 @@ def test_webhook_delivery_with_retry_and_signature(platform_make, sink):
     (h,) = fleet(1)
     p.import_model(gridmodel([h]))
     w = p.client.post(
-        "/api/v1/webhooks", json={"url": sink.url, "secret": "s3cret", "event_types": ["tan_member_added"]}
+        "/api/v1/webhooks",
+        json={"url": sink.url, "secret": "s3cret", "event_types": ["tan_member_added"]},
+        headers=p.admin,
     )
     assert w.status_code == 201 and w.json()["has_secret"] and "secret" not in w.json()
     wid = w.json()["id"]
@@ -80,7 +82,7 @@ def test_webhook_delivery_with_retry_and_signature(platform_make, sink):
         {"delivered": 0, "failed": 0, "retrying": 1},
         {"delivered": 1, "failed": 0, "retrying": 0},
     ):
-        assert p.client.post("/api/v1/forwarding/flush").json()["webhooks"] == expect
+        assert p.client.post("/api/v1/forwarding/flush", headers=p.admin).json()["webhooks"] == expect
     ((headers, body),) = sink.got
     sig = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert headers["X-GLA-Signature"] == sig and headers["X-GLA-Event"] == "tan_member_added"
@@ -90,11 +92,11 @@ def test_webhook_delivery_with_retry_and_signature(platform_make, sink):
     assert d["status"] == "delivered" and d["attempts"] == 3 and d["last_status_code"] == 204
     assert p.client.get(f"/api/v1/webhooks/{wid}").json()["event_types"] == ["tan_member_added"]
     assert [x["id"] for x in p.client.get("/api/v1/webhooks").json()] == [wid]
-    assert p.client.delete(f"/api/v1/webhooks/{wid}").json()["active"] is False
+    assert p.client.delete(f"/api/v1/webhooks/{wid}", headers=p.admin).json()["active"] is False
     for path in (f"/api/v1/webhooks/{wid + 7}", f"/api/v1/webhooks/{wid + 7}/deliveries"):
         assert p.client.get(path).status_code == 404
-    assert p.client.delete(f"/api/v1/webhooks/{wid + 7}").status_code == 404
-    assert p.client.post("/api/v1/webhooks", json={"url": "ftp://x"}).status_code == 422
+    assert p.client.delete(f"/api/v1/webhooks/{wid + 7}", headers=p.admin).status_code == 404
+    assert p.client.post("/api/v1/webhooks", json={"url": "ftp://x"}, headers=p.admin).status_code == 422
 
 
 def test_webhook_gives_up_after_max_attempts_and_background_delivers(platform_make):
@@ -110,8 +112,8 @@ def test_webhook_gives_up_after_max_attempts_and_background_delivers(platform_ma
         )
         (h,) = fleet(1)
         p.import_model(gridmodel([h]))
-        bad = p.client.post("/api/v1/webhooks", json={"url": dead.url}).json()["id"]
-        p.client.post("/api/v1/webhooks", json={"url": live.url, "min_confidence": 0.5})
+        bad = p.client.post("/api/v1/webhooks", json={"url": dead.url}, headers=p.admin).json()["id"]
+        p.client.post("/api/v1/webhooks", json={"url": live.url, "min_confidence": 0.5}, headers=p.admin)
         _pairing(p, h)
         deadline = time.time() + 10
         while time.time() < deadline and (not live.got or dead.calls < 2):
@@ -183,6 +185,7 @@ def test_concentrator_merges_substations(platform_make, tmp_path, platform_sqlit
                 "role": "platform",
                 "token": f"token-for-{sub}-0123456789",
             },
+            headers=conc.admin,
         )
         assert r.status_code == 201
     subs = {}
@@ -206,7 +209,9 @@ def test_concentrator_merges_substations(platform_make, tmp_path, platform_sqlit
     # hub hs1[0] is transferred to substation 2 (its key is loaded there, it is heard there)
     wanderer = hs1[0]
     subs["sub-2"].client.put(
-        f"/api/v1/hubs/{wanderer.hub_id}", json={"key_hex": wanderer.key.hex(), "substation_id": "sub-2"}
+        f"/api/v1/hubs/{wanderer.hub_id}",
+        json={"key_hex": wanderer.key.hex(), "substation_id": "sub-2"},
+        headers=subs["sub-2"].admin,
     )
     _pairing(subs["sub-1"], hs1[1])
     subs["sub-1"].send(hs1[2], report(hs1[2], T0, 2), at=T0)
@@ -217,7 +222,7 @@ def test_concentrator_merges_substations(platform_make, tmp_path, platform_sqlit
     st = subs["sub-1"].client.get("/api/v1/forwarding").json()
     assert st["enabled"] and st["pending"] > 0 and st["identity"] == "platform-sub-1"
     for sub in ("sub-1", "sub-2"):
-        f = subs[sub].client.post("/api/v1/forwarding/flush").json()["forwarding"]
+        f = subs[sub].client.post("/api/v1/forwarding/flush", headers=subs[sub].admin).json()["forwarding"]
         assert f["error"] is None and f["sent"] > 0
         assert subs[sub].client.get("/api/v1/forwarding").json()["pending"] == 0
     tree = conc.client.get("/api/v1/gridmap").json()
@@ -268,7 +273,7 @@ def test_forwarding_retries_when_the_concentrator_is_down(platform_make):
     p = platform_make(concentrator_url="http://127.0.0.1:9", concentrator_token="x" * 20, webhook_backoff_s=0)
     (h,) = fleet(1)
     p.import_model(gridmodel([h]))
-    f = p.client.post("/api/v1/forwarding/flush").json()["forwarding"]
+    f = p.client.post("/api/v1/forwarding/flush", headers=p.admin).json()["forwarding"]
     assert f["sent"] == 0 and f["pending"] > 0 and f["error"]
     st = p.client.get("/api/v1/forwarding").json()
     assert st["pending"] > 0 and st["last_error"]
@@ -280,32 +285,39 @@ def test_receivers_health_and_info(platform_make, tmp_path):
         json.dumps([{"receiver_id": "rx-file", "substation_id": "sub-1", "token": "file-token-0123456789"}])
     )
     p = platform_make(receivers_file=str(creds))
-    ids = [r["receiver_id"] for r in p.client.get("/api/v1/receivers").json()]
+    ids = [r["receiver_id"] for r in p.client.get("/api/v1/receivers", headers=p.admin).json()]
     assert ids == ["rx-1", "rx-file"]
-    assert p.client.get("/api/v1/receivers/rx-file").json()["substation_id"] == "sub-1"
-    assert p.client.get("/api/v1/receivers/rx-file").json()["last_used_at"] is None
+    assert p.client.get("/api/v1/receivers/rx-file", headers=p.admin).json()["substation_id"] == "sub-1"
+    assert p.client.get("/api/v1/receivers/rx-file", headers=p.admin).json()["last_used_at"] is None
     p.client.post("/api/v1/bundles", json={}, headers={"Authorization": "Bearer file-token-0123456789"})
-    assert p.client.get("/api/v1/receivers/rx-file").json()["last_used_at"]
-    assert p.client.get("/api/v1/receivers/nope").status_code == 404
-    assert p.client.post("/api/v1/receivers/nope/rotate").status_code == 404
-    assert p.client.delete("/api/v1/receivers/nope").status_code == 404
-    r = p.client.post("/api/v1/receivers", json={"receiver_id": "rx-file", "substation_id": "sub-1"})
+    assert p.client.get("/api/v1/receivers/rx-file", headers=p.admin).json()["last_used_at"]
+    assert p.client.get("/api/v1/receivers/nope", headers=p.admin).status_code == 404
+    assert p.client.post("/api/v1/receivers/nope/rotate", headers=p.admin).status_code == 404
+    assert p.client.delete("/api/v1/receivers/nope", headers=p.admin).status_code == 404
+    r = p.client.post("/api/v1/receivers", json={"receiver_id": "rx-file", "substation_id": "sub-1"}, headers=p.admin)
     assert r.status_code == 409
-    r = p.client.post("/api/v1/receivers", json={"receiver_id": "rx-new", "substation_id": "sub-1"})
+    r = p.client.post("/api/v1/receivers", json={"receiver_id": "rx-new", "substation_id": "sub-1"}, headers=p.admin)
     assert r.status_code == 201 and r.json()["token"].startswith("gla_")
     r = p.client.post(
-        "/api/v1/receivers", json={"receiver_id": "rx-dup", "substation_id": "sub-1", "token": "file-token-0123456789"}
+        "/api/v1/receivers",
+        json={"receiver_id": "rx-dup", "substation_id": "sub-1", "token": "file-token-0123456789"},
+        headers=p.admin,
     )
     assert r.status_code == 409
-    assert p.client.post("/api/v1/receivers", json={"receiver_id": "bad id", "substation_id": "s"}).status_code == 422
+    assert (
+        p.client.post(
+            "/api/v1/receivers", json={"receiver_id": "bad id", "substation_id": "s"}, headers=p.admin
+        ).status_code
+        == 422
+    )
     assert p.client.get("/healthz").json() == {"status": "ok"}
     ready = p.client.get("/readyz").json()
     assert ready["status"] == "ok" and ready["revision"] == ready["head"]
     info = p.client.get("/api/v1/info").json()
     assert info["mode"] == "substation" and info["bundle_schema_version"] == "1" and info["air_interface_version"] == 1
-    exp = p.client.get("/api/v1/export/events.csv")
+    exp = p.client.get("/api/v1/export/events.csv", headers=p.admin)
     assert exp.status_code == 200 and exp.text.startswith("id,substation_id,type")
-    assert p.client.get("/api/v1/export/history.csv").text.startswith("id,at,")
+    assert p.client.get("/api/v1/export/history.csv", headers=p.admin).text.startswith("id,at,")
 
 
 def test_openapi_documents_itself(platform):

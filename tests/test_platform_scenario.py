@@ -70,7 +70,7 @@ def test_demo_scenario_changes_are_found(platform_make):
         h = hubs[tx.hub_index]
         t = datetime.fromtimestamp(start + tx.time_s, tz=UTC)
         if tx.time_s >= next_check:  # the platform's background check, every 8 s of data time
-            r = p.client.post("/api/v1/inference/check-missed", json={})
+            r = p.client.post("/api/v1/inference/check-missed", json={}, headers=p.admin)
             assert r.status_code == 200, r.text
             next_check = tx.time_s + 8.0
         fh = FakeHub(hub_id=h.hub_id, key=h.key)

@@ -166,12 +166,12 @@ def test_work_orders_create_list_get_cancel(platform):
         "meter_ids": [70003, 70003],
         "note": "new meter",
     }
-    r = c.post("/api/v1/workorders", json=body)
+    r = c.post("/api/v1/workorders", json=body, headers=platform.admin)
     assert r.status_code == 201, r.text
     wo = r.json()
     assert wo["order_id"] == "WO-1" and wo["meter_ids"] == [70003] and wo["status"] == "active"
     assert wo["end_at"] == "2026-11-22T11:00:00Z" and wo["explains"] is None
-    assert c.post("/api/v1/workorders", json=body).status_code == 409
+    assert c.post("/api/v1/workorders", json=body, headers=platform.admin).status_code == 409
     r = c.post(
         "/api/v1/workorders",
         json={
@@ -181,6 +181,7 @@ def test_work_orders_create_list_get_cancel(platform):
             "transformer_ids": ["T-200"],
             "explains": ["theft_suspicion"],
         },
+        headers=platform.admin,
     )
     assert r.status_code == 201, r.text
     other = r.json()["order_id"]
@@ -197,14 +198,14 @@ def test_work_orders_create_list_get_cancel(platform):
     assert ids(since="2026-11-23T00:00:00Z") == [other] and ids(until="2026-11-23T00:00:00Z") == ["WO-1"]
     assert ids(since="2026-11-22T10:00:00Z", until="2026-11-22T10:30:00Z") == ["WO-1"]
     assert c.get(f"/api/v1/workorders/{other}").json()["transformer_ids"] == ["T-200"]
-    r = c.delete("/api/v1/workorders/WO-1")
+    r = c.delete("/api/v1/workorders/WO-1", headers=platform.admin)
     assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["cancelled_at"]
-    again = c.delete("/api/v1/workorders/WO-1").json()
+    again = c.delete("/api/v1/workorders/WO-1", headers=platform.admin).json()
     assert again["status"] == "cancelled" and again["cancelled_at"] == r.json()["cancelled_at"]
     assert ids(status="cancelled") == ["WO-1"] and ids(status="active") == [other]
     for bad in ("WO-404", "nope"):
         assert c.get(f"/api/v1/workorders/{bad}").status_code == 404
-        assert c.delete(f"/api/v1/workorders/{bad}").status_code == 404
+        assert c.delete(f"/api/v1/workorders/{bad}", headers=platform.admin).status_code == 404
     assert c.get("/api/v1/workorders", params={"since": "yesterday"}).status_code == 422
 
 
@@ -231,7 +232,7 @@ def test_work_order_errors_name_the_field(platform, change, loc):
         "meter_ids": [70003],
         **change,
     }
-    r = platform.client.post("/api/v1/workorders", json=body)
+    r = platform.client.post("/api/v1/workorders", json=body, headers=platform.admin)
     assert r.status_code == 422, r.text
     assert r.json()["detail"][0]["loc"] == loc, r.json()
     assert platform.client.get("/api/v1/workorders").json() == []
@@ -401,7 +402,7 @@ def test_tap_raises_one_theft_alert_with_account_address_and_coordinates(platfor
     assert [x["transformer_id"] for x in one["results"]] == ["T-200"] and one["alerts_new"] == 0
     r = platform.client.post("/api/v1/theft/analyse", params={"transformer_id": "T-999"}, headers=platform.admin)
     assert r.status_code == 404
-    assert platform.client.post("/api/v1/theft/analyse", params={"days": 0}).status_code == 422
+    assert platform.client.post("/api/v1/theft/analyse", params={"days": 0}, headers=platform.admin).status_code == 422
 
 
 def test_work_order_suppresses_then_cancelled_raises_then_new_order_withdraws(platform):
@@ -537,7 +538,7 @@ def test_import_carries_meter_account_and_transformer_topology(platform):
     platform.import_model(model)
     m = platform.client.get("/api/v1/meters/70003").json()
     assert (m["account"], m["address"], m["service_length_m"]) == ("ACC-70003", "12 Elm Street", 40.0)
-    text = platform.client.get("/api/v1/export/gridmap.csv").text
+    text = platform.client.get("/api/v1/export/gridmap.csv", headers=platform.admin).text
     assert "transformer_topology" in text.splitlines()[0] and ",bus," in text and "ACC-70003" in text
     r = platform.client.post("/api/v1/import/csv", content=text, headers={"Content-Type": "text/csv", **platform.admin})
     assert r.status_code == 200, r.text

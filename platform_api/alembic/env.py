@@ -9,8 +9,8 @@ the connection in ``config.attributes["connection"]``. From a shell:
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from platform_api.core.db import make_engine
 from platform_api.models import Base
 
 config = context.config
@@ -38,10 +38,13 @@ def run_migrations_online() -> None:
         from platform_api.core.config import Settings
 
         url = Settings.from_env().database_url
-    engine = create_engine(url)
-    with engine.connect() as connection:
-        _run(connection)
-        connection.commit()
+    engine = make_engine(url)  # the platform's own connection settings (SQLite: WAL, synchronous=FULL)
+    try:
+        with engine.connect() as connection:
+            _run(connection)
+            connection.commit()
+    finally:
+        engine.dispose()
 
 
 def run_migrations_offline() -> None:

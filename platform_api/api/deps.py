@@ -79,14 +79,13 @@ async def principal(
 async def require_admin(
     creds: HTTPAuthorizationCredentials | None = Depends(bearer), pf: Platform = Depends(platform)
 ) -> None:
-    """Operator routes: open when no ``GLA_ADMIN_TOKEN`` is configured (development), else the
-    admin token is required."""
-    want = pf.settings.admin_token
-    if not want:
-        return
+    """Operator routes (and the exports that carry customer data): the admin token is required,
+    always. It is ``GLA_ADMIN_TOKEN`` or the one the platform made at first start
+    (:mod:`platform_api.core.admin`); there is no open mode."""
     if creds is None or not creds.credentials:
         raise _unauthorized("missing admin token")
-    if not hmac.compare_digest(creds.credentials, want):
+    want = pf.admin_token
+    if not want or not hmac.compare_digest(creds.credentials.encode(), want.encode()):
         if lookup(pf, creds.credentials) is not None:
             raise HTTPException(status_code=403, detail="this credential may not use operator routes")
         raise _unauthorized("unknown token")

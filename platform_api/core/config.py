@@ -9,7 +9,9 @@ Every setting has an embedded default, so ``create_app()`` works with an empty e
 | GLA_MODE | mode | substation (or concentrator) |
 | GLA_SUBSTATION_ID | substation_id | sub-1 (default substation of imports; the forwarder's identity) |
 | GLA_RECEIVERS_FILE | receivers_file | none (JSON list or CSV of receiver_id, substation_id, token[, role]) |
-| GLA_ADMIN_TOKEN | admin_token | none: write routes other than ingest are open (development) |
+| GLA_ADMIN_TOKEN | admin_token | none: the platform makes one at first start and keeps it in the admin token file |
+| GLA_ADMIN_TOKEN_FILE | admin_token_file | `<state dir>/admin-token` (made at first start, mode 0600) |
+| GLA_STATE_DIR | state_dir | the SQLite file's dir, else `$STATE_DIRECTORY`, else ~/.local/state/gla-platform |
 | GLA_CONCENTRATOR_URL | concentrator_url | none: nothing is forwarded |
 | GLA_CONCENTRATOR_TOKEN | concentrator_token | none |
 | GLA_FORWARD | forward | events,map (also: readings) |
@@ -51,7 +53,9 @@ class Settings(BaseModel):
     substation_id: str = "sub-1"
     platform_id: str | None = Field(default=None, description="identity towards the concentrator")
     receivers_file: str | None = None
-    admin_token: str | None = None
+    admin_token: str | None = Field(default=None, description="operators' bearer token; wins over the token file")
+    admin_token_file: str | None = Field(default=None, description="where the admin token is kept (see state_dir)")
+    state_dir: str | None = Field(default=None, description="directory of the platform's own files (the admin token)")
     concentrator_url: str | None = None
     concentrator_token: str | None = None
     forward: list[Forward] = Field(default_factory=_default_forward)

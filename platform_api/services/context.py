@@ -23,6 +23,9 @@ class Platform:
     settings: Settings
     db: Database
     policy: PolicyStore = field(default_factory=PolicyStore)
+    #: the operators' bearer token (:func:`platform_api.core.admin.ensure_admin_token`); empty = none
+    #: accepted: :func:`platform_api.api.deps.require_admin` never opens without one
+    admin_token: str = ""
     #: set after a commit that published something: the background worker delivers at once
     wakeup: threading.Event = field(default_factory=threading.Event)
     #: tests may inject a factory returning an httpx.Client (webhooks, forwarding)

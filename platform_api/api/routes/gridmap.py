@@ -220,12 +220,16 @@ def list_imports(s: DB, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
     ]
 
 
-CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}},
+    401: {"description": "admin token required: the exports carry customer data (accounts, addresses)"},
+}
 
 
 @router.get(
     "/api/v1/export/gridmap.csv",
     tags=["publishing"],
+    dependencies=[Depends(require_admin)],
     summary="The Grid Map as CSV (one row per meter)",
     responses=CSV,
     response_class=PlainTextResponse,
@@ -237,6 +241,7 @@ def export_gridmap(s: DB, substation_id: SubQ = None):
 @router.get(
     "/api/v1/export/hubs.csv",
     tags=["publishing"],
+    dependencies=[Depends(require_admin)],
     summary="The hubs as CSV",
     responses=CSV,
     response_class=PlainTextResponse,
@@ -248,6 +253,7 @@ def export_hubs(s: DB, substation_id: SubQ = None):
 @router.get(
     "/api/v1/export/events.csv",
     tags=["publishing"],
+    dependencies=[Depends(require_admin)],
     summary="The events as CSV",
     responses=CSV,
     response_class=PlainTextResponse,
@@ -259,6 +265,7 @@ def export_events(s: DB, substation_id: SubQ = None):
 @router.get(
     "/api/v1/export/history.csv",
     tags=["publishing"],
+    dependencies=[Depends(require_admin)],
     summary="The change history as CSV",
     responses=CSV,
     response_class=PlainTextResponse,

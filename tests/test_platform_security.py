@@ -1,0 +1,189 @@
+"""Secure by default: no state-changing route and no customer-data export answers an anonymous
+request, the admin credential is made at first start (mode 0600, its place logged once, never its
+value), and the platform binds 127.0.0.1 unless told otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from platform_api.core.admin import AdminTokenError, describe_database, ensure_admin_token, token_path
+from platform_api.core.config import Settings
+from platform_api.main import create_app
+from platform_api.testing import (
+    CUSTOMER_DATA_PREFIXES,
+    anonymous_probe,
+    anonymous_state_changing_routes,
+    fleet,
+    gridmodel,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _app(tmp_path: Path, **kw):
+    """A platform with no configuration but its database file (GLA_ADMIN_TOKEN unset)."""
+    return create_app(Settings(database_url=f"sqlite:///{tmp_path / 'platform.db'}", background=False, **kw))
+
+
+def test_every_state_changing_route_and_export_refuses_an_anonymous_request(tmp_path):
+    app = _app(tmp_path)
+    probe = anonymous_probe(app)
+    # the walk covers every route that changes state, including any left out of the OpenAPI schema
+    changing = {
+        f"{m} {r.path}" for r in app.routes if isinstance(r, APIRoute) for m in r.methods if m not in ("GET", "HEAD")
+    }
+    assert changing <= set(probe), changing - set(probe)
+    exports = [k for k in probe if k.startswith("GET ")]
+    assert len(exports) >= 4 and all(k.split(" ", 1)[1].startswith(CUSTOMER_DATA_PREFIXES) for k in exports)
+    assert len(probe) >= 30
+    # 401 from the credential check, not 422 from a body or a parameter
+    assert {k: v for k, v in probe.items() if v != 401} == {}
+    assert anonymous_state_changing_routes(app) == []
+    app.state.platform.db.dispose()
+
+
+def test_the_benchmark_counts_zero_on_an_unconfigured_platform():
+    assert anonymous_state_changing_routes() == []
+
+
+def test_operator_routes_refuse_a_receiver_token_and_take_the_made_credential(platform_make):
+    p = platform_make()
+    assert p.pf.admin_token and p.admin["Authorization"] == f"Bearer {p.pf.admin_token}"
+    hubs = fleet(2, seed=3)
+    model = gridmodel(hubs)
+    model["hubs"][0]["meters"][0].update(account="ACC-0042", address="1 Elm Street")
+    c = p.client
+    assert c.post("/api/v1/import/json", json=model).status_code == 401
+    assert c.post("/api/v1/import/json", json=model, headers=p.auth).status_code == 403
+    assert c.post("/api/v1/import/json", json=model, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert c.post("/api/v1/import/json", json=model, headers=p.admin).status_code == 200
+    # the export with accounts and addresses: the credential is needed
+    assert c.get("/api/v1/export/gridmap.csv").status_code == 401
+    assert c.get("/api/v1/export/gridmap.csv", headers=p.auth).status_code == 403
+    r = c.get("/api/v1/export/gridmap.csv", headers=p.admin)
+    assert r.status_code == 200 and "ACC-0042" in r.text and "1 Elm Street" in r.text
+
+
+def test_admin_credential_is_made_once_with_mode_0600_and_only_its_place_logged(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="gla.platform")
+    app = _app(tmp_path)
+    path = tmp_path / "admin-token"
+    token = path.read_text().strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert app.state.platform.admin_token == token and len(token) >= 32
+    text = caplog.text
+    assert f"created the admin credential in {path}" in text
+    assert f"database: SQLite file {tmp_path / 'platform.db'}" in text
+    assert token not in text
+    with TestClient(app) as c:
+        assert c.get("/api/v1/receivers").status_code == 401
+        assert c.get("/api/v1/receivers", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    app.state.platform.db.dispose()
+    # the second start reads the same file and says nothing about it
+    caplog.clear()
+    app2 = _app(tmp_path)
+    assert app2.state.platform.admin_token == token
+    assert "admin credential" not in caplog.text and token not in caplog.text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    app2.state.platform.db.dispose()
+
+
+def test_explicit_admin_token_wins_and_no_file_is_made(tmp_path):
+    app = _app(tmp_path, admin_token="operator-secret-0123456789")
+    assert app.state.platform.admin_token == "operator-secret-0123456789"
+    assert not (tmp_path / "admin-token").exists()
+    app.state.platform.db.dispose()
+
+
+def test_token_file_places_and_bad_files(tmp_path, monkeypatch):
+    pg = "postgresql+psycopg://gla:s3cret@db.example:5432/gla"
+    assert token_path(Settings(database_url=pg, state_dir=str(tmp_path))) == tmp_path / "admin-token"
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    assert token_path(Settings(database_url=pg)) == tmp_path / "state" / "admin-token"
+    assert "s3cret" not in describe_database(pg) and "db.example" in describe_database(pg)
+    assert token_path(Settings(database_url="sqlite://")) is None  # in memory: a throwaway platform
+    f = tmp_path / "tok"
+    assert token_path(Settings(database_url=pg, admin_token_file=str(f))) == f
+    f.write_text("\n")
+    with pytest.raises(AdminTokenError, match=f"admin token file {re.escape(str(f))}: must hold one token"):
+        ensure_admin_token(Settings(database_url=pg, admin_token_file=str(f)))
+    # a token file made under a permissive umask is still 0600
+    old = os.umask(0)
+    try:
+        made = ensure_admin_token(Settings(database_url=pg, admin_token_file=str(tmp_path / "new" / "t")))
+    finally:
+        os.umask(old)
+    assert made.created and stat.S_IMODE((tmp_path / "new" / "t").stat().st_mode) == 0o600
+
+
+def test_systemd_unit_binds_loopback_and_says_how_to_open_it():
+    unit = (ROOT / "deploy" / "gla-platform.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert "--host 127.0.0.1" in exec_start and "0.0.0.0" not in exec_start
+    assert "--host 0.0.0.0" in unit  # the comment that says how to open it
+    assert "/var/lib/gla-platform/admin-token" in unit
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(tmp_path: Path, port: int) -> tuple[subprocess.Popen, str]:
+    """``python -m platform_api --port P`` with no configuration but its database; its log up to
+    uvicorn's 'running' line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLA_")}
+    env.update(GLA_DATABASE_URL=f"sqlite:///{tmp_path / 'db' / 'platform.db'}", GLA_BACKGROUND="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "platform_api", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = []
+    end = time.monotonic() + 60
+    assert proc.stderr is not None
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Uvicorn running" in line:
+            break
+    return proc, "".join(lines)
+
+
+def test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard(tmp_path):
+    port = _free_port()
+    token_file = tmp_path / "db" / "admin-token"
+    proc, log = _start(tmp_path, port)
+    try:
+        assert "Uvicorn running on http://127.0.0.1:" in log, log
+        assert f"database: SQLite file {tmp_path / 'db' / 'platform.db'}" in log
+        assert f"created the admin credential in {token_file}" in log
+        assert f"dashboard: http://127.0.0.1:{port}/dashboard" in log
+        assert token_file.read_text().strip() not in log
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    proc, log = _start(tmp_path, port)
+    try:
+        assert "Uvicorn running" in log and "admin credential" not in log, log
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
