@@ -123,6 +123,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         meta = read_capture_meta(args.capture)
         digest = check_sha256(meta)
         print(f"{meta.audio_path}: verified, SHA-256 {digest} matches the sidecar's gla:sha256", flush=True)
+    spool = None
+    if args.post:  # each bundle is durable in the spool as it is made, before its archive line
+        from receiver.spool import Spool
+
+        spool_path = Path(args.out or ".") / "spool.sqlite"
+        spool_path.parent.mkdir(parents=True, exist_ok=True)
+        spool = Spool(spool_path)
     res = replay(
         args.capture,
         workers=args.workers,
@@ -131,16 +138,12 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         substation_id=args.substation_id,
         progress=not args.no_progress,
         duration_s=args.duration,
+        on_bundle=None if spool is None else spool.put,
     )
     print_replay_summary(res, limit=args.show)
-    if args.post:
+    if spool is not None:
         from receiver.delivery import deliver_all
-        from receiver.spool import Spool
 
-        spool_path = Path(args.out or ".") / "spool.sqlite"
-        spool = Spool(spool_path)
-        for b in res.bundles:
-            spool.put(b)
         posted = deliver_all(spool, args.post, token, progress=not args.no_progress)
         spool.close()
         print(f"posted to {args.post}: {posted}")

@@ -615,3 +615,23 @@ def test_clock_going_back_does_not_strand_bundles(spool):
     d.step(now=100.0)
     assert spool.depth() == 0 and len(app.stored) == 3
     assert spool.oldest_pending_age_s(now=100.0) == 0.0
+
+
+def test_replay_post_spools_each_bundle_as_it_is_made_and_delivers_them(plat, served, tmp_path, capsys):
+    """`gla replay --post`: every bundle goes into the spool as the replay makes it (before its
+    archive line), and all of them reach the platform once."""
+    from receiver.cli import main
+    from receiver.spool import Spool
+
+    out = tmp_path / "out"
+    argv = ["replay", "captures/demo_small", "--workers", "0", "--no-progress", "--out", str(out)]
+    argv += ["--post", served.url, "--token", plat.token, "--receiver-id", plat.receiver_id]
+    argv += ["--substation-id", plat.substation_id]
+    assert main(argv) == 0, capsys.readouterr().err
+    sp = Spool(out / "spool.sqlite")
+    try:
+        made = sp.total()
+        assert made >= 4 and sp.counts().get("delivered") == made
+    finally:
+        sp.close()
+    assert len(_stored(plat)) == made
