@@ -161,7 +161,9 @@ def test_copies_and_segments_from_two_receivers_merge(plat):
 
 # -- key rotation -------------------------------------------------------------------------------
 def _next(p, hub_id: int, key: bytes, headers=None):
-    return p.client.put(f"/api/v1/hubs/{hub_id}/next-key", json={"key_hex": key.hex()}, headers=p.admin if headers is None else headers)
+    return p.client.put(
+        f"/api/v1/hubs/{hub_id}/next-key", json={"key_hex": key.hex()}, headers=p.admin if headers is None else headers
+    )
 
 
 def test_rotation_accepts_the_next_key_from_0_and_persists(platform_make):
