@@ -239,11 +239,13 @@ def nonce(hub_id: int, counter: int) -> bytes:
     return struct.pack(">I", hub_id) + counter.to_bytes(3, "big") + bytes(6)
 
 
-def hub_key(seed: int, hub_id: int) -> bytes:
+def hub_key(seed: int, hub_id: int, epoch: int = 0) -> bytes:
     """The deterministic AES-128 key of a *simulated* hub (the simulator's population and the
-    platform's test fleets; exported with the simulator's truth). Deployed hubs have random keys,
-    provisioned and imported into the platform, which never derives one."""
-    return hashlib.sha256(f"gla-sim-key:{seed}:{hub_id}".encode()).digest()[:16]
+    platform's test fleets; exported with the simulator's truth); ``epoch`` > 0 gives the keys that
+    follow it (key rotation, section 13). Deployed hubs have random keys, provisioned and imported
+    into the platform, which never derives one."""
+    tail = f":{epoch}" if epoch else ""  # epoch 0 keeps the keys of existing captures
+    return hashlib.sha256(f"gla-sim-key:{seed}:{hub_id}{tail}".encode()).digest()[:16]
 
 
 def _aead(key: bytes) -> AESCCM:
@@ -271,9 +273,15 @@ def encode_message(msg: Message, *, hub_id: int, counter: int, key: bytes) -> li
         ]
     if len(parts) > 15:
         raise FrameError(f"message needs {len(parts)} segments, at most 15 allowed")
+    if not 0 <= counter <= P.COUNTER_MAX - (len(parts) - 1):
+        # a counter past 2^24 - 1 would wrap and reuse a nonce under the same key (section 13)
+        raise FrameError(
+            f"counters {counter}..{counter + len(parts) - 1} pass {P.COUNTER_MAX}: "
+            "send this message under the hub's next key, from counter 0"
+        )
     frames = []
     for i, part in enumerate(parts):
-        h = Header(kind=int(msg.kind), hub_id=hub_id, counter=(counter + i) % 2**24, seg_index=i, seg_count=len(parts))
+        h = Header(kind=int(msg.kind), hub_id=hub_id, counter=counter + i, seg_index=i, seg_count=len(parts))
         frames.append(build_frame(h, seal(h, part.pack(), key)))
     return frames
 

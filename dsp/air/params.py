@@ -34,6 +34,12 @@ CONV_G1_OCT = 0o171  #: first output of each trellis step
 CONV_G2_OCT = 0o133  #: second output
 INTERLEAVER_COLUMNS = 32
 AIR_VERSION = 1
+#: counters (section 13): 24 bits; the last value a hub may use under one key
+COUNTER_MAX = 2**24 - 1
+#: the platform's anti-replay window (section 13): the highest accepted counter and the 63 below it
+REPLAY_WINDOW = 64
+#: from this counter on a hub needs its next key (section 13, key life cycle)
+COUNTER_LOW_WATER = 2**24 - 2**16
 
 # Slots
 SLOT_S = 4.0  #: slot length; slot index = floor(unix_time / SLOT_S)

@@ -16,7 +16,7 @@ Every setting has an embedded default, so ``create_app()`` works with an empty e
 | GLA_CONCENTRATOR_TOKEN | concentrator_token | none |
 | GLA_FORWARD | forward | events,map (also: readings) |
 | GLA_BACKGROUND | background | 1 (webhook delivery, forwarding, missed-report checks in a thread) |
-| GLA_REPLAY_WINDOW | replay_window | 64 (0 = strict: a counter must exceed the highest accepted) |
+| GLA_KEY_GRACE_S | key_grace_s | 172800 (2 days): a hub's previous key is accepted this long after a rotation |
 | GLA_REPORTS_PER_DAY | reports_per_day | 2 |
 | GLA_MIN_ACTIVATION_NOTICE_S | min_activation_notice_s | 600 |
 | GLA_AUTO_PROVISION | auto_provision | 1 |
@@ -62,7 +62,9 @@ class Settings(BaseModel):
     background: bool = True
     background_interval_s: float = Field(default=0.5, gt=0)
     missed_check_interval_s: float = Field(default=60.0, gt=0)
-    replay_window: int = Field(default=64, ge=0, le=4096)
+    key_grace_s: float = Field(
+        default=172_800.0, ge=0, le=366 * 86_400, description="previous key accepted this long after a rotation"
+    )
     reports_per_day: float = Field(default=2.0, gt=0, le=21600)
     min_activation_notice_s: float = Field(default=600.0, ge=0)
     auto_provision: bool = True

@@ -46,12 +46,13 @@ class BundleRow(Base):
 
 
 class Message(Base):
-    """A frame that decrypted and verified under its hub's key; one row per (hub, counter)."""
+    """A frame that decrypted and verified under its hub's key; one row per (hub, key epoch, counter)."""
 
     __tablename__ = "messages"
-    __table_args__ = (UniqueConstraint("hub_id", "counter"),)
+    __table_args__ = (UniqueConstraint("hub_id", "key_epoch", "counter"),)
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     hub_id: Mapped[int] = mapped_column(Uint32)
+    key_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0", comment="the key it verified under")
     counter: Mapped[int] = mapped_column(Integer)
     seg_index: Mapped[int] = mapped_column(Integer, default=0)
     seg_count: Mapped[int] = mapped_column(Integer, default=1)
@@ -74,9 +75,10 @@ class Report(Base):
     """A scheduled report, reassembled from its segments (first counter = counter - seg_index)."""
 
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("hub_id", "first_counter"),)
+    __table_args__ = (UniqueConstraint("hub_id", "key_epoch", "first_counter"),)
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     hub_id: Mapped[int] = mapped_column(Uint32)
+    key_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     first_counter: Mapped[int] = mapped_column(Integer)
     seg_count: Mapped[int] = mapped_column(Integer)
     received_mask: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Json, Time, Uint32, utcnow
@@ -15,6 +15,14 @@ class Hub(Base):
     hub_id: Mapped[int] = mapped_column(Uint32, primary_key=True, autoincrement=False)
     substation_id: Mapped[str | None] = mapped_column(String(64), index=True)
     key_hex: Mapped[str | None] = mapped_column(String(32), comment="AES-128 key (not forwarded)")
+    # key life cycle and anti-replay window (docs/air-interface.md section 13)
+    key_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0", comment="epoch of key_hex")
+    next_key_hex: Mapped[str | None] = mapped_column(String(32), comment="installed, not yet used by the hub")
+    prev_key_hex: Mapped[str | None] = mapped_column(String(32), comment="the key before key_hex (grace)")
+    prev_key_until: Mapped[datetime | None] = mapped_column(Time, comment="end of the previous key's grace")
+    prev_last_counter: Mapped[int | None] = mapped_column(Integer, comment="window of the previous epoch")
+    prev_replay_bitmap: Mapped[int | None] = mapped_column(BigInteger)
+    retired_keys: Mapped[list | None] = mapped_column(Json, comment="SHA-256 of keys the hub used before")
     mode: Mapped[str] = mapped_column(String(16), default="hub")
     own_meter_id: Mapped[int | None] = mapped_column(Uint32)
     transformer_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -34,7 +42,10 @@ class Hub(Base):
     # reception state
     first_seen_at: Mapped[datetime | None] = mapped_column(Time)
     last_seen_at: Mapped[datetime | None] = mapped_column(Time)
-    last_counter: Mapped[int | None] = mapped_column(Integer)
+    last_counter: Mapped[int | None] = mapped_column(Integer, comment="highest accepted counter of this epoch")
+    replay_bitmap: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0", comment="bit i: counter last_counter - i accepted"
+    )
     last_bundle_id: Mapped[str | None] = mapped_column(String(64))
     heard_substation: Mapped[str | None] = mapped_column(String(64))
     heard_bus: Mapped[int | None] = mapped_column(Integer)

@@ -18,6 +18,7 @@ EVENT_TYPES = [
     "restoration",
     "tan_anomaly",
     "tan_distress",
+    "key_exhausting",
     "hub_provisioned",
     "provisioning_failed",
     "theft_alert",

@@ -70,7 +70,10 @@ class HubOut(BaseModel):
     capabilities: int | None
     first_seen_at: str | None
     last_seen_at: str | None
-    last_counter: int | None
+    last_counter: int | None = Field(description="highest counter accepted under the current key")
+    key_epoch: int = Field(description="epoch of the current key: 0 for the first, +1 at each rotation")
+    has_next_key: bool = Field(description="a next key is installed and the hub has not used it yet")
+    previous_key_until: str | None = Field(description="end of the previous key's grace (after a rotation)")
     last_report_at: str | None
     last_report_slot: int | None
     candidate: Candidate | None = Field(description="evidence for another location, not yet acted on")
@@ -156,3 +159,23 @@ class ImportCounts(BaseModel):
 class ImportRunOut(ImportCounts):
     at: str
     note: str | None
+
+
+class NextKeyPut(BaseModel):
+    """The key a hub will switch to (docs/air-interface.md section 13, key life cycle)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"key_hex": "f0e1d2c3b4a5968778695a4b3c2d1e0f"}}
+    )
+    key_hex: KeyHex = Field(description="AES-128 key, 32 hex digits; never one the hub used before")
+
+
+class KeyStateOut(BaseModel):
+    """A hub's key life cycle; keys themselves are never returned."""
+
+    hub_id: int
+    key_epoch: int = Field(description="epoch of the current key")
+    has_key: bool
+    has_next_key: bool
+    previous_key_until: str | None = Field(description="end of the previous key's grace, if any")
+    last_counter: int | None = Field(description="highest counter accepted under the current key")

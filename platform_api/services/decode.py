@@ -12,7 +12,7 @@ The checks run in the order of docs/air-interface.md section 6 and each failure 
 | auth | the CCM tag does not verify: tampered, forged, or sealed with another key |
 | segment | inconsistent segment fields (count 0, index >= count, a segmented non-report, segments that disagree) |
 | malformed | the plaintext does not parse (e.g. a report claiming more than 2 readings) |
-| replay | counter not above the last accepted one (outside the replay window), or already used by a different frame |
+| replay | counter older than the 64-counter window, used by another frame, or under a previous key after its grace |
 | header_mismatch | (422, not stored) the bundle's hub_id/counter/kind disagree with the frame header |
 """
 

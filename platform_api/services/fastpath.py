@@ -7,9 +7,10 @@ nothing but the hub's reception state. It is written with the same Core statemen
 path (:mod:`.ingest_rows`, :mod:`.reports`, and the hub's columns below, all from the models'
 tables), run on a pooled DB-API connection through :class:`platform_api.core.compiled.Cursor`:
 no ORM session, no per-statement ``Result``. Anything else (another kind, a counter not above the
-last, a location other than the map's, a candidate, a silent hub, ...) returns ``None`` and goes
-through the full path (:mod:`.fullpath`), which makes every decision. ``tests`` check that both
-paths leave the same rows and give the same answers.
+highest of the window (:mod:`.antireplay`) unless an identical repeat, a counter near exhaustion,
+a frame under another key, a location other than the map's, a candidate, a silent hub, ...)
+returns ``None`` and goes through the full path (:mod:`.fullpath`), which makes every decision.
+``tests`` check that both paths leave the same rows and give the same answers.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 
 from dsp.air import messages as M
+from dsp.air import params as P
 from receiver.contracts.bundle import Bundle
 
 from ..core.compiled import Cursor
 from ..models import Hub
+from . import antireplay, reports
 from . import ingest_rows as rows
-from . import reports
 from .clock import aware, slot_of
 from .context import Platform
 from .decode import KIND_NAMES, Reject, check_frame, fields_of, open_sealed
@@ -42,6 +44,8 @@ HUB_COLS = (
     "map_phase",
     "section_id",
     "last_counter",
+    "key_epoch",
+    "replay_bitmap",
     "first_seen_at",
     "last_seen_at",
     "last_report_slot",
@@ -91,14 +95,16 @@ def try_ingest(
         "effects": None,
         "events": [],
     }
-    if hub["last_counter"] is not None and h.counter <= hub["last_counter"]:
-        prior = rows.prior_message(conn, h.hub_id, h.counter)
+    epoch, bitmap = hub["key_epoch"], antireplay.from_db(hub["replay_bitmap"])
+    verdict = antireplay.classify(hub["last_counter"], bitmap, h.counter)
+    if verdict != "new":
+        prior = rows.prior_message(conn, h.hub_id, epoch, h.counter) if verdict == "seen" else None
         if prior is None or prior[1] != bundle.frame_hex:
-            return None  # late or replay: the full path decides
+            return None  # late, old or replay: the full path decides
         answer.update(status="duplicate", detail=rows.count_duplicate(conn, prior), message=prior[2])
         _insert_bundle(conn, bundle, text, digest, arrival, slot, h, kind, prior[0], answer)
         return answer
-    if not kind_ok:
+    if not kind_ok or h.counter >= P.COUNTER_LOW_WATER:
         return None
     if isinstance(msg, M.Alert) and msg.alert_type not in (M.AlertType.SAG, M.AlertType.SWELL):
         return None
@@ -117,14 +123,20 @@ def try_ingest(
     rep = None
     if isinstance(msg, M.ScheduledReport):
         try:
-            rep = reports.segment_of(conn, h.hub_id, h, msg)
+            rep = reports.segment_of(conn, h.hub_id, epoch, h, msg)
         except Reject:
             return None  # an inconsistent segment: rejected by the full path
     fields = fields_of(msg)
-    mid = rows.insert_message(conn, bundle, h, kind, arrival, slot, fields, loc, conf, late=False)
+    mid = rows.insert_message(conn, bundle, h, kind, arrival, slot, fields, loc, conf, late=False, key_epoch=epoch)
     answer["message"] = fields
     # the hub's reception state, as the full path sets it
-    state: dict[str, Any] = {"where_hub_id": h.hub_id, "last_counter": h.counter, "updated_at": arrival}
+    highest, bitmap = antireplay.slide(hub["last_counter"], bitmap, h.counter)
+    state: dict[str, Any] = {
+        "where_hub_id": h.hub_id,
+        "last_counter": highest,
+        "replay_bitmap": antireplay.to_db(bitmap),
+        "updated_at": arrival,
+    }
     if hub["first_seen_at"] is None:
         state["first_seen_at"] = arrival
     if hub["last_seen_at"] is None or arrival >= hub["last_seen_at"]:
@@ -141,6 +153,7 @@ def try_ingest(
             slot=slot,
             arrival=arrival,
             sub=bundle.substation_id,
+            key_epoch=epoch,
         )
         answer["report"] = rep.answer()
         if hub["last_report_slot"] is None or rep.slot >= hub["last_report_slot"]:

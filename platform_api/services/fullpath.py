@@ -13,14 +13,16 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from dsp.air import messages as M
+from dsp.air import params as P
 from receiver.contracts.bundle import Bundle
 
 from ..models import Hub, Rejection
-from . import inference, outage, reports, semantics
+from . import antireplay, inference, outage, reports, semantics
 from . import ingest_rows as rows
+from .changes import record, upsert_event
 from .clock import aware, slot_of, utcnow
 from .context import Platform
-from .decode import KIND_NAMES, Reject, check_frame, fields_of, open_sealed
+from .decode import KIND_NAMES, Reject, check_frame, fields_of
 from .inventory import ensure_substation
 
 _REJECTION_INSERT = insert(cast(Table, Rejection.__table__))
@@ -97,33 +99,72 @@ def _decode(
     hub = s.get(Hub, h.hub_id, with_for_update=True)
     if hub is None or not hub.key_hex:
         raise Reject("unknown_hub", f"hub {h.hub_id} has no key in the Inventory")
-    msg = open_sealed(frame, h, bytes.fromhex(hub.key_hex))
+    now = utcnow()
+    op = antireplay.open_frame(hub, frame, h, now)
+    msg = op.msg
     conn = s.connection()
-    late = False
-    if hub.last_counter is not None and h.counter <= hub.last_counter:
-        prior = rows.prior_message(conn, h.hub_id, h.counter)
-        if prior is not None:
-            if prior[1] == bundle.frame_hex:
-                row.update(status="duplicate", message_id=prior[0])
-                body.update(status="duplicate", message=prior[2], detail=rows.count_duplicate(conn, prior))
-                return
-            raise Reject("replay", f"counter {h.counter} of hub {h.hub_id} was already used by another frame")
-        if hub.last_counter - h.counter >= pf.settings.replay_window:
-            raise Reject(
-                "replay",
-                f"counter {h.counter} is not above the last accepted ({hub.last_counter}) "
-                f"and outside the replay window of {pf.settings.replay_window}",
-            )
-        late = True
+    verdict = antireplay.classify(op.highest, op.bitmap, h.counter)
+    # a clear bit may still have a message: one accepted before the window was kept (migration 0003)
+    prior = rows.prior_message(conn, h.hub_id, op.epoch, h.counter) if verdict != "new" else None
+    if prior is not None and prior[1] == bundle.frame_hex:
+        # a copy of an accepted message (another receiver, an alert repeat): counted, not re-applied
+        row.update(status="duplicate", message_id=prior[0])
+        body.update(status="duplicate", message=prior[2], detail=rows.count_duplicate(conn, prior))
+        return
+    if prior is not None or verdict == "seen":
+        raise Reject("replay", f"counter {h.counter} of hub {h.hub_id} was already used by another frame")
+    if verdict == "old":
+        raise Reject(
+            "replay",
+            f"counter {h.counter} is not above the last accepted ({op.highest}) and outside the "
+            f"{antireplay.WINDOW}-counter window (key epoch {op.epoch})",
+        )
+    late = verdict == "late"
+    if op.role == "next":
+        old_epoch = hub.key_epoch
+        antireplay.promote(hub, now, pf.settings.key_grace_s)
+        record(
+            s,
+            entity="hub",
+            entity_id=hub.hub_id,
+            field="key_epoch",
+            old=old_epoch,
+            new=hub.key_epoch,
+            cause="key_rotation",
+            evidence=[bundle.bundle_id],
+            substation_id=hub.substation_id or bundle.substation_id,
+        )
     rep = None
     if isinstance(msg, M.ScheduledReport):
-        rep = reports.segment_of(conn, hub.hub_id, h, msg)
+        rep = reports.segment_of(conn, hub.hub_id, op.epoch, h, msg)
     fields = fields_of(msg)
-    mid = rows.insert_message(conn, bundle, h, KIND_NAMES[h.kind], arrival, slot, fields, loc, conf, late)
+    mid = rows.insert_message(
+        conn, bundle, h, KIND_NAMES[h.kind], arrival, slot, fields, loc, conf, late, key_epoch=op.epoch
+    )
     row.update(status="accepted", message_id=mid)
-    body.update(status="accepted", message=fields, detail="accepted late (inside the replay window)" if late else None)
-    if hub.last_counter is None or h.counter > hub.last_counter:
-        hub.last_counter = h.counter
+    detail = "accepted late (inside the replay window)" if late else None
+    if op.role == "previous":
+        detail = f"accepted under the previous key (epoch {op.epoch}, in its grace)" + (", late" if late else "")
+    elif op.role == "next":
+        detail = f"first frame under the next key: key epoch {op.epoch} is now current"
+    body.update(status="accepted", message=fields, detail=detail)
+    antireplay.accepted(hub, op, h.counter)
+    if h.counter >= P.COUNTER_LOW_WATER and op.role != "previous" and not hub.next_key_hex:
+        upsert_event(
+            s,
+            pf,
+            type="key_exhausting",
+            key=f"key_exhausting:{hub.hub_id}:{hub.key_epoch}",
+            confidence=1.0,
+            title=f"hub {hub.hub_id} has {P.COUNTER_MAX - h.counter} counters left under its key: install its next key",
+            details={"hub_id": hub.hub_id, "key_epoch": hub.key_epoch, "counter": h.counter},
+            evidence=[bundle.bundle_id],
+            subject_type="hub",
+            subject_id=hub.hub_id,
+            substation_id=bundle.substation_id,
+            occurred_at=arrival,
+            status="open",
+        )
     if hub.first_seen_at is None:
         hub.first_seen_at = arrival
     if hub.last_seen_at is None or arrival >= hub.last_seen_at:
@@ -137,7 +178,7 @@ def _decode(
     kw: dict[str, Any] = dict(bundle_id=bundle.bundle_id, arrival=arrival, sub=bundle.substation_id)
     outage.heard(s, pf, hub, bundle.bundle_id, arrival)
     if isinstance(msg, M.ScheduledReport):
-        body["report"] = semantics.scheduled_report(s, pf, hub, h, msg, rep, slot=slot, **kw)
+        body["report"] = semantics.scheduled_report(s, pf, hub, h, msg, rep, slot=slot, key_epoch=op.epoch, **kw)
     elif isinstance(msg, M.ProvisioningRequest):
         body["effects"] = semantics.provisioning_request(s, pf, hub, msg, **kw)
     elif isinstance(msg, M.Pairing):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Feeder, History, Hub, ImportRun, Meter, Section, Substation, Transformer
 from ..schemas.imports import GridModel, HubIn, MeterIn, SimulatorTruth, TransformerIn
+from . import antireplay
 from .changes import bump_tan, change, mark_hub_dirty, record
 from .clock import utcnow
 from .context import Platform
@@ -438,7 +439,11 @@ def apply(
             counts["hubs_created"] += 1
         else:
             changed = False
-            if h.key_hex and (hub_row.key_hex or "").lower() != h.key_hex.lower():
+            if (
+                h.key_hex
+                and (hub_row.key_hex or "").lower() != h.key_hex.lower()
+                and not antireplay.is_retired(hub_row, h.key_hex)  # a model older than a key rotation
+            ):
                 record(
                     s,
                     entity="hub",
@@ -450,7 +455,7 @@ def apply(
                     evidence=ev,
                     substation_id=sid,
                 )
-                hub_row.key_hex = h.key_hex.lower()
+                antireplay.replace_current(hub_row, h.key_hex)
                 changed = True
             for f, v in vals.items():
                 if v is None and f in ("lat", "lon"):

@@ -6,13 +6,14 @@ transaction and answers 201; a re-post of the same body gets the stored answer a
 rejected (bad tag, unknown hub, replay ...) is still stored and answered 201 with
 ``status: rejected`` and the reason: the receiver delivered it correctly and must not retry.
 
-Counters (docs/air-interface.md section 13): a frame is new when its counter exceeds the highest
-accepted for the hub. A frame identical to one already accepted (an alert repeat, or a second
-receiver's copy) is a *duplicate*: counted, not re-applied. A *different* frame whose counter was
-already used, or one more than ``replay_window`` below the highest, is a *replay* and rejected.
-A frame below the highest but inside the window whose counter was never seen is accepted as
-*late* (e.g. a repeat whose first copy was lost arriving after the hub's next report); set
-``GLA_REPLAY_WINDOW=0`` for the strict rule.
+Counters (docs/air-interface.md section 13, :mod:`.antireplay`): a 64-counter sliding window per
+hub and key epoch. A frame is new when its counter exceeds the highest accepted; a never-seen
+counter less than 64 below it is accepted once as *late* (e.g. a repeat whose first copy was lost
+arriving after the hub's next report). A frame identical to one already accepted (an alert
+repeat, or a second receiver's copy) is a *duplicate*: counted, not re-applied. A *different*
+frame whose counter was already used, or a never-seen one 64 or more below the highest, is a
+*replay* and rejected. A frame that verifies under the hub's next key makes it current (key
+rotation); one under its previous key is judged by that key's window during the grace.
 
 Two paths store a bundle, with the same statements on the models' tables: the fast path
 (:mod:`.fastpath`, the common case of a settled hub, no ORM) and the full path (:mod:`.fullpath`,

@@ -25,7 +25,7 @@ BUNDLE_EXISTS = select(_B.c.bundle_id).where(_B.c.bundle_id == bindparam("bundle
 BUNDLE_INSERT = insert(_B)
 MESSAGE_INSERT = insert(_M).returning(_M.c.id)
 PRIOR_MESSAGE = select(_M.c.id, _M.c.frame_hex, _M.c.fields, _M.c.bundle_id).where(
-    _M.c.hub_id == bindparam("hub_id"), _M.c.counter == bindparam("counter")
+    _M.c.hub_id == bindparam("hub_id"), _M.c.key_epoch == bindparam("key_epoch"), _M.c.counter == bindparam("counter")
 )
 COUNT_RECEPTION = update(_M).where(_M.c.id == bindparam("message_id")).values(receptions=_M.c.receptions + 1)
 
@@ -94,11 +94,13 @@ def insert_message(
     loc: Loc | None,
     conf: float,
     late: bool,
+    key_epoch: int,
 ) -> int:
     return conn.execute(
         MESSAGE_INSERT,
         {
             "hub_id": h.hub_id,
+            "key_epoch": key_epoch,
             "counter": h.counter,
             "seg_index": h.seg_index,
             "seg_count": h.seg_count,
@@ -119,9 +121,10 @@ def insert_message(
     ).scalar_one()
 
 
-def prior_message(conn, hub_id: int, counter: int) -> tuple | None:
-    """``(id, frame_hex, fields, bundle_id)`` of the hub's message with this counter, if any."""
-    return conn.execute(PRIOR_MESSAGE, {"hub_id": hub_id, "counter": counter}).first()
+def prior_message(conn, hub_id: int, key_epoch: int, counter: int) -> tuple | None:
+    """``(id, frame_hex, fields, bundle_id)`` of the hub's message with this counter under the key
+    of ``key_epoch``, if any."""
+    return conn.execute(PRIOR_MESSAGE, {"hub_id": hub_id, "key_epoch": key_epoch, "counter": counter}).first()
 
 
 def count_duplicate(conn, prior: tuple) -> str:

@@ -119,6 +119,9 @@ def hub_dict(hub: Hub, meters: list[Meter] | None = None) -> dict:
         "first_seen_at": iso(hub.first_seen_at),
         "last_seen_at": iso(hub.last_seen_at),
         "last_counter": hub.last_counter,
+        "key_epoch": hub.key_epoch or 0,
+        "has_next_key": bool(hub.next_key_hex),
+        "previous_key_until": iso(hub.prev_key_until) if hub.prev_key_hex else None,
         "last_report_at": iso(hub.last_report_at),
         "last_report_slot": hub.last_report_slot,
         "candidate": None

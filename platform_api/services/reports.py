@@ -22,7 +22,11 @@ _MT = cast(Table, Meter.__table__)
 
 REPORT_OF = select(
     _R.c.id, _R.c.seg_count, _R.c.received_mask, _R.c.complete, _R.c.measurement_time_s, _R.c.slot, _R.c.readings
-).where(_R.c.hub_id == bindparam("hub_id"), _R.c.first_counter == bindparam("first_counter"))
+).where(
+    _R.c.hub_id == bindparam("hub_id"),
+    _R.c.key_epoch == bindparam("key_epoch"),
+    _R.c.first_counter == bindparam("first_counter"),
+)
 REPORT_INSERT = insert(_R).returning(_R.c.id)
 REPORT_UPDATE = update(_R).where(_R.c.id == bindparam("where_id"))  # SET: the columns given
 READINGS_INSERT = insert(cast(Table, Reading.__table__))
@@ -54,7 +58,8 @@ class StoredReport:
 
 
 def first_counter(header) -> int:
-    return (header.counter - header.seg_index) % 2**24
+    """Segments never straddle a key switch (section 13), so no counter wraps within a report."""
+    return header.counter - header.seg_index
 
 
 def tan_map(conn, pf: Platform, hub_id: int, version: int) -> dict[int, int]:
@@ -70,13 +75,17 @@ def tan_map(conn, pf: Platform, hub_id: int, version: int) -> dict[int, int]:
     return m
 
 
-def segment_of(conn, hub_id: int, header, msg: M.ScheduledReport) -> StoredReport | None:
+def segment_of(conn, hub_id: int, key_epoch: int, header, msg: M.ScheduledReport) -> StoredReport | None:
     """The report an arriving segment belongs to (None: a new report), checking that it agrees with
     the segments already in (else :class:`Reject` ``segment``)."""
     if header.seg_count == 1:
         return None  # a one-frame report: its counter is new, so is the report
+    if header.counter < header.seg_index:
+        raise Reject(
+            "segment", f"segment {header.seg_index} at counter {header.counter}: segments never wrap (section 13)"
+        )
     first = first_counter(header)
-    row = conn.execute(REPORT_OF, {"hub_id": hub_id, "first_counter": first}).first()
+    row = conn.execute(REPORT_OF, {"hub_id": hub_id, "key_epoch": key_epoch, "first_counter": first}).first()
     if row is None:
         return None
     rep = StoredReport(row[0], first, row[1], row[2], bool(row[3]), row[4], row[5], list(row[6] or []))
@@ -107,6 +116,7 @@ def store(
     slot: int,
     arrival: datetime,
     sub: str,
+    key_epoch: int,
 ) -> StoredReport:
     """Add one segment (the ``rep`` from :func:`segment_of`) and its readings."""
     meters = tan_map(conn, pf, hub_id, tan_version)
@@ -137,6 +147,7 @@ def store(
             REPORT_INSERT,
             {
                 "hub_id": hub_id,
+                "key_epoch": key_epoch,
                 "first_counter": rep.first_counter,
                 "seg_count": rep.seg_count,
                 "received_mask": rep.received_mask,

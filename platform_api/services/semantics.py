@@ -38,9 +38,20 @@ def scheduled_report(
     arrival: datetime,
     slot: int,
     sub: str,
+    key_epoch: int,
 ) -> dict:
     rep = reports.store(
-        s.connection(), pf, hub.hub_id, hub.tan_version or 0, header, msg, rep, slot=slot, arrival=arrival, sub=sub
+        s.connection(),
+        pf,
+        hub.hub_id,
+        hub.tan_version or 0,
+        header,
+        msg,
+        rep,
+        slot=slot,
+        arrival=arrival,
+        sub=sub,
+        key_epoch=key_epoch,
     )
     if hub.last_report_slot is None or rep.slot >= hub.last_report_slot:
         hub.last_report_slot = rep.slot

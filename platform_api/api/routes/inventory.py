@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from sqlalchemy import func, select
 
 from ...models import BundleRow, History, Hub, Meter, Substation
-from ...schemas.inventory import HistoryOut, HubOut, HubPut, MeterOut, SubstationOut
+from ...schemas.inventory import HistoryOut, HubOut, HubPut, KeyStateOut, MeterOut, NextKeyPut, SubstationOut
+from ...services import antireplay
 from ...services.changes import change, record
 from ...services.clock import iso, utcnow
 from ...services.inventory import ensure_feeder, ensure_substation, hub_dict, meter_dict, tan_meters
@@ -89,9 +90,13 @@ def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
         sub = body.substation_id or h.substation_id or pf.settings.substation_id
         kw: dict[str, Any] = dict(entity="hub", entity_id=hub_id, cause="operator", evidence=ev, substation_id=sub)
         if body.key_hex:
-            if (h.key_hex or "") != body.key_hex.lower():
-                record(s, field="key", old="set" if h.key_hex else None, new="changed" if h.key_hex else "set", **kw)
-            h.key_hex = body.key_hex.lower()
+            had = h.key_hex
+            try:
+                replaced = antireplay.replace_current(h, body.key_hex)
+            except antireplay.KeyReuse as e:
+                raise HTTPException(status_code=409, detail=str(e)) from None
+            if replaced:
+                record(s, field="key", old="set" if had else None, new="changed" if had else "set", **kw)
         ensure_substation(s, pf, sub, source="operator")
         change(s, h, "substation_id", sub, **kw)
         for f in ("mode", "lat", "lon", "transformer_id"):
@@ -111,6 +116,90 @@ def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
         h.updated_at = utcnow()
         s.flush()
         return hub_dict(h, tan_meters(s, hub_id))
+
+
+def _key_state(h: Hub) -> dict:
+    return {
+        "hub_id": h.hub_id,
+        "key_epoch": h.key_epoch or 0,
+        "has_key": bool(h.key_hex),
+        "has_next_key": bool(h.next_key_hex),
+        "previous_key_until": iso(h.prev_key_until) if h.prev_key_hex else None,
+        "last_counter": h.last_counter,
+    }
+
+
+@router.put(
+    "/api/v1/hubs/{hub_id}/next-key",
+    response_model=KeyStateOut,
+    dependencies=[Depends(require_admin)],
+    summary="Install a hub's next key (key rotation, operator)",
+    responses={
+        401: {"description": "admin token required"},
+        404: {"description": "unknown hub"},
+        409: {"description": "the hub has no current key, or has used this key before"},
+    },
+)
+def put_next_key(pf: PF, hub_id: HubId, body: NextKeyPut) -> dict:
+    """The key the hub will switch to (docs/air-interface.md section 13). Frames that do not verify
+    under the current key are tried under it; the first that verifies makes it current (key epoch
+    + 1, counters from 0) and keeps the old key for `GLA_KEY_GRACE_S` for late copies. Installing
+    again before the hub switches replaces the pending key; a key the hub used before is refused."""
+    with pf.db.write() as s:
+        h = s.get(Hub, hub_id, with_for_update=True)
+        if h is None:
+            raise not_found(f"hub {hub_id}")
+        if not h.key_hex:
+            raise HTTPException(
+                status_code=409, detail=f"hub {hub_id} has no current key: set it with PUT /api/v1/hubs/{hub_id}"
+            )
+        try:
+            antireplay.install_next(h, body.key_hex)
+        except antireplay.KeyReuse as e:
+            raise HTTPException(status_code=409, detail=str(e)) from None
+        record(
+            s,
+            entity="hub",
+            entity_id=hub_id,
+            field="next_key",
+            old=None,
+            new={"installed_for_epoch": (h.key_epoch or 0) + 1},
+            cause="operator",
+            evidence=["operator"],
+            substation_id=h.substation_id,
+        )
+        h.updated_at = utcnow()
+        return _key_state(h)
+
+
+@router.delete(
+    "/api/v1/hubs/{hub_id}/next-key",
+    response_model=KeyStateOut,
+    dependencies=[Depends(require_admin)],
+    summary="Withdraw a hub's next key before the hub uses it (operator)",
+    responses={401: {"description": "admin token required"}, 404: {"description": "unknown hub"}},
+)
+def delete_next_key(pf: PF, hub_id: HubId) -> dict:
+    """Frames under the withdrawn key are then rejected (`auth`). Idempotent."""
+    with pf.db.write() as s:
+        h = s.get(Hub, hub_id, with_for_update=True)
+        if h is None:
+            raise not_found(f"hub {hub_id}")
+        if h.next_key_hex:
+            h.next_key_hex = None
+            record(
+                s,
+                entity="hub",
+                entity_id=hub_id,
+                field="next_key",
+                old={"installed_for_epoch": (h.key_epoch or 0) + 1},
+                new=None,
+                cause="operator",
+                evidence=["operator"],
+                substation_id=h.substation_id,
+            )
+            h.updated_at = utcnow()
+        return _key_state(h)
 
 
 @router.get(
@@ -214,6 +303,7 @@ def history(
             "provisioning_request",
             "provisioning",
             "operator",
+            "key_rotation",
             "forward",
         ]
         | None,
