@@ -23,8 +23,8 @@ def test_an_archive_garbage_line_is_refused_naming_file_and_line(g):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 17 item 2 (spool): not fixed anywhere yet? (a spool file that is not a database raises a raw "
-    "sqlite3.DatabaseError not naming the file; one cut to 0 bytes opens empty)",
+    reason="issue 17 item 2 (spool on restart), maybe fixed on another branch: a spool file that is not a "
+    "database raises a raw sqlite3.DatabaseError not naming the file; one cut to 0 bytes opens empty",
 )
 @ci_settings(100, shrink=False)
 @given(t=spool.spoilt_files())
@@ -43,7 +43,8 @@ def test_a_torn_archive_tail_is_repaired_on_restart(cut):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 17 item 2 (archive): a line that is not UTF-8 raises UnicodeDecodeError without the file's name",
+    reason="issue 17 item 2 (archive), maybe fixed on another branch: read_archive raises a UnicodeDecodeError "
+    "without the file's name on a line that is not UTF-8",
 )
 @ci_settings(100, shrink=False)
 @given(g=spool.archive_garbage(utf8=False))

@@ -29,7 +29,7 @@ from . import Problem
 from .http import get_at, paths, set_at
 
 NAME, FS, NCH, FRAMES = "cap", 48000, 3, 4800
-SIDECAR_VALUES = st.one_of(
+SIDECAR_VALUES: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from([float("nan"), float("inf"), -1, 0, 2**64, 10**30, True, None, "", "x", [], {}, 1.5]),
     st.integers(-(2**70), 2**70),
     st.text(max_size=30),
