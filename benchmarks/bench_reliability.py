@@ -6,7 +6,8 @@ Runs the generators of the hostile-input suite (:mod:`benchmarks.hostile`, the o
 stopping at the first problem, and writes ``benchmarks/results/reliability.json``:
 
 - ``hostile_inputs_tried``, ``hostile_server_errors``, ``hostile_crashes`` (and
-  ``hostile_losses``, ``hostile_not_refused``), with a breakdown per surface and sub-surface
+  ``hostile_losses``, ``hostile_not_refused``, ``hostile_unclear_errors``: see
+  :mod:`benchmarks.hostile` for each kind), with a breakdown per surface and sub-surface
   (``surfaces``) and the first few reproducers of each problem;
 - ``bundles_lost_kill_test`` / ``bundles_duplicated_kill_test``: :func:`benchmarks.bench_kill.run`;
 - ``anonymous_state_changing_routes``: non-GET operations of the OpenAPI that a platform with no
@@ -263,10 +264,11 @@ def run(quick: bool = False, skip: tuple[str, ...] = (), examples: float = 1.0) 
         hostile_crashes=totals["crash"],
         hostile_losses=totals["lost"],
         hostile_not_refused=totals["not_refused"],
+        hostile_unclear_errors=totals["unclear_error"],
     )
     for key in ("hostile_inputs_tried", "hostile_server_errors", "hostile_crashes", "hostile_losses"):
         commands[key] = cmd
-    commands["hostile_not_refused"] = cmd
+    commands["hostile_not_refused"] = commands["hostile_unclear_errors"] = cmd
     surfaces: dict[str, dict] = {}
     for t in tallies:
         top = t.surface.split(".")[0]

@@ -12,10 +12,11 @@ Problem kinds, one per property:
 - ``server_error``: the platform answered 5xx, or an exception left the app;
 - ``crash``: an exception other than the component's documented refusal left a receiver
   component (a bad message is counted, a bad file raises ValueError/OSError or the component's
-  own error type with a message naming the file);
+  own error type);
 - ``lost``: something already accepted (a stored bundle, spooled bundle, archived line, clean
   stream's samples, imported readings) is gone or changed after the hostile input;
-- ``not_refused``: an input the contract says must be refused (e.g. NaN in a bundle) was taken.
+- ``not_refused``: an input the contract says must be refused (e.g. NaN in a bundle) was taken;
+- ``unclear_error``: the refusal had the right type but its message does not name the file.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-KINDS = ("server_error", "crash", "lost", "not_refused")
+KINDS = ("server_error", "crash", "lost", "not_refused", "unclear_error")
 
 
 @dataclass(frozen=True)

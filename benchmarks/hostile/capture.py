@@ -159,7 +159,7 @@ def check_capture(s: Spoilt) -> list[Problem]:
                 read_all(d / NAME, verify)
             except (CaptureTruncatedError, ValueError) as e:
                 if NAME not in str(e):
-                    out.append(Problem("crash", f"the error does not name the file: {e}"))
+                    out.append(Problem("unclear_error", f"the error does not name the file: {e}"))
             except Exception as e:  # noqa: BLE001
                 out.append(Problem("crash", f"verify_sha256={verify}: {type(e).__name__}: {e}"))
         if s.full_frames is not None and s.full_frames > 0:

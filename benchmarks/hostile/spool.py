@@ -2,13 +2,14 @@
 them, then opened again as a restarted receiver opens them.
 
 The spool (:class:`receiver.spool.Spool`, SQLite in WAL mode, ``synchronous=FULL``) is snapshot
-while open after :data:`N` bundles were put one by one (the WAL's size noted after each put
-returned: what was durable then). :func:`check_wal_torn` cuts the WAL at a random offset at or
-beyond the size it had when bundle *k* was acknowledged: a restarted spool must hold bundles
-0..*k* (what a power cut may leave, since every acknowledged commit was fsynced). :func:`check_spoilt`
-spoils the main file (cut, overwritten, replaced by garbage): the spool must either
-open and hold every acknowledged bundle or refuse with the spool's error (or OSError/ValueError)
-naming the file; never a raw ``sqlite3`` error, never an empty spool in its place.
+while open after :data:`N` bundles were put one by one, the first :data:`CHECKPOINTED` folded into
+the main file (the WAL's size noted after each later put returned: what was durable then).
+:func:`check_wal_torn` cuts the WAL at a random offset at or beyond the size it had when bundle
+*k* was acknowledged: a restarted spool must hold bundles 0..*k* (what a power cut may leave,
+since every acknowledged commit was fsynced). :func:`check_spoilt` spoils the main file (cut,
+overwritten, replaced by garbage): the spool must either open and hold every acknowledged bundle
+or refuse with the spool's error (or OSError/ValueError) naming the file; never a raw ``sqlite3``
+error, never an empty spool in its place.
 
 The archive (:class:`receiver.archive.BundleArchive`, JSON lines) is cut at a random offset (a
 torn last line), a restarted archive appends a bundle, and :func:`check_archive_torn` reads it
@@ -33,6 +34,7 @@ from . import Problem
 from .http import BASE
 
 N = 20
+CHECKPOINTED = 10  #: the first bundles are folded into the main file, the others only in the WAL
 SPOOL = "spool.sqlite"
 
 
@@ -45,7 +47,8 @@ def bundle(i: int) -> dict:
 @cache
 def spool_template() -> tuple[Path, list[int]]:
     """A spool snapshot taken while open (main file and WAL, as a power cut leaves them; no shm)
-    after N puts, and the WAL's size when each put returned."""
+    after N puts, the first CHECKPOINTED of them checkpointed into the main file, and the WAL's
+    size when each put returned."""
     from receiver.spool import Spool
 
     d = Path(tempfile.mkdtemp(prefix="gla-hostile-spool-"))
@@ -53,6 +56,8 @@ def spool_template() -> tuple[Path, list[int]]:
     s = Spool(live / SPOOL)
     sizes = []
     for i in range(N):
+        if i == CHECKPOINTED:
+            s.checkpoint()
         s.put(bundle(i))
         sizes.append((live / f"{SPOOL}-wal").stat().st_size)
     snap = d / "snap"
@@ -78,7 +83,7 @@ def _open_and_count(d: Path) -> tuple[set[str] | None, list[Problem]]:
         return ids, []
     except (SpoolError, OSError, ValueError) as e:
         if SPOOL not in str(e):
-            return None, [Problem("crash", f"{type(e).__name__} does not name the file: {e}")]
+            return None, [Problem("unclear_error", f"{type(e).__name__} does not name the file: {e}")]
         return None, []
     except sqlite3.Error as e:
         return None, [Problem("crash", f"raw {type(e).__module__}.{type(e).__name__}: {e}")]
@@ -114,7 +119,7 @@ def _apply(t: Tear, d: Path) -> None:
 def wal_tears(draw) -> Tear:
     """A WAL cut at or after where it ended when bundle k's put returned."""
     _, sizes = spool_template()
-    k = draw(st.integers(0, N - 1))
+    k = draw(st.integers(CHECKPOINTED, N - 1))
     at = draw(st.integers(sizes[k], sizes[-1]))
     return Tear(f"{SPOOL}-wal", "cut", at, acked=k + 1)
 
@@ -244,7 +249,7 @@ def check_archive_garbage(g: GarbageLine) -> list[Problem]:
             read_archive(p)
         except ValueError as e:
             if p.name not in str(e):
-                return [Problem("crash", f"the error does not name the file: {e}")]
+                return [Problem("unclear_error", f"the error does not name the file: {e}")]
             return []
         except Exception as e:  # noqa: BLE001
             return [Problem("crash", f"{type(e).__name__}: {e}")]
