@@ -68,6 +68,7 @@ TARGETS = {
     "hostile_server_errors": ("hostile inputs answered 5xx by the platform", "", "0"),
     "hostile_crashes": ("hostile inputs that raised out of a receiver component", "", "0"),
     "hostile_losses": ("hostile inputs after which something accepted was gone", "", "0"),
+    "hostile_not_refused": ("NaN, booleans for integers, duplicate keys taken instead of refused (422)", "", "0"),
     "hostile_unclear_errors": ("bad files refused with an error not naming the file", "", "0"),
     "bundles_lost_disk_full": ("receiver with its disk full: bundles lost", "", "0"),
     "bundles_duplicated_disk_full": ("receiver with its disk full: bundles duplicated", "", "0"),
