@@ -1,13 +1,13 @@
 """Reliability benchmark: hostile inputs on every surface, the kill test, the routes open to
 anonymous callers. ``python -m benchmarks.bench_reliability [--quick] [--skip kill ...]``
 
-Runs the generators of the hostile-input suite (:mod:`benchmarks.hostile`, the ones
+Runs the generators of the hostile-input suite (:mod:`gridsim.hostile`, the ones
 ``tests/test_hostile_*.py`` run with a few hundred examples) with thousands, counting instead of
 stopping at the first problem, and writes ``benchmarks/results/reliability.json``:
 
 - ``hostile_inputs_tried``, ``hostile_server_errors``, ``hostile_crashes`` (and
   ``hostile_losses``, ``hostile_not_refused``, ``hostile_unclear_errors``: see
-  :mod:`benchmarks.hostile` for each kind), with a breakdown per surface and sub-surface
+  :mod:`gridsim.hostile` for each kind), with a breakdown per surface and sub-surface
   (``surfaces``) and the first few reproducers of each problem;
 - ``bundles_lost_kill_test`` / ``bundles_duplicated_kill_test``: :func:`benchmarks.bench_kill.run`;
 - ``anonymous_state_changing_routes``: non-GET operations of the OpenAPI that a platform with no
@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import machine, write_json  # noqa: E402
-from benchmarks.hostile import KINDS, Tally, explore  # noqa: E402
+from gridsim.hostile import KINDS, Tally, explore  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 #: examples per sub-surface in a full run (a --quick run takes a tenth, at least 10)
@@ -72,7 +72,7 @@ def _platform_url(tmp: Path, name: str) -> str:
 
 # -- the surfaces ---------------------------------------------------------------------------------
 def surface_http(n: Callable[[str], int], tmp: Path) -> list[Tally]:
-    from benchmarks.hostile import http
+    from gridsim.hostile import http
 
     h = http.make_harness(_platform_url(tmp, "http.db"))
     try:
@@ -88,7 +88,7 @@ def surface_http(n: Callable[[str], int], tmp: Path) -> list[Tally]:
 
 
 def surface_zmq(n: Callable[[str], int], tmp: Path) -> list[Tally]:
-    from benchmarks.hostile import zmq
+    from gridsim.hostile import zmq
 
     out = []
     for name, strat, check in (
@@ -103,7 +103,7 @@ def surface_zmq(n: Callable[[str], int], tmp: Path) -> list[Tally]:
 
 
 def surface_capture(n: Callable[[str], int], tmp: Path) -> list[Tally]:
-    from benchmarks.hostile import capture
+    from gridsim.hostile import capture
 
     t = Tally("capture.spoilt")
     explore(capture.spoilt(), capture.check_capture, n("capture.spoilt"), t)
@@ -111,7 +111,7 @@ def surface_capture(n: Callable[[str], int], tmp: Path) -> list[Tally]:
 
 
 def surface_csv(n: Callable[[str], int], tmp: Path) -> list[Tally]:
-    from benchmarks.hostile import csv_import, http
+    from gridsim.hostile import csv_import, http
 
     h = http.make_harness(_platform_url(tmp, "csv.db"))
     try:
@@ -128,7 +128,7 @@ def surface_csv(n: Callable[[str], int], tmp: Path) -> list[Tally]:
 
 
 def surface_spool(n: Callable[[str], int], tmp: Path) -> list[Tally]:
-    from benchmarks.hostile import spool
+    from gridsim.hostile import spool
 
     out = []
     for name, strat, check in (

@@ -1,12 +1,12 @@
 """Spoilt capture files read as `gla replay` reads them (issue 17 item 8): sidecars with wrong,
 missing or garbage fields, audio files cut, overwritten, replaced or missing. Generators and
-properties: benchmarks/hostile/capture.py."""
+properties: gridsim/hostile/capture.py."""
 
 from __future__ import annotations
 
 from hypothesis import given
 
-from benchmarks.hostile import capture, ci_settings
+from gridsim.hostile import capture, ci_settings
 
 
 @ci_settings(200)

@@ -1,12 +1,12 @@
 """Hostile CSV to the AMI and Inventory imports (issue 17 item 8). Generators and property:
-benchmarks/hostile/csv_import.py."""
+gridsim/hostile/csv_import.py."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 
-from benchmarks.hostile import ci_settings, csv_import, http
+from gridsim.hostile import ci_settings, csv_import, http
 
 
 @pytest.fixture

@@ -1,13 +1,13 @@
 """Hostile inputs over HTTP (issue 17 item 8): mutated bundle bodies and schemathesis over the whole
 OpenAPI, with a registered receiver's token and the admin token. The generators and properties are
-in benchmarks/hostile/http.py; benchmarks/bench_reliability.py runs the same with more examples."""
+in gridsim/hostile/http.py; benchmarks/bench_reliability.py runs the same with more examples."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 
-from benchmarks.hostile import Tally, ci_settings, http, only
+from gridsim.hostile import Tally, ci_settings, http, only
 
 
 @pytest.fixture

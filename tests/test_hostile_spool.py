@@ -1,12 +1,12 @@
 """The receiver's spool and archive files torn or spoilt, then opened again as a restart does
-(issue 17 item 8). Generators and properties: benchmarks/hostile/spool.py."""
+(issue 17 item 8). Generators and properties: gridsim/hostile/spool.py."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 
-from benchmarks.hostile import ci_settings, spool
+from gridsim.hostile import ci_settings, spool
 
 
 @ci_settings(100)

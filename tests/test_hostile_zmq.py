@@ -1,13 +1,13 @@
 """Hostile ZeroMQ messages fed to the receiver's StreamAssembler (issue 17 item 8): malformed ones
 alone and interleaved with a real stream, forged ones (valid framing, a header field changed).
-Generators and properties: benchmarks/hostile/zmq.py."""
+Generators and properties: gridsim/hostile/zmq.py."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 
-from benchmarks.hostile import ci_settings, zmq
+from gridsim.hostile import ci_settings, zmq
 
 MALFORMED = ("garbage", "truncated", "flipped", "parts")
 

@@ -3,7 +3,8 @@
 Each surface module (:mod:`.http`, :mod:`.zmq`, :mod:`.capture`, :mod:`.csv_import`,
 :mod:`.spool`) has hypothesis strategies that make hostile inputs and ``check_*`` functions that
 feed one input to the real component and return the :class:`Problem` s it caused (an empty list:
-the input was handled as it should). The tests (``tests/test_hostile_*.py``) run the strategies
+the input was handled as it should). Needs hypothesis (a test dependency); nothing in the product
+imports this package. The tests (``tests/test_hostile_*.py``) run the strategies
 with a few hundred examples and assert no problem; ``benchmarks/bench_reliability.py`` runs them
 with thousands and counts (:func:`explore`).
 
