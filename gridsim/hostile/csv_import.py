@@ -156,7 +156,7 @@ def import_base(h: Harness) -> list[dict]:
 
 
 def _readings(h: Harness) -> list[dict]:
-    r = h.client.get("/api/v1/ami/readings", params={"until": "2026-11-22T23:59:59Z", "limit": 1000})
+    r = h.client.get("/api/v1/ami/readings", params={"until": "2026-11-22T23:59:59Z", "limit": 1000}, headers=h.admin)
     assert r.status_code == 200, r.text
     return r.json()
 
