@@ -60,6 +60,22 @@ TARGETS = {
         "/1000 meter-days",
         "<= 1",
     ),
+    "hostile_inputs_tried": (
+        "hostile inputs tried on every surface (HTTP, ZeroMQ, capture, CSV, spool)",
+        "",
+        ">= 5000",
+    ),
+    "hostile_server_errors": ("hostile inputs answered 5xx by the platform", "", "0"),
+    "hostile_crashes": ("hostile inputs that raised out of a receiver component", "", "0"),
+    "hostile_losses": ("hostile inputs after which something accepted was gone", "", "0"),
+    "hostile_not_refused": ("NaN, booleans for integers, duplicate keys taken instead of refused (422)", "", "0"),
+    "hostile_unclear_errors": ("bad files refused with an error not naming the file", "", "0"),
+    "bundles_lost_disk_full": ("receiver with its disk full: bundles lost", "", "0"),
+    "bundles_duplicated_disk_full": ("receiver with its disk full: bundles duplicated", "", "0"),
+    "bundles_lost_kill_test": ("kill test (reliability run): bundles lost", "", "0"),
+    "bundles_duplicated_kill_test": ("kill test (reliability run): bundles duplicated", "", "0"),
+    "anonymous_state_changing_routes": ("non-GET routes answering without a credential, no configuration", "", "0"),
+    "bundles_lost_to_forged_zmq_messages": ("forged ZeroMQ messages in a real stream: bundles lost", "", "0"),
 }
 NOTES = """## How to read these numbers (2026-11-22 runs)
 
@@ -153,7 +169,15 @@ NOTES = """## How to read these numbers (2026-11-22 runs)
   (`bound_expected_detect_rate_3kw_1h_us`). At 0.05 % noise (benchmarks/results/
   theft_v_random_0.05/theft.json) all four US targets are met: 95.8 % / 98.3 % / 100 % / 0.17.
 """
-FILES = ["sensitivity.json", "throughput.json", "receiver.json", "platform.json", "theft.json", "theft_ieee.json"]
+FILES = [
+    "sensitivity.json",
+    "throughput.json",
+    "receiver.json",
+    "platform.json",
+    "theft.json",
+    "theft_ieee.json",
+    "reliability.json",
+]
 PLOTS = [
     ("fer.png", "FER against Eb/N0 with the ideal curve"),
     ("comb.png", "harmonic suppression of the comb"),
@@ -178,7 +202,7 @@ def main() -> int:
     lines = [
         "# Benchmarks",
         "",
-        "Made by `gla bench` (all) or `gla bench dsp|receiver|platform|theft`; each result file in",
+        "Made by `gla bench` (all) or `gla bench dsp|receiver|platform|theft|reliability`; each result file in",
         "`benchmarks/results/` names its command, date and machine. Ratios quoted in the text were measured",
         "in one run. This file is written by `python -m benchmarks.report`.",
         "",

@@ -4,7 +4,7 @@ gla simulate --scenario demo --out out/demo     write a capture, its sidecar and
 gla replay out/demo/demo                        decode a capture offline, bundles + summary
 gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
-gla bench [dsp|receiver|platform|theft|theft-ieee|all]   the benchmark harness
+gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
 gla demo                                        the README's end-to-end job on embedded defaults
 
 A command that cannot do its job because of what it was given (a missing or damaged capture, a
@@ -197,13 +197,16 @@ def _cmd_platform(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import runpy
 
-    which = ["dsp", "receiver", "platform", "theft", "theft-ieee"] if args.which == "all" else [args.which]
+    which = (
+        ["dsp", "receiver", "platform", "theft", "theft-ieee", "reliability"] if args.which == "all" else [args.which]
+    )
     mods = {
         "dsp": "benchmarks.bench_dsp",
         "receiver": "benchmarks.bench_receiver",
         "platform": "benchmarks.bench_platform",
         "theft": "benchmarks.theft_eval",
         "theft-ieee": "benchmarks.theft_ieee_check",
+        "reliability": "benchmarks.bench_reliability",
     }
     for w in which:
         print(f"== benchmark {w} ==", flush=True)
@@ -288,8 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         "which",
         nargs="?",
         default="all",
-        choices=["all", "dsp", "receiver", "platform", "theft", "theft-ieee"],
-        help="theft-ieee: the held-out check of the theft analysis on the IEEE European LV feeder",
+        choices=["all", "dsp", "receiver", "platform", "theft", "theft-ieee", "reliability"],
+        help="theft-ieee: the held-out check of the theft analysis on the IEEE European LV feeder; "
+        "reliability: hostile inputs on every surface, the kill test, routes open to anonymous callers",
     )
     b.add_argument("--quick", action="store_true", help="smoke run with few trials")
     b.set_defaults(func=_cmd_bench)

@@ -188,6 +188,22 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_platform_security.py": {
         "test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard": "8 s: two starts of the server",
     },
+    "test_hostile_http.py": {
+        "test_every_operation_never_answers_5xx_with_credentials": "8-16 s: schemathesis, every operation",
+        "test_bundle_mutations_never_answer_5xx_and_lose_nothing": "4 s: 400 hostile bundles",
+    },
+    "test_hostile_capture.py": {
+        "test_spoilt_captures_raise_a_valueerror_naming_the_file_and_keep_whole_frames": "7 s: 200 captures",
+    },
+    "test_hostile_spool.py": {
+        "test_a_torn_wal_keeps_every_acknowledged_bundle": "5 s: 100 spools reopened",
+    },
+    "test_hostile_csv.py": {
+        "test_csv_imports_never_answer_5xx_and_keep_what_was_imported": "5 s: 200 hostile CSV files",
+    },
+    "test_hostile_zmq.py": {
+        "test_malformed_messages_in_a_live_stream_cost_nothing": "4 s: 300 streams",
+    },
     "test_platform_theft.py": {
         "test_ami_import_rejects_bad_files_and_stores_nothing": "5 s",
         "test_clean_areas_raise_nothing": "3 s",
