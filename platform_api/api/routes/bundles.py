@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from receiver.contracts.bundle import Bundle
 
+from ...core import strictjson
 from ...models import BundleRow, Message, Reading, Rejection, Report
 from ...schemas.bundles import BatchIn, BatchOut, IngestResult, MessageOut, RejectionOut, ReportOut, StoredBundle
 from ...services.clock import iso
@@ -137,6 +138,19 @@ def _validation_errors(e: ValidationError, prefix: tuple = ("body",)) -> list[di
     return [{"loc": prefix + tuple(x["loc"]), "msg": x["msg"], "type": x["type"]} for x in e.errors()]
 
 
+def parse_strict(raw: bytes, model):
+    """``model`` from a body that is strict JSON (:mod:`platform_api.core.strictjson`: no NaN or
+    infinities, no key given twice), validated by the contract; 422 naming the field otherwise."""
+    try:
+        data = strictjson.loads(raw)
+    except strictjson.Refused as e:
+        raise RequestValidationError([{"loc": e.loc, "msg": e.msg, "type": e.type}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError(_validation_errors(e)) from None
+
+
 @router.post(
     "/api/v1/bundles",
     status_code=201,
@@ -179,10 +193,7 @@ async def post_bundle(request: Request) -> Response:
     # the hot path: credentials first, then one-pass JSON validation, no dependency machinery
     pf = request.app.state.platform
     p = authenticate(pf, request.headers.get("authorization"))
-    try:
-        bundle = Bundle.model_validate_json(await request.body())
-    except ValidationError as e:
-        raise RequestValidationError(_validation_errors(e)) from None
+    bundle = parse_strict(await request.body(), Bundle)
     _authorize(p, bundle)
     try:
         _limits(bundle)
@@ -230,10 +241,7 @@ async def post_batch(request: Request) -> Response:
     422). The results are in the order of the bundles. This is how `receiver/delivery.py` posts."""
     pf = request.app.state.platform
     p = authenticate(pf, request.headers.get("authorization"))
-    try:
-        batch = BatchIn.model_validate_json(await request.body())
-    except ValidationError as e:
-        raise RequestValidationError(_validation_errors(e)) from None
+    batch = parse_strict(await request.body(), BatchIn)
 
     def check(b: Bundle) -> None:
         _authorize(p, b)
