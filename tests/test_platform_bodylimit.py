@@ -39,9 +39,7 @@ def test_declared_and_streamed_bodies_above_the_limit_are_413(platform_make):
     r = p.client.post("/api/v1/bundles/batch", content=chunks(), headers={**p.auth, "Content-Type": "application/json"})
     assert r.status_code == 413
     # every route, operator routes too (admin credential, CSV bodies)
-    r = p.client.post(
-        "/api/v1/ami/readings", content=b"meter_id,timestamp,v_rms,i_rms,pf\n" * 4000, headers=p.admin
-    )
+    r = p.client.post("/api/v1/ami/readings", content=b"meter_id,timestamp,v_rms,i_rms,pf\n" * 4000, headers=p.admin)
     assert r.status_code == 413
 
 

@@ -194,7 +194,7 @@ def test_strict_json_names_the_place():
         (b'[{"x": 1}, {"y": -Infinity}]', ("body", 1, "y")),
         (b'{"a": {"b": 1, "c": {"d": 1, "d": 1}}}', ("body", "a", "c", "d")),
         (b'{"a": 1', ("body",)),
-        (b'\xff\xfe\xfd', ("body",)),
+        (b"\xff\xfe\xfd", ("body",)),
         (b"[" * 100_000 + b"]" * 100_000, ("body",)),
     ]
     for raw, loc in cases:

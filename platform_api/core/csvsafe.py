@@ -10,21 +10,25 @@ row with another number of fields than the header is refused by the callers (``r
 Writing (:func:`write`): OWASP's CSV-injection rule. A spreadsheet opening the export runs a
 cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a CR as a formula; such a *text* cell
 is written with a leading single quote (``'=1+2``), which the spreadsheet shows and does not run.
-Numbers (``int``/``float`` values, written by ``str``) are left as they are: a negative power
-factor or longitude stays a number a spreadsheet computes with, and cannot carry a formula.
-Every CSV export of the platform goes through :func:`write`.
+Numbers are left as they are, whether written from ``int``/``float`` values or held as text that
+is one plain decimal number (``-3.5``, ``+1e-3``, a JSON number in the history's ``old``/``new``):
+a negative power factor or longitude stays a number a spreadsheet computes with, and a constant
+cannot carry a formula. Any other text starting with those characters (``-2+3``, ``=HYPERLINK(..)``,
+``@SUM(..)``) is neutralised. Every CSV export of the platform goes through :func:`write`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
 __all__ = ["CsvProblem", "decode", "neutral", "records", "write"]
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 
 class CsvProblem(ValueError):
@@ -69,8 +73,8 @@ def records(source: str | TextIO) -> Iterator[tuple[int, list[str]]]:
 
 def neutral(value: Any) -> Any:
     """A cell as :func:`write` writes it: text starting like a formula gets a leading quote;
-    numbers, booleans and None are left alone."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    numbers (values, or text that is one plain decimal number), booleans and None are left alone."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
         return "'" + value
     return value
 

@@ -22,8 +22,9 @@ pf          signed power factor, -1..1 (negative: the premise exports active pow
 
 Blank lines and lines starting with ``#`` are skipped. A (meter_id, timestamp) pair may appear
 only once. Every line has the header's number of fields; lines may end in LF, CRLF or CR; a
-field above 128 KiB or an unclosed quote is an error naming its line. Any problem raises :class:`AmiCsvError`, whose message names the line number (1 =
-the header) and the column; ``.line`` and ``.column`` carry them too.
+field above 128 KiB or an unclosed quote is an error naming its line. Any problem raises
+:class:`AmiCsvError`, whose message names the line number (1 = the header) and the column;
+``.line`` and ``.column`` carry them too.
 
 :meth:`AmiData.to_series` assembles the readings of one transformer's meters into a
 :class:`.TanSeries` (times snapped to the interval when ``period_s`` is given).
@@ -156,10 +157,10 @@ def _read(f: str | TextIO, assume_utc: bool) -> AmiData:
 def _read_records(reader: Iterator[tuple[int, list[str]]], assume_utc: bool) -> AmiData:
     header = None
     line = 0
-    for line, row in reader:
+    for n, row in reader:
         if not row or not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
-        header = [c.strip().lower() for c in row]
+        header, line = [c.strip().lower() for c in row], n
         break
     if header is None:
         raise AmiCsvError("no header line; expected columns " + ",".join(REQUIRED))

@@ -67,9 +67,7 @@ class Copy(_M):
     bus: Int = Field(ge=0)
     feeder: Int = Field(ge=0)
     phase: Phase
-    start_sample: Int = Field(
-        ge=0, lt=MAX_SAMPLE, description="capture/stream sample index of the centre of chip 0"
-    )
+    start_sample: Int = Field(ge=0, lt=MAX_SAMPLE, description="capture/stream sample index of the centre of chip 0")
     arrival_utc: datetime = Field(description="time of the centre of chip 0")
     level_db: Db = Field(description="burst RMS relative to the input's fundamental RMS")
     snr_db: Db = Field(description="symbol SNR (Es/N0) estimated by the demodulator")
