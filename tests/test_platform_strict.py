@@ -202,3 +202,17 @@ def test_strict_json_names_the_place():
             strictjson.loads(raw)
         assert e.value.loc == loc, (raw[:40], e.value.loc)
         assert "\n" not in e.value.msg
+
+
+def test_grid_model_json_import_is_strict_too(plat):
+    model = gridmodel(fleet(1, meters=(1, 1), seed=9))
+    text = json.dumps(model)
+    nan = text.replace('"lat": 37.5,', '"lat": NaN,', 1)
+    assert nan != text
+    dup = text.replace('"format": ', '"format": "x", "format": ', 1)
+    for body, loc in ((nan, ["body", "substations", 0, "lat"]), (dup, ["body", "format"])):
+        r = plat.client.post(
+            "/api/v1/import/json", content=body.encode(), headers={**plat.admin, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == loc, r.text

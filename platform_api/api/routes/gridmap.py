@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from ...core import csvsafe
+from ...core import csvsafe, strictjson
 from ...models import ImportRun, Section
 from ...schemas.imports import GRIDMODEL_EXAMPLE, GridModel, SimulatorTruth
 from ...schemas.inventory import ImportCounts, ImportRunOut, SectionOut
@@ -151,9 +151,9 @@ async def import_json(
     Upserts; every change is kept in the history with evidence `import:<id>`."""
     raw = await request.body()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise invalid(["body"], f"not JSON: {e}") from None
+        data = strictjson.loads(raw)  # no NaN, no key given twice
+    except strictjson.Refused as e:
+        raise invalid(list(e.loc), e.msg) from None
     sub = substation_id or pf.settings.substation_id
     try:
         if isinstance(data, dict) and "capture" in data:
