@@ -14,7 +14,8 @@ Numbers are left as they are, whether written from ``int``/``float`` values or h
 is one plain decimal number (``-3.5``, ``+1e-3``, a JSON number in the history's ``old``/``new``):
 a negative power factor or longitude stays a number a spreadsheet computes with, and a constant
 cannot carry a formula. Any other text starting with those characters (``-2+3``, ``=HYPERLINK(..)``,
-``@SUM(..)``) is neutralised. Every CSV export of the platform goes through :func:`write`.
+``@SUM(..)``) is neutralised. Every CSV export of the platform goes through :func:`write`; the
+Grid Map import reverses it (:func:`restore`), so an export re-imports unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
 
-__all__ = ["CsvProblem", "decode", "neutral", "records", "write"]
+__all__ = ["CsvProblem", "decode", "neutral", "records", "restore", "write"]
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
@@ -77,6 +78,14 @@ def neutral(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
         return "'" + value
     return value
+
+
+def restore(cell: str) -> str:
+    """The inverse of :func:`neutral` for an import of the platform's own export: a quote
+    followed by a formula character is dropped, so the Grid Map CSV re-imports unchanged."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_START) and neutral(cell[1:]) == cell:
+        return cell[1:]
+    return cell
 
 
 def write(columns: Sequence[str], rows: Iterable[Mapping[str, Any]], *, header: bool = True) -> str:

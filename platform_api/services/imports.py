@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..core.csvsafe import CsvProblem, records
+from ..core.csvsafe import CsvProblem, records, restore
 from ..models import Feeder, History, Hub, ImportRun, Meter, Section, Substation, Transformer
 from ..schemas.imports import GridModel, HubIn, MeterIn, SimulatorTruth, TransformerIn
 from .changes import bump_tan, change, mark_hub_dirty, record
@@ -118,7 +118,7 @@ def _from_csv(text: str) -> GridModel:
         loc = ["body", f"line {n}"]
         if len(fields) != len(names):
             raise ImportProblem(loc, f"{len(fields)} fields, the header has {len(names)}")
-        row = {k: v.strip() for k, v in zip(names, fields) if k}
+        row = {k: restore(v.strip()) for k, v in zip(names, fields) if k}
         row = {k: v for k, v in row.items() if v}
         try:
             hub_id = int(row["hub_id"])
