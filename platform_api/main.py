@@ -19,6 +19,7 @@ from receiver.contracts.bundle import Bundle
 from . import __version__
 from .api.main import ROUTERS
 from .core.admin import describe_database, ensure_admin_token
+from .core.bodylimit import BodyLimit
 from .core.config import Settings
 from .core.db import Database, migrate
 from .core.security import load_receivers_file, token_hash
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.group_commit = GroupCommit(pf)  # concurrent single posts on SQLite, committed together
     for router in ROUTERS:  # directly on the app: one level of routing less per request
         app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # 413 before a body is read
 
     def openapi():
         if app.openapi_schema:

@@ -176,6 +176,13 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_platform_ingest.py": {
         "test_fast_path_full_path_and_batch_agree": "3 s",
     },
+    "test_platform_csv_safety.py": {
+        "test_grid_csv_import_never_answers_500": "6 s: 150 generated CSV bodies",
+        "test_ami_import_never_answers_500": "3 s: 150 generated CSV bodies",
+    },
+    "test_platform_bodylimit.py": {
+        "test_a_100_mb_body_is_refused_without_holding_it": "6 s: a uvicorn server and 100 MB bodies",
+    },
     "test_platform_publishing.py": {
         "test_concentrator_merges_substations": "3 s: three platforms",
         "test_webhook_gives_up_after_max_attempts_and_background_delivers": "2 s",

@@ -301,8 +301,8 @@ GOOD = (
         (GOOD + "70003,1795306500\n", ["body", "line 4"], "fields"),
         ("meter_id,timestamp,v_rms,i_rms,pf\n", ["body"], "no readings"),
         ("", ["body"], "header"),
-        (b"meter_id,timestamp,v_rms,i_rms,pf\n\xff\xfe,1,2,3,4\n", ["body"], "UTF-8"),
-        ("meter_id,timestamp,v_rms,i_rms,pf\n70001,1795306500,240,1,0.9\x00\n", ["body"], "NUL"),
+        (b"meter_id,timestamp,v_rms,i_rms,pf\n\xff\xfe,1,2,3,4\n", ["body", "line 2"], "UTF-8"),
+        ("meter_id,timestamp,v_rms,i_rms,pf\n70001,1795306500,240,1,0.9\x00\n", ["body", "line 2"], "NUL"),
     ],
 )
 def test_ami_import_rejects_bad_files_and_stores_nothing(platform, text, loc, words):

@@ -23,6 +23,7 @@ Every setting has an embedded default, so ``create_app()`` works with an empty e
 | GLA_WEBHOOK_MAX_ATTEMPTS | webhook_max_attempts | 8 |
 | GLA_WEBHOOK_BACKOFF_S | webhook_backoff_s | 2.0 (doubles per attempt) |
 | GLA_THEFT_INTERVAL_S | theft_interval_s | 0 (off): run the theft analysis in the background this often |
+| GLA_MAX_BODY_BYTES | max_body_bytes | 67108864 (64 MiB): larger request bodies are answered 413 before they are read |
 | GLA_SQL_ECHO | sql_echo | 0 |
 """
 
@@ -74,6 +75,9 @@ class Settings(BaseModel):
     forward_batch: int = Field(default=500, ge=1)
     sse_poll_s: float = Field(default=0.5, gt=0)
     theft_interval_s: float = Field(default=0.0, ge=0, description="background theft analysis period; 0 = off")
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="request bodies above this are refused (413) unread"
+    )
     sql_echo: bool = False
 
     @field_validator("database_url")

@@ -8,15 +8,14 @@ never written to the history (only that one was set or changed).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..core.csvsafe import CsvProblem, records, restore
 from ..models import Feeder, History, Hub, ImportRun, Meter, Section, Substation, Transformer
 from ..schemas.imports import GridModel, HubIn, MeterIn, SimulatorTruth, TransformerIn
 from . import antireplay
@@ -95,19 +94,33 @@ CSV_COLUMNS = [
 
 
 def from_csv(text: str, substation_id: str) -> GridModel:
-    """One row per meter (see README); ``hub_id`` is required, the rest optional."""
-    rd = csv.DictReader(io.StringIO(text))
-    if rd.fieldnames is None or "hub_id" not in [f.strip() for f in rd.fieldnames]:
+    """One row per meter (see README); ``hub_id`` is required, the rest optional. Every row has
+    the header's number of fields (422 naming the line otherwise)."""
+    try:
+        return _from_csv(text)
+    except CsvProblem as e:
+        raise ImportProblem(e.loc, e.msg) from None
+
+
+def _from_csv(text: str) -> GridModel:
+    rd = records(text)
+    fieldnames = next((row for _, row in rd if row), None)  # blank lines before the header skipped
+    if fieldnames is None or "hub_id" not in [f.strip() for f in fieldnames]:
         raise ImportProblem(["body", "header"], "the CSV header must name at least the column hub_id")
-    unknown = [f for f in rd.fieldnames if f.strip() not in CSV_COLUMNS + ["section_id", "active", "last_seen_at"]]
+    unknown = [f for f in fieldnames if f.strip() not in CSV_COLUMNS + ["section_id", "active", "last_seen_at"]]
     if unknown:
         raise ImportProblem(["body", "header"], f"unknown columns {unknown}; known: {CSV_COLUMNS}")
+    names = [f.strip() for f in fieldnames]
     hubs: dict[int, dict] = {}
     trs: dict[str, dict] = {}
-    for n, raw in enumerate(rd, start=2):
-        row = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in raw.items() if k}
-        row = {k: v for k, v in row.items() if v not in ("", None)}
+    for n, fields in rd:
+        if not fields:
+            continue  # a blank line
         loc = ["body", f"line {n}"]
+        if len(fields) != len(names):
+            raise ImportProblem(loc, f"{len(fields)} fields, the header has {len(names)}")
+        row = {k: restore(v.strip()) for k, v in zip(names, fields) if k}
+        row = {k: v for k, v in row.items() if v}
         try:
             hub_id = int(row["hub_id"])
         except (KeyError, ValueError):

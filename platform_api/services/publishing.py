@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import json
 from collections.abc import Iterable
 from datetime import timedelta
@@ -14,6 +12,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..core import csvsafe
 from ..models import (
     Event,
     EventLog,
@@ -345,12 +344,9 @@ GRID_CSV_COLUMNS = [
 
 
 def _csv(rows: Iterable[dict], columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
-    return buf.getvalue()
+    """Every CSV export: text cells that a spreadsheet would run as a formula are neutralised
+    (:func:`platform_api.core.csvsafe.write`)."""
+    return csvsafe.write(columns, rows)
 
 
 def gridmap_csv(s: Session, substation_id: str | None = None) -> str:

@@ -21,8 +21,10 @@ pf          signed power factor, -1..1 (negative: the premise exports active pow
 ==========  =============================================================================
 
 Blank lines and lines starting with ``#`` are skipped. A (meter_id, timestamp) pair may appear
-only once. Any problem raises :class:`AmiCsvError`, whose message names the line number (1 =
-the header) and the column; ``.line`` and ``.column`` carry them too.
+only once. Every line has the header's number of fields; lines may end in LF, CRLF or CR; a
+field above 128 KiB or an unclosed quote is an error naming its line. Any problem raises
+:class:`AmiCsvError`, whose message names the line number (1 = the header) and the column;
+``.line`` and ``.column`` carry them too.
 
 :meth:`AmiData.to_series` assembles the readings of one transformer's meters into a
 :class:`.TanSeries` (times snapped to the interval when ``period_s`` is given).
@@ -30,17 +32,16 @@ the header) and the column; ``.line`` and ``.column`` carry them too.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 import numpy as np
 
+from ..core import csvsafe
 from .data import MeterInfo, TanSeries
 
 REQUIRED = ("meter_id", "timestamp", "v_rms", "i_rms", "pf")
@@ -143,18 +144,23 @@ def read_ami_csv(source: str | os.PathLike | TextIO, *, assume_utc: bool = False
 
 def read_ami_csv_text(text: str, *, assume_utc: bool = False) -> AmiData:
     """Same as :func:`read_ami_csv` on a string."""
-    return _read(io.StringIO(text), assume_utc)
+    return _read(text, assume_utc)
 
 
-def _read(f: TextIO, assume_utc: bool) -> AmiData:
-    reader = csv.reader(f)
+def _read(f: str | TextIO, assume_utc: bool) -> AmiData:
+    try:
+        return _read_records(csvsafe.records(f), assume_utc)
+    except csvsafe.CsvProblem as e:
+        raise AmiCsvError(e.msg, e.line) from None
+
+
+def _read_records(reader: Iterator[tuple[int, list[str]]], assume_utc: bool) -> AmiData:
     header = None
     line = 0
-    for row in reader:
-        line = reader.line_num
+    for n, row in reader:
         if not row or not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
-        header = [c.strip().lower() for c in row]
+        header, line = [c.strip().lower() for c in row], n
         break
     if header is None:
         raise AmiCsvError("no header line; expected columns " + ",".join(REQUIRED))
@@ -171,11 +177,10 @@ def _read(f: TextIO, assume_utc: bool) -> AmiData:
     lines: list[int] = []
     vals: dict[str, list[float]] = {"v_rms": [], "i_rms": [], "pf": []}
     seen: dict[tuple[str, int], int] = {}
-    for row in reader:
-        line = reader.line_num
+    for line, row in reader:
         if not row or not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):
             continue
-        if len(row) < len(header):
+        if len(row) != len(header):
             raise AmiCsvError(f"{len(row)} fields, the header has {len(header)}", line)
         mid = row[col["meter_id"]].strip()
         if not mid:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from receiver.contracts.bundle import Bundle
 
+from ...core import strictjson
 from ...models import BundleRow, Message, Reading, Rejection, Report
 from ...schemas.bundles import BatchIn, BatchOut, IngestResult, MessageOut, RejectionOut, ReportOut, StoredBundle
 from ...services.clock import iso
@@ -72,6 +73,7 @@ EXAMPLE = {
 }
 
 I32 = 2**31 - 1
+_T = TypeVar("_T", bound=BaseModel)
 
 
 def _limits(b: Bundle) -> None:
@@ -137,6 +139,21 @@ def _validation_errors(e: ValidationError, prefix: tuple = ("body",)) -> list[di
     return [{"loc": prefix + tuple(x["loc"]), "msg": x["msg"], "type": x["type"]} for x in e.errors()]
 
 
+def parse_strict(raw: bytes, model: type[_T]) -> _T:
+    """``model`` from a body that is strict JSON (:mod:`platform_api.core.strictjson`: no NaN or
+    infinities, no key given twice), validated by the contract; 422 naming the field otherwise.
+    Costs some 30 us a bundle more than pydantic's own JSON parser (2 KB: 48 against 16 us),
+    which keeps the last of duplicate keys and reads NaN."""
+    try:
+        data = strictjson.loads(raw)
+    except strictjson.Refused as e:
+        raise RequestValidationError([{"loc": e.loc, "msg": e.msg, "type": e.type}]) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise RequestValidationError(_validation_errors(e)) from None
+
+
 @router.post(
     "/api/v1/bundles",
     status_code=201,
@@ -179,10 +196,7 @@ async def post_bundle(request: Request) -> Response:
     # the hot path: credentials first, then one-pass JSON validation, no dependency machinery
     pf = request.app.state.platform
     p = authenticate(pf, request.headers.get("authorization"))
-    try:
-        bundle = Bundle.model_validate_json(await request.body())
-    except ValidationError as e:
-        raise RequestValidationError(_validation_errors(e)) from None
+    bundle = parse_strict(await request.body(), Bundle)
     _authorize(p, bundle)
     try:
         _limits(bundle)
@@ -230,10 +244,7 @@ async def post_batch(request: Request) -> Response:
     422). The results are in the order of the bundles. This is how `receiver/delivery.py` posts."""
     pf = request.app.state.platform
     p = authenticate(pf, request.headers.get("authorization"))
-    try:
-        batch = BatchIn.model_validate_json(await request.body())
-    except ValidationError as e:
-        raise RequestValidationError(_validation_errors(e)) from None
+    batch = parse_strict(await request.body(), BatchIn)
 
     def check(b: Bundle) -> None:
         _authorize(p, b)

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from ...core import csvsafe, strictjson
 from ...models import ImportRun, Section
 from ...schemas.imports import GRIDMODEL_EXAMPLE, GridModel, SimulatorTruth
 from ...schemas.inventory import ImportCounts, ImportRunOut, SectionOut
@@ -18,7 +19,7 @@ from ...services import imports
 from ...services.clock import iso
 from ...services.inventory import section_dict
 from ...services.publishing import events_csv, geojson, gridmap_csv, gridmap_tree, history_csv, hubs_csv
-from ..deps import DB, PF, Limit, Offset, SubQ, csv_text, invalid, require_admin
+from ..deps import DB, PF, Limit, Offset, SubQ, invalid, require_admin
 
 router = APIRouter(tags=["gridmap"])
 FeatureKind = Literal["substation", "transformer", "meter"]
@@ -150,9 +151,9 @@ async def import_json(
     Upserts; every change is kept in the history with evidence `import:<id>`."""
     raw = await request.body()
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise invalid(["body"], f"not JSON: {e}") from None
+        data = strictjson.loads(raw)  # no NaN, no key given twice
+    except strictjson.Refused as e:
+        raise invalid(list(e.loc), e.msg) from None
     sub = substation_id or pf.settings.substation_id
     try:
         if isinstance(data, dict) and "capture" in data:
@@ -194,7 +195,10 @@ async def import_csv(request: Request, pf: PF, substation_id: SubParam = None):
     tan_index, role, meter_lat, meter_lon`. Rows of one hub must agree on the hub's columns. The
     export `GET /api/v1/export/gridmap.csv` writes the same columns (without keys)."""
     raw = await request.body()
-    text = csv_text(raw)
+    try:
+        text = csvsafe.decode(raw)
+    except csvsafe.CsvProblem as e:
+        raise invalid(e.loc, e.msg) from None
     sub = substation_id or pf.settings.substation_id
     try:
         model = imports.from_csv(text, sub)

@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from ...core import csvsafe
 from ...models import AmiReading, TheftFinding
 from ...schemas.common import ID_PATTERN
 from ...schemas.theft import AmiImportOut, AmiReadingOut, TheftFindingOut, TheftRunOut
 from ...services import ami, theft
 from ...services.imports import ImportProblem
-from ..deps import DB, PF, Limit, Offset, csv_text, invalid, not_found, parse_time, require_admin
+from ..deps import DB, PF, Limit, Offset, invalid, not_found, parse_time, require_admin
 from .workorders import ADMIN, TimeQ
 
 router = APIRouter(tags=["theft"])
@@ -65,7 +66,10 @@ async def import_ami(
     raw = await request.body()
     if len(raw) > MAX_CSV_BYTES:
         raise HTTPException(status_code=413, detail=f"the CSV is larger than {MAX_CSV_BYTES} bytes; split it")
-    text = csv_text(raw)
+    try:
+        text = csvsafe.decode(raw)
+    except csvsafe.CsvProblem as e:
+        raise invalid(e.loc, e.msg) from None
     try:
         data, ids = await run_in_threadpool(ami.parse, text, assume_utc=assume_utc)
     except ImportProblem as e:
