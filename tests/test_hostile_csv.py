@@ -28,7 +28,6 @@ def test_csv_imports_never_answer_5xx_and_keep_what_was_imported(harness):
     assert csv_import.lost_readings(harness, before) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 6: fixed on another branch (CR-only lines, oversized fields)")
 def test_cr_only_lines_and_huge_fields_never_answer_5xx(harness):
     @ci_settings(50, shrink=False)
     @given(c=csv_import.csv_bodies(cr_or_huge=True))

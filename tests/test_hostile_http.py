@@ -29,7 +29,6 @@ def test_bundle_mutations_never_answer_5xx_and_lose_nothing(harness):
     assert http.lost_bundles(harness, accepted) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 item 6: fixed on another branch (NaN/Inf, bools, duplicate keys)")
 def test_nonfinite_numbers_bools_and_duplicate_keys_are_refused(harness):
     @ci_settings(150, shrink=False)
     @given(p=http.mutations())

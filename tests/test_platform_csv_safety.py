@@ -34,19 +34,16 @@ def lenient(platform):
 
 
 # -- imports -------------------------------------------------------------------------------------
-def test_cr_only_line_ends_are_read_like_lf(lenient):
+def test_cr_only_line_ends_are_a_422_naming_line_1_and_import_nothing(lenient):
     p = lenient
-    cr = _post(p, "/api/v1/import/csv", (GRID_HEADER + GRID_ROWS).replace("\n", "\r").encode())
-    assert cr.status_code == 200, cr.text
-    assert cr.json()["counts"]["meters_created"] == 2
-    history = len(p.client.get("/api/v1/history", params={"limit": 1000}).json())
-    lf = _post(p, "/api/v1/import/csv", (GRID_HEADER + GRID_ROWS).encode())
-    assert lf.status_code == 200 and lf.json()["counts"]["meters_created"] == 0
-    assert len(p.client.get("/api/v1/history", params={"limit": 1000}).json()) == history  # nothing differed
-    a_lf = _post(p, "/api/v1/ami/readings", AMI.encode())
-    a_cr = _post(p, "/api/v1/ami/readings", AMI.replace("\n", "\r").encode())
-    assert a_lf.status_code == 200 and a_cr.status_code == 200, a_cr.text
-    assert a_cr.json()["rows"] == 2 and a_cr.json()["unchanged"] == 2
+    for path, body in (("/api/v1/import/csv", GRID_HEADER + GRID_ROWS), ("/api/v1/ami/readings", AMI)):
+        r = _post(p, path, body.replace("\n", "\r").encode())
+        assert r.status_code == 422, r.text
+        (err,) = r.json()["detail"]
+        assert err["loc"][:2] == ["body", "line 1"] and "CR alone" in err["msg"], err
+        r = _post(p, path, body.replace("\n", "\r\n").encode())  # CRLF is fine
+        assert r.status_code == 200, r.text
+    assert p.client.get("/api/v1/meters").status_code == 200
 
 
 BAD = [

@@ -1,9 +1,10 @@
 """CSV in and out, safely: the one reader of posted CSV text and the one writer of CSV exports.
 
 Reading (:func:`decode`, :func:`records`): every problem is a :class:`CsvProblem` naming the line
-(1 = the header), never a ``csv.Error`` or ``UnicodeDecodeError`` escaping as a 500. Line ends may
-be LF, CRLF or CR alone (old spreadsheets write CR): the text is read with ``newline=""`` as the
-``csv`` module requires, so each is a line end. A field above ``csv.field_size_limit`` (128 KiB),
+(1 = the header), never a ``csv.Error`` or ``UnicodeDecodeError`` escaping as a 500. Line ends
+are LF or CRLF; a posted file whose lines end in CR alone (classic Mac OS) is refused at its first
+line with a message saying how to save it, rather than guessed at (a CR inside a quoted cell is
+text, and a file mixing both cannot be split safely). A field above ``csv.field_size_limit`` (128 KiB),
 a quote left open, bytes that are not UTF-8 and NUL characters are refused naming their line; a
 row with another number of fields than the header is refused by the callers (``ragged``).
 
@@ -55,6 +56,9 @@ def decode(raw: bytes) -> str:
     nul = text.find("\x00")
     if nul >= 0:
         raise CsvProblem("NUL characters are not allowed", text.count("\n", 0, nul) + 1)
+    cr, lf = text.find("\r"), text.find("\n")
+    if cr >= 0 and (lf < 0 or cr < lf) and not text.startswith("\r\n", cr):
+        raise CsvProblem("lines end in CR alone (classic Mac OS); save the file with LF or CRLF line ends", 1)
     return text
 
 
