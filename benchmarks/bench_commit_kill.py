@@ -1,8 +1,8 @@
 """Kill the platform mid-commit: ``python benchmarks/bench_commit_kill.py [--rounds 24] [--seed 1] [--out FILE]``
 
-Prints (and with ``--out`` writes) :func:`platform_api.commit_kill.run`'s result as JSON; exits 1
+Prints (and with ``--out`` writes) :func:`gridsim.hostile.commit_kill.run`'s result as JSON; exits 1
 if an acknowledged bundle was lost. ``bundles_lost_kill_test`` is the figure (must be 0); the
-method is in :mod:`platform_api.commit_kill`.
+method is in :mod:`gridsim.hostile.commit_kill`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from platform_api.commit_kill import run  # noqa: E402  (after the path set-up, as a script)
+from gridsim.hostile.commit_kill import run  # noqa: E402  (after the path set-up, as a script)
 
 __all__ = ["run", "main"]
 

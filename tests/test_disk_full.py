@@ -4,7 +4,7 @@ whole or absent (a torn tail is repaired on start), a full disk makes the receiv
 itself when room returns.
 
 Each scenario runs on a real small tmpfs when this process may mount one (root), and always with
-``ENOSPC`` injected (``benchmarks.bench_disk_full.InjectedDisk``: short write then ENOSPC on
+``ENOSPC`` injected (``gridsim.hostile.disk_full.InjectedDisk``: short write then ENOSPC on
 ``os.write`` under the data directory, SQLite's "database or disk is full" on its connections).
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_disk_full import InjectedDisk, TmpfsDisk, run
+from gridsim.hostile.disk_full import InjectedDisk, TmpfsDisk, run
 from platform_api.testing import bundles_for, fleet, report, slot_time
 from receiver.archive import ArchiveWriteError, BundleArchive, read_archive
 from receiver.contracts.bundle import Bundle

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import event, text
 from sqlalchemy.pool import Pool
 
-from platform_api import commit_kill
+from gridsim.hostile import commit_kill
 from platform_api.core.db import alembic_config, make_engine
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 from receiver.spool import Spool

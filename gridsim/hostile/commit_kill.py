@@ -54,7 +54,7 @@ HUBS = 24
 
 
 def _hubs(seed: int):
-    from .testing import fleet
+    from platform_api.testing import fleet
 
     return fleet(HUBS, seed=seed, meters=(1, 3), first_id=3_000_000)
 
@@ -62,7 +62,7 @@ def _hubs(seed: int):
 def _bundle(i: int, hubs: list, seed: int) -> dict:
     """Bundle *i*: one scheduled-report frame of hub ``i % H``, its counter the hub's base counter
     + ``i // H``, in slot ``S0 + i`` (a pure function of *i*: a re-post is the same body)."""
-    from .testing import bundles_for, report, slot_time
+    from platform_api.testing import bundles_for, report, slot_time
 
     hub = hubs[i % len(hubs)]
     t = slot_time(S0 + i)
@@ -85,7 +85,7 @@ def _free_port() -> int:
 
 
 def _settings(db: Path):
-    from .core.config import Settings
+    from platform_api.core.config import Settings
 
     return Settings(database_url=f"sqlite:///{db}", admin_token=ADMIN, background=False, substation_id=SUBSTATION_ID)
 
@@ -94,7 +94,7 @@ def _serve(db: str, port: int) -> None:
     """The forked server: the app on the database file, uvicorn on 127.0.0.1:port, until killed."""
     import uvicorn
 
-    from .main import create_app
+    from platform_api.main import create_app
 
     app = create_app(_settings(Path(db)))
     uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on")).run()
@@ -104,8 +104,8 @@ def _setup(db: Path, seed: int) -> None:
     """The hubs' keys and the receiver's credential, committed before the first round."""
     from fastapi.testclient import TestClient
 
-    from .main import create_app
-    from .testing import gridmodel
+    from platform_api.main import create_app
+    from platform_api.testing import gridmodel
 
     app = create_app(_settings(db))
     admin = {"Authorization": f"Bearer {ADMIN}"}
