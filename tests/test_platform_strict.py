@@ -216,3 +216,29 @@ def test_grid_model_json_import_is_strict_too(plat):
         )
         assert r.status_code == 422, r.text
         assert r.json()["detail"][0]["loc"] == loc, r.text
+
+
+def test_every_json_route_refuses_nan_and_duplicate_keys_naming_the_place(platform):
+    """Not only the bundles: every operation with a JSON body (operator routes included, with the
+    admin credential) refuses NaN, infinities and a key given twice before its schema sees them."""
+    spec = platform.app.openapi()
+    tried = 0
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            content = (op.get("requestBody") or {}).get("content", {})
+            if "application/json" not in content or path.startswith("/api/v1/bundles"):
+                continue
+            url = path.replace("{", "").replace("}", "")  # path parameters: their own names (a 404 or 422 later)
+            url = "/".join("1" if "id" in part.lower() and part != "api" else part for part in url.split("/"))
+            for body, words, loc in (
+                (b'{"x": NaN}', "NaN is not a JSON number", ["body", "x"]),
+                (b'{"x": [1, -Infinity]}', "-Infinity is not a JSON number", ["body", "x", 1]),
+                (b'{"x": 1, "x": 2}', "duplicate key 'x'", ["body", "x"]),
+            ):
+                headers = {**platform.admin, "content-type": "application/json"}
+                r = platform.client.request(method.upper(), url, content=body, headers=headers)
+                assert r.status_code == 422, (method, path, r.status_code, r.text)
+                (err,) = r.json()["detail"]
+                assert words in err["msg"] and err["loc"] == loc, (method, path, err)
+                tried += 1
+    assert tried >= 30  # every JSON operation, three bodies each

@@ -33,8 +33,9 @@ from ...models import Receiver
 from ...services.clock import iso, utcnow
 from ...services.ingest import Principal
 from ..deps import DB, SubQ, check_time, invalid, principal
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter()
+router = APIRouter(route_class=StrictJSONRoute)
 
 STATIC = FsPath(__file__).resolve().parents[2] / "static"
 #: files the page may load, and their media types (nothing else under static/ is served)

@@ -19,8 +19,9 @@ from ...services.changes import OPEN, change, event_dict, set_status
 from ...services.clock import iso, utcnow
 from ...services.policy import InferencePolicy
 from ..deps import DB, PF, Limit, Offset, SubQ, invalid, not_found, parse_time, require_admin
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter(tags=["events"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["events"])
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 TypeQ = Annotated[list[str] | None, Query(max_length=20, description="event types to include")]
 

@@ -20,8 +20,9 @@ from ...services.clock import iso
 from ...services.inventory import section_dict
 from ...services.publishing import events_csv, geojson, gridmap_csv, gridmap_tree, history_csv, hubs_csv
 from ..deps import DB, PF, Limit, Offset, SubQ, invalid, require_admin
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter(tags=["gridmap"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["gridmap"])
 FeatureKind = Literal["substation", "transformer", "meter"]
 ALL_KINDS: list[FeatureKind] = ["substation", "transformer", "meter"]
 SubParam = Annotated[

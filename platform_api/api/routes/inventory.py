@@ -14,8 +14,9 @@ from ...services.changes import change, record
 from ...services.clock import iso, utcnow
 from ...services.inventory import ensure_feeder, ensure_substation, hub_dict, meter_dict, tan_meters
 from ..deps import DB, PF, Limit, Offset, SubQ, not_found, require_admin
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["inventory"])
 HubId = Annotated[int, Path(ge=0, le=2**32 - 1, description="hub id (uint32, in clear in every frame)")]
 MeterId = Annotated[int, Path(ge=0, le=2**32 - 1)]
 

@@ -22,8 +22,9 @@ from ...schemas.provisioning import (
 from ...services import provisioning as prov
 from ...services.clock import iso, utcnow
 from ..deps import DB, PF, SubQ, check_time, invalid, not_found, parse_time, require_admin
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter(tags=["provisioning"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["provisioning"])
 HubId = Annotated[int, Path(ge=0, le=2**32 - 1)]
 ADMIN: dict[int | str, dict[str, Any]] = {
     401: {"description": "admin token required"},

@@ -22,8 +22,9 @@ from ...services.clock import iso, utcnow
 from ...services.ingest import Principal
 from ...services.publishing import deliver_once, delivery_dict, webhook_dict
 from ..deps import DB, PF, Limit, Offset, not_found, principal, require_admin
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter(tags=["publishing"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["publishing"])
 HookId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 ADMIN: dict[int | str, dict[str, Any]] = {401: {"description": "admin token required"}}
 

@@ -12,9 +12,13 @@ from ...models import Receiver
 from ...schemas.receivers import ReceiverIn, ReceiverOut, ReceiverToken
 from ...services.clock import iso, utcnow
 from ..deps import DB, PF, not_found, require_admin
+from ..strict_route import StrictJSONRoute
 
 router = APIRouter(
-    tags=["receivers"], dependencies=[Depends(require_admin)], responses={401: {"description": "admin token required"}}
+    route_class=StrictJSONRoute,
+    tags=["receivers"],
+    dependencies=[Depends(require_admin)],
+    responses={401: {"description": "admin token required"}},
 )
 RxId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/@-]+$")]
 

@@ -16,9 +16,10 @@ from ...schemas.theft import AmiImportOut, AmiReadingOut, TheftFindingOut, Theft
 from ...services import ami, theft
 from ...services.imports import ImportProblem
 from ..deps import DB, PF, Limit, Offset, invalid, not_found, parse_time, require_admin
+from ..strict_route import StrictJSONRoute
 from .workorders import ADMIN, TimeQ
 
-router = APIRouter(tags=["theft"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["theft"])
 MAX_CSV_BYTES = 64 * 1024 * 1024
 TransformerQ = Annotated[str | None, Query(max_length=64, pattern=ID_PATTERN, description="one service transformer")]
 

@@ -14,8 +14,9 @@ from ...schemas.theft import WorkOrderIn, WorkOrderOut
 from ...services.clock import utcnow
 from ...services.theft import work_order_dict
 from ..deps import DB, PF, Limit, Offset, check_time, invalid, not_found, parse_time, require_admin
+from ..strict_route import StrictJSONRoute
 
-router = APIRouter(tags=["theft"])
+router = APIRouter(route_class=StrictJSONRoute, tags=["theft"])
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ID_PATTERN)]
 TimeQ = Annotated[str | None, Query(max_length=40, description="ISO 8601 time")]
 ADMIN: dict[int | str, dict[str, Any]] = {
