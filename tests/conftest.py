@@ -187,6 +187,7 @@ HEAVY: dict[str, dict[str, str]] = {
     },
     "test_platform_security.py": {
         "test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard": "8 s: two starts of the server",
+        "test_no_anonymous_get_shows_an_account_or_address": "3-4 s: a theft analysis, every GET route twice",
     },
     "test_platform_theft.py": {
         "test_ami_import_rejects_bad_files_and_stores_nothing": "5 s",
