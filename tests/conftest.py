@@ -157,6 +157,7 @@ HEAVY: dict[str, dict[str, str]] = {
     },
     "test_dashboard.py": {
         "test_dashboard_page_and_assets_are_served": "6 s: headless Chromium",
+        "test_dashboard_shows_customer_details_only_when_signed_in": "3-6 s: headless Chromium, three pages",
         "test_receiver_health_report_and_listing": "2 s",
         "test_receiver_health_validation": "a platform per case",
     },
