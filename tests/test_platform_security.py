@@ -296,3 +296,36 @@ def test_no_anonymous_get_shows_an_account_or_address(platform):
     # a receiver's credential is not the operator's; an unknown token is refused
     assert "ZQACCT" not in p.client.get("/api/v1/meters", headers=p.auth).text
     assert p.client.get("/api/v1/meters", headers={"Authorization": "Bearer nope-nope"}).status_code == 401
+
+
+def test_withhold_nulls_customer_fields_and_takes_their_values_out_of_texts():
+    from platform_api.services.redact import shown, withhold
+
+    ev = {
+        "type": "theft_alert",
+        "title": "possible theft (unmetered load): meter 70003 at 7 Elm Street on transformer T-7, about 3.7 kW",
+        "details": {
+            "account": "7",
+            "address": "7 Elm Street",
+            "meters": [{"meter_id": 70003, "account": "7", "address": "7 Elm Street", "lat": 1.0}],
+            "detail": "tap near 7 Elm Street (account 7), 3.7 kW",
+            "meter_ids": [70003],
+        },
+    }
+    out = withhold(ev)
+    assert out["title"] == "possible theft (unmetered load): meter 70003 on transformer T-7, about 3.7 kW"
+    d = out["details"]
+    assert d["account"] is None and d["address"] is None and d["meter_ids"] == [70003]
+    assert d["meters"] == [{"meter_id": 70003, "account": None, "address": None, "lat": 1.0}]
+    assert d["detail"] == "tap near (withheld) (account (withheld)), 3.7 kW"  # whole values only: 70003, T-7, 3.7 stay
+    assert ev["details"]["account"] == "7" and shown(ev, True) is ev  # the input is left alone
+    rows = [
+        {"entity": "meter", "field": "address", "old": "1 Oak Road", "new": "2 Oak Road"},
+        {"entity": "meter", "field": "created", "old": None, "new": {"account": "A-1", "hub_id": 5}},
+        {"entity": "hub", "field": "map_phase", "old": "A", "new": "B"},
+    ]
+    assert withhold(rows) == [
+        {"entity": "meter", "field": "address", "old": None, "new": None},
+        {"entity": "meter", "field": "created", "old": None, "new": {"account": None, "hub_id": 5}},
+        {"entity": "hub", "field": "map_phase", "old": "A", "new": "B"},
+    ]

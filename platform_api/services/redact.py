@@ -44,12 +44,13 @@ def _values(obj: Any, out: set[str]) -> set[str]:
 
 def _scrubber(values: set[str]):
     """A function taking the values out of a text: " at <address>" as a whole (how the theft
-    alert's title names it), any other occurrence (as a whole word) as :data:`WITHHELD_TEXT`."""
+    alert's title names it), any other occurrence of a whole value as :data:`WITHHELD_TEXT`."""
     if not values:
         return lambda text: text
     alts = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
-    at = re.compile(rf" at (?:{alts})(?!\w)")
-    bare = re.compile(rf"(?<!\w)(?:{alts})(?!\w)")
+    # a whole value: not inside a longer word, number or id ("7" is not taken out of "T-7", "3.7")
+    at = re.compile(rf" at (?:{alts})(?![\w-]|\.\d)")
+    bare = re.compile(rf"(?<![\w.-])(?:{alts})(?![\w-]|\.\d)")
     return lambda text: bare.sub(WITHHELD_TEXT, at.sub("", text))
 
 
