@@ -157,6 +157,7 @@ HEAVY: dict[str, dict[str, str]] = {
     },
     "test_dashboard.py": {
         "test_dashboard_page_and_assets_are_served": "6 s: headless Chromium",
+        "test_dashboard_shows_customer_details_only_when_signed_in": "3-6 s: headless Chromium, three pages",
         "test_receiver_health_report_and_listing": "2 s",
         "test_receiver_health_validation": "a platform per case",
     },
@@ -196,6 +197,7 @@ HEAVY: dict[str, dict[str, str]] = {
     },
     "test_platform_security.py": {
         "test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard": "8 s: two starts of the server",
+        "test_no_anonymous_get_shows_an_account_or_address": "3-4 s: a theft analysis, every GET route twice",
     },
     "test_hostile_http.py": {
         "test_every_operation_never_answers_5xx_with_credentials": "8-16 s: schemathesis, every operation",

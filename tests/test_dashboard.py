@@ -26,6 +26,7 @@ import pytest
 
 from dsp.air import messages as M
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
+from tests.test_platform_theft import HUBS, TAPPED, area_csv, grid_model
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = slot_time(448_826_400)
@@ -297,21 +298,7 @@ def _load(url: str, admin: str) -> dict:
                 **kw,
             )
         )
-        # the platform's own theft analysis: AMI interval data of a radial area with a tapped meter
-        from tests.test_platform_theft import HUBS, TAPPED, area_csv, grid_model
-
-        theft_model = grid_model()
-        theft_model["substations"][0]["name"] = "Elm Street substation"
-        r = c.post("/api/v1/import/json", json=theft_model, headers=a)
-        assert r.status_code == 200, r.text
-        r = c.post(
-            "/api/v1/ami/readings",
-            content=area_csv(1, HUBS["T-100"][1], tap_meter=TAPPED).encode(),
-            headers={"Content-Type": "text/csv", **a},
-        )
-        assert r.status_code == 200, r.text
-        r = c.post("/api/v1/theft/analyse", headers=a)
-        assert r.status_code == 200 and r.json()["alerts_new"] >= 1, r.text
+        _load_theft(c, a)
         r = c.post("/api/v1/receivers/rx-elm-1/health", json=health_body(spool_depth=7, lag_s=1.4), headers=rx)
         assert r.status_code == 201, r.text
         events = c.get("/api/v1/events").json()
@@ -331,6 +318,23 @@ def _load(url: str, admin: str) -> dict:
     }
 
 
+def _load_theft(c: httpx.Client, a: dict) -> None:
+    """The platform's own theft analysis: AMI interval data of a radial area with a tapped meter
+    (accounts ``ACC-<meter>``, addresses ``<n> Elm Street``)."""
+    theft_model = grid_model()
+    theft_model["substations"][0]["name"] = "Elm Street substation"
+    r = c.post("/api/v1/import/json", json=theft_model, headers=a)
+    assert r.status_code == 200, r.text
+    r = c.post(
+        "/api/v1/ami/readings",
+        content=area_csv(1, HUBS["T-100"][1], tap_meter=TAPPED).encode(),
+        headers={"Content-Type": "text/csv", **a},
+    )
+    assert r.status_code == 200, r.text
+    r = c.post("/api/v1/theft/analyse", headers=a)
+    assert r.status_code == 200 and r.json()["alerts_new"] >= 1, r.text
+
+
 @pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
     reason=f"headless browser test skipped: {CHROMIUM} not found (Debian package 'chromium'; "
@@ -341,7 +345,8 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     data = _load(url, admin)
     profile = tmp_path / "chromium-profile"
 
-    run = _chromium("--virtual-time-budget=8000", "--dump-dom", url + "/", profile=profile)
+    # the operator's view: the admin token given in the address' fragment (kept in sessionStorage)
+    run = _chromium("--virtual-time-budget=8000", "--dump-dom", f"{url}/#token={admin}", profile=profile)
     dom = run.stdout
     assert "<svg" in dom, f"chromium rendered no map (rc={run.returncode}):\n{run.stderr[-2000:]}"
     text = _text(dom)
@@ -420,3 +425,43 @@ def test_dashboard_in_headless_chromium(live_platform, tmp_path):
     keep = os.environ.get("GLA_DASHBOARD_SCREENSHOT")
     if keep:
         shutil.copy(png, keep)
+
+
+SKIP_NO_CHROMIUM = pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK), reason=f"headless browser test skipped: {CHROMIUM} not found"
+)
+
+
+@SKIP_NO_CHROMIUM
+def test_dashboard_shows_customer_details_only_when_signed_in(live_platform, tmp_path):
+    url, admin = live_platform
+    with httpx.Client(base_url=url, timeout=20) as c:
+        _load_theft(c, {"Authorization": f"Bearer {admin}"})
+        (alert,) = c.get("/api/v1/events", params={"type": "theft_alert"}).json()[:1]
+    account, address = f"ACC-{TAPPED}", "12 Elm Street"
+
+    # anonymous: the alert is listed by meter, without account or address, and the page says why
+    run = _chromium("--virtual-time-budget=8000", "--dump-dom", url + "/dashboard", profile=tmp_path / "p1")
+    dom = run.stdout
+    row = _row(dom, "data-event", str(alert["id"]))
+    assert str(TAPPED) in row and "platform (radial)" in row, row
+    assert account not in dom and address not in dom and "ACC-" not in dom
+    assert "Sign in to see customer details" in _text(dom)
+    assert re.search(r'<input[^>]*id="token"', dom) and re.search(r'<div id="errors"[^>]*hidden', dom)
+
+    # with the token (the fragment is stored in sessionStorage and taken out of the address)
+    run = _chromium(
+        "--virtual-time-budget=8000", "--dump-dom", f"{url}/dashboard#token={admin}", profile=tmp_path / "p2"
+    )
+    dom = run.stdout
+    row = _row(dom, "data-event", str(alert["id"]))
+    assert account in row and address in row, row
+    assert "Sign in to see customer details" not in _text(dom) and "Sign out" in _text(dom)
+    assert admin not in dom  # not in the page (nor in the address it shows)
+
+    # a wrong token: refused, said, forgotten; the page shows what anyone may see
+    run = _chromium(
+        "--virtual-time-budget=8000", "--dump-dom", f"{url}/dashboard#token=wrong-token", profile=tmp_path / "p3"
+    )
+    text = _text(run.stdout)
+    assert "token not accepted" in text and account not in run.stdout

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
@@ -187,3 +188,144 @@ def test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard(
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+# -- customer data (accounts, addresses) is withheld from anonymous readers ------------------------
+def _plant(p) -> tuple[list[str], dict[str, str]]:
+    """The theft test's areas with distinctive accounts and addresses (the inventory import), a
+    theft alert (its title names the address), a later change of one address (history rows with
+    the old and new value), a webhook and a work order; returns the planted strings and a value
+    for each path parameter of the GET routes."""
+    from tests.test_platform_theft import HUBS, TAPPED, area_csv, grid_model, upload
+
+    def plant(model: dict, version: str) -> dict:
+        for hub in model["hubs"]:
+            for m in hub["meters"]:
+                m["account"] = f"ZQACCT{m['meter_id']}{version}"
+                m["address"] = f"{m['meter_id']} Quillfeather Lane {version}"
+        return model
+
+    p.import_model(plant(grid_model(), "A"))
+    for tid, seed, tap in (("T-100", 1, TAPPED), ("T-200", 2, None)):
+        assert upload(p, area_csv(seed, HUBS[tid][1], tap_meter=tap)).status_code == 200
+    c = p.client
+    assert c.post("/api/v1/theft/analyse", headers=p.admin).json()["alerts_new"] >= 1
+    model = plant(grid_model(), "A")
+    model["hubs"][0]["meters"][2].update(account=f"ZQACCT{TAPPED}B", address=f"{TAPPED} Quillfeather Lane B")
+    p.import_model(model)  # the tapped meter moves house: history rows with old and new values
+    hook = c.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=p.admin).json()
+    wo: dict[str, Any] = {"order_id": "WO-Q", "kind": "meter_exchange", "start_at": "2026-11-22T08:00:00Z"}
+    wo.update(end_at="2026-11-22T09:00:00Z", meter_ids=[90001])
+    assert c.post("/api/v1/workorders", json=wo, headers=p.admin).status_code == 201
+    events = c.get("/api/v1/events", params={"type": "theft_alert"}, headers=p.admin).json()
+    planted = [f"ZQACCT{m}A" for _, ms in HUBS.values() for m in ms] + [f"Quillfeather Lane {v}" for v in "AB"]
+    planted.append(f"ZQACCT{TAPPED}B")
+    params = {
+        "meter_id": str(TAPPED),
+        "hub_id": str(HUBS["T-100"][0]),
+        "event_id": str(events[-1]["id"]),
+        "webhook_id": str(hook["id"]),
+        "order_id": "WO-Q",
+        "receiver_id": p.receiver_id,
+    }
+    return planted, params
+
+
+def _get_walk(p, params: dict[str, str], headers: dict) -> dict[str, tuple[int, str]]:
+    """``{"/path?query": (status, body)}`` of every GET route of ``app.openapi()`` (path parameters
+    from ``params``), plus the filters that pick the theft alerts out; the event stream read from
+    its first publication for one second."""
+    c = p.client
+    out: dict[str, tuple[int, str]] = {}
+    extra: dict[str, list[dict[str, Any]]] = {
+        "/api/v1/events": [{"type": "theft_alert"}, {"status": ["open", "candidate"]}],
+        "/api/v1/events/log": [{"limit": 1000}],
+        "/api/v1/events/stream": [{"after": 0, "timeout_s": 1}],
+        "/api/v1/history": [{"entity": "meter", "limit": 1000}],
+        "/api/v1/meters": [{"limit": 1000}],
+        "/api/v1/theft/alerts": [{"status": "all"}],
+    }
+    for path, ops in p.app.openapi()["paths"].items():
+        if "get" not in ops:
+            continue
+        url = path
+        for prm in ops["get"].get("parameters", []):
+            if prm["in"] == "path":
+                url = url.replace("{" + prm["name"] + "}", params.get(prm["name"], "1"))
+        queries: list[dict[str, Any]] = [{}] * (path != "/api/v1/events/stream") + extra.get(path, [])
+        for q in queries:
+            r = c.get(url, params=q, headers=headers)
+            out[f"{url}?{'&'.join(f'{k}={v}' for k, v in q.items())}"] = (r.status_code, r.text)
+    return out
+
+
+def test_no_anonymous_get_shows_an_account_or_address(platform):
+    p = platform
+    planted, params = _plant(p)
+    anon = _get_walk(p, params, {})
+    assert len({k.split("?")[0] for k in anon}) >= 40
+    assert not [k for k, (st, _) in anon.items() if st >= 500], anon
+    leaks = {k: [s for s in planted if s in body] for k, (_, body) in anon.items()}
+    assert not any(leaks.values()), " ".join(k for k, v in leaks.items() if v)
+    # the theft alert is still there, named by its meter, without the address
+    (ev, *_) = p.client.get("/api/v1/events", params={"type": "theft_alert"}).json()
+    assert ev["title"].startswith("possible theft") and str(params["meter_id"]) in ev["title"]
+    assert ev["details"]["account"] is None and ev["details"]["address"] is None
+    assert anon["/api/v1/events/stream?after=0&timeout_s=1"][1].count("event: created") >= 1
+    # the credential shows them as before
+    admin = _get_walk(p, params, p.admin)
+    shown = {k for k, (_, body) in admin.items() if any(s in body for s in planted)}
+    for route in (
+        f"/api/v1/meters/{params['meter_id']}?",
+        "/api/v1/meters?",
+        f"/api/v1/hubs/{params['hub_id']}?",
+        f"/api/v1/meters/{params['meter_id']}/history?",
+        "/api/v1/events?type=theft_alert",
+        f"/api/v1/events/{params['event_id']}?",
+        "/api/v1/events/log?limit=1000",
+        "/api/v1/events/stream?after=0&timeout_s=1",
+        "/api/v1/theft/alerts?",
+        "/api/v1/export/gridmap.csv?",
+    ):
+        assert route in shown, route
+    ev = p.client.get(f"/api/v1/events/{params['event_id']}", headers=p.admin).json()
+    assert "Quillfeather Lane A" in ev["title"] and ev["details"]["account"].startswith("ZQACCT")
+    anon_ev = p.client.get(f"/api/v1/events/{params['event_id']}").json()
+    assert anon_ev["title"] == ev["title"].replace(f" at {ev['details']['address']}", "")
+    assert anon_ev["details"]["meter_ids"] == ev["details"]["meter_ids"]
+    # a receiver's credential is not the operator's; an unknown token is refused
+    assert "ZQACCT" not in p.client.get("/api/v1/meters", headers=p.auth).text
+    assert p.client.get("/api/v1/meters", headers={"Authorization": "Bearer nope-nope"}).status_code == 401
+
+
+def test_withhold_nulls_customer_fields_and_takes_their_values_out_of_texts():
+    from platform_api.services.redact import shown, withhold
+
+    ev = {
+        "type": "theft_alert",
+        "title": "possible theft (unmetered load): meter 70003 at 7 Elm Street on transformer T-7, about 3.7 kW",
+        "details": {
+            "account": "7",
+            "address": "7 Elm Street",
+            "meters": [{"meter_id": 70003, "account": "7", "address": "7 Elm Street", "lat": 1.0}],
+            "detail": "tap near 7 Elm Street (account 7), 3.7 kW",
+            "meter_ids": [70003],
+        },
+    }
+    out = withhold(ev)
+    assert out["title"] == "possible theft (unmetered load): meter 70003 on transformer T-7, about 3.7 kW"
+    d = out["details"]
+    assert d["account"] is None and d["address"] is None and d["meter_ids"] == [70003]
+    assert d["meters"] == [{"meter_id": 70003, "account": None, "address": None, "lat": 1.0}]
+    assert d["detail"] == "tap near (withheld) (account (withheld)), 3.7 kW"  # whole values only: 70003, T-7, 3.7 stay
+    assert ev["details"]["account"] == "7" and shown(ev, True) is ev  # the input is left alone
+    rows = [
+        {"entity": "meter", "field": "address", "old": "1 Oak Road", "new": "2 Oak Road"},
+        {"entity": "meter", "field": "created", "old": None, "new": {"account": "A-1", "hub_id": 5}},
+        {"entity": "hub", "field": "map_phase", "old": "A", "new": "B"},
+    ]
+    assert withhold(rows) == [
+        {"entity": "meter", "field": "address", "old": None, "new": None},
+        {"entity": "meter", "field": "created", "old": None, "new": {"account": None, "hub_id": 5}},
+        {"entity": "hub", "field": "map_phase", "old": "A", "new": "B"},
+    ]

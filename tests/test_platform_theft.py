@@ -142,7 +142,7 @@ def by_tr(run: dict) -> dict:
 
 
 def theft_events(p, **params) -> list[dict]:
-    r = p.client.get("/api/v1/events", params={"type": "theft_alert", **params})
+    r = p.client.get("/api/v1/events", params={"type": "theft_alert", **params}, headers=p.admin)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -150,7 +150,7 @@ def theft_events(p, **params) -> list[dict]:
 def theft_log(p) -> list[dict]:
     return [
         e
-        for e in p.client.get("/api/v1/events/log", params={"limit": 1000}).json()
+        for e in p.client.get("/api/v1/events/log", params={"limit": 1000}, headers=p.admin).json()
         if e["event"]["type"] == "theft_alert"
     ]
 
@@ -436,7 +436,7 @@ def test_work_order_suppresses_then_cancelled_raises_then_new_order_withdraws(pl
     assert run["alerts_new"] == 0 and run["suppressed"] >= 1
     assert theft_events(platform) == [] and theft_log(platform) == []
     assert c.get("/api/v1/theft/alerts").json() == []
-    sup = c.get("/api/v1/theft/alerts", params={"status": "suppressed"}).json()
+    sup = c.get("/api/v1/theft/alerts", params={"status": "suppressed"}, headers=platform.admin).json()
     assert sup and all(
         x["work_order_ids"] == ["WO-SL"] and x["meter_ids"] == [TAPPED] and x["event_id"] is None for x in sup
     )
@@ -536,7 +536,7 @@ def test_import_carries_meter_account_and_transformer_topology(platform):
     model = grid_model()
     model["transformers"][1]["topology"] = "bus"
     platform.import_model(model)
-    m = platform.client.get("/api/v1/meters/70003").json()
+    m = platform.client.get("/api/v1/meters/70003", headers=platform.admin).json()
     assert (m["account"], m["address"], m["service_length_m"]) == ("ACC-70003", "12 Elm Street", 40.0)
     text = platform.client.get("/api/v1/export/gridmap.csv", headers=platform.admin).text
     assert "transformer_topology" in text.splitlines()[0] and ",bus," in text and "ACC-70003" in text

@@ -91,7 +91,26 @@ async def require_admin(
         raise _unauthorized("unknown token")
 
 
+async def is_admin(
+    creds: HTTPAuthorizationCredentials | None = Depends(bearer), pf: Platform = Depends(platform)
+) -> bool:
+    """The optional credential of the routes that anyone may read but whose customer data
+    (accounts, addresses: :mod:`platform_api.services.redact`) only the operator sees: True for
+    the admin token, False without a credential or with another known one (a receiver's or a
+    platform's), 401 for an unknown token (a mistyped one is said, not silently read as none)."""
+    if creds is None or not creds.credentials:
+        return False
+    want = pf.admin_token
+    if want and hmac.compare_digest(creds.credentials.encode(), want.encode()):
+        return True
+    if lookup(pf, creds.credentials) is None:
+        raise _unauthorized("unknown token")
+    return False
+
+
 PF = Annotated[Platform, Depends(platform)]
+#: True when the caller holds the admin credential: answers carry customer data only then
+Admin = Annotated[bool, Depends(is_admin)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="page size")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="rows to skip")]
 HubIdQ = Annotated[int | None, Query(ge=0, le=2**32 - 1, description="filter by hub id")]
@@ -112,17 +131,6 @@ DB = Annotated[Session, Depends(session)]
 def invalid(loc: list, msg: str, type_: str = "value_error") -> RequestValidationError:
     """A 422 in FastAPI's format naming ``loc``."""
     return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": type_, "input": None}])
-
-
-def csv_text(raw: bytes) -> str:
-    """The text of a posted CSV body (UTF-8, an optional BOM); 422 on other encodings or NULs."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise invalid(["body"], "the CSV must be UTF-8") from None
-    if "\x00" in text:
-        raise invalid(["body"], "NUL characters are not allowed")
-    return text
 
 
 def not_found(what: str) -> HTTPException:

@@ -1,5 +1,8 @@
 // The operator's view of the Computing Platform. Reads the JSON API only (relative URLs, so the
 // page works behind a path prefix), refreshes every few seconds, loads nothing from elsewhere.
+// Customer details (accounts, addresses) come only with the admin token: the page keeps it in
+// sessionStorage (this tab, until it closes) and sends it as "Authorization: Bearer" on every fetch.
+// It polls (no EventSource, which cannot send that header).
 "use strict";
 
 const API = "api/v1/";
@@ -18,7 +21,7 @@ const S = {
   health: [],
   open: new Map(),           // tree node key -> open?
   expanded: new Set(),       // bundle ids whose copies are shown
-  firstBundles: true, treeSig: "", mapSig: "", errors: {}, lastOk: null,
+  firstBundles: true, treeSig: "", mapSig: "", errors: {}, lastOk: null, tokenRefused: false,
 };
 
 // ---- small helpers -------------------------------------------------------------------------------
@@ -83,8 +86,48 @@ const isTheft = (e) => e.type === "theft_alert" ||
   (e.type === "tan_anomaly" && (e.details || {}).anomaly === "theft_suspicion");
 const isOpen = (e) => e.status === "open" || e.status === "suspected";
 
+// ---- the admin token (optional) -----------------------------------------------------------------
+const TOKEN_KEY = "gla.adminToken";
+function token() {
+  try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+}
+function setToken(value, refused = false) {
+  try {
+    if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+  } catch (e) { /* storage disabled: the page shows what anyone may see */ }
+  S.tokenRefused = refused;
+  renderSignin();
+}
+// "#token=<admin token>" in the address (kiosks, scripts): stored, then taken out of the address
+// and the history; a fragment never reaches the server or its logs
+function tokenFromFragment() {
+  const m = /^#token=(.+)$/.exec(location.hash || "");
+  if (!m) return;
+  setToken(decodeURIComponent(m[1]));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+function renderSignin() {
+  const box = $("signin");
+  if (!box) return;
+  if (token()) {
+    box.replaceChildren(h("span", {class: "who"}, "operator"), " ",
+      h("button", {type: "button", onclick: () => { setToken(""); S.tick = 0; loop(true); }}, "Sign out"));
+    return;
+  }
+  const input = h("input", {type: "password", id: "token", placeholder: "admin token", autocomplete: "off",
+                             "aria-label": "admin token", size: 14});
+  box.replaceChildren(
+    h("span", {class: "refused"}, S.tokenRefused ? "token not accepted " : ""),
+    h("form", {onsubmit: (ev) => { ev.preventDefault(); if (input.value.trim()) { setToken(input.value.trim()); loop(true); } }},
+      input, " ", h("button", {type: "submit"}, "Sign in")));
+}
+
 async function getJSON(path) {
-  const r = await fetch(API + path, {cache: "no-store", headers: {Accept: "application/json"}});
+  const headers = {Accept: "application/json"};
+  const t = token();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const r = await fetch(API + path, {cache: "no-store", headers});
+  if (r.status === 401 && t) setToken("", true);  // an unknown token: forget it, say so
   if (!r.ok) throw new Error(`${path.split("?")[0]}: HTTP ${r.status}`);
   return r.json();
 }
@@ -264,7 +307,8 @@ function renderTheft() {
       h("td", {}, badge(e.status, statusKind(e.status))),
       h("td", {}, evidence(e.evidence)));
   });
-  $("theft").replaceChildren(h("table", {}, h("thead", {}, head), h("tbody", {}, body)));
+  const note = token() ? null : h("p", {class: "empty signin-note"}, "Sign in to see customer details (account, address).");
+  $("theft").replaceChildren(...[note, h("table", {}, h("thead", {}, head), h("tbody", {}, body))].filter(Boolean));
 }
 
 function renderEvents() {
@@ -550,12 +594,12 @@ function render() {
   renderHeader();
 }
 
-async function loop() {
-  if (!document.hidden || S.tick === 0) {
+async function loop(now) {
+  if (!document.hidden || S.tick === 0 || now === true) {
     try { await refresh(); } catch (e) { S.errors.refresh = e.message; }
     render();
   }
-  setTimeout(loop, REFRESH_MS);
+  if (now !== true) setTimeout(loop, REFRESH_MS);
 }
 
-document.addEventListener("DOMContentLoaded", loop);
+document.addEventListener("DOMContentLoaded", () => { tokenFromFragment(); renderSignin(); loop(); });

@@ -18,7 +18,8 @@ from ...services import inference, outage
 from ...services.changes import OPEN, change, event_dict, set_status
 from ...services.clock import iso, utcnow
 from ...services.policy import InferencePolicy
-from ..deps import DB, PF, Limit, Offset, SubQ, invalid, not_found, parse_time, require_admin
+from ...services.redact import shown
+from ..deps import DB, PF, Admin, Limit, Offset, SubQ, invalid, not_found, parse_time, require_admin
 from ..strict_route import StrictJSONRoute
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["events"])
@@ -29,6 +30,7 @@ TypeQ = Annotated[list[str] | None, Query(max_length=20, description="event type
 @router.get("/api/v1/events", response_model=list[EventOut], summary="Inferred changes, newest first")
 def list_events(
     s: DB,
+    admin: Admin,
     substation_id: SubQ = None,
     type: TypeQ = None,
     status: Annotated[list[str] | None, Query(max_length=10, description=", ".join(STATUSES))] = None,
@@ -50,7 +52,8 @@ def list_events(
         q = q.where(Event.status != "candidate")
     if subject_id:
         q = q.where(Event.subject_id == subject_id)
-    return [event_dict(e) for e in s.scalars(q.order_by(Event.id.desc()).offset(offset).limit(limit)).all()]
+    rows = s.scalars(q.order_by(Event.id.desc()).offset(offset).limit(limit)).all()
+    return shown([event_dict(e) for e in rows], admin)
 
 
 @router.get(
@@ -59,11 +62,15 @@ def list_events(
     summary="Publications in order (what SSE and webhooks deliver), for polling clients",
 )
 def event_log(
-    s: DB, after: Annotated[int, Query(ge=0, le=2**62, description="last seq seen")] = 0, limit: Limit = 100
+    s: DB,
+    admin: Admin,
+    after: Annotated[int, Query(ge=0, le=2**62, description="last seq seen")] = 0,
+    limit: Limit = 100,
 ) -> list[dict]:
     rows = s.scalars(select(EventLog).where(EventLog.seq > after).order_by(EventLog.seq).limit(limit)).all()
     return [
-        {"seq": r.seq, "event_id": r.event_id, "action": r.action, "at": iso(r.at), "event": r.snapshot} for r in rows
+        {"seq": r.seq, "event_id": r.event_id, "action": r.action, "at": iso(r.at), "event": shown(r.snapshot, admin)}
+        for r in rows
     ]
 
 
@@ -80,6 +87,7 @@ def event_log(
 async def stream(
     request: Request,
     pf: PF,
+    admin: Admin,
     after: Annotated[
         int | None, Query(ge=0, le=2**62, description="start after this seq (default: Last-Event-ID, else now)")
     ] = None,
@@ -122,7 +130,8 @@ async def stream(
                     continue
                 if snap.get("confidence", 0) < min_confidence:
                     continue
-                data = json.dumps({"seq": seq, "action": action, "event": snap}, separators=(",", ":"))
+                event = shown(snap, admin)
+                data = json.dumps({"seq": seq, "action": action, "event": event}, separators=(",", ":"))
                 yield f"id: {seq}\nevent: {action}\ndata: {data}\n\n"
                 sent += 1
                 if max_events and sent >= max_events:
@@ -148,11 +157,11 @@ async def stream(
     summary="One event",
     responses={404: {"description": "no such event"}},
 )
-def get_event(s: DB, event_id: EventId) -> dict:
+def get_event(s: DB, admin: Admin, event_id: EventId) -> dict:
     e = s.get(Event, event_id)
     if e is None:
         raise not_found(f"event {event_id}")
-    return event_dict(e)
+    return shown(event_dict(e), admin)
 
 
 def _act(pf, event_id: int, action: str, note: str | None) -> dict:

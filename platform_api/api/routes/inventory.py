@@ -13,7 +13,8 @@ from ...services import antireplay
 from ...services.changes import change, record
 from ...services.clock import iso, utcnow
 from ...services.inventory import ensure_feeder, ensure_substation, hub_dict, meter_dict, tan_meters
-from ..deps import DB, PF, Limit, Offset, SubQ, not_found, require_admin
+from ...services.redact import shown
+from ..deps import DB, PF, Admin, Limit, Offset, SubQ, not_found, require_admin
 from ..strict_route import StrictJSONRoute
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["inventory"])
@@ -24,6 +25,7 @@ MeterId = Annotated[int, Path(ge=0, le=2**32 - 1)]
 @router.get("/api/v1/hubs", response_model=list[HubOut], summary="List Remote Hubs")
 def list_hubs(
     s: DB,
+    admin: Admin,
     substation_id: SubQ = None,
     feeder: Annotated[int | None, Query(ge=0, le=100_000)] = None,
     phase: Annotated[Literal["A", "B", "C"] | None, Query()] = None,
@@ -45,7 +47,7 @@ def list_hubs(
         q = q.where(Hub.status == status)
     if on_map is not None:
         q = q.where(Hub.map_feeder.is_not(None) if on_map else Hub.map_feeder.is_(None))
-    return [hub_dict(h) for h in s.scalars(q.order_by(Hub.hub_id).offset(offset).limit(limit)).all()]
+    return shown([hub_dict(h) for h in s.scalars(q.order_by(Hub.hub_id).offset(offset).limit(limit)).all()], admin)
 
 
 @router.get(
@@ -54,11 +56,11 @@ def list_hubs(
     summary="One hub with its TAN",
     responses={404: {"description": "unknown hub"}},
 )
-def get_hub(s: DB, hub_id: HubId) -> dict:
+def get_hub(s: DB, admin: Admin, hub_id: HubId) -> dict:
     h = s.get(Hub, hub_id)
     if h is None:
         raise not_found(f"hub {hub_id}")
-    return hub_dict(h, tan_meters(s, hub_id))
+    return shown(hub_dict(h, tan_meters(s, hub_id)), admin)
 
 
 @router.put(
@@ -209,15 +211,16 @@ def delete_next_key(pf: PF, hub_id: HubId) -> dict:
     summary="History of one hub",
     responses={404: {"description": "unknown hub"}},
 )
-def hub_history(s: DB, hub_id: HubId, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def hub_history(s: DB, admin: Admin, hub_id: HubId, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
     if s.get(Hub, hub_id) is None:
         raise not_found(f"hub {hub_id}")
-    return _history(s, "hub", str(hub_id), None, limit, offset)
+    return shown(_history(s, "hub", str(hub_id), None, limit, offset), admin)
 
 
 @router.get("/api/v1/meters", response_model=list[MeterOut], summary="Meters and their TAN membership")
 def list_meters(
     s: DB,
+    admin: Admin,
     hub_id: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
     active: bool | None = None,
     substation_id: SubQ = None,
@@ -231,7 +234,8 @@ def list_meters(
         q = q.where(Meter.active.is_(active))
     if substation_id:
         q = q.where(Meter.substation_id == substation_id)
-    return [meter_dict(m) for m in s.scalars(q.order_by(Meter.meter_id).offset(offset).limit(limit)).all()]
+    rows = s.scalars(q.order_by(Meter.meter_id).offset(offset).limit(limit)).all()
+    return shown([meter_dict(m) for m in rows], admin)
 
 
 @router.get(
@@ -240,11 +244,11 @@ def list_meters(
     summary="One meter",
     responses={404: {"description": "unknown meter"}},
 )
-def get_meter(s: DB, meter_id: MeterId) -> dict:
+def get_meter(s: DB, admin: Admin, meter_id: MeterId) -> dict:
     m = s.get(Meter, meter_id)
     if m is None:
         raise not_found(f"meter {meter_id}")
-    return meter_dict(m)
+    return shown(meter_dict(m), admin)
 
 
 @router.get(
@@ -253,10 +257,10 @@ def get_meter(s: DB, meter_id: MeterId) -> dict:
     summary="History of one meter",
     responses={404: {"description": "unknown meter"}},
 )
-def meter_history(s: DB, meter_id: MeterId, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+def meter_history(s: DB, admin: Admin, meter_id: MeterId, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
     if s.get(Meter, meter_id) is None:
         raise not_found(f"meter {meter_id}")
-    return _history(s, "meter", str(meter_id), None, limit, offset)
+    return shown(_history(s, "meter", str(meter_id), None, limit, offset), admin)
 
 
 def _history(s, entity, entity_id, cause, limit, offset, substation_id=None) -> list[dict]:
@@ -291,6 +295,7 @@ def _history(s, entity, entity_id, cause, limit, offset, substation_id=None) -> 
 @router.get("/api/v1/history", response_model=list[HistoryOut], summary="The change history, newest first")
 def history(
     s: DB,
+    admin: Admin,
     entity: Annotated[
         Literal["hub", "meter", "transformer", "section", "feeder", "substation", "policy", "plan"] | None, Query()
     ] = None,
@@ -316,7 +321,7 @@ def history(
 ) -> list[dict]:
     """Every change to the Inventory, the Grid Map and provisioning, with its time, its cause, the
     event that decided it and its evidence (bundle ids, `import:<id>`, `forward:<origin>:<item>`)."""
-    return _history(s, entity, entity_id, cause, limit, offset, substation_id)
+    return shown(_history(s, entity, entity_id, cause, limit, offset, substation_id), admin)
 
 
 @router.get(

@@ -15,7 +15,8 @@ from ...schemas.common import ID_PATTERN
 from ...schemas.theft import AmiImportOut, AmiReadingOut, TheftFindingOut, TheftRunOut
 from ...services import ami, theft
 from ...services.imports import ImportProblem
-from ..deps import DB, PF, Limit, Offset, invalid, not_found, parse_time, require_admin
+from ...services.redact import shown
+from ..deps import DB, PF, Admin, Limit, Offset, invalid, not_found, parse_time, require_admin
 from ..strict_route import StrictJSONRoute
 from .workorders import ADMIN, TimeQ
 
@@ -133,6 +134,7 @@ def analyse(
 )
 def list_alerts(
     s: DB,
+    admin: Admin,
     status: Annotated[
         Literal["alert", "suppressed", "all"],
         Query(description="alert (published as theft_alert events), suppressed (explained by work orders), or all"),
@@ -150,4 +152,4 @@ def list_alerts(
     rows = s.scalars(q.order_by(TheftFinding.id.desc())).all()
     if meter_id is not None:
         rows = [f for f in rows if meter_id in (f.meter_ids or [])]
-    return [theft.finding_dict(f) for f in rows[offset : offset + limit]]
+    return shown([theft.finding_dict(f) for f in rows[offset : offset + limit]], admin)
