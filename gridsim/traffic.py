@@ -38,8 +38,13 @@ class Hub:
     counter: int = 0
 
     def next_counter(self, n: int = 1) -> int:
+        """The first of ``n`` consecutive frame counters. A counter never wraps under one key (the
+        nonce would repeat: docs/air-interface.md section 13): a simulation that would pass
+        2^24 - 1 must rotate the hub's key first, and is stopped here rather than reuse a nonce."""
         c = self.counter
-        self.counter = (self.counter + n) % 2**24
+        if c + n - 1 > P.COUNTER_MAX:
+            raise ValueError(f"hub {self.hub_id}: counter {c + n - 1} past 2^24 - 1 under one key; rotate the key")
+        self.counter = c + n
         return c
 
 

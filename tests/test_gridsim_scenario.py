@@ -180,3 +180,15 @@ def test_all_problems_reported_one_per_line():
 def test_unreadable_file(tmp_path):
     with pytest.raises(ScenarioError, match="missing.toml: cannot read"):
         load_scenario(tmp_path / "missing.toml")
+
+
+def test_a_simulated_hub_never_wraps_its_counter_under_one_key():
+    """The counter is the nonce's: a hub that would pass 2^24 - 1 under one key is stopped, not
+    wrapped to 0 (docs/air-interface.md section 13: it rotates its key first)."""
+    from dsp.air import params as P
+    from gridsim.traffic import Hub
+
+    h = Hub(1, bytes(16), 0, 0, 0, 0, 0, [1], -100.0, 0.0, 3000.0, counter=P.COUNTER_MAX - 2)
+    assert h.next_counter(3) == P.COUNTER_MAX - 2 and h.counter == P.COUNTER_MAX + 1
+    with pytest.raises(ValueError, match="past 2\\^24 - 1 under one key"):
+        h.next_counter(1)
