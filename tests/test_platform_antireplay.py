@@ -197,6 +197,9 @@ def test_rotation_accepts_the_next_key_from_0_and_persists(platform_make):
     assert old_first["status"] == "accepted"
     assert _post(p, _copy(h, old_first_bundle, "rx-1"))["status"] == "duplicate"
     p.send(new, _alert(_at(7), 212.0), at=_at(7))  # counter 1 under the new key
+    listed = p.client.get("/api/v1/messages", params={"hub_id": h.hub_id, "limit": 1000}).json()
+    assert sorted(m["counter"] for m in listed if m["key_epoch"] == 1) == [0, 1]  # counters count per epoch
+    assert all(m["counter"] >= 500 for m in listed if m["key_epoch"] == 0)
     p.close()
 
     q = platform_make()  # a restart on the same database

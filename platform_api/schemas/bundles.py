@@ -107,6 +107,7 @@ class StoredBundle(BaseModel):
 class MessageOut(BaseModel):
     id: int
     hub_id: int
+    key_epoch: int = Field(description="the hub's key epoch the frame verified under (its counter counts within it)")
     counter: int
     seg_index: int
     seg_count: int
@@ -140,6 +141,7 @@ class RejectionOut(BaseModel):
 class ReportOut(BaseModel):
     id: int
     hub_id: int
+    key_epoch: int = Field(description="the hub's key epoch of its segments")
     first_counter: int
     seg_count: int
     segments_received: int

@@ -356,6 +356,7 @@ def list_messages(
         {
             "id": m.id,
             "hub_id": m.hub_id,
+            "key_epoch": m.key_epoch,
             "counter": m.counter,
             "seg_index": m.seg_index,
             "seg_count": m.seg_count,
@@ -430,6 +431,7 @@ def list_reports(
         {
             "id": r.id,
             "hub_id": r.hub_id,
+            "key_epoch": r.key_epoch,
             "first_counter": r.first_counter,
             "seg_count": r.seg_count,
             "segments_received": bin(r.received_mask).count("1"),
