@@ -84,11 +84,10 @@ def bundles_of(stem: str | Path, blocks: list[SampleBlock], *, workers: int = 0)
     )
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
     for blk in blocks:
-        if blk.discontinuity:
-            for o in pipe.outputs():
+        if blk.discontinuity:  # as gla replay: the old segment's outputs, then the new segment
+            for o in pipe.reset():
                 g.add_output(o)
-            pipe.reset()
-            g.reset(blk.first_sample)
+            g.reset(blk.first_sample, pipe.segment)
         pipe.feed(blk.first_sample, blk.samples)
         for o in pipe.outputs():
             g.add_output(o)

@@ -183,7 +183,7 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_sse_stream_and_event_log": "1 s",
     },
     "test_platform_powercut.py": {
-        "test_every_acknowledged_bundle_survives_a_kill_mid_commit": "18-35 s: 20 rounds of a platform killed mid-commit",
+        "test_every_acknowledged_bundle_survives_a_kill_mid_commit": "18-35 s: 20 rounds of a platform killed",
     },
     "test_platform_security.py": {
         "test_gla_platform_binds_loopback_and_logs_database_credential_and_dashboard": "8 s: two starts of the server",
