@@ -9,12 +9,20 @@ stopping at the first problem, and writes ``benchmarks/results/reliability.json`
   ``hostile_losses``, ``hostile_not_refused``, ``hostile_unclear_errors``: see
   :mod:`gridsim.hostile` for each kind), with a breakdown per surface and sub-surface
   (``surfaces``) and the first few reproducers of each problem;
-- ``bundles_lost_kill_test`` / ``bundles_duplicated_kill_test``: :func:`benchmarks.bench_kill.run`;
-- ``anonymous_state_changing_routes``: non-GET operations of the OpenAPI that a platform with no
-  configuration answers without a credential (:func:`anonymous_state_changing_routes`);
-- ``bundles_lost_disk_full``, ``bundles_duplicated_disk_full``, ``bundles_lost_to_forged_zmq_messages``:
-  one small function each (:func:`disk_full`, :func:`forged_zmq`); null ("not measured") until
-  their scenarios exist.
+- ``bundles_lost_kill_test``: the sum of ``bundles_lost_kill_test_receiver_and_platform``
+  (:func:`benchmarks.bench_kill.run`: receiver and platform killed and restarted while bundles
+  flow) and ``bundles_lost_kill_test_platform_commit`` (:func:`platform_api.commit_kill.run`: the
+  platform killed mid-commit); ``bundles_duplicated_kill_test``: bench_kill's;
+- ``anonymous_state_changing_routes``: the operations of a platform with no configuration that
+  change state (or export customer data) and answer an anonymous caller with anything but
+  401/403 (:func:`platform_api.testing.anonymous_state_changing_routes`);
+- ``bundles_lost_disk_full``, ``bundles_duplicated_disk_full``: the receiver's disk full and
+  freed while bundles flow (:func:`benchmarks.bench_disk_full.run`);
+- ``bundles_lost_to_forged_zmq_messages``: a capture sent over ZeroMQ with forged and stray
+  messages slipped in, through the receive chains, against the clean run
+  (:func:`receiver.forged_check.run`);
+- ``bundles_lost_resync_mismatches``: bundles of a stream with sender restarts that differ from
+  the same capture replayed in pieces (:func:`benchmarks.bench_resync.run`).
 
 Every key names the command that produced it (``commands``). ``--quick`` (a smoke run) prints the
 results and writes nothing unless ``--out`` is given: the results file comes from full runs only.
@@ -25,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import tempfile
 import time
@@ -57,7 +64,6 @@ FULL = {
     "archive.garbage_text": 200,
     "archive.garbage_bytes": 200,
 }
-STATE_CHANGING = ("post", "put", "patch", "delete")
 
 
 def _platform_url(tmp: Path, name: str) -> str:
@@ -155,63 +161,92 @@ SURFACES = {
 
 # -- one small function per headline key ----------------------------------------------------------
 def anonymous_state_changing_routes(tmp: Path) -> dict:
-    """Non-GET operations of the OpenAPI that a platform with no configuration answers without a
-    credential: each is called once with no Authorization header, an empty JSON object as body and
-    placeholder path parameters; any answer but 401/403 counts (a 422 or 404 came after the
-    credential check, or there was none)."""
-    from platform_api.testing import Harness
+    """:func:`platform_api.testing.anonymous_state_changing_routes` on a platform with no
+    configuration (a fresh SQLite file): the routes that change state (and the customer-data
+    exports) that did not refuse an anonymous caller with 401/403."""
+    from platform_api.core.config import Settings
+    from platform_api.main import create_app
+    from platform_api.testing import anonymous_probe
+    from platform_api.testing import anonymous_state_changing_routes as open_routes
 
-    h = Harness(_platform_url(tmp, "anon.db"))
+    app = create_app(Settings(database_url=f"sqlite:///{tmp / 'anon.db'}", background=False))
     try:
-        spec = h.app.openapi()
-        open_ops, tried = [], 0
-        for path, item in spec["paths"].items():
-            for method in STATE_CHANGING:
-                if method not in item:
-                    continue
-                tried += 1
-                url = re.sub(r"\{[^}]+\}", "x1", path)
-                r = h.client.request(method.upper(), url, json={})
-                if r.status_code not in (401, 403):
-                    open_ops.append(f"{method.upper()} {path}: {r.status_code}")
+        tried = len(anonymous_probe(app))
+        found = open_routes(app)
     finally:
-        h.close()
+        app.state.platform.db.dispose()
     return {
-        "anonymous_state_changing_routes": len(open_ops),
-        "state_changing_operations": tried,
-        "anonymous_open_operations": open_ops,
+        "anonymous_state_changing_routes": len(found),
+        "anonymous_probed_operations": tried,
+        "anonymous_open_operations": found,
     }
 
 
-def kill_test(quick: bool) -> dict:
+def kill_test(quick: bool) -> tuple[dict, dict[str, str]]:
+    """Both kill tests; ``bundles_lost_kill_test`` is their sum. Returns (results, commands)."""
     from benchmarks import bench_kill
+    from platform_api.commit_kill import run as commit_kill
 
     kw: dict[str, Any] = {"n_bundles": 60} if quick else {}
     k = bench_kill.run(**kw)
-    return {
-        "bundles_lost_kill_test": k["bundles_lost_in_kill_test"],
+    rounds = 4 if quick else 24
+    c = commit_kill(rounds)
+    rx, pf = k["bundles_lost_in_kill_test"], c["bundles_lost_kill_test"]
+    out = {
+        "bundles_lost_kill_test": rx + pf,
+        "bundles_lost_kill_test_receiver_and_platform": rx,
+        "bundles_lost_kill_test_platform_commit": pf,
         "bundles_duplicated_kill_test": k["bundles_duplicated_in_kill_test"],
         "kill_test": k,
+        "commit_kill_test": c,
     }
+    kill_cmd = "python benchmarks/bench_kill.py" + (" --n 60" if quick else "")
+    commit_cmd = f"python benchmarks/bench_commit_kill.py --rounds {rounds}"
+    commands = {
+        "bundles_lost_kill_test": f"sum of the two below: {kill_cmd} + {commit_cmd}",
+        "bundles_lost_kill_test_receiver_and_platform": kill_cmd,
+        "bundles_duplicated_kill_test": kill_cmd,
+        "bundles_lost_kill_test_platform_commit": commit_cmd,
+    }
+    return out, commands
 
 
-#: why a key is null (None): its scenario is not in this tree yet
-NOT_MEASURED = {
-    "bundles_lost_disk_full": "not measured: the full-disk scenario comes with the receiver's full-disk handling",
-    "bundles_duplicated_disk_full": "not measured: as bundles_lost_disk_full",
-    "bundles_lost_to_forged_zmq_messages": "not measured: needs the receive chain on a stream with forged "
-    "messages; surfaces.zmq.parts['zmq.forged'] counts the streams that lost samples at the assembler",
-}
+def disk_full(quick: bool) -> tuple[dict, str]:
+    """Bundles lost and duplicated with the receiver's disk full then freed
+    (:func:`benchmarks.bench_disk_full.run`, a real tmpfs where mounting is allowed, else the
+    injected ENOSPC): 3 passes of demo_small (12 bundles, seconds) in a quick run, 12 in a full one."""
+    from benchmarks import bench_disk_full
+
+    r = bench_disk_full.run("auto", passes=3 if quick else 12)
+    keys = ("bundles_lost_disk_full", "bundles_duplicated_disk_full")
+    return {**{k: r[k] for k in keys}, "disk_full": r}, r["command"]
 
 
-def disk_full() -> dict:
-    """Bundles lost and duplicated with the receiver's disk full (None: not measured)."""
-    return {"bundles_lost_disk_full": None, "bundles_duplicated_disk_full": None}
+def forged_zmq(quick: bool) -> tuple[dict, str]:
+    """Bundles lost to forged ZeroMQ messages interleaved with a real stream
+    (:func:`receiver.forged_check.run`)."""
+    from receiver.forged_check import run
+
+    per_kind = 8  # about 85 messages, seconds: the same in a quick run
+    r = run(seed=1, per_kind=per_kind)
+    detail = {k: v for k, v in r.items() if not isinstance(v, (list, dict))}
+    return (
+        {"bundles_lost_to_forged_zmq_messages": r["bundles_lost_to_forged_zmq_messages"], "forged_zmq": detail},
+        f"python -m receiver.forged_check --seed 1 --per-kind {per_kind}",
+    )
 
 
-def forged_zmq() -> dict:
-    """Bundles lost to forged ZeroMQ messages interleaved with a real stream (None: not measured)."""
-    return {"bundles_lost_to_forged_zmq_messages": None}
+def resync(quick: bool) -> tuple[dict, str]:
+    """Bundles that differ between a stream with sender restarts and the same capture replayed
+    in pieces (:func:`benchmarks.bench_resync.run`)."""
+    from benchmarks import bench_resync
+
+    n, dur = (4, 20.0) if quick else (12, 60.0)
+    compared, mismatches = bench_resync.run(n, duration_s=dur)
+    return (
+        {"bundles_lost_resync_mismatches": mismatches, "resync_bundles_compared": compared},
+        f"python benchmarks/bench_resync.py --resyncs {n} --duration {dur:g}",
+    )
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -240,23 +275,32 @@ def run(quick: bool = False, skip: tuple[str, ...] = (), examples: float = 1.0) 
             tallies += got
             print(name, [(t.surface, t.tried, {k: v for k, v in t.problems.items() if v}) for t in got], flush=True)
         if "anonymous" not in skip:
+            t0 = time.perf_counter()
             a = anonymous_state_changing_routes(tmp)
+            timings["anonymous"] = round(time.perf_counter() - t0, 1)
             out.update(a)
-            commands["anonymous_state_changing_routes"] = cmd + "  (anonymous_state_changing_routes)"
-            print("anonymous", a["anonymous_state_changing_routes"], "of", a["state_changing_operations"], flush=True)
+            commands["anonymous_state_changing_routes"] = (
+                cmd + "  (platform_api.testing.anonymous_state_changing_routes)"
+            )
+            print("anonymous", a["anonymous_state_changing_routes"], "of", a["anonymous_probed_operations"], flush=True)
     if "kill" not in skip:
-        k = kill_test(quick)
+        t0 = time.perf_counter()
+        k, kc = kill_test(quick)
+        timings["kill"] = round(time.perf_counter() - t0, 1)
         out.update(k)
-        for key in ("bundles_lost_kill_test", "bundles_duplicated_kill_test"):
-            commands[key] = cmd + "  (benchmarks.bench_kill.run" + ("(n_bundles=60)" if quick else "()") + ")"
-        print("kill", {x: k[x] for x in ("bundles_lost_kill_test", "bundles_duplicated_kill_test")}, flush=True)
-    notes = {}
-    for f in (disk_full, forged_zmq):
-        for key, v in f().items():
-            out[key] = v
-            commands[key] = cmd + f"  ({f.__name__})"
-            if v is None:
-                notes[key] = NOT_MEASURED[key]
+        commands.update(kc)
+        print("kill", {x: v for x, v in k.items() if not isinstance(v, dict)}, flush=True)
+    for name, f in (("disk_full", disk_full), ("forged_zmq", forged_zmq), ("resync", resync)):
+        if name in skip:
+            continue
+        t0 = time.perf_counter()
+        res, fcmd = f(quick)
+        timings[name] = round(time.perf_counter() - t0, 1)
+        out.update(res)
+        for key, v in res.items():
+            if not isinstance(v, dict):
+                commands[key] = fcmd
+        print(name, {x: v for x, v in res.items() if not isinstance(v, dict)}, flush=True)
     totals = {k: sum(t.problems[k] for t in tallies) for k in KINDS}
     out.update(
         hostile_inputs_tried=sum(t.tried for t in tallies),
@@ -280,7 +324,6 @@ def run(quick: bool = False, skip: tuple[str, ...] = (), examples: float = 1.0) 
     out.update(
         surfaces=surfaces,
         commands=commands,
-        not_measured=notes,
         seconds=timings,
         command=cmd,
         date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -292,7 +335,9 @@ def run(quick: bool = False, skip: tuple[str, ...] = (), examples: float = 1.0) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a tenth of the examples, a short kill test; writes nothing")
-    ap.add_argument("--skip", nargs="*", default=[], choices=[*SURFACES, "anonymous", "kill"])
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=[*SURFACES, "anonymous", "kill", "disk_full", "forged_zmq", "resync"]
+    )
     ap.add_argument("--out", default=None, help="results file (default: benchmarks/results/reliability.json)")
     args = ap.parse_args(argv)
     res = run(quick=args.quick, skip=tuple(args.skip))

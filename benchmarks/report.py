@@ -72,10 +72,21 @@ TARGETS = {
     "hostile_unclear_errors": ("bad files refused with an error not naming the file", "", "0"),
     "bundles_lost_disk_full": ("receiver with its disk full: bundles lost", "", "0"),
     "bundles_duplicated_disk_full": ("receiver with its disk full: bundles duplicated", "", "0"),
-    "bundles_lost_kill_test": ("kill test (reliability run): bundles lost", "", "0"),
+    "bundles_lost_kill_test": ("kill tests (reliability run): bundles lost, the two below summed", "", "0"),
+    "bundles_lost_kill_test_receiver_and_platform": ("receiver and platform killed while bundles flow", "", "0"),
+    "bundles_lost_kill_test_platform_commit": ("platform killed mid-commit: acknowledged bundles lost", "", "0"),
     "bundles_duplicated_kill_test": ("kill test (reliability run): bundles duplicated", "", "0"),
-    "anonymous_state_changing_routes": ("non-GET routes answering without a credential, no configuration", "", "0"),
+    "anonymous_state_changing_routes": (
+        "state-changing routes and customer-data exports answering an anonymous caller, no configuration",
+        "",
+        "0",
+    ),
     "bundles_lost_to_forged_zmq_messages": ("forged ZeroMQ messages in a real stream: bundles lost", "", "0"),
+    "bundles_lost_resync_mismatches": (
+        "stream with sender restarts vs the capture in pieces: bundles differing",
+        "",
+        "0",
+    ),
 }
 NOTES = """## How to read these numbers (2026-11-22 runs)
 

@@ -128,13 +128,24 @@ class BundleArchive:
 
 
 def read_archive(path: str | Path) -> list[Bundle]:
+    """Every bundle of one archive file, in order. A damaged line (not UTF-8, not JSON, not a
+    bundle) raises ValueError naming the file and the line, in one line. Lines are split at
+    ``\n`` only, as written (a JSON text never holds a raw newline; other line breaks, such as
+    U+2028 in a string, are data)."""
+    p = Path(path)
     out = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(Bundle.model_validate_json(line))
-            except ValueError as e:
-                raise ValueError(f"{path}:{n}: not a bundle: {e}") from None
+    for n, raw in enumerate(p.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{p}:{n}: not a bundle: the line is not UTF-8 (byte {e.start + 1}: {e.reason})") from None
+        try:
+            out.append(Bundle.model_validate_json(line))
+        except ValueError as e:
+            why = " ".join(str(e).split())
+            raise ValueError(f"{p}:{n}: not a bundle: {why[:300]}") from None
     return out
 
 

@@ -37,8 +37,9 @@ class CliError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is the whole story: printed as one line, no traceback."""
     from receiver.contracts.capture import CaptureError
+    from receiver.spool import SpoolError  # a damaged or unusable spool file, named
 
-    return (CliError, CaptureError)
+    return (CliError, CaptureError, SpoolError)
 
 
 def _positive_float(text: str) -> float:

@@ -84,9 +84,7 @@ def bundles_of(stem: str | Path, blocks: list[SampleBlock], *, workers: int = 0)
     )
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
     for blk in blocks:
-        if blk.discontinuity:  # as the service does: the old segment's outputs, then the new segment
-            for o in pipe.outputs():
-                g.add_output(o)
+        if blk.discontinuity:  # as the service and gla replay: the old segment's outputs, then the new one
             for o in pipe.reset():
                 g.add_output(o)
             g.reset(blk.first_sample, pipe.segment)

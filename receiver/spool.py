@@ -56,6 +56,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from receiver import spool_check
+
 log = logging.getLogger("gla.spool")
 
 SCHEMA_VERSION = 1
@@ -86,6 +88,12 @@ BundleLike = str | bytes | Mapping[str, Any] | Any  # Any: a pydantic model (rec
 
 class SpoolError(Exception):
     pass
+
+
+class SpoolDamaged(SpoolError):
+    """The spool file on disk is damaged (cut short, overwritten, not a database, or failing
+    SQLite's quick_check): the message names the file and says what to do. Nothing was changed
+    or deleted (:mod:`receiver.spool_check`)."""
 
 
 class SpoolFull(SpoolError):
@@ -175,16 +183,35 @@ class Spool:
         self._wlock = threading.RLock()
         self._closed = False
         self._page_size = 4096
-        if readonly:
-            if not self.path.exists():
-                raise FileNotFoundError(self.path)
-        else:
-            created = not self.path.exists()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._init_schema()
-            if created:
-                self._fsync_dir()
-        self._page_size = int(self._conn().execute("PRAGMA page_size").fetchone()[0])
+        why = spool_check.damage(self.path)
+        if why:
+            raise SpoolDamaged(why)
+        try:
+            if readonly:
+                if not self.path.exists():
+                    raise FileNotFoundError(self.path)
+            else:
+                created = not self.path.exists()
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._init_schema()
+                if created:
+                    self._fsync_dir()
+            why = spool_check.quick_check(self._conn(), self.path)
+            if why:
+                raise SpoolDamaged(why)
+            self._page_size = int(self._conn().execute("PRAGMA page_size").fetchone()[0])
+        except sqlite3.DatabaseError as e:
+            self.close()
+            if _is_full(e):
+                raise SpoolFull(f"{self.path}: no room to open the spool: {e}") from e
+            if spool_check.is_damage(e):
+                raise SpoolDamaged(
+                    f"{self.path}: the spool file is damaged ({e}); {spool_check.advice(self.path)}"
+                ) from e
+            raise SpoolError(f"{self.path}: cannot open the spool: {e}") from e
+        except SpoolError:
+            self.close()
+            raise
         log.debug(
             "spool opened",
             extra={
@@ -210,6 +237,7 @@ class Spool:
             c = sqlite3.connect(
                 str(self.path), timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
             )
+        c.text_factory = self._text  # damaged text: SpoolDamaged naming the file, not a raw sqlite3 error
         c.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
         if not self.readonly:
             mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -224,6 +252,15 @@ class Spool:
                 # cannot go below the current size; SQLite then keeps the current size
                 c.execute(f"PRAGMA max_page_count={self._hard_pages()}")
         return c
+
+    def _text(self, b: bytes) -> str:
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SpoolDamaged(
+                f"{self.path}: the spool file is damaged (a stored text is not UTF-8: {e}); "
+                f"{spool_check.advice(self.path)}"
+            ) from e
 
     def _hard_pages(self) -> int:
         """The hard stop lies above the budget: puts stop at ``max_bytes`` (soft check), and the

@@ -6,8 +6,10 @@ boolean, a wrong type, a long or odd unicode string, deep nesting; a field dropp
 duplicate key; the JSON truncated; a wrong content type or encoding; the same sent in a batch.
 :func:`check_post` posts one and returns the problems (5xx, or a value the contract says must be
 refused that was not); :func:`lost_bundles` checks the bundles accepted before are still there,
-unchanged. :func:`run_schemathesis` runs every OpenAPI operation with a registered receiver's token
-(bundle routes) or the admin token (the rest).
+unchanged. :func:`run_schemathesis` runs every OpenAPI operation with the credential it takes: a
+registered receiver's token on the routes that authenticate a receiver or platform (bundles, a
+receiver's health report, the concentrator's intake), the admin token on the rest (the operator
+routes require it), so that each is exercised past its credential check.
 """
 
 from __future__ import annotations
@@ -215,24 +217,29 @@ def lost_bundles(h: Harness, accepted: list[dict]) -> list[Problem]:
 SKIP_OPS = {"/api/v1/events/stream"}  # endless by design
 
 
-def run_schemathesis(h: Harness, per_op: int, tally) -> list[str]:
+def run_schemathesis(h: Harness, per_op: int, tally, statuses: dict | None = None) -> list[str]:
     """Every OpenAPI operation (but the endless event stream), ``per_op`` positive and as many
-    negative cases each, with the receiver's token on the bundle routes and the admin token on
-    the rest; schemathesis's ``not_a_server_error`` check. Counts into ``tally``; returns the
-    failures (operation, mode, schemathesis's text)."""
+    negative cases each, with the credential the operation takes (see the module docstring);
+    schemathesis's ``not_a_server_error`` check. Counts into ``tally``; ``statuses`` (if given)
+    collects ``{"METHOD /path": {status: count}}``; returns the failures (operation, mode,
+    schemathesis's text)."""
     import schemathesis
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", h.app)
+    receiver_ops = receiver_operations(h.app)
+    pin = {"receiver_id": h.receiver_id, "substation_id": h.substation_id}  # itself: past the 403
     failures: list[str] = []
     for result in schema.get_all_operations():
         op = result.ok()  # type: ignore[union-attr]  # an invalid schema raises here
         if op.path in SKIP_OPS:
             continue
-        headers = h.auth if op.path.startswith("/api/v1/bundles") else h.admin
+        mine = op.path.startswith("/api/v1/bundles") or (op.method.lower(), op.path) in receiver_ops
+        headers = h.auth if mine else h.admin
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            run = _case_runner(op, mode, headers, per_op, tally)
+            seen = None if statuses is None else statuses.setdefault(f"{op.method.upper()} {op.path}", {})
+            run = _case_runner(op, mode, headers, per_op, tally, pin if mine else None, seen)
             try:
                 run()
             except Unsatisfiable:
@@ -242,7 +249,31 @@ def run_schemathesis(h: Harness, per_op: int, tally) -> list[str]:
     return failures
 
 
-def _case_runner(op, mode, headers: dict, n: int, tally):
+def receiver_operations(app) -> set[tuple[str, str]]:
+    """``(method, path)`` of the routes that take a receiver's or platform's token through the
+    ``principal`` dependency (the bundle routes authenticate in their handler: not listed)."""
+    from fastapi.routing import APIRoute
+
+    from platform_api.api.deps import principal
+
+    def uses(dep) -> bool:
+        return any(d.call is principal or uses(d) for d in dep.dependencies)
+
+    def walk(routes, prefix: str = "") -> set[tuple[str, str]]:
+        out = set()
+        for r in routes:
+            if isinstance(r, APIRoute):
+                if uses(r.dependant):
+                    out |= {(m.lower(), prefix + r.path) for m in r.methods or ()}
+            elif hasattr(r, "original_router"):  # an included router (FastAPI >= 0.16x keeps it whole)
+                ctx = getattr(r, "include_context", None)
+                out |= walk(r.original_router.routes, prefix + (getattr(ctx, "prefix", "") or ""))
+        return out
+
+    return walk(app.routes)
+
+
+def _case_runner(op, mode, headers: dict, n: int, tally, pin: dict | None = None, seen: dict | None = None):
     from hypothesis import HealthCheck, Phase, given, settings
     from schemathesis.checks import not_a_server_error
 
@@ -257,8 +288,17 @@ def _case_runner(op, mode, headers: dict, n: int, tally):
     )
     def run(case):
         tally.tried += 1
+        for k, v in (pin or {}).items():  # path parameters and body fields naming the credential's owner
+            if mode.value != "positive":
+                continue
+            if k in (case.path_parameters or {}):
+                case.path_parameters[k] = v
+            if isinstance(case.body, dict) and k in case.body:
+                case.body[k] = v
         try:
-            case.call_and_validate(headers=headers, checks=[not_a_server_error])
+            r = case.call_and_validate(headers=headers, checks=[not_a_server_error])
+            if seen is not None:
+                seen[r.status_code] = seen.get(r.status_code, 0) + 1
         except Exception as e:
             tally.record(case, [Problem("server_error", f"{op.method.upper()} {op.path}: {str(e)[:400]}")])
             raise

@@ -238,7 +238,8 @@ def archive_garbage(draw, utf8: bool) -> GarbageLine:
 
 
 def check_archive_garbage(g: GarbageLine) -> list[Problem]:
-    """An archive with a garbage line: read_archive refuses with a ValueError naming file and line."""
+    """An archive with a garbage line: read_archive refuses with a one-line ValueError naming the
+    file and the line (``name:line:``)."""
     lines = archive_template().split(b"\n")
     lines[g.line] = g.data
     data = b"\n".join(lines)
@@ -248,8 +249,10 @@ def check_archive_garbage(g: GarbageLine) -> list[Problem]:
         try:
             read_archive(p)
         except ValueError as e:
-            if p.name not in str(e):
-                return [Problem("unclear_error", f"the error does not name the file: {e}")]
+            if f"{p.name}:{g.line + 1}:" not in str(e) or "\n" in str(e):
+                return [
+                    Problem("unclear_error", f"the error is not one line naming the file and line {g.line + 1}: {e}")
+                ]
             return []
         except Exception as e:  # noqa: BLE001
             return [Problem("crash", f"{type(e).__name__}: {e}")]

@@ -42,7 +42,11 @@ How a ZeroMQ message becomes a SampleBlock:
    shape or stream id, or a position going back that is not a copy of what was delivered) is
    held aside (:mod:`receiver.sources.aside`) and adopted, as a new segment, only when
    ``adopt_after`` (3) of its kind arrive in a row; the followed stream goes on untouched. An
-   end-of-stream before it or a DISCONTINUITY flag re-anchors the stream at once. A rejected
+   end-of-stream before it (of another session, shape or stream id) or a DISCONTINUITY flag
+   re-anchors the stream at once. END_OF_STREAM and DISCONTINUITY are honoured in sequence (a
+   flagged message ahead of the stream waits for the ones before it); after an end the
+   position is kept, and a message that continues the same session, or the end's own sequence
+   number again with other content, shows the end was forged: the stream goes on. A rejected
    message consumes no state (sequence number, position, session): only its counter.
 4. Ordering, by sequence number (GLA) or first sample (GNU Radio): a message behind the stream
    is a duplicate or late; one ahead is held (up to ``reorder_window`` messages) until the

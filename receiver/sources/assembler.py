@@ -113,6 +113,8 @@ class StreamAssembler(Placement):
         self._started = False  # something delivered since construction
         self._gr_count = 0
         self.end_of_stream = False
+        self._eos_key: int | None = None  # GLA: seq of the end-of-stream message honoured
+        self._eos_seen = False  # an end-of-stream message was delivered in sequence (reset with the keys)
         self._reset_keys()
         self._session: int | None = None
 
@@ -127,6 +129,7 @@ class StreamAssembler(Placement):
         self._lost_ranges: deque[tuple[int, int]] = deque(maxlen=256)
         self._seen: dict[int, int | None] = {}  # GLA: seq -> CRC of the messages delivered (bounded)
         self._pending_disc = True
+        self._eos_seen = False
 
     @property
     def n_channels(self) -> int | None:
@@ -225,6 +228,8 @@ class StreamAssembler(Placement):
             return out
         if not self._allowed(m):
             return out
+        if self.end_of_stream and self._after_end(m):
+            return out
         if self.next_key is None and (not self._by_seq or self.stream_id in (None, m.stream_id)):
             self._anchor(m, out)  # nothing followed yet, or the followed stream ended: start here
             return out
@@ -246,6 +251,7 @@ class StreamAssembler(Placement):
         is not the end, ``final=False``, keeps them: a restarted sender may still confirm)."""
         out: list[SampleBlock] = []
         self._flush_into(out)
+        self._end_if_delivered(out)
         if final:
             self._count_dropped(self._aside.drop_all())
         return out
@@ -316,6 +322,7 @@ class StreamAssembler(Placement):
         self._follow(m, held, out)
 
     def _follow(self, m: Message, msgs: list[Message], out: list[SampleBlock]) -> None:
+        self.end_of_stream = False
         self.stream_id = m.stream_id if self._by_seq else self.stream_id
         self._log.stream = self.stream_id or self.framing
         self._session = m.session
@@ -375,12 +382,77 @@ class StreamAssembler(Placement):
     def _take(self, m: Message, out: list[SampleBlock]) -> str:
         """``m`` into the followed stream: "taken" (delivered or held for reordering), "dropped"
         (a duplicate or too late) or "rewind" (behind the stream and new: held aside)."""
+        ended = self.end_of_stream
         r = self._accept(m, out)
-        if r == "taken" and m.flags & zf.FLAG_END_OF_STREAM:
-            self._flush_into(out)
-            self.end_of_stream = True
-            self._reset_keys()
+        if ended and r == "taken":
+            self._resume(m.key, "continues the stream after its end")
+        self._end_if_delivered(out)
         return r
+
+    def _deliver(self, m: Message, out: list[SampleBlock]) -> None:
+        if m.flags & zf.FLAG_DISCONTINUITY and not self._pending_disc:
+            # flagged but held for reordering: its discontinuity counts in sequence, when it is
+            # delivered (at once it would give up the messages before it)
+            self.stats.resyncs += 1
+            self._pending_disc = True
+            self._log(logging.WARNING, "resync", "resynchronising: the sender flagged a discontinuity")
+        super()._deliver(m, out)
+        if not m.flags & zf.FLAG_END_OF_STREAM:
+            return
+        if self._buf:  # messages after it already came: the sender did not end there
+            self._log(
+                logging.WARNING,
+                "false_eos",
+                "ignored the end-of-stream flag of message %d: %d later messages already came",
+                m.key,
+                len(self._buf),
+            )
+            return
+        self._eos_seen = True
+        self._eos_key = m.key
+
+    def _end_if_delivered(self, out: list[SampleBlock]) -> None:
+        """End the stream once its end-of-stream message was delivered *in sequence*: one held
+        ahead for reordering waits for the messages before it (honouring it at once would give
+        them up), and one with later messages already held is ignored. The position is kept
+        (see :meth:`_after_end`)."""
+        if self._eos_seen:
+            self._eos_seen = False
+            self.end_of_stream = True
+
+    def _after_end(self, m: Message) -> bool:
+        """The first messages after an end-of-stream; True when ``m`` was consumed here.
+
+        Another session, shape or stream id: a restarted sender, the stream starts again at once
+        (returns False with the position forgotten, ``feed`` anchors). The same session: the
+        position was kept and ``m`` goes through the ordinary rules (a copy is a duplicate, a
+        position going back is held aside); one that continues the stream shows that the end was
+        not the sender's, and the stream goes on (:meth:`_take`). The end-of-stream message's own sequence number with
+        other content and no end-of-stream flag: the genuine message that a forged or corrupted
+        end-of-stream copy stood in for; the stream goes on, the message is a duplicate (its
+        place was delivered)."""
+        new = self._seen.get(m.key) != m.digest
+        if m.key == self._eos_key and new and not m.flags & zf.FLAG_END_OF_STREAM:
+            self.stats.duplicates += 1
+            self._resume(m.key, "came again without the end-of-stream flag")
+            return True
+        if self.next_key is None:  # the position is already forgotten: ``feed`` anchors
+            return False
+        if not self._by_seq or self._eos_key is None or self._differs(m) is not None:
+            self._eos_key = None
+            self._reset_keys()
+        return False
+
+    def _resume(self, key: int, why: str) -> None:
+        self.end_of_stream = False
+        self._eos_key = None
+        self._log(
+            logging.WARNING,
+            "false_eos",
+            "message %d %s: that end-of-stream was not the sender's (forged or corrupted), the stream goes on",
+            key,
+            why,
+        )
 
     def _restart(self, out: list[SampleBlock], why: str) -> None:
         """Deliver what is held, then forget the stream's position (the next message anchors)."""
@@ -395,7 +467,7 @@ class StreamAssembler(Placement):
         if self.next_key is None:
             self.next_key = m.key
             self._max_key = m.key
-        if m.flags & zf.FLAG_DISCONTINUITY and m.key >= self.next_key and self.next_sample is not None:
+        if m.flags & zf.FLAG_DISCONTINUITY and m.key == self.next_key and self.next_sample is not None:
             self._restart(out, "the sender flagged a discontinuity")
             self.next_key = self._max_key = m.key
         k = m.key
