@@ -11,7 +11,7 @@ stopping at the first problem, and writes ``benchmarks/results/reliability.json`
   (``surfaces``) and the first few reproducers of each problem;
 - ``bundles_lost_kill_test``: the sum of ``bundles_lost_kill_test_receiver_and_platform``
   (:func:`benchmarks.bench_kill.run`: receiver and platform killed and restarted while bundles
-  flow) and ``bundles_lost_kill_test_platform_commit`` (:func:`platform_api.commit_kill.run`: the
+  flow) and ``bundles_lost_kill_test_platform_commit`` (:func:`gridsim.hostile.commit_kill.run`: the
   platform killed mid-commit); ``bundles_duplicated_kill_test``: bench_kill's;
 - ``anonymous_state_changing_routes``: the operations of a platform with no configuration that
   change state (or export customer data) and answer an anonymous caller with anything but
@@ -185,7 +185,7 @@ def anonymous_state_changing_routes(tmp: Path) -> dict:
 def kill_test(quick: bool) -> tuple[dict, dict[str, str]]:
     """Both kill tests; ``bundles_lost_kill_test`` is their sum. Returns (results, commands)."""
     from benchmarks import bench_kill
-    from platform_api.commit_kill import run as commit_kill
+    from gridsim.hostile.commit_kill import run as commit_kill
 
     kw: dict[str, Any] = {"n_bundles": 60} if quick else {}
     k = bench_kill.run(**kw)
