@@ -39,7 +39,9 @@ def _watch_sqlite_checkouts() -> tuple[list[tuple[int, str]], object]:
 def test_every_platform_connection_path_runs_synchronous_full(platform_make, platform_sqlite_url):
     seen, fn = _watch_sqlite_checkouts()
     try:
-        p = platform_make()  # create_app: migrate, credentials, the session and the group-commit paths
+        # create_app on SQLite (whatever backend the test is parametrized with): migrate, credentials,
+        # the session and the group-commit paths
+        p = platform_make(platform_sqlite_url)
         hubs = fleet(3)
         p.import_model(gridmodel(hubs))
         t = slot_time(448_826_400)
