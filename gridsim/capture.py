@@ -34,7 +34,30 @@ from receiver.contracts.capture import (
     write_truth,
 )
 
+from dsp.numba_settings import jit
+
 from .channel import PHASES, Layout, phase_index
+
+
+@jit
+def _scale_block(x, scale, top, out):
+    """out = x * scale in one pass, with the peak |out| and the count of samples over [-1, top].
+    Returns (peak_abs, n_over), n_over = -1 on a non-finite sample."""
+    peak = 0.0
+    n_over = 0
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            v = x[r, c]
+            if not math.isfinite(v):
+                return peak, -1
+            y = v * scale
+            out[r, c] = y
+            a = abs(y)
+            if a > peak:
+                peak = a
+            if y > top or y < -1.0:
+                n_over += 1
+    return peak, n_over
 
 __all__ = ["CaptureWriter", "write_truth"]
 
@@ -187,24 +210,22 @@ class CaptureWriter:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise ValueError(f"block must have shape (n, {self.n_inputs}), got {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("block contains NaN or infinite samples")
         if self.container == "WAV":
             size = (self.frames + x.shape[0]) * self.n_inputs * self._bytes_per_sample
             if size + WAV_HEADER_RESERVE > WAV_LIMIT_BYTES:
                 raise ValueError(
                     f"{self.audio_path.name}: a WAV file cannot exceed 4 GiB; pass expected_frames or container='RF64'"
                 )
-        y = x * self.scale
-        if x.size:
-            self.peak_abs = max(self.peak_abs, float(np.max(np.abs(y))))
-        if self._integer:
-            top = 1.0 - 2.0 ** (1 - 8 * self._bytes_per_sample)
-            over = (y > top) | (y < -1.0)
-            n_over = int(np.count_nonzero(over))
-            if n_over:
-                self.clipped += n_over
-                y = np.clip(y, -1.0, top)
+        # scale, finite check, peak and clip count in one pass (libsndfile converts y to PCM)
+        top = 1.0 - 2.0 ** (1 - 8 * self._bytes_per_sample) if self._integer else math.inf
+        y = np.empty(x.shape)
+        peak, n_over = _scale_block(np.ascontiguousarray(x), self.scale, top, y)
+        if n_over < 0:
+            raise ValueError("block contains NaN or infinite samples")
+        self.peak_abs = max(self.peak_abs, peak)
+        if n_over:
+            self.clipped += n_over
+            y = np.clip(y, -1.0, top)
         self._file.write(y)
         self.frames += x.shape[0]
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import signal
 
+from dsp.numba_settings import fma, jit
 from receiver.contracts.capture import PHASES as CAPTURE_PHASES
 
 __all__ = [
@@ -73,6 +74,46 @@ _HARM_CHECKPOINT_EVERY = 120  #: segments between stored harmonic-drift states (
 # RNG streams (second element of every seed list)
 _S_LOAD, _S_CT, _S_HARM, _S_HDRIFT, _S_FWALK, _S_FSTEP = 1, 2, 3, 4, 5, 6
 _S_NOISE, _S_IMPULSE, _S_INTERF, _S_XTALK, _S_INIT = 7, 8, 9, 10, 11
+
+
+@jit
+def _add_outer(out, row0, col0, y, y0, n, g):
+    """out[row0 + r, col0 + c] += y[y0 + r] * g[c] for r < n: np.outer and += in one pass, the
+    same two roundings per element."""
+    for r in range(n):
+        yr = y[y0 + r]
+        for c in range(g.shape[0]):
+            out[row0 + r, col0 + c] += yr * g[c]
+
+
+@jit
+def _harmonic_basis(z1, m):
+    """m[h - 1] = Re(z1^h), m[nh + h - 1] = Im(z1^h), h = 1..nh, z^h by the recurrence
+    z^h = z^(h-1) z, vectorised over the samples. The product rounds as numpy's SIMD complex
+    multiply does (re = fma(ar, br, -ai bi), im = fma(ar, bi, ai br)), so the background is the
+    one the earlier numpy recurrence made, bit for bit."""
+    nh = m.shape[0] // 2
+    for k in range(z1.shape[0]):
+        m[0, k] = z1[k].real
+        m[nh, k] = z1[k].imag
+    for h in range(1, nh):
+        for k in range(z1.shape[0]):
+            ar = m[h - 1, k]
+            ai = m[nh + h - 1, k]
+            br = z1[k].real
+            bi = z1[k].imag
+            m[h, k] = fma(ar, br, -(ai * bi))
+            m[nh + h, k] = fma(ar, bi, ai * br)
+
+
+@jit
+def _add_linear(acc, col0, y, row0, n_seg):
+    """acc[i, col0 + k] += y[i, k] + y[ni + i, k] * u_k, u_k = (row0 + k) / n_seg."""
+    ni = acc.shape[0]
+    for i in range(ni):
+        for k in range(y.shape[1]):
+            u = (row0 + k) / n_seg
+            acc[i, col0 + k] += y[i, k] + y[ni + i, k] * u
 
 
 def _u64(x: int) -> int:
@@ -638,8 +679,11 @@ class SubstationChannel:
         if cfg.enable_fundamental or cfg.enable_harmonics:
             self._add_harmonics(k, acc)
         if cfg.enable_noise:
+            buf = np.empty(n)
             for i in range(ni):
-                acc[i] += self._rng(_S_NOISE, k, i).standard_normal(n) * self.noise_rms[i]
+                self._rng(_S_NOISE, k, i).standard_normal(out=buf)
+                buf *= self.noise_rms[i]
+                acc[i] += buf
         if cfg.enable_impulses and cfg.impulse_rate_per_feeder_per_s > 0:
             for j in (k - 1, k):
                 if j >= 0:
@@ -688,15 +732,9 @@ class SubstationChannel:
         n = self.segment_samples
         for a in range(0, n, _CHUNK):
             b = min(n, a + _CHUNK)
-            z = np.empty((nh, b - a), dtype=np.complex128)
-            z[0] = np.exp(1j * theta[a:b])
-            for h in range(1, nh):
-                np.multiply(z[h - 1], z[0], out=z[h])
             m = np.empty((2 * nh, b - a))
-            m[:nh], m[nh:] = z.real, z.imag
-            y = w @ m
-            u = np.arange(a, b) / n
-            acc[:, a:b] += y[:ni] + y[ni:] * u[None, :]
+            _harmonic_basis(np.exp(1j * theta[a:b]), m)
+            _add_linear(acc, a, w @ m, a, n)
 
     def _impulse_events(self, k: int) -> list[dict]:
         cfg = self.config
@@ -832,7 +870,7 @@ class SubstationChannel:
             if a >= b:
                 continue
             y, g, sl = self._prepare(inj)
-            out[a - start_sample : b - start_sample, sl] += np.outer(y[a - s0 : b - s0], g)
+            _add_outer(out, a - start_sample, sl.start, y, a - s0, b - a, g)
         return out
 
     def describe(self) -> dict:
