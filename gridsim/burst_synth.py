@@ -30,7 +30,7 @@ from dsp.tx.shaping import rrc
 
 __all__ = ["modulate"]
 
-_DEG = 22  #: Chebyshev degree of each chip's pulse over one chip interval
+_DEG = 16  #: Chebyshev degree of each chip's pulse over one chip interval
 
 
 def _pulse_table(span: int, beta: float, deg: int) -> np.ndarray:
