@@ -1,5 +1,6 @@
 """Receiver benchmarks of issue [3/6]: feeder/phase identification against crosstalk, message
-success on the demo and large scenarios, replay speed on both cores, and the kill test.
+success on the demo and large scenarios, replay speed on both cores, the kill test, and the
+simulator's real-time factor on one core (36 inputs).
 
     python -m benchmarks.bench_receiver            # full (~25 min on 2 cores)
     python -m benchmarks.bench_receiver --quick    # smoke (~3 min)
@@ -171,6 +172,43 @@ def scenario_success(name: str, seconds: float, workers: int, tmp: Path) -> dict
     }
 
 
+def _simulate_child(scenario: str, seconds: float, stem: str, cpu: int | None, q) -> None:
+    """In a fresh process (on one core when ``cpu`` is given): a 1-s warm-up (numba's cache, the
+    scenario's imports), then the timed run; puts (wall_s, cpu_s, n_inputs, bursts) on ``q``."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+    from gridsim.simulate import run_scenario
+
+    run_scenario(scenario, stem + "-warm", duration_s=1.0, progress=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = run_scenario(scenario, stem, duration_s=seconds, progress=False)
+    q.put((time.perf_counter() - t0, time.process_time() - c0, res.scenario.n_inputs, len(res.transmissions)))
+
+
+def simulate_speed(seconds: float, tmp: Path, scenario: str = "large") -> dict:
+    """Simulator real-time factor on one core: ``run_scenario`` (population, schedule, bursts,
+    channel, PCM_24 capture, sidecar and truth) of ``seconds`` of the 36-input scenario in a
+    process pinned to one core. The CPU-time factor is reported too: on a shared machine the
+    wall clock also counts other processes' time on that core."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_simulate_child, args=(scenario, seconds, str(tmp / f"sim-{scenario}"), 0, q))
+    p.start()
+    wall_s, cpu_s, n_inputs, bursts = q.get()
+    p.join()
+    return {
+        "scenario": scenario,
+        "seconds": seconds,
+        "inputs": n_inputs,
+        "bursts": bursts,
+        "wall_s": round(wall_s, 2),
+        "cpu_s": round(cpu_s, 2),
+        "realtime_factor_wall": round(seconds / wall_s, 2),
+        "realtime_factor_cpu": round(seconds / cpu_s, 2),
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+
+
 def _by_ebn0(rows: list[dict]) -> dict:
     out = {}
     for lo in range(-6, 20, 2):
@@ -306,7 +344,7 @@ def plot_confusion(pid: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill", "latency"])
+    ap.add_argument("--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill", "latency", "simulate"])
     args = ap.parse_args(argv)
     q = args.quick
     workers = max(1, min(2, os.cpu_count() or 1))
@@ -342,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
                 large=lg,
                 replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"],
             )
+        if "simulate" not in args.skip:
+            sim = simulate_speed(20.0 if q else 120.0, tmp)
+            print("simulate", sim, flush=True)
+            out.update(simulate_realtime_factor_36in_1core=sim["realtime_factor_wall"], simulate=sim)
     if "latency" not in args.skip:
         la = latency(8.0 if q else 60.0)
         print("latency", la, flush=True)
@@ -368,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     # which run each stage's figures come from (a --skip run keeps the others' earlier figures)
     stages = dict(out.get("stage_runs") or {})
-    for st in ("phase", "demo", "large", "kill", "latency"):
+    for st in ("phase", "demo", "large", "kill", "latency", "simulate"):
         if st not in args.skip:
             stages[st] = {"command": cmd, "date": now}
     out.update(command=cmd, date=now, machine=machine(), stage_runs=stages)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from dsp.numba_settings import jit
 from receiver.contracts.capture import (
     FORMATS,
     GLA_KEYS,
@@ -33,8 +34,6 @@ from receiver.contracts.capture import (
     write_json_atomic,
     write_truth,
 )
-
-from dsp.numba_settings import jit
 
 from .channel import PHASES, Layout, phase_index
 
@@ -58,6 +57,7 @@ def _scale_block(x, scale, top, out):
             if y > top or y < -1.0:
                 n_over += 1
     return peak, n_over
+
 
 __all__ = ["CaptureWriter", "write_truth"]
 
