@@ -36,8 +36,9 @@ _DEG = 16  #: Chebyshev degree of each chip's pulse over one chip interval
 def _pulse_table(span: int, beta: float, deg: int) -> np.ndarray:
     """(2 span + 1, deg + 1): Chebyshev coefficients (in s = 2 f) of g(f - j), j = -span..span."""
     out = np.empty((2 * span + 1, deg + 1))
+    nodes = np.cos(np.pi * (np.arange(deg + 1) + 0.5) / (deg + 1))  # Chebyshev points: interpolation
     for row, j in enumerate(range(-span, span + 1)):
-        out[row] = C.chebinterpolate(lambda s, j=j: np.array([rrc(float(x) / 2.0 - j, beta) for x in s]), deg)
+        out[row] = C.chebfit(nodes, [rrc(float(x) / 2.0 - j, beta) for x in nodes], deg)
     return out
 
 
