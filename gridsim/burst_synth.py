@@ -7,13 +7,16 @@ modulation 2/3 of the simulator's time.
 
 Here the pulse of chip ``n_c + j`` (j = -6..6) is, over the chip interval of the nearest chip
 ``n_c`` (f = tau - n_c in [-0.5, 0.5)), a smooth function of f; it is replaced by its Chebyshev
-series in s = 2 f, truncated at degree ``_DEG`` (the pulse is entire, the coefficients fall below
-1e-17 of the peak well before that). The envelope over one chip interval is then one complex
+series in s = 2 f, truncated at degree ``_DEG`` (the pulse is entire: the coefficients fall
+fast). The envelope over one chip interval is then one complex
 Chebyshev series whose coefficients (13 chips x ``_DEG + 1``) are built once per chip, and every
-sample costs one Clenshaw evaluation per envelope. The carrier of the delayed copy is the direct
-one rotated by the constant 2 pi fc T0. The result agrees with the reference to about 1e-14 of the
-burst's peak (tests/test_gridsim_burst_synth.py), far below one LSB of a 24-bit capture at any
-burst level the simulator uses, so captures are unchanged.
+sample costs one Clenshaw evaluation per envelope (degree 16: the coefficients reach the
+rounding floor there). The carrier of the delayed copy is the direct one rotated by the constant
+2 pi fc T0. The result is within ~2e-14 of the burst's peak of a 40-digit evaluation; the
+reference loses up to ~1e-9 of the peak at samples that fall near the pulse's removable
+singularities (t = 0, +-1 chip), so the two differ by that much there
+(tests/test_gridsim_kernels.py). At the levels bursts have in a capture (-90 dB and under re the
+fundamental) that is far below one LSB of 24-bit PCM: captures regenerate byte for byte.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Run a scenario: population -> schedule -> bursts -> CT-loop channel -> capture + sidecar + truth.
 
-The capture is rendered in one-second blocks; a burst is modulated (dsp.tx.modulator) when the
-first block it touches is rendered and dropped after its last one, so memory stays flat however
-long the capture is. The result is a function of the scenario (and its seed) only.
+The capture is rendered in one-second blocks; a burst is modulated (gridsim.burst_synth: the
+waveform of dsp.tx.modulator, computed faster) when the first block it touches is rendered and
+dropped after its last one, so memory stays flat however long the capture is. The result is a
+function of the scenario (and its seed) only.
 """
 
 from __future__ import annotations
