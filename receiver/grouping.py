@@ -287,6 +287,7 @@ class Grouper:
     def _start_measuring(self, c: _Cluster) -> _Final:
         """Measure the final cluster's burst on every input of its bus: here, or by the workers."""
         best_i, best, frame = self._best(c)
+        detected = frozenset(i for i, _ in c.members)
         f = _Final(c, self.offset, set())
         if frame is None:
             return f
@@ -296,7 +297,7 @@ class Grouper:
         if self.measurer is None:
             demod = self.demods[c.channel]
             for i in todo:
-                m = self._measure(i, demod, best, frame)
+                m = self._measure(i, demod, best, frame, None if i in detected else MIN_COPY_SNR_DB)
                 if m is not None:
                     f.measured[i] = m
             return f
@@ -314,6 +315,8 @@ class Grouper:
                     best.clock_offset_ppm,
                     frame,
                     {i: self._fund_at(i, best.start_sample) for i in todo},
+                    detected,
+                    MIN_COPY_SNR_DB,
                 )
             )
         return f
@@ -423,7 +426,9 @@ class Grouper:
             inferred=inferred,
         )
 
-    def _measure(self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes) -> KnownMeasurement | None:
+    def _measure(
+        self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes, min_snr_db: float | None = None
+    ) -> KnownMeasurement | None:
         ring = self.rings.get(i)
         if ring is None:
             return None
@@ -440,6 +445,7 @@ class Grouper:
             frame,
             f0,
             fund,
+            min_snr_db,
         )
 
     def _fund_at(self, i: int, sample: float) -> tuple[float, float]:

@@ -40,6 +40,10 @@ class MeasureRequest:
     clock_offset_ppm: float
     frame: bytes
     inputs: dict[int, tuple[float, float]]
+    # inputs whose detectors found the burst: their copies are reported whatever their SNR (the
+    # others only from ``min_snr_db``, so their band amplitudes are computed only from there)
+    detected: frozenset[int] = frozenset()
+    min_snr_db: float | None = None
 
 
 @dataclass
@@ -65,16 +69,30 @@ def measure_on_ring(
     frame: bytes,
     f0: float,
     fund: float,
+    min_snr_db: float | None = None,
 ) -> KnownMeasurement | None:
     """The burst measured on one input's baseband ``ring`` ((channels, m) complex64, baseband
-    index ``ring_start`` first); None when the ring does not hold its whole span."""
+    index ``ring_start`` first); None when the ring does not hold its whole span. With
+    ``min_snr_db``, the band amplitudes only of a measurement at least that strong (a weaker
+    copy that no detector found is not reported)."""
     m_first = int((start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
     need_end = int((start_sample + demod.span_samples(plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION)
     if m_first < ring_start or need_end > ring_start + ring.shape[1]:
         return None
     r = ring[channel, m_first - ring_start : need_end - ring_start + 8].astype(np.complex128)
     try:
-        return measure_known(demod, r, m_first, start_sample, code, f0, frame, clock_offset_ppm * 1e-6, fund)
+        return measure_known(
+            demod,
+            r,
+            m_first,
+            start_sample,
+            code,
+            f0,
+            frame,
+            clock_offset_ppm * 1e-6,
+            fund,
+            bands_for=None if min_snr_db is None else (lambda snr_db: snr_db >= min_snr_db),
+        )
     except (ValueError, FloatingPointError):
         return None
 
@@ -172,6 +190,7 @@ class WorkerMeasurer:
                     req.frame,
                     f0,
                     fund,
+                    None if i in req.detected else req.min_snr_db,
                 )
             )
         return out
