@@ -121,3 +121,41 @@ def test_the_parent_gets_no_baseband_and_no_samples():
     assert len(recs) == 12 * 5  # the first reset's flush, 3 blocks, the end
     assert {r.baseband.shape[1] for r in recs} == {0}
     assert max(r.stats.samples_in for r in recs) == 3 * 48000
+
+
+def test_band_amplitudes_left_out_change_nothing_else():
+    """A measurement without its band amplitudes (a copy too weak to be reported) has the same
+    level, phase and SNR as the full one; the bands are computed from ``min_snr_db`` up."""
+    pairs = []
+
+    class Both(Grouper):
+        def _measure(self, i, demod, best, frame, min_snr_db=None):
+            full = super()._measure(i, demod, best, frame)
+            pairs.append((full, super()._measure(i, demod, best, frame, -12.0)))
+            return super()._measure(i, demod, best, frame, min_snr_db)
+
+    x, _ = sf.read(str(CAP) + ".wav", dtype="float64")
+    x /= 0.25
+    src = CaptureSource(CAP)
+    plan = P.ChannelPlan.default()
+    g = Both(plan, inputs_from_meta(src.meta), receiver_id="rx", substation_id="s")
+    src.close()
+    pipe = Pipeline(plan, 12, workers=0)
+    for pos in range(0, x.shape[0], 48000):
+        pipe.feed(pos, x[pos : pos + 48000])
+        for o in pipe.outputs():
+            g.add_output(o)
+    for o in pipe.close():
+        g.add_output(o)
+    g.flush()
+    assert len(g.bundles) == 4 and len(pairs) == 4 * 12
+    for full, part in pairs:
+        assert full is not None and part is not None and full.band_amplitudes_db
+        assert (part.amplitude, part.phase_rad, part.snr_db, part.level_db) == (
+            full.amplitude,
+            full.phase_rad,
+            full.snr_db,
+            full.level_db,
+        )
+        assert part.band_amplitudes_db == (full.band_amplitudes_db if full.snr_db >= -12.0 else [])
+    assert {full.snr_db >= -12.0 for full, _ in pairs} == {True, False}
