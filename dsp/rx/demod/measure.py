@@ -104,6 +104,15 @@ def _clean_symbols(
     demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float, t0_s: float
 ) -> np.ndarray:
     """True for symbols whose chips (both paths, +-7 chips) saw no blanked baseband sample."""
+    spc = demod.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+    starts = np.array([tau0 + 0.0, tau0 + t0_s * demod.fs_hz / (1.0 + eps)])
+    return clean_kernel(r, int(m_first), starts, spc, float(demod.c0), demod.n_sym, P.CHIPS_PER_SYMBOL)
+
+
+def _clean_symbols_numpy(
+    demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float, t0_s: float
+) -> np.ndarray:
+    """:func:`_clean_symbols` in numpy (the reference its kernel is tested against)."""
     zero = (r == 0).astype(np.int64)
     cz = np.concatenate([[0], np.cumsum(zero)])
     spc = demod.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
@@ -143,3 +152,28 @@ def synth_kernel(chips, grid, n_out, tau0, w2, pulse):
                 g = tab[j] * (1.0 - f) + tab[j + 1] * f
                 out[i] += w * chips[k] * g
     return out
+
+
+@jit
+def clean_kernel(r, m_first, starts, spc, c0, n_sym, cps):
+    """:func:`_clean_symbols`'s arithmetic, compiled: for each path start in ``starts`` (tau0
+    plus the path's delay) and symbol k, the baseband samples a .. b - 1 its chips (+-7) touch,
+    a = int((start + (k cps - 7) spc - c0) / DEC) - m_first and b likewise + 1, clipped to r;
+    the symbol is clean when none of them is exactly 0."""
+    n = r.shape[0]
+    cz = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        cz[i + 1] = cz[i] + (1 if r[i] == 0 else 0)
+    ok = np.ones(n_sym, np.bool_)
+    for s in range(starts.shape[0]):
+        t = starts[s]
+        for k in range(n_sym):
+            lo = t + float(k * cps - 7) * spc
+            hi = t + float(k * cps + cps + 7) * spc
+            a = int((lo - c0) / DEC) - m_first
+            b = int((hi - c0) / DEC) + 1 - m_first
+            a = min(max(a, 0), n)
+            b = min(max(b, 0), n)
+            if cz[b] - cz[a] != 0:
+                ok[k] = False
+    return ok
