@@ -33,8 +33,9 @@ from dsp.air.frame import parse_frame
 from dsp.air.messages import Kind
 from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
-from dsp.rx.demod import BurstDemodulator, BurstResult, KnownMeasurement, measure_known
+from dsp.rx.demod import BurstDemodulator, BurstResult, KnownMeasurement
 from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
+from receiver.measuring import MeasureReply, MeasureRequest, measure_on_ring
 
 GROUP_TOL = 40  # input samples (0.6 chip)
 # of each chain record's grid-frequency estimates, the grouper keeps the newest this many (the
@@ -64,6 +65,17 @@ class _Cluster:
     members: list[tuple[int, BurstResult]] = field(default_factory=list)
 
 
+@dataclass
+class _Final:
+    """A final cluster whose bundle waits for the measurements of its copies (workers' replies)."""
+
+    cluster: _Cluster
+    offset: int  # the segment's stream offset (a reset may come before the replies)
+    waiting: set[int]  # inputs not answered yet
+    measured: dict[int, KnownMeasurement] = field(default_factory=dict)
+    req_id: int = 0  # of its MeasureRequest (0: none sent)
+
+
 class Grouper:
     """Takes the chains' records (:class:`dsp.rx.chain.ChainOutput`, through :meth:`add_output`)
     of every input and makes the bundles (see the module docstring)."""
@@ -79,6 +91,7 @@ class Grouper:
         t0_utc: datetime | None = None,
         on_bundle: Callable[[Bundle], None] | None = None,
         created_clock: Callable[[float], datetime] | None = None,
+        measurer: Any = None,
     ) -> None:
         self.plan, self.inputs, self.fs_hz = plan, {i.index: i for i in inputs}, fs_hz
         self.receiver_id, self.substation_id = receiver_id, substation_id
@@ -90,6 +103,13 @@ class Grouper:
         self.segment = 0
         # bundle creation time: wall clock (live) or, for a replay, a function of the stream time
         self.created_clock = created_clock
+        # where copies are measured: here, on rings of the records' baseband (None), or by the
+        # workers that hold it (receiver.pipeline.Pipeline with measure_in_workers: its
+        # ``measure(MeasureRequest)``, the replies come back through add_output, and
+        # ``keep_from(m)``, the oldest baseband index a bundle not made yet may read)
+        self.measurer = measurer
+        self._final: list[_Final] = []  # final clusters in order, waiting for measurements
+        self._req_id = 0
         self.demods = [BurstDemodulator(c, fs_hz) for c in plan.channels]
         self.keep = int(KEEP_S * fs_hz / DECIMATION)
         self.max_keep = int(MAX_KEEP_S * fs_hz / DECIMATION)
@@ -126,7 +146,10 @@ class Grouper:
         order); returns the bundles it completed. An output of another segment than the
         grouper's is dropped and counted (``stale_outputs_dropped``): its records count samples
         from another reset, and read against this segment's clock they would put bursts and
-        basebands in the wrong place."""
+        basebands in the wrong place. A :class:`receiver.measuring.MeasureReply` (the workers
+        measuring for this grouper) completes the bundles waiting for it."""
+        if isinstance(out, MeasureReply):
+            return self._take_reply(out)
         if out.segment != self.segment:
             self.stats["stale_outputs_dropped"] += 1
             return []
@@ -139,7 +162,7 @@ class Grouper:
     def _take(self, rec: ChainOutput) -> None:
         """One chain record: its baseband, grid-frequency estimates, progress and bursts."""
         i = rec.input_index
-        if rec.baseband.shape[1]:
+        if rec.baseband.shape[1] and self.measurer is None:
             if i not in self.rings:
                 self.rings[i], self.ring_start[i] = rec.baseband, rec.baseband_start
             else:
@@ -163,13 +186,21 @@ class Grouper:
         low = min(self.horizon.values()) if self.horizon else 0
         oldest = min([c.start for c in self.clusters] + [low - self.burst_len])
         m_need = int((oldest - Channelizer.input_index(0)) / DECIMATION) - 64
+        cycle = self.fs_hz / self.plan.grid_hz
+        if self.measurer is not None:
+            self.measurer.keep_from(m_need, self.segment)
+            first = int(Channelizer.input_index(m_need) // cycle) - 2
+            for log in self.fund.values():
+                if len(log) > 8:
+                    for k in sorted(k for k in log if k < first)[:-1]:
+                        del log[k]
+            return
         for i, ring in self.rings.items():
             drop = min(ring.shape[1] - self.keep, m_need - self.ring_start[i])
             drop = max(drop, ring.shape[1] - self.max_keep)
             if drop > 0:
                 self.rings[i] = ring[:, drop:]
                 self.ring_start[i] += drop
-        cycle = self.fs_hz / self.plan.grid_hz
         for i, log in self.fund.items():
             if i in self.ring_start and len(log) > 8:
                 first = int(Channelizer.input_index(self.ring_start[i]) // cycle) - 2
@@ -178,7 +209,14 @@ class Grouper:
                     del log[k]
 
     def flush(self) -> list[Bundle]:
+        """Every cluster is final (the end of the stream). With the workers measuring, the
+        bundles come as their replies do (see :attr:`waiting`)."""
         return self._finalize(final=True)
+
+    @property
+    def waiting(self) -> int:
+        """Final clusters whose bundles wait for the workers' measurements."""
+        return len(self._final)
 
     def reset(self, stream_first_sample: int, segment: int) -> list[Bundle]:
         """The pipeline's chains restarted at stream sample ``stream_first_sample`` as segment
@@ -204,15 +242,22 @@ class Grouper:
         self.clusters.append(_Cluster(r.channel, r.code, r.start_sample, [(i, r)]))
 
     def _finalize(self, final: bool) -> list[Bundle]:
-        done = []
         low = min(self.horizon.values()) if self.horizon else 0
         keep = []
         for c in self.clusters:
             if final or c.start + self.burst_len <= low:
-                done.append(self._bundle(c))
+                self._final.append(self._start_measuring(c))
             else:
                 keep.append(c)
         self.clusters = keep
+        return self._emit()
+
+    def _emit(self) -> list[Bundle]:
+        """The bundles of the final clusters whose measurements are all in, in order."""
+        done = []
+        while self._final and not self._final[0].waiting:
+            f = self._final.pop(0)
+            done.append(self._bundle(f.cluster, f.measured, f.offset))
         for b in done:
             self.bundles.append(b)
             self.stats["bundles"] += 1
@@ -222,25 +267,67 @@ class Grouper:
                 self.on_bundle(b)
         return done
 
-    # -- one bundle ------------------------------------------------------------------------------
-    def _bundle(self, c: _Cluster) -> Bundle:
-        ch = self.plan.channel(c.channel)
-        demod = self.demods[c.channel]
+    def _take_reply(self, rep: MeasureReply) -> list[Bundle]:
+        for f in self._final:
+            if f.req_id == rep.req_id:
+                for i, m in rep.measured.items():
+                    f.waiting.discard(i)
+                    if m is not None:
+                        f.measured[i] = m
+                break
+        return self._emit()
+
+    def _best(self, c: _Cluster) -> tuple[int, BurstResult, bytes | None]:
+        """The copy that gives the payload: the best clean one, else the strongest correlation."""
         ok = [(i, r) for i, r in c.members if r.crc_ok]
         ok.sort(key=lambda ir: -ir[1].snr_db)
         best_i, best = ok[0] if ok else max(c.members, key=lambda ir: ir[1].corr_peak)
-        frame = best.frame if ok else None
-        detected = {i: r for i, r in c.members}
-        measured: dict[int, KnownMeasurement] = {}
-        if frame is not None:
-            bus = self.inputs[best_i].bus if best_i in self.inputs else None
-            for i, info in self.inputs.items():
-                if bus is not None and info.bus != bus:
-                    continue  # crosstalk stays within the bus
-                m = self._measure(i, demod, best, frame)
+        return best_i, best, (best.frame if ok else None)
+
+    def _start_measuring(self, c: _Cluster) -> _Final:
+        """Measure the final cluster's burst on every input of its bus: here, or by the workers."""
+        best_i, best, frame = self._best(c)
+        detected = frozenset(i for i, _ in c.members)
+        f = _Final(c, self.offset, set())
+        if frame is None:
+            return f
+        bus = self.inputs[best_i].bus if best_i in self.inputs else None
+        # crosstalk stays within the bus
+        todo = [i for i, info in self.inputs.items() if bus is None or info.bus == bus]
+        if self.measurer is None:
+            demod = self.demods[c.channel]
+            for i in todo:
+                m = self._measure(i, demod, best, frame, None if i in detected else MIN_COPY_SNR_DB)
                 if m is not None:
-                    measured[i] = m
-                    self.stats["copies_measured"] += 1
+                    f.measured[i] = m
+            return f
+        self._req_id += 1
+        f.req_id = self._req_id
+        f.waiting = set(todo)
+        if todo:
+            self.measurer.measure(
+                MeasureRequest(
+                    self._req_id,
+                    self.segment,
+                    best.channel,
+                    best.code,
+                    best.start_sample,
+                    best.clock_offset_ppm,
+                    frame,
+                    {i: self._fund_at(i, best.start_sample) for i in todo},
+                    detected,
+                    MIN_COPY_SNR_DB,
+                )
+            )
+        return f
+
+    # -- one bundle ------------------------------------------------------------------------------
+    def _bundle(self, c: _Cluster, measured: dict[int, KnownMeasurement], offset: int) -> Bundle:
+        ch = self.plan.channel(c.channel)
+        demod = self.demods[c.channel]
+        best_i, best, frame = self._best(c)
+        detected = {i: r for i, r in c.members}
+        self.stats["copies_measured"] += len(measured)
         copies: list[dict[str, Any]] = []
         for i in sorted(set(detected) | set(measured)):
             info = self.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
@@ -273,7 +360,7 @@ class Grouper:
             pol = 1
             if ref_phase is not None and m is not None:
                 pol = 1 if math.cos(m.phase_rad - ref_phase) >= 0 else -1
-            arrival = self.t0_utc + timedelta(seconds=(d["start"] + self.offset) / self.fs_hz)
+            arrival = self.t0_utc + timedelta(seconds=(d["start"] + offset) / self.fs_hz)
             snr_db = float(d["snr"])
             n_data = demod.n_sym - P.PREAMBLE_SYMBOLS
             out_copies.append(
@@ -282,7 +369,7 @@ class Grouper:
                     bus=info.bus,
                     feeder=info.feeder,
                     phase=info.phase,
-                    start_sample=int(round(d["start"] + self.offset)),
+                    start_sample=int(round(d["start"] + offset)),
                     arrival_utc=arrival,
                     level_db=round(float(d["level"]), 3),
                     snr_db=round(snr_db, 3),
@@ -309,7 +396,7 @@ class Grouper:
                 )
             )
         inferred = self._infer(copies, demod)
-        start_unix = self.t0_utc.timestamp() + (best.start_sample + self.offset) / self.fs_hz
+        start_unix = self.t0_utc.timestamp() + (best.start_sample + offset) / self.fs_hz
         hub_id = kind = counter = None
         if frame is not None:
             h = parse_frame(frame).header
@@ -320,9 +407,7 @@ class Grouper:
                 kind = None
         fh = frame.hex() if frame is not None else None
         return Bundle(
-            bundle_id=make_bundle_id(
-                self.receiver_id, c.channel, c.code, int(round(best.start_sample + self.offset)), fh
-            ),
+            bundle_id=make_bundle_id(self.receiver_id, c.channel, c.code, int(round(best.start_sample + offset)), fh),
             receiver_id=self.receiver_id,
             substation_id=self.substation_id,
             created_utc=(self.created_clock(start_unix) if self.created_clock else datetime.now(UTC)),
@@ -337,29 +422,31 @@ class Grouper:
             hub_id=hub_id,
             kind=kind,
             counter=counter,
-            copies=out_copies or [_fallback_copy(best_i, best, self)],
+            copies=out_copies or [_fallback_copy(best_i, best, self, offset)],
             inferred=inferred,
         )
 
-    def _measure(self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes) -> KnownMeasurement | None:
+    def _measure(
+        self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes, min_snr_db: float | None = None
+    ) -> KnownMeasurement | None:
         ring = self.rings.get(i)
         if ring is None:
             return None
-        m_first = int((best.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
-        need_end = int(
-            (best.start_sample + demod.span_samples(self.plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION
-        )
-        s0 = self.ring_start[i]
-        if m_first < s0 or need_end > s0 + ring.shape[1]:
-            return None
-        r = ring[best.channel, m_first - s0 : need_end - s0 + 8].astype(np.complex128)
         f0, fund = self._fund_at(i, best.start_sample)
-        try:
-            return measure_known(
-                demod, r, m_first, best.start_sample, best.code, f0, frame, best.clock_offset_ppm * 1e-6, fund
-            )
-        except (ValueError, FloatingPointError):
-            return None
+        return measure_on_ring(
+            ring,
+            self.ring_start[i],
+            demod,
+            self.plan,
+            best.channel,
+            best.code,
+            best.start_sample,
+            best.clock_offset_ppm,
+            frame,
+            f0,
+            fund,
+            min_snr_db,
+        )
 
     def _fund_at(self, i: int, sample: float) -> tuple[float, float]:
         """(f0, fundamental RMS) of input i from the latest grid cycle logged before ``sample``
@@ -403,15 +490,15 @@ class Grouper:
         )
 
 
-def _fallback_copy(i: int, r: BurstResult, g: Grouper) -> Copy:
+def _fallback_copy(i: int, r: BurstResult, g: Grouper, offset: int) -> Copy:
     info = g.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
     return Copy(
         input_index=i,
         bus=info.bus,
         feeder=info.feeder,
         phase=info.phase,
-        start_sample=int(round(r.start_sample + g.offset)),
-        arrival_utc=g.t0_utc + timedelta(seconds=(r.start_sample + g.offset) / g.fs_hz),
+        start_sample=int(round(r.start_sample + offset)),
+        arrival_utc=g.t0_utc + timedelta(seconds=(r.start_sample + offset) / g.fs_hz),
         level_db=r.level_db if math.isfinite(r.level_db) else -200.0,
         snr_db=r.snr_db,
         ebn0_db=r.ebn0_db,

@@ -19,6 +19,13 @@ clock puts bursts and basebands in the wrong place: levels off by tens of dB, a 
 Every block and every :class:`WorkerOutput` carries its segment number, so a consumer can also
 check it (:meth:`receiver.grouping.Grouper.add_output` drops and counts a stale one).
 
+With ``measure_in_workers=True`` the basebands stay in the workers: each keeps a history of its
+inputs' baseband (:class:`receiver.measuring.WorkerMeasurer`) and measures a decoded burst on
+them when the grouper asks (:meth:`Pipeline.measure`; the replies come out of :meth:`outputs`
+beside the blocks' records, which then carry no baseband). With a ``reader``
+(:class:`receiver.sources.columns.ColumnSpec`) the workers read and decode their own columns of
+a capture's audio file (:meth:`Pipeline.feed_frames`): no samples pass through the parent.
+
 ``workers=0`` runs everything in the calling process (tests, profiling).
 """
 
@@ -34,6 +41,8 @@ import numpy as np
 
 from dsp.air import params as P
 from dsp.rx.chain import ChainOutput, InputChain, deinterleave
+from dsp.rx.channelizer import DECIMATION
+from receiver.measuring import MeasureReply, MeasureRequest, WorkerMeasurer
 
 log = logging.getLogger("gla.pipeline")
 
@@ -49,6 +58,8 @@ class WorkerOutput:
     # call (process, or flush at the end; an input's process record before its flush record)
     records: list[ChainOutput] = field(default_factory=list)
     segment: int = 0  # the pipeline's segment the block was fed in (see Pipeline.reset)
+    clipped: int = 0  # samples at full scale in the worker's columns (a reader's blocks only)
+    error: str | None = None  # the reader could not read the block (a truncated or changed file)
 
 
 class _Chains:
@@ -66,12 +77,20 @@ class _Chains:
             c.reset()
 
     def run(
-        self, worker: int, first_sample: int, block: np.ndarray | None, flush: bool = False, segment: int = 0
+        self,
+        worker: int,
+        first_sample: int,
+        block: np.ndarray | None,
+        flush: bool = False,
+        segment: int = 0,
+        rows: np.ndarray | None = None,
     ) -> WorkerOutput:
         """Block ``block`` (n, inputs) through every chain (None: no samples), then, with
-        ``flush``, the end of the stream (or of segment ``segment``)."""
-        out = WorkerOutput(worker, first_sample, block.shape[0] if block is not None else 0, segment=segment)
-        rows = deinterleave(block) if block is not None else None
+        ``flush``, the end of the stream (or of segment ``segment``). ``rows`` instead of
+        ``block``: the samples already one row per input (inputs, n)."""
+        if rows is None and block is not None:
+            rows = deinterleave(block)
+        out = WorkerOutput(worker, first_sample, rows.shape[1] if rows is not None else 0, segment=segment)
         for j, i in enumerate(self.inputs):
             ch = self.chains[i]
             if rows is not None or not flush:
@@ -82,41 +101,96 @@ class _Chains:
         return out
 
 
-def _worker_main(worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: float, q_in, q_out) -> None:
+def _worker_main(
+    worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: float, q_in, q_out, measure: bool, reader
+) -> None:
     chains = _Chains(plan, inputs, fs_hz)
+    meas = WorkerMeasurer(plan, inputs, fs_hz, _max_keep(fs_hz)) if measure else None
+    cols = reader.open(inputs) if reader is not None else None
     current = 0  # the segment being fed
+    flushed = False  # a "flush" ended the stream: the sentinel then only stops the worker
+
+    def send(out: WorkerOutput) -> None:
+        if meas is not None:  # the baseband stays here, for the measurements
+            for rec in out.records:
+                meas.take(rec.input_index, rec.baseband_start, rec.baseband)
+                rec.baseband = rec.baseband[:, :0]
+        q_out.put(out)
+
     while True:
         item = q_in.get()
         if item is None:
-            q_out.put(chains.run(worker, -1, None, flush=True, segment=current))
+            if not flushed:
+                send(chains.run(worker, -1, None, flush=True, segment=current))
             q_out.put(("done", worker))
             return
-        kind, segment, first_sample, block = item
+        kind, segment, first_sample, block = item[:4]
+        if kind == "measure":
+            assert meas is not None
+            q_out.put(meas.answer(worker, block))
+            continue
+        if kind == "flush":  # the end of the stream; the worker stays for measurements
+            send(chains.run(worker, -1, None, flush=True, segment=segment))
+            flushed = True
+            continue
         if kind == "reset":  # the end of segment ``segment``: flush into it, then start afresh
-            q_out.put(chains.run(worker, -1, None, flush=True, segment=segment))
+            send(chains.run(worker, -1, None, flush=True, segment=segment))
             chains.reset()
+            if meas is not None:
+                meas.new_segment(segment + 1)
             current = segment + 1
             continue
         current = segment
-        q_out.put(chains.run(worker, first_sample, block, segment=segment))
+        if meas is not None:
+            meas.keep_from(item[4])
+        if kind == "frames":  # read this worker's columns of frames first_sample .. + block
+            assert cols is not None
+            try:
+                rows, clipped = cols.read(first_sample, block)
+            except (OSError, ValueError) as e:
+                q_out.put(WorkerOutput(worker, first_sample, 0, segment=segment, error=str(e)))
+                continue
+            out = chains.run(worker, first_sample, None, segment=segment, rows=rows)
+            out.clipped = clipped
+            send(out)
+        else:
+            send(chains.run(worker, first_sample, block, segment=segment))
+
+
+def _max_keep(fs_hz: float) -> int:
+    from receiver.grouping import MAX_KEEP_S
+
+    return int(MAX_KEEP_S * fs_hz / DECIMATION)
 
 
 class Pipeline:
     """Feed blocks of all inputs; collect :class:`WorkerOutput` through :meth:`outputs`."""
 
     def __init__(
-        self, plan: P.ChannelPlan, n_inputs: int, fs_hz: float = 48000.0, workers: int = 2, queue_blocks: int = 4
+        self,
+        plan: P.ChannelPlan,
+        n_inputs: int,
+        fs_hz: float = 48000.0,
+        workers: int = 2,
+        queue_blocks: int = 4,
+        *,
+        measure_in_workers: bool = False,
+        reader=None,
     ) -> None:
         self.plan, self.n_inputs, self.fs_hz = plan, n_inputs, fs_hz
         self.n_workers = max(0, min(workers, n_inputs))
         groups = max(1, self.n_workers)
         self.assign = [list(range(w, n_inputs, groups)) for w in range(groups)]
-        self._pending: list[WorkerOutput] = []
+        self._pending: list[WorkerOutput | MeasureReply] = []
         self.fed_to = 0  # stream sample after the last block fed
         # streaming state of the segments: the current one (the resets so far), and the blocks
         # and flushes sent to the workers whose WorkerOutput has not come back yet
         self.segment = 0
         self._in_flight = 0
+        self.measure_in_workers = bool(measure_in_workers) and self.n_workers > 0
+        self.reader = reader if self.n_workers > 0 else None
+        self._keep_from_m = 0
+        self._flushed = False  # flush() ended the stream (close() then only stops the workers)
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
@@ -126,7 +200,11 @@ class Pipeline:
         self.procs = [
             ctx.Process(
                 target=_worker_main,
-                args=(w, plan, self.assign[w], fs_hz, self.q_in[w], self.q_out),
+                args=(
+                    *(w, plan, self.assign[w], fs_hz, self.q_in[w], self.q_out),
+                    self.measure_in_workers,
+                    self.reader,
+                ),
                 name=f"gla-worker-{w}",
                 daemon=True,
             )
@@ -155,10 +233,60 @@ class Pipeline:
             return
         for w in range(self.n_workers):
             part = np.ascontiguousarray(block[:, self.assign[w]], dtype=np.float32)
-            self.q_in[w].put(("block", self.segment, first_sample, part))
+            self.q_in[w].put(("block", self.segment, first_sample, part, self._keep_from_m))
             self._in_flight += 1
 
-    def reset(self, timeout_s: float = 120.0) -> list[WorkerOutput]:
+    def feed_frames(self, first_sample: int, n: int) -> None:
+        """Have every worker read and process frames ``first_sample`` .. ``+ n`` of its own
+        columns of the capture (needs the ``reader``); blocks while the queues are full."""
+        if self.reader is None:
+            raise RuntimeError("feed_frames needs a pipeline with workers and a reader")
+        self.fed_to = first_sample + n
+        for q in self.q_in:
+            q.put(("frames", self.segment, first_sample, n, self._keep_from_m))
+            self._in_flight += 1
+
+    def measure(self, req: MeasureRequest) -> None:
+        """Ask every worker to measure a decoded burst on its inputs (``measure_in_workers``);
+        each answers with a :class:`receiver.measuring.MeasureReply` through :meth:`outputs`."""
+        for q in self.q_in:
+            q.put(("measure", req.segment, -1, req))
+            self._in_flight += 1
+
+    def keep_from(self, m: int, segment: int) -> None:
+        """The oldest baseband index of segment ``segment`` a measurement may still need (sent
+        with the next blocks; ignored when that segment is over)."""
+        if segment == self.segment:
+            self._keep_from_m = int(m)
+
+    def flush(self, timeout_s: float = 120.0) -> list[WorkerOutput | MeasureReply]:
+        """The end of the stream, with the workers kept for the measurements it still needs:
+        every chain flushed; returns every output not collected yet, after waiting for all of
+        them (:meth:`close` then only stops the workers)."""
+        if self.n_workers == 0:
+            self._pending.append(self._local.run(0, -1, None, flush=True, segment=self.segment))
+            self._flushed = True
+            return self.outputs()
+        for q in self.q_in:
+            q.put(("flush", self.segment, -1, None))
+        self._in_flight += self.n_workers
+        self._flushed = True
+        return self.wait_idle("flush", timeout_s)
+
+    def wait_idle(self, what: str, timeout_s: float = 120.0) -> list[WorkerOutput | MeasureReply]:
+        """Every output of what was sent to the workers (blocks, flushes, measurements). Raises
+        RuntimeError if a worker dies or does not answer within ``timeout_s``."""
+        got: list[WorkerOutput | MeasureReply] = []
+        t_end = time.monotonic() + timeout_s
+        while self._in_flight > 0:
+            dead = [p.name for p in self.procs if not p.is_alive()]
+            if dead or time.monotonic() > t_end:
+                why = f"{', '.join(dead)} died" if dead else f"no answer within {timeout_s:g} s"
+                raise RuntimeError(f"pipeline {what}: {self._in_flight} blocks not returned ({why})")
+            got += self.outputs(timeout=0.2)
+        return got
+
+    def reset(self, timeout_s: float = 120.0) -> list[WorkerOutput | MeasureReply]:
         """A discontinuity in the stream: end the current segment and start the next.
 
         Every chain is flushed (a burst complete before the gap is still demodulated) and
@@ -175,17 +303,10 @@ class Pipeline:
         for q in self.q_in:
             q.put(("reset", old, -1, None))
         self._in_flight += self.n_workers
-        got: list[WorkerOutput] = []
-        t_end = time.monotonic() + timeout_s
-        while self._in_flight > 0:
-            dead = [p.name for p in self.procs if not p.is_alive()]
-            if dead or time.monotonic() > t_end:
-                why = f"{', '.join(dead)} died" if dead else f"no answer within {timeout_s:g} s"
-                raise RuntimeError(f"pipeline reset of segment {old}: {self._in_flight} blocks not returned ({why})")
-            got += self.outputs(timeout=0.2)
-        return got
+        self._keep_from_m = 0
+        return self.wait_idle(f"reset of segment {old}", timeout_s)
 
-    def outputs(self, timeout: float = 0.0) -> list[WorkerOutput]:
+    def outputs(self, timeout: float = 0.0) -> list[WorkerOutput | MeasureReply]:
         """What the workers have produced so far (waits up to ``timeout`` for the first)."""
         if self.n_workers == 0:
             out, self._pending = self._pending, []
@@ -204,15 +325,19 @@ class Pipeline:
             pass
         return got
 
-    def close(self, timeout: float = 60.0) -> list[WorkerOutput]:
-        """Flush every chain and stop the workers; returns their last outputs."""
+    def close(self, timeout: float = 60.0) -> list[WorkerOutput | MeasureReply]:
+        """Flush every chain (unless :meth:`flush` did) and stop the workers; returns their
+        last outputs."""
         if self.n_workers == 0:
-            out = self._pending + [self._local.run(0, -1, None, flush=True, segment=self.segment)]
+            last: list[WorkerOutput | MeasureReply] = (
+                [] if self._flushed else [self._local.run(0, -1, None, flush=True, segment=self.segment)]
+            )
+            out = self._pending + last
             self._pending = []
             return out
         for q in self.q_in:
             q.put(None)
-        got: list[WorkerOutput] = []
+        got: list[WorkerOutput | MeasureReply] = []
         t_end = time.monotonic() + timeout
         while self._done < self.n_workers and time.monotonic() < t_end:
             got += self.outputs(timeout=0.2)

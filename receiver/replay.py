@@ -121,7 +121,12 @@ def replay(
         on_bundle=sink,
         created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, UTC),
     )
-    pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
+    # the workers read and decode their own columns of the file when they can, and measure the
+    # decoded bursts on the baseband they hold: the parent does no per-sample work
+    spec = src.column_spec() if workers > 0 else None
+    pipe = Pipeline(plan, meta.n_channels, fs, workers=workers, measure_in_workers=True, reader=spec)
+    if pipe.measure_in_workers:
+        grouper.measurer = pipe
     total = src.total_frames
     bar = tqdm(
         total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}"
@@ -129,25 +134,50 @@ def replay(
     t_wall = time.perf_counter()
     n_done = 0
     error = None
+
+    def take(outs) -> None:
+        nonlocal error
+        for o in outs:
+            if getattr(o, "clipped", 0):
+                src.stats.clipped += o.clipped
+            if getattr(o, "error", None) and error is None:
+                error = o.error
+            grouper.add_output(o)
+
     try:
         try:
-            for blk in src:
-                if blk.discontinuity:
-                    # a new segment: every output of the old one (waited for) goes to the old one's
-                    # bundles, which are finished before the clock is re-anchored
-                    for o in pipe.reset():
-                        grouper.add_output(o)
-                    grouper.reset(blk.first_sample, pipe.segment)
-                pipe.feed(blk.first_sample, blk.samples)
-                for o in pipe.outputs():
-                    grouper.add_output(o)
-                n_done += blk.samples.shape[0]
-                bar.update(blk.samples.shape[0])
+            if spec is not None:
+                for first, n, discontinuity in src.frame_ranges():
+                    if discontinuity:
+                        take(pipe.reset())
+                        grouper.reset(first, pipe.segment)
+                    pipe.feed_frames(first, n)
+                    take(pipe.outputs())
+                    n_done += n
+                    bar.update(n)
+                    if error is not None:
+                        break
+            else:
+                for blk in src:
+                    if blk.discontinuity:
+                        # a new segment: every output of the old one (waited for) goes to the old
+                        # one's bundles, which are finished before the clock is re-anchored
+                        take(pipe.reset())
+                        grouper.reset(blk.first_sample, pipe.segment)
+                    pipe.feed(blk.first_sample, blk.samples)
+                    take(pipe.outputs())
+                    n_done += blk.samples.shape[0]
+                    bar.update(blk.samples.shape[0])
         except CaptureTruncatedError as e:  # keep everything read before the damage (logged by the source)
             error = str(e)
-        for o in pipe.close():
-            grouper.add_output(o)
+        take(pipe.flush())
         grouper.flush()
+        while grouper.waiting:  # the last measurements, from the workers
+            got = pipe.wait_idle("the last measurements")
+            if not got:
+                raise RuntimeError(f"replay: {grouper.waiting} bundles wait for measurements no worker was asked for")
+            take(got)
+        take(pipe.close())
     finally:
         bar.close()
         src.close()

@@ -107,6 +107,10 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_cli_errors.py": {
         "test_gla_process_exit_status_and_no_traceback": "6-9 s each: a `gla` process importing the chain",
     },
+    "test_replay_workers.py": {
+        "test_workers_measuring_make_the_bundles_of_the_parent_measuring": "8 s: demo_small replayed both ways",
+        "test_band_amplitudes_left_out_change_nothing_else": "8 s: demo_small in-process, measured twice",
+    },
     "test_capture_repro.py": {
         "test_demo_small_regenerates_exactly": "10 s: simulates the capture",
     },

@@ -159,6 +159,45 @@ class CaptureSource:
             self._file.close()
             self._file = None
 
+    def column_spec(self):
+        """Where the workers can read their own columns of this capture's file
+        (:class:`receiver.sources.columns.ColumnSpec`), or None (not integer PCM WAV/RF64)."""
+        from receiver.sources.columns import column_spec
+
+        if self._file is None:
+            return None
+        return column_spec(self.meta, self._file, self.readable_frames)
+
+    def frame_ranges(self) -> Iterator[tuple[int, int, bool]]:
+        """The blocks of :meth:`__iter__` without their samples, ``(first_frame, n, discontinuity)``:
+        for readers of the file's columns (:meth:`column_spec`), who count the clipped samples
+        themselves. The counters of blocks and samples, the stop and the truncation error are
+        those of the iteration."""
+        if self._file is None or self._closed.is_set():
+            raise ValueError(f"{self.meta.audio_path}: source is closed")
+        st = self.stats
+        stop_at = min(self.end_frame, self.readable_frames)
+        pos = self.next_frame = self.first_frame
+        first = True
+        while pos < stop_at and not self._stopped():
+            n = min(self.block_frames, stop_at - pos)
+            yield pos, n, first
+            first = False
+            st.blocks += 1
+            st.samples += n
+            pos += n
+            self.next_frame = pos
+        if self._stopped():
+            return
+        if self.truncated and self.end_frame > self.readable_frames and pos >= self.readable_frames:
+            error = (
+                f"{self.meta.audio_path}: truncated: only {self.readable_frames} of {self.meta.n_frames} frames "
+                f"(the sidecar's gla:num_frames) could be read; replay stopped after frame {pos}"
+            )
+            if self.strict:
+                raise CaptureTruncatedError(error)
+            log.error("%s", error, extra={"event": "capture_truncated", "stream": self.stream_id})
+
     def _stopped(self) -> bool:
         return self._closed.is_set() or (self.stop_event is not None and self.stop_event.is_set())
 

@@ -11,6 +11,7 @@ the frame (:func:`synth_kernel`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,7 @@ def measure_known(
     eps: float,
     fundamental_rms: float,
     band_offsets_hz: tuple[float, ...] = (-300.0, -150.0, 0.0, 150.0, 300.0),
+    bands_for: Callable[[float], bool] | None = None,
 ) -> KnownMeasurement:
     """Level, phase and SNR of a known burst on an input where it may be far below detection.
 
@@ -51,6 +53,10 @@ def measure_known(
     input); the despread symbols are correlated with the known ones. Band amplitudes: the
     received baseband is correlated with the reconstructed noise-free burst within +-60 Hz of
     each offset (a cross-spectral estimate of the path's gain across the channel).
+
+    ``bands_for``: called with the symbol SNR (dB); when it returns False the band amplitudes
+    (about half the cost: the reconstruction and two FFTs) are left out (an empty list), for a
+    caller that does not report a copy that weak. Every other value is the same either way.
     """
     t0_s = 1.0 / grid_hz
     df = eps * demod.channel.fc_hz
@@ -70,6 +76,9 @@ def measure_known(
     snr = amp**2 / nv if nv > 0 else float("inf")
     scale = P.CHIPS_PER_SYMBOL * (demod.fs_hz / DECIMATION) / P.CHIP_RATE_HZ
     lvl = 20 * math.log10(max(amp / scale, 1e-30) / fundamental_rms) if fundamental_rms > 0 else float("nan")
+    snr_db = 10 * math.log10(snr) if snr > 0 else -99.0
+    if bands_for is not None and not bands_for(snr_db):
+        return KnownMeasurement(amp, phase, snr_db, lvl, [])
     # reconstructed baseband burst (unit chips) for the band estimate
     fs_bb = demod.fs_hz / DECIMATION
     chips = known.repeat(P.CHIPS_PER_SYMBOL) * demod.code_cache[code]
@@ -88,13 +97,22 @@ def measure_known(
         g = 2.0 * abs(np.sum(R[m] * np.conj(F[m]))) / den if den > 0 else 0.0
         b = 20 * math.log10(max(g, 1e-30) / fundamental_rms) if fundamental_rms > 0 else float("nan")
         bands.append((demod.channel.fc_hz + off, b))
-    return KnownMeasurement(amp, phase, 10 * math.log10(snr) if snr > 0 else -99.0, lvl, bands)
+    return KnownMeasurement(amp, phase, snr_db, lvl, bands)
 
 
 def _clean_symbols(
     demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float, t0_s: float
 ) -> np.ndarray:
     """True for symbols whose chips (both paths, +-7 chips) saw no blanked baseband sample."""
+    spc = demod.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+    starts = np.array([tau0 + 0.0, tau0 + t0_s * demod.fs_hz / (1.0 + eps)])
+    return clean_kernel(r, int(m_first), starts, spc, float(demod.c0), demod.n_sym, P.CHIPS_PER_SYMBOL)
+
+
+def _clean_symbols_numpy(
+    demod: BurstDemodulator, r: np.ndarray, m_first: int, tau0: float, eps: float, t0_s: float
+) -> np.ndarray:
+    """:func:`_clean_symbols` in numpy (the reference its kernel is tested against)."""
     zero = (r == 0).astype(np.int64)
     cz = np.concatenate([[0], np.cumsum(zero)])
     spc = demod.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
@@ -134,3 +152,28 @@ def synth_kernel(chips, grid, n_out, tau0, w2, pulse):
                 g = tab[j] * (1.0 - f) + tab[j + 1] * f
                 out[i] += w * chips[k] * g
     return out
+
+
+@jit
+def clean_kernel(r, m_first, starts, spc, c0, n_sym, cps):
+    """:func:`_clean_symbols`'s arithmetic, compiled: for each path start in ``starts`` (tau0
+    plus the path's delay) and symbol k, the baseband samples a .. b - 1 its chips (+-7) touch,
+    a = int((start + (k cps - 7) spc - c0) / DEC) - m_first and b likewise + 1, clipped to r;
+    the symbol is clean when none of them is exactly 0."""
+    n = r.shape[0]
+    cz = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        cz[i + 1] = cz[i] + (1 if r[i] == 0 else 0)
+    ok = np.ones(n_sym, np.bool_)
+    for s in range(starts.shape[0]):
+        t = starts[s]
+        for k in range(n_sym):
+            lo = t + float(k * cps - 7) * spc
+            hi = t + float(k * cps + cps + 7) * spc
+            a = int((lo - c0) / DEC) - m_first
+            b = int((hi - c0) / DEC) + 1 - m_first
+            a = min(max(a, 0), n)
+            b = min(max(b, 0), n)
+            if cz[b] - cz[a] != 0:
+                ok[k] = False
+    return ok
