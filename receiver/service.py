@@ -231,7 +231,9 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     )
     fs = cfg.input.sample_rate_hz
     grouper = None
-    pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers)
+    # the workers measure the decoded bursts on the baseband they hold (the parent does no
+    # per-sample work): bundles are finished as their measurements come back
+    pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers, measure_in_workers=True)
     metrics = Metrics()
     metrics.live.append(lambda v: _sink_metrics(v, sink))
 
@@ -286,6 +288,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                     t0_utc=t0_utc,
                     on_bundle=on_bundle,
                 )
+                if pipe.measure_in_workers:
+                    grouper.measurer = pipe
             if blk.discontinuity:
                 # a new segment: every output of the old one (waited for) goes to the old one's
                 # bundles, which are finished before the clock is re-anchored
@@ -305,11 +309,21 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 break
     finally:
         log.info("receiver stopping: flushing the chains")
-        for o in pipe.close():
-            if grouper:
+        if grouper is None:
+            pipe.close()
+        else:
+            for o in pipe.flush():
                 grouper.add_output(o)
-        if grouper:
             grouper.flush()
+            while grouper.waiting:  # the last measurements, from the workers
+                got = pipe.wait_idle("the last measurements")
+                if not got:
+                    log.error("receiver stopping: %d bundles wait for measurements no worker has", grouper.waiting)
+                    break
+                for o in got:
+                    grouper.add_output(o)
+            for o in pipe.close():
+                grouper.add_output(o)
         sink.close(timeout_s=10.0)  # writes what is held if the disk has room (logs what cannot be)
         if deliverer:
             deliverer.stop(drain_s=5.0)
