@@ -11,9 +11,11 @@ import pytest
 
 from dsp.air import params as P
 from dsp.rx.chain import InputChain
+from dsp.rx.demod import BurstResult
 from dsp.rx.detect import Detection
 from dsp.rx.ghosts import DecodedSpan
 from gridsim.trials import FS, T_BIT, burst
+from receiver.grouping import Grouper, InputInfo
 from tests.test_rx import burst as burst_on
 
 PLAN = P.ChannelPlan.default()
@@ -98,8 +100,7 @@ def test_a_second_burst_on_the_same_code_inside_the_first_is_still_decoded(secon
 def test_a_decoded_span_predicts_its_own_peak_and_explains_only_weak_detections():
     rng = np.random.default_rng(3)
     fr, _, _ = burst_on(rng, ch=0, code=1)
-    det = Detection(0, 1, 30000.0, 0, 400.0, 0j, 0.5, 0)
-    span = DecodedSpan.of(det, 30000.0, fr, 0.0, PLAN)
+    span = DecodedSpan.of(0, 1, 30000.0, fr, 0.0, PLAN, 400.0 * 0.5)
     assert 1.0 <= span.predicted_ratio(1, 30000.0) < 1.2  # its own peak (an upper bound: the T0 terms)
     assert span.end_sample == pytest.approx(30000.0 + (P.burst_symbols() * P.CHIPS_PER_SYMBOL + 12) * 48000 / 720)
     later = 30000.0 + 2032 * 48000 / 720  # where the code phase and the symbol boundary realign
@@ -111,3 +112,38 @@ def test_a_decoded_span_predicts_its_own_peak_and_explains_only_weak_detections(
     assert not span.explains(Detection(1, 1, later, 0, 1.0, 0j, 0.5, 0))
     assert not span.explains(Detection(0, 1, span.end_sample + 10, 0, 7.0, 0j, 0.5, 0))
     assert not span.explains(Detection(0, 1, 29000.0, 0, 7.0, 0j, 0.5, 0))
+
+
+def _result(ch, code, start, frame=None):
+    """A chain's record of one burst (what the grouper reads), clean when ``frame`` is given."""
+    return BurstResult(
+        ch, code, start, frame is not None, frame, None, 10.0, 12.0, 5.0, 1.0, -60.0, 0.0, 0.0, 0.0, 0, 50.0, 1
+    )
+
+
+def test_the_grouper_makes_no_bundle_of_a_decoded_bursts_echo_on_another_input():
+    """On a crosstalk input the detector can take the T0 path's peak (one grid period, 12 chips,
+    after chip 0; 6 dB under the burst's) for the burst: that copy fails its CRC, starts 800
+    samples off and so clusters alone. The grouper drops such a cluster when a burst bundled with
+    a clean frame explains it, and keeps a CRC-failed cluster where that burst's correlation is
+    weak (a real collision) or on another channel."""
+    rng = np.random.default_rng(8)
+    fr, _, _ = burst_on(rng, ch=1, code=1)
+    inputs = [InputInfo(i, 0, i // 3, "ABC"[i % 3]) for i in range(3)]
+    g = Grouper(PLAN, inputs, receiver_id="rx-test", substation_id="sub-test")
+    t0 = 500_000.0
+    spc = 48000.0 / 720
+    span = DecodedSpan.of(1, 1, t0, fr, 0.0, PLAN)
+    echo = t0 + 12 * spc
+    real = next(t0 + k * spc for k in range(900, 1400) if span.predicted_ratio(1, t0 + k * spc) < 10 ** (-1.5))
+    g._add(0, _result(1, 1, t0, fr))
+    g._add(1, _result(1, 1, echo))  # the echo: dropped
+    g._add(2, _result(1, 1, real))  # a CRC-failed burst where the first is weak: kept
+    g._add(2, _result(2, 1, echo))  # another channel: kept
+    made = g.flush()
+    assert [(b.channel, b.code, b.crc_ok, b.copies[0].start_sample) for b in made] == [
+        (1, 1, True, int(t0)),
+        (1, 1, False, int(round(real))),
+        (2, 1, False, int(round(echo))),
+    ]
+    assert g.stats["ghost_clusters"] == 1

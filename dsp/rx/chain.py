@@ -362,7 +362,15 @@ class InputChain:
         res = self._demod(c, d, p.need_m)
         out.append(res)
         if res.crc_ok and res.frame is not None:
-            span = DecodedSpan.of(d, res.start_sample, res.frame, res.clock_offset_ppm, self.plan)
+            span = DecodedSpan.of(
+                d.channel,
+                d.code,
+                res.start_sample,
+                res.frame,
+                res.clock_offset_ppm,
+                self.plan,
+                d.lambda_peak * d.noise_power,
+            )
             horizon = span.start_sample - KEEP_S * self.fs_hz
             self.decoded[c] = [s for s in self.decoded[c] if s.end_sample > horizon] + [span]
 

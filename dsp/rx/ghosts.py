@@ -63,18 +63,32 @@ class DecodedSpan:
 
     @classmethod
     def of(
-        cls, det: Detection, start_sample: float, frame: bytes, clock_ppm: float, plan: P.ChannelPlan
+        cls,
+        channel: int,
+        code: int,
+        start_sample: float,
+        frame: bytes,
+        clock_ppm: float,
+        plan: P.ChannelPlan,
+        level: float = 0.0,
     ) -> DecodedSpan:
-        ch = plan.channel(det.channel)
-        chips = np.asarray(burst_chips(frame, det.channel, det.code, ch.modulation, ch.fec))
+        """The span of ``frame`` sent on ``channel``/``code`` from ``start_sample``; ``level`` is
+        its detection's lambda x noise power (0 where it was not detected: only
+        :meth:`predicted_ratio` is then of use)."""
+        ch = plan.channel(channel)
+        chips = np.asarray(burst_chips(frame, channel, code, ch.modulation, ch.fec))
         spc = SAMPLES_PER_CHIP / (1.0 + clock_ppm * 1e-6)
         t0 = int(round(P.CHIP_RATE_HZ / plan.grid_hz))
         end = start_sample + (chips.size + t0) * spc
-        return cls(det.channel, det.code, start_sample, end, spc, det.lambda_peak * det.noise_power, chips, t0)
+        return cls(channel, code, start_sample, end, spc, level, chips, t0)
+
+    def inside(self, channel: int, start_sample: float) -> bool:
+        """Whether a burst on ``channel`` starting at ``start_sample`` starts inside this one (after its chip 0)."""
+        return channel == self.channel and self.start_sample < start_sample < self.end_sample
 
     def covers(self, det: Detection) -> bool:
         """Whether ``det`` is on this burst's channel and starts inside it (after its chip 0)."""
-        return det.channel == self.channel and self.start_sample < det.start_sample < self.end_sample
+        return self.inside(det.channel, det.start_sample)
 
     def predicted_ratio(self, code: int, start_sample: float) -> float:
         """The largest |correlation|^2 this burst puts on code ``code``'s preamble template placed
