@@ -302,7 +302,7 @@ class InputChain:
 
     def _baseband(self, bb: np.ndarray) -> list[BurstResult]:
         """Detectors, rings and demodulation of ``bb``: the bursts completed."""
-        out = []
+        out: list[BurstResult] = []
         self.bb_ring.append(bb)
         t = time.perf_counter()
         found_all = self.bank.process(bb)
