@@ -16,6 +16,9 @@ release delay) the cluster is final:
    attenuated), the best names bus/feeder/phase; the margin to the runner-up against the
    measurement uncertainty gives the confidence, and a margin under ``max(AMBIGUOUS_MIN_DB,
    AMBIGUOUS_SIGMAS * sigma)`` is flagged ambiguous rather than risked.
+
+A cluster with no clean copy that a burst bundled with a clean frame explains as its own echo
+(:meth:`Grouper._ghost`, :mod:`dsp.rx.ghosts`) makes no bundle.
 """
 
 from __future__ import annotations
