@@ -35,6 +35,7 @@ TARGETS = {
     "phase_id_accuracy_margin_6db": ("feeder/phase right, crosstalk >= 6 dB down", "", ">= 0.999"),
     "phase_id_wrong_rate_margin_6db": ("feeder/phase wrong, crosstalk >= 6 dB down", "", "~0"),
     "message_success_rate_demo": ("messages decoded / sent, demo scenario", "", ""),
+    "bundles_matching_nothing_sent_demo": ("bundles that matched no transmission sent, demo scenario", "", "0"),
     "message_success_rate_large": ("messages decoded / sent, large scenario (36 inputs)", "", ""),
     "replay_realtime_factor_36in_48k_2cores": ("replay of 36 inputs, both cores", "x real time", ""),
     "bundles_lost_in_kill_test": ("kill test: bundles lost", "", "0"),

@@ -16,6 +16,9 @@ release delay) the cluster is final:
    attenuated), the best names bus/feeder/phase; the margin to the runner-up against the
    measurement uncertainty gives the confidence, and a margin under ``max(AMBIGUOUS_MIN_DB,
    AMBIGUOUS_SIGMAS * sigma)`` is flagged ambiguous rather than risked.
+
+A cluster with no clean copy that a burst bundled with a clean frame explains as its own echo
+(:meth:`Grouper._ghost`, :mod:`dsp.rx.ghosts`) makes no bundle.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dsp.air.messages import Kind
 from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.demod import BurstDemodulator, BurstResult, KnownMeasurement
+from dsp.rx.ghosts import DecodedSpan
 from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
 from receiver.measuring import MeasureReply, MeasureRequest, measure_on_ring
 
@@ -46,6 +50,9 @@ MAX_KEEP_S = 120.0  # never more than this (an input that stalls)
 AMBIGUOUS_MIN_DB = 1.0
 AMBIGUOUS_SIGMAS = 4.0
 MIN_COPY_SNR_DB = -12.0  # a measured copy weaker than this is not reported as a copy
+# a CRC-failed cluster inside a decoded burst of its channel where that burst's own correlation
+# (dsp.rx.ghosts) is at least this close to its peak is that burst's echo, not a bundle
+GHOST_RATIO_DB = -10.8
 PHASES = "ABC"
 
 
@@ -128,7 +135,9 @@ class Grouper:
             "ambiguous": 0,
             "copies_measured": 0,
             "stale_outputs_dropped": 0,  # worker outputs of another segment than the grouper's
+            "ghost_clusters": 0,  # CRC-failed clusters a decoded burst's own correlation explains
         }
+        self.decoded: list[DecodedSpan] = []  # the bursts bundled lately with a clean frame
         # a cluster is complete once every input's detectors are past the burst's end
         self.burst_len = int((P.burst_duration_s() + 1.0 / plan.grid_hz) * fs_hz) + 2 * int(fs_hz / P.CHIP_RATE_HZ)
 
@@ -226,6 +235,7 @@ class Grouper:
         the new segment."""
         done = self._finalize(final=True)
         self.fund.clear()
+        self.decoded.clear()
         self.rings.clear()
         self.ring_start.clear()
         self.progress = {i: 0 for i in self.inputs}
@@ -243,13 +253,31 @@ class Grouper:
 
     def _finalize(self, final: bool) -> list[Bundle]:
         low = min(self.horizon.values()) if self.horizon else 0
-        keep = []
+        keep, ready = [], []
         for c in self.clusters:
             if final or c.start + self.burst_len <= low:
-                self._final.append(self._start_measuring(c))
+                ready.append(c)
             else:
                 keep.append(c)
         self.clusters = keep
+        # the clean ones' spans first (a burst that explains a ghost starts earlier than it, so it
+        # is ready no later), then the clusters in order: a ghost makes no bundle, the others are
+        # measured (here, or by the workers) and become bundles as their measurements come in
+        for c in ready:
+            ok = [r for _, r in c.members if r.crc_ok and r.frame is not None]
+            if ok:
+                best = max(ok, key=lambda r: r.snr_db)  # the copy _best takes the frame from
+                assert best.frame is not None
+                self.decoded.append(
+                    DecodedSpan.of(c.channel, c.code, best.start_sample, best.frame, best.clock_offset_ppm, self.plan)
+                )
+        for c in ready:
+            if self._ghost(c):
+                self.stats["ghost_clusters"] += 1
+            else:
+                self._final.append(self._start_measuring(c))
+        if not final:
+            self.decoded = [s for s in self.decoded if s.end_sample > low - self.burst_len]
         return self._emit()
 
     def _emit(self) -> list[Bundle]:
@@ -276,6 +304,24 @@ class Grouper:
                         f.measured[i] = m
                 break
         return self._emit()
+
+    def _ghost(self, c: _Cluster) -> bool:
+        """Whether ``c`` (no copy with a clean frame) is a decoded burst's echo: every copy starts
+        inside a burst bundled with a clean frame on its channel, where that burst's own
+        correlation with the copy's code (:meth:`dsp.rx.ghosts.DecodedSpan.predicted_ratio`) is
+        within GHOST_RATIO_DB of its peak. The chain drops such detections where it decoded the
+        burst itself (:mod:`dsp.rx.ghosts`); this catches them on an input where it did not (a
+        crosstalk copy whose detector took the T0 path's peak, 6 dB under the burst's)."""
+        if any(r.crc_ok for _, r in c.members):
+            return False
+        floor = 10 ** (GHOST_RATIO_DB / 10)
+        return all(
+            any(
+                s.inside(r.channel, r.start_sample) and s.predicted_ratio(r.code, r.start_sample) >= floor
+                for s in self.decoded
+            )
+            for _, r in c.members
+        )
 
     def _best(self, c: _Cluster) -> tuple[int, BurstResult, bytes | None]:
         """The copy that gives the payload: the best clean one, else the strongest correlation."""

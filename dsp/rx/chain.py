@@ -6,8 +6,9 @@ records), the baseband the call added, the release horizon, the grid-frequency e
 cycles completed and the chain's counters. That record is all a consumer (the receiver's workers
 and grouper) reads of a chain. Each channel keeps a ring of its baseband (long enough for one
 burst after its detection); a detection waits until its whole burst is in the ring, then it is
-demodulated. Samples before the comb has locked (:data:`dsp.rx.comb.LOCK_S`) are not used for
-detection.
+demodulated, unless a burst decoded earlier on its channel explains it as its own correlation
+(:mod:`dsp.rx.ghosts`: a strong burst re-triggers the detectors inside itself). Samples
+before the comb has locked (:data:`dsp.rx.comb.LOCK_S`) are not used for detection.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.comb import LOCK_S, HarmonicComb
 from dsp.rx.demod import BurstDemodulator, BurstResult
 from dsp.rx.detect import Detection, DetectorBank
+from dsp.rx.ghosts import DecodedSpan
 
 KEEP_S = 8.0  # baseband history per channel
 END_OF_STREAM = 10**18  # ChainOutput.horizon_sample after flush(): beyond any input sample
@@ -145,6 +147,7 @@ class ChainStats:
     crc_ok: int = 0  # bursts demodulated whose frame passed its CRC
     crc_fail: int = 0  # bursts demodulated whose frame did not
     truncated: int = 0  # detections dropped at flush(): the stream ended inside their burst
+    ghosts: int = 0  # detections not demodulated: a decoded burst's own correlation explains them (dsp.rx.ghosts)
 
     def copy(self) -> ChainStats:
         return ChainStats(**self.__dict__)
@@ -221,6 +224,8 @@ class InputChain:
         nch = len(self.plan.channels)
         self.bb_ring = BasebandRing(nch, self.keep)
         self.pending: list[list[_Pending]] = [[] for _ in range(nch)]
+        # per channel: the bursts decoded lately (CRC ok), for the ghost check (dsp.rx.ghosts)
+        self.decoded: list[list[DecodedSpan]] = [[] for _ in range(nch)]
         self.stats = ChainStats()
         self.det_time_s = 0.0
         self._grid_next = 0  # comb block of the first grid-frequency estimate not yet in a ChainOutput
@@ -233,6 +238,7 @@ class InputChain:
         c.dets = c.bank.dets
         c.bb_ring = self.bb_ring.copy()
         c.pending = [list(p) for p in self.pending]
+        c.decoded = [list(d) for d in self.decoded]
         c.stats = self.stats.copy()
         return c
 
@@ -296,7 +302,7 @@ class InputChain:
 
     def _baseband(self, bb: np.ndarray) -> list[BurstResult]:
         """Detectors, rings and demodulation of ``bb``: the bursts completed."""
-        out = []
+        out: list[BurstResult] = []
         self.bb_ring.append(bb)
         t = time.perf_counter()
         found_all = self.bank.process(bb)
@@ -312,7 +318,7 @@ class InputChain:
                 still = []
                 for p in self.pending[c]:
                     if p.need_m <= have:
-                        out.append(self._demod(c, p.det, p.need_m))
+                        self._demod_unless_ghost(c, p, out)
                     else:
                         still.append(p)
                 self.pending[c] = still
@@ -336,11 +342,37 @@ class InputChain:
             have = self.bb_ring.end
             for p in self.pending[c]:
                 if p.need_m <= have:
-                    out.append(self._demod(c, p.det, p.need_m))
+                    self._demod_unless_ghost(c, p, out)
                 else:
                     self.stats.truncated += 1
             self.pending[c] = []
         return self._output(bb, out, END_OF_STREAM, grid)
+
+    def _demod_unless_ghost(self, c: int, p: _Pending, out: list[BurstResult]) -> None:
+        """Demodulate ``p`` into ``out``, unless a burst decoded before on its channel explains it
+        (:meth:`dsp.rx.ghosts.DecodedSpan.explains`; counted in ``stats.ghosts``). A detection is
+        demodulated only once its whole burst is in the ring, and a burst that starts earlier on
+        the same channel is complete earlier, so the bursts that could explain ``p`` have always
+        been demodulated before it, whatever the chunking. A CRC-ok result is kept for the check
+        (the spans of the last KEEP_S seconds)."""
+        d = p.det
+        if any(s.explains(d) for s in self.decoded[c]):
+            self.stats.ghosts += 1
+            return
+        res = self._demod(c, d, p.need_m)
+        out.append(res)
+        if res.crc_ok and res.frame is not None:
+            span = DecodedSpan.of(
+                d.channel,
+                d.code,
+                res.start_sample,
+                res.frame,
+                res.clock_offset_ppm,
+                self.plan,
+                d.lambda_peak * d.noise_power,
+            )
+            horizon = span.start_sample - KEEP_S * self.fs_hz
+            self.decoded[c] = [s for s in self.decoded[c] if s.end_sample > horizon] + [span]
 
     def _demod(self, c: int, d: Detection, need_m: int) -> BurstResult:
         first = int((d.start_sample - Channelizer.input_index(0)) / DECIMATION) - 16

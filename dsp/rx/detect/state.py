@@ -23,7 +23,8 @@ on the same channel (any code, this one included) whose burst overlaps it is str
 explain it as a sidelobe (:func:`dsp.rx.detect.templates.sidelobe_bound`: the data of a strong
 burst re-triggers its own and the other codes' correlators; no long hold-off, so a sidelobe can
 never mask a real burst) (a real burst 10 dB under another on a spreading factor of 4 could not
-be decoded anyway).
+be decoded anyway). The bound is a fixed margin and some of a strong burst's sidelobes pass it;
+once the burst is decoded the chain computes them from its chips (:mod:`dsp.rx.ghosts`).
 
 :class:`ChannelDetector` holds one channel's machines (one per code), counters
 (:class:`DetectorState`) and pending detections; the bank (:mod:`dsp.rx.detect.bank`) calls its
