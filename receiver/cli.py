@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import traceback
 from pathlib import Path
+
+from receiver import timings
 
 log = logging.getLogger("gla")
 
@@ -108,6 +111,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from receiver.contracts.capture import check_sha256, read_capture_meta
     from receiver.replay import print_replay_summary, replay
+
+    timings.mark("imports")
 
     token = args.token
     if args.post:  # refuse a bad --post before decoding, not after
@@ -267,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--token-file", default=None, help="file holding the receiver token")
     r.add_argument("--show", type=int, default=30, help="rows of the summary table")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument(
+        "--timings",
+        action="store_true",
+        help="print on stderr when each start-up phase was reached, up to the first block processed",
+    )
     r.set_defaults(func=_cmd_replay)
 
     rc = sub.add_parser(
@@ -316,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a refusal is one line on stderr and status 2 (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "timings", False):
+        os.environ[timings.ENV] = "1"
+    timings.mark("cli")
     _setup_logging(args.verbose)
     prefix = f"gla {args.command}: error:"
     try:

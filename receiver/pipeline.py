@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp.air import params as P
-from dsp.rx.chain import ChainOutput, InputChain, deinterleave
+from dsp.rx.chain import ChainOutput, InputChain, deinterleave, warm_up
+from receiver.timings import mark
 
 log = logging.getLogger("gla.pipeline")
 
@@ -83,8 +84,11 @@ class _Chains:
 
 
 def _worker_main(worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: float, q_in, q_out) -> None:
+    mark(f"worker{worker}_started")
     chains = _Chains(plan, inputs, fs_hz)
+    mark(f"worker{worker}_chains")
     current = 0  # the segment being fed
+    first = True
     while True:
         item = q_in.get()
         if item is None:
@@ -99,6 +103,9 @@ def _worker_main(worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: flo
             continue
         current = segment
         q_out.put(chains.run(worker, first_sample, block, segment=segment))
+        if first:
+            mark(f"worker{worker}_first_block")
+            first = False
 
 
 class Pipeline:
@@ -120,6 +127,7 @@ class Pipeline:
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
+        warm_up(plan, fs_hz)  # kernels, templates and FFT plans made once, here, for every worker
         ctx = mp.get_context("fork")
         self.q_in = [ctx.Queue(maxsize=queue_blocks) for _ in range(self.n_workers)]
         self.q_out = ctx.Queue()

@@ -28,6 +28,7 @@ from receiver.contracts.bundle import Bundle
 from receiver.contracts.capture import CaptureError, read_truth
 from receiver.grouping import Grouper, InputInfo
 from receiver.pipeline import Pipeline
+from receiver.timings import FirstBlock, mark
 
 log = logging.getLogger("gla.replay")
 
@@ -95,6 +96,7 @@ def replay(
     except BaseException:
         src.close()
         raise
+    mark("source")
     plan = plan or P.ChannelPlan.default(meta.grid_hz)
     fs = float(meta.fs_hz)
     t0 = meta.start_time_utc
@@ -121,7 +123,10 @@ def replay(
         on_bundle=sink,
         created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, UTC),
     )
+    mark("grouper")
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers)
+    mark("pipeline")
+    first = FirstBlock(pipe.n_workers)
     total = src.total_frames
     bar = tqdm(
         total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}"
@@ -140,6 +145,7 @@ def replay(
                     grouper.reset(blk.first_sample, pipe.segment)
                 pipe.feed(blk.first_sample, blk.samples)
                 for o in pipe.outputs():
+                    first.seen(o)
                     grouper.add_output(o)
                 n_done += blk.samples.shape[0]
                 bar.update(blk.samples.shape[0])
