@@ -4,14 +4,16 @@ Off unless the environment variable ``GLA_TIMINGS`` is set to anything but ``0``
 --timings`` sets it). Then :func:`mark` prints one line per phase on stderr, in every process of
 the command (the pipeline's workers inherit the variable)::
 
-    gla-timings: first_block 1.234 s unix 1765150000.123456 pid 4242
+    gla-timings: first_block 1.234 s unix 1765150000.123456 pid 4242 cpu 1.105 s
 
 the seconds counted from the start of the command's process (the kernel's record of it, so the
 interpreter's own start-up is included; where there is no ``/proc``, from this module's import),
-and the absolute time, which a caller that started the command compares with its own clock
-(``benchmarks/bench_startup.py``). ``first_block`` is the moment the first block of samples has
-been through every worker's chains and is back in the parent (:class:`FirstBlock`): the end of
-start-up. No heavy imports here: the module is imported before anything else is.
+the absolute time, which a caller that started the command compares with its own clock
+(``benchmarks/bench_startup.py``), and the CPU time the printing process has used (a forked
+worker counts from its fork; on a busy machine this moves less than the clock does).
+``first_block`` is the moment the first block of samples has been through every worker's chains
+and is back in the parent (:class:`FirstBlock`): the end of start-up. No heavy imports here: the
+module is imported before anything else is.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def mark(phase: str) -> None:
         return
     now = time.time()
     t = now - command_start_unix()
-    print(f"{PREFIX} {phase} {t:.3f} s unix {now:.6f} pid {os.getpid()}", file=sys.stderr, flush=True)
+    cpu = time.process_time()
+    print(f"{PREFIX} {phase} {t:.3f} s unix {now:.6f} pid {os.getpid()} cpu {cpu:.3f} s", file=sys.stderr, flush=True)
 
 
 class FirstBlock:

@@ -107,6 +107,9 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_cli_errors.py": {
         "test_gla_process_exit_status_and_no_traceback": "6-9 s each: a `gla` process importing the chain",
     },
+    "test_startup.py": {
+        "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
+    },
     "test_capture_repro.py": {
         "test_demo_small_regenerates_exactly": "10 s: simulates the capture",
     },
