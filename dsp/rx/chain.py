@@ -20,7 +20,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from dsp.air import params as P
-from dsp.numba_settings import jit
+from dsp.numba_settings import jit, jit_enabled
 from dsp.rx import excise as _excise
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.comb import LOCK_S, HarmonicComb
@@ -370,12 +370,11 @@ def warm_up(plan: P.ChannelPlan, fs_hz: float = 48000.0) -> None:
     first use: every kernel it runs (from numba's on-disk cache, ~20 ms each), the detector's
     templates and interpolators, the channelizer's tables and the FFT plans (cached per process
     and shared by every chain). A throwaway chain takes 2 s of low noise and its flush (comb,
-    channelizer, blanker, the detector's kernels) and the tone excision one span; the demodulator warms
-    itself up when the chain makes it. The receiver's pipeline calls this before it forks its
-    workers, which then start with all of it made instead of each making it again. Nothing
+    channelizer, blanker, the detector's kernels) and the tone excision one span; the
+    demodulator warms itself up when the chain makes it. The receiver's pipeline calls this
+    before it forks its workers, which then start with all of it made instead of each making it
+    again (tests/test_startup.py checks that a worker's chains then load no kernel). Nothing
     without JIT (plain Python would take seconds)."""
-    from dsp.numba_settings import jit_enabled
-
     key = (plan, float(fs_hz))
     if key in _warmed or not jit_enabled():
         return
