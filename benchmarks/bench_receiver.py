@@ -1,6 +1,7 @@
 """Receiver benchmarks of issue [3/6]: feeder/phase identification against crosstalk, message
 success on the demo and large scenarios, replay speed on both cores, the kill test, and the
-simulator's real-time factor on one core (36 inputs).
+simulator's real-time factor on one core (36 inputs), and the start-up of `gla replay` and
+`gla receive` (command to first block processed: bench_startup).
 
     python -m benchmarks.bench_receiver            # full (~25 min on 2 cores)
     python -m benchmarks.bench_receiver --quick    # smoke (~3 min)
@@ -344,7 +345,9 @@ def plot_confusion(pid: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill", "latency", "simulate"])
+    ap.add_argument(
+        "--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill", "latency", "simulate", "startup"]
+    )
     args = ap.parse_args(argv)
     q = args.quick
     workers = max(1, min(2, os.cpu_count() or 1))
@@ -393,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         la = latency(8.0 if q else 60.0)
         print("latency", la, flush=True)
         out.update(latency_s_max=la["latency_s_max"], latency=la)
+    if "startup" not in args.skip:
+        from benchmarks import bench_startup
+
+        su = bench_startup.run(runs=3 if q else 5)
+        print("startup", {k: su[k] for k in ("replay_startup_s", "receive_startup_s")}, flush=True)
+        out.update(replay_startup_s=su["replay_startup_s"], receive_startup_s=su["receive_startup_s"], startup=su)
     if "kill" not in args.skip:
         try:
             from benchmarks import bench_kill
@@ -415,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     # which run each stage's figures come from (a --skip run keeps the others' earlier figures)
     stages = dict(out.get("stage_runs") or {})
-    for st in ("phase", "demo", "large", "kill", "latency", "simulate"):
+    for st in ("phase", "demo", "large", "kill", "latency", "simulate", "startup"):
         if st not in args.skip:
             stages[st] = {"command": cmd, "date": now}
     out.update(command=cmd, date=now, machine=machine(), stage_runs=stages)

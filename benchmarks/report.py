@@ -38,6 +38,8 @@ TARGETS = {
     "bundles_matching_nothing_sent_demo": ("bundles that matched no transmission sent, demo scenario", "", "0"),
     "message_success_rate_large": ("messages decoded / sent, large scenario (36 inputs)", "", ""),
     "replay_realtime_factor_36in_48k_2cores": ("replay of 36 inputs, both cores", "x real time", ""),
+    "replay_startup_s": ("gla replay, 36 inputs, 2 workers: command to first block processed", "s", "<= 2"),
+    "receive_startup_s": ("gla receive, 36 inputs, 2 workers: command to first block processed", "s", "<= 2"),
     "bundles_lost_in_kill_test": ("kill test: bundles lost", "", "0"),
     "bundles_duplicated_in_kill_test": ("kill test: bundles duplicated", "", "0"),
     "latency_s_max": ("burst end to bundle, real-time input (max)", "s", "< 2"),

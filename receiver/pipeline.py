@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp.air import params as P
-from dsp.rx.chain import ChainOutput, InputChain, deinterleave
+from dsp.rx.chain import ChainOutput, InputChain, deinterleave, warm_up
 from dsp.rx.channelizer import DECIMATION
 from receiver.measuring import MeasureReply, MeasureRequest, WorkerMeasurer
+from receiver.timings import mark
 
 log = logging.getLogger("gla.pipeline")
 
@@ -104,11 +105,14 @@ class _Chains:
 def _worker_main(
     worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: float, q_in, q_out, measure: bool, reader
 ) -> None:
+    mark(f"worker{worker}_started")
     chains = _Chains(plan, inputs, fs_hz)
+    mark(f"worker{worker}_chains")
     meas = WorkerMeasurer(plan, inputs, fs_hz, _max_keep(fs_hz)) if measure else None
     cols = reader.open(inputs) if reader is not None else None
     current = 0  # the segment being fed
     flushed = False  # a "flush" ended the stream: the sentinel then only stops the worker
+    first = True
 
     def send(out: WorkerOutput) -> None:
         if meas is not None:  # the baseband stays here, for the measurements
@@ -155,6 +159,9 @@ def _worker_main(
             send(out)
         else:
             send(chains.run(worker, first_sample, block, segment=segment))
+        if first:
+            mark(f"worker{worker}_first_block")
+            first = False
 
 
 def _max_keep(fs_hz: float) -> int:
@@ -194,6 +201,7 @@ class Pipeline:
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
+        warm_up(plan, fs_hz)  # kernels, templates and FFT plans made once, here, for every worker
         ctx = mp.get_context("fork")
         self.q_in = [ctx.Queue(maxsize=queue_blocks) for _ in range(self.n_workers)]
         self.q_out = ctx.Queue()

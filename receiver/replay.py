@@ -28,6 +28,7 @@ from receiver.contracts.bundle import Bundle
 from receiver.contracts.capture import CaptureError, read_truth
 from receiver.grouping import Grouper, InputInfo
 from receiver.pipeline import Pipeline
+from receiver.timings import FirstBlock, mark
 
 log = logging.getLogger("gla.replay")
 
@@ -95,6 +96,7 @@ def replay(
     except BaseException:
         src.close()
         raise
+    mark("source")
     plan = plan or P.ChannelPlan.default(meta.grid_hz)
     fs = float(meta.fs_hz)
     t0 = meta.start_time_utc
@@ -121,12 +123,15 @@ def replay(
         on_bundle=sink,
         created_clock=lambda start_unix: datetime.fromtimestamp(start_unix + burst_s, UTC),
     )
+    mark("grouper")
     # the workers read and decode their own columns of the file when they can, and measure the
     # decoded bursts on the baseband they hold: the parent does no per-sample work
     spec = src.column_spec() if workers > 0 else None
     pipe = Pipeline(plan, meta.n_channels, fs, workers=workers, measure_in_workers=True, reader=spec)
     if pipe.measure_in_workers:
         grouper.measurer = pipe
+    mark("pipeline")
+    first_block = FirstBlock(pipe.n_workers)
     total = src.total_frames
     bar = tqdm(
         total=total, unit="sample", unit_scale=True, disable=not progress, desc=f"replay {Path(str(capture)).name}"
@@ -138,6 +143,7 @@ def replay(
     def take(outs) -> None:
         nonlocal error
         for o in outs:
+            first_block.seen(o)
             if getattr(o, "clipped", 0):
                 src.stats.clipped += o.clipped
             if getattr(o, "error", None) and error is None:

@@ -188,11 +188,13 @@ def _http_server(listen: str, metrics: Metrics, health) -> ThreadingHTTPServer:
 
 def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
-    from receiver.delivery import Deliverer
     from receiver.pipeline import Pipeline
     from receiver.sink import BundleSink
     from receiver.sources import ZmqSource
     from receiver.spool import Spool
+    from receiver.timings import FirstBlock, mark
+
+    mark("imports")
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -207,7 +209,11 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     token = cfg.platform.token or (
         Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None
     )
-    deliverer = Deliverer(spool, cfg.platform.url, token) if cfg.platform.url else None
+    deliverer = None
+    if cfg.platform.url:
+        from receiver.delivery import Deliverer  # (httpx: ~0.1 s to import, only when there is a platform)
+
+        deliverer = Deliverer(spool, cfg.platform.url, token)
     # the spool first, then the archive; a full disk holds bundles in memory (degraded), never raises
     sink = BundleSink(
         spool,
@@ -234,6 +240,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     # the workers measure the decoded bursts on the baseband they hold (the parent does no
     # per-sample work): bundles are finished as their measurements come back
     pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers, measure_in_workers=True)
+    mark("pipeline")
+    first = FirstBlock(pipe.n_workers)
     metrics = Metrics()
     metrics.live.append(lambda v: _sink_metrics(v, sink))
 
@@ -299,6 +307,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():
+                first.seen(o)
                 grouper.add_output(o)
             metrics.stream_time_s = (blk.first_sample + x.shape[0]) / fs
             metrics.stream_wall_at = time.time()

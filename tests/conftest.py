@@ -111,6 +111,9 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_workers_measuring_make_the_bundles_of_the_parent_measuring": "8 s: demo_small replayed both ways",
         "test_band_amplitudes_left_out_change_nothing_else": "8 s: demo_small in-process, measured twice",
     },
+    "test_startup.py": {
+        "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
+    },
     "test_capture_repro.py": {
         "test_demo_small_regenerates_exactly": "10 s: simulates the capture",
     },

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from dsp.air import params as P
-from dsp.numba_settings import jit
+from dsp.numba_settings import jit, jit_enabled
 from dsp.rx import excise as _excise
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.comb import LOCK_S, HarmonicComb
@@ -392,3 +392,28 @@ class InputChain:
         else:
             self.stats.crc_fail += 1
         return res
+
+
+_warmed: set[tuple[P.ChannelPlan, float]] = set()
+
+
+def warm_up(plan: P.ChannelPlan, fs_hz: float = 48000.0) -> None:
+    """Make, once in this process, everything a chain of ``plan`` at ``fs_hz`` loads or builds on
+    first use: every kernel it runs (from numba's on-disk cache, ~20 ms each), the detector's
+    templates and interpolators, the channelizer's tables and the FFT plans (cached per process
+    and shared by every chain). A throwaway chain takes 2 s of low noise and its flush (comb,
+    channelizer, blanker, the detector's kernels) and the tone excision one span; the
+    demodulator warms itself up when the chain makes it. The receiver's pipeline calls this
+    before it forks its workers, which then start with all of it made instead of each making it
+    again (tests/test_startup.py checks that a worker's chains then load no kernel). Nothing
+    without JIT (plain Python would take seconds)."""
+    key = (plan, float(fs_hz))
+    if key in _warmed or not jit_enabled():
+        return
+    _warmed.add(key)
+    noise = np.random.default_rng(0).standard_normal(int(2 * fs_hz)).astype(np.float32) * np.float32(1e-3)
+    rows = deinterleave(noise[:, None])  # (as the pipeline's workers take their blocks)
+    chain = InputChain(plan, 0, fs_hz)
+    chain.process(rows[0])
+    chain.flush()  # (the blanker's flush takes complex128)
+    _excise.excise_tones(np.random.default_rng(1).standard_normal(2 * 1024).view(np.complex128))

@@ -33,7 +33,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from scipy import signal
+from scipy.special import i0
 
 from dsp.air import params as P
 from dsp.numba_settings import jit
@@ -61,10 +61,45 @@ def _lo_table(freq_hz: float, fs_hz: float) -> np.ndarray:
 
 
 def design(fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
-    beta = signal.kaiser_beta(STOP_DB)
-    ha = signal.firwin(TAPS_A, 3000.0, window=("kaiser", beta), fs=fs_hz)
-    hb = signal.firwin(TAPS_B, 750.0, window=("kaiser", beta), fs=fs_hz / DEC_A)
-    return ha, hb
+    """The taps of stage A (cut-off 3 kHz at fs) and stage B (750 Hz at fs / 8): Kaiser windows
+    for STOP_DB, as ``scipy.signal.firwin(taps, cutoff, window=("kaiser",
+    scipy.signal.kaiser_beta(STOP_DB)), fs=...)`` makes them (:func:`kaiser_lowpass`)."""
+    return kaiser_lowpass(TAPS_A, 3000.0, fs_hz, STOP_DB), kaiser_lowpass(TAPS_B, 750.0, fs_hz / DEC_A, STOP_DB)
+
+
+def kaiser_lowpass(numtaps: int, cutoff_hz: float, fs_hz: float, stop_db: float) -> np.ndarray:
+    """Linear-phase low-pass FIR by the Kaiser window method, unit gain at 0 Hz: the values of
+    ``scipy.signal.firwin(numtaps, cutoff_hz, window=("kaiser", kaiser_beta(stop_db)),
+    fs=fs_hz)`` by the same arithmetic, bit for bit (tests/test_channelizer.py checks it), here
+    so that the receiver does not import scipy.signal (about 1.2 s of start-up: it pulls in
+    scipy.stats, scipy.interpolate, scipy.optimize and scipy.spatial for these few lines)."""
+    a = stop_db  # scipy.signal.kaiser_beta (Oppenheim & Schafer)
+    if a > 50:
+        beta = 0.1102 * (a - 8.7)
+    elif a > 21:
+        beta = 0.5842 * (a - 21) ** 0.4 + 0.07886 * (a - 21)
+    else:
+        beta = 0.0
+    right = np.float64(cutoff_hz) / float(0.5 * fs_hz)  # the band edge as a fraction of Nyquist
+    if not 0.0 < right < 1.0:
+        raise ValueError(f"cut-off {cutoff_hz} Hz: must be between 0 and fs / 2 = {fs_hz / 2} Hz")
+    if numtaps < 2:
+        raise ValueError(f"{numtaps} taps: a low-pass filter needs at least 2")
+    m = np.arange(0, numtaps, dtype=np.float64) - 0.5 * (numtaps - 1)
+    # (firwin's sum over the band's edges, 0 + right sinc - 0: the terms that change no bit left out)
+    h = 0 + right * _sinc(right * m)
+    # the symmetric Kaiser window (scipy.signal.windows.kaiser)
+    n = np.arange(0, numtaps, dtype=np.float64)
+    alpha = (numtaps - 1) / 2.0
+    h *= i0(beta * np.sqrt(1 - ((n - alpha) / alpha) ** 2.0)) / i0(np.asarray(beta, dtype=np.float64))
+    h /= np.sum(h)  # unit gain at 0 Hz (firwin's sum of h cos(pi m 0), every cosine exactly 1)
+    return h
+
+
+def _sinc(x: np.ndarray) -> np.ndarray:
+    """sin(pi x) / (pi x), as scipy's firwin computes it (x = 0 taken as machine epsilon)."""
+    y = np.pi * np.where(x.astype(bool), x, np.asarray(np.finfo(x.dtype).eps, dtype=x.dtype))
+    return np.sin(y) / y
 
 
 @lru_cache(maxsize=16)

@@ -30,7 +30,6 @@ import math
 
 import numpy as np
 import scipy.fft as sfft
-from scipy.ndimage import median_filter
 
 from dsp.numba_settings import jit
 
@@ -59,6 +58,8 @@ def excise_tones(
     if neighbourhood % 2 and np.isfinite(p).all():
         hit = tone_hits(p, neighbourhood // 2, math.log(2.0), factor)
     else:  # (an even window, or a non-finite bin: scipy's running median as it handles them)
+        from scipy.ndimage import median_filter  # (here: ~0.1 s to import, for this rare case only)
+
         ref = median_filter(p, size=neighbourhood, mode="wrap") / math.log(2.0)
         hit = p > ref * factor
     if not hit.any():

@@ -32,6 +32,16 @@ def rrc(t: float, beta: float) -> float:
     return num / den
 
 
+@jit
+def rrc_many(t, beta):
+    """:func:`rrc` at every point of ``t`` (float64 array, chips): ``[rrc(v, beta) for v in t]``,
+    the same values, without a call from Python per point."""
+    out = np.empty(t.shape[0])
+    for i in range(t.shape[0]):
+        out[i] = rrc(t[i], beta)
+    return out
+
+
 def rrc_taps(samples_per_chip: int, span_chips: int = P.RRC_SPAN_CHIPS, beta: float = P.RRC_BETA) -> np.ndarray:
     """Sampled pulse (for receivers' matched filters), energy-normalised to 1 over the taps."""
     if samples_per_chip < 1:

@@ -95,11 +95,40 @@ line).
 
 from __future__ import annotations
 
-from receiver.sources.assembler import StreamAssembler
-from receiver.sources.base import SampleBlock, Source, SourceStats
-from receiver.sources.capture import CaptureSource, CaptureTruncatedError
-from receiver.sources.sender import CaptureSender, SendReport, stream_capture
-from receiver.sources.zmq_source import ZmqSource
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from receiver.sources.assembler import StreamAssembler
+    from receiver.sources.base import SampleBlock, Source, SourceStats
+    from receiver.sources.capture import CaptureSource, CaptureTruncatedError
+    from receiver.sources.sender import CaptureSender, SendReport, stream_capture
+    from receiver.sources.zmq_source import ZmqSource
+
+#: Where each name lives: imported on first use (PEP 562), so that a replay, which reads a
+#: capture, does not import pyzmq and the stream machinery (~45 ms of start-up) and the service
+#: does not import the capture reader's.
+_WHERE = {
+    "StreamAssembler": "assembler",
+    "SampleBlock": "base",
+    "Source": "base",
+    "SourceStats": "base",
+    "CaptureSource": "capture",
+    "CaptureTruncatedError": "capture",
+    "CaptureSender": "sender",
+    "SendReport": "sender",
+    "stream_capture": "sender",
+    "ZmqSource": "zmq_source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SampleBlock",

@@ -31,7 +31,7 @@ import numpy as np
 from dsp.air import params as P
 from dsp.numba_settings import jit
 from dsp.rx.channelizer import DECIMATION
-from dsp.tx.shaping import rrc
+from dsp.tx.shaping import rrc_many
 
 TAB_RES = 1024  # table points per chip
 TAB_SPAN = 7.0  # the table covers -TAB_SPAN .. +TAB_SPAN chips
@@ -42,7 +42,7 @@ DEC = float(DECIMATION)
 
 def _table() -> np.ndarray:
     x = np.arange(-TAB_SPAN * TAB_RES, TAB_SPAN * TAB_RES + 2) / TAB_RES
-    return np.array([rrc(float(v), P.RRC_BETA) for v in x])
+    return rrc_many(x, P.RRC_BETA)
 
 
 @jit
