@@ -156,12 +156,12 @@ def _worker_main(
                 continue
             out = chains.run(worker, first_sample, None, segment=segment, rows=rows)
             out.clipped = clipped
-            send(out)
         else:
-            send(chains.run(worker, first_sample, block, segment=segment))
-        if first:
+            out = chains.run(worker, first_sample, block, segment=segment)
+        if first:  # (marked before it is sent: the parent's first_block comes after every worker's)
             mark(f"worker{worker}_first_block")
             first = False
+        send(out)
 
 
 def _max_keep(fs_hz: float) -> int:

@@ -74,7 +74,9 @@ class FirstBlock:
         self.waiting = set(range(max(1, n_workers))) if enabled() else set()
 
     def seen(self, output) -> None:
-        if self.waiting and getattr(output, "worker", None) is not None:
+        # a block's output: not a measurement's reply, nor a flush's (first_sample -1, e.g. the
+        # reset at the start of a capture's first segment)
+        if self.waiting and getattr(output, "worker", None) is not None and getattr(output, "first_sample", -1) >= 0:
             self.waiting.discard(output.worker)
             if not self.waiting:
                 mark("first_block")

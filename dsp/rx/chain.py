@@ -417,3 +417,5 @@ def warm_up(plan: P.ChannelPlan, fs_hz: float = 48000.0) -> None:
     chain.process(rows[0])
     chain.flush()  # (the blanker's flush takes complex128)
     _excise.excise_tones(np.random.default_rng(1).standard_normal(2 * 1024).view(np.complex128))
+    # the ghost check re-encodes a decoded frame (dsp.rx.ghosts): the burst coding's kernels
+    DecodedSpan.of(0, 0, 0.0, bytes(P.FRAME_BYTES), 0.0, plan).predicted_ratio(0, 1000.0)
