@@ -173,18 +173,10 @@ def modulate(
     chip_rate_hz: float = P.CHIP_RATE_HZ,
 ) -> tuple[int, np.ndarray]:
     """Drop-in for :func:`dsp.tx.modulator.modulate` (same arguments, checks and extent)."""
-    chips = np.asarray(chips, dtype=np.complex128)
-    if chips.ndim != 1 or chips.size == 0:
-        raise ValueError("chips must be a non-empty one-dimensional array")
-    if not (fs_hz > 2 * (fc_hz + chip_rate_hz)):
-        raise ValueError(f"fs_hz={fs_hz} too low for a carrier at {fc_hz} Hz")
-    if abs(clock_ppm) > 1000:
-        raise ValueError(f"clock_ppm={clock_ppm} is not a crystal offset")
-    if not 0.0 < grid_period_s < 0.1:
-        raise ValueError(f"grid_period_s={grid_period_s} is not a grid period")
-    ext = modulator.burst_extent(
-        chips.size,
+    chips, ext = modulator.checked_extent(
+        chips,
         fs_hz=fs_hz,
+        fc_hz=fc_hz,
         t_start_s=t_start_s,
         grid_period_s=grid_period_s,
         clock_ppm=clock_ppm,

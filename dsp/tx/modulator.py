@@ -105,6 +105,38 @@ def burst_extent(
     return BurstTiming(first, last - first + 1)
 
 
+def checked_extent(
+    chips: np.ndarray,
+    *,
+    fs_hz: float,
+    fc_hz: float,
+    t_start_s: float,
+    grid_period_s: float,
+    clock_ppm: float,
+    chip_rate_hz: float,
+) -> tuple[np.ndarray, BurstTiming]:
+    """The chips as complex128 and the burst's extent, after the checks every modulator of the
+    air interface makes on its arguments (ValueError naming the bad one)."""
+    chips = np.asarray(chips, dtype=np.complex128)
+    if chips.ndim != 1 or chips.size == 0:
+        raise ValueError("chips must be a non-empty one-dimensional array")
+    if not (fs_hz > 2 * (fc_hz + chip_rate_hz)):
+        raise ValueError(f"fs_hz={fs_hz} too low for a carrier at {fc_hz} Hz")
+    if abs(clock_ppm) > 1000:
+        raise ValueError(f"clock_ppm={clock_ppm} is not a crystal offset")
+    if not 0.0 < grid_period_s < 0.1:
+        raise ValueError(f"grid_period_s={grid_period_s} is not a grid period")
+    ext = burst_extent(
+        chips.size,
+        fs_hz=fs_hz,
+        t_start_s=t_start_s,
+        grid_period_s=grid_period_s,
+        clock_ppm=clock_ppm,
+        chip_rate_hz=chip_rate_hz,
+    )
+    return chips, ext
+
+
 def modulate(
     chips: np.ndarray,
     *,
@@ -122,18 +154,10 @@ def modulate(
     ``t_start_s`` is the true time (receiver clock, seconds from receiver sample 0) at which the
     centre of chip 0 is sent. Returns (index of the first sample, samples).
     """
-    chips = np.asarray(chips, dtype=np.complex128)
-    if chips.ndim != 1 or chips.size == 0:
-        raise ValueError("chips must be a non-empty one-dimensional array")
-    if not (fs_hz > 2 * (fc_hz + chip_rate_hz)):
-        raise ValueError(f"fs_hz={fs_hz} too low for a carrier at {fc_hz} Hz")
-    if abs(clock_ppm) > 1000:
-        raise ValueError(f"clock_ppm={clock_ppm} is not a crystal offset")
-    if not 0.0 < grid_period_s < 0.1:
-        raise ValueError(f"grid_period_s={grid_period_s} is not a grid period")
-    ext = burst_extent(
-        chips.size,
+    chips, ext = checked_extent(
+        chips,
         fs_hz=fs_hz,
+        fc_hz=fc_hz,
         t_start_s=t_start_s,
         grid_period_s=grid_period_s,
         clock_ppm=clock_ppm,
