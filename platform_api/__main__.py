@@ -35,6 +35,7 @@ def dashboard_url(host: str, port: int) -> str:
 def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", database_url: str | None = None) -> None:
     """Build the app (settings from GLA_* variables), log where things are, and serve it."""
     from .core.admin import AdminTokenError
+    from .core.config import SettingsError
     from .main import create_app
 
     if database_url:
@@ -43,7 +44,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", da
     logging.config.dictConfig(cfg)
     try:
         app = create_app()
-    except AdminTokenError as e:
+    except (AdminTokenError, SettingsError) as e:
         raise SystemExit(f"platform: {e}") from None
     where = "all interfaces" if host in ("0.0.0.0", "::") else host
     log.info("dashboard: %s (listening on %s, port %d)", dashboard_url(host, port), where, port)

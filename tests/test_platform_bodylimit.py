@@ -162,3 +162,11 @@ def test_a_100_mb_body_is_refused_without_holding_it(tmp_path, platform_sqlite_t
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable():
+    from platform_api.core.config import Settings, SettingsError
+
+    with pytest.raises(SettingsError, match=r"^GLA_MAX_BODY_BYTES='abc': .*valid integer") as e:
+        Settings.from_env({"GLA_MAX_BODY_BYTES": "abc"})
+    assert "\n" not in str(e.value)

@@ -33,7 +33,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -44,6 +44,10 @@ Forward = Literal["events", "map", "readings"]
 def _default_forward() -> list[Forward]:
     """What a platform forwards to its concentrator unless told otherwise (a new list each time)."""
     return ["events", "map"]
+
+
+class SettingsError(ValueError):
+    """A GLA_* variable the settings cannot take: one line naming the variable and why."""
 
 
 class Settings(BaseModel):
@@ -115,4 +119,10 @@ class Settings(BaseModel):
             else:
                 raw[name] = val
         raw.update(overrides)
-        return cls.model_validate(raw)
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else ""
+            where = name if name in overrides else "GLA_" + name.upper()
+            raise SettingsError(f"{where}={raw.get(name)!r}: {err['msg']}") from None
