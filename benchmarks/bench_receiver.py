@@ -194,7 +194,18 @@ def simulate_speed(seconds: float, tmp: Path, scenario: str = "large") -> dict:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     p = ctx.Process(target=_simulate_child, args=(scenario, seconds, str(tmp / f"sim-{scenario}"), 0, q))
-    p.start()
+    # one core means one thread too: the affinity set in the child holds only for threads made
+    # after it, and numpy's BLAS starts its threads when the spawned child unpickles its target
+    saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update(dict.fromkeys(saved, "1"))
+    try:
+        p.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     wall_s, cpu_s, n_inputs, bursts = q.get()
     p.join()
     return {
