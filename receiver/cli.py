@@ -205,17 +205,18 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         d = action.default
-        if "default" in text or d in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        flag = action.nargs == 0  # a switch or a counter: its default is not being given
+        if "default" in text or flag or d is None or d is argparse.SUPPRESS or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
 
-def _add(p: argparse.ArgumentParser, name: str, **kw) -> argparse.ArgumentParser:
+def _add(p: argparse._SubParsersAction, name: str, **kw) -> argparse.ArgumentParser:
     kw.setdefault("formatter_class", _HelpFormatter)
     kw.setdefault("epilog", EXIT_CODES)
     if "description" in kw:  # the formatter keeps layout as written: wrap the prose here
         kw["description"] = textwrap.fill(kw["description"], 88)
-    return p.add_parser(name, **kw)  # type: ignore[attr-defined]
+    return p.add_parser(name, **kw)
 
 
 def _package_version() -> str:
@@ -362,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`gla replay --post` use it).",
     )
     pf.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 opens it to the network)")
-    pf.add_argument("--port", type=_port, default=8000, help="TCP port")
+    pf.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
     pf.add_argument(
         "--database-url",
         default=None,

@@ -274,7 +274,8 @@ def unknown_hub_ids(spool) -> list[str]:
 
 
 def _all_rows(spool, status: str | None = None) -> list[dict]:
-    rows, step = [], 1000
+    rows: list[dict] = []
+    step = 1000
     while True:
         chunk = spool.rows(status, limit=step, offset=len(rows))
         rows += chunk
