@@ -165,7 +165,12 @@ def _cmd_platform(args: argparse.Namespace) -> int:
             raise CliError(f"--database-url ...{shown}: {e}") from e
     # by name, as uvicorn would: the receiver does not import the platform's code
     serve = importlib.import_module("platform_api.__main__").serve
-    serve(args.host, args.port, args.log_level, database_url=args.database_url)
+    try:
+        serve(args.host, args.port, args.log_level, database_url=args.database_url)
+    except SystemExit as e:  # the platform refused its settings or admin credential, in one line
+        if isinstance(e.code, str):
+            raise CliError(e.code.removeprefix("platform: ")) from None
+        raise
     return 0
 
 

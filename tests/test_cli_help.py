@@ -6,6 +6,7 @@ metadata, and the exit statuses (0 done, 1 failed work, 2 bad usage) are documen
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -162,3 +163,21 @@ def test_a_process_shows_no_traceback_unless_debug(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
     p = gla("--debug", "replay", str(tmp_path / "missing"))
     assert p.returncode == 2 and "Traceback" in p.stderr
+
+
+def test_a_platform_refusing_its_admin_credential_is_one_line_and_status_2(tmp_path):
+    empty = tmp_path / "admin-token"
+    empty.write_text("\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLA_")}
+    env["GLA_ADMIN_TOKEN_FILE"] = str(empty)
+    p = subprocess.run(  # a process: the platform sets up logging for itself
+        [sys.executable, "-m", "receiver.cli", "platform", "--database-url", f"sqlite:///{tmp_path / 'p.db'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    (line,) = [ln for ln in p.stderr.splitlines() if "error:" in ln]
+    assert line.startswith(f"gla platform: error: admin token file {empty}: must hold one token")

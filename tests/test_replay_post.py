@@ -229,3 +229,13 @@ def test_summary_counts_every_answer_the_spool_recorded(tmp_path):
         "left undelivered 1"
     )
     assert o.unknown_hubs == {7} and not o.ok
+
+
+def test_a_replay_into_its_own_folder_again_replaces_its_archive(tmp_path, capsys):
+    out_dir = tmp_path / "o"
+    for _ in range(2):
+        rc, out, err = _replay(capsys, "--out", str(out_dir), "--workers", "0")
+        assert rc == 0, err
+    (archive,) = (out_dir / "bundles").glob("*.jsonl")
+    assert len(archive.read_text().splitlines()) == N_BUNDLES  # not twice
+    assert json.loads((out_dir / "replay.json").read_text())["decoded"] is True
