@@ -65,7 +65,7 @@ def identity(meta_path: str | Path, audio_path: str | Path, **params: Any) -> di
     return {
         "capture": str(meta),
         "sidecar_sha256": _sha256(meta),
-        "audio_bytes": audio.stat().st_size,
+        "audio_bytes": audio.stat().st_size if audio.is_file() else None,  # a missing one: named by the reader
         **params,
     }
 
@@ -142,13 +142,13 @@ def check_out_folder(out: Path, ident: dict, post_url: str | None) -> OutFolder:
 # -- credentials and the truth ----------------------------------------------------------------------
 def admin_token(admin_token_file: str | None) -> tuple[str, str] | None:
     """The platform's admin credential and where it came from, or None when there is none."""
-    candidates: list[tuple[str, str | None]] = [("--admin-token-file", admin_token_file)]
-    if os.environ.get("GLA_ADMIN_TOKEN"):
+    if admin_token_file:
+        return _read_token(Path(admin_token_file), "--admin-token-file"), f"--admin-token-file {admin_token_file}"
+    if os.environ.get("GLA_ADMIN_TOKEN", "").strip():
         return os.environ["GLA_ADMIN_TOKEN"].strip(), "$GLA_ADMIN_TOKEN"
-    candidates.append(("$GLA_ADMIN_TOKEN_FILE", os.environ.get("GLA_ADMIN_TOKEN_FILE")))
-    for name, path in candidates:
-        if path:
-            return _read_token(Path(path), name), f"{name} {path}"
+    env_file = os.environ.get("GLA_ADMIN_TOKEN_FILE")
+    if env_file:
+        return _read_token(Path(env_file), "$GLA_ADMIN_TOKEN_FILE"), f"$GLA_ADMIN_TOKEN_FILE {env_file}"
     if Path(ADMIN_FILE).is_file():
         return _read_token(Path(ADMIN_FILE), "./" + ADMIN_FILE), f"./{ADMIN_FILE}"
     return None
@@ -340,6 +340,9 @@ def command(args: argparse.Namespace) -> int:
             duration_s=args.duration,
         )
         folder = check_out_folder(out, ident, args.post)
+    if args.verify:
+        digest = check_sha256(meta)
+        print(f"{meta.audio_path}: verified, SHA-256 {digest} matches the sidecar's gla:sha256", flush=True)
     token = args.token
     if args.token_file:
         token = _read_token(Path(args.token_file), "--token-file")
@@ -358,9 +361,6 @@ def command(args: argparse.Namespace) -> int:
             print(f"imported {truth_path(meta.meta_path)} into {args.post}: {shown or 'nothing new'}", flush=True)
         if token is None and admin is not None:
             token = receiver_token(args.post, admin, args.receiver_id, args.substation_id)
-    if args.verify:
-        digest = check_sha256(meta)
-        print(f"{meta.audio_path}: verified, SHA-256 {digest} matches the sidecar's gla:sha256", flush=True)
     spool = None
     if folder is not None:
         folder.start()
