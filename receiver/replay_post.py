@@ -34,9 +34,10 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # imported when posting: a plain replay starts without it
+    import httpx
 
 MANIFEST = "replay.json"
 SPOOL = "spool.sqlite"
@@ -165,10 +166,14 @@ def _read_token(path: Path, what: str) -> str:
 
 
 def _client(url: str, token: str) -> httpx.Client:
+    import httpx
+
     return httpx.Client(base_url=url.rstrip("/"), timeout=30.0, headers={"Authorization": f"Bearer {token}"})
 
 
 def _call(c: httpx.Client, method: str, path: str, **kw: Any) -> httpx.Response:
+    import httpx
+
     try:
         return c.request(method, path, **kw)
     except httpx.HTTPError as e:
