@@ -52,10 +52,17 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info", da
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(prog="python -m platform_api", description=__doc__)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--log-level", default="info")
+    p = argparse.ArgumentParser(
+        prog="python -m platform_api", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="server log level",
+    )
     a = p.parse_args()
     serve(a.host, a.port, a.log_level)
 

@@ -1,18 +1,16 @@
 """`gla`: one command for the simulator, the receiver, the platform and the benchmarks.
 
-gla simulate --scenario demo --out out/demo     write a capture, its sidecar and ground truth
+gla simulate --scenario demo --out out/demo     write out/demo/demo.wav, its sidecar and ground truth
 gla replay out/demo/demo                        decode a capture offline, bundles + summary
+gla replay captures/demo_small --post http://127.0.0.1:8000 --import-truth
+                                                ... and post it to a local platform (`gla platform`)
 gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
 gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
 gla demo                                        the README's end-to-end job on embedded defaults
 
-A command that cannot do its job because of what it was given (a missing or damaged capture, a
-bad configuration or scenario, a file it cannot read or write) prints one line,
-``gla COMMAND: error: WHAT``, and exits with status 2, the status argparse gives a usage error;
-``--debug`` adds the traceback. A replay of a truncated capture keeps what it decoded and exits 1;
-anything unexpected is one line too (its type and message, status 1), with the traceback under
-``--debug``; Ctrl-C exits 130.
+`gla COMMAND --help` says what every option does and its default. ``--out`` is a folder for every
+command that writes files.
 """
 
 from __future__ import annotations
@@ -22,12 +20,22 @@ import logging
 import math
 import os
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 
 from receiver import timings
 
 log = logging.getLogger("gla")
+
+#: The exit statuses, documented in every --help (docs/cli.md too).
+EXIT_CODES = """exit status:
+  0    the work was done
+  1    the work failed: a capture cut short (what was readable is kept), bundles the platform
+       refused or that are left undelivered, a platform that cannot be reached, anything unexpected
+  2    bad usage: an option, a file or a folder that cannot be used as given (one line naming it)
+  130  interrupted (Ctrl-C)
+errors are one line, `gla COMMAND: error: WHAT`; --debug adds the traceback."""
 
 #: Exit status of a command refused for what it was given (argparse's usage-error status).
 EXIT_BAD_INPUT = 2
@@ -40,9 +48,10 @@ class CliError(Exception):
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is the whole story: printed as one line, no traceback."""
     from receiver.contracts.capture import CaptureError
+    from receiver.replay_post import PostSetupError
     from receiver.spool import SpoolError  # a damaged or unusable spool file, named
 
-    return (CliError, CaptureError, SpoolError)
+    return (CliError, CaptureError, SpoolError, PostSetupError)
 
 
 def _one_blas_thread() -> None:
@@ -95,8 +104,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from gridsim.simulate import print_summary, run_scenario
 
     try:
+        stem = Path(args.out) / (args.name or Path(args.scenario).name.removesuffix(".toml"))
         result = run_scenario(
-            args.scenario, args.out, seed=args.seed, duration_s=args.duration, progress=not args.no_progress
+            args.scenario, stem, seed=args.seed, duration_s=args.duration, progress=not args.no_progress
         )
     except ScenarioError as exc:
         raise CliError(str(exc)) from exc
@@ -120,62 +130,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     _one_blas_thread()
-    from receiver.contracts.capture import check_sha256, read_capture_meta
-    from receiver.replay import print_replay_summary, replay
+    from receiver.replay_post import command
 
-    timings.mark("imports")
-
-    token = args.token
-    if args.post:  # refuse a bad --post before decoding, not after
-        if not args.post.startswith(("http://", "https://")):
-            raise CliError(f"--post {args.post}: not an http:// or https:// URL")
-        if args.token_file:
-            try:
-                token = Path(args.token_file).read_text().strip()
-            except (OSError, UnicodeDecodeError) as e:
-                raise CliError(f"--token-file {args.token_file}: cannot read it: {e}") from e
-            if not token:
-                raise CliError(f"--token-file {args.token_file}: empty")
-    if args.verify:
-        meta = read_capture_meta(args.capture)
-        digest = check_sha256(meta)
-        print(f"{meta.audio_path}: verified, SHA-256 {digest} matches the sidecar's gla:sha256", flush=True)
-    spool = None
-    if args.post:  # each bundle is durable in the spool as it is made, before its archive line
-        from receiver.spool import Spool
-
-        spool_path = Path(args.out or ".") / "spool.sqlite"
-        spool_path.parent.mkdir(parents=True, exist_ok=True)
-        spool = Spool(spool_path)
-    res = replay(
-        args.capture,
-        workers=args.workers,
-        out_dir=args.out,
-        receiver_id=args.receiver_id,
-        substation_id=args.substation_id,
-        progress=not args.no_progress,
-        duration_s=args.duration,
-        on_bundle=None if spool is None else spool.put,
-    )
-    print_replay_summary(res, limit=args.show)
-    if spool is not None:
-        from receiver.delivery import deliver_all
-
-        posted = deliver_all(spool, args.post, token, progress=not args.no_progress)
-        spool.close()
-        print(f"posted to {args.post}: {posted}")
-        if not posted.get("complete"):
-            why = posted.get("last_error") or "the platform did not take them in time"
-            print(
-                f"gla replay: error: {posted.get('pending')} of {posted.get('total')} bundles not posted to "
-                f"{args.post}: {why} (they stay in {spool_path})",
-                file=sys.stderr,
-            )
-            return 1
-    if res.error:
-        print(f"gla replay: error: {res.error}", file=sys.stderr)
-        return 1
-    return 0
+    return command(args)
 
 
 def _cmd_receive(args: argparse.Namespace) -> int:
@@ -208,7 +165,12 @@ def _cmd_platform(args: argparse.Namespace) -> int:
             raise CliError(f"--database-url ...{shown}: {e}") from e
     # by name, as uvicorn would: the receiver does not import the platform's code
     serve = importlib.import_module("platform_api.__main__").serve
-    serve(args.host, args.port, args.log_level, database_url=args.database_url)
+    try:
+        serve(args.host, args.port, args.log_level, database_url=args.database_url)
+    except SystemExit as e:  # the platform refused its settings or admin credential, in one line
+        if isinstance(e.code, str):
+            raise CliError(e.code.removeprefix("platform: ")) from None
+        raise
     return 0
 
 
@@ -241,49 +203,133 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and adds "(default: X)" to every option that has a default
+    worth showing (not a flag's False, not None: those options say in words what happens)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        flag = action.nargs == 0  # a switch or a counter: its default is not being given
+        if "default" in text or flag or d is None or d is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add(p: argparse._SubParsersAction, name: str, **kw) -> argparse.ArgumentParser:
+    kw.setdefault("formatter_class", _HelpFormatter)
+    kw.setdefault("epilog", EXIT_CODES)
+    if "description" in kw:  # the formatter keeps layout as written: wrap the prose here
+        kw["description"] = textwrap.fill(kw["description"], 88)
+    return p.add_parser(name, **kw)
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gla-receiver")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="gla", description=__doc__, formatter_class=_HelpFormatter, epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=f"gla {_package_version()}", help="print the version, exit")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     debug_help = "show the traceback of an error (the default is one line)"
     p.add_argument("--debug", action="store_true", help=debug_help)
     common = argparse.ArgumentParser(add_help=False)  # --debug after the command name too
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    no_progress = "no progress bar"
 
-    s = sub.add_parser(
-        "simulate", parents=[common], help="simulate a substation: multichannel CT-loop capture + sidecar + truth"
+    s = _add(
+        sub,
+        "simulate",
+        parents=[common],
+        help="simulate a substation: multichannel CT-loop capture + sidecar + truth",
+        description="Simulate a substation and write FOLDER/NAME.wav (WAV or RF64), NAME.sigmf-meta (the "
+        "sidecar: channel map, start time) and NAME.truth.json (what was sent), for `gla replay FOLDER/NAME`.",
     )
     s.add_argument("--scenario", default="demo", help="built-in scenario name (demo, large, demo_small) or a TOML path")
+    s.add_argument("--out", required=True, metavar="FOLDER", help="folder to write the capture into (made if needed)")
     s.add_argument(
-        "--out", required=True, help="output path stem: writes STEM.wav (WAV or RF64), STEM.sigmf-meta, STEM.truth.json"
+        "--name", default=None, help="file name stem of the capture (default: the scenario's name, or the TOML's stem)"
     )
-    s.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    s.add_argument("--duration", type=_positive_float, default=None, help="override the scenario's duration in seconds")
-    s.add_argument("--show", type=int, default=20, help="how many transmissions to list (0: none)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    s.add_argument(
+        "--duration", type=_positive_float, default=None, help="seconds to simulate (default: the scenario's)"
+    )
+    s.add_argument("--show", type=_nonnegative_int, default=20, help="how many transmissions to list (0: none)")
+    s.add_argument("--no-progress", action="store_true", help=no_progress)
     s.set_defaults(func=_cmd_simulate)
 
-    r = sub.add_parser(
-        "replay", parents=[common], help="replay a recorded capture through the receiver (faster than real time)"
+    r = _add(
+        sub,
+        "replay",
+        parents=[common],
+        help="replay a recorded capture through the receiver (faster than real time), optionally post it",
+        description="Decode a recorded capture (STEM.wav + STEM.sigmf-meta) as the receiver would, print what was "
+        "decoded (scored against STEM.truth.json when there is one) and, with --post, deliver the bundles to a "
+        "Computing Platform. With --post and no --token, the platform's admin credential registers the receiver; "
+        "--import-truth also enters the simulated hubs and their keys, so that everything is decoded and on the "
+        "dashboard in one step. The last line says what was delivered, refused (with the reasons) and left "
+        "undelivered. A reused --out folder resumes the same replay (nothing is decoded or posted twice) and "
+        "refuses another one, saying why.",
     )
     r.add_argument("capture", help="capture stem or path (STEM.wav + STEM.sigmf-meta [+ STEM.truth.json])")
-    r.add_argument("--out", default=None, help="directory for bundles (JSONL per day) and SigMF annotations")
+    r.add_argument(
+        "--out",
+        default=None,
+        metavar="FOLDER",
+        help="folder for the bundles (JSONL per day), the SigMF annotations and, with --post, the delivery spool "
+        "(default: no files; with --post: out/STEM)",
+    )
     r.add_argument(
         "--workers", type=_nonnegative_int, default=2, help="processes for the receive chains (0: in-process)"
     )
-    r.add_argument("--receiver-id", default="rx-replay")
-    r.add_argument("--substation-id", default="sub-1")
-    r.add_argument("--duration", type=_positive_float, default=None, help="only the first SECONDS of the capture")
+    r.add_argument("--receiver-id", default="rx-replay", help="receiver id the bundles name (and --post registers)")
+    r.add_argument("--substation-id", default="sub-1", help="substation id the bundles name")
+    r.add_argument(
+        "--duration", type=_positive_float, default=None, help="only the first SECONDS (default: the whole capture)"
+    )
     r.add_argument(
         "--verify",
         action="store_true",
         help="check the audio file against the sidecar's gla:sha256 before decoding; refuse it if they differ",
     )
-    r.add_argument("--post", default=None, metavar="URL", help="post the bundles to this Computing Platform")
-    r.add_argument("--token", default=None, help="receiver bearer token for --post")
-    r.add_argument("--token-file", default=None, help="file holding the receiver token")
-    r.add_argument("--show", type=int, default=30, help="rows of the summary table")
-    r.add_argument("--no-progress", action="store_true")
+    r.add_argument(
+        "--post", default=None, metavar="URL", help="post the bundles to this Computing Platform (default: no posting)"
+    )
+    r.add_argument(
+        "--token",
+        default=None,
+        help="bearer token of --receiver-id on the platform (default: register the receiver with the admin credential)",
+    )
+    r.add_argument("--token-file", default=None, metavar="FILE", help="file holding that token (default: --token)")
+    r.add_argument(
+        "--admin-token-file",
+        default=None,
+        metavar="FILE",
+        help="the platform's admin credential, used to register the receiver and for --import-truth (default: "
+        "$GLA_ADMIN_TOKEN, else $GLA_ADMIN_TOKEN_FILE, else ./admin-token, which `gla platform` writes beside "
+        "its SQLite database)",
+    )
+    r.add_argument(
+        "--import-truth",
+        action="store_true",
+        help="before posting, import the simulated hubs and their keys from STEM.truth.json into the platform",
+    )
+    r.add_argument(
+        "--post-wait",
+        type=_positive_float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to keep retrying a platform that does not take the bundles",
+    )
+    r.add_argument("--show", type=_nonnegative_int, default=30, help="rows of the summary table")
+    r.add_argument("--no-progress", action="store_true", help=no_progress)
     r.add_argument(
         "--timings",
         action="store_true",
@@ -291,11 +337,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=_cmd_replay)
 
-    rc = sub.add_parser(
-        "receive", parents=[common], help="run the receiver service (config file: deploy/receiver.example.toml)"
+    rc = _add(
+        sub,
+        "receive",
+        parents=[common],
+        help="run the receiver service (config file: deploy/receiver.example.toml)",
+        description="Run the Substation Receiver: samples in (ZeroMQ), bundles out (spool, archive, platform).",
     )
-    rc.add_argument("--config", required=True, help="TOML configuration")
-    rc.add_argument("--max-seconds", type=float, default=None, help="stop after this much stream time (tests)")
+    rc.add_argument("--config", required=True, metavar="FILE", help="TOML configuration")
+    rc.add_argument(
+        "--max-seconds",
+        type=_positive_float,
+        default=None,
+        help="stop after this much stream time (default: run until stopped)",
+    )
     rc.add_argument(
         "--timings",
         action="store_true",
@@ -303,17 +358,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rc.set_defaults(func=_cmd_receive)
 
-    pf = sub.add_parser(
-        "platform", parents=[common], help="serve the Computing Platform (SQLite unless --database-url)"
+    pf = _add(
+        sub,
+        "platform",
+        parents=[common],
+        help="serve the Computing Platform (SQLite unless --database-url)",
+        description="Serve the Computing Platform: API, dashboard at /dashboard, API docs at /docs. On first "
+        "start it writes its admin credential to admin-token beside the SQLite database (the operator routes and "
+        "`gla replay --post` use it).",
     )
-    pf.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 opens it)")
-    pf.add_argument("--port", type=_port, default=8000)
-    pf.add_argument("--database-url", default=None, help="e.g. postgresql+psycopg://user@host/db")
-    pf.add_argument("--log-level", default="info")
+    pf.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 opens it to the network)")
+    pf.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
+    pf.add_argument(
+        "--database-url",
+        default=None,
+        help="e.g. sqlite:///data/platform.db or postgresql+psycopg://user@host/db "
+        "(default: $GLA_DATABASE_URL, else sqlite:///./gla-platform.db)",
+    )
+    pf.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="server log level",
+    )
     pf.set_defaults(func=_cmd_platform)
 
-    b = sub.add_parser(
-        "bench", parents=[common], help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md"
+    b = _add(
+        sub, "bench", parents=[common], help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md"
     )
     b.add_argument(
         "which",
@@ -326,22 +397,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="smoke run with few trials")
     b.set_defaults(func=_cmd_bench)
 
-    d = sub.add_parser("demo", parents=[common], help="end-to-end demo on the embedded defaults")
-    d.add_argument("--scenario", default="demo")
-    d.add_argument("--out", default="out/demo", help="working directory for the demo's files")
+    d = _add(
+        sub,
+        "demo",
+        parents=[common],
+        help="end-to-end demo on the embedded defaults",
+        description="Simulate the demo substation, start a platform, replay the capture into it, and print what "
+        "was decoded and the events the platform raised.",
+    )
+    d.add_argument("--scenario", default="demo", help="built-in scenario name or a TOML path")
+    d.add_argument("--out", default="out/demo", metavar="FOLDER", help="folder for the demo's files")
     d.add_argument(
         "--duration", type=_positive_float, default=None, help="seconds of substation time (default: the scenario's)"
     )
     d.add_argument("--keep-up", action="store_true", help="leave the platform and its dashboard running at the end")
-    d.add_argument("--show", type=int, default=25)
-    d.add_argument("--workers", type=_nonnegative_int, default=2)
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--show", type=_nonnegative_int, default=25, help="rows of each table")
+    d.add_argument(
+        "--workers", type=_nonnegative_int, default=2, help="processes for the receive chains (0: in-process)"
+    )
+    d.add_argument("--no-progress", action="store_true", help=no_progress)
     d.set_defaults(func=_cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a refusal is one line on stderr and status 2 (``--debug``: the traceback)."""
+    """Run one command; returns its exit status (:data:`EXIT_CODES`). An error is one line on stderr
+    (``--debug``: the traceback)."""
     args = build_parser().parse_args(argv)
     if getattr(args, "timings", False):
         os.environ[timings.ENV] = "1"
@@ -362,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OSError):  # a file or address the command was pointed at
             print(f"{prefix} {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        from receiver.replay_post import PlatformUnavailable
+
+        if isinstance(exc, PlatformUnavailable):  # the work failed, not the usage
+            print(f"{prefix} {exc}", file=sys.stderr)
+            return 1
         hint = "" if args.debug else " (--debug shows the traceback)"
         print(f"{prefix} unexpected {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return 1

@@ -1,13 +1,14 @@
 """Replay a recorded capture through the receiver, faster than real time.
 
     gla replay captures/demo_small            # table of messages and their inferred feeder/phase
-    gla replay out/demo/demo --post URL --token T --out out/replay
+    gla replay out/demo/demo --post http://127.0.0.1:8000 --import-truth   # into a local platform
 
 Reads the capture in blocks (its sidecar gives the channel -> bus/feeder/phase map and the start
 time), runs all inputs through the receive chains on every core, groups the copies into bundles,
 archives them (JSONL per day, and SigMF annotations beside the capture copy in ``--out``), and
-optionally spools and posts them to the Computing Platform. When the capture has a ground-truth
-file (``STEM.truth.json``), the summary scores messages and feeder/phase against it.
+optionally spools and posts them to the Computing Platform (:mod:`receiver.replay_post`). When
+the capture has a ground-truth file (``STEM.truth.json``), the summary scores messages and
+feeder/phase against it.
 
 A capture that cannot be replayed as given (see :mod:`receiver.contracts.capture`), or whose
 sample rate the receive chain does not take, raises

@@ -111,6 +111,16 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_workers_measuring_make_the_bundles_of_the_parent_measuring": "8 s: demo_small replayed both ways",
         "test_band_amplitudes_left_out_change_nothing_else": "8 s: demo_small in-process, measured twice",
     },
+    "test_cli_help.py": {
+        "test_a_process_shows_no_traceback_unless_debug": "13 s: two `gla` processes importing the chain",
+        "test_a_platform_refusing_its_admin_credential_is_one_line_and_status_2": "5 s: a `gla platform` process",
+    },
+    "test_replay_post.py": {
+        "test_one_step_into_a_fresh_platform_and_onto_the_dashboard": "19 s: a platform process, demo_small replayed",
+        "test_without_hub_keys_refused_then_decoded_once_the_keys_arrive": "12 s: a platform process, demo_small",
+        "test_a_token_of_another_receiver_delivers_nothing_and_says_why": "10 s: a platform process, demo_small",
+        "test_a_replay_into_its_own_folder_again_replaces_its_archive": "6 s: demo_small replayed twice",
+    },
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
     },

@@ -623,6 +623,8 @@ def test_replay_post_spools_each_bundle_as_it_is_made_and_delivers_them(plat, se
     from receiver.cli import main
     from receiver.spool import Spool
 
+    truth = json.loads(Path("captures/demo_small.truth.json").read_text())
+    plat.import_model({"capture": truth["capture"]})  # the capture's hubs and keys: every frame decoded
     out = tmp_path / "out"
     argv = ["replay", "captures/demo_small", "--workers", "0", "--no-progress", "--out", str(out)]
     argv += ["--post", served.url, "--token", plat.token, "--receiver-id", plat.receiver_id]

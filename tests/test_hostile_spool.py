@@ -13,6 +13,7 @@ from hypothesis import given
 from gridsim.hostile import ci_settings, spool
 from receiver.archive import read_archive
 from receiver.cli import main as main_cli
+from receiver.replay_post import OutFolder, identity
 from receiver.spool import Spool, SpoolDamaged
 
 DEMO = Path(__file__).resolve().parents[1] / "captures" / "demo_small"
@@ -87,7 +88,10 @@ def test_a_damaged_spool_is_one_line_and_status_2_for_gla(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     main = _spoilt_copy(out, data=b"this is not a database" * 10)
-    rc = main_cli(["replay", str(DEMO), "--post", "http://127.0.0.1:9", "--out", str(out), "--no-progress"])
+    ident = identity(DEMO.with_suffix(".sigmf-meta"), DEMO.with_suffix(".wav"), receiver_id="rx-replay")
+    OutFolder(out, {**ident, "substation_id": "sub-1", "duration_s": None}, None).start()  # this replay's folder
+    argv = ["replay", str(DEMO), "--post", "http://127.0.0.1:9", "--token", "t", "--out", str(out), "--no-progress"]
+    rc = main_cli(argv)
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("gla replay: error: ") and str(main) in err

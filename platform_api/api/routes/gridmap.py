@@ -19,6 +19,7 @@ from ...services import imports
 from ...services.clock import iso
 from ...services.inventory import section_dict
 from ...services.publishing import events_csv, geojson, gridmap_csv, gridmap_tree, history_csv, hubs_csv
+from ...services.redecode import redecode_unknown_hub
 from ..deps import DB, PF, Limit, Offset, SubQ, invalid, require_admin
 from ..strict_route import StrictJSONRoute
 
@@ -101,9 +102,14 @@ def sections(s: DB, substation_id: SubQ = None) -> list[dict]:
 def _run_import(pf, model: GridModel, fmt: str, digest: str, sub: str) -> dict:
     try:
         with pf.db.write() as s:
-            return imports.apply(s, pf, model, fmt=fmt, sha256=digest, default_sub=sub)
+            out = imports.apply(s, pf, model, fmt=fmt, sha256=digest, default_sub=sub)
     except imports.ImportProblem as e:
         raise invalid(e.loc, e.msg) from None
+    # frames that arrived before their hub's key are decoded now (services/redecode.py)
+    again = sum(redecode_unknown_hub(pf).values())
+    if again:
+        out["counts"] = {**out["counts"], "decoded_again": again}
+    return out
 
 
 @router.post(

@@ -14,6 +14,7 @@ from ...services.changes import change, record
 from ...services.clock import iso, utcnow
 from ...services.inventory import ensure_feeder, ensure_substation, hub_dict, meter_dict, tan_meters
 from ...services.redact import shown
+from ...services.redecode import redecode_unknown_hub
 from ..deps import DB, PF, Admin, Limit, Offset, SubQ, not_found, require_admin
 from ..strict_route import StrictJSONRoute
 
@@ -118,7 +119,10 @@ def put_hub(pf: PF, hub_id: HubId, body: HubPut) -> dict:
                 change(s, h, "map_source", "operator", **kw)
         h.updated_at = utcnow()
         s.flush()
-        return hub_dict(h, tan_meters(s, hub_id))
+        out = hub_dict(h, tan_meters(s, hub_id))
+    if body.key_hex:  # frames that arrived before this key are decoded now
+        redecode_unknown_hub(pf, [hub_id])
+    return out
 
 
 def _key_state(h: Hub) -> dict:
