@@ -3,7 +3,7 @@
     ZeroMQ (PULL/SUB, GLA or GNU Radio framing) -> pipeline (all inputs, all cores) -> grouper
       -> durable spool (SQLite WAL) -> deliverer (HTTP POST, retry with backoff) -> Computing Platform
       -> archive (JSONL per day, after the spool: receiver/sink.py)
-    plus /healthz and /metrics (Prometheus text) on a small HTTP listener, JSON logs, and a clean
+    plus /healthz and /metrics (Prometheus text, receiver/metrics.py) on a small HTTP listener, JSON logs, and a clean
     shutdown on SIGTERM/SIGINT (stop receiving, flush the chains, spool what was found, stop).
 
 The configuration is a TOML file (see ``deploy/receiver.example.toml``); every key is checked and
@@ -18,9 +18,7 @@ import signal
 import threading
 import time
 import tomllib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +27,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dsp.air import params as P
 from receiver.archive import BundleArchive
 from receiver.grouping import Grouper, InputInfo
+from receiver.metrics import (
+    ServiceMetrics,
+    grouper_families,
+    http_server,
+    input_problem,
+    sink_families,
+    source_families,
+    spool_families,
+)
 
 log = logging.getLogger("gla.receiver")
 
@@ -133,59 +140,6 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(d, default=str)
 
 
-@dataclass
-class Metrics:
-    """What /metrics exports (counters and gauges of the whole service)."""
-
-    started: float = field(default_factory=time.time)
-    stream_time_s: float = 0.0  # of the newest sample processed
-    stream_wall_at: float = 0.0
-    values: dict = field(default_factory=dict)
-    live: list = field(default_factory=list)  # callables refreshing ``values`` at each scrape
-
-    def prometheus(self) -> str:
-        for refresh in self.live:
-            refresh(self.values)
-        lag = time.time() - self.stream_wall_at if self.stream_wall_at else 0.0
-        self.values["lag_seconds"] = ("gauge", "seconds since the newest block was processed", max(0.0, lag))
-        lines = []
-        for name, (kind, help_, val) in sorted(self.values.items()):
-            lines.append(f"# HELP gla_{name} {help_}")
-            lines.append(f"# TYPE gla_{name} {kind}")
-            if isinstance(val, dict):
-                for lab, v in val.items():
-                    lines.append(f"gla_{name}{{{lab}}} {float(v)}")
-            else:
-                lines.append(f"gla_{name} {float(val)}")
-        return "\n".join(lines) + "\n"
-
-
-def _http_server(listen: str, metrics: Metrics, health) -> ThreadingHTTPServer:
-    host, port = listen.rsplit(":", 1)
-
-    class H(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            if self.path == "/metrics":
-                body, ctype, code = metrics.prometheus().encode(), "text/plain; version=0.0.4", 200
-            elif self.path == "/healthz":
-                ok, info = health()
-                body, ctype, code = json.dumps(info).encode(), "application/json", 200 if ok else 503
-            else:
-                body, ctype, code = b"not found\n", "text/plain", 404
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):  # quiet
-            pass
-
-    srv = ThreadingHTTPServer((host, int(port)), H)
-    threading.Thread(target=srv.serve_forever, name="gla-http", daemon=True).start()
-    return srv
-
-
 def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
     from receiver.pipeline import Pipeline
@@ -222,7 +176,11 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         on_spooled=deliverer.wake if deliverer else None,
         retry_max_s=10.0,
     )
-    on_bundle = sink.accept
+    metrics = ServiceMetrics()
+
+    def on_bundle(bundle) -> None:
+        metrics.bundle_made(bundle)
+        sink.accept(bundle)
 
     src = ZmqSource(
         cfg.input.endpoint,
@@ -242,17 +200,25 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers, measure_in_workers=True)
     mark("pipeline")
     first = FirstBlock(pipe.n_workers)
-    metrics = Metrics()
-    metrics.live.append(lambda v: _sink_metrics(v, sink))
+    metrics.add(lambda: source_families(src))
+    metrics.add(lambda: grouper_families(grouper))
+    metrics.add(lambda: spool_families(spool))
+    metrics.add(lambda: sink_families(sink))
+    if deliverer is not None:
+        metrics.add(lambda: deliverer.metric_families(spool=False))
+        metrics.register(deliverer.histograms)
 
     def health():
-        lag = time.time() - metrics.stream_wall_at if metrics.stream_wall_at else None
+        lag = metrics.lag_s()
         stale = lag is not None and lag > STALE_S
         degraded = sink.state()
-        ok = not stop.is_set() and not stale and not degraded["degraded"]
+        problem = input_problem(src)
+        ok = not stop.is_set() and not stale and not degraded["degraded"] and problem is None
         status = "ok"
         if stop.is_set():
             status = "stopping"
+        elif problem is not None:
+            status = f"input: {problem}"
         elif degraded["degraded"]:
             status = f"degraded: {degraded['reason']}"
         elif stale:
@@ -264,9 +230,10 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             "spool_depth": spool.depth(),
             "bundles": grouper.stats["bundles"] if grouper else 0,
             "degraded": degraded,
+            "input": {"problem": problem, "messages": src.stats.messages, "bad_frames": src.stats.bad_frames},
         }
 
-    srv = _http_server(cfg.http.listen, metrics, health)
+    srv = http_server(cfg.http.listen, metrics, health)
     if deliverer:
         deliverer.start()
     log.info(
@@ -304,14 +271,13 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 for o in pipe.reset():
                     grouper.add_output(o)
                 grouper.reset(blk.first_sample, pipe.segment)
+                metrics.segment_reset()
             x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():
                 first.seen(o)
                 grouper.add_output(o)
-            metrics.stream_time_s = (blk.first_sample + x.shape[0]) / fs
-            metrics.stream_wall_at = time.time()
-            _update_metrics(metrics, src, grouper, spool, deliverer, pipe)
+            metrics.block_done(blk.first_sample + x.shape[0], fs)
             if health_poster:
                 health_poster.maybe_post(metrics, src, grouper, spool)
             if stop.is_set() or (max_seconds is not None and metrics.stream_time_s >= max_seconds):
@@ -354,7 +320,7 @@ class _HealthPoster:
         self.token, self.every_s, self.last = token, every_s, 0.0
         self.busy = threading.Event()
 
-    def maybe_post(self, m: Metrics, src, grouper, spool) -> None:
+    def maybe_post(self, m: ServiceMetrics, src, grouper, spool) -> None:
         now = time.time()
         if now - self.last < self.every_s or self.busy.is_set():
             return
@@ -383,73 +349,3 @@ class _HealthPoster:
             log.debug("health report not delivered: %s", e)
         finally:
             self.busy.clear()
-
-
-def _sink_metrics(v: dict, sink) -> None:
-    """The degraded state and the bundles held/dropped (refreshed at every scrape)."""
-    from receiver.sink import REASONS
-
-    reason = sink.degraded
-    st = sink.stats()
-    v["receiver_degraded"] = (
-        "gauge",
-        "1 while the receiver is degraded for this reason (bundles held in memory)",
-        {f'reason="{r}"': float(r == reason) for r in REASONS},
-    )
-    v["receiver_bundles_held"] = ("gauge", "bundles held in memory, not yet in the spool", st["held"])
-    v["receiver_bundles_held_total"] = ("counter", "bundles ever held in memory (disk full)", st["held_total"])
-    v["receiver_bundles_dropped_total"] = (
-        "counter",
-        "bundles LOST: dropped beyond the in-memory bound while the disk was full",
-        st["dropped"],
-    )
-    v["archive_unwritten_bundles"] = ("gauge", "spooled bundles the archive has still to write", st["unarchived"])
-    v["archive_gap_bundles_total"] = ("counter", "spooled bundles never archived", st["archive_gap"])
-
-
-def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
-    s = src.stats
-    g = grouper.stats if grouper else {}
-    v = m.values
-    v["samples_in_total"] = ("counter", "input samples per channel received", s.samples)
-    v["gaps_total"] = ("counter", "gaps in the input stream", s.gaps)
-    v["gap_samples_total"] = ("counter", "samples missing in gaps", s.gap_samples)
-    v["duplicates_total"] = ("counter", "duplicated messages dropped", s.duplicates)
-    v["reordered_total"] = ("counter", "messages put back in order", s.reordered)
-    v["bad_frames_total"] = ("counter", "malformed messages skipped", s.bad_frames)
-    v["foreign_dropped_total"] = ("counter", "messages of another stream id dropped", s.foreign_dropped)
-    v["wrong_shape_dropped_total"] = ("counter", "messages of another shape dropped", s.wrong_shape_dropped)
-    v["unconfirmed_dropped_total"] = (
-        "counter",
-        "messages of a new session or shape never confirmed, dropped",
-        s.unconfirmed_dropped,
-    )
-    v["resyncs_total"] = ("counter", "times the stream was re-anchored", s.resyncs)
-    v["nonfinite_total"] = ("counter", "NaN/inf samples", s.nonfinite)
-    v["clipped_total"] = ("counter", "clipped samples", s.clipped)
-    v["bundles_total"] = ("counter", "bundles made", g.get("bundles", 0))
-    v["bundles_crc_ok_total"] = ("counter", "bundles with a clean frame", g.get("bundles_crc_ok", 0))
-    v["crc_failures_total"] = (
-        "counter",
-        "bundles without a clean frame",
-        g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
-    )
-    v["stale_outputs_dropped_total"] = (
-        "counter",
-        "chain outputs of an ended segment dropped at a resync",
-        g.get("stale_outputs_dropped", 0),
-    )
-    v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
-    v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
-    if deliverer is not None:
-        st = deliverer.stats()
-        for k in ("posted", "delivered", "replayed", "retries", "rejected", "conflicts"):
-            if isinstance(st.get(k), (int, float)):
-                v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", st[k])
-        v["delivery_halted"] = ("gauge", "1 while the platform refuses the credentials", float(bool(st.get("halted"))))
-        if isinstance(st.get("oldest_pending_age_s"), (int, float)):
-            v["spool_oldest_pending_age_seconds"] = (
-                "gauge",
-                "age of the oldest bundle not yet delivered",
-                st["oldest_pending_age_s"],
-            )
