@@ -6,23 +6,26 @@
     plus /healthz and /metrics (Prometheus text, receiver/metrics.py) on a small HTTP listener, JSON logs, and a clean
     shutdown on SIGTERM/SIGINT (stop receiving, flush the chains, spool what was found, stop).
 
-The configuration is a TOML file (see ``deploy/receiver.example.toml``); every key is checked and
-a bad one is reported with its path.
+The configuration is a TOML file (see ``deploy/receiver.example.toml``), each key overridable by a
+``GLA_RECEIVER_<SECTION>__<KEY>`` environment variable (pydantic-settings); every key is checked
+and a bad one is reported on one line with its path (or its variable).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
-import time
 import tomllib
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsp.air import params as P
 from receiver.archive import BundleArchive
@@ -36,6 +39,7 @@ from receiver.metrics import (
     source_families,
     spool_families,
 )
+from receiver.platform_link import PlatformLink
 
 log = logging.getLogger("gla.receiver")
 
@@ -97,25 +101,65 @@ class HttpSection(_M):
     listen: str = "127.0.0.1:9100"
 
 
-class ReceiverConfig(_M):
+#: environment variables override the file's keys: GLA_RECEIVER_<SECTION>__<KEY> (platform.token:
+#: GLA_RECEIVER_PLATFORM__TOKEN, e.g. from a systemd EnvironmentFile readable by the service only)
+ENV_PREFIX = "GLA_RECEIVER_"
+#: the TOML text :func:`load_config` is reading (None: ``model_validate`` and ``ReceiverConfig(...)``
+#: take their arguments only)
+_FILE: ContextVar[dict | None] = ContextVar("gla_receiver_file", default=None)
+
+
+class ReceiverConfig(BaseSettings):
+    """The receiver's configuration: the TOML file's sections, each key overridable by its
+    environment variable (``ENV_PREFIX``), read by pydantic-settings in :func:`load_config`."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+
     receiver: ReceiverSection
     input: InputSection
     plan: PlanSection = PlanSection()
     platform: PlatformSection = PlatformSection()
     http: HttpSection = HttpSection()
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        raw = _FILE.get()
+        if raw is None:
+            return (init_settings,)
+        # the environment first (it wins, key by key), then the file
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=raw))
+
+
+def _where(p: Path, loc: tuple) -> str:
+    """The key an error is about: its environment variable when that is set, else file: path."""
+    var = ENV_PREFIX + "__".join(str(x).upper() for x in loc[:2])
+    if len(loc) >= 2 and var in os.environ:
+        return f"{var}={os.environ[var]!r}"
+    return f"{p}: {'.'.join(str(x) for x in loc)}"
+
 
 def load_config(path: str | Path) -> ReceiverConfig:
+    """The configuration from the TOML file at ``path`` and the ``GLA_RECEIVER_*`` variables.
+    Every key is checked; what is wrong raises ValueError, one line naming each bad key."""
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"{p}: {e}") from None
+    token = _FILE.set(raw)
     try:
-        cfg = ReceiverConfig.model_validate(raw)
+        cfg = ReceiverConfig()
     except ValidationError as e:
-        lines = [f"{p}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise ValueError("\n".join(lines)) from None
+        raise ValueError("; ".join(f"{_where(p, tuple(err['loc']))}: {err['msg']}" for err in e.errors())) from None
+    finally:
+        _FILE.reset(token)
     idx = sorted(c.index for c in cfg.input.channels)
     if idx != list(range(cfg.input.n_channels)):
         raise ValueError(f"{p}: input.channels must map every input 0..{cfg.input.n_channels - 1} exactly once")
@@ -160,23 +204,11 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     inputs = [InputInfo(c.index, c.bus, c.feeder, c.phase) for c in cfg.input.channels]
     spool = Spool(data / "spool.sqlite", max_bytes=int(cfg.receiver.spool_max_mb * 2**20))
     archive = BundleArchive(data / "archive")
-    token = cfg.platform.token or (
-        Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None
-    )
-    deliverer = None
-    if cfg.platform.url:
-        from receiver.delivery import Deliverer  # (httpx: ~0.1 s to import, only when there is a platform)
-
-        deliverer = Deliverer(spool, cfg.platform.url, token)
-    # the spool first, then the archive; a full disk holds bundles in memory (degraded), never raises
-    sink = BundleSink(
-        spool,
-        archive,
-        hold_max=cfg.receiver.hold_max_bundles,
-        on_spooled=deliverer.wake if deliverer else None,
-        retry_max_s=10.0,
-    )
     metrics = ServiceMetrics()
+    # posting starts once the token is known (a token file that cannot be read is no reason to stop)
+    link = PlatformLink(cfg.platform, cfg.receiver.id, spool, metrics)
+    # the spool first, then the archive; a full disk holds bundles in memory (degraded), never raises
+    sink = BundleSink(spool, archive, hold_max=cfg.receiver.hold_max_bundles, on_spooled=link.wake, retry_max_s=10.0)
 
     def on_bundle(bundle) -> None:
         metrics.bundle_made(bundle)
@@ -204,16 +236,13 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     metrics.add(lambda: grouper_families(grouper))
     metrics.add(lambda: spool_families(spool))
     metrics.add(lambda: sink_families(sink))
-    if deliverer is not None:
-        metrics.add(lambda: deliverer.metric_families(spool=False))
-        metrics.register(deliverer.histograms)
 
     def health():
         lag = metrics.lag_s()
         stale = lag is not None and lag > STALE_S
         degraded = sink.state()
         problem = input_problem(src)
-        ok = not stop.is_set() and not stale and not degraded["degraded"] and problem is None
+        ok = not stop.is_set() and not stale and not degraded["degraded"] and problem is None and link.problem is None
         status = "ok"
         if stop.is_set():
             status = "stopping"
@@ -221,6 +250,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             status = f"input: {problem}"
         elif degraded["degraded"]:
             status = f"degraded: {degraded['reason']}"
+        elif link.problem is not None:
+            status = f"platform: {link.problem}"
         elif stale:
             status = f"no data for {lag:.0f} s"
         return ok, {
@@ -233,9 +264,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             "input": {"problem": problem, "messages": src.stats.messages, "bad_frames": src.stats.bad_frames},
         }
 
+    link.try_start()
     srv = http_server(cfg.http.listen, metrics, health)
-    if deliverer:
-        deliverer.start()
     log.info(
         "receiver started",
         extra={
@@ -246,7 +276,6 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         },
     )
     t0_stream = None
-    health_poster = _HealthPoster(cfg.platform.url, token, cfg.receiver.id) if cfg.platform.url and token else None
     try:
         for blk in src:
             if grouper is None:
@@ -278,8 +307,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 first.seen(o)
                 grouper.add_output(o)
             metrics.block_done(blk.first_sample + x.shape[0], fs)
-            if health_poster:
-                health_poster.maybe_post(metrics, src, grouper, spool)
+            link.try_start()
+            link.maybe_post(metrics, src, grouper)
             if stop.is_set() or (max_seconds is not None and metrics.stream_time_s >= max_seconds):
                 break
     finally:
@@ -300,8 +329,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             for o in pipe.close():
                 grouper.add_output(o)
         sink.close(timeout_s=10.0)  # writes what is held if the disk has room (logs what cannot be)
-        if deliverer:
-            deliverer.stop(drain_s=5.0)
+        link.stop(drain_s=5.0)
         src.close()
         archive.close()
         srv.shutdown()
@@ -309,43 +337,3 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     summary = {"bundles": grouper.stats if grouper else {}, "source": vars(src.stats)}
     log.info("receiver stopped", extra=summary)
     return summary
-
-
-class _HealthPoster:
-    """Every ``every_s`` seconds, tell the platform how this receiver is doing (best effort, in a
-    thread: a platform that is down never slows the receive loop)."""
-
-    def __init__(self, url: str, token: str, receiver_id: str, every_s: float = 10.0) -> None:
-        self.url = url.rstrip("/") + f"/api/v1/receivers/{receiver_id}/health"
-        self.token, self.every_s, self.last = token, every_s, 0.0
-        self.busy = threading.Event()
-
-    def maybe_post(self, m: ServiceMetrics, src, grouper, spool) -> None:
-        now = time.time()
-        if now - self.last < self.every_s or self.busy.is_set():
-            return
-        self.last = now
-        g = grouper.stats if grouper else {}
-        body = {
-            "lag_s": max(0.0, now - (m.stream_wall_at or now)),
-            "gaps": src.stats.gaps,
-            "gap_samples": src.stats.gap_samples,
-            "spool_depth": spool.depth(),
-            "samples_in": src.stats.samples,
-            "bundles": g.get("bundles", 0),
-            "crc_failures": g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
-            "stream_time_s": m.stream_time_s,
-            "reported_at": datetime.now(UTC).isoformat(),
-        }
-        self.busy.set()
-        threading.Thread(target=self._post, args=(body,), daemon=True).start()
-
-    def _post(self, body: dict) -> None:
-        import httpx
-
-        try:
-            httpx.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"}, timeout=3.0)
-        except httpx.HTTPError as e:
-            log.debug("health report not delivered: %s", e)
-        finally:
-            self.busy.clear()

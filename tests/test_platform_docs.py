@@ -53,7 +53,9 @@ def test_the_assets_their_licences_and_the_package_data():
         assert (DOCS_STATIC / lic).stat().st_size > 0, lic
     assert "Apache License" in (DOCS_STATIC / "swagger-ui.LICENSE").read_text()
     assert "MIT License" in (DOCS_STATIC / "redoc.LICENSE").read_text()
-    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["platform_api"]
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "platform_api"
+    ]
     for f in DOCS_STATIC.iterdir():
         rel = PurePosixPath(f.relative_to(ROOT / "platform_api").as_posix())
         # setuptools globs: "*" stays within one directory
