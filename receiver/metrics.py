@@ -28,11 +28,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from dsp.air import params as P
 
+#: the text format generate_latest writes (named here: older prometheus_client has no constant for it)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: a bundle is made some 1 s after its burst ends (BENCHMARKS.md: median 1.2 s, alarm beyond 2 s)
 BUNDLE_BUCKETS_S = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 #: how long the wall times of processed blocks are remembered (a burst older than this is not timed)
@@ -149,7 +151,7 @@ class ServiceMetrics:
         """The text exposition (format 0.0.4) -> ``(body, content type)``. Not OpenMetrics: the
         names kept from before include a gauge and a counter that differ only by ``_total``
         (``gla_receiver_bundles_held``), which OpenMetrics does not allow."""
-        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
+        return generate_latest(self.registry), CONTENT_TYPE
 
 
 def http_server(listen: str, metrics: ServiceMetrics, health: Callable[[], tuple[bool, dict]]) -> ThreadingHTTPServer:

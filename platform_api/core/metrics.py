@@ -18,12 +18,13 @@ from __future__ import annotations
 import time
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["PlatformMetrics", "RequestTimer", "CONTENT_TYPE"]
 
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+#: the text format generate_latest writes (named here: older prometheus_client has no constant for it)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: a bundle post is answered in about a millisecond; an import or a theft analysis takes seconds
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
