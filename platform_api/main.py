@@ -22,6 +22,7 @@ from .core.admin import describe_database, ensure_admin_token
 from .core.bodylimit import BodyLimit
 from .core.config import Settings
 from .core.db import Database, migrate
+from .core.metrics import PlatformMetrics, RequestTimer
 from .core.security import load_receivers_file, token_hash
 from .models import Receiver
 from .schemas.bundles import BatchIn
@@ -70,7 +71,7 @@ TAGS = [
     {"name": "publishing", "description": "GeoJSON/CSV export, webhooks, forwarding, concentrator merge."},
     {"name": "receivers", "description": "Credentials of receivers and substation platforms."},
     {"name": "theft", "description": "AMI interval data, work orders, the theft analysis and its alerts."},
-    {"name": "health", "description": "Liveness, readiness, identity."},
+    {"name": "health", "description": "Liveness, readiness, identity, Prometheus metrics."},
 ]
 
 
@@ -134,7 +135,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     mode = "Concentrator" if settings.is_concentrator else "Computing Platform"
     app = FastAPI(
-        title=f"GLA {mode}", version=__version__, description=DESCRIPTION, openapi_tags=TAGS, lifespan=lifespan
+        title=f"GLA {mode}",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are api/routes/apidocs.py's: assets from the package, not a CDN
+        redoc_url=None,
     )
     app.state.platform = pf
     app.state.worker = worker
@@ -142,6 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:  # directly on the app: one level of routing less per request
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # 413 before a body is read
+    app.state.metrics = PlatformMetrics(__version__, settings.mode)
+    app.add_middleware(RequestTimer, metrics=app.state.metrics)  # outermost: times the 413s too
 
     def openapi():
         if app.openapi_schema:

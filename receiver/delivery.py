@@ -32,7 +32,8 @@ answer was lost (platform killed after its commit, receiver killed before markin
 posted again and answered as a replay. ``benchmarks/bench_kill.py`` checks this with ``kill -9``
 on both sides.
 
-Statistics (:meth:`Deliverer.stats`, Prometheus text from :meth:`Deliverer.prometheus`): posted,
+Statistics (:meth:`Deliverer.stats`; Prometheus text from :meth:`Deliverer.prometheus`, with the
+latency histograms of :mod:`receiver.delivery_metrics`): posted,
 requests, delivered, replayed, conflicts, rejected, retries, failures by reason, spool depth,
 oldest pending age, last error and its time, last success time, halted, in-memory overflow.
 Logs go to the ``gla.delivery`` logger with ``extra=`` fields (``event``, ``bundle_id``, ``count``,
@@ -50,11 +51,12 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 
+from receiver import delivery_metrics
 from receiver.spool import BundleLike, Item, Spool, SpoolError, SpoolFull
 
 log = logging.getLogger("gla.delivery")
@@ -184,6 +186,7 @@ class Deliverer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.histograms = delivery_metrics.DeliveryMetrics()
         self._stats: dict[str, Any] = {
             "posted": 0,
             "requests": 0,
@@ -368,7 +371,10 @@ class Deliverer:
             self._stats["posted"] += len(items)
             self._stats["retries"] += sum(1 for it in items if it.attempts > 0)
         kw: dict[str, Any] = {"timeout": self.timeout_s} if self._own_client else {}  # a given client keeps its own
-        return self.client.post(url, content=content.encode("utf-8"), headers=self._headers(), **kw)
+        t0 = time.perf_counter()
+        r = self.client.post(url, content=content.encode("utf-8"), headers=self._headers(), **kw)
+        self.histograms.request.observe(time.perf_counter() - t0)
+        return r
 
     @staticmethod
     def _transport_reason(e: Exception) -> str:
@@ -479,6 +485,7 @@ class Deliverer:
         if 200 <= code < 300:
             rnd.success = True
             rnd.delivered[it.bundle_id] = _summary(result, replayed)
+            self.histograms.latency.observe(max(0.0, time.time() - it.created))
             with self._slock:
                 self._stats["delivered"] += 1
                 if replayed:
@@ -631,48 +638,13 @@ class Deliverer:
         s["batch_endpoint"] = self._batch_ok
         return s
 
-    def prometheus(self, prefix: str = "gla_") -> str:
-        """The statistics in Prometheus text exposition format."""
-        s = self.stats()
-        lines: list[str] = []
+    def metric_families(self, *, spool: bool = True) -> Iterable[Any]:
+        """:meth:`stats` as Prometheus metric families (see :mod:`receiver.delivery_metrics`)."""
+        return delivery_metrics.families(self.stats(), spool=spool)
 
-        def metric(name: str, kind: str, help_: str, value: Any, labels: str = "") -> None:
-            if value is None:
-                return
-            full = prefix + name
-            if not any(line.startswith(f"# TYPE {full} ") for line in lines):
-                lines.append(f"# HELP {full} {help_}")
-                lines.append(f"# TYPE {full} {kind}")
-            lines.append(
-                f"{full}{labels} {round(value, 3)!r}" if isinstance(value, float) else f"{full}{labels} {value}"
-            )
-
-        metric("delivery_posted_total", "counter", "Bundles sent to the platform (every attempt).", s["posted"])
-        metric("delivery_requests_total", "counter", "HTTP requests to the platform.", s["requests"])
-        metric("delivery_delivered_total", "counter", "Bundles the platform answered 2xx.", s["delivered"])
-        metric("delivery_replayed_total", "counter", "2xx answers that were idempotent replays.", s["replayed"])
-        metric(
-            "delivery_conflicts_total", "counter", "Bundles answered 409 (another body under the id).", s["conflicts"]
-        )
-        metric("delivery_rejected_total", "counter", "Bundles answered 422 (kept, not retried).", s["rejected"])
-        metric("delivery_retries_total", "counter", "Posts of bundles that had failed before.", s["retries"])
-        for reason, n in sorted(s["failures"].items()):
-            metric("delivery_failures_total", "counter", "Failed attempts by reason.", n, f'{{reason="{reason}"}}')
-        metric("spool_depth", "gauge", "Pending bundles in the spool.", s["spool_depth"])
-        metric(
-            "spool_oldest_pending_age_seconds", "gauge", "Age of the oldest pending bundle.", s["oldest_pending_age_s"]
-        )
-        metric("spool_bytes", "gauge", "Size of the spool database and its WAL.", s["spool_bytes"])
-        metric("delivery_overflow_bundles", "gauge", "Bundles held in memory because the spool is full.", s["overflow"])
-        metric("delivery_halted", "gauge", "1 when posting stopped on a credentials problem.", int(bool(s["halted"])))
-        metric(
-            "delivery_last_success_timestamp_seconds",
-            "gauge",
-            "Time of the last answered post.",
-            s["last_success_time"],
-        )
-        metric("delivery_last_error_timestamp_seconds", "gauge", "Time of the last failure.", s["last_error_time"])
-        return "\n".join(lines) + "\n"
+    def prometheus(self) -> str:
+        """The statistics and the latency histograms in the Prometheus text exposition format."""
+        return delivery_metrics.exposition(self)
 
 
 def deliver_all(

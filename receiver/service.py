@@ -3,32 +3,43 @@
     ZeroMQ (PULL/SUB, GLA or GNU Radio framing) -> pipeline (all inputs, all cores) -> grouper
       -> durable spool (SQLite WAL) -> deliverer (HTTP POST, retry with backoff) -> Computing Platform
       -> archive (JSONL per day, after the spool: receiver/sink.py)
-    plus /healthz and /metrics (Prometheus text) on a small HTTP listener, JSON logs, and a clean
+    plus /healthz and /metrics (Prometheus text, receiver/metrics.py) on a small HTTP listener, JSON logs, and a clean
     shutdown on SIGTERM/SIGINT (stop receiving, flush the chains, spool what was found, stop).
 
-The configuration is a TOML file (see ``deploy/receiver.example.toml``); every key is checked and
-a bad one is reported with its path.
+The configuration is a TOML file (see ``deploy/receiver.example.toml``), each key overridable by a
+``GLA_RECEIVER_<SECTION>__<KEY>`` environment variable (pydantic-settings); every key is checked
+and a bad one is reported on one line with its path (or its variable).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
-import time
 import tomllib
-from dataclasses import dataclass, field
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsp.air import params as P
 from receiver.archive import BundleArchive
 from receiver.grouping import Grouper, InputInfo
+from receiver.metrics import (
+    ServiceMetrics,
+    grouper_families,
+    http_server,
+    input_problem,
+    sink_families,
+    source_families,
+    spool_families,
+)
+from receiver.platform_link import PlatformLink
 
 log = logging.getLogger("gla.receiver")
 
@@ -90,25 +101,65 @@ class HttpSection(_M):
     listen: str = "127.0.0.1:9100"
 
 
-class ReceiverConfig(_M):
+#: environment variables override the file's keys: GLA_RECEIVER_<SECTION>__<KEY> (platform.token:
+#: GLA_RECEIVER_PLATFORM__TOKEN, e.g. from a systemd EnvironmentFile readable by the service only)
+ENV_PREFIX = "GLA_RECEIVER_"
+#: the TOML text :func:`load_config` is reading (None: ``model_validate`` and ``ReceiverConfig(...)``
+#: take their arguments only)
+_FILE: ContextVar[dict | None] = ContextVar("gla_receiver_file", default=None)
+
+
+class ReceiverConfig(BaseSettings):
+    """The receiver's configuration: the TOML file's sections, each key overridable by its
+    environment variable (``ENV_PREFIX``), read by pydantic-settings in :func:`load_config`."""
+
+    model_config = SettingsConfigDict(extra="forbid", env_prefix=ENV_PREFIX, env_nested_delimiter="__")
+
     receiver: ReceiverSection
     input: InputSection
     plan: PlanSection = PlanSection()
     platform: PlatformSection = PlatformSection()
     http: HttpSection = HttpSection()
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        raw = _FILE.get()
+        if raw is None:
+            return (init_settings,)
+        # the environment first (it wins, key by key), then the file
+        return (init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=raw))
+
+
+def _where(p: Path, loc: tuple) -> str:
+    """The key an error is about: its environment variable when that is set, else file: path."""
+    var = ENV_PREFIX + "__".join(str(x).upper() for x in loc[:2])
+    if len(loc) >= 2 and var in os.environ:
+        return f"{var}={os.environ[var]!r}"
+    return f"{p}: {'.'.join(str(x) for x in loc)}"
+
 
 def load_config(path: str | Path) -> ReceiverConfig:
+    """The configuration from the TOML file at ``path`` and the ``GLA_RECEIVER_*`` variables.
+    Every key is checked; what is wrong raises ValueError, one line naming each bad key."""
     p = Path(path)
     try:
         raw = tomllib.loads(p.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ValueError(f"{p}: {e}") from None
+    token = _FILE.set(raw)
     try:
-        cfg = ReceiverConfig.model_validate(raw)
+        cfg = ReceiverConfig()
     except ValidationError as e:
-        lines = [f"{p}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()]
-        raise ValueError("\n".join(lines)) from None
+        raise ValueError("; ".join(f"{_where(p, tuple(err['loc']))}: {err['msg']}" for err in e.errors())) from None
+    finally:
+        _FILE.reset(token)
     idx = sorted(c.index for c in cfg.input.channels)
     if idx != list(range(cfg.input.n_channels)):
         raise ValueError(f"{p}: input.channels must map every input 0..{cfg.input.n_channels - 1} exactly once")
@@ -133,59 +184,6 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(d, default=str)
 
 
-@dataclass
-class Metrics:
-    """What /metrics exports (counters and gauges of the whole service)."""
-
-    started: float = field(default_factory=time.time)
-    stream_time_s: float = 0.0  # of the newest sample processed
-    stream_wall_at: float = 0.0
-    values: dict = field(default_factory=dict)
-    live: list = field(default_factory=list)  # callables refreshing ``values`` at each scrape
-
-    def prometheus(self) -> str:
-        for refresh in self.live:
-            refresh(self.values)
-        lag = time.time() - self.stream_wall_at if self.stream_wall_at else 0.0
-        self.values["lag_seconds"] = ("gauge", "seconds since the newest block was processed", max(0.0, lag))
-        lines = []
-        for name, (kind, help_, val) in sorted(self.values.items()):
-            lines.append(f"# HELP gla_{name} {help_}")
-            lines.append(f"# TYPE gla_{name} {kind}")
-            if isinstance(val, dict):
-                for lab, v in val.items():
-                    lines.append(f"gla_{name}{{{lab}}} {float(v)}")
-            else:
-                lines.append(f"gla_{name} {float(val)}")
-        return "\n".join(lines) + "\n"
-
-
-def _http_server(listen: str, metrics: Metrics, health) -> ThreadingHTTPServer:
-    host, port = listen.rsplit(":", 1)
-
-    class H(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            if self.path == "/metrics":
-                body, ctype, code = metrics.prometheus().encode(), "text/plain; version=0.0.4", 200
-            elif self.path == "/healthz":
-                ok, info = health()
-                body, ctype, code = json.dumps(info).encode(), "application/json", 200 if ok else 503
-            else:
-                body, ctype, code = b"not found\n", "text/plain", 404
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):  # quiet
-            pass
-
-    srv = ThreadingHTTPServer((host, int(port)), H)
-    threading.Thread(target=srv.serve_forever, name="gla-http", daemon=True).start()
-    return srv
-
-
 def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
     from receiver.pipeline import Pipeline
@@ -206,23 +204,15 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     inputs = [InputInfo(c.index, c.bus, c.feeder, c.phase) for c in cfg.input.channels]
     spool = Spool(data / "spool.sqlite", max_bytes=int(cfg.receiver.spool_max_mb * 2**20))
     archive = BundleArchive(data / "archive")
-    token = cfg.platform.token or (
-        Path(cfg.platform.token_file).read_text().strip() if cfg.platform.token_file else None
-    )
-    deliverer = None
-    if cfg.platform.url:
-        from receiver.delivery import Deliverer  # (httpx: ~0.1 s to import, only when there is a platform)
-
-        deliverer = Deliverer(spool, cfg.platform.url, token)
+    metrics = ServiceMetrics()
+    # posting starts once the token is known (a token file that cannot be read is no reason to stop)
+    link = PlatformLink(cfg.platform, cfg.receiver.id, spool, metrics)
     # the spool first, then the archive; a full disk holds bundles in memory (degraded), never raises
-    sink = BundleSink(
-        spool,
-        archive,
-        hold_max=cfg.receiver.hold_max_bundles,
-        on_spooled=deliverer.wake if deliverer else None,
-        retry_max_s=10.0,
-    )
-    on_bundle = sink.accept
+    sink = BundleSink(spool, archive, hold_max=cfg.receiver.hold_max_bundles, on_spooled=link.wake, retry_max_s=10.0)
+
+    def on_bundle(bundle) -> None:
+        metrics.bundle_made(bundle)
+        sink.accept(bundle)
 
     src = ZmqSource(
         cfg.input.endpoint,
@@ -242,19 +232,26 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers, measure_in_workers=True)
     mark("pipeline")
     first = FirstBlock(pipe.n_workers)
-    metrics = Metrics()
-    metrics.live.append(lambda v: _sink_metrics(v, sink))
+    metrics.add(lambda: source_families(src))
+    metrics.add(lambda: grouper_families(grouper))
+    metrics.add(lambda: spool_families(spool))
+    metrics.add(lambda: sink_families(sink))
 
     def health():
-        lag = time.time() - metrics.stream_wall_at if metrics.stream_wall_at else None
+        lag = metrics.lag_s()
         stale = lag is not None and lag > STALE_S
         degraded = sink.state()
-        ok = not stop.is_set() and not stale and not degraded["degraded"]
+        problem = input_problem(src)
+        ok = not stop.is_set() and not stale and not degraded["degraded"] and problem is None and link.problem is None
         status = "ok"
         if stop.is_set():
             status = "stopping"
+        elif problem is not None:
+            status = f"input: {problem}"
         elif degraded["degraded"]:
             status = f"degraded: {degraded['reason']}"
+        elif link.problem is not None:
+            status = f"platform: {link.problem}"
         elif stale:
             status = f"no data for {lag:.0f} s"
         return ok, {
@@ -264,11 +261,11 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             "spool_depth": spool.depth(),
             "bundles": grouper.stats["bundles"] if grouper else 0,
             "degraded": degraded,
+            "input": {"problem": problem, "messages": src.stats.messages, "bad_frames": src.stats.bad_frames},
         }
 
-    srv = _http_server(cfg.http.listen, metrics, health)
-    if deliverer:
-        deliverer.start()
+    link.try_start()
+    srv = http_server(cfg.http.listen, metrics, health)
     log.info(
         "receiver started",
         extra={
@@ -279,7 +276,6 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         },
     )
     t0_stream = None
-    health_poster = _HealthPoster(cfg.platform.url, token, cfg.receiver.id) if cfg.platform.url and token else None
     try:
         for blk in src:
             if grouper is None:
@@ -304,16 +300,15 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 for o in pipe.reset():
                     grouper.add_output(o)
                 grouper.reset(blk.first_sample, pipe.segment)
+                metrics.segment_reset()
             x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():
                 first.seen(o)
                 grouper.add_output(o)
-            metrics.stream_time_s = (blk.first_sample + x.shape[0]) / fs
-            metrics.stream_wall_at = time.time()
-            _update_metrics(metrics, src, grouper, spool, deliverer, pipe)
-            if health_poster:
-                health_poster.maybe_post(metrics, src, grouper, spool)
+            metrics.block_done(blk.first_sample + x.shape[0], fs)
+            link.try_start()
+            link.maybe_post(metrics, src, grouper)
             if stop.is_set() or (max_seconds is not None and metrics.stream_time_s >= max_seconds):
                 break
     finally:
@@ -334,8 +329,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             for o in pipe.close():
                 grouper.add_output(o)
         sink.close(timeout_s=10.0)  # writes what is held if the disk has room (logs what cannot be)
-        if deliverer:
-            deliverer.stop(drain_s=5.0)
+        link.stop(drain_s=5.0)
         src.close()
         archive.close()
         srv.shutdown()
@@ -343,113 +337,3 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     summary = {"bundles": grouper.stats if grouper else {}, "source": vars(src.stats)}
     log.info("receiver stopped", extra=summary)
     return summary
-
-
-class _HealthPoster:
-    """Every ``every_s`` seconds, tell the platform how this receiver is doing (best effort, in a
-    thread: a platform that is down never slows the receive loop)."""
-
-    def __init__(self, url: str, token: str, receiver_id: str, every_s: float = 10.0) -> None:
-        self.url = url.rstrip("/") + f"/api/v1/receivers/{receiver_id}/health"
-        self.token, self.every_s, self.last = token, every_s, 0.0
-        self.busy = threading.Event()
-
-    def maybe_post(self, m: Metrics, src, grouper, spool) -> None:
-        now = time.time()
-        if now - self.last < self.every_s or self.busy.is_set():
-            return
-        self.last = now
-        g = grouper.stats if grouper else {}
-        body = {
-            "lag_s": max(0.0, now - (m.stream_wall_at or now)),
-            "gaps": src.stats.gaps,
-            "gap_samples": src.stats.gap_samples,
-            "spool_depth": spool.depth(),
-            "samples_in": src.stats.samples,
-            "bundles": g.get("bundles", 0),
-            "crc_failures": g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
-            "stream_time_s": m.stream_time_s,
-            "reported_at": datetime.now(UTC).isoformat(),
-        }
-        self.busy.set()
-        threading.Thread(target=self._post, args=(body,), daemon=True).start()
-
-    def _post(self, body: dict) -> None:
-        import httpx
-
-        try:
-            httpx.post(self.url, json=body, headers={"Authorization": f"Bearer {self.token}"}, timeout=3.0)
-        except httpx.HTTPError as e:
-            log.debug("health report not delivered: %s", e)
-        finally:
-            self.busy.clear()
-
-
-def _sink_metrics(v: dict, sink) -> None:
-    """The degraded state and the bundles held/dropped (refreshed at every scrape)."""
-    from receiver.sink import REASONS
-
-    reason = sink.degraded
-    st = sink.stats()
-    v["receiver_degraded"] = (
-        "gauge",
-        "1 while the receiver is degraded for this reason (bundles held in memory)",
-        {f'reason="{r}"': float(r == reason) for r in REASONS},
-    )
-    v["receiver_bundles_held"] = ("gauge", "bundles held in memory, not yet in the spool", st["held"])
-    v["receiver_bundles_held_total"] = ("counter", "bundles ever held in memory (disk full)", st["held_total"])
-    v["receiver_bundles_dropped_total"] = (
-        "counter",
-        "bundles LOST: dropped beyond the in-memory bound while the disk was full",
-        st["dropped"],
-    )
-    v["archive_unwritten_bundles"] = ("gauge", "spooled bundles the archive has still to write", st["unarchived"])
-    v["archive_gap_bundles_total"] = ("counter", "spooled bundles never archived", st["archive_gap"])
-
-
-def _update_metrics(m: Metrics, src, grouper, spool, deliverer, pipe) -> None:
-    s = src.stats
-    g = grouper.stats if grouper else {}
-    v = m.values
-    v["samples_in_total"] = ("counter", "input samples per channel received", s.samples)
-    v["gaps_total"] = ("counter", "gaps in the input stream", s.gaps)
-    v["gap_samples_total"] = ("counter", "samples missing in gaps", s.gap_samples)
-    v["duplicates_total"] = ("counter", "duplicated messages dropped", s.duplicates)
-    v["reordered_total"] = ("counter", "messages put back in order", s.reordered)
-    v["bad_frames_total"] = ("counter", "malformed messages skipped", s.bad_frames)
-    v["foreign_dropped_total"] = ("counter", "messages of another stream id dropped", s.foreign_dropped)
-    v["wrong_shape_dropped_total"] = ("counter", "messages of another shape dropped", s.wrong_shape_dropped)
-    v["unconfirmed_dropped_total"] = (
-        "counter",
-        "messages of a new session or shape never confirmed, dropped",
-        s.unconfirmed_dropped,
-    )
-    v["resyncs_total"] = ("counter", "times the stream was re-anchored", s.resyncs)
-    v["nonfinite_total"] = ("counter", "NaN/inf samples", s.nonfinite)
-    v["clipped_total"] = ("counter", "clipped samples", s.clipped)
-    v["bundles_total"] = ("counter", "bundles made", g.get("bundles", 0))
-    v["bundles_crc_ok_total"] = ("counter", "bundles with a clean frame", g.get("bundles_crc_ok", 0))
-    v["crc_failures_total"] = (
-        "counter",
-        "bundles without a clean frame",
-        g.get("bundles", 0) - g.get("bundles_crc_ok", 0),
-    )
-    v["stale_outputs_dropped_total"] = (
-        "counter",
-        "chain outputs of an ended segment dropped at a resync",
-        g.get("stale_outputs_dropped", 0),
-    )
-    v["spool_depth"] = ("gauge", "bundles waiting for delivery", spool.depth())
-    v["stream_time_seconds"] = ("gauge", "stream time of the newest sample processed", m.stream_time_s)
-    if deliverer is not None:
-        st = deliverer.stats()
-        for k in ("posted", "delivered", "replayed", "retries", "rejected", "conflicts"):
-            if isinstance(st.get(k), (int, float)):
-                v[f"delivery_{k}_total"] = ("counter", f"delivery: {k}", st[k])
-        v["delivery_halted"] = ("gauge", "1 while the platform refuses the credentials", float(bool(st.get("halted"))))
-        if isinstance(st.get("oldest_pending_age_s"), (int, float)):
-            v["spool_oldest_pending_age_seconds"] = (
-                "gauge",
-                "age of the oldest bundle not yet delivered",
-                st["oldest_pending_age_s"],
-            )

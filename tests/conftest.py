@@ -155,6 +155,12 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_service.py": {
         "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
     },
+    "test_service_metrics.py": {
+        "test_pass_tags_mismatch_is_shown_on_healthz_and_metrics": "6-13 s each: the service over ZeroMQ",
+    },
+    "test_service_config.py": {
+        "test_the_example_config_runs_as_written": "10 s: a `gla receive` process with two workers",
+    },
     "test_disk_full.py": {
         "test_replay_through_a_full_disk_delivers_every_bundle_once": "3-4 s each (17 s with the chains' first load)",
         "test_service_on_a_full_disk_is_degraded_503_and_recovers": "2 s each: the service over ZeroMQ",

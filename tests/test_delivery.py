@@ -25,6 +25,7 @@ import pytest
 from platform_api.testing import bundles_for, fleet, gridmodel, report, slot_time
 from receiver.delivery import Deliverer, deliver_all
 from receiver.spool import Spool, SpoolError, SpoolFull
+from tests.test_service_metrics import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 S0 = 448_826_400  # 2026-11-22
@@ -308,9 +309,12 @@ def test_all_delivered_once_and_replays_are_harmless(plat, served, spool):
     spool.requeue(spool.ids()[:3])
     out = deliver_all(spool, served.url, plat.token, batch=1)
     assert out["complete"] and out["replayed"] == 3 and out["requests"] == 3
-    text = d.prometheus()
-    assert "gla_delivery_delivered_total 30" in text and "gla_spool_depth 0" in text
-    assert 'gla_delivery_failures_total{reason="connect"} 0' in text
+    _, m = parse(d.prometheus())
+    assert m["gla_delivery_delivered_total"] == 30 and m["gla_spool_depth"] == 0
+    assert m['gla_delivery_failures_total{reason="connect"}'] == 0
+    # every 2xx is timed from the spool to the answer, every post from sending to the answer
+    assert m["gla_delivery_latency_seconds_count"] == 30 and m["gla_delivery_latency_seconds_sum"] > 0
+    assert m["gla_delivery_request_seconds_count"] == d.stats()["requests"] > 0
 
 
 def test_platform_down_then_up_everything_arrives(plat, spool):
@@ -351,7 +355,7 @@ def test_unknown_token_stops_posting_and_keeps_the_spool(plat, served, spool, ca
     assert _stored(plat) == {}
     rec = [r for r in caplog.records if getattr(r, "event", None) == "delivery_halted"]
     assert rec and rec[0].depth == 6
-    assert "gla_delivery_halted 1" in d.prometheus()
+    assert parse(d.prometheus())[1]["gla_delivery_halted"] == 1
     d.resume(token=plat.token)  # the operator fixed the credentials
     assert _wait(lambda: spool.depth() == 0)
     d.stop()

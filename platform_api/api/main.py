@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from .routes import (
+    apidocs,
     bundles,
     dashboard,
     events,
@@ -28,6 +29,7 @@ ROUTERS = [
     receivers.router,
     workorders.router,
     theft.router,
+    apidocs.router,
 ]
 
 api_router = APIRouter()

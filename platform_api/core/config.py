@@ -1,7 +1,10 @@
-"""Settings of the Computing Platform, read from ``GLA_*`` environment variables.
+"""Settings of the Computing Platform, read from ``GLA_*`` environment variables by pydantic-settings.
 
-pydantic-settings is not a dependency, so :meth:`Settings.from_env` maps the variables itself.
-Every setting has an embedded default, so ``create_app()`` works with an empty environment.
+:meth:`Settings.from_env` reads the environment (or a given mapping); ``Settings(...)`` takes its
+arguments only (tests, embedding), so a ``GLA_*`` variable of the shell never leaks into them.
+Every setting has an embedded default, so ``create_app()`` works with an empty environment. A
+boolean is 1/true/yes/on or 0/false/no/off (or empty: off); ``GLA_FORWARD`` is a comma-separated
+list. A value a setting cannot take raises :class:`SettingsError`, one line naming the variable.
 
 | variable | setting | default |
 |---|---|---|
@@ -31,11 +34,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from contextvars import ContextVar
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+#: the variables :meth:`Settings.from_env` is reading (None: a plain ``Settings(...)``, no environment)
+_ENV: ContextVar[Mapping[str, str] | None] = ContextVar("gla_settings_env", default=None)
 
 
 Forward = Literal["events", "map", "readings"]
@@ -50,8 +64,19 @@ class SettingsError(ValueError):
     """A GLA_* variable the settings cannot take: one line naming the variable and why."""
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Environment(EnvSettingsSource):
+    """The ``GLA_*`` variables of a mapping (``os.environ``, or the one given to ``from_env``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k if self.case_sensitive else k.lower(): v for k, v in self._env.items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", env_prefix="GLA_", case_sensitive=False)
 
     database_url: str = "sqlite:///./gla-platform.db"
     mode: Literal["substation", "concentrator"] = "substation"
@@ -63,7 +88,7 @@ class Settings(BaseModel):
     state_dir: str | None = Field(default=None, description="directory of the platform's own files (the admin token)")
     concentrator_url: str | None = None
     concentrator_token: str | None = None
-    forward: list[Forward] = Field(default_factory=_default_forward)
+    forward: Annotated[list[Forward], NoDecode] = Field(default_factory=_default_forward)
     background: bool = True
     background_interval_s: float = Field(default=0.5, gt=0)
     missed_check_interval_s: float = Field(default=60.0, gt=0)
@@ -84,6 +109,21 @@ class Settings(BaseModel):
     )
     sql_echo: bool = False
 
+    @field_validator("background", "auto_provision", "sql_echo", mode="before")
+    @classmethod
+    def _flag(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            w = v.strip().lower()
+            if w in _TRUE or w in _FALSE:
+                return w in _TRUE
+            raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+        return v
+
+    @field_validator("forward", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        return [x.strip() for x in v.split(",") if x.strip()] if isinstance(v, str) else v
+
     @field_validator("database_url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -103,26 +143,29 @@ class Settings(BaseModel):
         return self.platform_id or f"platform-{self.substation_id}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides) -> Settings:
-        env = os.environ if env is None else env
-        raw: dict = {}
-        for name, field in cls.model_fields.items():
-            key = "GLA_" + name.upper()
-            if key not in env:
-                continue
-            val = env[key]
-            ann = field.annotation
-            if ann is bool:
-                raw[name] = val.strip().lower() in _TRUE
-            elif name == "forward":
-                raw[name] = [x.strip() for x in val.split(",") if x.strip()]
-            else:
-                raw[name] = val
-        raw.update(overrides)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        env = _ENV.get()
+        return (init_settings,) if env is None else (init_settings, _Environment(settings_cls, env))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The settings from the ``GLA_*`` variables of ``env`` (default ``os.environ``); keyword
+        ``overrides`` win over them."""
+        token = _ENV.set(os.environ if env is None else env)
         try:
-            return cls.model_validate(raw)
+            return cls(**overrides)
         except ValidationError as e:
             err = e.errors()[0]
             name = str(err["loc"][0]) if err["loc"] else ""
             where = name if name in overrides else "GLA_" + name.upper()
-            raise SettingsError(f"{where}={raw.get(name)!r}: {err['msg']}") from None
+            value = overrides[name] if name in overrides else (os.environ if env is None else env).get(where)
+            raise SettingsError(f"{where}={value!r}: {err['msg']}") from None
+        finally:
+            _ENV.reset(token)

@@ -66,10 +66,14 @@ fault                     handling
 ========================  =================================================================
 malformed message         skipped, ``bad_frames``; GNU Radio raw without tags: also a
                           discontinuity (``gaps``, ``resyncs``), its loss cannot be measured
+tag header vs pass_tags   a GNU Radio message with a tag header while ``pass_tags`` is off, or
+                          without one while it is on: skipped, ``bad_frames`` and
+                          ``pass_tags_mismatch``; the assembler's ``tags_mismatch`` says which
+                          (the service's /healthz answers 503 with it)
 gap (samples missing)     NaN rows up to ``max_gap_fill_s`` (``gaps``, ``gap_samples``; the
                           comb bridges NaN, sample indices stay exact); a longer gap: the
-                          stream continues at the new position (``gaps``, ``resyncs``) and
-                          the next block has ``discontinuity=True``
+                          stream continues at the new position (``gaps``, ``gap_samples``,
+                          ``resyncs``) and the next block has ``discontinuity=True``
 duplicate                 dropped, ``duplicates`` (same sequence number, or a sample range
                           already delivered; a partial overlap is trimmed)
 reordered                 held in a buffer of ``reorder_window`` messages and delivered in

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from receiver.contracts import zmq_framing as zf
 from receiver.sources.aside import Aside, Ident
 from receiver.sources.base import LogLimiter, SampleBlock, SourceStats
-from receiver.sources.messages import Message, parse_gla, parse_gr
+from receiver.sources.messages import Message, TagsMismatch, parse_gla, parse_gr
 from receiver.sources.placement import LOST_MEMORY as _LOST_MEMORY
 from receiver.sources.placement import Placement
 
@@ -111,6 +111,8 @@ class StreamAssembler(Placement):
         self._pinned_stream = stream_id is not None
         self._aside = Aside(adopt_after, capacity=max(16, 2 * (adopt_after or 0)))
         self._started = False  # something delivered since construction
+        #: why the latest message failed when its tag header disagrees with pass_tags (None: it did not)
+        self.tags_mismatch: str | None = None
         self._gr_count = 0
         self.end_of_stream = False
         self._eos_key: int | None = None  # GLA: seq of the end-of-stream message honoured
@@ -188,11 +190,14 @@ class StreamAssembler(Placement):
             return None
         data = parts[-1]
         try:
-            if self.framing == "gla":
-                return self._parse_gla(data)
-            return self._parse_gr(data)
+            m = self._parse_gla(data) if self.framing == "gla" else self._parse_gr(data)
+            self.tags_mismatch = None
+            return m
         except zf.FramingError as e:
             st.bad_frames += 1
+            if isinstance(e, TagsMismatch):
+                st.pass_tags_mismatch += 1
+                self.tags_mismatch = str(e)
             self._log(logging.WARNING, "bad_frame", "bad frame skipped: %s", e)
             return None
 

@@ -63,7 +63,8 @@ class SourceStats:
     blocks: int = 0  #: blocks yielded (including gap-fill blocks)
     samples: int = 0  #: received rows (sample instants) yielded; gap fill not included
     gaps: int = 0  #: gaps in the sample index (filled or not)
-    gap_samples: int = 0  #: NaN rows inserted to fill gaps
+    #: samples missing in gaps: filled with NaN rows up to max_gap_fill_s, skipped beyond it
+    gap_samples: int = 0
     duplicates: int = 0  #: messages dropped (or trimmed) as already delivered
     reordered: int = 0  #: messages that arrived out of order and were delivered in order
     late_dropped: int = 0  #: messages that arrived after their gap had been given up
@@ -78,6 +79,8 @@ class SourceStats:
     #: messages of another session, or whose clock went back, held aside and never confirmed
     unconfirmed_dropped: int = 0
     stalls: int = 0  #: times no message came for rcv_timeout_ms (ZeroMQ sources)
+    #: GNU Radio messages whose tag header disagrees with pass_tags (dropped, also in bad_frames)
+    pass_tags_mismatch: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

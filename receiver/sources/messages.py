@@ -16,7 +16,22 @@ import numpy as np
 
 from receiver.contracts import zmq_framing as zf
 
-__all__ = ["Message", "parse_gla", "parse_gr"]
+__all__ = ["Message", "TagsMismatch", "parse_gla", "parse_gr"]
+
+
+class TagsMismatch(zf.FramingError):
+    """A GNU Radio message whose tag header (present or missing) disagrees with ``pass_tags``:
+    the sink and the receiver's ``[input]`` section are set differently, so every message fails."""
+
+
+def _looks_tagged(mv: memoryview) -> bool:
+    """The message starts like gr-zeromq's ``pass_tags`` header (magic and version)."""
+    return (
+        len(mv) >= 19
+        and mv[0] == zf.GR_HEADER_MAGIC & 0xFF
+        and mv[1] == zf.GR_HEADER_MAGIC >> 8
+        and (mv[2] == zf.GR_HEADER_VERSION)
+    )
 
 
 @dataclass
@@ -88,9 +103,18 @@ def parse_gr(
     item = nch * dtype.itemsize
     mv = memoryview(data).cast("B")
     if pass_tags:
-        offset, _tags, hlen = zf.unpack_gr_tag_header(mv, item)
+        try:
+            offset, _tags, hlen = zf.unpack_gr_tag_header(mv, item)
+        except zf.FramingError as e:
+            if _looks_tagged(mv):
+                raise
+            raise TagsMismatch(
+                "no gr-zeromq tag header: the sink sends without pass_tags, but [input] pass_tags = true"
+            ) from e
     else:
         hlen = 0
+        if _looks_tagged(mv) and _parses_tagged(mv, item):
+            raise TagsMismatch("a gr-zeromq tag header: the sink has pass_tags on, but [input] pass_tags = false")
         if len(mv) % item:
             raise zf.FramingError(
                 f"gr payload: {len(mv)} bytes is not a multiple of the item size {item} ({nch} x {sample_type})"
@@ -100,3 +124,11 @@ def parse_gr(
     raw = np.frombuffer(mv, dtype=dtype, count=n * nch, offset=hlen).reshape(n, nch)
     full = 1.0 / gr_scale if gr_scale else 1.0
     return Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, clip_level, None, stream_id)
+
+
+def _parses_tagged(mv: memoryview, item: int) -> bool:
+    try:
+        zf.unpack_gr_tag_header(mv, item)
+    except zf.FramingError:
+        return False
+    return True

@@ -89,6 +89,7 @@ class Placement:
                 self._pending_disc = False
                 st.blocks += 1
             else:
+                st.gap_samples += d  # missing all the same: skipped, not filled
                 st.resyncs += 1
                 self._pending_disc = True
                 self._log(

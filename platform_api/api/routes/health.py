@@ -1,9 +1,9 @@
-"""Liveness, readiness and what this instance is."""
+"""Liveness, readiness, what this instance is, and its Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from dsp.air import params as P
@@ -11,6 +11,7 @@ from receiver.contracts.bundle import SCHEMA_VERSION
 
 from ... import __version__
 from ...core.db import current_revision, head_revision
+from ...core.metrics import CONTENT_TYPE
 from ...schemas.health import Health, Info, Ready
 from ..deps import PF
 
@@ -57,3 +58,16 @@ def info(pf: PF) -> dict:
         "forwarding": pf.forwarding,
         "background": st.background,
     }
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: request latency per route",
+    response_class=Response,
+    responses={200: {"description": "the Prometheus text format 0.0.4", "content": {"text/plain": {}}}},
+)
+def metrics(request: Request) -> Response:
+    """`gla_platform_request_duration_seconds{method,route,status}` (a histogram of every HTTP
+    request, by route template) and `gla_platform_info{version,mode}`. Read-only and free of
+    customer data, so open like `/healthz` (bind the platform to a private address)."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
