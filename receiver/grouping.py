@@ -1,45 +1,68 @@
-"""Copies -> bundles: group one transmission's copies across inputs, measure it everywhere, rank,
-infer the feeder and phase it was sent on.
+"""Detections -> final clusters: group one transmission's copies across inputs, and have the
+decoded burst measured on every input of its bus; :mod:`receiver.bundling` makes the bundle.
 
 A transmission reaches the CT inputs of its own feeder phase and, weaker, the other phases and
 feeders of the bus (crosstalk). The detectors of several inputs may each find and decode it. The
-grouper clusters detections of the same channel and code whose start times agree within
-``GROUP_TOL`` samples. Once every input has been processed past the burst (plus the detector's
-release delay) the cluster is final:
+grouper takes every input's chain records (:class:`dsp.rx.chain.ChainOutput`) and clusters
+detections of the same channel and code whose start times agree within ``GROUP_TOL`` samples.
+Once every input has been processed past the burst (plus the detector's release delay) the
+cluster is final:
 
-1. payload: any copy whose CRC passed (the best-ranked one; a crosstalk copy can be clean when
-   the main one is not);
+1. a cluster without a clean copy that a burst bundled with a clean frame explains as its own
+   echo makes no bundle (the ghost rule, :func:`receiver.bundling.is_ghost`);
 2. with a frame in hand, the burst is measured data-aided on every input of the bus
-   (:func:`dsp.rx.demod.measure_known`): level, phase, SNR and band amplitudes even where it is
-   far below detection, so the ranking compares like with like;
-3. copies are ranked by level (the true input carries the injected current; crosstalk is
-   attenuated), the best names bus/feeder/phase; the margin to the runner-up against the
-   measurement uncertainty gives the confidence, and a margin under ``max(AMBIGUOUS_MIN_DB,
-   AMBIGUOUS_SIGMAS * sigma)`` is flagged ambiguous rather than risked.
+   (:func:`receiver.measuring.measure_on_ring` here, on rings of the records' baseband kept per
+   input, or by the workers that hold the baseband: :class:`receiver.measuring.MeasureRequest`);
+3. once its measurements are in, :meth:`receiver.bundling.BundleMaker.make` makes the bundle
+   (payload, copies, ranking, inferred feeder and phase); bundles come out in cluster order.
 
-A cluster with no clean copy that a burst bundled with a clean frame explains as its own echo
-(:meth:`Grouper._ghost`, :mod:`dsp.rx.ghosts`) makes no bundle.
+The public names of :mod:`receiver.bundling` that callers used from here (``InputInfo`` and the
+constants) are importable from this module too.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from dsp.air import params as P
-from dsp.air.frame import parse_frame
-from dsp.air.messages import Kind
 from dsp.rx.chain import END_OF_STREAM, ChainOutput
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.demod import BurstDemodulator, BurstResult, KnownMeasurement
 from dsp.rx.ghosts import DecodedSpan
-from receiver.contracts.bundle import BandAmplitude, Bundle, Copy, Inference, Location, make_bundle_id
+from receiver.bundling import (
+    AMBIGUOUS_MIN_DB,
+    AMBIGUOUS_SIGMAS,
+    GHOST_RATIO_DB,
+    MIN_COPY_SNR_DB,
+    PHASES,
+    BundleMaker,
+    InputInfo,
+    best_copy,
+    decoded_span,
+    is_ghost,
+)
+from receiver.bundling import Cluster as _Cluster
+from receiver.contracts.bundle import Bundle
 from receiver.measuring import MeasureReply, MeasureRequest, measure_on_ring
+
+__all__ = [
+    "AMBIGUOUS_MIN_DB",
+    "AMBIGUOUS_SIGMAS",
+    "GHOST_RATIO_DB",
+    "GRID_BLOCKS_KEPT",
+    "GROUP_TOL",
+    "KEEP_S",
+    "MAX_KEEP_S",
+    "MIN_COPY_SNR_DB",
+    "PHASES",
+    "Grouper",
+    "InputInfo",
+]
 
 GROUP_TOL = 40  # input samples (0.6 chip)
 # of each chain record's grid-frequency estimates, the grouper keeps the newest this many (the
@@ -47,29 +70,6 @@ GROUP_TOL = 40  # input samples (0.6 chip)
 GRID_BLOCKS_KEPT = 4
 KEEP_S = 12.0  # baseband history per input (more while a pending burst needs it, see Grouper._trim)
 MAX_KEEP_S = 120.0  # never more than this (an input that stalls)
-AMBIGUOUS_MIN_DB = 1.0
-AMBIGUOUS_SIGMAS = 4.0
-MIN_COPY_SNR_DB = -12.0  # a measured copy weaker than this is not reported as a copy
-# a CRC-failed cluster inside a decoded burst of its channel where that burst's own correlation
-# (dsp.rx.ghosts) is at least this close to its peak is that burst's echo, not a bundle
-GHOST_RATIO_DB = -10.8
-PHASES = "ABC"
-
-
-@dataclass
-class InputInfo:
-    index: int
-    bus: int
-    feeder: int
-    phase: str
-
-
-@dataclass
-class _Cluster:
-    channel: int
-    code: int
-    start: float
-    members: list[tuple[int, BurstResult]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,7 +85,8 @@ class _Final:
 
 class Grouper:
     """Takes the chains' records (:class:`dsp.rx.chain.ChainOutput`, through :meth:`add_output`)
-    of every input and makes the bundles (see the module docstring)."""
+    of every input and makes the bundles (see the module docstring; the bundle of a final cluster
+    is :attr:`maker`'s, a :class:`receiver.bundling.BundleMaker`)."""
 
     def __init__(
         self,
@@ -101,15 +102,11 @@ class Grouper:
         measurer: Any = None,
     ) -> None:
         self.plan, self.inputs, self.fs_hz = plan, {i.index: i for i in inputs}, fs_hz
-        self.receiver_id, self.substation_id = receiver_id, substation_id
-        self.t0_utc = t0_utc or datetime(1970, 1, 1, tzinfo=UTC)
         self.on_bundle = on_bundle
         # the chains count samples from their last reset; ``offset`` is the stream index of that,
         # ``segment`` the pipeline segment (receiver.pipeline.Pipeline.reset) whose outputs count
         self.offset = 0
         self.segment = 0
-        # bundle creation time: wall clock (live) or, for a replay, a function of the stream time
-        self.created_clock = created_clock
         # where copies are measured: here, on rings of the records' baseband (None), or by the
         # workers that hold it (receiver.pipeline.Pipeline with measure_in_workers: its
         # ``measure(MeasureRequest)``, the replies come back through add_output, and
@@ -118,6 +115,18 @@ class Grouper:
         self._final: list[_Final] = []  # final clusters in order, waiting for measurements
         self._req_id = 0
         self.demods = [BurstDemodulator(c, fs_hz) for c in plan.channels]
+        # bundle creation time: wall clock (live, created_clock None) or, for a replay, a function
+        # of the stream time
+        self.maker = BundleMaker(
+            plan,
+            self.inputs,
+            self.demods,
+            receiver_id,
+            substation_id,
+            fs_hz,
+            t0_utc or datetime(1970, 1, 1, tzinfo=UTC),
+            created_clock,
+        )
         self.keep = int(KEEP_S * fs_hz / DECIMATION)
         self.max_keep = int(MAX_KEEP_S * fs_hz / DECIMATION)
         self.rings: dict[int, np.ndarray] = {}
@@ -145,7 +154,7 @@ class Grouper:
         lo = min(self.horizon.values()) if self.horizon else 0
         to = "the end of the stream" if lo >= END_OF_STREAM else f"stream sample {lo + self.offset}"
         return (
-            f"Grouper(receiver {self.receiver_id}, {len(self.inputs)} inputs; {len(self.clusters)} clusters "
+            f"Grouper(receiver {self.maker.receiver_id}, {len(self.inputs)} inputs; {len(self.clusters)} clusters "
             f"pending, {self.stats['bundles']} bundles made, every input released up to {to})"
         )
 
@@ -264,15 +273,11 @@ class Grouper:
         # is ready no later), then the clusters in order: a ghost makes no bundle, the others are
         # measured (here, or by the workers) and become bundles as their measurements come in
         for c in ready:
-            ok = [r for _, r in c.members if r.crc_ok and r.frame is not None]
-            if ok:
-                best = max(ok, key=lambda r: r.snr_db)  # the copy _best takes the frame from
-                assert best.frame is not None
-                self.decoded.append(
-                    DecodedSpan.of(c.channel, c.code, best.start_sample, best.frame, best.clock_offset_ppm, self.plan)
-                )
+            span = decoded_span(c, self.plan)
+            if span is not None:
+                self.decoded.append(span)
         for c in ready:
-            if self._ghost(c):
+            if is_ghost(c, self.decoded):
                 self.stats["ghost_clusters"] += 1
             else:
                 self._final.append(self._start_measuring(c))
@@ -285,7 +290,8 @@ class Grouper:
         done = []
         while self._final and not self._final[0].waiting:
             f = self._final.pop(0)
-            done.append(self._bundle(f.cluster, f.measured, f.offset))
+            self.stats["copies_measured"] += len(f.measured)
+            done.append(self.maker.make(f.cluster, f.measured, f.offset))
         for b in done:
             self.bundles.append(b)
             self.stats["bundles"] += 1
@@ -305,34 +311,9 @@ class Grouper:
                 break
         return self._emit()
 
-    def _ghost(self, c: _Cluster) -> bool:
-        """Whether ``c`` (no copy with a clean frame) is a decoded burst's echo: every copy starts
-        inside a burst bundled with a clean frame on its channel, where that burst's own
-        correlation with the copy's code (:meth:`dsp.rx.ghosts.DecodedSpan.predicted_ratio`) is
-        within GHOST_RATIO_DB of its peak. The chain drops such detections where it decoded the
-        burst itself (:mod:`dsp.rx.ghosts`); this catches them on an input where it did not (a
-        crosstalk copy whose detector took the T0 path's peak, 6 dB under the burst's)."""
-        if any(r.crc_ok for _, r in c.members):
-            return False
-        floor = 10 ** (GHOST_RATIO_DB / 10)
-        return all(
-            any(
-                s.inside(r.channel, r.start_sample) and s.predicted_ratio(r.code, r.start_sample) >= floor
-                for s in self.decoded
-            )
-            for _, r in c.members
-        )
-
-    def _best(self, c: _Cluster) -> tuple[int, BurstResult, bytes | None]:
-        """The copy that gives the payload: the best clean one, else the strongest correlation."""
-        ok = [(i, r) for i, r in c.members if r.crc_ok]
-        ok.sort(key=lambda ir: -ir[1].snr_db)
-        best_i, best = ok[0] if ok else max(c.members, key=lambda ir: ir[1].corr_peak)
-        return best_i, best, (best.frame if ok else None)
-
     def _start_measuring(self, c: _Cluster) -> _Final:
         """Measure the final cluster's burst on every input of its bus: here, or by the workers."""
-        best_i, best, frame = self._best(c)
+        best_i, best, frame = best_copy(c)
         detected = frozenset(i for i, _ in c.members)
         f = _Final(c, self.offset, set())
         if frame is None:
@@ -367,111 +348,6 @@ class Grouper:
             )
         return f
 
-    # -- one bundle ------------------------------------------------------------------------------
-    def _bundle(self, c: _Cluster, measured: dict[int, KnownMeasurement], offset: int) -> Bundle:
-        ch = self.plan.channel(c.channel)
-        demod = self.demods[c.channel]
-        best_i, best, frame = self._best(c)
-        detected = {i: r for i, r in c.members}
-        self.stats["copies_measured"] += len(measured)
-        copies: list[dict[str, Any]] = []
-        for i in sorted(set(detected) | set(measured)):
-            info = self.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
-            r = detected.get(i)
-            m = measured.get(i)
-            if r is None and (m is None or m.snr_db < MIN_COPY_SNR_DB):
-                continue
-            if r is None:
-                assert m is not None  # neither detected nor measured was skipped just above
-                level, snr = m.level_db, m.snr_db
-            else:
-                level = m.level_db if m is not None else r.level_db
-                snr = r.snr_db
-            copies.append(
-                dict(
-                    i=i,
-                    info=info,
-                    r=r,
-                    m=m,
-                    level=level if math.isfinite(level) else -200.0,
-                    snr=snr,
-                    start=(r.start_sample if r is not None else best.start_sample),
-                )
-            )
-        copies.sort(key=lambda d: -d["level"])
-        ref_phase = copies[0]["m"].phase_rad if copies and copies[0]["m"] is not None else None
-        out_copies = []
-        for d in copies:
-            r, m, info = d["r"], d["m"], d["info"]
-            pol = 1
-            if ref_phase is not None and m is not None:
-                pol = 1 if math.cos(m.phase_rad - ref_phase) >= 0 else -1
-            arrival = self.t0_utc + timedelta(seconds=(d["start"] + offset) / self.fs_hz)
-            snr_db = float(d["snr"])
-            n_data = demod.n_sym - P.PREAMBLE_SYMBOLS
-            out_copies.append(
-                Copy(
-                    input_index=d["i"],
-                    bus=info.bus,
-                    feeder=info.feeder,
-                    phase=info.phase,
-                    start_sample=int(round(d["start"] + offset)),
-                    arrival_utc=arrival,
-                    level_db=round(float(d["level"]), 3),
-                    snr_db=round(snr_db, 3),
-                    ebn0_db=round(snr_db + 10 * math.log10(n_data / P.FRAME_BITS), 3),
-                    evm_pct=round(
-                        float(
-                            r.evm_pct
-                            if r is not None
-                            else min(999.0, 100.0 / math.sqrt(max(10 ** (snr_db / 10), 1e-6)))
-                        ),
-                        2,
-                    ),
-                    corr_peak=round(float(r.corr_peak if r is not None else 0.0), 2),
-                    pre_fec_bit_errors=(r.pre_fec_bit_errors if r is not None else None),
-                    carrier_offset_hz=round(float((r or best).carrier_offset_hz), 4),
-                    clock_offset_ppm=round(float((r or best).clock_offset_ppm), 2),
-                    polarity=pol,
-                    crc_ok=bool(r.crc_ok) if r is not None else False,
-                    band_amplitudes=[
-                        BandAmplitude(freq_hz=f, amplitude_db=round(a, 2))
-                        for f, a in (m.band_amplitudes_db if m else [])
-                        if math.isfinite(a)
-                    ],
-                )
-            )
-        inferred = self._infer(copies, demod)
-        start_unix = self.t0_utc.timestamp() + (best.start_sample + offset) / self.fs_hz
-        hub_id = kind = counter = None
-        if frame is not None:
-            h = parse_frame(frame).header
-            hub_id, counter = h.hub_id, h.counter
-            try:
-                kind = Kind(h.kind).name.lower()
-            except ValueError:
-                kind = None
-        fh = frame.hex() if frame is not None else None
-        return Bundle(
-            bundle_id=make_bundle_id(self.receiver_id, c.channel, c.code, int(round(best.start_sample + offset)), fh),
-            receiver_id=self.receiver_id,
-            substation_id=self.substation_id,
-            created_utc=(self.created_clock(start_unix) if self.created_clock else datetime.now(UTC)),
-            channel=c.channel,
-            code=c.code,
-            fc_hz=ch.fc_hz,
-            modulation="bpsk" if ch.modulation == P.Modulation.BPSK else "qpsk",
-            fec="1/2" if ch.fec == P.FecRate.R1_2 else "2/3",
-            slot=int(start_unix // P.SLOT_S),
-            crc_ok=frame is not None,
-            frame_hex=fh,
-            hub_id=hub_id,
-            kind=kind,
-            counter=counter,
-            copies=out_copies or [_fallback_copy(best_i, best, self, offset)],
-            inferred=inferred,
-        )
-
     def _measure(
         self, i: int, demod: BurstDemodulator, best: BurstResult, frame: bytes, min_snr_db: float | None = None
     ) -> KnownMeasurement | None:
@@ -503,56 +379,3 @@ class Grouper:
         b = int(sample // (self.fs_hz / self.plan.grid_hz)) - 1
         before = [k for k in log if k <= b]
         return log[max(before)] if before else log[min(log)]
-
-    def _infer(self, copies: list[dict[str, Any]], demod: BurstDemodulator) -> Inference | None:
-        if not copies:
-            return None
-        top = copies[0]
-        loc = Location(bus=top["info"].bus, feeder=top["info"].feeder, phase=top["info"].phase)
-        if len(copies) == 1:
-            # nothing else rose above the floor: the margin is at least top SNR - floor
-            margin = max(0.0, float(top["snr"]) - MIN_COPY_SNR_DB)
-            return Inference(
-                location=loc,
-                confidence=round(min(0.999, 1 - 10 ** (-margin / 10)), 4),
-                margin_db=round(margin, 2),
-                ambiguous=margin < AMBIGUOUS_MIN_DB,
-            )
-        second = copies[1]
-        margin = float(top["level"] - second["level"])
-        n = demod.n_sym
-        sig = [8.686 / math.sqrt(2 * n * max(10 ** (float(c["snr"]) / 10), 1e-6)) for c in (top, second)]
-        sigma = math.hypot(*sig)
-        ambiguous = margin < max(AMBIGUOUS_MIN_DB, AMBIGUOUS_SIGMAS * sigma)
-        conf = 0.5 * (1 + math.erf(margin / (sigma * math.sqrt(2)))) if sigma > 0 else 1.0
-        if ambiguous:
-            conf = min(conf, 0.9)
-        return Inference(
-            location=loc,
-            confidence=round(min(conf, 0.999999), 6),
-            margin_db=round(margin, 2),
-            ambiguous=ambiguous,
-            runner_up=Location(bus=second["info"].bus, feeder=second["info"].feeder, phase=second["info"].phase),
-        )
-
-
-def _fallback_copy(i: int, r: BurstResult, g: Grouper, offset: int) -> Copy:
-    info = g.inputs.get(i, InputInfo(i, 0, i // 3, PHASES[i % 3]))
-    return Copy(
-        input_index=i,
-        bus=info.bus,
-        feeder=info.feeder,
-        phase=info.phase,
-        start_sample=int(round(r.start_sample + offset)),
-        arrival_utc=g.t0_utc + timedelta(seconds=(r.start_sample + offset) / g.fs_hz),
-        level_db=r.level_db if math.isfinite(r.level_db) else -200.0,
-        snr_db=r.snr_db,
-        ebn0_db=r.ebn0_db,
-        evm_pct=min(r.evm_pct, 999.0),
-        corr_peak=r.corr_peak,
-        pre_fec_bit_errors=r.pre_fec_bit_errors,
-        carrier_offset_hz=r.carrier_offset_hz,
-        clock_offset_ppm=r.clock_offset_ppm,
-        polarity=1,
-        crc_ok=r.crc_ok,
-    )

@@ -63,7 +63,11 @@ def mark(phase: str) -> None:
     now = time.time()
     t = now - command_start_unix()
     cpu = time.process_time()
-    print(f"{PREFIX} {phase} {t:.3f} s unix {now:.6f} pid {os.getpid()} cpu {cpu:.3f} s", file=sys.stderr, flush=True)
+    # one write of the whole line: print() writes the text and its newline apart, and the workers
+    # share the parent's stderr, so two processes marking at once interleaved their lines (a
+    # pipe keeps a single write of up to 4096 bytes whole)
+    sys.stderr.write(f"{PREFIX} {phase} {t:.3f} s unix {now:.6f} pid {os.getpid()} cpu {cpu:.3f} s\n")
+    sys.stderr.flush()
 
 
 class FirstBlock:

@@ -1,18 +1,23 @@
 """Ghost detections (dsp.rx.ghosts): a strong burst's own correlation re-triggers the detectors of
 its channel inside itself; the chain must not turn that into a second (CRC-failed) burst, and must
-still demodulate a real second burst on the same code."""
+still demodulate a real second burst on the same code.
+
+The tests of :class:`dsp.rx.ghosts.DecodedSpan` on a burst's real correlation (no chain) also run
+in the NUMBA_DISABLE_JIT=1 pass (``kernel``; tests/conftest.py leaves the chain's out)."""
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pytest
 
 from dsp.air import params as P
 from dsp.rx.chain import InputChain
+from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.demod import BurstResult
-from dsp.rx.detect import Detection
+from dsp.rx.detect import PRE_CHIPS, Detection, sidelobe_bound, template
 from dsp.rx.ghosts import DecodedSpan
 from gridsim.trials import FS, T_BIT, burst
 from receiver.grouping import Grouper, InputInfo
@@ -112,6 +117,87 @@ def test_a_decoded_span_predicts_its_own_peak_and_explains_only_weak_detections(
     assert not span.explains(Detection(1, 1, later, 0, 1.0, 0j, 0.5, 0))
     assert not span.explains(Detection(0, 1, span.end_sample + 10, 0, 7.0, 0j, 0.5, 0))
     assert not span.explains(Detection(0, 1, 29000.0, 0, 7.0, 0j, 0.5, 0))
+
+
+SPC = FS / P.CHIP_RATE_HZ  # input samples per chip
+
+
+@lru_cache(maxsize=1)
+def _one_burst():
+    """A burst (random frame, channel 1, code 2, chip 0 at 0.5 s, no clock offset) at 48 kHz: its
+    frame, first sample and samples."""
+    return burst_on(np.random.default_rng(7), ch=1, code=2, t_start=0.5, ppm=0.0)
+
+
+def _correlate(x: np.ndarray, ch: int, seed: int) -> list[Detection]:
+    """``x`` in white noise at 30 dB Eb/N0 through the receive chain's channelizer, correlated with
+    each code's detector template (both half-sample phases) at every baseband lag: the detector's
+    statistic there (|r|^2 / template energy / noise power per baseband sample, the noise measured
+    before the burst) as a Detection at the input index of chip 0 that lag stands for."""
+    rng = np.random.default_rng(seed)
+    x = x + math.sqrt(T_BIT * FS / 2 / 10 ** (30.0 / 10)) * rng.standard_normal(x.size)
+    chz = Channelizer(PLAN)
+    bb = np.concatenate([chz.process(x), chz.flush()], axis=1)[ch]
+    noise = float(np.mean(np.abs(bb[100:600]) ** 2))  # (chip 0 at baseband sample 750)
+    out = []
+    for code in range(P.CODES_PER_CHANNEL):
+        for sub in (0, 1):
+            tp = template(PLAN.channel(ch), code, PLAN.grid_hz, FS / DECIMATION, 0.5 * sub)
+            lam = np.abs(np.correlate(bb, tp, mode="valid")) ** 2 / np.sum(np.abs(tp) ** 2) / noise
+            start = Channelizer.input_index(np.arange(lam.size)) - DECIMATION * 0.5 * sub + PRE_CHIPS * SPC
+            for m in np.flatnonzero(lam > 6.0):  # (under this, noise alone)
+                out.append(Detection(ch, code, float(start[m]), int(m), float(lam[m]), 0j, noise, sub))
+    return out
+
+
+def test_a_decoded_span_explains_what_its_real_correlation_could_make_the_detector_take():
+    """A strong burst through the channelizer and the detector's templates: every lag and code
+    inside it (its own peak's main lobe aside) where its correlation passes the detector's rival
+    check (:func:`dsp.rx.detect.sidelobe_bound`), i.e. every ghost the detector could take, is
+    explained by the burst's DecodedSpan; among them the T0 path's peak 12 chips after chip 0."""
+    fr, first, s = _one_burst()
+    x = np.zeros(first + s.size + 12000)
+    x[first : first + s.size] = s
+    dets = _correlate(x, 1, seed=1)
+    peak = max(dets, key=lambda d: d.lambda_peak)
+    assert (peak.channel, peak.code) == (1, 2) and abs(peak.start_sample - 0.5 * FS) < SPC / 2
+    span = DecodedSpan.of(1, 2, peak.start_sample, fr, 0.0, PLAN, peak.lambda_peak * peak.noise_power)
+    assert span.predicted_ratio(2, peak.start_sample) >= 1.0  # its own peak is within the prediction
+    rivals = [
+        d
+        for d in dets
+        if span.covers(d)
+        and d.lambda_peak > sidelobe_bound(peak.lambda_peak)
+        and not (d.code == 2 and abs(d.start_sample - peak.start_sample) < 2 * SPC)
+    ]
+    lags = {(d.code, round((d.start_sample - peak.start_sample) / SPC)) for d in rivals}
+    assert (2, 12) in lags  # the T0 path's peak, -5 to -7 dB
+    assert [d for d in rivals if not span.explains(d)] == []
+    # nothing before the burst's chip 0 nor on another channel is the span's to explain
+    assert not any(span.explains(d) for d in dets if d.start_sample <= span.start_sample)
+    assert not span.explains(Detection(0, 2, peak.start_sample + 12 * SPC, 0, 1e3, 0j, peak.noise_power, 0))
+
+
+def test_a_real_second_burst_inside_a_decoded_one_is_not_explained():
+    """The same frame sent again 1.3 s into the first burst, 3 dB weaker (another hub on the same
+    channel and code): its peak lies inside the first burst, far above what the first burst's
+    correlation puts there, and passes the rival check: the first burst's span does not explain
+    it (the chain demodulates it)."""
+    fr, first, s = _one_burst()
+    lag = int(1.3 * FS)
+    x = np.zeros(first + lag + s.size + 12000)
+    x[first : first + s.size] = s
+    x[first + lag : first + lag + s.size] += s * 10 ** (-3 / 20)
+    dets = _correlate(x, 1, seed=2)
+    peak = max(dets, key=lambda d: d.lambda_peak)
+    span = DecodedSpan.of(1, 2, peak.start_sample, fr, 0.0, PLAN, peak.lambda_peak * peak.noise_power)
+    second = max(
+        (d for d in dets if d.code == 2 and abs(d.start_sample - peak.start_sample - lag) < 2 * SPC),
+        key=lambda d: d.lambda_peak,
+    )
+    assert span.covers(second) and second.lambda_peak > sidelobe_bound(peak.lambda_peak)
+    assert 10 * math.log10(second.lambda_peak / peak.lambda_peak) == pytest.approx(-3.0, abs=1.5)
+    assert not span.explains(second)
 
 
 def _result(ch, code, start, frame=None):

@@ -1,7 +1,8 @@
 """Start-up of the receiver's commands: what was made faster still gives the same values, the
 workers find everything made, the imports leave out what the path does not need, and the
 timing hook reports the phases (the start-up time itself is measured by
-benchmarks/bench_startup.py, not here)."""
+benchmarks/bench_startup.py, not here: no test here compares a duration with a limit, and the
+phases are checked by what must come before what, never by how far apart they are)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +95,7 @@ def _loaded_kernels() -> dict[str, int]:
     out = {}
     for name, mod in list(sys.modules.items()):
         if name.startswith("dsp.") and mod is not None:
-            for attr, v in vars(mod).items():
+            for attr, v in list(vars(mod).items()):  # (a copy: another thread may be importing)
                 if isinstance(v, CPUDispatcher):
                     out[f"{name}.{attr}"] = len(v.signatures)
     return out
@@ -149,6 +151,9 @@ def test_first_block_is_marked_once_every_worker_has_answered(monkeypatch, capsy
     from receiver.pipeline import WorkerOutput
 
     monkeypatch.setenv(timings.ENV, "1")
+    # the command's start, pinned as the first mark would pin it (in the environment) but through
+    # monkeypatch, so that no later test, nor a process it starts, inherits it as its own
+    monkeypatch.setenv(timings.T0_ENV, repr(time.time()))
     fb = timings.FirstBlock(2)
     fb.seen(WorkerOutput(1, 0, 48000))
     fb.seen(WorkerOutput(1, 48000, 48000))
@@ -158,16 +163,45 @@ def test_first_block_is_marked_once_every_worker_has_answered(monkeypatch, capsy
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(timings.PREFIX)]
     assert len(lines) == 1 and lines[0].split()[1] == "first_block"
     f = lines[0].split()
-    assert 0.0 <= float(f[2]) < 24 * 3600 and int(f[f.index("pid") + 1]) == os.getpid()
+    assert float(f[2]) >= 0.0 and int(f[f.index("pid") + 1]) == os.getpid()
     monkeypatch.setenv(timings.ENV, "0")
     timings.FirstBlock(1).seen(WorkerOutput(0, 0, 1))
     timings.mark("anything")
     assert capsys.readouterr().err == ""
 
 
+def test_a_timing_line_is_written_whole(monkeypatch):
+    """One write per line: the pipeline's workers share the command's stderr, and a line written
+    in two pieces (print's text, then its newline) was cut by another process's line when two
+    workers marked at once (a pipe keeps one write whole)."""
+    from receiver import timings
+
+    class Stderr:
+        def __init__(self) -> None:
+            self.writes: list[str] = []
+
+        def write(self, s: str) -> int:
+            self.writes.append(s)
+            return len(s)
+
+        def flush(self) -> None:
+            pass
+
+    err = Stderr()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setenv(timings.ENV, "1")
+    monkeypatch.setenv(timings.T0_ENV, repr(time.time()))
+    timings.mark("worker0_first_block")
+    assert len(err.writes) == 1 and err.writes[0].count("\n") == 1 and err.writes[0].endswith("\n")
+    assert err.writes[0].split()[:2] == [timings.PREFIX, "worker0_first_block"]
+
+
 def test_replay_timings_report_the_phases_up_to_the_first_block():
     """`gla replay --timings`: the parent's phases in order, every worker's, the first block
-    last; without the flag, no timing line."""
+    last; without the flag, no timing line. The order across processes is what causality gives:
+    the workers are forked inside the pipeline's construction, after the ``grouper`` mark, and may
+    make their chains before the parent marks ``pipeline`` (by how much depends on the load: no
+    slack of seconds here); ``first_block`` waits for every worker's first block."""
     cmd = [sys.executable, "-m", "receiver.cli", "replay", "captures/demo_small", "--workers", "2"]
     cmd += ["--no-progress", "--show", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLA_TIMINGS")}
@@ -183,8 +217,9 @@ def test_replay_timings_report_the_phases_up_to_the_first_block():
         "first_block",
     ]
     for w in (0, 1):
-        assert t["pipeline"] - 1.0 < t[f"worker{w}_chains"] <= t[f"worker{w}_first_block"] <= t["first_block"]
-    assert 0.0 < t["cli"] < t["first_block"] < 120.0
+        assert t["grouper"] <= t[f"worker{w}_started"] <= t[f"worker{w}_chains"]
+        assert t[f"worker{w}_chains"] <= t[f"worker{w}_first_block"] <= t["first_block"]
+    assert 0.0 < t["cli"] <= t["first_block"]
     assert "4 bundles" in p.stdout
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     assert "gla-timings" not in p.stderr
