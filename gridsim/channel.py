@@ -49,8 +49,10 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import signal
 
-from dsp.numba_settings import fma, jit
+from dsp.numba_settings import jit
 from receiver.contracts.capture import PHASES as CAPTURE_PHASES
+
+from . import background
 
 __all__ = [
     "PHASES",
@@ -68,7 +70,6 @@ PHASES = CAPTURE_PHASES  # one definition: the capture format's
 PHASE_ANGLE_RAD = (0.0, -2.0 * math.pi / 3.0, 2.0 * math.pi / 3.0)
 
 SEGMENT_S = 1.0  #: internal generation segment (seconds); fixed, the output does not depend on it
-_CHUNK = 8192  #: samples per vectorised harmonic chunk (bounds the temporary arrays)
 _HARM_CHECKPOINT_EVERY = 120  #: segments between stored harmonic-drift states (random access)
 
 # RNG streams (second element of every seed list)
@@ -84,36 +85,6 @@ def _add_outer(out, row0, col0, y, y0, n, g):
         yr = y[y0 + r]
         for c in range(g.shape[0]):
             out[row0 + r, col0 + c] += yr * g[c]
-
-
-@jit
-def _harmonic_basis(z1, m):
-    """m[h - 1] = Re(z1^h), m[nh + h - 1] = Im(z1^h), h = 1..nh, z^h by the recurrence
-    z^h = z^(h-1) z, vectorised over the samples. The product rounds as numpy's SIMD complex
-    multiply does (re = fma(ar, br, -ai bi), im = fma(ar, bi, ai br)), so the background is the
-    one the earlier numpy recurrence made, bit for bit."""
-    nh = m.shape[0] // 2
-    for k in range(z1.shape[0]):
-        m[0, k] = z1[k].real
-        m[nh, k] = z1[k].imag
-    for h in range(1, nh):
-        for k in range(z1.shape[0]):
-            ar = m[h - 1, k]
-            ai = m[nh + h - 1, k]
-            br = z1[k].real
-            bi = z1[k].imag
-            m[h, k] = fma(ar, br, -(ai * bi))
-            m[nh + h, k] = fma(ar, bi, ai * br)
-
-
-@jit
-def _add_linear(acc, col0, y, row0, n_seg):
-    """acc[i, col0 + k] += y[i, k] + y[ni + i, k] * u_k, u_k = (row0 + k) / n_seg."""
-    ni = acc.shape[0]
-    for i in range(ni):
-        for k in range(y.shape[1]):
-            u = (row0 + k) / n_seg
-            acc[i, col0 + k] += y[i, k] + y[ni + i, k] * u
 
 
 def _u64(x: int) -> int:
@@ -424,6 +395,7 @@ class SubstationChannel:
 
         self.interferers = self._make_interferers()
         self._seg_cache: dict[int, np.ndarray] = {}
+        self._table_cache: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------------------ helpers
     def _rng(self, stream: int, *keys: int) -> np.random.Generator:
@@ -665,76 +637,57 @@ class SubstationChannel:
         return self._amp_ref * np.exp(s.log_amp) * np.exp(1j * (self._phase_ref + s.phase_rad))
 
     # ------------------------------------------------------------------------ background
-    def _segment(self, k: int) -> np.ndarray:
-        """Background of segment k, (segment_samples, n_inputs), CT polarity applied.
+    def _table(self, k: int) -> np.ndarray:
+        """Harmonic table (gridsim.background) of drift state k, CT polarity applied; the last
+        three are kept (segment k uses states k and k + 1)."""
+        tab = self._table_cache.get(k)
+        if tab is None:
+            if self.config.enable_fundamental or self.config.enable_harmonics:
+                tab = background.harmonic_table(self._coeffs(self._harm_state(k)), self.ct_polarity)
+            else:
+                tab = np.zeros((background.TABLE_SIZE + 1, self.n_inputs))
+            if len(self._table_cache) >= 3:
+                self._table_cache.pop(min(self._table_cache))
+            self._table_cache[k] = tab
+        return tab
 
-        Accumulated input-major ((n_inputs, n): every per-input row contiguous), transposed once.
-        """
+    def _segment(self, k: int) -> np.ndarray:
+        """Background of segment k, (segment_samples, n_inputs), CT polarity applied: harmonics,
+        noise and interferers in one pass (gridsim.background), then the transients."""
         seg = self._seg_cache.get(k)
         if seg is not None:
             return seg
         cfg = self.config
-        n, ni = self.segment_samples, self.n_inputs
-        acc = np.zeros((ni, n))
-        if cfg.enable_fundamental or cfg.enable_harmonics:
-            self._add_harmonics(k, acc)
-        if cfg.enable_noise:
-            buf = np.empty(n)
-            for i in range(ni):
-                self._rng(_S_NOISE, k, i).standard_normal(out=buf)
-                buf *= self.noise_rms[i]
-                acc[i] += buf
+        n = self.segment_samples
+        pol = self.ct_polarity.astype(np.float64)
+        noise_sd = self.noise_rms * pol if cfg.enable_noise else np.zeros(self.n_inputs)
+        tones = np.array(
+            [
+                (it["freq_hz"], it["drift_hz"], it["drift_period_s"], it["drift_phase_rad"], it["phase0_rad"])
+                for it in self.interferers
+            ]
+        ).reshape(-1, 5)
+        gains = np.array([it["gains"] * pol for it in self.interferers]).reshape(-1, self.n_inputs)
+        seg = background.render_background(
+            self._segment_theta(k),
+            self._table(k),
+            self._table(k + 1),
+            noise_sd,
+            background.noise_seed(self.seed, _S_NOISE, k),
+            k * n / self.fs_hz,
+            self.fs_hz,
+            tones,
+            gains,
+        )
         if cfg.enable_impulses and cfg.impulse_rate_per_feeder_per_s > 0:
             for j in (k - 1, k):
                 if j >= 0:
                     for ev in self._impulse_events(j):
-                        self._add_impulse(ev, k, acc)
-        if self.interferers:
-            self._add_interferers(k, acc)
-        acc *= self.ct_polarity[:, None]
-        seg = np.ascontiguousarray(acc.T)
+                        self._add_impulse(ev, k, seg)
         if len(self._seg_cache) >= 2:
             self._seg_cache.pop(min(self._seg_cache))
         self._seg_cache[k] = seg
         return seg
-
-    def _add_interferers(self, k: int, acc: np.ndarray) -> None:
-        """Tones with sinusoidally drifting frequency f(t) = f0 + A sin(2 pi t / T + psi);
-        phase in closed form: 2 pi f0 t - A T cos(2 pi t / T + psi) + phi0."""
-        n = self.segment_samples
-        t = (k * n + np.arange(n)) / self.fs_hz
-        m = len(self.interferers)
-        cs = np.empty((2 * m, n))
-        g = np.empty((self.n_inputs, 2 * m))
-        for j, it in enumerate(self.interferers):
-            w = 2.0 * math.pi / it["drift_period_s"]
-            phi = (
-                2.0 * math.pi * it["freq_hz"] * t
-                - it["drift_hz"] * it["drift_period_s"] * np.cos(w * t + it["drift_phase_rad"])
-                + it["phase0_rad"]
-            )
-            cs[j], cs[m + j] = np.cos(phi), np.sin(phi)
-            g[:, j], g[:, m + j] = it["gains"].real, -it["gains"].imag
-        acc += g @ cs
-
-    def _add_harmonics(self, k: int, acc: np.ndarray) -> None:
-        """sum_h Re{C_h(u) z^h}, z = exp(j theta), C linear in u between the drift states at
-        the two ends of the segment; z^h by recurrence, the sum over h as one matrix product."""
-        theta = self._segment_theta(k)
-        c0 = self._coeffs(self._harm_state(k))
-        c1 = self._coeffs(self._harm_state(k + 1))
-        d = c1 - c0
-        nh, ni = c0.shape
-        # Re{c z} = c.re z.re - c.im z.im ; rows 0..I-1 at u = 0, rows I..2I-1 the slope in u
-        w = np.empty((2 * ni, 2 * nh))
-        w[:ni, :nh], w[:ni, nh:] = c0.real.T, -c0.imag.T
-        w[ni:, :nh], w[ni:, nh:] = d.real.T, -d.imag.T
-        n = self.segment_samples
-        for a in range(0, n, _CHUNK):
-            b = min(n, a + _CHUNK)
-            m = np.empty((2 * nh, b - a))
-            _harmonic_basis(np.exp(1j * theta[a:b]), m)
-            _add_linear(acc, a, w @ m, a, n)
 
     def _impulse_events(self, k: int) -> list[dict]:
         cfg = self.config
@@ -769,7 +722,7 @@ class SubstationChannel:
             if start_sample <= e["start_sample"] < start_sample + n
         ]
 
-    def _add_impulse(self, ev: dict, k: int, acc: np.ndarray) -> None:
+    def _add_impulse(self, ev: dict, k: int, seg: np.ndarray) -> None:
         length = int(math.ceil(10.0 * ev["decay_s"] * self.fs_hz))
         s0 = k * self.segment_samples
         a = max(ev["start_sample"], s0)
@@ -783,8 +736,8 @@ class SubstationChannel:
         peak = 10.0 ** (ev["peak_db"] / 20.0)
         f = ev["feeder"]
         cols = slice(3 * f, 3 * f + 3)
-        g = np.asarray(ev["gains"]) * peak * self.noise_rms[cols]
-        acc[cols, a - s0 : b - s0] += np.outer(g, wave)
+        g = np.asarray(ev["gains"]) * peak * self.noise_rms[cols] * self.ct_polarity[cols]
+        seg[a - s0 : b - s0, cols] += np.outer(wave, g)
 
     # -------------------------------------------------------------------------- injections
     def _true_input(self, inj: Injection) -> int:
