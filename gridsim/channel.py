@@ -78,13 +78,19 @@ _S_NOISE, _S_IMPULSE, _S_INTERF, _S_XTALK, _S_INIT = 7, 8, 9, 10, 11
 
 
 @jit
-def _add_outer(out, row0, col0, y, y0, n, g):
-    """out[row0 + r, col0 + c] += y[y0 + r] * g[c] for r < n: np.outer and += in one pass, the
-    same two roundings per element."""
-    for r in range(n):
-        yr = y[y0 + r]
-        for c in range(g.shape[0]):
-            out[row0 + r, col0 + c] += yr * g[c]
+def _biquad(b, a, x, scale, n_out):
+    """scipy.signal.lfilter(b, a, concat(x, zeros) * scale) for a 2nd-order section with a[0] = 1
+    (transposed direct form II, the same operations in the same order), ``n_out`` samples."""
+    y = np.empty(n_out)
+    z0 = 0.0
+    z1 = 0.0
+    for k in range(n_out):
+        xn = x[k] * scale if k < x.shape[0] else 0.0
+        yn = z0 + b[0] * xn
+        z0 = z1 + xn * b[1] - yn * a[1]
+        z1 = xn * b[2] - yn * a[2]
+        y[k] = yn
+    return y
 
 
 def _u64(x: int) -> int:
@@ -792,7 +798,7 @@ class SubstationChannel:
             raise ValueError(f"cutoff_hz must be in (0, {self.fs_hz / 2}), got {inj.cutoff_hz}")
         tail = int(round(self.config.injection_tail_s * self.fs_hz))
         b, a = signal.butter(2, inj.cutoff_hz, btype="low", fs=self.fs_hz)
-        y = signal.lfilter(b, a, np.concatenate([x, np.zeros(tail)]) * self.injection_scale(inj))
+        y = _biquad(b / a[0], a / a[0], x, self.injection_scale(inj), x.size + tail)
         true = self._true_input(inj)
         sl = self.layout.bus_inputs(true // 3 // self.layout.feeders_per_bus)
         g = self.crosstalk_gains(inj)[sl]
@@ -816,6 +822,9 @@ class SubstationChannel:
             b = min(self.segment_samples, end - k * self.segment_samples)
             out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
             pos += b - a
+        # all bursts overlapping the block in one matrix product: out += Y G, Y (n, bursts) the
+        # received waveforms, G (bursts, n_inputs) their gains (one pass over the block)
+        cols: list[tuple[np.ndarray, int, int, np.ndarray, slice]] = []
         for inj in injections:
             s0 = int(inj.start_sample)
             length = len(inj.samples) + int(round(self.config.injection_tail_s * self.fs_hz))
@@ -823,7 +832,14 @@ class SubstationChannel:
             if a >= b:
                 continue
             y, g, sl = self._prepare(inj)
-            _add_outer(out, a - start_sample, sl.start, y, a - s0, b - a, g)
+            cols.append((y[a - s0 : b - s0], a - start_sample, b - start_sample, g, sl))
+        if cols:
+            ys = np.zeros((n, len(cols)))
+            gs = np.zeros((len(cols), self.n_inputs))
+            for j, (y, a, b, g, sl) in enumerate(cols):
+                ys[a:b, j] = y
+                gs[j, sl] = g
+            out += ys @ gs
         return out
 
     def describe(self) -> dict:

@@ -88,3 +88,16 @@ def test_background_of_36_inputs_does_not_depend_on_the_block_size():
     ch2 = SubstationChannel(ChannelConfig(), Layout(2, 6), seed=11)
     b = np.concatenate([ch2.render(0, 7), ch2.render(7, 47993), ch2.render(48000, 12000)])
     assert a.shape == (60000, 36) and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cutoff_hz", [2500.0, 3900.0])
+def test_transformer_biquad_is_scipys_lfilter(cutoff_hz):
+    from scipy import signal
+
+    from gridsim.channel import _biquad
+
+    x = np.random.default_rng(5).normal(size=5000)
+    b, a = signal.butter(2, cutoff_hz, btype="low", fs=48000)
+    ref = signal.lfilter(b, a, np.concatenate([x, np.zeros(480)]) * 0.37)
+    y = _biquad(b / a[0], a / a[0], x, 0.37, x.size + 480)
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-15 * np.abs(ref).max())
