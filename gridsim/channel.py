@@ -28,6 +28,10 @@ an input at full load has RMS 1). Each input carries
 * the CT polarity: each input is multiplied by a fixed sign (a reversed CT inverts everything it
   measures, fundamental included); see :attr:`SubstationChannel.ct_polarity`.
 
+How it is computed (gridsim.background, one pass per segment): the harmonic sum of every input
+from a periodic table per drift state, interpolated in phase and across the segment; the noise
+from a Ziggurat on SplitMix64; the tones by phasor rotation.
+
 Determinism: the background is generated per internal 1-second segment from RNGs seeded with
 ``[seed, stream, segment, ...]``; the slowly varying state (frequency walk, phase, harmonic drift)
 is advanced segment by segment from its own seeded draws. The output therefore depends on the
