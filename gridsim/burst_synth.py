@@ -156,27 +156,35 @@ def _synth_kernel(
                 b5[j] = 0.0
                 b6[j] = 0.0
                 b7[j] = 0.0
-            # Clenshaw, vectorised over the run's samples
+            # Clenshaw, vectorised over the run's samples: b_p = c_p + 2 s b_{p+1} - b_{p+2} written
+            # over b_{p+2}, so the even and the odd arrays of each series alternate
             for p in range(deg, 0, -1):
                 e0 = c0r[p]
                 e1 = c0i[p]
                 e2 = c1r[p]
                 e3 = c1i[p]
+                if (deg - p) % 2 == 0:
+                    for j in range(n_run):
+                        a0 = 2.0 * s0[j]
+                        a1 = 2.0 * s1[j]
+                        b1[j] = e0 + a0 * b0[j] - b1[j]
+                        b3[j] = e1 + a0 * b2[j] - b3[j]
+                        b5[j] = e2 + a1 * b4[j] - b5[j]
+                        b7[j] = e3 + a1 * b6[j] - b7[j]
+                else:
+                    for j in range(n_run):
+                        a0 = 2.0 * s0[j]
+                        a1 = 2.0 * s1[j]
+                        b0[j] = e0 + a0 * b1[j] - b0[j]
+                        b2[j] = e1 + a0 * b3[j] - b2[j]
+                        b4[j] = e2 + a1 * b5[j] - b4[j]
+                        b6[j] = e3 + a1 * b7[j] - b6[j]
+            if deg % 2 == 1:  # the last step wrote the odd arrays: b_1 there, b_2 in the even
                 for j in range(n_run):
-                    a0 = 2.0 * s0[j]
-                    a1 = 2.0 * s1[j]
-                    t = e0 + a0 * b0[j] - b1[j]
-                    b1[j] = b0[j]
-                    b0[j] = t
-                    t = e1 + a0 * b2[j] - b3[j]
-                    b3[j] = b2[j]
-                    b2[j] = t
-                    t = e2 + a1 * b4[j] - b5[j]
-                    b5[j] = b4[j]
-                    b4[j] = t
-                    t = e3 + a1 * b6[j] - b7[j]
-                    b7[j] = b6[j]
-                    b6[j] = t
+                    b0[j], b1[j] = b1[j], b0[j]
+                    b2[j], b3[j] = b3[j], b2[j]
+                    b4[j], b5[j] = b5[j], b4[j]
+                    b6[j], b7[j] = b7[j], b6[j]
             ph = two_pi_fc * tau + phase_rad
             cs0 = math.cos(ph)
             sn0 = math.sin(ph)
