@@ -97,6 +97,19 @@ def _biquad(b, a, x, scale, n_out):
     return y
 
 
+@jit
+def _add_bursts(out, ybuf, off, row0, row1, gains, col0, col1):
+    """out[r, c] += y_j[r - row0[j]] * gains[j, c] for every burst j over its rows row0..row1-1
+    and its columns col0..col1-1 (its bus), y_j = ybuf[off[j]:]: all bursts in one pass over the
+    block, row by row."""
+    for r in range(out.shape[0]):
+        for j in range(off.shape[0]):
+            if row0[j] <= r < row1[j]:
+                y = ybuf[off[j] + r - row0[j]]
+                for c in range(col0[j], col1[j]):
+                    out[r, c] += y * gains[j, c]
+
+
 def _u64(x: int) -> int:
     return int(x) % (1 << 64)
 
@@ -818,17 +831,24 @@ class SubstationChannel:
         start_sample, n = int(start_sample), int(n)
         if start_sample < 0 or n < 0:
             raise ValueError(f"start_sample and n must be >= 0, got {start_sample}, {n}")
-        out = np.empty((n, self.n_inputs))
         pos, end = start_sample, start_sample + n
-        while pos < end:
-            k = pos // self.segment_samples
-            a = pos - k * self.segment_samples
-            b = min(self.segment_samples, end - k * self.segment_samples)
-            out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
-            pos += b - a
-        # all bursts overlapping the block in one matrix product: out += Y G, Y (n, bursts) the
-        # received waveforms, G (bursts, n_inputs) their gains (one pass over the block)
-        cols: list[tuple[np.ndarray, int, int, np.ndarray, slice]] = []
+        seg_n = self.segment_samples
+        if n == seg_n and start_sample % seg_n == 0:  # a whole segment: hand it over, no copy
+            k = start_sample // seg_n
+            out = self._segment(k)
+            self._seg_cache.pop(k, None)
+        else:
+            out = np.empty((n, self.n_inputs))
+            while pos < end:
+                k = pos // seg_n
+                a = pos - k * seg_n
+                b = min(seg_n, end - k * seg_n)
+                out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
+                pos += b - a
+        ys: list[np.ndarray] = []
+        rows: list[tuple[int, int]] = []
+        gs: list[np.ndarray] = []
+        cols: list[tuple[int, int]] = []
         for inj in injections:
             s0 = int(inj.start_sample)
             length = len(inj.samples) + int(round(self.config.injection_tail_s * self.fs_hz))
@@ -836,14 +856,18 @@ class SubstationChannel:
             if a >= b:
                 continue
             y, g, sl = self._prepare(inj)
-            cols.append((y[a - s0 : b - s0], a - start_sample, b - start_sample, g, sl))
-        if cols:
-            ys = np.zeros((n, len(cols)))
-            gs = np.zeros((len(cols), self.n_inputs))
-            for j, (y, a, b, g, sl) in enumerate(cols):
-                ys[a:b, j] = y
-                gs[j, sl] = g
-            out += ys @ gs
+            ys.append(y[a - s0 : b - s0])
+            rows.append((a - start_sample, b - start_sample))
+            gs.append(g)
+            cols.append((sl.start, sl.stop))
+        if ys:
+            gains = np.zeros((len(ys), self.n_inputs))
+            for j, (g, (c0, c1)) in enumerate(zip(gs, cols, strict=True)):
+                gains[j, c0:c1] = g
+            off = np.cumsum([0] + [y.size for y in ys[:-1]])
+            r = np.array(rows, dtype=np.int64).reshape(-1, 2)
+            c = np.array(cols, dtype=np.int64).reshape(-1, 2)
+            _add_bursts(out, np.concatenate(ys), off, r[:, 0].copy(), r[:, 1].copy(), gains, c[:, 0].copy(), c[:, 1].copy())
         return out
 
     def describe(self) -> dict:
