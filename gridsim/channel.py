@@ -97,19 +97,6 @@ def _biquad(b, a, x, scale, n_out):
     return y
 
 
-@jit
-def _add_bursts(out, ybuf, off, row0, row1, gains, col0, col1):
-    """out[r, c] += y_j[r - row0[j]] * gains[j, c] for every burst j over its rows row0..row1-1
-    and its columns col0..col1-1 (its bus), y_j = ybuf[off[j]:]: all bursts in one pass over the
-    block, row by row."""
-    for r in range(out.shape[0]):
-        for j in range(off.shape[0]):
-            if row0[j] <= r < row1[j]:
-                y = ybuf[off[j] + r - row0[j]]
-                for c in range(col0[j], col1[j]):
-                    out[r, c] += y * gains[j, c]
-
-
 def _u64(x: int) -> int:
     return int(x) % (1 << 64)
 
@@ -419,6 +406,8 @@ class SubstationChannel:
         self.interferers = self._make_interferers()
         self._seg_cache: dict[int, np.ndarray] = {}
         self._table_cache: dict[int, np.ndarray] = {}
+        self._impulse_cache: dict[int, list[dict]] = {}
+        self._xtalk_cache: dict[tuple[int, int], np.ndarray] = {}
 
     # ------------------------------------------------------------------------------ helpers
     def _rng(self, stream: int, *keys: int) -> np.random.Generator:
@@ -629,10 +618,9 @@ class SubstationChannel:
         nh = self.harmonics.size
         if nh <= 1 or (cfg.harmonic_amp_drift_per_sqrt_s == 0 and cfg.harmonic_phase_drift_rad_per_sqrt_s == 0):
             return _HarmState(s.k + 1, s.log_amp, s.phase_rad)
-        eps = np.empty((2, nh, self.n_inputs))
-        for i in range(self.n_inputs):
-            # drawn for every configured order so the values do not depend on fs
-            eps[:, :, i] = self._rng(_S_HDRIFT, s.k, i).standard_normal((2, cfg.harmonic_max))[:, :nh]
+        # one generator a segment, drawn for every configured order so the values do not depend on fs
+        draws = self._rng(_S_HDRIFT, s.k).standard_normal((self.n_inputs, 2, cfg.harmonic_max))
+        eps = np.ascontiguousarray(draws[:, :, :nh].transpose(1, 2, 0))  # (2, H, I)
         eps[:, 0, :] = 0.0  # the fundamental does not drift
         rho = SEGMENT_S / cfg.harmonic_amp_reversion_s
         sq = math.sqrt(SEGMENT_S)
@@ -713,6 +701,16 @@ class SubstationChannel:
         return seg
 
     def _impulse_events(self, k: int) -> list[dict]:
+        """Switching transients starting in segment k (cached: segments k and k + 1 both ask)."""
+        evs = self._impulse_cache.get(k)
+        if evs is None:
+            evs = self._draw_impulse_events(k)
+            if len(self._impulse_cache) >= 3:
+                self._impulse_cache.pop(min(self._impulse_cache))
+            self._impulse_cache[k] = evs
+        return evs
+
+    def _draw_impulse_events(self, k: int) -> list[dict]:
         cfg = self.config
         evs = []
         n_seg = self.segment_samples
@@ -778,6 +776,10 @@ class SubstationChannel:
         feeders of the bus +-U(crosstalk_other_feeder_db), other buses 0."""
         cfg = self.config
         true = self._true_input(inj)
+        key = (int(inj.crosstalk_seed), true)
+        cached = self._xtalk_cache.get(key)
+        if cached is not None:  # the simulator asks twice a burst (truth, then rendering)
+            return cached.copy()
         f_true = true // 3
         bus = f_true // self.layout.feeders_per_bus
         r = self._rng(_S_XTALK, inj.crosstalk_seed)
@@ -790,7 +792,11 @@ class SubstationChannel:
             lo, hi = cfg.crosstalk_same_feeder_db if i // 3 == f_true else cfg.crosstalk_other_feeder_db
             g[i] = sign[i] * 10.0 ** ((lo + (hi - lo) * u[i]) / 20.0)
         g[true] = 1.0
-        return g * self.ct_polarity
+        g = g * self.ct_polarity
+        if len(self._xtalk_cache) >= 256:
+            self._xtalk_cache.pop(next(iter(self._xtalk_cache)))
+        self._xtalk_cache[key] = g
+        return g.copy()
 
     def _prepare(self, inj: Injection) -> tuple[np.ndarray, np.ndarray, slice]:
         """(received waveform with tail, gains over the bus, bus slice); cached on ``inj``."""
@@ -845,10 +851,10 @@ class SubstationChannel:
                 b = min(seg_n, end - k * seg_n)
                 out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
                 pos += b - a
-        ys: list[np.ndarray] = []
-        rows: list[tuple[int, int]] = []
-        gs: list[np.ndarray] = []
-        cols: list[tuple[int, int]] = []
+        # all bursts overlapping the block in one matrix product: out += Y G, Y (n, bursts) the
+        # received waveforms, G (bursts, n_inputs) their gains (one pass over the block; a numba
+        # loop over rows, bursts and the bus's columns took 4x as long)
+        cols: list[tuple[np.ndarray, int, int, np.ndarray, slice]] = []
         for inj in injections:
             s0 = int(inj.start_sample)
             length = len(inj.samples) + int(round(self.config.injection_tail_s * self.fs_hz))
@@ -856,18 +862,14 @@ class SubstationChannel:
             if a >= b:
                 continue
             y, g, sl = self._prepare(inj)
-            ys.append(y[a - s0 : b - s0])
-            rows.append((a - start_sample, b - start_sample))
-            gs.append(g)
-            cols.append((sl.start, sl.stop))
-        if ys:
-            gains = np.zeros((len(ys), self.n_inputs))
-            for j, (g, (c0, c1)) in enumerate(zip(gs, cols, strict=True)):
-                gains[j, c0:c1] = g
-            off = np.cumsum([0] + [y.size for y in ys[:-1]])
-            r = np.array(rows, dtype=np.int64).reshape(-1, 2)
-            c = np.array(cols, dtype=np.int64).reshape(-1, 2)
-            _add_bursts(out, np.concatenate(ys), off, r[:, 0].copy(), r[:, 1].copy(), gains, c[:, 0].copy(), c[:, 1].copy())
+            cols.append((y[a - s0 : b - s0], a - start_sample, b - start_sample, g, sl))
+        if cols:
+            ys = np.zeros((n, len(cols)))
+            gs = np.zeros((len(cols), self.n_inputs))
+            for j, (y, a, b, g, sl) in enumerate(cols):
+                ys[a:b, j] = y
+                gs[j, sl] = g
+            out += ys @ gs
         return out
 
     def describe(self) -> dict:
