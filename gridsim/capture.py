@@ -246,6 +246,7 @@ class CaptureWriter:
                 )
         # scale, finite check, peak and clip count in one pass; integer PCM quantised here too
         top = 1.0 - 2.0 ** (1 - 8 * self._bytes_per_sample) if self._integer else math.inf
+        y: np.ndarray
         if self._integer:
             y = np.empty(x.shape, dtype=np.int32)
             peak, n_over = _quantise_block(np.ascontiguousarray(x), self.scale, top, y)
