@@ -851,9 +851,9 @@ class SubstationChannel:
                 b = min(seg_n, end - k * seg_n)
                 out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
                 pos += b - a
-        # all bursts overlapping the block in one matrix product: out += Y G, Y (n, bursts) the
-        # received waveforms, G (bursts, n_inputs) their gains (one pass over the block; a numba
-        # loop over rows, bursts and the bus's columns took 4x as long)
+        # the bursts overlapping the block as a matrix product: out += Y G, Y (n, bursts) the
+        # received waveforms, G (bursts, inputs) their gains (a numba loop over rows, bursts and
+        # the bus's columns took 4x as long)
         cols: list[tuple[np.ndarray, int, int, np.ndarray, slice]] = []
         for inj in injections:
             s0 = int(inj.start_sample)
@@ -863,13 +863,17 @@ class SubstationChannel:
                 continue
             y, g, sl = self._prepare(inj)
             cols.append((y[a - s0 : b - s0], a - start_sample, b - start_sample, g, sl))
-        if cols:
-            ys = np.zeros((n, len(cols)))
-            gs = np.zeros((len(cols), self.n_inputs))
-            for j, (y, a, b, g, sl) in enumerate(cols):
-                ys[a:b, j] = y
-                gs[j, sl] = g
-            out += ys @ gs
+        # a burst reaches only its own bus: one product per bus, on that bus's columns
+        for bus in range(self.layout.buses):
+            sl = self.layout.bus_inputs(bus)
+            mine = [c for c in cols if c[4] == sl]
+            if mine:
+                ys = np.zeros((n, len(mine)))
+                gs = np.empty((len(mine), sl.stop - sl.start))
+                for j, (y, a, b, g, _) in enumerate(mine):
+                    ys[a:b, j] = y
+                    gs[j] = g
+                out[:, sl] += ys @ gs
         return out
 
     def describe(self) -> dict:
