@@ -3,7 +3,8 @@ low-voltage network report.
 
 ``gridsim.channel``   background of every CT input (fundamental, harmonics, noise, impulses,
                       interferers, grid-frequency wander) and the injection of hub bursts with
-                      transformer low-pass and crosstalk;
+                      transformer low-pass and crosstalk; ``gridsim.background`` computes the
+                      background, ``gridsim.burst_synth`` the bursts;
 ``gridsim.capture``   self-describing captures (WAV/RF64 + SigMF-style sidecar) and ground truth;
 ``gridsim.scenario``  scenario files (TOML) and their validation;
 ``gridsim.traffic``, ``gridsim.simulate``  who sends what when, and the capture driver;

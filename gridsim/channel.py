@@ -28,6 +28,10 @@ an input at full load has RMS 1). Each input carries
 * the CT polarity: each input is multiplied by a fixed sign (a reversed CT inverts everything it
   measures, fundamental included); see :attr:`SubstationChannel.ct_polarity`.
 
+How it is computed (gridsim.background, one pass per segment): the harmonic sum of every input
+from a periodic table per drift state, interpolated in phase and across the segment; the noise
+from a Ziggurat on SplitMix64; the tones by phasor rotation.
+
 Determinism: the background is generated per internal 1-second segment from RNGs seeded with
 ``[seed, stream, segment, ...]``; the slowly varying state (frequency walk, phase, harmonic drift)
 is advanced segment by segment from its own seeded draws. The output therefore depends on the
@@ -49,8 +53,10 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 from scipy import signal
 
-from dsp.numba_settings import fma, jit
+from dsp.numba_settings import jit
 from receiver.contracts.capture import PHASES as CAPTURE_PHASES
+
+from . import background
 
 __all__ = [
     "PHASES",
@@ -68,7 +74,6 @@ PHASES = CAPTURE_PHASES  # one definition: the capture format's
 PHASE_ANGLE_RAD = (0.0, -2.0 * math.pi / 3.0, 2.0 * math.pi / 3.0)
 
 SEGMENT_S = 1.0  #: internal generation segment (seconds); fixed, the output does not depend on it
-_CHUNK = 8192  #: samples per vectorised harmonic chunk (bounds the temporary arrays)
 _HARM_CHECKPOINT_EVERY = 120  #: segments between stored harmonic-drift states (random access)
 
 # RNG streams (second element of every seed list)
@@ -77,43 +82,19 @@ _S_NOISE, _S_IMPULSE, _S_INTERF, _S_XTALK, _S_INIT = 7, 8, 9, 10, 11
 
 
 @jit
-def _add_outer(out, row0, col0, y, y0, n, g):
-    """out[row0 + r, col0 + c] += y[y0 + r] * g[c] for r < n: np.outer and += in one pass, the
-    same two roundings per element."""
-    for r in range(n):
-        yr = y[y0 + r]
-        for c in range(g.shape[0]):
-            out[row0 + r, col0 + c] += yr * g[c]
-
-
-@jit
-def _harmonic_basis(z1, m):
-    """m[h - 1] = Re(z1^h), m[nh + h - 1] = Im(z1^h), h = 1..nh, z^h by the recurrence
-    z^h = z^(h-1) z, vectorised over the samples. The product rounds as numpy's SIMD complex
-    multiply does (re = fma(ar, br, -ai bi), im = fma(ar, bi, ai br)), so the background is the
-    one the earlier numpy recurrence made, bit for bit."""
-    nh = m.shape[0] // 2
-    for k in range(z1.shape[0]):
-        m[0, k] = z1[k].real
-        m[nh, k] = z1[k].imag
-    for h in range(1, nh):
-        for k in range(z1.shape[0]):
-            ar = m[h - 1, k]
-            ai = m[nh + h - 1, k]
-            br = z1[k].real
-            bi = z1[k].imag
-            m[h, k] = fma(ar, br, -(ai * bi))
-            m[nh + h, k] = fma(ar, bi, ai * br)
-
-
-@jit
-def _add_linear(acc, col0, y, row0, n_seg):
-    """acc[i, col0 + k] += y[i, k] + y[ni + i, k] * u_k, u_k = (row0 + k) / n_seg."""
-    ni = acc.shape[0]
-    for i in range(ni):
-        for k in range(y.shape[1]):
-            u = (row0 + k) / n_seg
-            acc[i, col0 + k] += y[i, k] + y[ni + i, k] * u
+def _biquad(b, a, x, scale, n_out):
+    """scipy.signal.lfilter(b, a, concat(x, zeros) * scale) for a 2nd-order section with a[0] = 1
+    (transposed direct form II, the same operations in the same order), ``n_out`` samples."""
+    y = np.empty(n_out)
+    z0 = 0.0
+    z1 = 0.0
+    for k in range(n_out):
+        xn = x[k] * scale if k < x.shape[0] else 0.0
+        yn = z0 + b[0] * xn
+        z0 = z1 + xn * b[1] - yn * a[1]
+        z1 = xn * b[2] - yn * a[2]
+        y[k] = yn
+    return y
 
 
 def _u64(x: int) -> int:
@@ -424,6 +405,9 @@ class SubstationChannel:
 
         self.interferers = self._make_interferers()
         self._seg_cache: dict[int, np.ndarray] = {}
+        self._table_cache: dict[int, np.ndarray] = {}
+        self._impulse_cache: dict[int, list[dict]] = {}
+        self._xtalk_cache: dict[tuple[int, int], np.ndarray] = {}
 
     # ------------------------------------------------------------------------------ helpers
     def _rng(self, stream: int, *keys: int) -> np.random.Generator:
@@ -634,10 +618,9 @@ class SubstationChannel:
         nh = self.harmonics.size
         if nh <= 1 or (cfg.harmonic_amp_drift_per_sqrt_s == 0 and cfg.harmonic_phase_drift_rad_per_sqrt_s == 0):
             return _HarmState(s.k + 1, s.log_amp, s.phase_rad)
-        eps = np.empty((2, nh, self.n_inputs))
-        for i in range(self.n_inputs):
-            # drawn for every configured order so the values do not depend on fs
-            eps[:, :, i] = self._rng(_S_HDRIFT, s.k, i).standard_normal((2, cfg.harmonic_max))[:, :nh]
+        # one generator a segment, drawn for every configured order so the values do not depend on fs
+        draws = self._rng(_S_HDRIFT, s.k).standard_normal((self.n_inputs, 2, cfg.harmonic_max))
+        eps = np.ascontiguousarray(draws[:, :, :nh].transpose(1, 2, 0))  # (2, H, I)
         eps[:, 0, :] = 0.0  # the fundamental does not drift
         rho = SEGMENT_S / cfg.harmonic_amp_reversion_s
         sq = math.sqrt(SEGMENT_S)
@@ -665,78 +648,69 @@ class SubstationChannel:
         return self._amp_ref * np.exp(s.log_amp) * np.exp(1j * (self._phase_ref + s.phase_rad))
 
     # ------------------------------------------------------------------------ background
-    def _segment(self, k: int) -> np.ndarray:
-        """Background of segment k, (segment_samples, n_inputs), CT polarity applied.
+    def _table(self, k: int) -> np.ndarray:
+        """Harmonic table (gridsim.background) of drift state k, CT polarity applied; the last
+        three are kept (segment k uses states k and k + 1)."""
+        tab = self._table_cache.get(k)
+        if tab is None:
+            if self.config.enable_fundamental or self.config.enable_harmonics:
+                tab = background.harmonic_table(self._coeffs(self._harm_state(k)), self.ct_polarity)
+            else:
+                tab = np.zeros((background.TABLE_SIZE + 1, self.n_inputs))
+            if len(self._table_cache) >= 3:
+                self._table_cache.pop(min(self._table_cache))
+            self._table_cache[k] = tab
+        return tab
 
-        Accumulated input-major ((n_inputs, n): every per-input row contiguous), transposed once.
-        """
+    def _segment(self, k: int) -> np.ndarray:
+        """Background of segment k, (segment_samples, n_inputs), CT polarity applied: harmonics,
+        noise and interferers in one pass (gridsim.background), then the transients."""
         seg = self._seg_cache.get(k)
         if seg is not None:
             return seg
         cfg = self.config
-        n, ni = self.segment_samples, self.n_inputs
-        acc = np.zeros((ni, n))
-        if cfg.enable_fundamental or cfg.enable_harmonics:
-            self._add_harmonics(k, acc)
-        if cfg.enable_noise:
-            buf = np.empty(n)
-            for i in range(ni):
-                self._rng(_S_NOISE, k, i).standard_normal(out=buf)
-                buf *= self.noise_rms[i]
-                acc[i] += buf
+        n = self.segment_samples
+        pol = self.ct_polarity.astype(np.float64)
+        noise_sd = self.noise_rms * pol if cfg.enable_noise else np.zeros(self.n_inputs)
+        tones = np.array(
+            [
+                (it["freq_hz"], it["drift_hz"], it["drift_period_s"], it["drift_phase_rad"], it["phase0_rad"])
+                for it in self.interferers
+            ]
+        ).reshape(-1, 5)
+        gains = np.array([it["gains"] * pol for it in self.interferers]).reshape(-1, self.n_inputs)
+        seg = background.render_background(
+            self._segment_theta(k),
+            self._table(k),
+            self._table(k + 1),
+            noise_sd,
+            background.noise_seed(self.seed, _S_NOISE, k),
+            k * n / self.fs_hz,
+            self.fs_hz,
+            tones,
+            gains,
+        )
         if cfg.enable_impulses and cfg.impulse_rate_per_feeder_per_s > 0:
             for j in (k - 1, k):
                 if j >= 0:
                     for ev in self._impulse_events(j):
-                        self._add_impulse(ev, k, acc)
-        if self.interferers:
-            self._add_interferers(k, acc)
-        acc *= self.ct_polarity[:, None]
-        seg = np.ascontiguousarray(acc.T)
+                        self._add_impulse(ev, k, seg)
         if len(self._seg_cache) >= 2:
             self._seg_cache.pop(min(self._seg_cache))
         self._seg_cache[k] = seg
         return seg
 
-    def _add_interferers(self, k: int, acc: np.ndarray) -> None:
-        """Tones with sinusoidally drifting frequency f(t) = f0 + A sin(2 pi t / T + psi);
-        phase in closed form: 2 pi f0 t - A T cos(2 pi t / T + psi) + phi0."""
-        n = self.segment_samples
-        t = (k * n + np.arange(n)) / self.fs_hz
-        m = len(self.interferers)
-        cs = np.empty((2 * m, n))
-        g = np.empty((self.n_inputs, 2 * m))
-        for j, it in enumerate(self.interferers):
-            w = 2.0 * math.pi / it["drift_period_s"]
-            phi = (
-                2.0 * math.pi * it["freq_hz"] * t
-                - it["drift_hz"] * it["drift_period_s"] * np.cos(w * t + it["drift_phase_rad"])
-                + it["phase0_rad"]
-            )
-            cs[j], cs[m + j] = np.cos(phi), np.sin(phi)
-            g[:, j], g[:, m + j] = it["gains"].real, -it["gains"].imag
-        acc += g @ cs
-
-    def _add_harmonics(self, k: int, acc: np.ndarray) -> None:
-        """sum_h Re{C_h(u) z^h}, z = exp(j theta), C linear in u between the drift states at
-        the two ends of the segment; z^h by recurrence, the sum over h as one matrix product."""
-        theta = self._segment_theta(k)
-        c0 = self._coeffs(self._harm_state(k))
-        c1 = self._coeffs(self._harm_state(k + 1))
-        d = c1 - c0
-        nh, ni = c0.shape
-        # Re{c z} = c.re z.re - c.im z.im ; rows 0..I-1 at u = 0, rows I..2I-1 the slope in u
-        w = np.empty((2 * ni, 2 * nh))
-        w[:ni, :nh], w[:ni, nh:] = c0.real.T, -c0.imag.T
-        w[ni:, :nh], w[ni:, nh:] = d.real.T, -d.imag.T
-        n = self.segment_samples
-        for a in range(0, n, _CHUNK):
-            b = min(n, a + _CHUNK)
-            m = np.empty((2 * nh, b - a))
-            _harmonic_basis(np.exp(1j * theta[a:b]), m)
-            _add_linear(acc, a, w @ m, a, n)
-
     def _impulse_events(self, k: int) -> list[dict]:
+        """Switching transients starting in segment k (cached: segments k and k + 1 both ask)."""
+        evs = self._impulse_cache.get(k)
+        if evs is None:
+            evs = self._draw_impulse_events(k)
+            if len(self._impulse_cache) >= 3:
+                self._impulse_cache.pop(min(self._impulse_cache))
+            self._impulse_cache[k] = evs
+        return evs
+
+    def _draw_impulse_events(self, k: int) -> list[dict]:
         cfg = self.config
         evs = []
         n_seg = self.segment_samples
@@ -769,7 +743,7 @@ class SubstationChannel:
             if start_sample <= e["start_sample"] < start_sample + n
         ]
 
-    def _add_impulse(self, ev: dict, k: int, acc: np.ndarray) -> None:
+    def _add_impulse(self, ev: dict, k: int, seg: np.ndarray) -> None:
         length = int(math.ceil(10.0 * ev["decay_s"] * self.fs_hz))
         s0 = k * self.segment_samples
         a = max(ev["start_sample"], s0)
@@ -783,8 +757,8 @@ class SubstationChannel:
         peak = 10.0 ** (ev["peak_db"] / 20.0)
         f = ev["feeder"]
         cols = slice(3 * f, 3 * f + 3)
-        g = np.asarray(ev["gains"]) * peak * self.noise_rms[cols]
-        acc[cols, a - s0 : b - s0] += np.outer(g, wave)
+        g = np.asarray(ev["gains"]) * peak * self.noise_rms[cols] * self.ct_polarity[cols]
+        seg[a - s0 : b - s0, cols] += np.outer(wave, g)
 
     # -------------------------------------------------------------------------- injections
     def _true_input(self, inj: Injection) -> int:
@@ -802,6 +776,10 @@ class SubstationChannel:
         feeders of the bus +-U(crosstalk_other_feeder_db), other buses 0."""
         cfg = self.config
         true = self._true_input(inj)
+        key = (int(inj.crosstalk_seed), true)
+        cached = self._xtalk_cache.get(key)
+        if cached is not None:  # the simulator asks twice a burst (truth, then rendering)
+            return cached.copy()
         f_true = true // 3
         bus = f_true // self.layout.feeders_per_bus
         r = self._rng(_S_XTALK, inj.crosstalk_seed)
@@ -814,7 +792,11 @@ class SubstationChannel:
             lo, hi = cfg.crosstalk_same_feeder_db if i // 3 == f_true else cfg.crosstalk_other_feeder_db
             g[i] = sign[i] * 10.0 ** ((lo + (hi - lo) * u[i]) / 20.0)
         g[true] = 1.0
-        return g * self.ct_polarity
+        g = g * self.ct_polarity
+        if len(self._xtalk_cache) >= 256:
+            self._xtalk_cache.pop(next(iter(self._xtalk_cache)))
+        self._xtalk_cache[key] = g
+        return g.copy()
 
     def _prepare(self, inj: Injection) -> tuple[np.ndarray, np.ndarray, slice]:
         """(received waveform with tail, gains over the bus, bus slice); cached on ``inj``."""
@@ -839,7 +821,7 @@ class SubstationChannel:
             raise ValueError(f"cutoff_hz must be in (0, {self.fs_hz / 2}), got {inj.cutoff_hz}")
         tail = int(round(self.config.injection_tail_s * self.fs_hz))
         b, a = signal.butter(2, inj.cutoff_hz, btype="low", fs=self.fs_hz)
-        y = signal.lfilter(b, a, np.concatenate([x, np.zeros(tail)]) * self.injection_scale(inj))
+        y = _biquad(b / a[0], a / a[0], x, self.injection_scale(inj), x.size + tail)
         true = self._true_input(inj)
         sl = self.layout.bus_inputs(true // 3 // self.layout.feeders_per_bus)
         g = self.crosstalk_gains(inj)[sl]
@@ -855,14 +837,24 @@ class SubstationChannel:
         start_sample, n = int(start_sample), int(n)
         if start_sample < 0 or n < 0:
             raise ValueError(f"start_sample and n must be >= 0, got {start_sample}, {n}")
-        out = np.empty((n, self.n_inputs))
         pos, end = start_sample, start_sample + n
-        while pos < end:
-            k = pos // self.segment_samples
-            a = pos - k * self.segment_samples
-            b = min(self.segment_samples, end - k * self.segment_samples)
-            out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
-            pos += b - a
+        seg_n = self.segment_samples
+        if n == seg_n and start_sample % seg_n == 0:  # a whole segment: hand it over, no copy
+            k = start_sample // seg_n
+            out = self._segment(k)
+            self._seg_cache.pop(k, None)
+        else:
+            out = np.empty((n, self.n_inputs))
+            while pos < end:
+                k = pos // seg_n
+                a = pos - k * seg_n
+                b = min(seg_n, end - k * seg_n)
+                out[pos - start_sample : pos - start_sample + b - a] = self._segment(k)[a:b]
+                pos += b - a
+        # the bursts overlapping the block as a matrix product: out += Y G, Y (n, bursts) the
+        # received waveforms, G (bursts, inputs) their gains (a numba loop over rows, bursts and
+        # the bus's columns took 4x as long)
+        cols: list[tuple[np.ndarray, int, int, np.ndarray, slice]] = []
         for inj in injections:
             s0 = int(inj.start_sample)
             length = len(inj.samples) + int(round(self.config.injection_tail_s * self.fs_hz))
@@ -870,7 +862,18 @@ class SubstationChannel:
             if a >= b:
                 continue
             y, g, sl = self._prepare(inj)
-            _add_outer(out, a - start_sample, sl.start, y, a - s0, b - a, g)
+            cols.append((y[a - s0 : b - s0], a - start_sample, b - start_sample, g, sl))
+        # a burst reaches only its own bus: one product per bus, on that bus's columns
+        for bus in range(self.layout.buses):
+            sl = self.layout.bus_inputs(bus)
+            mine = [c for c in cols if c[4] == sl]
+            if mine:
+                ys = np.zeros((n, len(mine)))
+                gs = np.empty((len(mine), sl.stop - sl.start))
+                for j, (y, a, b, g, _) in enumerate(mine):
+                    ys[a:b, j] = y
+                    gs[j] = g
+                out[:, sl] += ys @ gs
         return out
 
     def describe(self) -> dict:

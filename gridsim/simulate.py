@@ -31,6 +31,13 @@ from .traffic import Event, Scheduler, Transmission, make_population
 log = logging.getLogger("gla.sim")
 
 BLOCK_S = 1.0
+#: Written to the sidecar as ``gla:simulator``: which arithmetic made the capture. gridsim 2
+#: computes the background differently from gridsim 1 (the same model: harmonics from periodic
+#: tables, noise from a Ziggurat on SplitMix64, tones by phasor rotation), so its captures differ.
+SIMULATOR = (
+    "gla-receiver 0.1.0 gridsim 2: harmonics from periodic tables, Ziggurat/SplitMix64 noise, "
+    "tones by rotation, vectorised burst synthesis"
+)
 _EXPLICIT_KIND = {"scheduled": "scheduled_report", "alert": "alert", "provisioning": "provisioning_request"}
 _PHASE = {"A": 0, "B": 1, "C": 2}
 
@@ -167,7 +174,7 @@ def run_scenario(
         expected_frames=n_total,
         ct_polarity=chan.ct_polarity.tolist(),
         description=f"scenario {s.name} (seed {sc.seed})",
-        meta_extra={"gla:scenario": s.name, "gla:seed": sc.seed},
+        meta_extra={"gla:scenario": s.name, "gla:seed": sc.seed, "gla:simulator": SIMULATOR},
     )
     bar = tqdm(total=n_total, unit="sample", unit_scale=True, disable=not progress, desc=f"simulate {s.name}")
     with writer:

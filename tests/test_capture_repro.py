@@ -10,7 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from dsp.air import messages
-from gridsim.simulate import run_scenario
+from gridsim.simulate import SIMULATOR, run_scenario
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 
@@ -21,6 +21,7 @@ def test_demo_small_regenerates_exactly(tmp_path):
     digest = hashlib.sha256(res.audio_path.read_bytes()).hexdigest()
     assert digest == meta["global"]["gla:sha256"]
     assert digest == hashlib.sha256((CAPTURES / "demo_small.wav").read_bytes()).hexdigest()
+    assert meta["global"]["gla:simulator"] == SIMULATOR  # the arithmetic that made it
     ours = json.loads(res.truth_path.read_text())["transmissions"]
     committed = json.loads((CAPTURES / "demo_small.truth.json").read_text())["transmissions"]
     assert [t["frame_hex"] for t in ours] == [t["frame_hex"] for t in committed]

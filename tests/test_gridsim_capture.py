@@ -227,3 +227,17 @@ def test_truth_round_trip(tmp_path):
     (tmp_path / "x.truth.json").write_text('{"capture": {}}')
     with pytest.raises(ValueError, match="transmissions: missing"):
         read_truth(tmp_path / "x")
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32"])
+def test_writer_quantises_as_libsndfile_does(tmp_path, subtype):
+    """The writer hands libsndfile int32 values it rounded itself: the file holds the bytes that
+    writing the scaled doubles would have made (clipped samples included)."""
+    r = np.random.default_rng(3)
+    x = np.concatenate([r.uniform(-4.5, 4.5, (5000, 3)), r.normal(0.0, 1e-6, (5000, 3))])
+    with CaptureWriter(tmp_path / "w", 48000, 3, [(0, 0, p) for p in "ABC"], subtype=subtype) as w:
+        w.write(x)
+    top = 1.0 - 2.0 ** (1 - 8 * {"PCM_16": 2, "PCM_24": 3, "PCM_32": 4}[subtype])
+    sf.write(str(tmp_path / "ref.wav"), np.clip(x * 0.25, -1.0, top), 48000, subtype=subtype, format="WAV")
+    assert w.clipped == np.count_nonzero((x * 0.25 > top) | (x * 0.25 < -1.0)) > 0
+    assert (tmp_path / "w.wav").read_bytes() == (tmp_path / "ref.wav").read_bytes()

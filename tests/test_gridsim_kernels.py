@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from dsp.air import params as P
 from dsp.tx import modulator
 from gridsim import burst_synth
-from gridsim.channel import ChannelConfig, Layout, SubstationChannel, _harmonic_basis
+from gridsim.channel import ChannelConfig, Layout, SubstationChannel
 
 CASES = [
     dict(fc_hz=2100.0, t_start_s=0.3, grid_period_s=1 / 60.0003, clock_ppm=-99.0, phase_rad=5.0),
@@ -81,25 +79,6 @@ def test_burst_synth_checks_its_arguments_like_the_reference():
         burst_synth.modulate(_chips(4, 0), fs_hz=48000, fc_hz=2000.0, t_start_s=0.1, grid_period_s=0.5)
 
 
-def test_harmonic_basis_is_the_complex_power_recurrence():
-    """z^h by the recurrence z^(h-1) z, rounded as numpy's complex multiply rounds it on this CPU
-    (bit for bit where numpy fuses the products as numba_settings.fma does)."""
-    theta = np.random.default_rng(4).uniform(0, 2 * math.pi, 3000)
-    nh = 80
-    z = np.empty((nh, theta.size), dtype=np.complex128)
-    z[0] = np.exp(1j * theta)
-    for h in range(1, nh):
-        np.multiply(z[h - 1], z[0], out=z[h])
-    m = np.empty((2 * nh, theta.size))
-    _harmonic_basis(z[0].copy(), m)
-    plain = z[1].real * z[0].real - z[1].imag * z[0].imag  # separate roundings
-    if np.array_equal(plain, z[2].real):  # this numpy does not fuse: the kernel may differ by an ulp
-        np.testing.assert_allclose(m[:nh], z.real, rtol=0, atol=1e-13)
-        np.testing.assert_allclose(m[nh:], z.imag, rtol=0, atol=1e-13)
-    else:
-        assert np.array_equal(m[:nh], z.real) and np.array_equal(m[nh:], z.imag)
-
-
 def test_background_of_36_inputs_does_not_depend_on_the_block_size():
     """36 inputs (two buses), rendered whole or in odd blocks: bitwise the same."""
     ch = SubstationChannel(ChannelConfig(), Layout(2, 6), seed=11)
@@ -107,3 +86,16 @@ def test_background_of_36_inputs_does_not_depend_on_the_block_size():
     ch2 = SubstationChannel(ChannelConfig(), Layout(2, 6), seed=11)
     b = np.concatenate([ch2.render(0, 7), ch2.render(7, 47993), ch2.render(48000, 12000)])
     assert a.shape == (60000, 36) and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cutoff_hz", [2500.0, 3900.0])
+def test_transformer_biquad_is_scipys_lfilter(cutoff_hz):
+    from scipy import signal
+
+    from gridsim.channel import _biquad
+
+    x = np.random.default_rng(5).normal(size=5000)
+    b, a = signal.butter(2, cutoff_hz, btype="low", fs=48000)
+    ref = signal.lfilter(b, a, np.concatenate([x, np.zeros(480)]) * 0.37)
+    y = _biquad(b / a[0], a / a[0], x, 0.37, x.size + 480)
+    np.testing.assert_allclose(y, ref, rtol=0, atol=1e-15 * np.abs(ref).max())
