@@ -42,13 +42,13 @@ def plot_stages(profile: dict, replay: dict | None, path: Path) -> None:
     ax.set_xlabel("CPU ns per input sample, one core")
     ax.bar(0, 0, color="C0", label="runs in the workers")
     ax.bar(0, 0, color="C1", label="runs in the parent")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center right")
     ax.set_title(
         f"Stages of a replay on one core: {profile['inputs']} inputs x {profile['seconds']:g} s, "
         f"{profile.get('cpu_realtime_factor_1core', profile['realtime_factor_1core'])}x real time by CPU time",
         fontsize=9,
     )
-    ax.set_xlim(0, max(st.values()) * 1.35)
+    ax.set_xlim(0, max(st.values()) * 1.8)
     if replay:
         ax = axs[0, 1]
         per100 = 100.0 / profile["seconds"]
@@ -82,9 +82,11 @@ def plot_processes(replay: dict, side: dict, path: Path) -> None:
         a1.text(x, t, f"{t:.1f} s", ha="center", va="bottom", fontsize=8)
     a1.set_ylabel("seconds (CPU; the last bar: clock)")
     a1.legend(fontsize=8)
+    load = replay.get("load_average") or [None]
     a1.set_title(
         f"gla replay, {replay['inputs']} inputs x {replay['capture_s']:g} s, {replay['workers']} workers: "
-        f"peak RSS {replay['peak_rss_mb']:.0f} MB",
+        f"peak RSS {replay['peak_rss_mb']:.0f} MB\nprocess tree {replay['tree_cpu_s']:.1f} CPU s in "
+        f"{replay['wall_s']:.1f} s of clock (load average {load[0]})",
         fontsize=9,
     )
     names, vals, cols = [], [], []

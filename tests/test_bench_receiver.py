@@ -67,6 +67,9 @@ def test_the_product_stages_write_the_side_by_side_keys(tmp_path):
     chain, replay = d["chain_realtime_factor_36in_1core"], d["replay_realtime_factor_36in_48k_2cores"]
     assert chain > 0 and replay > 0
     assert d["replay_to_chain_ratio"] == round(replay / (2 * chain), 3)
+    chain_cpu_per_s = 1 / d["chain"]["cpu_realtime_factor_36in_48k_1core"]
+    replay_cpu_per_s = d["large"]["tree_cpu_s"] / d["large"]["capture_s"]
+    assert d["replay_to_chain_cpu_ratio"] == round(chain_cpu_per_s / replay_cpu_per_s, 3)
     assert d["replay_capture_s"] == 8.0
     lg = d["large"]
     assert lg["inputs"] == 12 and lg["workers"] == 2
