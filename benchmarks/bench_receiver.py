@@ -358,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def done(name: str) -> None:
         walls[name] = round(time.perf_counter() - walls[name], 1)
+        print(f"== stage {name}: {walls[name]} s", flush=True)
 
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
