@@ -381,7 +381,10 @@ def _latencies(bundles: list, stem: Path, t0: float, stream_s: float, tail_s: fl
     """Burst end to bundle for every bundle with a clean frame (see :func:`service_realtime`)."""
     import numpy as np
 
-    truth = json.loads(Path(str(stem) + ".truth.json").read_text())["transmissions"]
+    truth_path = Path(str(stem) + ".truth.json")
+    if not truth_path.exists():  # (a capture without its truth: no burst ends to measure from)
+        return {"bundles": len(bundles), "latency_bundles": 0, "latency_median_s": None, "latency_max_s": None}
+    truth = json.loads(truth_path.read_text())["transmissions"]
     ends_by_frame: dict[str, list[float]] = {}
     for t in truth:
         ends_by_frame.setdefault(t["frame_hex"], []).append(t0 + t["end_sample"] / FS)
