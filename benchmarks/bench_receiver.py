@@ -6,7 +6,8 @@ the peak resident set of its process tree), where its time goes (per stage: stag
 per process), ``gla receive`` fed 36 inputs at real time (CPU as a fraction of the machine,
 burst end to bundle latency), and the simulator's real-time factor on one core.
 
-    python -m benchmarks.bench_receiver                      # full (~25 min on 2 cores)
+    python -m benchmarks.bench_receiver                      # full (15 min with --skip phase at load
+                                                             # 2-8; the phase stage ~50 min at load 8)
     python -m benchmarks.bench_receiver --capture STEM       # reuse a 600-s capture of the large scenario
     python -m benchmarks.bench_receiver --quick              # smoke (~3 min), into a temporary directory
     python -m benchmarks.bench_receiver --skip phase kill    # stages: phase demo chain large profile
