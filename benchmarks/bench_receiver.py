@@ -1,12 +1,21 @@
-"""Receiver benchmarks of issue [3/6]: feeder/phase identification against crosstalk, message
-success on the demo and large scenarios, replay speed on both cores, the kill test, and the
-simulator's real-time factor on one core (36 inputs), and the start-up of `gla replay` and
-`gla receive` (command to first block processed: bench_startup).
+"""Receiver benchmarks: feeder/phase identification against crosstalk, message success on the
+demo scenario, the kill test, start-up (bench_startup), and the product beside the chain, in
+one run (benchmarks/bench_product.py): the receive chain alone on one core, ``gla replay`` of a
+600-s 36-input capture of the large scenario on 2 cores (by the clock, start-up included, with
+the peak resident set of its process tree), where its time goes (per stage: stage_profile.py;
+per process), ``gla receive`` fed 36 inputs at real time (CPU as a fraction of the machine,
+burst end to bundle latency), and the simulator's real-time factor on one core.
 
-    python -m benchmarks.bench_receiver            # full (~25 min on 2 cores)
-    python -m benchmarks.bench_receiver --quick    # smoke (~3 min)
+    python -m benchmarks.bench_receiver                      # full (15 min with --skip phase at load
+                                                             # 2-8; the phase stage ~50 min at load 8)
+    python -m benchmarks.bench_receiver --capture STEM       # reuse a 600-s capture of the large scenario
+    python -m benchmarks.bench_receiver --quick              # smoke (~3 min), into a temporary directory
+    python -m benchmarks.bench_receiver --skip phase kill    # stages: phase demo chain large profile
+                                                             # service simulate startup kill
 
-Writes benchmarks/results/receiver.json and benchmarks/results/confusion.png.
+Writes receiver.json and the plots confusion.png, replay_stages.png and replay_processes.png
+into benchmarks/results (``--out DIR`` elsewhere). A --quick run never writes there unless
+given ``--out``: it writes into a new temporary directory and names it.
 """
 
 from __future__ import annotations
@@ -230,93 +239,6 @@ def _by_ebn0(rows: list[dict]) -> dict:
     return out
 
 
-def latency(seconds: float = 60.0) -> dict:
-    """Real-time input: the first ``seconds`` of the demo scenario (12 inputs, 200 hubs; 0: the
-    8-s committed capture demo_small) streamed over ZeroMQ at its own pace into the service; the
-    latency of a bundle is its creation time (when it enters the delivery spool) minus the wall
-    time at which the burst's last sample was sent."""
-    import socket
-    import threading
-    from datetime import datetime
-
-    from receiver.service import ReceiverConfig, run_service
-    from receiver.sources import stream_capture
-
-    root = Path(__file__).resolve().parents[1]
-    sim_dir = tempfile.TemporaryDirectory()
-    if seconds:
-        from gridsim.simulate import run_scenario
-
-        cap = Path(sim_dir.name) / "demo"
-        run_scenario("demo", cap, duration_s=seconds, progress=False)
-    else:
-        cap = root / "captures" / "demo_small"
-    meta = json.loads(cap.with_suffix(".sigmf-meta").read_text())
-    truth = json.loads(cap.with_suffix(".truth.json").read_text())["transmissions"]
-    ports = []
-    for _ in range(2):
-        with socket.socket() as so:
-            so.bind(("127.0.0.1", 0))
-            ports.append(so.getsockname()[1])
-    with tempfile.TemporaryDirectory() as td:
-        cfg = ReceiverConfig.model_validate(
-            {
-                "receiver": {"id": "rx-lat", "substation_id": "s", "workers": 2, "data_dir": td},
-                "input": {
-                    "endpoint": f"tcp://127.0.0.1:{ports[0]}",
-                    "n_channels": 12,
-                    "channels": [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]],
-                },
-                "http": {"listen": f"127.0.0.1:{ports[1]}"},
-            }
-        )
-        stop = threading.Event()
-        th = threading.Thread(target=run_service, args=(cfg,), kwargs={"stop": stop}, daemon=True)
-        th.start()
-        time.sleep(2.0)
-        t0 = time.time()
-        stream_capture(cap, f"tcp://127.0.0.1:{ports[0]}", pattern="push", framing="gla", block_s=0.1, realtime=True)
-        time.sleep(4.0)  # real-time stream: the last bursts finish at the end of the capture
-        stop.set()
-        th.join(timeout=60)
-        bundles = [json.loads(line) for f in Path(td, "archive").glob("*.jsonl") for line in f.read_text().splitlines()]
-    n_s = seconds or 8.0  # stream length
-    TAIL_S = 3.0
-    lat, over = [], []
-    for b in bundles:
-        created = datetime.fromisoformat(b["created_utc"].replace("Z", "+00:00")).timestamp()
-        # the sender paces blocks: sample k leaves at about t0 + k / fs. An alert is sent twice
-        # with the same sealed frame: a bundle belongs to the latest of its sendings that ended
-        # before it was created
-        # (bursts ending in the last TAIL_S of the stream are left out: after the last block the
-        # detector releases them only when the service stops, which a live stream never does)
-        ends = [t0 + t["end_sample"] / FS for t in truth if t["frame_hex"] == b.get("frame_hex")]
-        ends = [e for e in ends if e <= created]
-        if ends and max(ends) - t0 <= n_s - TAIL_S:
-            lat.append(created - max(ends))
-            if lat[-1] > 2.0:
-                over.append(
-                    {
-                        "latency_s": round(lat[-1], 3),
-                        "channel": b.get("channel"),
-                        "kind": b.get("kind"),
-                        "copies": len(b.get("copies") or []),
-                    }
-                )
-    sim_dir.cleanup()
-    return {
-        "latency_s_max": round(max(lat), 3) if lat else None,
-        "latency_s_median": round(float(np.median(lat)), 3) if lat else None,
-        "latency_s_p95": round(float(np.percentile(lat, 95)), 3) if lat else None,
-        "latency_bundles": len(lat),
-        "latency_capture_s": seconds or 8.0,
-        "latency_s_all": sorted(round(x, 3) for x in lat),
-        "latency_kinds_over_2s": over,
-        "latency_note": "burst end (last sample sent) to bundle created, real-time ZeroMQ input; bursts that "
-        "end in the last 3 s of the stream are not counted (released only when the stream stops)",
-    }
-
-
 def plot_confusion(pid: dict, path: Path) -> None:
     import matplotlib
 
@@ -353,20 +275,95 @@ def plot_confusion(pid: dict, path: Path) -> None:
     plt.close(fig)
 
 
+STAGES = ("phase", "demo", "chain", "large", "profile", "service", "simulate", "startup", "kill")
+
+
+def results_dir(quick: bool, out: Path | None) -> tuple[Path, bool]:
+    """Where a run writes (its JSON and plots), and whether that is a fresh temporary directory:
+    ``--out`` if given, else the committed results, except for a --quick run, which is a smoke
+    run and never overwrites them (a new temporary directory, kept and named at the end)."""
+    if out is not None:
+        return Path(out), False
+    if quick:
+        return Path(tempfile.mkdtemp(prefix="gla-bench-receiver-quick-")), True
+    return RESULTS, False
+
+
+def side_by_side(out: dict, ran: set[str]) -> dict:
+    """The ratio replay / (2 x chain) when both were measured in this run; dropped when only one
+    of them was (it compares figures of one run, on one machine in one state)."""
+    from benchmarks.bench_product import replay_to_chain_ratio
+
+    if {"chain", "large"} <= ran:
+        out["replay_to_chain_ratio"] = replay_to_chain_ratio(
+            out["replay_realtime_factor_36in_48k_2cores"], out["chain_realtime_factor_36in_1core"]
+        )
+        # the same by CPU time: the chain's CPU seconds per stream second over the replay's whole
+        # tree's (1.0: the replay spends no CPU beyond the chain's); on a shared machine the
+        # clock also counts the other jobs, CPU time much less
+        chain_cpu = 1.0 / out["chain"]["cpu_realtime_factor_36in_48k_1core"]
+        replay_cpu = out["large"]["tree_cpu_s"] / out["large"]["capture_s"]
+        out["replay_to_chain_cpu_ratio"] = round(chain_cpu / replay_cpu, 3)
+    elif ran & {"chain", "large"}:
+        out.pop("replay_to_chain_ratio", None)
+        out.pop("replay_to_chain_cpu_ratio", None)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="smoke run; writes into a temporary directory unless --out")
+    ap.add_argument("--skip", nargs="*", default=[], choices=[*STAGES, "latency"], help="stages not to run")
     ap.add_argument(
-        "--skip", nargs="*", default=[], choices=["phase", "demo", "large", "kill", "latency", "simulate", "startup"]
+        "--capture",
+        type=Path,
+        default=None,
+        help="an existing capture (stem) of the large scenario for the large, profile and service stages, "
+        "used in place (default: a 600-s one simulated into a temporary directory, 30 s with --quick)",
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory of receiver.json and the plots (default benchmarks/results; --quick: a new temporary one)",
+    )
+    ap.add_argument("--replay-runs", type=int, default=None, help="timed replays of the capture (default 3, quick 1)")
+    ap.add_argument(
+        "--service-seconds", type=float, default=None, help="stream fed to gla receive (default 90, quick 15)"
     )
     args = ap.parse_args(argv)
     q = args.quick
+    skip = set(args.skip) | ({"service"} if "latency" in args.skip else set())
+    if args.capture is not None:
+        args.capture = Path(str(args.capture).removesuffix(".wav").removesuffix(".sigmf-meta"))
+        if not Path(str(args.capture) + ".sigmf-meta").exists():
+            ap.error(f"--capture {args.capture}: no {args.capture}.sigmf-meta")
     workers = max(1, min(2, os.cpu_count() or 1))
-    path = RESULTS / "receiver.json"
+    res_dir, temporary = results_dir(q, args.out)
+    res_dir.mkdir(parents=True, exist_ok=True)
+    path = res_dir / "receiver.json"
     out = json.loads(path.read_text()) if path.exists() else {}
+    ran: set[str] = set()
+    walls: dict[str, float] = {}
+    t_run = time.perf_counter()
+    from benchmarks import bench_product as BP
+    from benchmarks import product_plots
+
+    def stage(name: str) -> bool:
+        if name in skip:
+            return False
+        ran.add(name)
+        walls[name] = time.perf_counter()
+        print(f"== stage {name}", flush=True)
+        return True
+
+    def done(name: str) -> None:
+        walls[name] = round(time.perf_counter() - walls[name], 1)
+        print(f"== stage {name}: {walls[name]} s", flush=True)
+
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        if "phase" not in args.skip:
+        if stage("phase"):
             # at >= 6 dB the target is 99.9 % right: 3,000+ bursts without an error put the one-sided
             # 95 % lower bound at 99.9 %; the closer margins only show the trend
             margins = (
@@ -381,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                 phase_id_wrong_rate_margin_6db=pid["phase_id_wrong_rate_margin_6db"],
                 phase_id=pid,
             )
-            plot_confusion(pid, RESULTS / "confusion.png")
-        if "demo" not in args.skip:
+            plot_confusion(pid, res_dir / "confusion.png")
+            done("phase")
+        if stage("demo"):
             d = scenario_success("demo", 300.0 if not q else 30.0, workers, tmp)
             print("demo", d, flush=True)
             # bundles that matched no transmission sent (ghosts of strong bursts, false alarms): target 0
@@ -391,29 +389,73 @@ def main(argv: list[str] | None = None) -> int:
                 bundles_matching_nothing_sent_demo=d["extra_bundles"],
                 demo=d,
             )
-        if "large" not in args.skip:
-            lg = scenario_success("large", 120.0 if not q else 12.0, workers, tmp)
-            print("large", lg, flush=True)
-            out.update(
-                message_success_rate_large=lg["message_success_rate"],
-                large=lg,
-                replay_realtime_factor_36in_48k_2cores=lg["replay_realtime_factor"],
+            done("demo")
+        if stage("chain"):
+            ch = BP.chain_speed(4.0 if q else 20.0, 3 if q else 5, tmp)
+            print("chain", {k: ch[k] for k in ("realtime_factor_36in_48k_1core", "realtime_factor_runs")}, flush=True)
+            out.update(chain_realtime_factor_36in_1core=ch["realtime_factor_36in_48k_1core"], chain=ch)
+            done("chain")
+        capture, capture_note = args.capture, str(args.capture)
+        if capture is None and {"large", "profile", "service"} - skip:
+            capture = tmp / "large-capture"
+            t = time.perf_counter()
+            made = BP.make_capture(capture, 30.0 if q else 600.0)
+            capture_note = f"simulated in the run: {made['command']}"
+            print(f"{capture_note} ({made['wall_s']} s)", flush=True)
+            walls["capture"] = round(time.perf_counter() - t, 1)
+        if stage("large"):
+            assert capture is not None
+            rp = BP.replay_speed(capture, tmp / "replays", runs=args.replay_runs or (1 if q else 3), workers=workers)
+            s = rp.pop("score", None) or {}
+            rp.update({k: s.get(k) for k in ("sent", "decoded", "message_success_rate", "feeder_phase_accuracy")})
+            rp.update(
+                extra_bundles=s.get("extra_bundles"),
+                success_by_ebn0=_by_ebn0(s.get("rows", [])),
+                capture=capture_note,
             )
-        if "simulate" not in args.skip:
+            print("large", {k: v for k, v in rp.items() if k not in ("processes", "success_by_ebn0")}, flush=True)
+            out.update(
+                message_success_rate_large=rp["message_success_rate"],
+                replay_realtime_factor_36in_48k_2cores=rp["realtime_factor"],
+                replay_capture_s=rp["capture_s"],
+                replay_peak_rss_mb=rp["peak_rss_mb"],
+                large=rp,
+            )
+            done("large")
+        if stage("profile"):
+            assert capture is not None
+            from benchmarks.stage_profile import profile_in_child
+
+            pr = profile_in_child(capture, 10.0 if q else 60.0)
+            print("profile", pr["stage_ns_per_input_sample"], flush=True)
+            out.update(stage_profile=pr)
+            done("profile")
+        if stage("service"):
+            assert capture is not None
+            sv = BP.service_realtime(capture, tmp / "service", args.service_seconds or (15.0 if q else 90.0), workers)
+            print("service", {k: v for k, v in sv.items() if k not in ("processes", "latency_s_all")}, flush=True)
+            out.update(
+                service_cpu_fraction_36in_realtime=sv["cpu_fraction_of_machine"],
+                service_latency_median_s=sv["latency_median_s"],
+                service_latency_max_s=sv["latency_max_s"],
+                latency_s_max=sv["latency_max_s"],
+                service=sv,
+            )
+            out.pop("latency", None)  # (the 12-input demo stream this stage replaces)
+            done("service")
+        if stage("simulate"):
             sim = simulate_speed(20.0 if q else 120.0, tmp)
             print("simulate", sim, flush=True)
             out.update(simulate_realtime_factor_36in_1core=sim["realtime_factor_wall"], simulate=sim)
-    if "latency" not in args.skip:
-        la = latency(8.0 if q else 60.0)
-        print("latency", la, flush=True)
-        out.update(latency_s_max=la["latency_s_max"], latency=la)
-    if "startup" not in args.skip:
+            done("simulate")
+    if stage("startup"):
         from benchmarks import bench_startup
 
         su = bench_startup.run(runs=3 if q else 5)
         print("startup", {k: su[k] for k in ("replay_startup_s", "receive_startup_s")}, flush=True)
         out.update(replay_startup_s=su["replay_startup_s"], receive_startup_s=su["receive_startup_s"], startup=su)
-    if "kill" not in args.skip:
+        done("startup")
+    if stage("kill"):
         try:
             from benchmarks import bench_kill
 
@@ -427,20 +469,36 @@ def main(argv: list[str] | None = None) -> int:
             )
         except ImportError as e:
             print(f"kill test not available: {e}")
+        done("kill")
+    side_by_side(out, ran)
+    if "large" in out and "stage_profile" in out and ran & {"large", "profile"}:
+        product_plots.plot_stages(out["stage_profile"], out["large"], res_dir / "replay_stages.png")
+    if "large" in ran:
+        product_plots.plot_processes(out["large"], out, res_dir / "replay_processes.png")
     cmd = (
         "python -m benchmarks.bench_receiver"
         + (" --quick" if q else "")
+        + (f" --capture {args.capture}" if args.capture else "")
         + (" --skip " + " ".join(args.skip) if args.skip else "")
     )
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    mach = machine()
     # which run each stage's figures come from (a --skip run keeps the others' earlier figures)
     stages = dict(out.get("stage_runs") or {})
-    for st in ("phase", "demo", "large", "kill", "latency", "simulate", "startup"):
-        if st not in args.skip:
-            stages[st] = {"command": cmd, "date": now}
-    out.update(command=cmd, date=now, machine=machine(), stage_runs=stages)
+    stages.pop("latency", None)
+    for st in ran:
+        stages[st] = {"command": cmd, "date": now, "machine": mach, "wall_s": walls.get(st)}
+    out.update(
+        command=cmd,
+        date=now,
+        machine=mach,
+        stage_runs=stages,
+        run_wall_s=round(time.perf_counter() - t_run, 1),
+        run_capture_simulated_s=walls.get("capture"),
+    )
     write_json(path, out)
-    print(f"wrote {path}")
+    print(f"wrote {path}" + (" (a quick run: the committed results are untouched)" if temporary else ""))
+    print(f"whole run {out['run_wall_s']} s; stages: {', '.join(f'{k} {v} s' for k, v in walls.items())}")
     return 0
 
 

@@ -37,12 +37,41 @@ TARGETS = {
     "message_success_rate_demo": ("messages decoded / sent, demo scenario", "", ""),
     "bundles_matching_nothing_sent_demo": ("bundles that matched no transmission sent, demo scenario", "", "0"),
     "message_success_rate_large": ("messages decoded / sent, large scenario (36 inputs)", "", ""),
-    "replay_realtime_factor_36in_48k_2cores": ("replay of 36 inputs, both cores", "x real time", ""),
+    "chain_realtime_factor_36in_1core": (
+        "the chain alone, 36 inputs, one core, measured in the same run as the replay",
+        "x real time",
+        "reference",
+    ),
+    "replay_realtime_factor_36in_48k_2cores": (
+        "gla replay of a 36-input capture (replay_capture_s), 2 cores, by the clock, start-up included",
+        "x real time",
+        ">= 60",
+    ),
+    "replay_to_chain_ratio": ("replay / (2 x chain alone): the share of the chain's speed kept", "", "report"),
+    "replay_to_chain_cpu_ratio": (
+        "chain's CPU s per stream s / the replay tree's (1: no CPU beyond the chain's)",
+        "",
+        "report",
+    ),
+    "replay_capture_s": ("length of the capture the replay figure is from", "s", "600"),
+    "replay_peak_rss_mb": ("gla replay: peak resident set of the process tree (parent + workers)", "MB", "< 2048"),
+    "service_cpu_fraction_36in_realtime": (
+        "gla receive, 36 inputs at real time: process-tree CPU s per stream s / cores",
+        "of the machine",
+        "< 0.05",
+    ),
+    "service_latency_median_s": ("gla receive, 36 inputs at real time: burst end to bundle (median)", "s", ""),
+    "service_latency_max_s": ("gla receive, 36 inputs at real time: burst end to bundle (max)", "s", "< 2"),
+    "simulate_realtime_factor_36in_1core": (
+        "simulator, 36 inputs, one core (one thread), by the clock",
+        "x real time",
+        ">= 30",
+    ),
     "replay_startup_s": ("gla replay, 36 inputs, 2 workers: command to first block processed", "s", "<= 2"),
     "receive_startup_s": ("gla receive, 36 inputs, 2 workers: command to first block processed", "s", "<= 2"),
     "bundles_lost_in_kill_test": ("kill test: bundles lost", "", "0"),
     "bundles_duplicated_in_kill_test": ("kill test: bundles duplicated", "", "0"),
-    "latency_s_max": ("burst end to bundle, real-time input (max)", "s", "< 2"),
+    "latency_s_max": ("burst end to bundle, real-time input (max; the service stage's)", "s", "< 2"),
     "ingest_bundles_per_s_sqlite_1core": ("platform ingest, SQLite, one core", "bundles/s", ">= 500"),
     "ingest_bundles_per_s_postgresql": ("platform ingest, PostgreSQL", "bundles/s", ""),
     "detect_rate_3kw_1h_us": ("theft: 3 kW tap detected within 1 h (US areas)", "", ">= 0.95"),
@@ -197,6 +226,8 @@ PLOTS = [
     ("comb.png", "harmonic suppression of the comb"),
     ("throughput.png", "throughput per stage"),
     ("confusion.png", "feeder/phase confusion matrix"),
+    ("replay_stages.png", "where a replay's time goes, per stage of the chain"),
+    ("replay_processes.png", "where a replay's time goes, per process, beside the other real-time factors"),
     ("theft_detection.png", "theft detection by tap size"),
     ("theft_ieee.png", "theft detection on the held-out IEEE European LV feeder"),
 ]
@@ -210,6 +241,57 @@ def _fmt(v) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
     return str(v)
+
+
+def side_by_side(d: dict) -> list[str]:
+    """receiver.json's product figures as one table: the chain alone, the replay, the service
+    and the simulator, each with the run (command and date) it comes from."""
+    runs = d.get("stage_runs") or {}
+    lg, sv, sim, ch = (d.get(k) or {} for k in ("large", "service", "simulate", "chain"))
+    rows = [
+        ("chain alone, one core", "chain", d.get("chain_realtime_factor_36in_1core"), "x real time", ""),
+        (
+            f"gla replay, 2 cores, {_fmt(d.get('replay_capture_s'))}-s capture, by the clock "
+            f"(start-up {_fmt(lg.get('startup_s'))} s)",
+            "large",
+            d.get("replay_realtime_factor_36in_48k_2cores"),
+            "x real time",
+            f"peak RSS {_fmt(d.get('replay_peak_rss_mb'))} MB",
+        ),
+        (
+            "replay / (2 x chain)",
+            "large",
+            d.get("replay_to_chain_ratio"),
+            "",
+            f"by CPU time: {_fmt(d.get('replay_to_chain_cpu_ratio'))}",
+        ),
+        (
+            f"gla receive at real time ({_fmt(sv.get('stream_s'))} s of stream)",
+            "service",
+            d.get("service_cpu_fraction_36in_realtime"),
+            "of the machine's CPU",
+            f"latency median {_fmt(d.get('service_latency_median_s'))} s, max {_fmt(d.get('service_latency_max_s'))} s",
+        ),
+        (
+            f"simulator, one core ({_fmt(sim.get('seconds'))} s)",
+            "simulate",
+            d.get("simulate_realtime_factor_36in_1core"),
+            "x real time",
+            "",
+        ),
+    ]
+    if not (ch or lg or sv):
+        return []
+    out = [
+        "### The product beside the chain (36 inputs at 48 kHz)",
+        "",
+        "| what | value | unit | also | run |",
+        "|---|---|---|---|---|",
+    ]
+    for what, stage, v, unit, also in rows:
+        r = runs.get(stage) or {}
+        out.append(f"| {what} | {_fmt(v)} | {unit} | {also} | {r.get('date', '?')} |")
+    return out + [""]
 
 
 def main() -> int:
@@ -241,6 +323,8 @@ def main() -> int:
                 what, unit, target = TARGETS[k]
                 lines.append(f"| `{k}` | {_fmt(v)} | {unit} | {what} | {target} |")
         lines.append("")
+        if name == "receiver.json":
+            lines += side_by_side(d)
     lines += [NOTES, "## Plots", ""]
     for f, what in PLOTS:
         if (RESULTS / f).exists():
