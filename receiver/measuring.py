@@ -25,6 +25,7 @@ import numpy as np
 from dsp.air import params as P
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.demod import BurstDemodulator, KnownMeasurement, measure_known
+from dsp.rx.demod.measure import measure_known_many
 
 
 @dataclass
@@ -57,6 +58,14 @@ class MeasureReply:
     measured: dict[int, KnownMeasurement | None] = field(default_factory=dict)
 
 
+def burst_span(demod: BurstDemodulator, plan: P.ChannelPlan, start_sample: float) -> tuple[int, int]:
+    """(m_first, need_end): the baseband indices a measurement of the burst from ``start_sample``
+    reads, m_first .. need_end + 7, if a ring holds m_first .. need_end."""
+    m_first = int((start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
+    need_end = int((start_sample + demod.span_samples(plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION)
+    return m_first, need_end
+
+
 def measure_on_ring(
     ring: np.ndarray,
     ring_start: int,
@@ -75,8 +84,7 @@ def measure_on_ring(
     index ``ring_start`` first); None when the ring does not hold its whole span. With
     ``min_snr_db``, the band amplitudes only of a measurement at least that strong (a weaker
     copy that no detector found is not reported)."""
-    m_first = int((start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
-    need_end = int((start_sample + demod.span_samples(plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION)
+    m_first, need_end = burst_span(demod, plan, start_sample)
     if m_first < ring_start or need_end > ring_start + ring.shape[1]:
         return None
     r = ring[channel, m_first - ring_start : need_end - ring_start + 8].astype(np.complex128)
@@ -168,29 +176,40 @@ class WorkerMeasurer:
         self.old, self.hist, self.segment = self.hist, self._fresh(), segment
 
     def answer(self, worker: int, req: MeasureRequest) -> MeasureReply:
+        """The request measured on every input of it this worker owns, all at once
+        (:func:`dsp.rx.demod.measure.measure_known_many`: the numbers of :func:`measure_on_ring`
+        on each, what they share made once); None for an input whose history does not hold the
+        burst's whole span."""
         hist = self.hist if req.segment == self.segment else self.old
         demod = self.demods[req.channel]
         out = MeasureReply(worker, req.req_id, req.segment)
-        for i, (f0, fund) in req.inputs.items():
-            if i not in self.hist:
-                continue
-            h = hist.get(i)
-            out.measured[i] = (
-                None
-                if h is None
-                else measure_on_ring(
-                    h.view(),
-                    h.start,
-                    demod,
-                    self.plan,
-                    req.channel,
-                    req.code,
-                    req.start_sample,
-                    req.clock_offset_ppm,
-                    req.frame,
-                    f0,
-                    fund,
-                    None if i in req.detected else req.min_snr_db,
-                )
+        m_first, need_end = burst_span(demod, self.plan, req.start_sample)
+        got: dict[int, KnownMeasurement | None] = {}
+        by_size: dict[int, list[tuple[int, np.ndarray]]] = {}  # the spans, by length (a ring may end early)
+        for i in req.inputs:
+            h = hist.get(i) if i in self.hist else None
+            if h is not None and h.start <= m_first and need_end <= h.start + h.hi - h.lo:
+                r = h.view()[req.channel, m_first - h.start : need_end - h.start + 8]
+                by_size.setdefault(r.shape[0], []).append((i, r))
+        mins = req.min_snr_db
+        for group in by_size.values():
+            rows = np.empty((len(group), group[0][1].shape[0]), np.complex128)
+            for b, (_, r) in enumerate(group):
+                rows[b] = r
+            measured = measure_known_many(
+                demod,
+                rows,
+                m_first,
+                req.start_sample,
+                req.code,
+                [req.inputs[i][0] for i, _ in group],
+                req.frame,
+                req.clock_offset_ppm * 1e-6,
+                [req.inputs[i][1] for i, _ in group],
+                [None if i in req.detected or mins is None else (lambda snr_db: snr_db >= mins) for i, _ in group],
             )
+            got.update(zip([i for i, _ in group], measured))
+        for i in req.inputs:  # (in the request's order, as before)
+            if i in self.hist:
+                out.measured[i] = got.get(i)
         return out
