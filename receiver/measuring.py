@@ -7,8 +7,10 @@ measuring every input there serially made the parent the bottleneck of a replay.
 ``Pipeline(..., measure_in_workers=True)`` each worker keeps a :class:`BasebandHistory` of its
 inputs and answers a :class:`MeasureRequest` (sent by the grouper through the pipeline) for the
 inputs it owns with a :class:`MeasureReply`; the grouper finishes the bundle when every input
-has answered. :func:`measure_on_ring` is the one measurement both places use (the grouper's own
-rings when it measures in-process), so the numbers are the same wherever it runs.
+has answered. A worker measures all its inputs of a request at once
+(:func:`dsp.rx.demod.measure.measure_known_many`: what they share made once); each input's
+numbers are those of :func:`measure_on_ring` (the grouper's own rings when it measures
+in-process) to the bit, so they are the same wherever it runs.
 
 The history is trimmed to what a bundle not made yet may still need: the grouper computes the
 oldest baseband index any pending or future cluster can read (``keep_from_m``) and the pipeline

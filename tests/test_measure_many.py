@@ -3,6 +3,8 @@ gives each input's numbers of the per-input measurement, to the bit."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from dsp.rx.chain import InputChain
 from dsp.rx.demod import mf_rows
 from dsp.rx.demod.carrier import derotate
 from dsp.rx.demod.matched_filter import chip_window, mf_kernel
+from dsp.rx.demod.measure import synth_kernel
 from dsp.rx.demod.pulse import DEC, RRC_PULSE, SPAN, chip_grid
 from receiver.measuring import MeasureRequest, WorkerMeasurer, measure_on_ring
 from tests.test_rx import FS, PLAN, burst, stream_with
@@ -140,3 +143,43 @@ def test_rows_filter_check_is_false_for_another_order(monkeypatch):
 
     monkeypatch.setattr(mf_rows, "mf_kernel", in_order)
     assert not mf_rows.check()
+
+
+def _synth_chip_by_chip(chips, grid, n_out, tau0, w2, pulse):
+    """:func:`dsp.rx.demod.measure.synth_kernel` as it was written first (chip by chip, sample by
+    sample, every term added as it is made), in plain Python: the reference of its kernel."""
+    m_first, c0, spc, t0_samples, _, _ = grid
+    tab, _, tab_res, tab_span, span = pulse
+    out = [0j] * n_out
+    for k in range(len(chips)):
+        for p in range(2):
+            tau = tau0 + k * spc + p * t0_samples
+            w = 1.0 + 0.0j if p == 0 else w2
+            lo = max(int(math.ceil((tau - span * spc - c0) / DEC)) - m_first, 0)
+            hi = min(int(math.floor((tau + span * spc - c0) / DEC)) - m_first, n_out - 1)
+            for i in range(lo, hi + 1):
+                x = (DEC * (m_first + i) + c0 - tau) / spc
+                u = (x + tab_span) * tab_res
+                j = int(u)
+                f = u - j
+                g = float(tab[j]) * (1.0 - f) + float(tab[j + 1]) * f
+                out[i] += w * complex(chips[k]) * g
+    return np.array(out)
+
+
+def test_synth_kernel_is_the_chip_by_chip_sum():
+    """The reconstructed burst of the band amplitudes is, to the bit, the chip-by-chip sum it was
+    first written as (BPSK and QPSK chips, windows clipped at both ends)."""
+    rng = np.random.default_rng(4)
+    for qpsk in (False, True):
+        n = 300
+        chips = (1.0 - 2.0 * rng.integers(0, 2, n)).astype(np.complex128)
+        if qpsk:
+            chips = (chips + 1j * (1.0 - 2.0 * rng.integers(0, 2, n))) / math.sqrt(2.0)
+        spc = 66.66 / (1 + 4.1e-5)
+        grid = chip_grid(-3, 31.0, spc, 800.123)
+        n_out = int(n * spc / DEC) - 40
+        w2 = complex(np.exp(-2.3j))
+        got = synth_kernel(chips, grid, n_out, 31.0 - 96.0 + 200.0, w2, RRC_PULSE)
+        want = _synth_chip_by_chip(chips, grid, n_out, 31.0 - 96.0 + 200.0, w2, RRC_PULSE)
+        assert np.array_equal(got.view(np.float64), want.view(np.float64)), qpsk
