@@ -114,9 +114,7 @@ def test_rows_filter_is_the_per_input_filter_for_every_window_length():
         for k in range(n_chips):
             lo, hi = chip_window(tau0 + k * spc, spc, SPAN, c0, m_first)
             lengths.add(min(hi, nr - 1) + 1 - max(lo, 0))
-        los, ns = np.empty(n_chips, np.int64), np.empty(n_chips, np.int64)
-        taps = np.empty((n_chips, mf_rows.window_cap(spc, SPAN)))
-        mf_rows.path_taps(grids[0], tau0, n_chips, RRC_PULSE, 0, nr, los, ns, taps)
+        los, ns, taps = mf_rows.path_taps(grids[0], tau0, n_chips, RRC_PULSE, 0, nr)
         r = derotate(rows[0], m_first, c0, tau0, -0.21, FS)
         for k in range(n_chips):
             seq = complex(np.sum(r[los[k] : los[k] + ns[k]] * taps[k, : ns[k]]))
@@ -134,9 +132,7 @@ def test_rows_filter_check_is_false_for_another_order(monkeypatch):
         nr = r.shape[0]
         z = np.empty((2, n_chips), np.complex128)
         for p in range(2):
-            los, ns = np.empty(n_chips, np.int64), np.empty(n_chips, np.int64)
-            taps = np.empty((n_chips, mf_rows.window_cap(spc, SPAN)))
-            mf_rows.path_taps(grid, tau0, n_chips, pulse, p, nr, los, ns, taps)
+            los, ns, taps = mf_rows.path_taps(grid, tau0, n_chips, pulse, p, nr)
             for k in range(n_chips):
                 z[p, k] = complex(np.sum(r[los[k] : los[k] + ns[k]] * taps[k, : ns[k]]))
         return z
