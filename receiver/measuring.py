@@ -20,6 +20,7 @@ sends it with every block; a worker never drops anything newer (and never keeps 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,49 +109,52 @@ def measure_on_ring(
 
 
 class BasebandHistory:
-    """One input's baseband (all channels, complex64) kept for measurements: appended per chain
-    record, dropped only below the grouper's ``keep_from_m`` (or beyond ``max_keep``). A buffer
-    with spare room, compacted when full, so a sample is copied about twice in all."""
+    """One input's baseband (all channels, complex64) kept for measurements: the chain records'
+    own arrays, kept as they come (no copy: a measurement copies the few thousand samples of
+    one channel it reads), dropped only below the grouper's ``keep_from_m`` (or beyond
+    ``max_keep``)."""
 
     def __init__(self, n_channels: int, max_keep: int) -> None:
+        self.n_channels = n_channels
         self.max_keep = int(max_keep)
-        self.buf = np.zeros((n_channels, 1 << 15), np.complex64)
-        self.first = 0  # baseband index of buf[:, lo]
-        self.lo = 0
-        self.hi = 0
+        self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (baseband index of column 0, array)
+        self.first = 0  # the oldest baseband index held (chunks[0] from its column first - its start)
+        self.end = 0  # one past the newest
 
     @property
     def start(self) -> int:
         return self.first
 
-    def view(self) -> np.ndarray:
-        return self.buf[:, self.lo : self.hi]
-
     def append(self, start: int, bb: np.ndarray) -> None:
-        k = bb.shape[1]
-        if k == 0:
+        """A record's baseband (baseband index ``start`` first; the records of a segment follow
+        one another): kept, not copied (the record's array is the chain's fresh one)."""
+        if bb.shape[1] == 0:
             return
-        if self.hi == self.lo:
+        if not self.chunks:
             self.first = start
-        if self.hi + k > self.buf.shape[1]:
-            n = self.hi - self.lo
-            if n + k > self.buf.shape[1] // 2:
-                grown = np.zeros((self.buf.shape[0], 2 * (n + k)), np.complex64)
-                grown[:, :n] = self.buf[:, self.lo : self.hi]
-                self.buf = grown
-            else:
-                self.buf[:, :n] = self.buf[:, self.lo : self.hi]
-            self.lo, self.hi = 0, n
-        self.buf[:, self.hi : self.hi + k] = bb
-        self.hi += k
+        self.chunks.append((start, bb))
+        self.end = start + bb.shape[1]
+
+    def span(self, channel: int, a: int, b: int) -> np.ndarray:
+        """Channel ``channel`` from baseband index ``a`` (held) to ``b`` (or the newest held)."""
+        b = min(b, self.end)
+        parts = [arr[channel, max(a - s, 0) : b - s] for s, arr in self.chunks if s < b and s + arr.shape[1] > a]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def view(self) -> np.ndarray:
+        """Everything held, (channels, n) (a copy)."""
+        if not self.chunks:
+            return np.zeros((self.n_channels, 0), np.complex64)
+        return np.concatenate([arr[:, max(self.first - s, 0) :] for s, arr in self.chunks], axis=1)
 
     def drop_before(self, m: int) -> None:
         """Forget baseband indices below ``m`` (and all but the newest ``max_keep``)."""
-        n = self.hi - self.lo
+        n = self.end - self.first
         drop = max(min(m - self.first, n), n - self.max_keep)
         if drop > 0:
-            self.lo += drop
             self.first += drop
+            while self.chunks and self.chunks[0][0] + self.chunks[0][1].shape[1] <= self.first:
+                self.chunks.popleft()
 
 
 class WorkerMeasurer:
@@ -190,8 +194,8 @@ class WorkerMeasurer:
         by_size: dict[int, list[tuple[int, np.ndarray]]] = {}  # the spans, by length (a ring may end early)
         for i in req.inputs:
             h = hist.get(i) if i in self.hist else None
-            if h is not None and h.start <= m_first and need_end <= h.start + h.hi - h.lo:
-                r = h.view()[req.channel, m_first - h.start : need_end - h.start + 8]
+            if h is not None and h.start <= m_first and need_end <= h.end:
+                r = h.span(req.channel, m_first, need_end + 8)
                 by_size.setdefault(r.shape[0], []).append((i, r))
         mins = req.min_snr_db
         for group in by_size.values():

@@ -14,7 +14,7 @@ from dsp.rx.demod.carrier import derotate
 from dsp.rx.demod.matched_filter import chip_window, mf_kernel
 from dsp.rx.demod.measure import synth_kernel
 from dsp.rx.demod.pulse import DEC, RRC_PULSE, SPAN, chip_grid
-from receiver.measuring import MeasureRequest, WorkerMeasurer, measure_on_ring
+from receiver.measuring import BasebandHistory, MeasureRequest, WorkerMeasurer, measure_on_ring
 from tests.test_rx import FS, PLAN, burst, stream_with
 
 
@@ -179,3 +179,27 @@ def test_synth_kernel_is_the_chip_by_chip_sum():
         got = synth_kernel(chips, grid, n_out, 31.0 - 96.0 + 200.0, w2, RRC_PULSE)
         want = _synth_chip_by_chip(chips, grid, n_out, 31.0 - 96.0 + 200.0, w2, RRC_PULSE)
         assert np.array_equal(got.view(np.float64), want.view(np.float64)), qpsk
+
+
+def test_baseband_history_keeps_the_records_and_reads_any_span():
+    """The worker's history holds what the records brought, from the oldest index not dropped:
+    any span of a channel (across records, or ending past the newest) and the whole are those
+    of the records laid end to end."""
+    rng = np.random.default_rng(8)
+    h = BasebandHistory(3, max_keep=5000)
+    whole, start = [], 40
+    for k in (700, 0, 1500, 13, 1500, 900):
+        bb = (rng.standard_normal((3, k)) + 1j * rng.standard_normal((3, k))).astype(np.complex64)
+        h.append(start + sum(w.shape[1] for w in whole), bb)
+        whole.append(bb)
+    ref = np.concatenate(whole, axis=1)
+    assert h.start == 40 and h.end == 40 + ref.shape[1] and np.array_equal(h.view(), ref)
+    for a, b in ((40, 60), (700, 2300), (2250, 2260), (3000, 10**6), (41, 4653)):
+        assert np.array_equal(h.span(1, a, b), ref[1, a - 40 : b - 40]), (a, b)
+    h.drop_before(2300)
+    assert h.start == 2300 and np.array_equal(h.view(), ref[:, 2260:])
+    assert np.array_equal(h.span(2, 2300, 2400), ref[2, 2260:2360])
+    h.append(h.end, np.ones((3, 3000), np.complex64))  # past max_keep: the oldest go
+    h.drop_before(0)
+    assert h.end - h.start == 5000 and np.array_equal(h.view()[:, -3000:], np.ones((3, 3000)))
+    assert np.array_equal(h.view()[:, :2000], ref[:, -2000:])
