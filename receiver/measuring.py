@@ -7,8 +7,10 @@ measuring every input there serially made the parent the bottleneck of a replay.
 ``Pipeline(..., measure_in_workers=True)`` each worker keeps a :class:`BasebandHistory` of its
 inputs and answers a :class:`MeasureRequest` (sent by the grouper through the pipeline) for the
 inputs it owns with a :class:`MeasureReply`; the grouper finishes the bundle when every input
-has answered. :func:`measure_on_ring` is the one measurement both places use (the grouper's own
-rings when it measures in-process), so the numbers are the same wherever it runs.
+has answered. A worker measures all its inputs of a request at once
+(:func:`dsp.rx.demod.measure.measure_known_many`: what they share made once); each input's
+numbers are those of :func:`measure_on_ring` (the grouper's own rings when it measures
+in-process) to the bit, so they are the same wherever it runs.
 
 The history is trimmed to what a bundle not made yet may still need: the grouper computes the
 oldest baseband index any pending or future cluster can read (``keep_from_m``) and the pipeline
@@ -18,6 +20,7 @@ sends it with every block; a worker never drops anything newer (and never keeps 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +28,7 @@ import numpy as np
 from dsp.air import params as P
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.demod import BurstDemodulator, KnownMeasurement, measure_known
+from dsp.rx.demod.measure import measure_known_many
 
 
 @dataclass
@@ -57,6 +61,14 @@ class MeasureReply:
     measured: dict[int, KnownMeasurement | None] = field(default_factory=dict)
 
 
+def burst_span(demod: BurstDemodulator, plan: P.ChannelPlan, start_sample: float) -> tuple[int, int]:
+    """(m_first, need_end): the baseband indices a measurement of the burst from ``start_sample``
+    reads, m_first .. need_end + 7, if a ring holds m_first .. need_end."""
+    m_first = int((start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
+    need_end = int((start_sample + demod.span_samples(plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION)
+    return m_first, need_end
+
+
 def measure_on_ring(
     ring: np.ndarray,
     ring_start: int,
@@ -75,8 +87,7 @@ def measure_on_ring(
     index ``ring_start`` first); None when the ring does not hold its whole span. With
     ``min_snr_db``, the band amplitudes only of a measurement at least that strong (a weaker
     copy that no detector found is not reported)."""
-    m_first = int((start_sample - Channelizer.input_index(0)) / DECIMATION) - 16
-    need_end = int((start_sample + demod.span_samples(plan.grid_hz) - Channelizer.input_index(0)) / DECIMATION)
+    m_first, need_end = burst_span(demod, plan, start_sample)
     if m_first < ring_start or need_end > ring_start + ring.shape[1]:
         return None
     r = ring[channel, m_first - ring_start : need_end - ring_start + 8].astype(np.complex128)
@@ -98,49 +109,52 @@ def measure_on_ring(
 
 
 class BasebandHistory:
-    """One input's baseband (all channels, complex64) kept for measurements: appended per chain
-    record, dropped only below the grouper's ``keep_from_m`` (or beyond ``max_keep``). A buffer
-    with spare room, compacted when full, so a sample is copied about twice in all."""
+    """One input's baseband (all channels, complex64) kept for measurements: the chain records'
+    own arrays, kept as they come (no copy: a measurement copies the few thousand samples of
+    one channel it reads), dropped only below the grouper's ``keep_from_m`` (or beyond
+    ``max_keep``)."""
 
     def __init__(self, n_channels: int, max_keep: int) -> None:
+        self.n_channels = n_channels
         self.max_keep = int(max_keep)
-        self.buf = np.zeros((n_channels, 1 << 15), np.complex64)
-        self.first = 0  # baseband index of buf[:, lo]
-        self.lo = 0
-        self.hi = 0
+        self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (baseband index of column 0, array)
+        self.first = 0  # the oldest baseband index held (chunks[0] from its column first - its start)
+        self.end = 0  # one past the newest
 
     @property
     def start(self) -> int:
         return self.first
 
-    def view(self) -> np.ndarray:
-        return self.buf[:, self.lo : self.hi]
-
     def append(self, start: int, bb: np.ndarray) -> None:
-        k = bb.shape[1]
-        if k == 0:
+        """A record's baseband (baseband index ``start`` first; the records of a segment follow
+        one another): kept, not copied (the record's array is the chain's fresh one)."""
+        if bb.shape[1] == 0:
             return
-        if self.hi == self.lo:
+        if not self.chunks:
             self.first = start
-        if self.hi + k > self.buf.shape[1]:
-            n = self.hi - self.lo
-            if n + k > self.buf.shape[1] // 2:
-                grown = np.zeros((self.buf.shape[0], 2 * (n + k)), np.complex64)
-                grown[:, :n] = self.buf[:, self.lo : self.hi]
-                self.buf = grown
-            else:
-                self.buf[:, :n] = self.buf[:, self.lo : self.hi]
-            self.lo, self.hi = 0, n
-        self.buf[:, self.hi : self.hi + k] = bb
-        self.hi += k
+        self.chunks.append((start, bb))
+        self.end = start + bb.shape[1]
+
+    def span(self, channel: int, a: int, b: int) -> np.ndarray:
+        """Channel ``channel`` from baseband index ``a`` (held) to ``b`` (or the newest held)."""
+        b = min(b, self.end)
+        parts = [arr[channel, max(a - s, 0) : b - s] for s, arr in self.chunks if s < b and s + arr.shape[1] > a]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def view(self) -> np.ndarray:
+        """Everything held, (channels, n) (a copy)."""
+        if not self.chunks:
+            return np.zeros((self.n_channels, 0), np.complex64)
+        return np.concatenate([arr[:, max(self.first - s, 0) :] for s, arr in self.chunks], axis=1)
 
     def drop_before(self, m: int) -> None:
         """Forget baseband indices below ``m`` (and all but the newest ``max_keep``)."""
-        n = self.hi - self.lo
+        n = self.end - self.first
         drop = max(min(m - self.first, n), n - self.max_keep)
         if drop > 0:
-            self.lo += drop
             self.first += drop
+            while self.chunks and self.chunks[0][0] + self.chunks[0][1].shape[1] <= self.first:
+                self.chunks.popleft()
 
 
 class WorkerMeasurer:
@@ -168,29 +182,40 @@ class WorkerMeasurer:
         self.old, self.hist, self.segment = self.hist, self._fresh(), segment
 
     def answer(self, worker: int, req: MeasureRequest) -> MeasureReply:
+        """The request measured on every input of it this worker owns, all at once
+        (:func:`dsp.rx.demod.measure.measure_known_many`: the numbers of :func:`measure_on_ring`
+        on each, what they share made once); None for an input whose history does not hold the
+        burst's whole span."""
         hist = self.hist if req.segment == self.segment else self.old
         demod = self.demods[req.channel]
         out = MeasureReply(worker, req.req_id, req.segment)
-        for i, (f0, fund) in req.inputs.items():
-            if i not in self.hist:
-                continue
-            h = hist.get(i)
-            out.measured[i] = (
-                None
-                if h is None
-                else measure_on_ring(
-                    h.view(),
-                    h.start,
-                    demod,
-                    self.plan,
-                    req.channel,
-                    req.code,
-                    req.start_sample,
-                    req.clock_offset_ppm,
-                    req.frame,
-                    f0,
-                    fund,
-                    None if i in req.detected else req.min_snr_db,
-                )
+        m_first, need_end = burst_span(demod, self.plan, req.start_sample)
+        got: dict[int, KnownMeasurement | None] = {}
+        by_size: dict[int, list[tuple[int, np.ndarray]]] = {}  # the spans, by length (a ring may end early)
+        for i in req.inputs:
+            h = hist.get(i) if i in self.hist else None
+            if h is not None and h.start <= m_first and need_end <= h.end:
+                r = h.span(req.channel, m_first, need_end + 8)
+                by_size.setdefault(r.shape[0], []).append((i, r))
+        mins = req.min_snr_db
+        for group in by_size.values():
+            rows = np.empty((len(group), group[0][1].shape[0]), np.complex128)
+            for b, (_, r) in enumerate(group):
+                rows[b] = r
+            measured = measure_known_many(
+                demod,
+                rows,
+                m_first,
+                req.start_sample,
+                req.code,
+                [req.inputs[i][0] for i, _ in group],
+                req.frame,
+                req.clock_offset_ppm * 1e-6,
+                [req.inputs[i][1] for i, _ in group],
+                [None if i in req.detected or mins is None else (lambda snr_db: snr_db >= mins) for i, _ in group],
             )
+            got.update(zip([i for i, _ in group], measured))
+        for i in req.inputs:  # (in the request's order, as before)
+            if i in self.hist:
+                out.measured[i] = got.get(i)
         return out

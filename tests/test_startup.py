@@ -104,11 +104,13 @@ def _loaded_kernels() -> dict[str, int]:
 @pytest.mark.skipif(not jit_enabled(), reason="warm_up does nothing without JIT")
 def test_after_warm_up_a_worker_loads_no_kernel():
     """What the pipeline's workers run (their chains on float32 blocks of a capture with bursts,
-    detection, demodulation, excision, the flush) loads or compiles nothing after warm_up: the
-    workers, forked after it, find every kernel loaded."""
+    detection, demodulation, excision, the flush, and the measurement of a decoded burst on
+    their inputs) loads or compiles nothing after warm_up: the workers, forked after it, find
+    every kernel loaded."""
     import soundfile as sf
 
     from dsp.rx.chain import warm_up
+    from receiver.measuring import MeasureRequest, WorkerMeasurer
     from receiver.pipeline import _Chains
 
     plan = P.ChannelPlan.default(60.0)
@@ -116,12 +118,18 @@ def test_after_warm_up_a_worker_loads_no_kernel():
     before = _loaded_kernels()
     x, fs = sf.read(ROOT / "captures" / "demo_small.wav", dtype="float32")
     chains = _Chains(plan, [0, 1], float(fs))
-    bursts = 0
+    meas = WorkerMeasurer(plan, [0, 1], float(fs), 10**7)
+    recs = []
     for a in range(0, x.shape[0], 48000):
-        out = chains.run(0, a, np.ascontiguousarray(x[a : a + 48000, :2]))
-        bursts += sum(len(r.bursts) for r in out.records)
-    bursts += sum(len(r.bursts) for r in chains.run(0, -1, None, flush=True).records)
-    assert bursts > 0  # (the demodulator and the excision ran)
+        recs += chains.run(0, a, np.ascontiguousarray(x[a : a + 48000, :2])).records
+    recs += chains.run(0, -1, None, flush=True).records
+    assert any(r.bursts for r in recs)  # (the demodulator and the excision ran)
+    for r in recs:
+        meas.take(r.input_index, r.baseband_start, r.baseband)
+    b = next(b for r in recs for b in r.bursts)
+    inputs = {0: (60.0, 0.7), 1: (60.0001, 0.7)}
+    req = MeasureRequest(1, 0, b.channel, b.code, b.start_sample, 12.5, bytes(P.FRAME_BYTES), inputs)
+    assert all(m is not None for m in meas.answer(0, req).measured.values())
     after = _loaded_kernels()
     assert {k: v for k, v in after.items() if v != before.get(k, 0)} == {}
 

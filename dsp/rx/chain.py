@@ -26,6 +26,7 @@ from dsp.rx import excise as _excise
 from dsp.rx.channelizer import DECIMATION, Channelizer
 from dsp.rx.comb import LOCK_S, HarmonicComb
 from dsp.rx.demod import BurstDemodulator, BurstResult
+from dsp.rx.demod import measure as _measure
 from dsp.rx.detect import Detection, DetectorBank
 from dsp.rx.ghosts import DecodedSpan
 
@@ -401,9 +402,10 @@ def warm_up(plan: P.ChannelPlan, fs_hz: float = 48000.0) -> None:
     """Make, once in this process, everything a chain of ``plan`` at ``fs_hz`` loads or builds on
     first use: every kernel it runs (from numba's on-disk cache, ~20 ms each), the detector's
     templates and interpolators, the channelizer's tables and the FFT plans (cached per process
-    and shared by every chain). A throwaway chain takes 2 s of low noise and its flush (comb,
-    channelizer, blanker, the detector's kernels) and the tone excision one span; the
-    demodulator warms itself up when the chain makes it. The receiver's pipeline calls this
+    and shared by every chain), the measurements' kernels. A throwaway chain takes 2 s of low
+    noise and its flush (comb, channelizer, blanker, the detector's kernels) and the tone
+    excision one span; the demodulator warms itself up when the chain makes it; a measurement
+    of noise on two inputs loads the measurements' kernels. The receiver's pipeline calls this
     before it forks its workers, which then start with all of it made instead of each making it
     again (tests/test_startup.py checks that a worker's chains then load no kernel). Nothing
     without JIT (plain Python would take seconds)."""
@@ -419,3 +421,5 @@ def warm_up(plan: P.ChannelPlan, fs_hz: float = 48000.0) -> None:
     _excise.excise_tones(np.random.default_rng(1).standard_normal(2 * 1024).view(np.complex128))
     # the ghost check re-encodes a decoded frame (dsp.rx.ghosts): the burst coding's kernels
     DecodedSpan.of(0, 0, 0.0, bytes(P.FRAME_BYTES), 0.0, plan).predicted_ratio(0, 1000.0)
+    # the workers measure decoded bursts on their inputs (receiver.measuring): those kernels too
+    _measure.warm_up(plan.channels[0], fs_hz)

@@ -20,6 +20,7 @@ from dsp.air import params as P
 from dsp.numba_settings import jit
 from dsp.rx.channelizer import DECIMATION
 from dsp.rx.demod.demodulator import BurstDemodulator
+from dsp.rx.demod.mf_rows import derotation, mf_rows_grid, rows_match
 from dsp.rx.demod.pulse import DEC, RRC_PULSE, chip_grid
 
 
@@ -61,8 +62,94 @@ def measure_known(
     t0_s = 1.0 / grid_hz
     df = eps * demod.channel.fc_hz
     z = demod._mf(r, m_first, start_sample, eps, t0_s, df, demod.n_chips)
-    Y, w2 = demod._combine(z, t0_s, code)
     known = demod._known_symbols(frame)
+    return _measure_from_chips(
+        demod, r, z, m_first, start_sample, code, t0_s, eps, df, known, fundamental_rms, band_offsets_hz, bands_for
+    )
+
+
+def measure_known_many(
+    demod: BurstDemodulator,
+    rows: np.ndarray,
+    m_first: int,
+    start_sample: float,
+    code: int,
+    grid_hz: list[float],
+    frame: bytes,
+    eps: float,
+    fundamental_rms: list[float],
+    bands_for: list[Callable[[float], bool] | None],
+) -> list[KnownMeasurement | None]:
+    """:func:`measure_known` of one burst on many inputs, ``rows[b]`` the baseband of input b
+    (all at baseband index ``m_first``), with its grid frequency, fundamental RMS and
+    ``bands_for``: the same numbers, to the bit. What does not depend on the input is made once:
+    the known symbols, and with a clock offset the derotation and the direct path's chip windows
+    and pulse taps (:mod:`dsp.rx.demod.mf_rows`; without one, or where :func:`rows_match` is
+    False, each input's matched filter is its own). None for an input whose fit failed
+    (ValueError, FloatingPointError), as for all of them if the frame cannot be re-encoded."""
+    try:
+        known = demod._known_symbols(frame)
+    except (ValueError, FloatingPointError):
+        return [None] * rows.shape[0]
+    df = eps * demod.channel.fc_hz
+    t0s = [1.0 / g for g in grid_hz]
+    zs: np.ndarray | None = None
+    if eps != 0.0 and rows_match():
+        spc = demod.fs_hz / P.CHIP_RATE_HZ / (1.0 + eps)
+        grids = [chip_grid(m_first, demod.c0, spc, t0_s * demod.fs_hz / (1.0 + eps), 0, 0) for t0_s in t0s]
+        ph = (
+            derotation(rows.shape[1], int(m_first), float(demod.c0), float(start_sample), float(df), float(demod.fs_hz))
+            if df != 0.0
+            else np.empty(0, np.complex128)
+        )
+        try:
+            zs = mf_rows_grid(rows, grids, float(start_sample), ph, int(demod.n_chips))
+        except (ValueError, FloatingPointError):
+            zs = None  # (then each input's own, and its own error)
+    out: list[KnownMeasurement | None] = []
+    for b in range(rows.shape[0]):
+        try:
+            z = zs[b] if zs is not None else demod._mf(rows[b], m_first, start_sample, eps, t0s[b], df, demod.n_chips)
+            out.append(
+                _measure_from_chips(
+                    demod,
+                    rows[b],
+                    z,
+                    m_first,
+                    start_sample,
+                    code,
+                    t0s[b],
+                    eps,
+                    df,
+                    known,
+                    fundamental_rms[b],
+                    (-300.0, -150.0, 0.0, 150.0, 300.0),
+                    bands_for[b],
+                )
+            )
+        except (ValueError, FloatingPointError):
+            out.append(None)
+    return out
+
+
+def _measure_from_chips(
+    demod: BurstDemodulator,
+    r: np.ndarray,
+    z: np.ndarray,
+    m_first: int,
+    start_sample: float,
+    code: int,
+    t0_s: float,
+    eps: float,
+    df: float,
+    known: np.ndarray,
+    fundamental_rms: float,
+    band_offsets_hz: tuple[float, ...],
+    bands_for: Callable[[float], bool] | None,
+) -> KnownMeasurement:
+    """:func:`measure_known` from the matched filter's outputs ``z`` of ``r`` on: despreading,
+    phase, level, SNR and band amplitudes."""
+    Y, w2 = demod._combine(z, t0_s, code)
     phi = demod._phase_track(Y, known)
     v = Y * np.conj(known) * np.exp(-1j * phi)
     # symbols touched by impulse blanking (exact zeros at baseband) would bias the level low
@@ -177,3 +264,18 @@ def clean_kernel(r, m_first, starts, spc, c0, n_sym, cps):
             if cz[b] - cz[a] != 0:
                 ok[k] = False
     return ok
+
+
+def warm_up(channel: P.Channel, fs_hz: float) -> None:
+    """Load (or compile) every kernel a measurement runs, with the argument types it gives them:
+    a burst of noise measured on two inputs at once, with a clock offset (the shared-tap filter,
+    and :func:`~dsp.rx.demod.mf_rows.rows_match` decided) and band amplitudes. Once per process
+    (the receiver's pipeline calls it, through :func:`dsp.rx.chain.warm_up`, before it forks its
+    workers)."""
+    demod = BurstDemodulator(channel, fs_hz)
+    n = int(demod.span_samples(60.0) / DECIMATION) + 24
+    rows = np.random.default_rng(2).standard_normal((2, 2 * n)).view(np.complex128)
+    rows[1, 100:140] = 0.0
+    frame = bytes(P.FRAME_BYTES)
+    start = float(demod.c0) + 32.0 * 16 + 3.0
+    measure_known_many(demod, rows, 0, start, 0, [60.0, 60.001], frame, 2e-5, [1.0, 1.0], [None, None])
