@@ -120,8 +120,9 @@ def kind(cmd: str) -> str:
 SECTIONS = parse(README.read_text())
 SHELL_SECTIONS = [s for s in SECTIONS if any(b.lang in SHELL_LANGS for b in s.blocks)]
 #: The sections with a command the test runs (not only CI's scripts).
-RUN_SECTIONS = [s for s in SHELL_SECTIONS for b in s.blocks if b.lang in SHELL_LANGS if any(kind(c) != "ci" for c in commands(b))]
-RUN_SECTIONS = list({id(s): s for s in RUN_SECTIONS}.values())
+RUN_SECTIONS = [
+    s for s in SHELL_SECTIONS if any(kind(c) != "ci" for b in s.blocks if b.lang in SHELL_LANGS for c in commands(b))
+]
 PYTHON_BLOCKS = [b for s in SECTIONS for b in s.blocks if b.lang == "python"]
 
 
@@ -243,6 +244,7 @@ class Runner:
         self.servers: list[tuple[str, subprocess.Popen, int]] = []  # command, process, port
         self.log = work.parent / "server-logs"
         self.log.mkdir(exist_ok=True)
+        self.checked: list[str] = []  # the addresses check_addresses found answering
 
     def _port(self, named: int) -> int:
         if named not in self.ports:
@@ -263,6 +265,7 @@ class Runner:
             return self.serve(cmd)
         for m in re.finditer(r"127\.0\.0\.1:(\d+)", cmd):
             self._port(int(m.group(1)))
+        t0 = time.monotonic()
         r = subprocess.run(
             ["bash", "-c", self._subst(cmd)],
             cwd=self.work,
@@ -272,7 +275,10 @@ class Runner:
             timeout=COMMAND_TIMEOUT_S,
             stdin=subprocess.DEVNULL,
         )
-        assert r.returncode == 0, f"README command `{cmd}` exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        assert r.returncode == 0, (
+            f"README command `{cmd}` exited {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        )
+        print(f"[readme] {time.monotonic() - t0:6.1f} s  {cmd}\n{r.stdout[-600:]}")
 
     def serve(self, cmd: str) -> None:
         env = dict(self.env)
@@ -315,14 +321,16 @@ class Runner:
     def check_addresses(self) -> None:
         """Every local address in the section's text on one of its servers' ports answers."""
         served = {port for _, _, port in self.servers}
-        for m in re.finditer(r"http://127\.0\.0\.1:(\d+)(/[\w/.-]*)?", self.text):
+        for m in re.finditer(r"http://127\.0\.0\.1:(\d+)(/[\w/.-]*[\w/])?", self.text):  # not a full stop
             port = self.ports.get(int(m.group(1)), int(m.group(1)))
             if port in served:
                 status = _get(f"http://127.0.0.1:{port}{m.group(2) or '/'}")
                 assert status < 400 or m.group(2) is None, f"{m.group(0)} answered {status}"
+                self.checked.append(m.group(0))
 
     def close(self) -> None:
-        for cmd, proc, _ in self.servers:
+        """SIGTERM to each server (as systemd stops them), SIGKILL after 60 s."""
+        for _, proc, _ in self.servers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -345,10 +353,32 @@ def run_section(section: Section, tmp_path: Path) -> None:
         runner.check_addresses()
     finally:
         runner.close()
-    assert _git_status() == before, f"the README's section {section.title!r} changed the clone itself"
+    after = _git_status()
+    changed = sorted(set(after.splitlines()) ^ set(before.splitlines()))
+    assert changed == [], f"the README's section {section.title!r} changed the clone itself (git status)"
 
 
-@pytest.mark.parametrize("section", RUN_SECTIONS, ids=[s.title for s in RUN_SECTIONS])
+#: README commands known to fail on this tree -> why. Their sections are expected to fail (strict:
+#: once the command works, the test fails until its line here is removed).
+KNOWN_BROKEN: dict[str, str] = {
+    "gla bench receiver --quick": (
+        "`gla bench` runs a benchmark module as __main__, so its worker processes cannot unpickle "
+        "their functions (PicklingError): issue 19, item 2"
+    ),
+}
+
+
+def _section_params() -> list:
+    params = []
+    for s in RUN_SECTIONS:
+        cmds = [c.split("#")[0].strip() for b in s.blocks if b.lang in SHELL_LANGS for c in commands(b)]
+        why = [KNOWN_BROKEN[c] for c in cmds if c in KNOWN_BROKEN]
+        marks = [pytest.mark.xfail(reason="; ".join(why), strict=True, raises=AssertionError)] if why else []
+        params.append(pytest.param(s, id=s.title, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("section", _section_params())
 def test_readme_shell_section_runs_as_written(section, tmp_path):
     run_section(section, tmp_path)
 
