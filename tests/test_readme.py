@@ -244,7 +244,6 @@ class Runner:
         self.servers: list[tuple[str, subprocess.Popen, int]] = []  # command, process, port
         self.log = work.parent / "server-logs"
         self.log.mkdir(exist_ok=True)
-        self.checked: list[str] = []  # the addresses check_addresses found answering
 
     def _port(self, named: int) -> int:
         if named not in self.ports:
@@ -286,7 +285,9 @@ class Runner:
             m = re.search(r"--port[ =](\d+)", cmd)
             named = int(m.group(1)) if m else 8000
             port = self._port(named)
-            run = self._subst(cmd) + ("" if m or port == named else f" --port {port}")
+            if not m and port != named:  # the default port taken on this host
+                cmd = re.sub(r"^gla platform", f"gla platform --port {port}", cmd)
+            run = self._subst(cmd)
         else:  # gla receive: the shipped configuration, its folders and ports from the environment
             port = _free_port()
             env.update(
@@ -297,10 +298,10 @@ class Runner:
             self.ports.setdefault(9100, port)  # the address the README gives for /healthz and /metrics
             run = self._subst(cmd)
         name = cmd.split()[1]
-        out = open(self.log / f"{name}.log", "w")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            ["bash", "-c", "exec " + run], cwd=self.work, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        with open(self.log / f"{name}.log", "w") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                ["bash", "-c", "exec " + run], cwd=self.work, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.servers.append((cmd, proc, port))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -319,14 +320,16 @@ class Runner:
         return (self.log / f"{name}.log").read_text()[-3000:]
 
     def check_addresses(self) -> None:
-        """Every local address in the section's text on one of its servers' ports answers."""
+        """Every server is still up, and every local address in the section's text on one of their
+        ports answers."""
+        for cmd, proc, _ in self.servers:
+            assert proc.poll() is None, f"README command `{cmd}` exited {proc.returncode} before its section ended"
         served = {port for _, _, port in self.servers}
         for m in re.finditer(r"http://127\.0\.0\.1:(\d+)(/[\w/.-]*[\w/])?", self.text):  # not a full stop
             port = self.ports.get(int(m.group(1)), int(m.group(1)))
             if port in served:
                 status = _get(f"http://127.0.0.1:{port}{m.group(2) or '/'}")
                 assert status < 400 or m.group(2) is None, f"{m.group(0)} answered {status}"
-                self.checked.append(m.group(0))
 
     def close(self) -> None:
         """SIGTERM to each server (as systemd stops them), SIGKILL after 60 s."""
