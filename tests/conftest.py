@@ -124,6 +124,11 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
     },
+    "test_readme.py": {
+        "test_readme_shell_section_runs_as_written": (
+            "2-10 s per section (`gla` processes, a platform, a receiver); the benchmarks' section minutes"
+        ),
+    },
     "test_capture_repro.py": {
         "test_demo_small_regenerates_exactly": "10 s: simulates the capture",
     },
