@@ -62,7 +62,9 @@ class InputChannel(_M):
 class JackInput(_M):
     """``[input.jack]``: where a JACK source reads (``source = "jack"``)."""
 
-    server: str | None = Field(default=None, description="JACK server name (default: $JACK_DEFAULT_SERVER or 'default')")
+    server: str | None = Field(
+        default=None, description="JACK server name (default: $JACK_DEFAULT_SERVER or 'default')"
+    )
     client_name: str = Field(default="gla-receiver", min_length=1, max_length=60)
     ports: list[str] | None = Field(
         default=None,
@@ -86,7 +88,7 @@ class InputSection(_M):
     scale: float = Field(
         default=1.0,
         gt=0,
-        description="GNU Radio framing and JACK: physical units per sample unit (GLA frames carry their own full scale)",
+        description="GNU Radio framing and JACK: physical = raw x scale (GLA frames carry their own full scale)",
     )
     channels: list[InputChannel]
     jack: JackInput = JackInput()

@@ -145,6 +145,11 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_service.py": {
         "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
     },
+    "test_jack_source.py": {  # on jackd's dummy driver, which runs in real time
+        "test_service_on_jack_makes_the_bundles_of_a_replay": "17 s: demo_small played in real time, then replayed",
+        "test_the_samples_played_are_the_samples_received_exactly": "4 s: 2 s of demo_small in real time",
+        "test_refusals_name_what_was_wrong": "3 s: a capture process per refusal",
+    },
     "test_disk_full.py": {
         "test_replay_through_a_full_disk_delivers_every_bundle_once": "3-4 s each (17 s with the chains' first load)",
         "test_service_on_a_full_disk_is_degraded_503_and_recovers": "2 s each: the service over ZeroMQ",

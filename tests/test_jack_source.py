@@ -146,18 +146,30 @@ def _config(tmp_path: Path, server: str, http_port: int, **jack) -> ReceiverConf
     )
 
 
+def _example(source: str, extra: str = "") -> str:
+    """deploy/receiver.example.toml with another source (and no token file: none exists here)."""
+    text = (ROOT / "deploy" / "receiver.example.toml").read_text()
+    assert 'source = "zmq"' in text and 'endpoint = "tcp://127.0.0.1:5555"' in text
+    text = text.replace('source = "zmq"', f"source = {source!r}{extra}")
+    if source == "jack":
+        text = text.replace('endpoint = "tcp://127.0.0.1:5555"', "")
+    return text.replace('token_file = "/etc/gla/receiver.token"', "")
+
+
 def test_config_needs_an_endpoint_for_zmq_only_and_one_port_per_input(tmp_path):
     p = tmp_path / "rx.toml"
-    base = ROOT / "deploy" / "receiver.example.toml"
-    text = base.read_text().replace('endpoint = "tcp://127.0.0.1:5555"', 'source = "jack"')
-    p.write_text(text.replace('token_file = "/etc/gla/receiver.token"', ""))
+    p.write_text(_example("jack"))
     cfg = load_config(p)
     assert cfg.input.source == "jack" and cfg.input.endpoint is None and cfg.input.jack.ports is None
-    p.write_text(text.replace('source = "jack"', 'source = "zmq"'))
+    assert cfg.input.jack.buffer_s == 10.0 and cfg.input.jack.client_name == "gla-receiver"
+    p.write_text(_example("zmq").replace('endpoint = "tcp://127.0.0.1:5555"', ""))
     with pytest.raises(ValueError, match="endpoint is required for source = 'zmq'"):
         load_config(p)
-    p.write_text(text.replace('source = "jack"', 'source = "jack"\njack = { ports = ["system:capture_1"] }'))
+    p.write_text(_example("jack", '\njack = { ports = ["system:capture_1"] }'))
     with pytest.raises(ValueError, match="jack.ports: 1 ports for n_channels = 12"):
+        load_config(p)
+    p.write_text(_example("alsa"))
+    with pytest.raises(ValueError, match="input.source: Input should be 'zmq' or 'jack'"):
         load_config(p)
 
 
@@ -165,11 +177,9 @@ def test_gla_receive_without_a_jack_server_is_one_line_and_status_2(tmp_path, ca
     from receiver.cli import main
 
     p = tmp_path / "rx.toml"
-    text = (ROOT / "deploy" / "receiver.example.toml").read_text()
-    text = text.replace('endpoint = "tcp://127.0.0.1:5555"', f'source = "jack"\njack = {{ server = "none-{uuid.uuid4().hex[:8]}" }}')
-    text = text.replace('token_file = "/etc/gla/receiver.token"', "").replace('"/var/lib/gla-receiver"', repr(str(tmp_path)))
-    text = text.replace('listen = "127.0.0.1:9100"', f'listen = "127.0.0.1:{_free_port()}"')
-    p.write_text(text)
+    text = _example("jack", f'\njack = {{ server = "none-{uuid.uuid4().hex[:8]}" }}')
+    text = text.replace('"/var/lib/gla-receiver"', repr(str(tmp_path)))
+    p.write_text(text.replace('listen = "127.0.0.1:9100"', f'listen = "127.0.0.1:{_free_port()}"'))
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:

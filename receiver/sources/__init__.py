@@ -105,8 +105,8 @@ if TYPE_CHECKING:
     from receiver.sources.assembler import StreamAssembler
     from receiver.sources.base import SampleBlock, Source, SourceError, SourceStats
     from receiver.sources.capture import CaptureSource, CaptureTruncatedError
-    from receiver.sources.sender import CaptureSender, SendReport, stream_capture
     from receiver.sources.jack_source import JackSource
+    from receiver.sources.sender import CaptureSender, SendReport, stream_capture
     from receiver.sources.zmq_source import ZmqSource
 
 #: Where each name lives: imported on first use (PEP 562), so that a replay, which reads a

@@ -180,7 +180,9 @@ def _open(jack, cfg: dict) -> tuple[Any, list, list[str]]:
     try:
         client = jack.Client(cfg["client_name"], no_start_server=True, servername=server)
     except jack.JackError as e:
-        raise SourceError(f"input.jack: cannot open a client on the JACK server {server!r} ({e}): is jackd running?") from None
+        raise SourceError(
+            f"input.jack: cannot open a client on the JACK server {server!r} ({e}): is jackd running?"
+        ) from None
     try:
         fs, want = float(client.samplerate), float(cfg["sample_rate_hz"])
         if fs != want:

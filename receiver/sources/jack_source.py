@@ -127,7 +127,12 @@ class JackSource:
     ) -> None:
         if n_channels < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")
-        for name, v in (("sample_rate_hz", sample_rate_hz), ("scale", scale), ("buffer_s", buffer_s), ("block_s", block_s)):
+        for name, v in (
+            ("sample_rate_hz", sample_rate_hz),
+            ("scale", scale),
+            ("buffer_s", buffer_s),
+            ("block_s", block_s),
+        ):
             if not (v > 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if ports is not None and len(ports) not in (0, n_channels):
@@ -273,7 +278,9 @@ class JackSource:
                     if self._stopped() or gone is not None:
                         end = ring.written
                 if ring.available >= self.block_frames or (end is not None and ring.read_upto < end):
-                    gap, raw = ring.read(self.block_frames if end is None else min(self.block_frames, end - ring.read_upto))
+                    gap, raw = ring.read(
+                        self.block_frames if end is None else min(self.block_frames, end - ring.read_upto)
+                    )
                     pos += gap
                     if raw is not None:
                         yield from self._deliver(pos, raw)
