@@ -146,7 +146,7 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_service_decodes_a_streamed_capture_with_faults_and_stops_cleanly": "2 s",
     },
     "test_jack_source.py": {  # on jackd's dummy driver, which runs in real time
-        "test_service_on_jack_makes_the_bundles_of_a_replay": "15-20 s: demo_small in real time, replayed, fed to a pipeline",
+        "test_service_on_jack_makes_the_bundles_of_a_replay": "15-20 s: demo_small in real time, replayed",
         "test_the_samples_played_are_the_samples_received_exactly": "4 s: 2 s of demo_small in real time",
         "test_refusals_name_what_was_wrong": "3 s: a capture process per refusal",
     },
