@@ -4,7 +4,7 @@ gla simulate --scenario demo --out out/demo     write out/demo/demo.wav, its sid
 gla replay out/demo/demo                        decode a capture offline, bundles + summary
 gla replay captures/demo_small --post http://127.0.0.1:8000 --import-truth
                                                 ... and post it to a local platform (`gla platform`)
-gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
+gla receive --config receiver.toml              the receiver service (ZeroMQ or JACK in, HTTP out)
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
 gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
 gla demo                                        the README's end-to-end job on embedded defaults
@@ -49,9 +49,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is the whole story: printed as one line, no traceback."""
     from receiver.contracts.capture import CaptureError
     from receiver.replay_post import PostSetupError
+    from receiver.sources.base import SourceError  # a live source that cannot start (JACK absent...)
     from receiver.spool import SpoolError  # a damaged or unusable spool file, named
 
-    return (CliError, CaptureError, SpoolError, PostSetupError)
+    return (CliError, CaptureError, SourceError, SpoolError, PostSetupError)
 
 
 def _one_blas_thread() -> None:

@@ -206,6 +206,7 @@ def source_families(src: Any) -> Iterable[Family]:
         s.unconfirmed_dropped,
     )
     yield counter("resyncs_total", "times the stream was re-anchored", s.resyncs)
+    yield counter("xruns_total", "xruns the JACK server reported (JACK input; lost samples count as gaps)", s.xruns)
     yield counter("nonfinite_total", "NaN/inf samples", s.nonfinite)
     yield counter("clipped_total", "clipped samples", s.clipped)
     yield counter("messages_total", "messages received", s.messages)

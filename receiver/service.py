@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dsp.air import params as P
@@ -70,8 +70,26 @@ class InputChannel(_M):
     phase: Literal["A", "B", "C"]
 
 
+class JackInput(_M):
+    """``[input.jack]``: where a JACK source reads (``source = "jack"``)."""
+
+    server: str | None = Field(
+        default=None, description="JACK server name (default: $JACK_DEFAULT_SERVER or 'default')"
+    )
+    client_name: str = Field(default="gla-receiver", min_length=1, max_length=60)
+    ports: list[str] | None = Field(
+        default=None,
+        description="the JACK output port feeding each input, in input order; default: the physical capture "
+        "ports in order; [] connects nothing (a patchbay does it)",
+    )
+    buffer_s: float = Field(default=10.0, gt=0, le=600, description="ring between JACK's thread and the pipeline")
+
+
 class InputSection(_M):
-    endpoint: str
+    source: Literal["zmq", "jack"] = Field(
+        default="zmq", description="zmq: a ZeroMQ stream (endpoint); jack: an audio interface through JACK"
+    )
+    endpoint: str | None = Field(default=None, description="the ZeroMQ endpoint (source = 'zmq')")
     pattern: Literal["pull", "sub"] = "pull"
     framing: Literal["gla", "gr"] = "gla"
     n_channels: int = Field(ge=1, le=1024)
@@ -81,9 +99,18 @@ class InputSection(_M):
     scale: float = Field(
         default=1.0,
         gt=0,
-        description="GNU Radio framing only: physical units per sample unit (GLA frames carry their own full scale)",
+        description="GNU Radio framing and JACK: physical = raw x scale (GLA frames carry their own full scale)",
     )
     channels: list[InputChannel]
+    jack: JackInput = JackInput()
+
+    @model_validator(mode="after")
+    def _endpoint_for_zmq(self) -> InputSection:
+        if self.source == "zmq" and not self.endpoint:
+            raise ValueError("endpoint is required for source = 'zmq'")
+        if self.jack.ports and len(self.jack.ports) != self.n_channels:
+            raise ValueError(f"jack.ports: {len(self.jack.ports)} ports for n_channels = {self.n_channels}")
+        return self
 
 
 class PlanSection(_M):
@@ -189,6 +216,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     from receiver.pipeline import Pipeline
     from receiver.sink import BundleSink
     from receiver.sources import ZmqSource
+    from receiver.sources.base import Source
     from receiver.spool import Spool
     from receiver.timings import FirstBlock, mark
 
@@ -214,17 +242,34 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         metrics.bundle_made(bundle)
         sink.accept(bundle)
 
-    src = ZmqSource(
-        cfg.input.endpoint,
-        pattern=cfg.input.pattern,
-        framing=cfg.input.framing,
-        n_channels=cfg.input.n_channels,
-        sample_rate_hz=cfg.input.sample_rate_hz,
-        sample_type=cfg.input.sample_type,
-        pass_tags=cfg.input.pass_tags,
-        stop_event=stop,
-        gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None,
-    )
+    src: Source
+    if cfg.input.source == "jack":
+        from receiver.sources.jack_source import JackSource
+
+        j = cfg.input.jack
+        src = JackSource(
+            n_channels=cfg.input.n_channels,
+            sample_rate_hz=cfg.input.sample_rate_hz,
+            ports=j.ports,
+            server=j.server,
+            client_name=j.client_name,
+            scale=cfg.input.scale,
+            buffer_s=j.buffer_s,
+            stop_event=stop,
+        )
+    else:
+        assert cfg.input.endpoint is not None  # (the config's validator)
+        src = ZmqSource(
+            cfg.input.endpoint,
+            pattern=cfg.input.pattern,
+            framing=cfg.input.framing,
+            n_channels=cfg.input.n_channels,
+            sample_rate_hz=cfg.input.sample_rate_hz,
+            sample_type=cfg.input.sample_type,
+            pass_tags=cfg.input.pass_tags,
+            stop_event=stop,
+            gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None,
+        )
     fs = cfg.input.sample_rate_hz
     grouper = None
     # the workers measure the decoded bursts on the baseband they hold (the parent does no
@@ -270,7 +315,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         "receiver started",
         extra={
             "receiver_id": cfg.receiver.id,
-            "endpoint": cfg.input.endpoint,
+            "endpoint": cfg.input.endpoint or repr(src),
             "inputs": cfg.input.n_channels,
             "workers": pipe.n_workers,
         },

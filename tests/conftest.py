@@ -166,6 +166,11 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_service_config.py": {
         "test_the_example_config_runs_as_written": "10 s: a `gla receive` process with two workers",
     },
+    "test_jack_source.py": {  # on jackd's dummy driver, which runs in real time
+        "test_service_on_jack_makes_the_bundles_of_a_replay": "15-20 s: demo_small in real time, replayed",
+        "test_the_samples_played_are_the_samples_received_exactly": "4 s: 2 s of demo_small in real time",
+        "test_refusals_name_what_was_wrong": "3 s: a capture process per refusal",
+    },
     "test_disk_full.py": {
         "test_replay_through_a_full_disk_delivers_every_bundle_once": "3-4 s each (17 s with the chains' first load)",
         "test_service_on_a_full_disk_is_degraded_503_and_recovers": "2 s each: the service over ZeroMQ",

@@ -1,4 +1,4 @@
-"""Sample sources of the receiver: capture replay and ZeroMQ streams behind one interface.
+"""Sample sources of the receiver: capture replay, ZeroMQ streams and JACK behind one interface.
 
 Every source is an iterable of :class:`SampleBlock` (rows = sample instants, columns = inputs,
 float64 in physical units: per-unit current) with a :class:`SourceStats` of counters,
@@ -24,6 +24,9 @@ Modules:
 * ``zmq_source``: :class:`ZmqSource`, the PULL or SUB socket loop around a StreamAssembler, for
   the GLA framing or GNU Radio gr-zeromq ``push_sink``/``pub_sink`` raw items (optionally with
   the ``pass_tags`` header). Not named ``zmq`` so that ``import zmq`` stays pyzmq.
+* ``jack_source``: :class:`JackSource`, an audio interface or DAQ read through a JACK server
+  (one input port per input; gaps, clipping and NaN counted by the ZeroMQ source's delivery
+  step, ``placement``). Not named ``jack`` so that ``import jack`` stays JACK-Client.
 * ``sender``: :class:`CaptureSender` / :func:`stream_capture` replay a capture over ZeroMQ
   (PUSH or PUB), with optional fault injection; used by the tests, the latency benchmark and
   to check a deployment.
@@ -104,8 +107,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from receiver.sources.assembler import StreamAssembler
-    from receiver.sources.base import SampleBlock, Source, SourceStats
+    from receiver.sources.base import SampleBlock, Source, SourceError, SourceStats
     from receiver.sources.capture import CaptureSource, CaptureTruncatedError
+    from receiver.sources.jack_source import JackSource
     from receiver.sources.sender import CaptureSender, SendReport, stream_capture
     from receiver.sources.zmq_source import ZmqSource
 
@@ -117,12 +121,14 @@ _WHERE = {
     "SampleBlock": "base",
     "Source": "base",
     "SourceStats": "base",
+    "SourceError": "base",
     "CaptureSource": "capture",
     "CaptureTruncatedError": "capture",
     "CaptureSender": "sender",
     "SendReport": "sender",
     "stream_capture": "sender",
     "ZmqSource": "zmq_source",
+    "JackSource": "jack_source",
 }
 
 
@@ -138,9 +144,11 @@ __all__ = [
     "SampleBlock",
     "SourceStats",
     "Source",
+    "SourceError",
     "CaptureSource",
     "CaptureTruncatedError",
     "ZmqSource",
+    "JackSource",
     "StreamAssembler",
     "CaptureSender",
     "SendReport",

@@ -21,13 +21,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["SampleBlock", "SourceStats", "Source", "LogLimiter", "beyond_level", "count_clipped"]
+__all__ = ["SampleBlock", "SourceStats", "Source", "SourceError", "LogLimiter", "beyond_level", "count_clipped"]
 
 #: one logger for every source (its name predates the package; deployments filter on it)
 log = logging.getLogger("gla.ingest")
 
 
 # --------------------------------------------------------------------------------- data types
+class SourceError(ValueError):
+    """A live source that cannot start for what it was given: its configuration, a missing
+    package or server. The message is one line naming what was wrong."""
+
+
 @dataclass
 class SampleBlock:
     stream_id: str
@@ -78,7 +83,8 @@ class SourceStats:
     foreign_dropped: int = 0  #: GLA messages of another stream id (configured, or never confirmed), dropped
     #: messages of another session, or whose clock went back, held aside and never confirmed
     unconfirmed_dropped: int = 0
-    stalls: int = 0  #: times no message came for rcv_timeout_ms (ZeroMQ sources)
+    stalls: int = 0  #: times no message came for rcv_timeout_ms (ZeroMQ sources), no cycle for a while (JACK)
+    xruns: int = 0  #: xruns the JACK server reported (JACK sources; samples lost count as gaps)
     #: GNU Radio messages whose tag header disagrees with pass_tags (dropped, also in bad_frames)
     pass_tags_mismatch: int = 0
 
