@@ -241,7 +241,18 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     grouper = None
     # the workers measure the decoded bursts on the baseband they hold (the parent does no
     # per-sample work): bundles are finished as their measurements come back
-    pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers, measure_in_workers=True)
+    # the messages held until they make a block of feed_n samples (or a discontinuity or the end),
+    # written into a ring of shared memory the workers read (room for one more message)
+    feed_n = max(1, round(cfg.receiver.feed_block_s * fs))
+    ring_frames = 2 * feed_n if cfg.receiver.feed_block_s > 0 else 0
+    pipe = Pipeline(
+        plan,
+        cfg.input.n_channels,
+        fs,
+        workers=cfg.receiver.workers,
+        measure_in_workers=True,
+        ring_frames=ring_frames,
+    )
     mark("pipeline")
     first = FirstBlock(pipe.n_workers)
     metrics.add(lambda: source_families(src))
@@ -288,25 +299,35 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         },
     )
     t0_stream = None
-    # the messages held until they make a block of feed_n samples (or a discontinuity or the end)
-    feed_n = max(1, round(cfg.receiver.feed_block_s * fs))
     held: list = []
     held_n = 0
+
+    def collect() -> None:
+        """The workers' outputs ready so far to the grouper (looked at every message, not only
+        every block: a burst's records and its measurements each take one look to come back)."""
+        for o in pipe.outputs():
+            first.seen(o)
+            grouper.add_output(o)
 
     def feed_held() -> None:
         """The messages held, as one block, to the chains; the outputs ready to the grouper."""
         nonlocal held_n
         if not held:
             return
-        first_sample = held[0].first_sample
-        x = held[0].samples if len(held) == 1 else np.concatenate([b.samples for b in held])
+        first_sample, n = held[0].first_sample, held_n
+        slot = pipe.ring_slot()
+        if slot is not None and n <= slot.shape[0]:  # (written once, into the workers' shared memory)
+            at = 0
+            for b in held:
+                slot[at : at + b.samples.shape[0]] = b.samples
+                at += b.samples.shape[0]
+            pipe.feed_ring(first_sample, n)
+        else:
+            pipe.feed(first_sample, held[0].samples if len(held) == 1 else np.concatenate([b.samples for b in held]))
         held.clear()
         held_n = 0
-        pipe.feed(first_sample, x)
-        for o in pipe.outputs():
-            first.seen(o)
-            grouper.add_output(o)
-        metrics.block_done(first_sample + x.shape[0], fs)
+        collect()
+        metrics.block_done(first_sample + n, fs)
         link.try_start()
         link.maybe_post(metrics, src, grouper)
 
@@ -315,6 +336,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     try:
         while True:
             blk = reader.get(max(deadline - time.monotonic(), 0.0) if held else 0.5)
+            if grouper is not None:
+                collect()
             if blk is None:
                 if reader.ended:
                     break
