@@ -63,7 +63,7 @@ class ReceiverSection(_M):
         description="bundles held in memory while the disk is full (beyond: dropped, counted, logged)",
     )
     feed_block_s: float = Field(
-        default=0.3,
+        default=0.2,
         ge=0.0,
         le=1.0,
         description="the input's messages are gathered into blocks of at least this much stream time before "
@@ -197,7 +197,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
     import numpy as np
 
-    from receiver.feeding import SourceReader
+    from receiver.feeding import SourceReader, keep_freed_heap
     from receiver.pipeline import Pipeline
     from receiver.sink import BundleSink
     from receiver.sources import ZmqSource
@@ -205,6 +205,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     from receiver.timings import FirstBlock, mark
 
     mark("imports")
+    keep_freed_heap()  # (before the workers are forked: theirs too)
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
