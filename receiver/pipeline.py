@@ -26,6 +26,10 @@ beside the blocks' records, which then carry no baseband). With a ``reader``
 (:class:`receiver.sources.columns.ColumnSpec`) the workers read and decode their own columns of
 a capture's audio file (:meth:`Pipeline.feed_frames`): no samples pass through the parent.
 
+With ``ring_frames`` the parent writes each block once into a slot of a ring of shared memory
+(:meth:`Pipeline.ring_slot`, :meth:`Pipeline.feed_ring`; ``gla receive`` does) and the workers read
+their own columns from it: no copy of the samples through the queues.
+
 ``workers=0`` runs everything in the calling process (tests, profiling).
 """
 
@@ -159,8 +163,8 @@ def _worker_main(
             meas.keep_from(item[4])
         if kind == "ring":  # the block is in slot ``block[0]`` of the shared ring, ``block[1]`` rows
             slot, n = block
-            cols = ring[slot, :n, own]  # (this worker's columns: a strided view, read once)
-            out = chains.run(worker, first_sample, None, segment=segment, rows=deinterleave(cols))
+            mine = ring[slot, :n, own]  # (this worker's columns: a strided view, read once)
+            out = chains.run(worker, first_sample, None, segment=segment, rows=deinterleave(mine))
         elif kind == "frames":  # read this worker's columns of frames first_sample .. + block
             assert cols is not None
             try:
@@ -213,6 +217,8 @@ class Pipeline:
         self.reader = reader if self.n_workers > 0 else None
         self._keep_from_m = 0
         self._flushed = False  # flush() ended the stream (close() then only stops the workers)
+        self.ring: np.ndarray | None = None  # (feed_ring's shared slots: workers only)
+        self._slot = 0
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
@@ -221,8 +227,6 @@ class Pipeline:
         # workers); a slot is written again only after the queue's bound guarantees that every
         # worker is done with it (a put returns with at most queue_blocks items unread, and a
         # worker reads the next item only after the last: queue_blocks + 2 slots can be busy)
-        self.ring: np.ndarray | None = None
-        self._slot = 0
         if ring_frames > 0:
             slots = queue_blocks + 3
             mem = mmap.mmap(-1, slots * ring_frames * n_inputs * 4)
