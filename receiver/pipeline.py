@@ -162,6 +162,7 @@ def _worker_main(
         if meas is not None:
             meas.keep_from(item[4])
         if kind == "ring":  # the block is in slot ``block[0]`` of the shared ring, ``block[1]`` rows
+            assert ring is not None
             slot, n = block
             mine = ring[slot, :n, own]  # (this worker's columns: a strided view, read once)
             out = chains.run(worker, first_sample, None, segment=segment, rows=deinterleave(mine))

@@ -239,7 +239,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None,
     )
     fs = cfg.input.sample_rate_hz
-    grouper = None
+    grouper: Grouper | None = None
     # the workers measure the decoded bursts on the baseband they hold (the parent does no
     # per-sample work): bundles are finished as their measurements come back
     # the messages held until they make a block of feed_n samples (or a discontinuity or the end),
@@ -306,6 +306,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     def collect() -> None:
         """The workers' outputs ready so far to the grouper (looked at every message, not only
         every block: a burst's records and its measurements each take one look to come back)."""
+        assert grouper is not None
         for o in pipe.outputs():
             first.seen(o)
             grouper.add_output(o)
