@@ -54,7 +54,6 @@ __all__ = [
     "AMBIGUOUS_MIN_DB",
     "AMBIGUOUS_SIGMAS",
     "GHOST_RATIO_DB",
-    "GRID_BLOCKS_KEPT",
     "GROUP_TOL",
     "KEEP_S",
     "MAX_KEEP_S",
@@ -65,9 +64,10 @@ __all__ = [
 ]
 
 GROUP_TOL = 40  # input samples (0.6 chip)
-# of each chain record's grid-frequency estimates, the grouper keeps the newest this many (the
-# cycle a copy is measured with is the latest kept before its burst: see Grouper._fund_at)
-GRID_BLOCKS_KEPT = 4
+# the grouper keeps every grid cycle's estimate of each chain record (trimmed with the baseband, see
+# Grouper._trim), so the cycle a copy is measured with (the latest before its burst: see
+# Grouper._fund_at) does not depend on where the stream was cut into blocks. (It kept the newest
+# 4 of each record before: a copy's level then followed the block cuts in its last digits.)
 KEEP_S = 12.0  # baseband history per input (more while a pending burst needs it, see Grouper._trim)
 MAX_KEEP_S = 120.0  # never more than this (an input that stalls)
 
@@ -187,7 +187,7 @@ class Grouper:
                 self.rings[i] = np.concatenate([self.rings[i], rec.baseband], axis=1)
         n = len(rec.grid_f0_hz)
         log = self.fund.setdefault(i, {})
-        for k in range(max(0, n - GRID_BLOCKS_KEPT), n):
+        for k in range(n):
             log[rec.grid_block_start + k] = (rec.grid_f0_hz[k], rec.grid_fund_rms[k])
         self.progress[i] = rec.stats.samples_in
         self.horizon[i] = rec.horizon_sample
@@ -209,9 +209,7 @@ class Grouper:
             self.measurer.keep_from(m_need, self.segment)
             first = int(Channelizer.input_index(m_need) // cycle) - 2
             for log in self.fund.values():
-                if len(log) > 8:
-                    for k in sorted(k for k in log if k < first)[:-1]:
-                        del log[k]
+                _forget_cycles_before(log, first)
             return
         for i, ring in self.rings.items():
             drop = min(ring.shape[1] - self.keep, m_need - self.ring_start[i])
@@ -220,11 +218,8 @@ class Grouper:
                 self.rings[i] = ring[:, drop:]
                 self.ring_start[i] += drop
         for i, log in self.fund.items():
-            if i in self.ring_start and len(log) > 8:
-                first = int(Channelizer.input_index(self.ring_start[i]) // cycle) - 2
-                old = sorted(k for k in log if k < first)[:-1]  # keep the last one before the ring
-                for k in old:
-                    del log[k]
+            if i in self.ring_start:
+                _forget_cycles_before(log, int(Channelizer.input_index(self.ring_start[i]) // cycle) - 2)
 
     def flush(self) -> list[Bundle]:
         """Every cluster is final (the end of the stream). With the workers measuring, the
@@ -379,3 +374,15 @@ class Grouper:
         b = int(sample // (self.fs_hz / self.plan.grid_hz)) - 1
         before = [k for k in log if k <= b]
         return log[max(before)] if before else log[min(log)]
+
+
+def _forget_cycles_before(log: dict[int, tuple[float, float]], first: int) -> None:
+    """Drop the grid cycles logged before cycle ``first`` but the last of them (a burst starting
+    there is measured with it). A log is filled in cycle order, so the old ones come first."""
+    old = []
+    for k in log:
+        if k >= first:
+            break
+        old.append(k)
+    for k in old[:-1]:
+        del log[k]

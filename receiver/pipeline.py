@@ -26,12 +26,17 @@ beside the blocks' records, which then carry no baseband). With a ``reader``
 (:class:`receiver.sources.columns.ColumnSpec`) the workers read and decode their own columns of
 a capture's audio file (:meth:`Pipeline.feed_frames`): no samples pass through the parent.
 
+With ``ring_frames`` the parent writes each block once into a slot of a ring of shared memory
+(:meth:`Pipeline.ring_slot`, :meth:`Pipeline.feed_ring`; ``gla receive`` does) and the workers read
+their own columns from it: no copy of the samples through the queues.
+
 ``workers=0`` runs everything in the calling process (tests, profiling).
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing as mp
 import queue
 import time
@@ -103,13 +108,22 @@ class _Chains:
 
 
 def _worker_main(
-    worker: int, plan: P.ChannelPlan, inputs: list[int], fs_hz: float, q_in, q_out, measure: bool, reader
+    worker: int,
+    plan: P.ChannelPlan,
+    inputs: list[int],
+    fs_hz: float,
+    q_in,
+    q_out,
+    measure: bool,
+    reader,
+    ring: np.ndarray | None = None,
 ) -> None:
     mark(f"worker{worker}_started")
     chains = _Chains(plan, inputs, fs_hz)
     mark(f"worker{worker}_chains")
     meas = WorkerMeasurer(plan, inputs, fs_hz, _max_keep(fs_hz)) if measure else None
     cols = reader.open(inputs) if reader is not None else None
+    own = slice(inputs[0], None, inputs[1] - inputs[0] if len(inputs) > 1 else 1)  # (inputs: w, w + n_workers, ...)
     current = 0  # the segment being fed
     flushed = False  # a "flush" ended the stream: the sentinel then only stops the worker
     first = True
@@ -147,7 +161,12 @@ def _worker_main(
         current = segment
         if meas is not None:
             meas.keep_from(item[4])
-        if kind == "frames":  # read this worker's columns of frames first_sample .. + block
+        if kind == "ring":  # the block is in slot ``block[0]`` of the shared ring, ``block[1]`` rows
+            assert ring is not None
+            slot, n = block
+            mine = ring[slot, :n, own]  # (this worker's columns: a strided view, read once)
+            out = chains.run(worker, first_sample, None, segment=segment, rows=deinterleave(mine))
+        elif kind == "frames":  # read this worker's columns of frames first_sample .. + block
             assert cols is not None
             try:
                 rows, clipped = cols.read(first_sample, block)
@@ -183,6 +202,7 @@ class Pipeline:
         *,
         measure_in_workers: bool = False,
         reader=None,
+        ring_frames: int = 0,
     ) -> None:
         self.plan, self.n_inputs, self.fs_hz = plan, n_inputs, fs_hz
         self.n_workers = max(0, min(workers, n_inputs))
@@ -198,10 +218,21 @@ class Pipeline:
         self.reader = reader if self.n_workers > 0 else None
         self._keep_from_m = 0
         self._flushed = False  # flush() ended the stream (close() then only stops the workers)
+        self.ring: np.ndarray | None = None  # (feed_ring's shared slots: workers only)
+        self._slot = 0
         if self.n_workers == 0:
             self._local = _Chains(plan, self.assign[0], fs_hz)
             return
         warm_up(plan, fs_hz)  # kernels, templates and FFT plans made once, here, for every worker
+        # the blocks of feed_ring: slots of shared memory (anonymous, inherited by the forked
+        # workers); a slot is written again only after the queue's bound guarantees that every
+        # worker is done with it (a put returns with at most queue_blocks items unread, and a
+        # worker reads the next item only after the last: queue_blocks + 2 slots can be busy)
+        if ring_frames > 0:
+            slots = queue_blocks + 3
+            mem = mmap.mmap(-1, slots * ring_frames * n_inputs * 4)
+            self.ring = np.ndarray((slots, ring_frames, n_inputs), np.float32, buffer=mem)
+            deinterleave(self.ring[0, :2, ::2])  # (the strided variant the workers read, compiled here once)
         ctx = mp.get_context("fork")
         self.q_in = [ctx.Queue(maxsize=queue_blocks) for _ in range(self.n_workers)]
         self.q_out = ctx.Queue()
@@ -212,6 +243,7 @@ class Pipeline:
                     *(w, plan, self.assign[w], fs_hz, self.q_in[w], self.q_out),
                     self.measure_in_workers,
                     self.reader,
+                    self.ring,
                 ),
                 name=f"gla-worker-{w}",
                 daemon=True,
@@ -243,6 +275,23 @@ class Pipeline:
             part = np.ascontiguousarray(block[:, self.assign[w]], dtype=np.float32)
             self.q_in[w].put(("block", self.segment, first_sample, part, self._keep_from_m))
             self._in_flight += 1
+
+    def ring_slot(self) -> np.ndarray | None:
+        """The shared slot the next :meth:`feed_ring` block is to be written into, (ring_frames,
+        n_inputs) float32 (None: no ring). Write it, then call :meth:`feed_ring` before the next
+        call: the samples go to the workers without a copy through their queues."""
+        return None if self.ring is None else self.ring[self._slot]
+
+    def feed_ring(self, first_sample: int, n: int) -> None:
+        """Send the block of ``n`` rows written into :meth:`ring_slot`; blocks while the workers'
+        queues are full. Decodes the same as :meth:`feed` of those samples."""
+        if self.ring is None or not 0 < n <= self.ring.shape[1]:
+            raise ValueError(f"feed_ring: {n} rows do not fit the ring's slots ({self.ring is not None})")
+        self.fed_to = first_sample + n
+        for q in self.q_in:
+            q.put(("ring", self.segment, first_sample, (self._slot, n), self._keep_from_m))
+            self._in_flight += 1
+        self._slot = (self._slot + 1) % self.ring.shape[0]
 
     def feed_frames(self, first_sample: int, n: int) -> None:
         """Have every worker read and process frames ``first_sample`` .. ``+ n`` of its own

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import threading
+import time
 import tomllib
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -60,6 +61,14 @@ class ReceiverSection(_M):
         default=10_000,
         ge=0,
         description="bundles held in memory while the disk is full (beyond: dropped, counted, logged)",
+    )
+    feed_block_s: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="the input's messages are gathered into blocks of at least this much stream time before "
+        "they go to the chains (fewer, larger blocks: less CPU per stream second; adds up to this much "
+        "latency; 0: every message on its own)",
     )
 
 
@@ -213,6 +222,9 @@ class JsonLogFormatter(logging.Formatter):
 
 def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max_seconds: float | None = None) -> dict:
     """Run until SIGTERM/SIGINT (or ``stop`` is set, or ``max_seconds`` of stream time)."""
+    import numpy as np
+
+    from receiver.feeding import SourceReader, keep_freed_heap
     from receiver.pipeline import Pipeline
     from receiver.sink import BundleSink
     from receiver.sources import ZmqSource
@@ -221,6 +233,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     from receiver.timings import FirstBlock, mark
 
     mark("imports")
+    keep_freed_heap()  # (before the workers are forked: theirs too)
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -271,10 +284,21 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
             gr_scale=(1.0 / cfg.input.scale) if cfg.input.framing == "gr" else None,
         )
     fs = cfg.input.sample_rate_hz
-    grouper = None
+    grouper: Grouper | None = None
     # the workers measure the decoded bursts on the baseband they hold (the parent does no
     # per-sample work): bundles are finished as their measurements come back
-    pipe = Pipeline(plan, cfg.input.n_channels, fs, workers=cfg.receiver.workers, measure_in_workers=True)
+    # the messages held until they make a block of feed_n samples (or a discontinuity or the end),
+    # written into a ring of shared memory the workers read (room for one more message)
+    feed_n = max(1, round(cfg.receiver.feed_block_s * fs))
+    ring_frames = 2 * feed_n if cfg.receiver.feed_block_s > 0 else 0
+    pipe = Pipeline(
+        plan,
+        cfg.input.n_channels,
+        fs,
+        workers=cfg.receiver.workers,
+        measure_in_workers=True,
+        ring_frames=ring_frames,
+    )
     mark("pipeline")
     first = FirstBlock(pipe.n_workers)
     metrics.add(lambda: source_families(src))
@@ -321,8 +345,52 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         },
     )
     t0_stream = None
+    held: list = []
+    held_n = 0
+
+    def collect() -> None:
+        """The workers' outputs ready so far to the grouper (looked at every message, not only
+        every block: a burst's records and its measurements each take one look to come back)."""
+        assert grouper is not None
+        for o in pipe.outputs():
+            first.seen(o)
+            grouper.add_output(o)
+
+    def feed_held() -> None:
+        """The messages held, as one block, to the chains; the outputs ready to the grouper."""
+        nonlocal held_n
+        if not held:
+            return
+        first_sample, n = held[0].first_sample, held_n
+        slot = pipe.ring_slot()
+        if slot is not None and n <= slot.shape[0]:  # (written once, into the workers' shared memory)
+            at = 0
+            for b in held:
+                slot[at : at + b.samples.shape[0]] = b.samples
+                at += b.samples.shape[0]
+            pipe.feed_ring(first_sample, n)
+        else:
+            pipe.feed(first_sample, held[0].samples if len(held) == 1 else np.concatenate([b.samples for b in held]))
+        held.clear()
+        held_n = 0
+        collect()
+        metrics.block_done(first_sample + n, fs)
+        link.try_start()
+        link.maybe_post(metrics, src, grouper)
+
+    reader = SourceReader(src)
+    deadline = 0.0  # (monotonic) when what is held is fed even if no more messages come
     try:
-        for blk in src:
+        while True:
+            blk = reader.get(max(deadline - time.monotonic(), 0.0) if held else 0.5)
+            if grouper is not None:
+                collect()
+            if blk is None:
+                if reader.ended:
+                    break
+                if held and time.monotonic() >= deadline:
+                    feed_held()  # the input paused: what is held is not kept waiting
+                continue
             if grouper is None:
                 t0_stream = blk.time_utc or datetime.now(UTC)
                 from datetime import timedelta
@@ -339,6 +407,9 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 )
                 if pipe.measure_in_workers:
                     grouper.measurer = pipe
+            n = blk.samples.shape[0]
+            if held and (blk.discontinuity or blk.first_sample != held[0].first_sample + held_n):
+                feed_held()  # (the end of a segment: its samples go to it)
             if blk.discontinuity:
                 # a new segment: every output of the old one (waited for) goes to the old one's
                 # bundles, which are finished before the clock is re-anchored
@@ -346,18 +417,22 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                     grouper.add_output(o)
                 grouper.reset(blk.first_sample, pipe.segment)
                 metrics.segment_reset()
-            x = blk.samples
-            pipe.feed(blk.first_sample, x)
-            for o in pipe.outputs():
-                first.seen(o)
-                grouper.add_output(o)
-            metrics.block_done(blk.first_sample + x.shape[0], fs)
-            link.try_start()
-            link.maybe_post(metrics, src, grouper)
-            if stop.is_set() or (max_seconds is not None and metrics.stream_time_s >= max_seconds):
+            if not held:
+                deadline = time.monotonic() + cfg.receiver.feed_block_s
+            held.append(blk)
+            held_n += n
+            end_s = (blk.first_sample + n) / fs
+            last = stop.is_set() or (max_seconds is not None and end_s >= max_seconds)
+            if held_n >= feed_n or last:
+                feed_held()
+            if last:
                 break
+        if grouper is not None:
+            feed_held()  # (the source stopped: what it gave is processed before the flush)
     finally:
         log.info("receiver stopping: flushing the chains")
+        src.close()  # (the reader thread's source ends within 0.1 s)
+        reader.stop()
         if grouper is None:
             pipe.close()
         else:
@@ -375,7 +450,6 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 grouper.add_output(o)
         sink.close(timeout_s=10.0)  # writes what is held if the disk has room (logs what cannot be)
         link.stop(drain_s=5.0)
-        src.close()
         archive.close()
         srv.shutdown()
         spool.close()
