@@ -279,6 +279,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         },
     )
     t0_stream = None
+    last_end: int | None = None
     health_poster = _HealthPoster(cfg.platform.url, token, cfg.receiver.id) if cfg.platform.url and token else None
     try:
         for blk in src:
@@ -304,6 +305,8 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 for o in pipe.reset():
                     grouper.add_output(o)
                 grouper.reset(blk.first_sample, pipe.segment)
+                grouper.t0_utc = _reanchor(grouper.t0_utc, blk, last_end)
+            last_end = blk.end_sample
             x = blk.samples
             pipe.feed(blk.first_sample, x)
             for o in pipe.outputs():
@@ -343,6 +346,22 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     summary = {"bundles": grouper.stats if grouper else {}, "source": vars(src.stats)}
     log.info("receiver stopped", extra=summary)
     return summary
+
+
+def _reanchor(t0_utc: datetime, blk, last_end: int | None) -> datetime:
+    """The stream clock's origin after a discontinuity: from the block's own time when it has
+    one (a GLA header's, a GNU Radio rx_time tag's), else from the wall clock when the sample
+    index went back (a sender or flowgraph restart counts from 0 again: the old origin would
+    date everything after it too early by the old run's length); a jump forward keeps the
+    origin (the sample clock went on)."""
+    from datetime import timedelta
+
+    back = timedelta(seconds=blk.first_sample / blk.sample_rate_hz)
+    if blk.time_utc is not None:
+        return blk.time_utc - back
+    if last_end is not None and blk.first_sample < last_end:
+        return datetime.now(UTC) - back
+    return t0_utc
 
 
 class _HealthPoster:

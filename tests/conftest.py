@@ -111,6 +111,10 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_workers_measuring_make_the_bundles_of_the_parent_measuring": "8 s: demo_small replayed both ways",
         "test_band_amplitudes_left_out_change_nothing_else": "8 s: demo_small in-process, measured twice",
     },
+    "test_gnuradio.py": {
+        "test_example_flowgraph_into_gla_receive_decodes_what_replay_decodes": "20 s: GNU Radio plays 8 s in real time",
+        "test_bundles_after_a_flowgraph_restart_are_dated_by_the_new_run": "7 s each: two streams through the service",
+    },
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
     },

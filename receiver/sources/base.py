@@ -78,6 +78,14 @@ class SourceStats:
     #: messages of another session, or whose clock went back, held aside and never confirmed
     unconfirmed_dropped: int = 0
     stalls: int = 0  #: times no message came for rcv_timeout_ms (ZeroMQ sources)
+    #: samples (sample instants) skipped by gaps longer than max_gap_fill_s (not NaN-filled: the
+    #: stream resynced past them); gap_samples + skipped_samples = every sample missed going forward
+    skipped_samples: int = 0
+    #: GNU Radio raw messages dropped because the sink's vector length looks like 1 (an Interleave
+    #: straight into the sink): each item one sample, not one frame of every channel
+    vlen_mismatch: int = 0
+    #: GNU Radio raw messages dropped because the sink's pass_tags differs from the configuration
+    pass_tags_mismatch: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

@@ -77,20 +77,21 @@ def parse_gr(
     gr_scale: float | None,
     clip_level: float | None,
     stream_id: str,
-) -> Message:
+) -> tuple[Message, list[zf.GrTag]]:
     """GNU Radio raw items of ``dtype``, ``n_channels`` per item. With ``pass_tags`` the header's
     offset is the first sample; without it the message starts at ``next_offset`` (the items
     counted so far). physical = raw / ``gr_scale``. Integer items are clipped at either end of
     their range; float items only against an explicit ``clip_level``: a GNU Radio float stream
     has no full scale (it does not saturate, and its floats are usually physical values already),
-    so ``gr_scale`` is a unit conversion, never a clip level."""
+    so ``gr_scale`` is a unit conversion, never a clip level. Returns the message and its tags
+    (none without ``pass_tags``)."""
     nch = n_channels
     item = nch * dtype.itemsize
     mv = memoryview(data).cast("B")
     if pass_tags:
-        offset, _tags, hlen = zf.unpack_gr_tag_header(mv, item)
+        offset, tags, hlen = zf.unpack_gr_tag_header(mv, item)
     else:
-        hlen = 0
+        hlen, tags = 0, []
         if len(mv) % item:
             raise zf.FramingError(
                 f"gr payload: {len(mv)} bytes is not a multiple of the item size {item} ({nch} x {sample_type})"
@@ -99,4 +100,5 @@ def parse_gr(
     n = (len(mv) - hlen) // item
     raw = np.frombuffer(mv, dtype=dtype, count=n * nch, offset=hlen).reshape(n, nch)
     full = 1.0 / gr_scale if gr_scale else 1.0
-    return Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, clip_level, None, stream_id)
+    m = Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, clip_level, None, stream_id)
+    return m, tags

@@ -90,6 +90,7 @@ class Placement:
                 st.blocks += 1
             else:
                 st.resyncs += 1
+                st.skipped_samples += d
                 self._pending_disc = True
                 self._log(
                     logging.WARNING,
