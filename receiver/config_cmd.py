@@ -54,7 +54,7 @@ def input_section(
     lines.append("channels = [")
     for c in sorted(meta.channels, key=lambda c: int(c["index"])):
         lines.append(
-            f'  {{ index = {int(c["index"])}, bus = {int(c["bus"])}, feeder = {int(c["feeder"])}, '
+            f"  {{ index = {int(c['index'])}, bus = {int(c['bus'])}, feeder = {int(c['feeder'])}, "
             f'phase = "{c["phase"]}" }},'
         )
     lines.append("]")

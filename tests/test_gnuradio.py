@@ -114,7 +114,7 @@ def test_vlen_one_is_refused_with_one_line_not_gaps(caplog):
 
 def test_pass_tags_mismatch_is_counted_both_ways(caplog):
     asm = _asm()
-    for k in range(3):
+    for _ in range(3):
         asm.feed([np.zeros((10, NCH), dtype="<f4").tobytes()])
     assert asm.stats.pass_tags_mismatch == 3 and asm.stats.samples == 0
     assert "pass_tags mismatch" in caplog.text
@@ -181,10 +181,11 @@ def test_bundles_after_a_flowgraph_restart_are_dated_by_the_new_run(tmp_path, ta
     for t in starts:
         walls.append(datetime.now(UTC))
         tags = {0: [_rx_time(0, t)]} if tagged else None
-        stream_capture(
-            CAP, f"tcp://127.0.0.1:{zport}", framing="gr", pass_tags=True, gr_tags=tags, block_s=0.1
-        )
+        stream_capture(CAP, f"tcp://127.0.0.1:{zport}", framing="gr", pass_tags=True, gr_tags=tags, block_s=0.1)
         time.sleep(2.5)
+    deadline = time.monotonic() + 90  # a loaded machine: let the receiver catch up before stopping
+    while len(_archived(tmp_path / "d")) < 8 and time.monotonic() < deadline:
+        time.sleep(0.5)
     stop.set()
     th.join(timeout=60)
     runs = sorted({b["copies"][0]["arrival_utc"] for b in _archived(tmp_path / "d")})
@@ -235,7 +236,9 @@ def test_example_flowgraph_into_gla_receive_decodes_what_replay_decodes(tmp_path
     gla = [sys.executable, "-m", "receiver.cli"]
     zport, hport = _free_port(), _free_port()
     cfg = (EXAMPLE / "receiver.toml").read_text()
-    cfg = cfg.replace("tcp://127.0.0.1:5555", f"tcp://127.0.0.1:{zport}").replace("127.0.0.1:9100", f"127.0.0.1:{hport}")
+    cfg = cfg.replace("tcp://127.0.0.1:5555", f"tcp://127.0.0.1:{zport}").replace(
+        "127.0.0.1:9100", f"127.0.0.1:{hport}"
+    )
     cfg = cfg.replace('"./gla-receiver-data"', json.dumps(str(tmp_path / "rx")))
     (tmp_path / "rx.toml").write_text(cfg)
     rx = subprocess.Popen([*gla, "receive", "--config", str(tmp_path / "rx.toml")], cwd=ROOT, env=env,
