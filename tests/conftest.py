@@ -114,6 +114,7 @@ HEAVY: dict[str, dict[str, str]] = {
     "test_gnuradio.py": {
         "test_example_flowgraph_into_gla_receive_decodes_what_replay_decodes": "20 s: GNU Radio plays 8 s in real time",
         "test_bundles_after_a_flowgraph_restart_are_dated_by_the_new_run": "7 s each: two streams through the service",
+        "test_example_python_is_what_grcc_generates_from_the_grc": "6 s: grcc starts GNU Radio Companion's loader",
     },
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",

@@ -265,3 +265,15 @@ def test_example_flowgraph_into_gla_receive_decodes_what_replay_decodes(tmp_path
     replayed = [json.loads(line) for f in (tmp_path / "replay").rglob("*.jsonl") for line in f.open()]
     received = _archived(tmp_path / "rx")
     assert len(replayed) == 4 and _bundle_keys(received) == _bundle_keys(replayed)
+
+
+def test_example_python_is_what_grcc_generates_from_the_grc(tmp_path):
+    """The committed Python is the .grc compiled, so the two cannot drift apart (as sets of
+    lines: grcc writes the connections in no fixed order)."""
+    grcc = shutil.which("grcc")
+    if grcc is None:
+        pytest.skip("GNU Radio Companion's grcc is not installed (apt-get install gnuradio)")
+    subprocess.run([grcc, str(EXAMPLE / "gla_file_to_zmq.grc"), "-o", str(tmp_path)], check=True, capture_output=True)
+    for name in ("gla_file_to_zmq.py", "gla_file_to_zmq_epy_block_0.py"):
+        got, want = ((d / name).read_text().splitlines() for d in (tmp_path, EXAMPLE))
+        assert sorted(got) == sorted(want), name
