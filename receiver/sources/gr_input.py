@@ -88,6 +88,7 @@ class GrParser:
         self.anchor: tuple[int, int] | None = None  #: (item offset, UTC ns) of the last rx_time tag
         self._last_end: int | None = None  #: one past the last item of the last message parsed
         self._last_single: tuple[int, int] | None = None  #: (offset, values) of the last message
+        self._single_streak = 0  #: messages in a row placed as if items were single samples
 
     def time_at(self, offset: int) -> int | None:
         """UTC ns of item ``offset`` from the last ``rx_time`` tag, or None."""
@@ -114,9 +115,10 @@ class GrParser:
         except zf.FramingError as e:
             raise self._explain(mv, e) or e from None
         if self.pass_tags:
-            single = self._looks_single(m.first_sample)
+            # twice in a row: once can be a gap of exactly (n_channels - 1) x the message
+            self._single_streak = self._single_streak + 1 if self._looks_single(m.first_sample) else 0
             self._last_single = (m.first_sample, m.n * self.n_channels)
-            if single:
+            if self._single_streak >= 2:
                 raise SinkMismatch(self._vlen_one(f"message offsets advance by {self.n_channels} x its items"))
         self.count = m.first_sample + m.n
         self._timestamp(m, rx_times_ns(tags))
