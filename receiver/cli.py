@@ -24,7 +24,7 @@ import textwrap
 import traceback
 from pathlib import Path
 
-from receiver import timings
+from receiver import config_cmd, timings
 
 log = logging.getLogger("gla")
 
@@ -358,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print on stderr when each start-up phase was reached, up to the first block processed",
     )
     rc.set_defaults(func=_cmd_receive)
+    config_cmd.register(sub, common)  # gla config input
 
     pf = _add(
         sub,

@@ -215,9 +215,17 @@ def source_families(src: Any) -> Iterable[Family]:
         "messages whose gr-zeromq tag header disagrees with [input] pass_tags (dropped)",
         s.pass_tags_mismatch,
     )
+    yield counter(
+        "vlen_mismatch_total",
+        "GNU Radio messages dropped because the sink's vector length looks like 1",
+        s.vlen_mismatch,
+    )
+    yield counter("skipped_samples_total", "of the gap samples, those resynced past (gaps over 2 s)", s.skipped_samples)
     problem = input_problem(src)
     yield gauge(
-        "input_pass_tags_mismatch", "1 while the messages disagree with [input] pass_tags", float(bool(problem))
+        "input_pass_tags_mismatch",
+        "1 while the messages disagree with the sink's settings ([input] pass_tags, or the sink's vlen)",
+        float(bool(problem)),
     )
 
 

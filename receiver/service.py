@@ -379,6 +379,7 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
         link.maybe_post(metrics, src, grouper)
 
     reader = SourceReader(src)
+    last_end: int | None = None  # the end of the previous message (a restart counts from 0 again)
     deadline = 0.0  # (monotonic) when what is held is fed even if no more messages come
     try:
         while True:
@@ -416,7 +417,9 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
                 for o in pipe.reset():
                     grouper.add_output(o)
                 grouper.reset(blk.first_sample, pipe.segment)
+                grouper.maker.t0_utc = _reanchor(grouper.maker.t0_utc, blk, last_end)
                 metrics.segment_reset()
+            last_end = blk.end_sample
             if not held:
                 deadline = time.monotonic() + cfg.receiver.feed_block_s
             held.append(blk)
@@ -456,3 +459,19 @@ def run_service(cfg: ReceiverConfig, *, stop: threading.Event | None = None, max
     summary = {"bundles": grouper.stats if grouper else {}, "source": vars(src.stats)}
     log.info("receiver stopped", extra=summary)
     return summary
+
+
+def _reanchor(t0_utc: datetime, blk, last_end: int | None) -> datetime:
+    """The stream clock's origin after a discontinuity: from the block's own time when it has
+    one (a GLA header's, a GNU Radio rx_time tag's), else from the wall clock when the sample
+    index went back (a sender or flowgraph restart counts from 0 again: the old origin would
+    date everything after it too early by the old run's length); a jump forward keeps the
+    origin (the sample clock went on)."""
+    from datetime import timedelta
+
+    back = timedelta(seconds=blk.first_sample / blk.sample_rate_hz)
+    if blk.time_utc is not None:
+        return blk.time_utc - back
+    if last_end is not None and blk.first_sample < last_end:
+        return datetime.now(UTC) - back
+    return t0_utc

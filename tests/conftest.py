@@ -121,6 +121,11 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_a_token_of_another_receiver_delivers_nothing_and_says_why": "10 s: a platform process, demo_small",
         "test_a_replay_into_its_own_folder_again_replaces_its_archive": "6 s: demo_small replayed twice",
     },
+    "test_gnuradio.py": {
+        "test_example_flowgraph_into_gla_receive_decodes_what_replay_decodes": "20 s: GNU Radio plays 8 s in real time",
+        "test_bundles_after_a_flowgraph_restart_are_dated_by_the_new_run": "7 s each: two streams through the service",
+        "test_example_python_is_what_grcc_generates_from_the_grc": "6 s: grcc starts GNU Radio Companion's loader",
+    },
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
     },

@@ -129,7 +129,11 @@ def test_pass_tags_mismatch_is_shown_on_healthz_and_metrics(tmp_path, sink_tags)
         code, _, body = _get(base + "/healthz")
         health = json.loads(body)
         assert code == 503
-        want = "pass_tags on, but [input] pass_tags = false" if sink_tags else "[input] pass_tags = true"
+        want = (
+            "starts with gr-zeromq's tag header but the receiver has pass_tags = false"
+            if sink_tags
+            else "expects gr-zeromq's tag header (pass_tags = true) but this message has none"
+        )
         assert health["status"].startswith("input: ") and want in health["status"]
         assert health["input"]["problem"] in health["status"]
     finally:

@@ -19,6 +19,11 @@ Modules:
   out; no I/O, no threads. All the stream rules below live here, with ``aside`` (messages held
   until a new session or shape is confirmed) and ``placement`` (a message's samples put at
   their position: gap fill, trim, decode, counters).
+* ``gr_input``: :class:`GrParser`, the stateful parse of GNU Radio raw items: the item count,
+  the ``rx_time`` tags that date the stream (each re-anchors it; one that disagrees with the
+  item count is a discontinuity), and a sink whose vector length looks like 1 or whose
+  ``pass_tags`` differs from the configuration, refused with one line and counted
+  (``vlen_mismatch``, ``pass_tags_mismatch``).
 * ``forgery``: forged and stray messages against a real stream, to check a receiver with them
   (``receiver.forged_check`` runs it end to end, down to the bundles).
 * ``zmq_source``: :class:`ZmqSource`, the PULL or SUB socket loop around a StreamAssembler, for

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from receiver.contracts import zmq_framing as zf
 from receiver.sources.aside import Aside, Ident
 from receiver.sources.base import LogLimiter, SampleBlock, SourceStats
-from receiver.sources.messages import Message, TagsMismatch, parse_gla, parse_gr
+from receiver.sources.gr_input import GrParser, SinkMismatch
+from receiver.sources.messages import Message, parse_gla
 from receiver.sources.placement import LOST_MEMORY as _LOST_MEMORY
 from receiver.sources.placement import Placement
 
@@ -111,9 +112,25 @@ class StreamAssembler(Placement):
         self._pinned_stream = stream_id is not None
         self._aside = Aside(adopt_after, capacity=max(16, 2 * (adopt_after or 0)))
         self._started = False  # something delivered since construction
-        #: why the latest message failed when its tag header disagrees with pass_tags (None: it did not)
+        self._mismatch = False  # the last message was refused for a sink configuration mismatch
+        #: why the latest message was refused for the sink's settings (pass_tags, vlen), None when
+        #: it was not: /healthz and /metrics show it while it lasts
         self.tags_mismatch: str | None = None
-        self._gr_count = 0
+        self._gr: GrParser | None = None
+        if framing == "gr":
+            assert n_channels is not None and sample_rate_hz is not None  # checked above
+            self._gr = GrParser(
+                n_channels=n_channels,
+                sample_type=sample_type,
+                sample_rate_hz=sample_rate_hz,
+                pass_tags=self.pass_tags,
+                gr_scale=gr_scale,
+                clip_level=clip_level,
+                stream_id=stream_id or "gr",
+                stats=self.stats,
+                log=self._log,
+                max_back_s=self.max_gap_fill_s,
+            )
         self.end_of_stream = False
         self._eos_key: int | None = None  # GLA: seq of the end-of-stream message honoured
         self._eos_seen = False  # an end-of-stream message was delivered in sequence (reset with the keys)
@@ -193,11 +210,14 @@ class StreamAssembler(Placement):
             m = self._parse_gla(data) if self.framing == "gla" else self._parse_gr(data)
             self.tags_mismatch = None
             return m
+        except SinkMismatch as e:  # the configuration, not the network: no loss to account for
+            st.bad_frames += 1
+            self._mismatch = True
+            self.tags_mismatch = str(e)
+            self._log(logging.ERROR, "sink_mismatch", "%s", e)
+            return None
         except zf.FramingError as e:
             st.bad_frames += 1
-            if isinstance(e, TagsMismatch):
-                st.pass_tags_mismatch += 1
-                self.tags_mismatch = str(e)
             self._log(logging.WARNING, "bad_frame", "bad frame skipped: %s", e)
             return None
 
@@ -205,31 +225,19 @@ class StreamAssembler(Placement):
         return parse_gla(data, self.clip_level)
 
     def _parse_gr(self, data) -> Message:
-        nch, _, fs = self.expected
-        assert nch is not None and fs is not None  # framing='gr' needs both (checked in __init__)
-        m = parse_gr(
-            data,
-            n_channels=nch,
-            dtype=self.gr_dtype,
-            sample_type=self.gr_sample_type,
-            sample_rate_hz=fs,
-            pass_tags=self.pass_tags,
-            next_offset=self._gr_count,
-            gr_scale=self.gr_scale,
-            clip_level=self.clip_level,
-            stream_id=self.stream_id or "gr",
-        )
-        self._gr_count = m.first_sample + m.n
-        return m
+        assert self._gr is not None  # framing == "gr"
+        return self._gr.parse(data)
 
     # feeding -------------------------------------------------------------------------------
     def feed(self, parts: Sequence[bytes | memoryview]) -> list[SampleBlock]:
         """One received message -> the blocks it makes deliverable (possibly none)."""
         self.stats.messages += 1
+        self._mismatch = False
         m = self._parse(parts)
         out: list[SampleBlock] = []
         if m is None:
-            self._unseen_loss()
+            if not self._mismatch:
+                self._unseen_loss()
             return out
         if not self._allowed(m):
             return out
@@ -275,7 +283,7 @@ class StreamAssembler(Placement):
             "unseen_loss",
             "a malformed message without sample offsets: its samples are lost, the stream continues "
             "as a new segment at sample %d (discontinuity; gr-zeromq pass_tags would measure the gap)",
-            self._gr_count,
+            self._gr.count if self._gr else 0,
         )
 
     def _allowed(self, m: Message) -> bool:

@@ -85,7 +85,13 @@ class SourceStats:
     unconfirmed_dropped: int = 0
     stalls: int = 0  #: times no message came for rcv_timeout_ms (ZeroMQ sources), no cycle for a while (JACK)
     xruns: int = 0  #: xruns the JACK server reported (JACK sources; samples lost count as gaps)
-    #: GNU Radio messages whose tag header disagrees with pass_tags (dropped, also in bad_frames)
+    #: of gap_samples, those skipped by gaps longer than max_gap_fill_s (not NaN-filled: the
+    #: stream resynced past them)
+    skipped_samples: int = 0
+    #: GNU Radio raw messages dropped because the sink's vector length looks like 1 (an Interleave
+    #: straight into the sink): each item one sample, not one frame of every channel
+    vlen_mismatch: int = 0
+    #: GNU Radio raw messages dropped because the sink's pass_tags differs from the configuration
     pass_tags_mismatch: int = 0
 
     def as_dict(self) -> dict[str, int]:

@@ -16,22 +16,7 @@ import numpy as np
 
 from receiver.contracts import zmq_framing as zf
 
-__all__ = ["Message", "TagsMismatch", "parse_gla", "parse_gr"]
-
-
-class TagsMismatch(zf.FramingError):
-    """A GNU Radio message whose tag header (present or missing) disagrees with ``pass_tags``:
-    the sink and the receiver's ``[input]`` section are set differently, so every message fails."""
-
-
-def _looks_tagged(mv: memoryview) -> bool:
-    """The message starts like gr-zeromq's ``pass_tags`` header (magic and version)."""
-    return (
-        len(mv) >= 19
-        and mv[0] == zf.GR_HEADER_MAGIC & 0xFF
-        and mv[1] == zf.GR_HEADER_MAGIC >> 8
-        and (mv[2] == zf.GR_HEADER_VERSION)
-    )
+__all__ = ["Message", "parse_gla", "parse_gr"]
 
 
 @dataclass
@@ -92,29 +77,21 @@ def parse_gr(
     gr_scale: float | None,
     clip_level: float | None,
     stream_id: str,
-) -> Message:
+) -> tuple[Message, list[zf.GrTag]]:
     """GNU Radio raw items of ``dtype``, ``n_channels`` per item. With ``pass_tags`` the header's
     offset is the first sample; without it the message starts at ``next_offset`` (the items
     counted so far). physical = raw / ``gr_scale``. Integer items are clipped at either end of
     their range; float items only against an explicit ``clip_level``: a GNU Radio float stream
     has no full scale (it does not saturate, and its floats are usually physical values already),
-    so ``gr_scale`` is a unit conversion, never a clip level."""
+    so ``gr_scale`` is a unit conversion, never a clip level. Returns the message and its tags
+    (none without ``pass_tags``)."""
     nch = n_channels
     item = nch * dtype.itemsize
     mv = memoryview(data).cast("B")
     if pass_tags:
-        try:
-            offset, _tags, hlen = zf.unpack_gr_tag_header(mv, item)
-        except zf.FramingError as e:
-            if _looks_tagged(mv):
-                raise
-            raise TagsMismatch(
-                "no gr-zeromq tag header: the sink sends without pass_tags, but [input] pass_tags = true"
-            ) from e
+        offset, tags, hlen = zf.unpack_gr_tag_header(mv, item)
     else:
-        hlen = 0
-        if _looks_tagged(mv) and _parses_tagged(mv, item):
-            raise TagsMismatch("a gr-zeromq tag header: the sink has pass_tags on, but [input] pass_tags = false")
+        hlen, tags = 0, []
         if len(mv) % item:
             raise zf.FramingError(
                 f"gr payload: {len(mv)} bytes is not a multiple of the item size {item} ({nch} x {sample_type})"
@@ -123,12 +100,5 @@ def parse_gr(
     n = (len(mv) - hlen) // item
     raw = np.frombuffer(mv, dtype=dtype, count=n * nch, offset=hlen).reshape(n, nch)
     full = 1.0 / gr_scale if gr_scale else 1.0
-    return Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, clip_level, None, stream_id)
-
-
-def _parses_tagged(mv: memoryview, item: int) -> bool:
-    try:
-        zf.unpack_gr_tag_header(mv, item)
-    except zf.FramingError:
-        return False
-    return True
+    m = Message(offset, offset, raw, (nch, sample_type, float(sample_rate_hz)), full, clip_level, None, stream_id)
+    return m, tags

@@ -91,6 +91,7 @@ class Placement:
             else:
                 st.gap_samples += d  # missing all the same: skipped, not filled
                 st.resyncs += 1
+                st.skipped_samples += d
                 self._pending_disc = True
                 self._log(
                     logging.WARNING,
