@@ -151,7 +151,10 @@ def _corrupt(stem, meta, edit):
         (lambda m: m["captures"][0].update({"core:datetime": "yesterday"}), r"captures\[0\]\.core:datetime"),
         (lambda m: m["global"]["gla:channels"].pop(), r"global\.gla:channels: must list 3 channels"),
         (lambda m: m["global"]["gla:channels"][1].update({"phase": "D"}), r"global\.gla:channels\[1\]\.phase"),
-        (lambda m: m["global"]["gla:channels"][2].update({"ct_polarity": 0}), r"global\.gla:channels\[2\]\.ct_polarity"),
+        (
+            lambda m: m["global"]["gla:channels"][2].update({"ct_polarity": 0}),
+            r"global\.gla:channels\[2\]\.ct_polarity",
+        ),
     ],
 )
 def test_sidecar_validation_names_the_key(good, edit, msg):

@@ -379,7 +379,8 @@ def check_sha256(meta: CaptureMeta) -> str:
         raise CaptureError(f"{meta.audio_path}: cannot read the audio file: {os_reason(e)}") from e
     if digest != want:
         raise CaptureError(
-            f"{meta.audio_path}: {algo.upper().replace('SHA', 'SHA-')} {digest} does not match the sidecar's {key} {want} "
+            f"{meta.audio_path}: {algo.upper().replace('SHA', 'SHA-')} {digest} does not match "
+            f"the sidecar's {key} {want} "
             "(the file was changed, damaged or cut short)"
         )
     return digest
