@@ -25,12 +25,12 @@ __all__ = ["add_parser", "upgrade"]
 def upgrade(stem: str) -> bool:
     """Rewrite ``STEM.sigmf-meta`` in the current layout if it is an old one; True if rewritten.
     The sidecar is checked first (read_capture_meta), so a broken one is refused, not rewritten."""
-    read_capture_meta(stem)
+    meta = read_capture_meta(stem)
     path = sidecar_path(stem)
     raw = load_json(path)
     if not isinstance(raw, dict) or not is_old_layout(raw):
         return False
-    write_json_atomic(path, upgrade_sidecar(raw))
+    write_json_atomic(path, upgrade_sidecar(raw, meta.audio_path.name))
     return True
 
 

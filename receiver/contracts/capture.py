@@ -237,8 +237,9 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
 
     if not isinstance(raw, dict):
         raise bad("(top level)", "must be a JSON object")
-    if is_old_layout(raw):
-        raw = upgrade_sidecar(raw)
+    if is_old_layout(raw):  # its audio file was STEM + the container's suffix unless named
+        fmt_old = raw["global"].get("gla:format") if isinstance(raw.get("global"), dict) else None
+        raw = upgrade_sidecar(raw, stem.name + FORMATS[fmt_old] if fmt_old in FORMATS else None)
     g = get(raw, "global", "", dict)
     w = "global."
     datatype = get(g, "core:datatype", w, str)

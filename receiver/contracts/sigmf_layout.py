@@ -123,14 +123,17 @@ def is_old_layout(raw: dict) -> bool:
     return "gla:channels" in raw
 
 
-def upgrade_sidecar(raw: dict) -> dict:
+def upgrade_sidecar(raw: dict, dataset: str | None = None) -> dict:
     """A copy of an old-layout sidecar in the current layout: ``gla:channels`` moved into
-    ``global``, the datatype a legal SigMF one, ``core:version`` 1.2.x, the extension declared.
+    ``global``, the datatype a legal SigMF one, ``core:version`` 1.2.x, the extension declared,
+    ``core:dataset`` set to ``dataset`` where the old sidecar left it out (it was optional then).
     The audio file and its ``gla:sha256`` are untouched; a current sidecar comes back as is."""
     new = copy.deepcopy(raw)
     if not is_old_layout(new) or not isinstance(new.get("global"), dict):
         return new
     g = new["global"]
+    if dataset is not None:
+        g.setdefault("core:dataset", dataset)
     g["gla:channels"] = new.pop("gla:channels")
     subtype = g.get("gla:subtype")
     if g.get("core:datatype") in _OLD_DATATYPES and subtype in _NCD_DATATYPES:
