@@ -9,20 +9,20 @@ from; the annotated sidecar replay writes validates too.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sigmf  # the test extra: sigmf>=1.2, the reference the sidecars are checked against
 import soundfile as sf
+from sigmf import SigMFFile
+from sigmf.validate import validate
 
 from receiver.contracts.capture import CaptureError, check_sha256, open_capture, read_capture_meta
 from receiver.contracts.sigmf_layout import is_old_layout, upgrade_sidecar
-
-sigmf = pytest.importorskip("sigmf", minversion="1.2")
-from sigmf import SigMFFile  # noqa: E402
-from sigmf.validate import validate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "captures" / "demo_small"
@@ -52,6 +52,21 @@ def _old_layout(meta: dict) -> dict:
     return old
 
 
+@pytest.fixture
+def gla():
+    """``receiver.cli.main`` in-process; the logging handler its first call installs (bound to
+    this test's captured stderr) is removed afterwards, so later tests' logs do not hit a closed
+    stream."""
+    from receiver.cli import main
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield main
+    for h in root.handlers[:]:
+        if h not in before:
+            root.removeHandler(h)
+
+
 def test_the_demo_sidecar_validates():
     meta = _demo_meta()
     assert not is_old_layout(meta)
@@ -71,7 +86,7 @@ def test_a_simulated_sidecar_validates(tmp_path):
         _valid(json.loads(stem.with_suffix(".sigmf-meta").read_text()))
 
 
-def test_an_old_layout_sidecar_is_read_and_upgraded(tmp_path):
+def test_an_old_layout_sidecar_is_read_and_upgraded(tmp_path, gla):
     meta = _demo_meta()
     old = _old_layout(meta)
     with pytest.raises(Exception, match="ri24_le"):
@@ -81,9 +96,7 @@ def test_an_old_layout_sidecar_is_read_and_upgraded(tmp_path):
     m = read_capture_meta(tmp_path / "demo_small")
     assert m.channels == meta["global"]["gla:channels"] and m.subtype == "PCM_24" and m.scale == 0.25
     assert upgrade_sidecar(old) == meta
-    from receiver.cli import main
-
-    assert main(["capture", "upgrade", str(tmp_path / "demo_small")]) == 0
+    assert gla(["capture", "upgrade", str(tmp_path / "demo_small")]) == 0
     assert json.loads((tmp_path / "demo_small.sigmf-meta").read_text()) == meta
     assert check_sha256(read_capture_meta(tmp_path / "demo_small")) == meta["global"]["gla:sha256"]
 
@@ -95,9 +108,12 @@ def _recording(tmp_path: Path, name: str, datatype: str, *, gla: bool, seconds: 
         str(DEMO.with_suffix(".wav")), dtype="float64", frames=-1 if seconds is None else int(seconds * 48000)
     )
     kinds = {"rf32_le": "<f4", "rf64_le": "<f8", "ri32_le": "<i4", "ri16_be": ">i2", "ri8": "i1"}
+    kinds.update({"ru8": "u1", "ru16_le": "<u2", "ru32_be": ">u4"})
     dt = np.dtype(kinds[datatype])
-    if dt.kind == "i":  # full scale of the integer type, as libsndfile normalises it
+    if dt.kind in "iu":  # full scale of the integer type, as libsndfile normalises it
         x = np.round(x * 2.0 ** (8 * dt.itemsize - 1))
+    if dt.kind == "u":  # offset binary
+        x = x + 2.0 ** (8 * dt.itemsize - 1)
     data = tmp_path / f"{name}.sigmf-data"
     x.astype(dt).tofile(data)
     info = {
@@ -115,7 +131,7 @@ def _recording(tmp_path: Path, name: str, datatype: str, *, gla: bool, seconds: 
     return tmp_path / name
 
 
-@pytest.mark.parametrize("datatype", ["rf32_le", "rf64_le", "ri32_le", "ri16_be", "ri8"])
+@pytest.mark.parametrize("datatype", ["rf32_le", "rf64_le", "ri32_le", "ri16_be", "ri8", "ru8", "ru16_le", "ru32_be"])
 def test_a_sigmf_recording_reads_as_the_wav_does(tmp_path, datatype):
     stem = _recording(tmp_path, "rec", datatype, gla=True, seconds=0.5)
     f, m = open_capture(stem, verify_sha256=True)  # sigmf's core:sha512 is checked
@@ -123,7 +139,7 @@ def test_a_sigmf_recording_reads_as_the_wav_does(tmp_path, datatype):
         y = f.read(dtype="float64")
     x, _ = sf.read(str(DEMO.with_suffix(".wav")), dtype="float64", frames=y.shape[0])
     assert m.format == "RAW" and m.n_frames == 24000 and m.n_channels == 12
-    tol = {"ri16_be": 2.0**-15, "ri8": 2.0**-7}.get(datatype, 0.0)
+    tol = {"ri16_be": 2.0**-15, "ru16_le": 2.0**-15, "ri8": 2.0**-7, "ru8": 2.0**-7}.get(datatype, 0.0)
     assert np.max(np.abs(y - x)) <= tol
 
 
@@ -143,7 +159,8 @@ def test_a_recording_without_the_extension_gets_the_defaults(tmp_path):
     "datatype,msg",
     [
         ("cf32_le", r"'cf32_le' is complex \(I/Q\)"),
-        ("ru16_le", r"unsigned 16-bit samples cannot be read"),
+        ("ri32", r"needs _le or _be"),
+        ("ri8_le", r"8-bit types take no endianness"),
         ("ri24_le", r"not a SigMF datatype"),
         ("rf32", r"needs _le or _be"),
     ],
@@ -199,13 +216,11 @@ def test_gla_replay_of_a_sigmf_recording_makes_the_bundles_of_the_wav(tmp_path, 
         _valid(ann)
 
 
-def test_gla_replay_of_a_plain_sigmf_recording(tmp_path, capsys, wav_replay):
+def test_gla_replay_of_a_plain_sigmf_recording(tmp_path, gla, wav_replay):
     """No gla extension (scale 1, 60 Hz, the default channel map): `gla replay` decodes the
     messages of the WAV capture; the annotated copy declares the extension its annotations use."""
-    from receiver.cli import main
-
     stem = _recording(tmp_path, "plain", "rf32_le", gla=False)
-    assert main(["replay", str(stem), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"]) == 0
+    assert gla(["replay", str(stem), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"]) == 0
     ann = json.loads((tmp_path / "out" / "plain.annotated.sigmf-meta").read_text())
     _valid(ann)
     assert ann["global"]["core:metadata_only"] is True

@@ -84,6 +84,7 @@ from receiver.contracts.capture_paths import (
     sidecar_path,
 )
 from receiver.contracts.capture_truth import jsonable, read_truth, write_truth
+from receiver.contracts.sigmf_data import RawRecording
 from receiver.contracts.sigmf_layout import (
     DEFAULTS,
     SIGMF_VERSION,
@@ -125,7 +126,7 @@ SUBTYPES: dict[str, tuple[str, int, bool]] = {
     )
 }
 #: libsndfile RAW subtype of a SigMF recording -> bytes per sample
-RAW_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+RAW_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_U16": 2, "PCM_32": 4, "PCM_U32": 4, "FLOAT": 4, "DOUBLE": 8}
 _MISSING = object()
 #: container -> file suffix
 FORMATS: dict[str, str] = {"WAV": ".wav", "RF64": ".wav", "W64": ".w64", "FLAC": ".flac"}
@@ -401,7 +402,7 @@ def _check_audio_path(meta: CaptureMeta) -> None:
 
 def open_capture(
     stem_or_path: str | os.PathLike, *, verify_sha256: bool = False, allow_truncated: bool = False
-) -> tuple[sf.SoundFile, CaptureMeta]:
+) -> tuple[sf.SoundFile | RawRecording, CaptureMeta]:
     """Open a capture for reading: ``(soundfile.SoundFile, CaptureMeta)``.
 
     Checks the audio file against the sidecar (channels, sample rate, subtype, container,
@@ -417,15 +418,8 @@ def open_capture(
         check_sha256(meta)
     try:
         if meta.format == "RAW":  # a SigMF recording: headerless interleaved samples
-            f = sf.SoundFile(
-                str(ap),
-                mode="r",
-                format="RAW",
-                subtype=meta.subtype,
-                endian=meta.endian,
-                channels=meta.n_channels,
-                samplerate=meta.fs_hz,
-            )
+            datatype = meta.raw["global"]["core:datatype"]
+            f = RawRecording(ap, datatype, meta.subtype, meta.n_channels, meta.fs_hz)
         else:
             f = sf.SoundFile(str(ap), mode="r")
     except (sf.SoundFileError, RuntimeError, OSError) as e:

@@ -8,10 +8,10 @@ validator in the tests). Two kinds of recording are read (``docs/capture-format.
   ``core:extensions`` with ``optional: false``) says what container and sample format it is
   (``gla:format``, ``gla:subtype``). ``core:datatype`` is the legal SigMF type the samples are
   read as (a 24-bit WAV sample is read left-justified in 32 bits: ``ri32_le``).
-* **a real SigMF recording**: ``STEM.sigmf-data`` (no ``core:dataset``), any real datatype that
-  libsndfile reads raw (``ri8``, ``ru8``, ``ri16``, ``ri32``, ``rf32``, ``rf64``, little or big
-  endian), ``core:num_channels`` interleaved inputs. The ``gla`` extension is optional there: see
-  :data:`DEFAULTS`.
+* **a real SigMF recording**: ``STEM.sigmf-data`` (no ``core:dataset``), any real datatype
+  (``ri8``, ``ru8``, ``ri16``, ``ru16``, ``ri32``, ``ru32``, ``rf32``, ``rf64``, little or big
+  endian; read by :mod:`receiver.contracts.sigmf_data`), ``core:num_channels`` interleaved
+  inputs. The ``gla`` extension is optional there: see :data:`DEFAULTS`.
 
 Sidecars written before the extension was declared (``gla:channels`` at the top level,
 ``core:datatype: ri24_le``) are still read: :func:`upgrade_sidecar` turns one into the current
@@ -68,6 +68,8 @@ _RAW_SUBTYPES = {
     "u8": "PCM_U8",
     "i16": "PCM_16",
     "i32": "PCM_32",
+    "u16": "PCM_U16",  # no libsndfile subtype: names for receiver.contracts.sigmf_data
+    "u32": "PCM_U32",
     "f32": "FLOAT",
     "f64": "DOUBLE",
 }
@@ -80,8 +82,8 @@ def ncd_datatype(subtype: str) -> str:
 
 
 def raw_subtype(datatype: str) -> tuple[str, str]:
-    """``(libsndfile subtype, endian)`` to read a ``.sigmf-data`` file of ``datatype`` with;
-    ValueError (one line) for a complex, unsupported or malformed type."""
+    """``(subtype, endian)`` of a ``.sigmf-data`` file of ``datatype`` (libsndfile's subtype names,
+    ``PCM_U16``/``PCM_U32`` added); ValueError (one line) for a complex or malformed type."""
     m = _DATATYPE.match(datatype)
     if m is None:
         raise ValueError(f"{datatype!r} is not a SigMF datatype (e.g. rf32_le, ri16_le, ri8)")
@@ -91,8 +93,6 @@ def raw_subtype(datatype: str) -> tuple[str, str]:
             f"{datatype!r} is complex (I/Q); the receiver reads real samples of CT-loop currents "
             f"(r{base}{endian or ''}), one per input and time step"
         )
-    if base not in _RAW_SUBTYPES:
-        raise ValueError(f"{datatype!r}: unsigned {base[1:]}-bit samples cannot be read; convert to ri{base[1:]}_le")
     if base in ("i8", "u8"):
         if endian:
             raise ValueError(f"{datatype!r}: 8-bit types take no endianness (r{base})")

@@ -37,6 +37,8 @@ class CaptureTruncatedError(CaptureError):
 _SUBTYPE_INFO = {
     "PCM_S8": ("int8", 1, True),  # the two 8-bit types: SigMF recordings (ri8, ru8) only
     "PCM_U8": ("uint8", 1, True),
+    "PCM_U16": ("uint16", 2, True),  # ru16/ru32 recordings, read by receiver.contracts.sigmf_data
+    "PCM_U32": ("uint32", 4, True),
     "PCM_16": ("int16", 2, True),
     "PCM_24": ("int32", 3, True),
     "PCM_32": ("int32", 4, True),
