@@ -216,11 +216,14 @@ def test_gla_replay_of_a_sigmf_recording_makes_the_bundles_of_the_wav(tmp_path, 
         _valid(ann)
 
 
-def test_gla_replay_of_a_plain_sigmf_recording(tmp_path, gla, wav_replay):
+def test_gla_replay_of_a_plain_sigmf_recording(tmp_path, gla, capsys, wav_replay):
     """No gla extension (scale 1, 60 Hz, the default channel map): `gla replay` decodes the
-    messages of the WAV capture; the annotated copy declares the extension its annotations use."""
+    messages of the WAV capture; `--verify` checks sigmf's core:sha512; the annotated copy declares
+    the extension its annotations use."""
     stem = _recording(tmp_path, "plain", "rf32_le", gla=False)
-    assert gla(["replay", str(stem), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress"]) == 0
+    argv = ["replay", str(stem), "--out", str(tmp_path / "out"), "--workers", "0", "--no-progress", "--verify"]
+    assert gla(argv) == 0
+    assert "plain.sigmf-data: verified, SHA-512" in capsys.readouterr().out
     ann = json.loads((tmp_path / "out" / "plain.annotated.sigmf-meta").read_text())
     _valid(ann)
     assert ann["global"]["core:metadata_only"] is True
