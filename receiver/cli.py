@@ -9,6 +9,7 @@ gla platform --port 8000                        the Computing Platform (FastAPI,
 gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
 gla demo                                        the README's end-to-end job on embedded defaults
 gla capture upgrade STEM                        rewrite an old capture sidecar as SigMF 1.2 metadata
+gla capture export STEM --out FOLDER            ... or write the capture as a conforming SigMF recording
 
 `gla COMMAND --help` says what every option does and its default. ``--out`` is a folder for every
 command that writes files.
