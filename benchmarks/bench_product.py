@@ -314,7 +314,10 @@ def service_realtime(stem: Path, work: Path, stream_s: float, workers: int = 2, 
         "input": {
             "endpoint": f"tcp://127.0.0.1:{port}",
             "n_channels": info["inputs"],
-            "channels": [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]],
+            "channels": [
+                {k: c[k] for k in ("index", "bus", "feeder", "phase")}
+                for c in meta["global"].get("gla:channels", meta.get("gla:channels"))
+            ],
         },
         "http": {"listen": f"127.0.0.1:{_free_port()}"},
     }

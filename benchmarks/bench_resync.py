@@ -161,7 +161,10 @@ def service_bundles(stem: str | Path, msgs: list[bytes], end_sample: int, data_d
     from receiver.service import ReceiverConfig, run_service
 
     meta = json.loads(Path(f"{stem}.sigmf-meta").read_text())
-    chans = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]]
+    chans = [
+        {k: c[k] for k in ("index", "bus", "feeder", "phase")}
+        for c in meta["global"].get("gla:channels", meta.get("gla:channels"))
+    ]
     ctx: zmq.Context = zmq.Context.instance()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.LINGER, 2000)

@@ -126,7 +126,10 @@ def _receive_once(stem: Path, cfg_path: Path, data_dir: Path, seconds: float) ->
         "input": {
             "endpoint": sender.endpoint,
             "n_channels": meta["global"]["core:num_channels"],
-            "channels": [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]],
+            "channels": [
+                {k: c[k] for k in ("index", "bus", "feeder", "phase")}
+                for c in meta["global"].get("gla:channels", meta.get("gla:channels"))
+            ],
         },
         "http": {"listen": f"127.0.0.1:{_free_port()}"},
     }

@@ -34,6 +34,7 @@ from receiver.contracts.capture import (
     write_json_atomic,
     write_truth,
 )
+from receiver.contracts.sigmf_layout import GLA_EXTENSION, GLA_EXTENSION_VERSION
 
 from .channel import PHASES, Layout, phase_index
 
@@ -285,7 +286,9 @@ class CaptureWriter:
             "core:num_channels": self.n_inputs,
             "core:version": SIGMF_VERSION,
             "core:description": self.description,
-            "core:dataset": self.audio_path.name,
+            "core:dataset": self.audio_path.name,  # a non-conforming dataset: the audio file
+            # a reader must know the gla keys to read the audio file: not optional
+            "core:extensions": [{"name": GLA_EXTENSION, "version": GLA_EXTENSION_VERSION, "optional": False}],
             "gla:scale": self.scale,
             "gla:grid_hz": self.grid_hz,
             "gla:subtype": self.subtype,
@@ -294,13 +297,13 @@ class CaptureWriter:
             "gla:clipped_samples": self.clipped,
             "gla:peak_abs": self.peak_abs,
             "gla:sha256": sha256_file(self.audio_path),
+            "gla:channels": self.channels,
         }
         glob.update(jsonable(self.meta_extra, "meta_extra"))
         meta = {
             "global": glob,
             "captures": [{"core:sample_start": 0, "core:datetime": self.start_time_utc}],
             "annotations": [],
-            "gla:channels": self.channels,
         }
         write_json_atomic(self.meta_path, meta)
         return self.meta_path

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.contracts.bundle import Bundle
+from receiver.contracts.sigmf_layout import declare_gla, upgrade_sidecar
 
 log = logging.getLogger("gla.archive")
 
@@ -152,8 +153,17 @@ def read_archive(path: str | Path) -> list[Bundle]:
 def write_sigmf_annotations(
     meta_path: str | Path, bundles: list[Bundle], out_path: str | Path, burst_samples: int
 ) -> Path:
-    """A copy of the capture's sidecar whose ``annotations`` mark every bundle's burst."""
-    meta = json.loads(Path(meta_path).read_text())
+    """A copy of the capture's sidecar whose ``annotations`` mark every bundle's burst.
+
+    The copy is SigMF 1.2 metadata (an old-layout sidecar is upgraded; the gla extension the
+    annotations use is declared, optional where the recording did not need it). A copy of a
+    SigMF recording's sidecar is marked ``core:metadata_only`` (its ``.sigmf-data`` stays where
+    it was)."""
+    meta = upgrade_sidecar(json.loads(Path(meta_path).read_text()))
+    glob = meta.setdefault("global", {})
+    declare_gla(glob, optional=True)
+    if "core:dataset" not in glob:
+        glob["core:metadata_only"] = True
     ann: list[dict[str, Any]] = []
     for b in bundles:
         c = b.copies[0]

@@ -8,6 +8,8 @@ gla receive --config receiver.toml              the receiver service (ZeroMQ or 
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
 gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
 gla demo                                        the README's end-to-end job on embedded defaults
+gla capture upgrade STEM                        rewrite an old capture sidecar as SigMF 1.2 metadata
+gla capture export STEM --out FOLDER            ... or write the capture as a conforming SigMF recording
 
 `gla COMMAND --help` says what every option does and its default. ``--out`` is a folder for every
 command that writes files.
@@ -419,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--no-progress", action="store_true", help=no_progress)
     d.set_defaults(func=_cmd_demo)
+
+    from receiver.capture_tools import add_parser as add_capture_parser
+
+    add_capture_parser(sub, _add, [common])
     return p
 
 

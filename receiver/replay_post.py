@@ -347,7 +347,8 @@ def command(args: argparse.Namespace) -> int:
         folder = check_out_folder(out, ident, args.post)
     if args.verify:
         digest = check_sha256(meta)
-        print(f"{meta.audio_path}: verified, SHA-256 {digest} matches the sidecar's gla:sha256", flush=True)
+        algo, key = ("SHA-256", "gla:sha256") if meta.sha256 else ("SHA-512", "core:sha512")  # a SigMF recording's
+        print(f"{meta.audio_path}: verified, {algo} {digest} matches the sidecar's {key}", flush=True)
     token = args.token
     if args.token_file:
         token = _read_token(Path(args.token_file), "--token-file")

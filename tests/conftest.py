@@ -15,6 +15,7 @@ Markers assigned at collection (:func:`pytest_collection_modifyitems`), so no te
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +24,20 @@ import pytest
 
 PLATFORM_PG_URL = os.environ.get("GLA_TEST_DATABASE_URL")
 PLATFORM_BACKENDS = ["sqlite"] + (["postgresql"] if PLATFORM_PG_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_log_handler():
+    """`gla` run in-process (``receiver.cli.main``) calls ``logging.basicConfig``, whose handler
+    writes to the stderr of the test that made it; once that test's capture is closed, every
+    later log record printed "--- Logging error ---" with a traceback into the next in-process
+    `gla` test's stderr (test_cli_errors then test_replay_post failed so). Remove it after each test."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    yield
+    for h in root.handlers[:]:
+        if h not in before:
+            root.removeHandler(h)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ def test_demo_small_regenerates_exactly(tmp_path):
     assert digest == meta["global"]["gla:sha256"]
     assert digest == hashlib.sha256((CAPTURES / "demo_small.wav").read_bytes()).hexdigest()
     assert meta["global"]["gla:simulator"] == SIMULATOR  # the arithmetic that made it
+    assert json.loads(res.meta_path.read_text()) == meta  # the committed sidecar is the writer's, key for key
     ours = json.loads(res.truth_path.read_text())["transmissions"]
     committed = json.loads((CAPTURES / "demo_small.truth.json").read_text())["transmissions"]
     assert [t["frame_hex"] for t in ours] == [t["frame_hex"] for t in committed]

@@ -68,7 +68,7 @@ def _set_datetime(value: str):
 
 def _fewer_channels(m: dict) -> None:
     m["global"]["core:num_channels"] = 2
-    m["gla:channels"] = m["gla:channels"][:2]
+    m["global"]["gla:channels"] = m["global"]["gla:channels"][:2]
 
 
 def _as_directory(path: Path) -> None:

@@ -205,7 +205,7 @@ def test_service_on_a_full_disk_is_degraded_503_and_recovers(disk, caplog):
     from receiver.sources import stream_capture
 
     meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
-    chans = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]]
+    chans = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["global"]["gla:channels"]]
     zport, hport = _free_port(), _free_port()
     cfg = ReceiverConfig.model_validate(
         {

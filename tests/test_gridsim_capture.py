@@ -54,7 +54,7 @@ def test_round_trip_wav_6_channels(tmp_path, subtype, tol):
     np.testing.assert_allclose(y / meta.scale, x, atol=tol, rtol=0)
     assert meta.n_frames == 10000 and meta.fs_hz == FS and meta.grid_hz == 60.0
     assert meta.start_time_utc == datetime(2025, 3, 3, 14, tzinfo=UTC)
-    assert meta.raw["global"]["core:datatype"] == {"PCM_24": "ri24_le", "FLOAT": "rf32_le"}[subtype]
+    assert meta.raw["global"]["core:datatype"] == {"PCM_24": "ri32_le", "FLOAT": "rf32_le"}[subtype]
     assert meta.raw["global"]["gla:scenario"] == "unit"
     assert meta.raw["annotations"] == []
     assert [c["phase"] for c in meta.channels] == ["A", "B", "C"] * 2
@@ -149,9 +149,12 @@ def _corrupt(stem, meta, edit):
         (lambda m: m["global"].update({"gla:sha256": "xyz"}), r"global\.gla:sha256: must be 64"),
         (lambda m: m.pop("captures"), r"captures: missing"),
         (lambda m: m["captures"][0].update({"core:datetime": "yesterday"}), r"captures\[0\]\.core:datetime"),
-        (lambda m: m["gla:channels"].pop(), r"gla:channels: must list 3 channels"),
-        (lambda m: m["gla:channels"][1].update({"phase": "D"}), r"gla:channels\[1\]\.phase"),
-        (lambda m: m["gla:channels"][2].update({"ct_polarity": 0}), r"gla:channels\[2\]\.ct_polarity"),
+        (lambda m: m["global"]["gla:channels"].pop(), r"global\.gla:channels: must list 3 channels"),
+        (lambda m: m["global"]["gla:channels"][1].update({"phase": "D"}), r"global\.gla:channels\[1\]\.phase"),
+        (
+            lambda m: m["global"]["gla:channels"][2].update({"ct_polarity": 0}),
+            r"global\.gla:channels\[2\]\.ct_polarity",
+        ),
     ],
 )
 def test_sidecar_validation_names_the_key(good, edit, msg):
@@ -180,7 +183,7 @@ def test_audio_disagreeing_with_sidecar(good):
         meta,
         lambda m: (
             m["global"].update({"core:num_channels": 4}),
-            m["gla:channels"].append(dict(m["gla:channels"][0], index=3)),
+            m["global"]["gla:channels"].append(dict(m["global"]["gla:channels"][0], index=3)),
         ),
     )
     with pytest.raises(ValueError, match=r"g\.wav: has 3 channels, the sidecar says 4"):

@@ -27,7 +27,7 @@ def _run(workers: int, block: int = 48000):
     x, fs = sf.read(str(CAP) + ".wav", dtype="float64")
     meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
     x /= meta["global"]["gla:scale"]
-    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["gla:channels"]]
+    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["global"]["gla:channels"]]
     t0 = datetime.fromisoformat(meta["captures"][0]["core:datetime"].replace("Z", "+00:00"))
     plan = P.ChannelPlan.default()
     g = Grouper(plan, inputs, receiver_id="rx-test", substation_id="sub-test", t0_utc=t0)
@@ -155,7 +155,7 @@ def test_bundles_do_not_depend_on_the_order_the_workers_report_in(monkeypatch):
     x, _ = sf.read(str(CAP) + ".wav", dtype="float64")
     meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
     x /= meta["global"]["gla:scale"]
-    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["gla:channels"]]
+    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["global"]["gla:channels"]]
     plan = P.ChannelPlan.default()
     pipe = Pipeline(plan, x.shape[1], workers=0)
     outs = []

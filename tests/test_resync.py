@@ -71,7 +71,7 @@ def test_a_reset_finishes_the_old_segments_bursts():
     x, _ = sf.read(str(CAP) + ".wav", dtype="float64")
     meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
     x /= meta["global"]["gla:scale"]
-    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["gla:channels"]]
+    inputs = [InputInfo(c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["global"]["gla:channels"]]
     plan = P.ChannelPlan.default()
     g = Grouper(plan, inputs, receiver_id="rx-replay", substation_id="sub-1")
     pipe = Pipeline(plan, x.shape[1], workers=2)

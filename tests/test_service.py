@@ -31,7 +31,8 @@ def _free_port() -> int:
 def _config(tmp_path: Path, zmq_port: int, http_port: int) -> ReceiverConfig:
     meta = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
     chans = [
-        {"index": c["index"], "bus": c["bus"], "feeder": c["feeder"], "phase": c["phase"]} for c in meta["gla:channels"]
+        {"index": c["index"], "bus": c["bus"], "feeder": c["feeder"], "phase": c["phase"]}
+        for c in meta["global"]["gla:channels"]
     ]
     return ReceiverConfig.model_validate(
         {

@@ -79,7 +79,7 @@ def _get(url: str) -> tuple[int, str, str]:
 
 def _gr_config(tmp_path: Path, zport: int, hport: int, pass_tags: bool) -> ReceiverConfig:
     meta = json.loads(CAP.with_suffix(".sigmf-meta").read_text())
-    chans = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["gla:channels"]]
+    chans = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in meta["global"]["gla:channels"]]
     return ReceiverConfig.model_validate(
         {
             "receiver": {"id": "rx-tags", "substation_id": "sub-test", "workers": 0, "data_dir": str(tmp_path / "d")},

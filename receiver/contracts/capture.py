@@ -18,29 +18,36 @@ harmonics of a fully loaded input fit in +-1); for integer subtypes values outsi
 clipped and counted (``gla:clipped_samples``). A reader recovers per-unit current as
 ``samples / scale``.
 
-Sidecar (JSON)::
+Sidecar (JSON), SigMF 1.2 metadata of a non-conforming dataset (the audio file) with the
+project's ``gla`` extension declared (:mod:`receiver.contracts.sigmf_layout`)::
 
     {
       "global": {
-        "core:datatype": "ri24_le" | "rf32_le" | ...,   # sample type on disk
+        "core:datatype": "ri32_le" | "ri16_le" | "rf32_le" | "rf64_le",  # as samples are read
         "core:sample_rate": 48000.0,
         "core:num_channels": 12,
-        "core:version": "1.0.0",
+        "core:version": "1.2.6",
         "core:description": "...",
         "core:dataset": "<stem>.wav",                   # the audio file, next to the sidecar
+        "core:extensions": [{"name": "gla", "version": "1.0.0", "optional": false}],
         "gla:scale": 0.25,                              # file value = per-unit current * scale
         "gla:grid_hz": 60.0,
         "gla:subtype": "PCM_24", "gla:format": "WAV" | "RF64" | "W64" | "FLAC",
         "gla:num_frames": 480000,
         "gla:clipped_samples": 0, "gla:peak_abs": 0.43,  # after scaling
         "gla:sha256": "<hex digest of the audio file>",
+        "gla:channels": [{"index": 0, "bus": 0, "feeder": 0, "feeder_in_bus": 0, "phase": "A",
+                          "ct_polarity": 1}, ...],
         ... meta_extra ...
       },
       "captures": [{"core:sample_start": 0, "core:datetime": "2025-03-03T14:00:00.000000Z"}],
-      "annotations": [],
-      "gla:channels": [{"index": 0, "bus": 0, "feeder": 0, "feeder_in_bus": 0, "phase": "A",
-                        "ct_polarity": 1}, ...]
+      "annotations": []
     }
+
+A real SigMF recording (``STEM.sigmf-data``, no ``core:dataset``) is read too, with any real
+datatype libsndfile reads raw; its ``gla`` keys are optional (defaults: ``gla:scale`` 1,
+``gla:grid_hz`` 60, each input its own feeder phase on bus 0). Old sidecars (``gla:channels`` at
+the top level, ``ri24_le``) are upgraded in memory when read.
 
 Ground truth (``<stem>.truth.json``): ``{"capture": {...}, "transmissions": [{...}, ...]}``.
 
@@ -64,7 +71,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
 
 from receiver.contracts.capture_paths import (
@@ -77,12 +83,28 @@ from receiver.contracts.capture_paths import (
     os_reason,
     sidecar_path,
 )
+from receiver.contracts.capture_truth import jsonable, read_truth, write_truth
+from receiver.contracts.sigmf_data import RawRecording
+from receiver.contracts.sigmf_layout import (
+    DEFAULTS,
+    SIGMF_VERSION,
+    default_channels,
+    is_old_layout,
+    ncd_datatype,
+    raw_subtype,
+    upgrade_sidecar,
+)
 
 __all__ = [
     "DATA_SUFFIX",
+    "META_SUFFIX",
+    "SIGMF_VERSION",
+    "TRUTH_SUFFIX",
     "CaptureError",
     "CaptureMeta",
+    "capture_stem",
     "check_sha256",
+    "jsonable",
     "open_capture",
     "read_capture_meta",
     "read_truth",
@@ -91,16 +113,21 @@ __all__ = [
 
 #: The phases of a three-phase input, in the order of the channel table's ``phase`` values.
 PHASES = ("A", "B", "C")
-SIGMF_VERSION = "1.0.0"
 
-#: soundfile subtype -> (SigMF datatype, bytes per sample, integer?)
+#: soundfile subtype -> (SigMF datatype it is read as, bytes per sample on disk, integer?)
 SUBTYPES: dict[str, tuple[str, int, bool]] = {
-    "PCM_16": ("ri16_le", 2, True),
-    "PCM_24": ("ri24_le", 3, True),
-    "PCM_32": ("ri32_le", 4, True),
-    "FLOAT": ("rf32_le", 4, False),
-    "DOUBLE": ("rf64_le", 8, False),
+    st: (ncd_datatype(st), nbytes, integer)
+    for st, nbytes, integer in (
+        ("PCM_16", 2, True),
+        ("PCM_24", 3, True),
+        ("PCM_32", 4, True),
+        ("FLOAT", 4, False),
+        ("DOUBLE", 8, False),
+    )
 }
+#: libsndfile RAW subtype of a SigMF recording -> bytes per sample
+RAW_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_U16": 2, "PCM_32": 4, "PCM_U32": 4, "FLOAT": 4, "DOUBLE": 8}
+_MISSING = object()
 #: container -> file suffix
 FORMATS: dict[str, str] = {"WAV": ".wav", "RF64": ".wav", "W64": ".w64", "FLAC": ".flac"}
 WAV_LIMIT_BYTES = (1 << 32) - 1  #: RIFF sizes are 32-bit
@@ -136,8 +163,8 @@ def _parse_iso(s: str, what: str) -> datetime:
         raise ValueError(f"{what}: {s!r} is out of range in UTC (years 1 to 9999)") from e
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def sha256_file(path: Path, algo: str = "sha256") -> str:
+    h = hashlib.new(algo)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -159,6 +186,7 @@ GLA_KEYS = {
     "gla:clipped_samples",
     "gla:peak_abs",
     "gla:sha256",
+    "gla:channels",
 }
 
 
@@ -176,10 +204,12 @@ class CaptureMeta:
     grid_hz: float
     subtype: str
     format: str
-    sha256: str
+    sha256: str | None  #: None: a SigMF recording without gla:sha256
     start_time_utc: datetime
     channels: list[dict]
-    raw: dict = field(repr=False)
+    raw: dict = field(repr=False)  #: the sidecar in the current layout (an old one upgraded)
+    endian: str = "FILE"  #: byte order of a ``.sigmf-data`` file (``format == "RAW"``)
+    sha512: str | None = None  #: SigMF's own checksum (``core:sha512``), if the sidecar has one
 
     @property
     def duration_s(self) -> float:
@@ -187,7 +217,12 @@ class CaptureMeta:
 
 
 def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
-    """Read and validate ``<stem>.sigmf-meta``; CaptureError names the file and the bad key."""
+    """Read and validate ``<stem>.sigmf-meta``; CaptureError names the file and the bad key.
+
+    Reads the current layout, old-layout sidecars (upgraded in memory, see
+    :func:`receiver.contracts.sigmf_layout.upgrade_sidecar`) and real SigMF recordings
+    (``STEM.sigmf-data``, the gla extension optional: :data:`~receiver.contracts.sigmf_layout.DEFAULTS`).
+    """
     path = sidecar_path(stem_or_path)
     stem = path.with_name(path.name[: -len(META_SUFFIX)])
     raw = load_json(path, MAX_SIDECAR_BYTES)
@@ -195,8 +230,10 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
     def bad(key: str, what: str) -> CaptureError:
         return CaptureError(f"{path}: {key}: {what}")
 
-    def get(obj: dict, key: str, where: str, types, check=None, what: str = ""):
+    def get(obj: dict, key: str, where: str, types, check=None, what: str = "", default: Any = _MISSING):
         if key not in obj:
+            if default is not _MISSING:
+                return default
             raise bad(f"{where}{key}", "missing")
         v = obj[key]
         if isinstance(v, bool) or not isinstance(v, types) or (check is not None and not check(v)):
@@ -205,6 +242,9 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
 
     if not isinstance(raw, dict):
         raise bad("(top level)", "must be a JSON object")
+    if is_old_layout(raw):  # its audio file was STEM + the container's suffix unless named
+        fmt_old = raw["global"].get("gla:format") if isinstance(raw.get("global"), dict) else None
+        raw = upgrade_sidecar(raw, stem.name + FORMATS[fmt_old] if fmt_old in FORMATS else None)
     g = get(raw, "global", "", dict)
     w = "global."
     datatype = get(g, "core:datatype", w, str)
@@ -216,32 +256,65 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
         lambda v: 0 < v <= MAX_SAMPLE_RATE_HZ and float(v).is_integer(),
         f"must be a positive whole number of Hz up to {MAX_SAMPLE_RATE_HZ}",
     )
-    nch = get(g, "core:num_channels", w, int, lambda v: v >= 1, "must be an integer >= 1")
+    nch = get(g, "core:num_channels", w, int, lambda v: v >= 1, "must be an integer >= 1", default=1)
     get(g, "core:version", w, str)
-    get(g, "core:description", w, str)
-    scale = get(g, "gla:scale", w, (int, float), lambda v: v > 0 and math.isfinite(v), "must be a positive number")
-    grid = get(g, "gla:grid_hz", w, (int, float), lambda v: v in (50, 60), "must be 50 or 60")
-    subtype = get(g, "gla:subtype", w, str, lambda v: v in SUBTYPES, f"must be one of {sorted(SUBTYPES)}")
-    if datatype != SUBTYPES[subtype][0]:
-        raise bad(
-            w + "core:datatype",
-            f"{datatype!r} does not match gla:subtype {subtype!r} (expected {SUBTYPES[subtype][0]!r})",
-        )
-    fmt = get(g, "gla:format", w, str, lambda v: v in FORMATS, f"must be one of {sorted(FORMATS)}")
-    sha = get(
+    get(g, "core:description", w, str, default="")
+    # a SigMF recording (STEM.sigmf-data) may lack the gla extension: DEFAULTS; a non-conforming
+    # dataset (core:dataset: the audio file) needs it (declared optional: false)
+    recording = "core:dataset" not in g
+    scale = get(
         g,
-        "gla:sha256",
+        "gla:scale",
         w,
-        str,
-        lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v),
-        "must be 64 lowercase hex digits",
+        (int, float),
+        lambda v: v > 0 and math.isfinite(v),
+        "must be a positive number",
+        default=DEFAULTS["gla:scale"] if recording else _MISSING,
     )
-    frames = get(g, "gla:num_frames", w, int, lambda v: v >= 0, "must be an integer >= 0")
-    dataset = g.get("core:dataset", stem.name + FORMATS[fmt])
-    if not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset:
-        raise bad(w + "core:dataset", f"must be a file name next to the sidecar, got {dataset!r}")
+    grid_default = DEFAULTS["gla:grid_hz"] if recording else _MISSING
+    grid = get(g, "gla:grid_hz", w, (int, float), lambda v: v in (50, 60), "must be 50 or 60", grid_default)
+    hex_digits = "must be 64 lowercase hex digits"
+    is_hex = lambda v: len(v) == 64 and all(c in "0123456789abcdef" for c in v)  # noqa: E731
+    frames_check = (lambda v: v >= 0, "must be an integer >= 0")
+    endian = "FILE"
+    if recording:  # a SigMF recording: STEM.sigmf-data holds the samples
+        try:
+            subtype, endian = raw_subtype(datatype)
+        except ValueError as e:
+            raise bad(w + "core:datatype", str(e)) from e
+        fmt = "RAW"
+        audio = stem.with_name(stem.name + DATA_SUFFIX)
+        sha = get(g, "gla:sha256", w, str, is_hex, hex_digits, default=None)
+        frames = get(g, "gla:num_frames", w, int, *frames_check, default=None)
+        if frames is None:
+            try:
+                size = audio.stat().st_size
+            except OSError as e:
+                raise CaptureError(f"{audio}: the recording's data file: {os_reason(e)}") from e
+            frames = size // (nch * RAW_BYTES[subtype])
+    else:  # a non-conforming dataset: the audio file core:dataset names, described by gla keys
+        subtype = get(g, "gla:subtype", w, str, lambda v: v in SUBTYPES, f"must be one of {sorted(SUBTYPES)}")
+        if datatype != SUBTYPES[subtype][0]:
+            raise bad(
+                w + "core:datatype",
+                f"{datatype!r} does not match gla:subtype {subtype!r} (expected {SUBTYPES[subtype][0]!r})",
+            )
+        fmt = get(g, "gla:format", w, str, lambda v: v in FORMATS, f"must be one of {sorted(FORMATS)}")
+        sha = get(g, "gla:sha256", w, str, is_hex, hex_digits)
+        frames = get(g, "gla:num_frames", w, int, *frames_check)
+        dataset = g["core:dataset"]
+        if not isinstance(dataset, str) or not dataset or "/" in dataset or "\\" in dataset:
+            raise bad(w + "core:dataset", f"must be a file name next to the sidecar, got {dataset!r}")
+        audio = path.with_name(dataset)
 
-    caps = get(raw, "captures", "", list, lambda v: len(v) >= 1, "must be a non-empty list")
+    caps = get(
+        raw,
+        "captures",
+        "",
+        list,
+        lambda v: len(v) >= 1,
+        "must hold a segment with core:datetime (bundles are stamped with UTC time)",
+    )
     if not isinstance(caps[0], dict):
         raise bad("captures[0]", "must be an object")
     get(caps[0], "core:sample_start", "captures[0].", int, lambda v: v == 0, "must be 0")
@@ -256,20 +329,31 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
         raise bad("captures[0].core:datetime", f"{dt!r}: the capture would end after the year 9999") from e
     get(raw, "annotations", "", list)
 
-    chans = get(raw, "gla:channels", "", list, lambda v: len(v) == nch, f"must list {nch} channels (core:num_channels)")
+    chans = get(
+        g,
+        "gla:channels",
+        w,
+        list,
+        lambda v: len(v) == nch,
+        f"must list {nch} channels (core:num_channels)",
+        default=None if recording else _MISSING,
+    )
+    if chans is None:
+        chans = default_channels(nch)
     for i, c in enumerate(chans):
-        where = f"gla:channels[{i}]."
+        where = f"{w}gla:channels[{i}]."
         if not isinstance(c, dict):
-            raise bad(f"gla:channels[{i}]", "must be an object")
+            raise bad(f"{w}gla:channels[{i}]", "must be an object")
         get(c, "index", where, int, lambda v, i=i: v == i, f"must be {i}")
         get(c, "bus", where, int, lambda v: v >= 0, "must be an integer >= 0")
         get(c, "feeder", where, int, lambda v: v >= 0, "must be an integer >= 0")
         get(c, "phase", where, str, lambda v: v in PHASES, "must be 'A', 'B' or 'C'")
         get(c, "ct_polarity", where, int, lambda v: v in (-1, 1), "must be 1 or -1")
+    sha512 = g.get("core:sha512")
 
     return CaptureMeta(
         meta_path=path,
-        audio_path=path.with_name(dataset),
+        audio_path=audio,
         fs_hz=int(fs),
         n_channels=nch,
         n_frames=frames,
@@ -281,19 +365,28 @@ def read_capture_meta(stem_or_path: str | os.PathLike) -> CaptureMeta:
         start_time_utc=start,
         channels=chans,
         raw=raw,
+        endian=endian,
+        sha512=sha512 if isinstance(sha512, str) else None,
     )
 
 
 def check_sha256(meta: CaptureMeta) -> str:
-    """Hash the audio file and compare with ``gla:sha256``; the digest, or CaptureError."""
+    """Hash the audio file and compare with ``gla:sha256`` (or SigMF's ``core:sha512`` when a
+    recording has only that); the digest, or CaptureError."""
     _check_audio_path(meta)
+    key, want, algo = "gla:sha256", meta.sha256, "sha256"
+    if want is None:
+        if meta.sha512 is None:
+            raise CaptureError(f"{meta.meta_path}: no checksum to verify (neither gla:sha256 nor core:sha512)")
+        key, want, algo = "core:sha512", meta.sha512, "sha512"
     try:
-        digest = sha256_file(meta.audio_path)
+        digest = sha256_file(meta.audio_path, algo)
     except OSError as e:
         raise CaptureError(f"{meta.audio_path}: cannot read the audio file: {os_reason(e)}") from e
-    if digest != meta.sha256:
+    if digest != want:
         raise CaptureError(
-            f"{meta.audio_path}: SHA-256 {digest} does not match the sidecar's gla:sha256 {meta.sha256} "
+            f"{meta.audio_path}: {algo.upper().replace('SHA', 'SHA-')} {digest} does not match "
+            f"the sidecar's {key} {want} "
             "(the file was changed, damaged or cut short)"
         )
     return digest
@@ -309,7 +402,7 @@ def _check_audio_path(meta: CaptureMeta) -> None:
 
 def open_capture(
     stem_or_path: str | os.PathLike, *, verify_sha256: bool = False, allow_truncated: bool = False
-) -> tuple[sf.SoundFile, CaptureMeta]:
+) -> tuple[sf.SoundFile | RawRecording, CaptureMeta]:
     """Open a capture for reading: ``(soundfile.SoundFile, CaptureMeta)``.
 
     Checks the audio file against the sidecar (channels, sample rate, subtype, container,
@@ -324,7 +417,11 @@ def open_capture(
     if verify_sha256:
         check_sha256(meta)
     try:
-        f = sf.SoundFile(str(ap), mode="r")
+        if meta.format == "RAW":  # a SigMF recording: headerless interleaved samples
+            datatype = meta.raw["global"]["core:datatype"]
+            f = RawRecording(ap, datatype, meta.subtype, meta.n_channels, meta.fs_hz)
+        else:
+            f = sf.SoundFile(str(ap), mode="r")
     except (sf.SoundFileError, RuntimeError, OSError) as e:
         try:
             size = ap.stat().st_size
@@ -354,68 +451,3 @@ def open_capture(
         f.close()
         raise
     return f, meta
-
-
-# ------------------------------------------------------------------------------ ground truth
-def jsonable(obj: Any, where: str) -> Any:
-    """Plain-JSON copy of ``obj`` (numpy scalars/arrays, datetimes, paths converted); a
-    non-finite float raises ValueError naming where it is."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v, f"{where}.{k}") for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist(), where)
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        if not math.isfinite(v):
-            raise ValueError(f"{where}: non-finite number {v} cannot be stored in JSON")
-        return v
-    if isinstance(obj, datetime):
-        return iso_utc(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    if hasattr(obj, "item"):
-        return jsonable(obj.item(), where)
-    raise ValueError(f"{where}: cannot store {type(obj).__name__} in JSON")
-
-
-def write_truth(stem: str | os.PathLike, transmissions: list[dict], extra: dict | None = None) -> Path:
-    """Write ``<stem>.truth.json`` = ``{"capture": extra, "transmissions": transmissions}``."""
-    st = capture_stem(stem)
-    path = st.with_name(st.name + TRUTH_SUFFIX)
-    capture = {"stem": st.name}
-    capture.update(extra or {})
-    cap = jsonable(capture, "capture")
-    txs = jsonable(list(transmissions), "transmissions")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # one transmission a line, each by json's C encoder (an indented dump goes through its
-    # pure-Python encoder: ~2 s for the truth of a 120-s 36-input scenario)
-    rows = ",\n".join(json.dumps(t, allow_nan=False) for t in txs)
-    text = '{"capture": ' + json.dumps(cap, allow_nan=False) + ',\n"transmissions": [\n' + rows + "\n]}\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
-def read_truth(stem: str | os.PathLike) -> dict:
-    """Read ``<stem>.truth.json`` (checks the two top-level keys); CaptureError otherwise."""
-    st = capture_stem(stem)
-    path = st.with_name(st.name + TRUTH_SUFFIX)
-    if not path.exists():
-        raise CaptureError(f"{path}: ground-truth file not found")
-    obj = load_json(path)
-    if not isinstance(obj, dict):
-        raise CaptureError(f"{path}: top level must be a JSON object")
-    if not isinstance(obj.get("capture"), dict):
-        raise CaptureError(f"{path}: capture: missing or not an object")
-    if not isinstance(obj.get("transmissions"), list):
-        raise CaptureError(f"{path}: transmissions: missing or not a list")
-    return obj

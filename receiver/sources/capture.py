@@ -35,6 +35,10 @@ class CaptureTruncatedError(CaptureError):
 
 #: soundfile subtype -> (numpy dtype of a raw read, bytes per sample, integer?)
 _SUBTYPE_INFO = {
+    "PCM_S8": ("int8", 1, True),  # the two 8-bit types: SigMF recordings (ri8, ru8) only
+    "PCM_U8": ("uint8", 1, True),
+    "PCM_U16": ("uint16", 2, True),  # ru16/ru32 recordings, read by receiver.contracts.sigmf_data
+    "PCM_U32": ("uint32", 4, True),
     "PCM_16": ("int16", 2, True),
     "PCM_24": ("int32", 3, True),
     "PCM_32": ("int32", 4, True),
@@ -44,7 +48,8 @@ _SUBTYPE_INFO = {
 
 
 class CaptureSource:
-    """Replay a capture (``<stem>.wav`` + ``<stem>.sigmf-meta``) as blocks of ``block_s``.
+    """Replay a capture (``<stem>.wav`` or a SigMF recording's ``<stem>.sigmf-data``, + ``<stem>.sigmf-meta``)
+    as blocks of ``block_s``.
 
     ``first_sample`` counts from the start of the capture (``start_s`` skips into it);
     ``time_utc`` is the sidecar's start time plus ``first_sample / fs``. Samples are the file
