@@ -134,7 +134,7 @@ def test_config_input_matches_the_sidecar_and_the_example_config():
     cfg = load_config(EXAMPLE / "receiver.toml")  # and it runs as written
     assert cfg.input.n_channels == meta["global"]["core:num_channels"] and cfg.input.scale == 4.0
     assert [(c.index, c.bus, c.feeder, c.phase) for c in cfg.input.channels] == [
-        (c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["gla:channels"]
+        (c["index"], c["bus"], c["feeder"], c["phase"]) for c in meta["global"]["gla:channels"]
     ]
 
 

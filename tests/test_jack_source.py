@@ -36,7 +36,7 @@ from receiver.sources.jack_source import _Delivery
 ROOT = Path(__file__).resolve().parents[1]
 CAP = ROOT / "captures" / "demo_small"
 META = json.loads((ROOT / "captures" / "demo_small.sigmf-meta").read_text())
-CHANNELS = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in META["gla:channels"]]
+CHANNELS = [{k: c[k] for k in ("index", "bus", "feeder", "phase")} for c in META["global"]["gla:channels"]]
 
 
 def _jack_missing() -> str | None:
