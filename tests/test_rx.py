@@ -122,6 +122,18 @@ def test_comb_reads_float32_input_as_the_same_values():
     assert ya.dtype == np.float32 and np.array_equal(ya, yb) and a.state.nonfinite == b.state.nonfinite == 2
 
 
+def test_comb_takes_a_float64_sample_beyond_single_precision_as_non_finite():
+    """A float64 sample that single precision cannot hold (1e39 -> inf) is replaced like a NaN:
+    the whole-run check for finite input looks at the samples as the filter reads them."""
+    x, _ = grid(int(0.5 * FS), harmonics=range(2, 8))
+    big, nan = x.copy(), x.copy()
+    big[[5000, 17000]] = [1e39, -1e39]
+    nan[[5000, 17000]] = np.nan
+    a, b = HarmonicComb(), HarmonicComb()
+    ya, yb = a.process(big), b.process(nan)
+    assert a.state.nonfinite == b.state.nonfinite == 2 and np.all(np.isfinite(ya)) and np.array_equal(ya, yb)
+
+
 def test_comb_chunking_copy_and_nonfinite():
     x, _ = grid(int(1.0 * FS), harmonics=range(2, 8))
     x = x + 1e-4 * np.random.default_rng(2).standard_normal(x.size)

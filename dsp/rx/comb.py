@@ -116,6 +116,18 @@ def _dot4(v, r0, r1, r2, r3):
     return s0, s1, s2, s3
 
 
+@jit(math="reorder")
+def _finite32(x):
+    """Whether every sample of ``x`` is finite in single precision (a float64 sample beyond it is
+    not): sum (v - v) is 0 then, NaN otherwise (vectorised; reassociation only, so v - v is
+    not folded away)."""
+    s = np.float32(0.0)
+    for i in range(x.shape[0]):
+        v = np.float32(x[i])
+        s += v - v
+    return s == 0.0
+
+
 @jit
 def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_nom, rho_final):
     """Filter ``x`` into ``out``; returns (n, n_blocks, f0_hat, nonfinite_count, nf): the f0 and
@@ -144,8 +156,6 @@ def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_
     a2 = complex(trk[TRK_ACC], trk[TRK_ACC + 1])
     ring = mask + 1
     nx = x.shape[0]
-    sxd = np.empty(block, np.float32)  # per run: the delayed input and stage-1 output
-    sy1d = np.empty(block, np.float32)
     j = n0 % block  # position in the current block (the nominal LO has period = one block)
     k = 0
     while k < nx:
@@ -157,32 +167,44 @@ def comb_kernel(x, out, rings, trk, log, lo, n0, n_blocks, f0_hat, block, fs, f_
         ri = (n - off - 1) & mask
         run = min(nx - k, block - j, off - 2, ring - wi, ring - 3 - ri)
         if run >= 1:
-            # three passes of few arrays each, so that the compiler can vectorise them
+            # one pass over the run (the three stages at once: each sample's taps were all
+            # written before the run, so its iterations are independent and vectorised); a run
+            # whose input is all finite (the usual case) takes the loop without the test
             xs = xh[ri : ri + run + 3]
             xw = xh[wi : wi + run]
             xin = x[k : k + run]
-            for t in range(run):
-                xd = w0 * xs[t] + w1 * xs[t + 1] + w2 * xs[t + 2] + w3 * xs[t + 3]
-                v = np.float32(xin[t])
-                if not math.isfinite(v):
-                    v = xd
-                    bad += 1
-                xw[t] = v
-                sxd[t] = xd
             ys = y1h[ri : ri + run + 3]
             yw = y1h[wi : wi + run]
-            for t in range(run):
-                y1d = w0 * ys[t] + w1 * ys[t + 1] + w2 * ys[t + 2] + w3 * ys[t + 3]
-                yw[t] = xw[t] - sxd[t] + rho32 * y1d
-                sy1d[t] = y1d
             zs = y2h[ri : ri + run + 3]
             zw = y2h[wi : wi + run]
             o = out[k : k + run]
-            for t in range(run):
-                y2d = w0 * zs[t] + w1 * zs[t + 1] + w2 * zs[t + 2] + w3 * zs[t + 3]
-                y2 = yw[t] - sy1d[t] + rho32 * y2d
-                zw[t] = y2
-                o[t] = g32 * y2
+            if _finite32(xin):
+                for t in range(run):
+                    xd = w0 * xs[t] + w1 * xs[t + 1] + w2 * xs[t + 2] + w3 * xs[t + 3]
+                    y1d = w0 * ys[t] + w1 * ys[t + 1] + w2 * ys[t + 2] + w3 * ys[t + 3]
+                    y2d = w0 * zs[t] + w1 * zs[t + 1] + w2 * zs[t + 2] + w3 * zs[t + 3]
+                    v = np.float32(xin[t])
+                    y1 = v - xd + rho32 * y1d
+                    y2 = y1 - y1d + rho32 * y2d
+                    xw[t] = v
+                    yw[t] = y1
+                    zw[t] = y2
+                    o[t] = g32 * y2
+            else:
+                for t in range(run):
+                    xd = w0 * xs[t] + w1 * xs[t + 1] + w2 * xs[t + 2] + w3 * xs[t + 3]
+                    v = np.float32(xin[t])
+                    if not math.isfinite(v):
+                        v = xd
+                        bad += 1
+                    y1d = w0 * ys[t] + w1 * ys[t + 1] + w2 * ys[t + 2] + w3 * ys[t + 3]
+                    y2d = w0 * zs[t] + w1 * zs[t + 1] + w2 * zs[t + 2] + w3 * zs[t + 3]
+                    y1 = v - xd + rho32 * y1d
+                    y2 = y1 - y1d + rho32 * y2d
+                    xw[t] = v
+                    yw[t] = y1
+                    zw[t] = y2
+                    o[t] = g32 * y2
         else:  # the four taps straddle the end of the ring: one sample
             run = 1
             base = n - off
