@@ -91,7 +91,7 @@ class TreeSampler:
 
     root: int
     interval_s: float = 0.1
-    rescan_s: float = 0.5
+    rescan_s: float = 0.1  # (a short replay's workers live a few tenths of a second)
     procs: dict[int, ProcSample] = field(default_factory=dict)
     peak_rss_sum_mb: float = 0.0
     samples: int = 0

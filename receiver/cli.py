@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print on stderr when each start-up phase was reached, up to the first block processed",
     )
     rc.set_defaults(func=_cmd_receive)
-    config_cmd.register(sub, common)  # gla config input
+    config_cmd.register(sub, _add, common)  # gla config input
 
     pf = _add(
         sub,

@@ -70,23 +70,24 @@ def _cmd_config_input(args: argparse.Namespace) -> int:
         pass_tags=not args.no_pass_tags,
         sample_type=args.sample_type,
     )
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote the [input] section to {args.out}", file=sys.stderr)
+    if args.to_file:
+        Path(args.to_file).write_text(text)
+        print(f"wrote the [input] section to {args.to_file}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
 
 
-def register(sub, common: argparse.ArgumentParser) -> None:
-    """Add ``gla config input`` to the ``gla`` command's subparsers."""
-    c = sub.add_parser("config", parents=[common], help="write parts of the receiver's configuration")
-    csub = c.add_subparsers(dest="config_command", required=True)
-    i = csub.add_parser(
+def register(sub, add, common: argparse.ArgumentParser) -> None:
+    """Add ``gla config input`` to the ``gla`` command's subparsers (``add``: the CLI's parser
+    factory, which gives every page its defaults and the exit statuses)."""
+    c = add(sub, "config", parents=[common], help="write parts of the receiver's configuration")
+    csub = c.add_subparsers(dest="config_command", required=True, metavar="PART")
+    i = add(
+        csub,
         "input",
         parents=[common],
         help="print the receiver's [input] section for a stream of a capture (from its sidecar)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     i.add_argument("capture", help="capture stem or .sigmf-meta path (e.g. captures/demo_small)")
     i.add_argument("--endpoint", default="tcp://127.0.0.1:5555", help="where the sink binds (the receiver connects)")
@@ -98,5 +99,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     i.add_argument(
         "--sample-type", choices=["float32", "int16", "int32", "float64"], default="float32", help="the sink's IO type"
     )
-    i.add_argument("--out", default=None, help="write to this file instead of standard output")
+    i.add_argument(
+        "--to-file", metavar="FILE", default=None, help="write to this file (default: standard output)"
+    )
     i.set_defaults(func=_cmd_config_input)

@@ -142,7 +142,7 @@ def test_config_input_command_line(tmp_path):
     from receiver.cli import main
 
     out = tmp_path / "input.toml"
-    assert main(["config", "input", str(CAP), "--out", str(out), "--sample-type", "int16"]) == 0
+    assert main(["config", "input", str(CAP), "--to-file", str(out), "--sample-type", "int16"]) == 0
     text = out.read_text()  # integers are normalised to +-1 first: the same scale
     assert 'sample_type = "int16"' in text and "scale = 4.0" in text
     assert main(["config", "input", str(tmp_path / "nothing")]) == 2
