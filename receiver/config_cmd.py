@@ -99,7 +99,5 @@ def register(sub, add, common: argparse.ArgumentParser) -> None:
     i.add_argument(
         "--sample-type", choices=["float32", "int16", "int32", "float64"], default="float32", help="the sink's IO type"
     )
-    i.add_argument(
-        "--to-file", metavar="FILE", default=None, help="write to this file (default: standard output)"
-    )
+    i.add_argument("--to-file", metavar="FILE", default=None, help="write to this file (default: standard output)")
     i.set_defaults(func=_cmd_config_input)
