@@ -244,3 +244,37 @@ def test_writer_quantises_as_libsndfile_does(tmp_path, subtype):
     sf.write(str(tmp_path / "ref.wav"), np.clip(x * 0.25, -1.0, top), 48000, subtype=subtype, format="WAV")
     assert w.clipped == np.count_nonzero((x * 0.25 > top) | (x * 0.25 < -1.0)) > 0
     assert (tmp_path / "w.wav").read_bytes() == (tmp_path / "ref.wav").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "n_inputs,subtype,frames,expected",
+    [
+        (12, "PCM_24", 7001, 7001),  # the writer packs and hashes the bytes itself
+        (36, "PCM_16", 5000, 5000),
+        (1, "PCM_24", 3001, 3001),  # odd data length: a pad byte
+        (9, "PCM_24", 4000, 6000),  # fewer frames than announced: header rewritten, file re-read
+    ],
+)
+def test_rf64_bytes_are_libsndfiles(tmp_path, n_inputs, subtype, frames, expected):
+    """The RF64 16/24-bit files the writer makes itself are byte for byte what libsndfile writes
+    for the same samples (clipped ones included), and the sidecar's SHA-256 is the file's."""
+    rng = np.random.default_rng(n_inputs)
+    x = rng.normal(0.0, 1.5, (frames, n_inputs))  # scale 0.25: a few samples clip
+    x[::97, 0] = 4.0 + 1.0 / 3.0
+    x[1::89, -1] = -4.0 - 1.0 / 7.0
+    stem = tmp_path / "own"
+    with CaptureWriter(
+        stem, FS, n_inputs, [(0, 0, "A")] * n_inputs, subtype=subtype, container="RF64", expected_frames=expected
+    ) as w:
+        for a in range(0, frames, 3000):
+            w.write(x[a : a + 3000])
+    assert w.clipped > 0
+    bps = 3 if subtype == "PCM_24" else 2
+    top = 1.0 - 2.0 ** (1 - 8 * bps)
+    ref = tmp_path / "ref.wav"
+    with sf.SoundFile(str(ref), "w", samplerate=FS, channels=n_inputs, subtype=subtype, format="RF64") as f:
+        f.write(np.clip(x * 0.25, -1.0, top))
+    assert w.audio_path.read_bytes() == ref.read_bytes()
+    f, meta = open_capture(stem)  # checks gla:sha256 against the file
+    f.close()
+    assert meta.n_frames == frames
