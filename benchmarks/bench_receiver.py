@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.common import machine, write_json
+from benchmarks.common import default_results, machine, write_json
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = default_results()
 FS = 48000.0
 
 

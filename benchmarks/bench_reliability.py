@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_json  # noqa: E402
+from benchmarks.common import default_results, machine, write_json  # noqa: E402
 from gridsim.hostile import KINDS, Tally, explore  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = default_results()
 #: examples per sub-surface in a full run (a --quick run takes a tenth, at least 10)
 FULL = {
     "http.bundles": 1500,

@@ -18,8 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-#: the package's own results folder: the committed full results in a clone (absent from a wheel)
-COMMITTED = Path(__file__).resolve().parent / "results"
+from benchmarks.common import COMMITTED
 
 
 def _dir(out: Path) -> list[str]:

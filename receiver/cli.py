@@ -361,9 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pf.set_defaults(func=_cmd_platform)
 
-    b = _add(
-        sub, "bench", parents=[common], help="run benchmarks, write their JSON results and plots into --out"
-    )
+    b = _add(sub, "bench", parents=[common], help="run benchmarks, write their JSON results and plots into --out")
     b.add_argument(
         "which",
         nargs="?",
