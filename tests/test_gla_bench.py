@@ -1,0 +1,149 @@
+"""`gla bench` from a clone and from an installed wheel: each benchmark's ``main`` is called by
+import (its worker processes can pickle its functions), results land in ``--out`` and nowhere
+else, and a ``--quick`` run never replaces the committed full results (JSON or plots)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.common import COMMITTED, default_results
+from benchmarks.runner import BENCHMARKS, holds_full_results, quick_folder
+from receiver.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: the benchmarks whose quick run is short enough for the test suite (the others: `slow`)
+QUICK_ENOUGH = ("platform", "reliability", "receiver", "theft-ieee")
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_every_choice_of_gla_bench_is_a_benchmark_with_a_main():
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    bench = sub.choices["bench"]
+    (which,) = [a for a in bench._actions if a.dest == "which"]
+    assert set(which.choices) == {"all", *BENCHMARKS}
+    for module, _ in BENCHMARKS.values():
+        assert callable(__import__(module, fromlist=["main"]).main)
+
+
+def test_a_quick_run_aimed_at_full_results_goes_into_quick(tmp_path):
+    assert quick_folder(COMMITTED, quick=True) == COMMITTED / "quick"
+    assert quick_folder(COMMITTED, quick=False) == COMMITTED
+    fresh = tmp_path / "fresh"
+    assert quick_folder(fresh, quick=True) == fresh  # nothing there yet
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.json").write_text(json.dumps({"command": "python -m benchmarks.bench_dsp"}))
+    assert holds_full_results(tmp_path / "full")
+    assert quick_folder(tmp_path / "full", quick=True) == tmp_path / "full" / "quick"
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "x.json").write_text(json.dumps({"command": "python -m benchmarks.bench_dsp --quick"}))
+    assert quick_folder(tmp_path / "smoke", quick=True) == tmp_path / "smoke"  # a quick run replaces a quick run
+
+
+def test_in_a_clone_a_benchmark_alone_defaults_to_the_committed_results():
+    assert default_results() == COMMITTED
+
+
+def _gla_bench(name: str, out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "bench", name, "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in QUICK_ENOUGH else pytest.param(n, marks=pytest.mark.slow) for n in BENCHMARKS]
+)
+def test_gla_bench_quick_writes_into_out_only(name, tmp_path):
+    before = _checksums(COMMITTED)
+    out = tmp_path / "results"
+    r = _gla_bench(name, out)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "PicklingError" not in r.stderr
+    written = sorted(p.name for p in out.rglob("*.json"))
+    assert written, f"gla bench {name} --quick wrote no JSON into {out}: {r.stdout[-2000:]}"
+    for p in out.rglob("*.json"):
+        assert "--quick" in json.loads(p.read_text())["command"].split(), p
+    assert _checksums(COMMITTED) == before, "a quick run changed benchmarks/results"
+    assert "BENCHMARKS.md not regenerated" in r.stdout
+
+
+def _venv_with_the_wheel(tmp_path: Path) -> Path:
+    """A fresh venv with the wheel built from this tree installed (no dependencies: those of the
+    running interpreter are reused). Returns the venv's bin folder."""
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "__pycache__", "*.nbi", "*.nbc", "build", "dist", "out", "captures", "bench-results", "*_cache"
+    )
+    shutil.copytree(ROOT, src, ignore=skip)
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("gla_receiver-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    if sys.prefix != sys.base_prefix:  # the running interpreter is itself a venv: reuse its packages
+        (purelib,) = (venv / "lib").glob("python*/site-packages")
+        paths = [p for p in site.getsitepackages() if Path(p).is_dir()]
+        (purelib / "zz_reuse_deps.pth").write_text("\n".join(paths) + "\n")  # after the wheel's own files
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "-q", str(wheel)]
+    subprocess.run(pip, check=True, capture_output=True)
+    return venv / "bin"
+
+
+def test_an_installed_wheel_runs_gla_bench_outside_the_clone(tmp_path):
+    bin_dir = _venv_with_the_wheel(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    v = subprocess.run([str(bin_dir / "gla"), "--version"], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert v.returncode == 0 and v.stdout.startswith("gla "), v.stderr
+    where = subprocess.run(
+        [str(bin_dir / "python"), "-c", "import benchmarks, receiver; print(benchmarks.__file__, receiver.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert str(ROOT) not in where and str(tmp_path / "venv") in where, where
+    pkg = Path(where.split()[0]).parent
+    before = _checksums(pkg)
+    r = subprocess.run(
+        [str(bin_dir / "gla"), "bench", "platform", "--quick", "--out", "res"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert json.loads((elsewhere / "res" / "platform.json").read_text())["command"].startswith(
+        "python -m benchmarks.bench_platform --quick"
+    )
+    after = {k: h for k, h in _checksums(pkg).items() if "__pycache__" not in k}
+    assert after == {k: h for k, h in before.items() if "__pycache__" not in k}, "gla bench wrote into the package"
+    assert not (pkg / "results").exists()
