@@ -6,7 +6,7 @@ gla replay captures/demo_small --post http://127.0.0.1:8000 --import-truth
                                                 ... and post it to a local platform (`gla platform`)
 gla receive --config receiver.toml              the receiver service (ZeroMQ in, HTTP out)
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
-gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
+gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all] [--out FOLDER]   the benchmarks
 gla demo                                        the README's end-to-end job on embedded defaults
 
 `gla COMMAND --help` says what every option does and its default. ``--out`` is a folder for every
