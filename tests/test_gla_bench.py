@@ -141,9 +141,8 @@ def test_an_installed_wheel_runs_gla_bench_outside_the_clone(tmp_path):
         timeout=900,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert json.loads((elsewhere / "res" / "platform.json").read_text())["command"].startswith(
-        "python -m benchmarks.bench_platform --quick"
-    )
+    command = json.loads((elsewhere / "res" / "platform.json").read_text())["command"]
+    assert "bench_platform" in command and "--quick" in command.split(), command
     after = {k: h for k, h in _checksums(pkg).items() if "__pycache__" not in k}
     assert after == {k: h for k, h in before.items() if "__pycache__" not in k}, "gla bench wrote into the package"
     assert not (pkg / "results").exists()
