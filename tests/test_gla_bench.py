@@ -22,8 +22,12 @@ from receiver.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: the benchmarks whose quick run is short enough for the test suite (the others: `slow`)
+#: the benchmarks whose quick run is short enough for the test suite (15-90 s each); the others
+#: (dsp, theft: several minutes) run only with GLA_TEST_ALL_BENCHMARKS=1
 QUICK_ENOUGH = ("platform", "reliability", "receiver", "theft-ieee")
+_ALL = pytest.mark.skipif(
+    not os.environ.get("GLA_TEST_ALL_BENCHMARKS"), reason="a quick run of minutes: set GLA_TEST_ALL_BENCHMARKS=1"
+)
 
 
 def _checksums(folder: Path) -> dict[str, str]:
@@ -72,7 +76,7 @@ def _gla_bench(name: str, out: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "name", [n if n in QUICK_ENOUGH else pytest.param(n, marks=pytest.mark.slow) for n in BENCHMARKS]
+    "name", [n if n in QUICK_ENOUGH else pytest.param(n, marks=[pytest.mark.slow, _ALL]) for n in BENCHMARKS]
 )
 def test_gla_bench_quick_writes_into_out_only(name, tmp_path):
     before = _checksums(COMMITTED)
