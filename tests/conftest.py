@@ -122,8 +122,8 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_a_replay_into_its_own_folder_again_replaces_its_archive": "6 s: demo_small replayed twice",
     },
     "test_gla_bench.py": {
-        "test_gla_bench_quick_writes_into_out_only": "1-2 min each: a quick run of one benchmark",
-        "test_an_installed_wheel_runs_gla_bench_outside_the_clone": "1-2 min: builds the wheel, a venv, a quick run",
+        "test_gla_bench_quick_writes_into_out_only": "8-70 s each: a quick run of one benchmark",
+        "test_an_installed_wheel_runs_gla_bench_outside_the_clone": "16 s: builds the wheel, a venv, a quick run",
     },
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",

@@ -22,9 +22,9 @@ from receiver.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: the benchmarks whose quick run is short enough for the test suite (15-90 s each); the others
-#: (dsp, theft: several minutes) run only with GLA_TEST_ALL_BENCHMARKS=1
-QUICK_ENOUGH = ("platform", "reliability", "receiver", "theft-ieee")
+#: the benchmarks whose quick run is short enough for the test suite (10-70 s each, numba's cache
+#: warm); theft's (minutes) runs only with GLA_TEST_ALL_BENCHMARKS=1
+QUICK_ENOUGH = ("dsp", "platform", "reliability", "receiver", "theft-ieee")
 _ALL = pytest.mark.skipif(
     not os.environ.get("GLA_TEST_ALL_BENCHMARKS"), reason="a quick run of minutes: set GLA_TEST_ALL_BENCHMARKS=1"
 )
