@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.common import COMMITTED, default_results
-from benchmarks.runner import BENCHMARKS, holds_full_results, quick_folder
 from receiver.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,31 +36,13 @@ def _checksums(folder: Path) -> dict[str, str]:
     }
 
 
-def test_every_choice_of_gla_bench_is_a_benchmark_with_a_main():
+ROOT_RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _benchmarks() -> list[str]:
     (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    bench = sub.choices["bench"]
-    (which,) = [a for a in bench._actions if a.dest == "which"]
-    assert set(which.choices) == {"all", *BENCHMARKS}
-    for module, _ in BENCHMARKS.values():
-        assert callable(__import__(module, fromlist=["main"]).main)
-
-
-def test_a_quick_run_aimed_at_full_results_goes_into_quick(tmp_path):
-    assert quick_folder(COMMITTED, quick=True) == COMMITTED / "quick"
-    assert quick_folder(COMMITTED, quick=False) == COMMITTED
-    fresh = tmp_path / "fresh"
-    assert quick_folder(fresh, quick=True) == fresh  # nothing there yet
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x.json").write_text(json.dumps({"command": "python -m benchmarks.bench_dsp"}))
-    assert holds_full_results(tmp_path / "full")
-    assert quick_folder(tmp_path / "full", quick=True) == tmp_path / "full" / "quick"
-    (tmp_path / "smoke").mkdir()
-    (tmp_path / "smoke" / "x.json").write_text(json.dumps({"command": "python -m benchmarks.bench_dsp --quick"}))
-    assert quick_folder(tmp_path / "smoke", quick=True) == tmp_path / "smoke"  # a quick run replaces a quick run
-
-
-def test_in_a_clone_a_benchmark_alone_defaults_to_the_committed_results():
-    assert default_results() == COMMITTED
+    (which,) = [a for a in sub.choices["bench"]._actions if a.dest == "which"]
+    return [c for c in which.choices if c != "all"]
 
 
 def _gla_bench(name: str, out: Path) -> subprocess.CompletedProcess:
@@ -75,11 +55,15 @@ def _gla_bench(name: str, out: Path) -> subprocess.CompletedProcess:
     )
 
 
+def test_gla_bench_names_the_known_benchmarks():
+    assert sorted(_benchmarks()) == sorted([*QUICK_ENOUGH, "theft"])
+
+
 @pytest.mark.parametrize(
-    "name", [n if n in QUICK_ENOUGH else pytest.param(n, marks=[pytest.mark.slow, _ALL]) for n in BENCHMARKS]
+    "name", [n if n in QUICK_ENOUGH else pytest.param(n, marks=[pytest.mark.slow, _ALL]) for n in _benchmarks()]
 )
 def test_gla_bench_quick_writes_into_out_only(name, tmp_path):
-    before = _checksums(COMMITTED)
+    before = _checksums(ROOT_RESULTS)
     out = tmp_path / "results"
     r = _gla_bench(name, out)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
@@ -88,7 +72,7 @@ def test_gla_bench_quick_writes_into_out_only(name, tmp_path):
     assert written, f"gla bench {name} --quick wrote no JSON into {out}: {r.stdout[-2000:]}"
     for p in out.rglob("*.json"):
         assert "--quick" in json.loads(p.read_text())["command"].split(), p
-    assert _checksums(COMMITTED) == before, "a quick run changed benchmarks/results"
+    assert _checksums(ROOT_RESULTS) == before, "a quick run changed benchmarks/results"
     assert "BENCHMARKS.md not regenerated" in r.stdout
 
 
@@ -150,3 +134,18 @@ def test_an_installed_wheel_runs_gla_bench_outside_the_clone(tmp_path):
     after = {k: h for k, h in _checksums(pkg).items() if "__pycache__" not in k}
     assert after == {k: h for k, h in before.items() if "__pycache__" not in k}, "gla bench wrote into the package"
     assert not (pkg / "results").exists()
+
+
+def test_a_quick_run_aimed_at_full_results_writes_into_quick(tmp_path):
+    """A folder holding a full run's result (its command has no --quick) is never written by a
+    quick run: it goes to the folder's quick/ subfolder."""
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "platform.json").write_text(json.dumps({"command": "python benchmarks/bench_platform.py"}) + "\n")
+    before = _checksums(full)
+    r = _gla_bench("platform", full)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert f"{full} holds full results: this quick run writes into {full / 'quick'}" in r.stdout
+    assert {k: h for k, h in _checksums(full).items() if not k.startswith("quick/")} == before
+    command = json.loads((full / "quick" / "platform.json").read_text())["command"]
+    assert "--quick" in command.split()
