@@ -225,10 +225,18 @@ def disk_full(quick: bool) -> tuple[dict, str]:
 def forged_zmq(quick: bool) -> tuple[dict, str]:
     """Bundles lost to forged ZeroMQ messages interleaved with a real stream
     (:func:`receiver.forged_check.run`)."""
-    from receiver.forged_check import run
+    import subprocess
+
+    from receiver import forged_check
 
     per_kind = 8  # about 85 messages, seconds: the same in a quick run
-    r = run(seed=1, per_kind=per_kind)
+    with tempfile.TemporaryDirectory(prefix="gla-bench-forged-") as d:
+        stem = forged_check.DEMO
+        if not Path(str(stem) + ".sigmf-meta").exists():  # an installed package: no captures/ beside it
+            cmd = [sys.executable, "-m", "receiver.cli", "simulate", "--scenario", "demo_small", "--out", d]
+            subprocess.run([*cmd, "--no-progress", "--show", "0"], check=True, capture_output=True)
+            stem = Path(d) / "demo_small"
+        r = forged_check.run(stem, seed=1, per_kind=per_kind)
     detail = {k: v for k, v in r.items() if not isinstance(v, (list, dict))}
     return (
         {"bundles_lost_to_forged_zmq_messages": r["bundles_lost_to_forged_zmq_messages"], "forged_zmq": detail},
