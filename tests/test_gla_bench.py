@@ -20,7 +20,7 @@ from receiver.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: every benchmark of `gla bench`: each quick run takes 10-70 s (numba's cache warm)
+#: every benchmark of `gla bench`: each quick run takes 8-70 s (numba's cache warm)
 ALL = ("dsp", "platform", "reliability", "receiver", "theft", "theft-ieee")
 
 
