@@ -123,7 +123,7 @@ HEAVY: dict[str, dict[str, str]] = {
     },
     "test_gla_bench.py": {
         "test_gla_bench_quick_writes_into_out_only": "8-70 s each: a quick run of one benchmark",
-        "test_an_installed_wheel_runs_gla_bench_outside_the_clone": "95 s: builds the wheel, a venv, a quick run of reliability (numba compiles afresh there)",
+        "test_an_installed_wheel_runs_gla_bench_outside_the_clone": "95 s: wheel, venv, reliability quick run",
         "test_a_quick_run_aimed_at_full_results_writes_into_quick": "8 s: a quick run of the platform benchmark",
     },
     "test_startup.py": {
