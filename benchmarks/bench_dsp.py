@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import bench_sensitivity as S
-from benchmarks.common import machine, write_json
+from benchmarks.common import default_results, machine, write_json
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = default_results()
 FS = 48000.0
 
 
@@ -461,11 +461,14 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=RESULTS,
-        help="directory of the JSON files, plots and run history (default benchmarks/results)",
+        help="folder of the JSON files, plots and run history (default benchmarks/results; "
+        "--quick aimed at full results: its quick/ subfolder)",
     )
     args = ap.parse_args(argv)
     q = args.quick
-    out = args.out
+    from benchmarks.runner import quick_folder
+
+    out = quick_folder(args.out, q)  # a quick run never replaces full results (plots included)
     workers = max(1, min(2, os.cpu_count() or 1))
     command = "python -m benchmarks.bench_dsp" + (" --quick" if q else "")
     out.mkdir(parents=True, exist_ok=True)

@@ -46,11 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_json  # noqa: E402
+from benchmarks.common import default_results, machine, write_json  # noqa: E402
 
 TOKEN = "bench-receiver-token-0123456789"
 ADMIN = "bench-admin-token-0123456789"
-OUT = ROOT / "benchmarks" / "results" / "platform.json"
+OUT = default_results() / "platform.json"
 TARGET = 500.0
 
 
@@ -326,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.serve:
         serve(a.db, a.port, a.cpu, a.receivers)
         return 0
+    from benchmarks.runner import quick_folder
+
+    out_file = Path(a.out)
+    a.out = str(quick_folder(out_file.parent, a.quick) / out_file.name)  # a quick run never replaces full results
 
     n_timed = a.bundles or (1500 if a.quick else 8000)
     batch_share = 0.25

@@ -95,15 +95,17 @@ def chain_speed(seconds: float, repeats: int, work_dir: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------- capture
-def make_capture(stem: Path, seconds: float, scenario: str = "large") -> dict:
-    """``gla simulate --scenario large --duration SECONDS`` into ``stem`` (a subprocess)."""
+def make_capture(folder: Path, seconds: float, scenario: str = "large") -> dict:
+    """``gla simulate --scenario large --duration SECONDS --out FOLDER`` (a subprocess); the
+    capture's stem (``FOLDER/SCENARIO``) is the result's ``stem``."""
     cmd = [sys.executable, "-m", "receiver.cli", "simulate", "--scenario", scenario]
-    cmd += ["--duration", f"{seconds:g}", "--out", str(stem), "--no-progress", "--show", "0"]
+    cmd += ["--duration", f"{seconds:g}", "--out", str(folder), "--no-progress", "--show", "0"]
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit status {r.returncode}: {r.stderr[-2000:]}")
-    return {"command": " ".join(["gla", *cmd[3:]]), "wall_s": round(time.perf_counter() - t, 1)}
+    stem = Path(folder) / Path(scenario).name.removesuffix(".toml")
+    return {"command": " ".join(["gla", *cmd[3:]]), "wall_s": round(time.perf_counter() - t, 1), "stem": str(stem)}
 
 
 def capture_info(stem: Path) -> dict:

@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_json  # noqa: E402
+from benchmarks.common import default_results, machine, write_json  # noqa: E402
 from gridsim.hostile import KINDS, Tally, explore  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = default_results()
 #: examples per sub-surface in a full run (a --quick run takes a tenth, at least 10)
 FULL = {
     "http.bundles": 1500,
@@ -211,13 +211,34 @@ def kill_test(quick: bool) -> tuple[dict, dict[str, str]]:
     return out, commands
 
 
+def demo_small(folder: str) -> Path:
+    """The capture ``captures/demo_small`` of the clone, or, from an installed package (no
+    captures/ beside it), the same scenario simulated into ``folder``."""
+    import subprocess
+
+    from receiver import forged_check
+
+    stem = Path(forged_check.DEMO)
+    if Path(str(stem) + ".sigmf-meta").exists():
+        return stem
+    cmd = [sys.executable, "-m", "receiver.cli", "simulate", "--scenario", "demo_small", "--out", folder]
+    subprocess.run([*cmd, "--no-progress", "--show", "0"], check=True, capture_output=True)
+    return Path(folder) / "demo_small"
+
+
 def disk_full(quick: bool) -> tuple[dict, str]:
     """Bundles lost and duplicated with the receiver's disk full then freed
     (:func:`benchmarks.bench_disk_full.run`, a real tmpfs where mounting is allowed, else the
     injected ENOSPC): 3 passes of demo_small (12 bundles, seconds) in a quick run, 12 in a full one."""
     from benchmarks import bench_disk_full
+    from gridsim.hostile import disk_full as scenario
 
-    r = bench_disk_full.run("auto", passes=3 if quick else 12)
+    with tempfile.TemporaryDirectory(prefix="gla-bench-disk-full-") as d:
+        committed, scenario.CAPTURE = scenario.CAPTURE, demo_small(d)  # the scenario reads it at run time
+        try:
+            r = bench_disk_full.run("auto", passes=3 if quick else 12)
+        finally:
+            scenario.CAPTURE = committed
     keys = ("bundles_lost_disk_full", "bundles_duplicated_disk_full")
     return {**{k: r[k] for k in keys}, "disk_full": r}, r["command"]
 
@@ -225,10 +246,11 @@ def disk_full(quick: bool) -> tuple[dict, str]:
 def forged_zmq(quick: bool) -> tuple[dict, str]:
     """Bundles lost to forged ZeroMQ messages interleaved with a real stream
     (:func:`receiver.forged_check.run`)."""
-    from receiver.forged_check import run
+    from receiver import forged_check
 
     per_kind = 8  # about 85 messages, seconds: the same in a quick run
-    r = run(seed=1, per_kind=per_kind)
+    with tempfile.TemporaryDirectory(prefix="gla-bench-forged-") as d:
+        r = forged_check.run(demo_small(d), seed=1, per_kind=per_kind)
     detail = {k: v for k, v in r.items() if not isinstance(v, (list, dict))}
     return (
         {"bundles_lost_to_forged_zmq_messages": r["bundles_lost_to_forged_zmq_messages"], "forged_zmq": detail},

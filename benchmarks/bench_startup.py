@@ -34,10 +34,10 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.common import machine, write_json
+from benchmarks.common import default_results, machine, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = default_results()
 PREFIX = "gla-timings:"
 
 

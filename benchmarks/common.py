@@ -10,6 +10,19 @@ import sys
 import time
 from pathlib import Path
 
+#: the package's own results folder: the committed full results in a clone (not in a wheel)
+COMMITTED = Path(__file__).resolve().parent / "results"
+
+
+def default_results() -> Path:
+    """Where a benchmark run alone (``python -m benchmarks.NAME``) writes by default: the committed
+    results folder in a clone (where a maintainer regenerates them), else ``./bench-results`` in
+    the current directory, never into an installed package (site-packages)."""
+    root = COMMITTED.parent.parent
+    if (root / "pyproject.toml").exists() and (root / "benchmarks" / "__init__.py").exists():
+        return COMMITTED
+    return Path.cwd() / "bench-results"
+
 
 def machine() -> dict:
     cpu = platform.processor() or ""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -295,12 +296,19 @@ def side_by_side(d: dict) -> list[str]:
 
 
 def main() -> int:
+    if not (ROOT / "pyproject.toml").exists():
+        print("benchmarks.report: BENCHMARKS.md is written in a clone of the repository only", file=sys.stderr)
+        return 2
     lines = [
         "# Benchmarks",
         "",
-        "Made by `gla bench` (all) or `gla bench dsp|receiver|platform|theft|reliability`; each result file in",
-        "`benchmarks/results/` names its command, date and machine. Ratios quoted in the text were measured",
-        "in one run. This file is written by `python -m benchmarks.report`.",
+        "Made by a full run into the committed results, from a clone: `gla bench --out benchmarks/results`",
+        "(all; or one of `dsp|receiver|platform|theft|theft-ieee|reliability`, or `python -m benchmarks.NAME`,",
+        "whose default folder in a clone is `benchmarks/results`). Each result file in `benchmarks/results/`",
+        "names its command, date and machine. `gla bench` alone writes into `./bench-results/`; a `--quick`",
+        "run aimed at a folder of full results writes into its `quick/` subfolder and never replaces them.",
+        "Ratios quoted in the text were measured in one run. This file is written by",
+        "`python -m benchmarks.report` (after `gla bench --out benchmarks/results`), from full results only.",
         "",
     ]
     for name in FILES:
@@ -309,6 +317,9 @@ def main() -> int:
             lines += [f"## {name}", "", "not run yet", ""]
             continue
         d = json.loads(p.read_text())
+        if "--quick" in str(d.get("command", "")).split():  # a smoke run is not a measurement
+            lines += [f"## {name}", "", "only a --quick run: not reported", ""]
+            continue
         m = d.get("machine", {})
         lines += [
             f"## {name}",

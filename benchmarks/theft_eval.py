@@ -137,7 +137,7 @@ from scipy import special
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine, write_json  # noqa: E402
+from benchmarks.common import default_results, machine, write_json  # noqa: E402
 from gridsim.lv import (
     EU_NETWORKS,
     MIN_PER_DAY,
@@ -765,7 +765,7 @@ def main(argv: list[str] | None = None) -> dict:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="a few scenarios (smoke test)")
-    ap.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--out", type=pathlib.Path, default=default_results())
     ap.add_argument("--workers", type=int, default=None, help="processes (default 2, quick 1)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument(
@@ -775,6 +775,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="random voltage error, one sigma, %% (default 0.1; 0.05 reads the issue's 0.1 %% as 2 sigma)",
     )
     args = ap.parse_args(argv)
+    from benchmarks.runner import quick_folder
+
+    args.out = quick_folder(args.out, args.quick)  # a quick run never replaces full results
     cfg = EvalConfig.quick() if args.quick else EvalConfig()
     if args.workers is not None:
         cfg.workers = max(1, args.workers)

@@ -77,7 +77,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import theft_eval as te  # noqa: E402
-from benchmarks.common import machine, write_json  # noqa: E402
+from benchmarks.common import default_results, machine, write_json  # noqa: E402
 from gridsim.lv import ieee  # noqa: E402
 from gridsim.lv.ieee import NAME, reduction_check  # noqa: E402
 from gridsim.lv.networks import NetSpec  # noqa: E402
@@ -249,8 +249,11 @@ def main(argv: list[str] | None = None) -> dict:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="one tap site, one trial per size (smoke test)")
-    ap.add_argument("--out", type=pathlib.Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--out", type=pathlib.Path, default=default_results())
     args = ap.parse_args(argv)
+    from benchmarks.runner import quick_folder
+
+    args.out = quick_folder(args.out, args.quick)  # a quick run never replaces full results
     cfg = check_config(args.quick)
     t_start = time.perf_counter()
     job = {

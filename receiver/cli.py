@@ -6,7 +6,7 @@ gla replay captures/demo_small --post http://127.0.0.1:8000 --import-truth
                                                 ... and post it to a local platform (`gla platform`)
 gla receive --config receiver.toml              the receiver service (ZeroMQ or JACK in, HTTP out)
 gla platform --port 8000                        the Computing Platform (FastAPI, SQLite default)
-gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all]   the benchmark harness
+gla bench [dsp|receiver|platform|theft|theft-ieee|reliability|all] [--out FOLDER]   the benchmarks
 gla demo                                        the README's end-to-end job on embedded defaults
 gla capture upgrade STEM                        rewrite an old capture sidecar as SigMF 1.2 metadata
 gla capture export STEM --out FOLDER            ... or write the capture as a conforming SigMF recording
@@ -178,32 +178,10 @@ def _cmd_platform(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import runpy
+    from benchmarks.runner import BENCHMARKS, run
 
-    which = (
-        ["dsp", "receiver", "platform", "theft", "theft-ieee", "reliability"] if args.which == "all" else [args.which]
-    )
-    mods = {
-        "dsp": "benchmarks.bench_dsp",
-        "receiver": "benchmarks.bench_receiver",
-        "platform": "benchmarks.bench_platform",
-        "theft": "benchmarks.theft_eval",
-        "theft-ieee": "benchmarks.theft_ieee_check",
-        "reliability": "benchmarks.bench_reliability",
-    }
-    for w in which:
-        print(f"== benchmark {w} ==", flush=True)
-        sys.argv = [mods[w]] + (["--quick"] if args.quick else [])
-        try:
-            runpy.run_module(mods[w], run_name="__main__")
-        except SystemExit as e:
-            if e.code not in (0, None):
-                return int(e.code)
-    if args.which == "all":
-        from benchmarks.report import main as report
-
-        report()
-    return 0
+    which = list(BENCHMARKS) if args.which == "all" else [args.which]
+    return run(which, Path(args.out), args.quick)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -387,9 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pf.set_defaults(func=_cmd_platform)
 
-    b = _add(
-        sub, "bench", parents=[common], help="run benchmarks, write benchmarks/results/*.json, plots and BENCHMARKS.md"
-    )
+    b = _add(sub, "bench", parents=[common], help="run benchmarks, write their JSON results and plots into --out")
     b.add_argument(
         "which",
         nargs="?",
@@ -398,7 +374,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="theft-ieee: the held-out check of the theft analysis on the IEEE European LV feeder; "
         "reliability: hostile inputs on every surface, the kill test, routes open to anonymous callers",
     )
-    b.add_argument("--quick", action="store_true", help="smoke run with few trials")
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run with few trials; aimed at a folder of full results it writes into its quick/ subfolder",
+    )
+    b.add_argument(
+        "--out",
+        metavar="FOLDER",
+        default="bench-results",
+        help="folder of the JSON results and plots, relative to the current directory; "
+        "`--out benchmarks/results` (a full run of all, from a clone) regenerates the committed results "
+        "and BENCHMARKS.md",
+    )
     b.set_defaults(func=_cmd_bench)
 
     d = _add(

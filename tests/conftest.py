@@ -141,6 +141,11 @@ HEAVY: dict[str, dict[str, str]] = {
         "test_bundles_after_a_flowgraph_restart_are_dated_by_the_new_run": "7 s each: two streams through the service",
         "test_example_python_is_what_grcc_generates_from_the_grc": "6 s: grcc starts GNU Radio Companion's loader",
     },
+    "test_gla_bench.py": {
+        "test_gla_bench_quick_writes_into_out_only": "8-70 s each: a quick run of one benchmark",
+        "test_an_installed_wheel_runs_gla_bench_outside_the_clone": "95 s: wheel, venv, reliability quick run",
+        "test_a_quick_run_aimed_at_full_results_writes_into_quick": "8 s: a quick run of the platform benchmark",
+    },
     "test_startup.py": {
         "test_replay_timings_report_the_phases_up_to_the_first_block": "5-8 s: two `gla replay` processes",
     },
