@@ -363,12 +363,7 @@ def run_section(section: Section, tmp_path: Path) -> None:
 
 #: README commands known to fail on this tree -> why. Their sections are expected to fail (strict:
 #: once the command works, the test fails until its line here is removed).
-KNOWN_BROKEN: dict[str, str] = {
-    "gla bench receiver --quick": (
-        "`gla bench` runs a benchmark module as __main__, so its worker processes cannot unpickle "
-        "their functions (PicklingError): issue 19, item 2"
-    ),
-}
+KNOWN_BROKEN: dict[str, str] = {}  # README command -> why it is expected to fail (none now)
 
 
 def _section_params() -> list:
