@@ -292,6 +292,7 @@ KERNEL_MODULES = (
     "test_numba_settings.py",
     "test_stage_repr.py",
     "test_ghosts.py",
+    "test_measure_many.py",  # the workers' batched measurements (50 s with JIT off: the chains it sets up)
 )
 
 #: Tests of KERNEL_MODULES left out of the NUMBA_DISABLE_JIT=1 pass: too slow as plain Python.

@@ -55,9 +55,10 @@ def test_gla_bench_names_the_known_benchmarks():
     assert sorted(_benchmarks()) == sorted(ALL)
 
 
-#: quick runs long enough (40-80 s) to keep out of every CI run: `receiver` is run the same way by
-#: tests/test_bench_receiver.py, `reliability` from the installed wheel below when GLA_BENCH_ALL=1
-LONG = {"receiver", "reliability"}
+#: quick runs kept out of every CI run for its time (GLA_BENCH_ALL=1 runs them): `receiver` is run
+#: the same way by tests/test_bench_receiver.py, `platform` by the installed-wheel test below and by
+#: .ci/run, `reliability` from the installed wheel when GLA_BENCH_ALL=1
+LONG = {"receiver", "reliability", "dsp", "theft", "theft-ieee"}
 
 
 @pytest.mark.parametrize(
