@@ -64,6 +64,18 @@ def _scale_block(x, scale, top, out):
 
 
 @jit
+def _clip_round(y, top):
+    """``y`` clipped to [-1, top] and rounded to the 32-bit integer libsndfile makes of it (as
+    int64), and 1 if it was clipped (else 0)."""
+    over = 0
+    if y > top:
+        over, y = 1, top
+    elif y < -1.0:
+        over, y = 1, -1.0
+    return np.int64(np.rint(y * 2147483648.0)), over
+
+
+@jit
 def _quantise_block(x, scale, top, out):
     """out = round(clip(x * scale, -1, top) * 2**31) as int32, in one pass, with the peak |x * scale|
     and the count of samples over [-1, top] (n_over = -1 on a non-finite sample). libsndfile
@@ -78,16 +90,10 @@ def _quantise_block(x, scale, top, out):
             if not math.isfinite(v):
                 return peak, -1
             y = v * scale
-            a = abs(y)
-            if a > peak:
-                peak = a
-            if y > top:
-                n_over += 1
-                y = top
-            elif y < -1.0:
-                n_over += 1
-                y = -1.0
-            out[r, c] = np.int32(np.rint(y * 2147483648.0))
+            peak = max(peak, abs(y))
+            q, over = _clip_round(y, top)
+            n_over += over
+            out[r, c] = np.int32(q)
     return peak, n_over
 
 
@@ -105,16 +111,10 @@ def _quantise_pack(x, scale, top, shift, nbytes, out):
             if not math.isfinite(v):
                 return peak, -1
             y = v * scale
-            a = abs(y)
-            if a > peak:
-                peak = a
-            if y > top:
-                n_over += 1
-                y = top
-            elif y < -1.0:
-                n_over += 1
-                y = -1.0
-            q = np.int64(np.rint(y * 2147483648.0)) >> shift
+            peak = max(peak, abs(y))
+            q, over = _clip_round(y, top)
+            n_over += over
+            q >>= shift
             for b in range(nbytes):
                 out[k] = np.uint8((q >> (8 * b)) & 0xFF)
                 k += 1
